@@ -1,0 +1,255 @@
+/*
+ * vappliance.c -- the appliance endpoint: main, configuration, loop,
+ * status commands.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "appliance.h"
+#include "cli.h"
+#include "conf.h"
+#include "ctl.h"
+#include "log.h"
+#include "xaddr.h"
+
+#define OPT(f)	offsetof(struct appliance_conf, f)
+
+static const struct conf_opt appliance_opts[] = {
+	{ "listen", CONF_STRLIST, OPT(listen), 0, 0, CONF_REQUIRED, "ADDR",
+	    "accept session legs here (vsock://any:PORT in production)" },
+	{ "backend", CONF_STR, OPT(backend), 0, 0, CONF_REQUIRED, "ADDR",
+	    "the local service; one connection per session" },
+	{ "proxy-v2", CONF_BOOL, OPT(proxy_v2), 0, 0, 0, NULL,
+	    "send a PROXY v2 header with the guest's identity to the backend" },
+	{ "status", CONF_STR, OPT(status), 0, 0, 0, "PATH",
+	    "status socket (unix, mode 0600)" },
+	{ "vsock-dir", CONF_STR, OPT(vsock_dir), 0, 0, 0, "DIR",
+	    "emulate vsock in DIR (the simulated host this VM runs on)" },
+	{ "vsock-cid", CONF_INT, OPT(vsock_cid), 3, 0xfffffffeLL, 0, "CID",
+	    "this VM's CID under emulation (default 3)" },
+	{ "debug", CONF_BOOL, OPT(debug), 0, 0, 0, NULL,
+	    "log debug lines (state changes)" },
+	{ "quiet", CONF_BOOL, OPT(quiet), 0, 0, 0, NULL,
+	    "log warnings only" },
+	DAEMON_SESS_OPTS(OPT(sess)),
+};
+#define NOPTS	(sizeof(appliance_opts) / sizeof(appliance_opts[0]))
+
+static json_t	*appliance_status(json_t *, void *, const char **);
+static json_t	*appliance_watch(json_t *, void *, const char **);
+
+static const struct ctl_cmd appliance_cmds[] = {
+	{ "status", "endpoint, listener and session summary", 0,
+	    appliance_status },
+	{ "sessions", "every session this endpoint terminates", 0,
+	    daemon_cmd_sessions },
+	{ "watch", "stream events: session open/close/detach/resume",
+	    CTL_WATCH, appliance_watch },
+	{ "close-session", "abort one session: {id}", 0, daemon_cmd_close },
+	{ "log", "set verbosity: {level: warn|info|debug}", 0,
+	    daemon_cmd_log },
+};
+
+static json_t *
+appliance_status(json_t *req, void *arg, const char **err)
+{
+	struct appliance	*a = arg;
+	json_t			*l;
+	size_t			 i;
+
+	l = json_array();
+	for (i = 0; i < a->nlisten; i++)
+		json_array_append_new(l, json_string(xaddr_str(a->listen_a[i])));
+	return (json_pack("{s:s, s:I, s:I, s:o, s:s, s:b, s:o, s:{s:I, s:I, "
+	    "s:I}}",
+	    "daemon", "vappliance", "pid", (json_int_t)getpid(),
+	    "uptime_ms", (json_int_t)(daemon_now_ms() - a->d.started_ms),
+	    "listen", l, "backend", xaddr_str(a->backend),
+	    "proxy_v2", a->conf.proxy_v2,
+	    "sessions", daemon_sess_summary(&a->d),
+	    "legs", "accepted", (json_int_t)a->legs,
+	    "refused", (json_int_t)a->refused,
+	    "backend_failures", (json_int_t)a->backend_fail));
+}
+
+static json_t *
+appliance_watch(json_t *req, void *arg, const char **err)
+{
+	return (json_pack("{s:s}", "watching", "vappliance"));
+}
+
+/* A session was admitted: give it its own backend connection. */
+static int
+appliance_open(struct sess *s, void *arg, const char **why)
+{
+	struct appliance	*a = arg;
+	uint8_t			 hdr[PROXY_HDR_MAX];
+	size_t			 len = 0;
+	int			 fd, e;
+
+	if ((e = xaddr_connect(a->backend, &fd)) != XADDR_OK) {
+		a->backend_fail++;
+		*why = e == XADDR_E_SYSTEM ? strerror(errno) :
+		    xaddr_strerror(e);
+		log_warnx("session=%s backend %s unreachable: %s",
+		    sess_idstr(s), xaddr_str(a->backend), *why);
+		return (-1);
+	}
+	if (a->conf.proxy_v2)
+		len = proxy_v2_header(hdr, sizeof(hdr), sess_host(s),
+		    sess_cid(s), sess_port(s), sess_idstr(s));
+	sess_set_local(s, fd, hdr, len);
+	return (0);
+}
+
+static void
+appliance_event(struct sess *s, enum sess_event ev, const char *reason,
+    void *arg)
+{
+	struct appliance	*a = arg;
+
+	daemon_sess_event(&a->d, s, ev, reason);
+}
+
+static void
+appliance_refused(const char *peer, const char *reason, void *arg)
+{
+	struct appliance	*a = arg;
+	json_t			*o;
+
+	a->refused++;
+	log_info("leg refused peer=%s reason=\"%s\"", peer, reason);
+	o = json_pack("{s:s, s:s, s:s}", "event", "leg-refused",
+	    "peer", peer, "reason", reason);
+	ctl_broadcast(a->d.ctl, o);
+	json_decref(o);
+}
+
+/* A leg arrived (from the relay on this host, or directly). */
+static void
+appliance_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct appliance	*a = arg;
+	struct xaddr_peer	 peer;
+	struct bufferevent	*bev;
+
+	xaddr_peer_describe(sa, salen, &peer);
+	xaddr_tune(fd);
+	a->legs++;
+	bev = bufferevent_socket_new(a->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		log_warnx("leg from %s: out of memory", peer.str);
+		close(fd);
+		return;
+	}
+	sess_accept(a->d.sessions, bev, peer.str);
+}
+
+static void
+appliance_stop(void *arg)
+{
+	struct appliance	*a = arg;
+
+	event_base_loopexit(a->d.base, NULL);
+}
+
+static int
+appliance_run(int argc, char **argv)
+{
+	static const struct sess_ops	 ops = {
+		.open = appliance_open,
+		.event = appliance_event,
+		.refused = appliance_refused,
+	};
+	struct appliance		 a;
+	struct sess_conf		 sc;
+	size_t				 i;
+	int				 e;
+
+	memset(&a, 0, sizeof(a));
+	a.conf.vsock_cid = 3;
+	daemon_sessconf_defaults(&a.conf.sess);
+	daemon_parse("vappliance", appliance_opts, NOPTS, &a.conf, argc, argv);
+	log_init("vappliance", a.conf.debug ? LOG_LEVEL_DEBUG :
+	    a.conf.quiet ? LOG_LEVEL_WARN : LOG_LEVEL_INFO);
+	if (a.conf.listen.n > APPLIANCE_LISTEN_MAX)
+		fatalx("--listen: at most %d", APPLIANCE_LISTEN_MAX);
+	daemon_init(&a.d, "vappliance", appliance_stop, &a);
+	daemon_vsock(a.conf.vsock_dir, a.conf.vsock_cid);
+	if ((e = xaddr_parse(a.conf.backend, &a.backend)) != XADDR_OK)
+		fatalx("--backend \"%s\": %s", a.conf.backend,
+		    xaddr_strerror(e));
+	daemon_sessconf_apply(&a.conf.sess, &sc);
+	a.d.sessions = sess_ctx_new(a.d.base, SESS_SERVER, &sc, &ops, &a);
+	if (a.conf.status != NULL) {
+		e = ctl_open(a.d.base, a.conf.status, appliance_cmds,
+		    sizeof(appliance_cmds) / sizeof(appliance_cmds[0]), &a,
+		    &a.d.ctl);
+		if (e != CTL_OK)
+			fatalx("status socket %s: %s", a.conf.status,
+			    ctl_strerror(e));
+	}
+	for (i = 0; i < a.conf.listen.n; i++)
+		a.listen_l[a.nlisten++] = daemon_listen(&a.d,
+		    a.conf.listen.v[i], appliance_accept_cb, &a,
+		    &a.listen_a[i]);
+	log_info("vappliance started backend=%s pid=%ld",
+	    xaddr_str(a.backend), (long)getpid());
+
+	event_base_dispatch(a.d.base);
+
+	log_info("vappliance stopping sessions=%zu",
+	    sess_ctx_count(a.d.sessions));
+	for (i = 0; i < a.nlisten; i++) {
+		evconnlistener_free(a.listen_l[i]);
+		xaddr_unlisten(a.listen_a[i]);
+		xaddr_free(a.listen_a[i]);
+	}
+	sess_ctx_free(a.d.sessions);
+	ctl_free(a.d.ctl);
+	xaddr_free(a.backend);
+	event_free(a.d.sigint);
+	event_free(a.d.sigterm);
+	event_base_free(a.d.base);
+	conf_free(appliance_opts, NOPTS, &a.conf);
+	return (0);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: vappliance run [-c FILE.json] [options]  run the endpoint\n"
+	    "       vappliance status   --status PATH [--json]\n"
+	    "       vappliance sessions --status PATH [--json]\n"
+	    "       vappliance watch    --status PATH [--json]\n"
+	    "       vappliance help --status PATH    commands the daemon takes\n"
+	    "       vappliance run --help            every run option\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return (2);
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return (appliance_run(argc - 2, argv + 2));
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    (strcmp(argv[1], "help") == 0 && argc == 2)) {
+		usage(stdout);
+		return (0);
+	}
+	log_init("vappliance", LOG_LEVEL_WARN);
+	return (cli_query("vappliance", argv[1], argc - 2, argv + 2));
+}

@@ -1,0 +1,267 @@
+/*
+ * daemon.c -- the loop-side plumbing vrelay and vappliance share.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "ctl.h"
+#include "daemon.h"
+#include "log.h"
+#include "proto.h"
+#include "xaddr.h"
+
+/* Milliseconds on the monotonic clock. */
+long long
+daemon_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* The session defaults documented in docs/operations.md. */
+void
+daemon_sessconf_defaults(struct daemon_sessconf *sc)
+{
+	sc->hold_ms = 60000;
+	sc->handshake_ms = 5000;
+	sc->keepalive_ms = 5000;
+	sc->replay_max = 4 * 1024 * 1024;
+	sc->max_sessions = 100000;
+	sc->max_pending = 1024;
+}
+
+/* Copy the daemon's session settings into the session layer's. */
+void
+daemon_sessconf_apply(const struct daemon_sessconf *sc, struct sess_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->hold_ms = sc->hold_ms;
+	c->handshake_ms = sc->handshake_ms;
+	c->keepalive_ms = sc->keepalive_ms;
+	c->replay_max = (size_t)sc->replay_max;
+	c->max_sessions = (size_t)sc->max_sessions;
+	c->max_pending = (size_t)sc->max_pending;
+}
+
+static void
+daemon_signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct daemon	*d = arg;
+
+	log_info("signal=%s stopping", strsignal(sig));
+	d->stop(d->stop_arg);
+}
+
+/* The event base and the signals every daemon handles. */
+void
+daemon_init(struct daemon *d, const char *prog, void (*stop)(void *),
+    void *arg)
+{
+	memset(d, 0, sizeof(*d));
+	d->prog = prog;
+	d->stop = stop;
+	d->stop_arg = arg;
+	d->started_ms = daemon_now_ms();
+	signal(SIGPIPE, SIG_IGN);
+	if ((d->base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	d->sigint = evsignal_new(d->base, SIGINT, daemon_signal_cb, d);
+	d->sigterm = evsignal_new(d->base, SIGTERM, daemon_signal_cb, d);
+	if (d->sigint == NULL || d->sigterm == NULL ||
+	    evsignal_add(d->sigint, NULL) != 0 ||
+	    evsignal_add(d->sigterm, NULL) != 0)
+		fatalx("cannot install signal handlers");
+}
+
+/* Turn on vsock emulation when a directory is given. */
+void
+daemon_vsock(const char *dir, long long cid)
+{
+	int	r;
+
+	if (dir == NULL)
+		return;
+	if ((r = xaddr_vsock_emulate(dir, (uint32_t)cid)) != XADDR_OK)
+		fatalx("--vsock-dir %s: %s%s%s", dir, xaddr_strerror(r),
+		    r == XADDR_E_SYSTEM ? ": " : "",
+		    r == XADDR_E_SYSTEM ? strerror(errno) : "");
+	log_info("vsock emulated dir=%s cid=%lld", dir, cid);
+}
+
+/* Listen on ADDR; failing to is a startup error. */
+struct evconnlistener *
+daemon_listen(struct daemon *d, const char *str, evconnlistener_cb cb,
+    void *arg, struct xaddr **addrp)
+{
+	struct evconnlistener	*l;
+	struct xaddr		*a;
+	int			 fd, r;
+
+	if ((r = xaddr_parse(str, &a)) != XADDR_OK)
+		fatalx("listen address \"%s\": %s", str, xaddr_strerror(r));
+	if ((r = xaddr_listen(a, 1024, &fd)) != XADDR_OK)
+		fatalx("listen on %s: %s%s%s", xaddr_str(a), xaddr_strerror(r),
+		    r == XADDR_E_SYSTEM ? ": " : "",
+		    r == XADDR_E_SYSTEM ? strerror(errno) : "");
+	l = evconnlistener_new(d->base, cb, arg,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (l == NULL)
+		fatalx("evconnlistener_new %s", xaddr_str(a));
+	log_info("listening on %s", xaddr_str(a));
+	*addrp = a;
+	return (l);
+}
+
+static const char *
+daemon_evname(enum sess_event ev)
+{
+	switch (ev) {
+	case SESS_EV_OPEN:
+		return ("session-open");
+	case SESS_EV_DETACHED:
+		return ("session-detached");
+	case SESS_EV_RESUMED:
+		return ("session-resumed");
+	case SESS_EV_CLOSED:
+		return ("session-close");
+	case SESS_EV_STATE:
+		return ("session-state");
+	}
+	return ("session-unknown");
+}
+
+/* One log line and one status event per session event. */
+void
+daemon_sess_event(struct daemon *d, struct sess *s, enum sess_event ev,
+    const char *reason)
+{
+	json_t	*o;
+
+	if (ev == SESS_EV_STATE) {
+		log_debug("session=%s state %s", sess_idstr(s), reason);
+		return;
+	}
+	o = sess_json(s);
+	json_object_set_new(o, "event", json_string(daemon_evname(ev)));
+	if (reason != NULL)
+		json_object_set_new(o, ev == SESS_EV_RESUMED ? "leg" :
+		    "reason", json_string(reason));
+	if (ev == SESS_EV_RESUMED)
+		json_object_set_new(o, "resume_ms",
+		    json_integer(sess_resume_ms(s)));
+	log_info("%s session=%s guest=%s/%u:%u%s%s%s", daemon_evname(ev),
+	    sess_idstr(s), sess_host(s), sess_cid(s), sess_port(s),
+	    reason != NULL ? " reason=\"" : "", reason != NULL ? reason : "",
+	    reason != NULL ? "\"" : "");
+	ctl_broadcast(d->ctl, o);
+	json_decref(o);
+}
+
+/* Parse "run" arguments or explain what is wrong, then exit. */
+void
+daemon_parse(const char *prog, const struct conf_opt *tab, size_t n,
+    void *cfg, int argc, char **argv)
+{
+	char	err[512];
+	int	i;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			printf("usage: %s run [-c FILE.json] [options]\n", prog);
+			conf_usage(stdout, tab, n);
+			exit(0);
+		}
+	}
+	if (conf_parse(tab, n, cfg, argc, argv, err, sizeof(err)) != CONF_OK) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		fprintf(stderr, "try '%s run --help'\n", prog);
+		exit(2);
+	}
+}
+
+/* "sessions": every session of this daemon. */
+json_t *
+daemon_cmd_sessions(json_t *req, void *arg, const char **err)
+{
+	struct daemon	*d = arg;
+
+	return (json_pack("{s:o}", "sessions", sess_ctx_json(d->sessions)));
+}
+
+/* "close-session": abort one session by id, on both ends. */
+json_t *
+daemon_cmd_close(json_t *req, void *arg, const char **err)
+{
+	struct daemon	*d = arg;
+	const char	*id = json_string_value(json_object_get(req, "id"));
+	struct sess	*s;
+	char		*end;
+	unsigned long long v;
+
+	if (id == NULL || *id == '\0') {
+		*err = "id: expected a session id string";
+		return (NULL);
+	}
+	v = strtoull(id, &end, 16);
+	if (*end != '\0' || (s = sess_ctx_find(d->sessions, v)) == NULL) {
+		*err = "no such session";
+		return (NULL);
+	}
+	sess_close(s, PROTO_E_SHUTDOWN, "closed by operator");
+	return (json_object());
+}
+
+/* "log": change verbosity at run time. */
+json_t *
+daemon_cmd_log(json_t *req, void *arg, const char **err)
+{
+	static const char *const levels[] = { "warn", "info", "debug" };
+	const char	*lv = json_string_value(json_object_get(req, "level"));
+	int		 i;
+
+	for (i = 0; lv != NULL && i < 3; i++) {
+		if (strcmp(lv, levels[i]) == 0) {
+			log_setlevel(i);
+			return (json_object());
+		}
+	}
+	*err = "level: expected warn, info or debug";
+	return (NULL);
+}
+
+/* Session counts by state. */
+json_t *
+daemon_sess_summary(struct daemon *d)
+{
+	json_t		*all, *v, *o;
+	size_t		 i;
+	json_int_t	 n;
+
+	o = json_object();
+	all = sess_ctx_json(d->sessions);
+	json_array_foreach(all, i, v) {
+		const char	*st = json_string_value(json_object_get(v,
+		    "state"));
+
+		if (st == NULL)
+			continue;
+		n = json_integer_value(json_object_get(o, st));
+		json_object_set_new(o, st, json_integer(n + 1));
+	}
+	json_object_set_new(o, "count", json_integer(
+	    (json_int_t)json_array_size(all)));
+	json_decref(all);
+	return (o);
+}

@@ -1,0 +1,1736 @@
+/*
+ * sess.c -- one end of a resumable session.
+ *
+ * Design.  Each end numbers the bytes it reads from its local stream
+ * (read_off) and keeps every byte the far end has not acknowledged in
+ * a replay buffer holding [acked_off, read_off).  DATA frames carry
+ * their 64-bit offset; the receiver writes each byte to its local
+ * stream once (recv_off), counts what the kernel took (deliv_off) and
+ * acknowledges that, so an ACK means delivered, not merely received.
+ * FIN takes one offset, like TCP's, so "FIN delivered" is ACK final+1.
+ *
+ * A leg is one mesh connection.  When it breaks the session detaches
+ * and keeps reading its local stream until the replay buffer is full
+ * (then backpressure, never a drop).  The client opens a new leg with
+ * backoff and proves it holds the session secret (X25519 at open,
+ * HMAC-SHA256 challenge at resume, the secret rotated after each use);
+ * then each end states its next expected offset and the other sends
+ * from there.  The server closes the old leg only after the new one
+ * has authenticated.  A session detached longer than the hold time is
+ * closed on both ends with a reason.
+ *
+ * Lifetimes: legs and sessions are freed from a reaper event, never
+ * inside the callback that decided to free them; legs awaiting a
+ * resume proof refer to their session by id, not by pointer.
+ */
+#include <sys/socket.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "frame.h"
+#include "proto.h"
+#include "sess.h"
+#include "xmalloc.h"
+
+#ifndef __unused
+#define __unused __attribute__((__unused__))
+#endif
+
+#define LEG_HIGH	(256 * 1024)	/* leg output: stop pumping */
+#define LOCAL_HIGH	(256 * 1024)	/* local output: stop reading leg */
+#define LOCAL_LOW	(64 * 1024)
+#define LEG_READ_HIGH	(PROTO_DATA_MAX + 1024)
+#define ACK_BYTES	(64 * 1024)	/* ack at once past this much */
+#define ACK_DELAY_MS	5		/* else within this */
+#define RETRY_MIN_MS	25
+#define RETRY_MAX_MS	1000
+#define FLUSH_MS	5000		/* a closing leg gets this long */
+
+enum leg_state {
+	LEG_CONNECTING = 1,	/* client: TCP/vsock connect in progress */
+	LEG_C_HELLO,		/* client: HELLO sent */
+	LEG_C_PROOF,		/* client: PROOF sent */
+	LEG_S_HELLO,		/* server: waiting for HELLO */
+	LEG_S_CHALLENGED,	/* server: CHALLENGE sent */
+	LEG_UP,			/* carrying the session's stream */
+	LEG_CLOSING,		/* flushing its last frames */
+	LEG_DEAD,		/* waiting for the reaper */
+};
+
+struct leg {
+	struct sess_ctx		*ctx;
+	struct bufferevent	*bev;
+	enum leg_state		 state;
+	struct sess		*s;	/* client legs and LEG_UP only */
+	uint64_t		 sid;	/* server: the session asked for */
+	uint8_t			 nonce_c[PROTO_NONCE_LEN];
+	uint8_t			 nonce_s[PROTO_NONCE_LEN];
+	int			 fin_sent;
+	int			 paused;	/* reading stopped: backpressure */
+	char			 peer[160];
+	TAILQ_ENTRY(leg)	 entry;
+};
+TAILQ_HEAD(leg_list, leg);
+
+struct sess {
+	struct sess_ctx		*ctx;
+	RB_ENTRY(sess)		 entry;
+	TAILQ_ENTRY(sess)	 dead_entry;
+	uint64_t		 id;
+	char			 idstr[17];
+	enum sess_state		 state;
+	int			 dead;
+
+	char			 host[PROTO_HOST_MAX + 1];
+	uint32_t		 cid;
+	uint32_t		 port;
+
+	struct bufferevent	*local;
+	int			 local_eof;	/* local stream ended */
+	int			 local_shut;	/* we shut its write side */
+	size_t			 pre_skip;	/* preamble not counted */
+
+	/* Outbound: [acked_off, read_off) is in replay; sent up to sent_off. */
+	struct evbuffer		*replay;
+	uint64_t		 read_off;
+	uint64_t		 acked_off;
+	uint64_t		 sent_off;
+	uint64_t		 sent_max;
+	uint64_t		 replayed;
+
+	/* Inbound. */
+	uint64_t		 recv_off;
+	uint64_t		 deliv_off;
+	uint64_t		 ack_sent;
+	uint64_t		 fin_in;
+	int			 fin_in_seen;
+
+	struct leg		*leg;
+	int			 opened;	/* established once */
+	uint8_t			 secret[PROTO_MAC_LEN];
+	uint8_t			 prev[PROTO_MAC_LEN];
+	int			 have_prev;	/* rotation not confirmed */
+	EVP_PKEY		*kx;		/* client, during NEW */
+	uint8_t			 pub_c[PROTO_KEY_LEN];
+	uint8_t			 nonce_c[PROTO_NONCE_LEN];
+
+	struct event		*hold_ev;
+	struct event		*retry_ev;
+	struct event		*ack_ev;
+	struct event		*ka_ev;
+	int			 backoff_ms;
+	unsigned		 resumes;
+	long long		 created_ms;
+	long long		 detached_ms;
+	long long		 resume_ms;
+	char			 why[128];	/* last detach reason */
+	void			*data;
+};
+
+RB_HEAD(sess_tree, sess);
+TAILQ_HEAD(sess_list, sess);
+
+struct sess_ctx {
+	struct event_base	*base;
+	enum sess_role		 role;
+	struct sess_conf	 conf;
+	struct sess_ops		 ops;
+	void			*arg;
+	struct sess_tree	 tree;
+	size_t			 count;
+	struct leg_list		 legs;		/* pending and closing */
+	size_t			 npending;
+	struct leg_list		 dead_legs;
+	struct sess_list	 dead;
+	struct event		*reap_ev;
+};
+
+static int	sess_cmp(struct sess *, struct sess *);
+RB_PROTOTYPE_STATIC(sess_tree, sess, entry, sess_cmp);
+RB_GENERATE_STATIC(sess_tree, sess, entry, sess_cmp);
+
+static void	sess_enter_state(struct sess *, enum sess_state);
+static void	sess_detach(struct sess *, const char *);
+static void	sess_pump(struct sess *);
+static void	sess_check_done(struct sess *);
+static void	sess_ack(struct sess *, int);
+static void	sess_retry_schedule(struct sess *);
+static void	leg_readcb(struct bufferevent *, void *);
+static void	leg_writecb(struct bufferevent *, void *);
+static void	leg_eventcb(struct bufferevent *, short, void *);
+static void	leg_close(struct leg *, int, int, const char *);
+static void	leg_free_later(struct leg *);
+
+static int
+sess_cmp(struct sess *a, struct sess *b)
+{
+	return (a->id < b->id ? -1 : a->id > b->id);
+}
+
+/* Milliseconds on the monotonic clock. */
+static long long
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+static void
+ms_to_tv(long long ms, struct timeval *tv)
+{
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/* Name of a session state. */
+const char *
+sess_strstate(enum sess_state st)
+{
+	switch (st) {
+	case SESS_CONNECTING:
+		return ("connecting");
+	case SESS_HANDSHAKE:
+		return ("handshake");
+	case SESS_ESTABLISHED:
+		return ("established");
+	case SESS_DETACHED:
+		return ("detached");
+	case SESS_CLOSED:
+		return ("closed");
+	}
+	return ("unknown");
+}
+
+/* Every state change goes through here and is traced to the owner. */
+static void
+sess_enter_state(struct sess *s, enum sess_state st)
+{
+	char	msg[64];
+
+	if (s->state == st)
+		return;
+	snprintf(msg, sizeof(msg), "%s -> %s", sess_strstate(s->state),
+	    sess_strstate(st));
+	s->state = st;
+	if (s->ctx->ops.event != NULL)
+		s->ctx->ops.event(s, SESS_EV_STATE, msg, s->ctx->arg);
+}
+
+static void
+sess_emit(struct sess *s, enum sess_event ev, const char *reason)
+{
+	if (s->ctx->ops.event != NULL)
+		s->ctx->ops.event(s, ev, reason, s->ctx->arg);
+}
+
+/* --- crypto ----------------------------------------------------------- */
+
+/* A fresh X25519 key pair. */
+static int
+kx_keygen(EVP_PKEY **keyp, uint8_t pub[PROTO_KEY_LEN])
+{
+	EVP_PKEY_CTX	*pctx;
+	size_t		 len = PROTO_KEY_LEN;
+	int		 r = -1;
+
+	*keyp = NULL;
+	if ((pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, NULL)) == NULL)
+		return (-1);
+	if (EVP_PKEY_keygen_init(pctx) != 1 ||
+	    EVP_PKEY_keygen(pctx, keyp) != 1)
+		goto out;
+	if (EVP_PKEY_get_raw_public_key(*keyp, pub, &len) != 1 ||
+	    len != PROTO_KEY_LEN) {
+		EVP_PKEY_free(*keyp);
+		*keyp = NULL;
+		goto out;
+	}
+	r = 0;
+out:
+	EVP_PKEY_CTX_free(pctx);
+	return (r);
+}
+
+/* The X25519 shared secret between KEY and the peer's public key. */
+static int
+kx_derive(EVP_PKEY *key, const uint8_t peer[PROTO_KEY_LEN],
+    uint8_t shared[PROTO_KEY_LEN])
+{
+	EVP_PKEY	*pk;
+	EVP_PKEY_CTX	*pctx = NULL;
+	size_t		 len = PROTO_KEY_LEN;
+	int		 r = -1;
+
+	pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer,
+	    PROTO_KEY_LEN);
+	if (pk == NULL)
+		return (-1);
+	if ((pctx = EVP_PKEY_CTX_new(key, NULL)) == NULL)
+		goto out;
+	if (EVP_PKEY_derive_init(pctx) != 1 ||
+	    EVP_PKEY_derive_set_peer(pctx, pk) != 1 ||
+	    EVP_PKEY_derive(pctx, shared, &len) != 1 || len != PROTO_KEY_LEN)
+		goto out;
+	r = 0;
+out:
+	EVP_PKEY_CTX_free(pctx);
+	EVP_PKEY_free(pk);
+	return (r);
+}
+
+static uint8_t *
+put64(uint8_t *p, uint64_t v)
+{
+	int	i;
+
+	for (i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+	return (p + 8);
+}
+
+/*
+ * HMAC-SHA256 under KEY of a label, the session id, both nonces and an
+ * optional tail (public keys or an offset).
+ */
+static void
+kdf(const uint8_t key[PROTO_MAC_LEN], const char *label, uint64_t sid,
+    const uint8_t *nc, const uint8_t *ns, const uint8_t *tail, size_t tlen,
+    uint8_t out[PROTO_MAC_LEN])
+{
+	uint8_t		 buf[32 + 8 + 2 * PROTO_NONCE_LEN + 2 * PROTO_KEY_LEN];
+	uint8_t		*p = buf;
+	size_t		 llen = strlen(label);
+	unsigned int	 olen = PROTO_MAC_LEN;
+
+	memcpy(p, label, llen);
+	p += llen;
+	p = put64(p, sid);
+	memcpy(p, nc, PROTO_NONCE_LEN);
+	p += PROTO_NONCE_LEN;
+	memcpy(p, ns, PROTO_NONCE_LEN);
+	p += PROTO_NONCE_LEN;
+	if (tlen > 0) {
+		memcpy(p, tail, tlen);
+		p += tlen;
+	}
+	HMAC(EVP_sha256(), key, PROTO_MAC_LEN, buf, p - buf, out, &olen);
+	OPENSSL_cleanse(buf, sizeof(buf));
+}
+
+/* The session secret from the X25519 exchange. */
+static int
+sess_derive(struct sess *s, EVP_PKEY *key, const uint8_t *peer,
+    const uint8_t *nc, const uint8_t *ns, const uint8_t *pc,
+    const uint8_t *ps)
+{
+	uint8_t	shared[PROTO_KEY_LEN], pubs[2 * PROTO_KEY_LEN];
+
+	if (kx_derive(key, peer, shared) != 0)
+		return (-1);
+	memcpy(pubs, pc, PROTO_KEY_LEN);
+	memcpy(pubs + PROTO_KEY_LEN, ps, PROTO_KEY_LEN);
+	kdf(shared, "vrelay-v1-secret", s->id, nc, ns, pubs, sizeof(pubs),
+	    s->secret);
+	OPENSSL_cleanse(shared, sizeof(shared));
+	return (0);
+}
+
+/* The resume proof for NEXT under KEY. */
+static void
+sess_proof(const uint8_t *key, uint64_t sid, const uint8_t *nc,
+    const uint8_t *ns, uint64_t next, uint8_t mac[PROTO_MAC_LEN])
+{
+	uint8_t	tail[8];
+
+	put64(tail, next);
+	kdf(key, "vrelay-v1-proof", sid, nc, ns, tail, sizeof(tail), mac);
+}
+
+/* After a resume: a secret is good for one use only. */
+static void
+sess_rotate(uint8_t *secret, uint64_t sid, const uint8_t *nc,
+    const uint8_t *ns)
+{
+	uint8_t	next[PROTO_MAC_LEN];
+
+	kdf(secret, "vrelay-v1-rotate", sid, nc, ns, NULL, 0, next);
+	memcpy(secret, next, sizeof(next));
+	OPENSSL_cleanse(next, sizeof(next));
+}
+
+/* --- context ------------------------------------------------------------ */
+
+static void
+sess_reap_cb(evutil_socket_t fd, short ev, void *arg);
+
+/* A session context: one per daemon role. */
+struct sess_ctx *
+sess_ctx_new(struct event_base *base, enum sess_role role,
+    const struct sess_conf *conf, const struct sess_ops *ops, void *arg)
+{
+	struct sess_ctx	*ctx;
+
+	ctx = xcalloc(1, sizeof(*ctx));
+	ctx->base = base;
+	ctx->role = role;
+	ctx->conf = *conf;
+	ctx->ops = *ops;
+	ctx->arg = arg;
+	RB_INIT(&ctx->tree);
+	TAILQ_INIT(&ctx->legs);
+	TAILQ_INIT(&ctx->dead_legs);
+	TAILQ_INIT(&ctx->dead);
+	ctx->reap_ev = evtimer_new(base, sess_reap_cb, ctx);
+	if (ctx->reap_ev == NULL)
+		abort();
+	return (ctx);
+}
+
+size_t
+sess_ctx_count(const struct sess_ctx *ctx)
+{
+	return (ctx->count);
+}
+
+/* Find a live session by id. */
+struct sess *
+sess_ctx_find(struct sess_ctx *ctx, uint64_t id)
+{
+	struct sess	key;
+
+	key.id = id;
+	return (RB_FIND(sess_tree, &ctx->tree, &key));
+}
+
+/* Every session as a JSON array. */
+json_t *
+sess_ctx_json(struct sess_ctx *ctx)
+{
+	json_t		*a = json_array();
+	struct sess	*s;
+
+	RB_FOREACH(s, sess_tree, &ctx->tree)
+		json_array_append_new(a, sess_json(s));
+	return (a);
+}
+
+/* The target moved: legs still in handshake go to the new one. */
+void
+sess_ctx_retarget(struct sess_ctx *ctx)
+{
+	struct sess	*s, *next;
+
+	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
+		if (s->leg != NULL && s->leg->state != LEG_UP)
+			sess_detach(s, "target changed during handshake");
+		else if (s->state == SESS_DETACHED ||
+		    s->state == SESS_CONNECTING) {
+			/* Try the new target now, not after the backoff. */
+			s->backoff_ms = 0;
+			sess_retry_schedule(s);
+		}
+	}
+}
+
+static void sess_free(struct sess *);
+static void leg_free(struct leg *);
+
+/* Free what callbacks have finished with. */
+static void
+sess_reap_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct sess_ctx	*ctx = arg;
+	struct sess	*s;
+	struct leg	*leg;
+
+	while ((leg = TAILQ_FIRST(&ctx->dead_legs)) != NULL) {
+		TAILQ_REMOVE(&ctx->dead_legs, leg, entry);
+		leg_free(leg);
+	}
+	while ((s = TAILQ_FIRST(&ctx->dead)) != NULL) {
+		TAILQ_REMOVE(&ctx->dead, s, dead_entry);
+		sess_free(s);
+	}
+}
+
+static void
+sess_reap_schedule(struct sess_ctx *ctx)
+{
+	struct timeval	tv = { 0, 0 };
+
+	evtimer_add(ctx->reap_ev, &tv);
+}
+
+/* Close everything and free the context. */
+void
+sess_ctx_free(struct sess_ctx *ctx)
+{
+	struct sess	*s, *next;
+	struct leg	*leg;
+
+	if (ctx == NULL)
+		return;
+	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next)
+		sess_close(s, PROTO_E_SHUTDOWN, "shutting down");
+	while ((leg = TAILQ_FIRST(&ctx->legs)) != NULL) {
+		TAILQ_REMOVE(&ctx->legs, leg, entry);
+		if (leg->state == LEG_S_HELLO ||
+		    leg->state == LEG_S_CHALLENGED)
+			ctx->npending--;
+		leg->state = LEG_DEAD;
+		TAILQ_INSERT_TAIL(&ctx->dead_legs, leg, entry);
+	}
+	sess_reap_cb(-1, 0, ctx);
+	event_free(ctx->reap_ev);
+	free(ctx);
+}
+
+/* --- sessions ------------------------------------------------------------ */
+
+static void sess_hold_cb(evutil_socket_t, short, void *);
+static void sess_retry_cb(evutil_socket_t, short, void *);
+static void sess_ack_cb(evutil_socket_t, short, void *);
+static void sess_ka_cb(evutil_socket_t, short, void *);
+static void local_readcb(struct bufferevent *, void *);
+static void local_writecb(struct bufferevent *, void *);
+static void local_eventcb(struct bufferevent *, short, void *);
+static void local_outcb(struct evbuffer *, const struct evbuffer_cb_info *,
+    void *);
+
+static struct sess *
+sess_alloc(struct sess_ctx *ctx, uint64_t id)
+{
+	struct sess	*s;
+	struct timeval	 tv;
+
+	s = xcalloc(1, sizeof(*s));
+	s->ctx = ctx;
+	s->id = id;
+	snprintf(s->idstr, sizeof(s->idstr), "%016" PRIx64, id);
+	s->state = ctx->role == SESS_CLIENT ? SESS_CONNECTING :
+	    SESS_HANDSHAKE;
+	if ((s->replay = evbuffer_new()) == NULL)
+		abort();
+	s->hold_ev = evtimer_new(ctx->base, sess_hold_cb, s);
+	s->retry_ev = evtimer_new(ctx->base, sess_retry_cb, s);
+	s->ack_ev = evtimer_new(ctx->base, sess_ack_cb, s);
+	s->ka_ev = event_new(ctx->base, -1, EV_PERSIST, sess_ka_cb, s);
+	if (s->hold_ev == NULL || s->retry_ev == NULL || s->ack_ev == NULL ||
+	    s->ka_ev == NULL)
+		abort();
+	s->created_ms = now_ms();
+	s->resume_ms = -1;
+	if (ctx->conf.keepalive_ms > 0) {
+		ms_to_tv(ctx->conf.keepalive_ms, &tv);
+		event_add(s->ka_ev, &tv);
+	}
+	return (s);
+}
+
+static void
+sess_local_free(struct sess *s)
+{
+	if (s->local == NULL)
+		return;
+	evbuffer_remove_cb(bufferevent_get_output(s->local), local_outcb, s);
+	bufferevent_free(s->local);
+	s->local = NULL;
+}
+
+static void
+sess_free(struct sess *s)
+{
+	if (s == NULL)
+		return;
+	sess_local_free(s);
+	evbuffer_free(s->replay);
+	event_free(s->hold_ev);
+	event_free(s->retry_ev);
+	event_free(s->ack_ev);
+	event_free(s->ka_ev);
+	EVP_PKEY_free(s->kx);
+	OPENSSL_cleanse(s->secret, sizeof(s->secret));
+	OPENSSL_cleanse(s->prev, sizeof(s->prev));
+	free(s);
+}
+
+/* Wrap a local stream's fd. */
+static struct bufferevent *
+sess_local_wrap(struct sess *s, int fd)
+{
+	struct bufferevent	*bev;
+
+	bev = bufferevent_socket_new(s->ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		abort();
+	bufferevent_setcb(bev, local_readcb, local_writecb, local_eventcb, s);
+	bufferevent_setwatermark(bev, EV_WRITE, LOCAL_LOW, 0);
+	evbuffer_add_cb(bufferevent_get_output(bev), local_outcb, s);
+	return (bev);
+}
+
+/* A new ingress session for an accepted guest. */
+struct sess *
+sess_client_new(struct sess_ctx *ctx, int fd, const char *host,
+    uint32_t cid, uint32_t port)
+{
+	struct sess	*s;
+	uint64_t	 id;
+
+	do {
+		if (RAND_bytes((uint8_t *)&id, sizeof(id)) != 1)
+			abort();
+	} while (id == 0 || sess_ctx_find(ctx, id) != NULL);
+	s = sess_alloc(ctx, id);
+	strlcpy(s->host, host, sizeof(s->host));
+	s->cid = cid;
+	s->port = port;
+	s->local = sess_local_wrap(s, fd);
+	/* Guest bytes wait in the kernel until the session is open. */
+	bufferevent_disable(s->local, EV_READ);
+	RB_INSERT(sess_tree, &ctx->tree, s);
+	ctx->count++;
+	if (ctx->conf.hold_ms > 0) {
+		struct timeval	tv;
+
+		ms_to_tv(ctx->conf.hold_ms, &tv);
+		evtimer_add(s->hold_ev, &tv);
+	}
+	s->detached_ms = now_ms();
+	sess_retry_schedule(s);
+	return (s);
+}
+
+/* The backend's end for a server session, from ops->open. */
+void
+sess_set_local(struct sess *s, int fd, const void *pre, size_t len)
+{
+	sess_local_free(s);
+	s->local = sess_local_wrap(s, fd);
+	/* Connected or not, this reports BEV_EVENT_CONNECTED or an error. */
+	bufferevent_socket_connect(s->local, NULL, 0);
+	if (len > 0) {
+		s->pre_skip = len;
+		bufferevent_write(s->local, pre, len);
+	}
+}
+
+/* Common teardown: local closed, leg closed or kept for a last flush. */
+static void
+sess_end(struct sess *s, int code, const char *reason, int tell)
+{
+	struct sess_ctx	*ctx = s->ctx;
+	struct leg	*leg;
+
+	if (s->dead)
+		return;
+	s->dead = 1;
+	if ((leg = s->leg) != NULL) {
+		s->leg = NULL;
+		leg->s = NULL;
+		if (leg->state == LEG_UP && tell)
+			leg_close(leg, PROTO_CLOSE, code, reason);
+		else if (leg->state == LEG_UP)
+			leg_close(leg, 0, 0, NULL);
+		else
+			leg_free_later(leg);
+	}
+	sess_local_free(s);
+	evtimer_del(s->hold_ev);
+	evtimer_del(s->retry_ev);
+	evtimer_del(s->ack_ev);
+	event_del(s->ka_ev);
+	sess_enter_state(s, SESS_CLOSED);
+	RB_REMOVE(sess_tree, &ctx->tree, s);
+	ctx->count--;
+	sess_emit(s, SESS_EV_CLOSED, reason);
+	TAILQ_INSERT_TAIL(&ctx->dead, s, dead_entry);
+	sess_reap_schedule(ctx);
+}
+
+/* Abort the session on both ends. */
+void
+sess_close(struct sess *s, int code, const char *reason)
+{
+	if (s == NULL)
+		return;
+	sess_end(s, code, reason, 1);
+}
+
+/* Hold time over: nobody came back for this session. */
+static void
+sess_hold_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct sess	*s = arg;
+	char		 msg[256];
+
+	snprintf(msg, sizeof(msg), "hold time %lld ms expired (%s)",
+	    s->ctx->conf.hold_ms, s->why[0] != '\0' ? s->why : "no path");
+	sess_close(s, PROTO_E_HOLD, msg);
+}
+
+/* The leg is gone; wait for (or, as client, go find) another. */
+static void
+sess_detach(struct sess *s, const char *reason)
+{
+	struct leg	*leg;
+	struct timeval	 tv;
+	int		 was_up;
+
+	if ((leg = s->leg) != NULL) {
+		s->leg = NULL;
+		leg->s = NULL;
+		if (leg->state != LEG_DEAD)
+			leg_free_later(leg);
+	}
+	was_up = s->state == SESS_ESTABLISHED;
+	strlcpy(s->why, reason, sizeof(s->why));
+	if (was_up || s->state == SESS_HANDSHAKE) {
+		if (s->ctx->role == SESS_SERVER || s->opened)
+			sess_enter_state(s, SESS_DETACHED);
+		else
+			sess_enter_state(s, SESS_CONNECTING);
+	}
+	if (was_up) {
+		s->detached_ms = now_ms();
+		if (s->ctx->conf.hold_ms > 0) {
+			ms_to_tv(s->ctx->conf.hold_ms, &tv);
+			evtimer_add(s->hold_ev, &tv);
+		}
+		sess_emit(s, SESS_EV_DETACHED, reason);
+	}
+	evtimer_del(s->ack_ev);
+	if (s->ctx->role == SESS_CLIENT)
+		sess_retry_schedule(s);
+}
+
+/* Client: try again after the backoff, doubled each time. */
+static void
+sess_retry_schedule(struct sess *s)
+{
+	struct timeval	tv;
+	long long	ms = s->backoff_ms;
+	uint32_t	r;
+
+	if (ms > 0) {
+		RAND_bytes((uint8_t *)&r, sizeof(r));
+		ms = ms * 3 / 4 + r % (ms / 2 + 1);	/* +-25% jitter */
+	}
+	ms_to_tv(ms, &tv);
+	evtimer_add(s->retry_ev, &tv);
+	s->backoff_ms = s->backoff_ms == 0 ? RETRY_MIN_MS :
+	    s->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->backoff_ms * 2;
+}
+
+static struct leg *leg_new(struct sess_ctx *, struct bufferevent *,
+    const char *);
+
+/* Client: open a new leg to wherever the target is now. */
+static void
+sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct sess		*s = arg;
+	struct bufferevent	*bev;
+	struct leg		*leg;
+	const char		*why = "no target";
+	struct timeval		 tv;
+
+	if (s->leg != NULL || s->dead)
+		return;
+	if ((bev = s->ctx->ops.connect(s, s->ctx->arg, &why)) == NULL) {
+		strlcpy(s->why, why, sizeof(s->why));
+		sess_retry_schedule(s);
+		return;
+	}
+	leg = leg_new(s->ctx, bev, why);
+	leg->s = s;
+	leg->state = LEG_CONNECTING;
+	s->leg = leg;
+	ms_to_tv(s->ctx->conf.handshake_ms, &tv);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* Client: the leg's connect completed; say hello. */
+static void
+sess_hello(struct sess *s, struct leg *leg)
+{
+	struct proto_hello	h;
+
+	memset(&h, 0, sizeof(h));
+	h.version = PROTO_VERSION;
+	h.sid = s->id;
+	RAND_bytes(leg->nonce_c, sizeof(leg->nonce_c));
+	memcpy(h.nonce, leg->nonce_c, sizeof(h.nonce));
+	if (!s->opened) {
+		EVP_PKEY_free(s->kx);
+		if (kx_keygen(&s->kx, s->pub_c) != 0) {
+			sess_close(s, PROTO_E_INTERNAL, "X25519 keygen failed");
+			return;
+		}
+		h.kind = PROTO_HELLO_NEW;
+		memcpy(h.pubkey, s->pub_c, sizeof(h.pubkey));
+		h.guest_cid = s->cid;
+		h.guest_port = s->port;
+		strlcpy(h.host, s->host, sizeof(h.host));
+	} else
+		h.kind = PROTO_HELLO_RESUME;
+	frame_hello_add(bufferevent_get_output(leg->bev), &h);
+	leg->state = LEG_C_HELLO;
+	sess_enter_state(s, SESS_HANDSHAKE);
+}
+
+/* A leg now carries the stream: set it up and send what is owed. */
+static void
+sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
+{
+	struct timeval	tv;
+
+	leg->state = LEG_UP;
+	bufferevent_setwatermark(leg->bev, EV_READ, 0, LEG_READ_HIGH);
+	bufferevent_setwatermark(leg->bev, EV_WRITE, LEG_HIGH / 2, 0);
+	if (s->ctx->conf.keepalive_ms > 0) {
+		ms_to_tv(s->ctx->conf.keepalive_ms * 3, &tv);
+		bufferevent_set_timeouts(leg->bev, &tv, NULL);
+	} else
+		bufferevent_set_timeouts(leg->bev, NULL, NULL);
+	/* The peer holds everything below peer_next: that is an ack. */
+	if (peer_next > s->acked_off) {
+		evbuffer_drain(s->replay, peer_next - s->acked_off);
+		s->acked_off = peer_next;
+	}
+	s->sent_off = s->acked_off;
+	leg->fin_sent = s->local_eof && peer_next > s->read_off;
+	evtimer_del(s->hold_ev);
+	s->backoff_ms = 0;
+	s->why[0] = '\0';
+	sess_enter_state(s, SESS_ESTABLISHED);
+	if (s->local != NULL) {
+		if (!s->local_eof && evbuffer_get_length(s->replay) <
+		    s->ctx->conf.replay_max)
+			bufferevent_enable(s->local, EV_READ);
+		bufferevent_enable(s->local, EV_WRITE);
+	}
+	if (!s->opened) {
+		s->opened = 1;
+		sess_emit(s, SESS_EV_OPEN, NULL);
+	} else {
+		s->resumes++;
+		s->resume_ms = now_ms() - s->detached_ms;
+		sess_emit(s, SESS_EV_RESUMED, leg->peer);
+	}
+	if (s->dead)
+		return;
+	sess_pump(s);
+	sess_ack(s, 1);
+	sess_check_done(s);
+}
+
+/* Move bytes from replay onto the leg while it has room. */
+static void
+sess_pump(struct sess *s)
+{
+	struct leg		*leg = s->leg;
+	struct evbuffer		*out;
+	struct evbuffer_ptr	 pos;
+	struct evbuffer_iovec	 v;
+	size_t			 n;
+
+	if (leg == NULL || leg->state != LEG_UP)
+		return;
+	out = bufferevent_get_output(leg->bev);
+	while (s->sent_off < s->read_off &&
+	    evbuffer_get_length(out) < LEG_HIGH) {
+		n = s->read_off - s->sent_off;
+		if (n > PROTO_DATA_MAX)
+			n = PROTO_DATA_MAX;
+		if (evbuffer_ptr_set(s->replay, &pos,
+		    s->sent_off - s->acked_off, EVBUFFER_PTR_SET) != 0)
+			abort();
+		frame_data_hdr_add(out, s->sent_off, n);
+		if (evbuffer_reserve_space(out, n, &v, 1) < 1)
+			abort();
+		if (evbuffer_copyout_from(s->replay, &pos, v.iov_base, n) !=
+		    (ev_ssize_t)n)
+			abort();
+		v.iov_len = n;
+		evbuffer_commit_space(out, &v, 1);
+		if (s->sent_off < s->sent_max)
+			s->replayed += (s->sent_max - s->sent_off < n) ?
+			    s->sent_max - s->sent_off : n;
+		s->sent_off += n;
+		if (s->sent_off > s->sent_max)
+			s->sent_max = s->sent_off;
+	}
+	if (s->local_eof && s->sent_off == s->read_off && !leg->fin_sent) {
+		frame_u64_add(out, PROTO_FIN, s->read_off);
+		leg->fin_sent = 1;
+	}
+}
+
+/* Acknowledge what the local stream has taken: now, or soon. */
+static void
+sess_ack(struct sess *s, int now)
+{
+	struct timeval	tv;
+	uint64_t	off = s->deliv_off + (s->local_shut ? 1 : 0);
+
+	if (s->leg == NULL || s->leg->state != LEG_UP || off <= s->ack_sent)
+		return;
+	if (now || off - s->ack_sent >= ACK_BYTES) {
+		frame_u64_add(bufferevent_get_output(s->leg->bev), PROTO_ACK,
+		    off);
+		s->ack_sent = off;
+		evtimer_del(s->ack_ev);
+	} else if (!evtimer_pending(s->ack_ev, NULL)) {
+		ms_to_tv(ACK_DELAY_MS, &tv);
+		evtimer_add(s->ack_ev, &tv);
+	}
+}
+
+static void
+sess_ack_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	sess_ack(arg, 1);
+}
+
+/* Keepalive: a PING each period keeps the far end's read timer fed. */
+static void
+sess_ka_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct sess	*s = arg;
+
+	if (s->leg != NULL && s->leg->state == LEG_UP)
+		frame_u64_add(bufferevent_get_output(s->leg->bev), PROTO_PING,
+		    (uint64_t)now_ms());
+}
+
+/* Both directions finished and acknowledged: the session is done. */
+static void
+sess_check_done(struct sess *s)
+{
+	if (s->dead || !s->local_shut || !s->local_eof ||
+	    s->acked_off != s->read_off + 1)
+		return;
+	/* Our last ACK (of the peer's FIN) is queued on the leg: flush. */
+	sess_ack(s, 1);
+	sess_end(s, PROTO_E_NONE, "done", 0);
+}
+
+/* Local stream readable: into the replay buffer, then onto the leg. */
+static void
+local_readcb(struct bufferevent *bev, void *arg)
+{
+	struct sess	*s = arg;
+	struct evbuffer	*in = bufferevent_get_input(bev);
+	size_t		 room, n;
+
+	if (evbuffer_get_length(s->replay) >= s->ctx->conf.replay_max) {
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	room = s->ctx->conf.replay_max - evbuffer_get_length(s->replay);
+	n = evbuffer_get_length(in);
+	if (n > room) {
+		n = room;
+		bufferevent_disable(bev, EV_READ);	/* backpressure */
+	}
+	evbuffer_remove_buffer(in, s->replay, n);
+	s->read_off += n;
+	sess_pump(s);
+}
+
+/* Local output drained below the low mark: let the leg in again. */
+static void
+local_writecb(struct bufferevent *bev, void *arg)
+{
+	struct sess	*s = arg;
+	struct leg	*leg = s->leg;
+
+	if (leg != NULL && leg->paused) {
+		leg->paused = 0;
+		bufferevent_enable(leg->bev, EV_READ);
+		leg_readcb(leg->bev, leg);
+	}
+}
+
+/* Count bytes the kernel took from the local output: delivered. */
+static void
+local_outcb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct sess	*s = arg;
+	size_t		 n = info->n_deleted, skip;
+
+	if (n == 0)
+		return;
+	if (s->pre_skip > 0) {
+		skip = n < s->pre_skip ? n : s->pre_skip;
+		s->pre_skip -= skip;
+		n -= skip;
+	}
+	s->deliv_off += n;
+	if (s->fin_in_seen && !s->local_shut && s->deliv_off == s->fin_in &&
+	    evbuffer_get_length(buf) == 0 && s->local != NULL) {
+		shutdown(bufferevent_getfd(s->local), SHUT_WR);
+		s->local_shut = 1;
+		sess_ack(s, 1);
+		sess_check_done(s);
+		return;
+	}
+	sess_ack(s, 0);
+}
+
+/* Local stream events: connected, EOF, error. */
+static void
+local_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct sess	*s = arg;
+	char		 msg[160];
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (s->state == SESS_ESTABLISHED && !s->local_eof)
+			bufferevent_enable(bev, EV_READ);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		bufferevent_disable(bev, EV_READ);
+		s->local_eof = 1;
+		sess_pump(s);
+		sess_check_done(s);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s connection %s: %s",
+	    s->ctx->role == SESS_CLIENT ? "guest" : "backend",
+	    (what & BEV_EVENT_READING) ? "read error" :
+	    (what & BEV_EVENT_WRITING) ? "write error" : "error",
+	    err != 0 ? strerror(err) : "unknown");
+	sess_close(s, s->ctx->role == SESS_SERVER ? PROTO_E_BACKEND :
+	    PROTO_E_RESET, msg);
+}
+
+/* --- legs ----------------------------------------------------------------- */
+
+static struct leg *
+leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
+{
+	struct leg	*leg;
+
+	leg = xcalloc(1, sizeof(*leg));
+	leg->ctx = ctx;
+	leg->bev = bev;
+	strlcpy(leg->peer, peer, sizeof(leg->peer));
+	bufferevent_setcb(bev, leg_readcb, leg_writecb, leg_eventcb, leg);
+	return (leg);
+}
+
+static void
+leg_free(struct leg *leg)
+{
+	if (leg == NULL)
+		return;
+	if (leg->bev != NULL)
+		bufferevent_free(leg->bev);
+	leg->bev = NULL;
+	free(leg);
+}
+
+static void
+leg_unlist(struct leg *leg)
+{
+	struct sess_ctx	*ctx = leg->ctx;
+
+	if (leg->state == LEG_S_HELLO || leg->state == LEG_S_CHALLENGED) {
+		ctx->npending--;
+		TAILQ_REMOVE(&ctx->legs, leg, entry);
+	} else if (leg->state == LEG_CLOSING)
+		TAILQ_REMOVE(&ctx->legs, leg, entry);
+}
+
+/* Drop a leg now (its socket closes) and free it from the reaper. */
+static void
+leg_free_later(struct leg *leg)
+{
+	if (leg->state == LEG_DEAD)
+		return;
+	leg_unlist(leg);
+	if (leg->s != NULL && leg->s->leg == leg)
+		leg->s->leg = NULL;
+	leg->s = NULL;
+	leg->state = LEG_DEAD;
+	bufferevent_disable(leg->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(leg->bev, NULL, NULL, NULL, NULL);
+	TAILQ_INSERT_TAIL(&leg->ctx->dead_legs, leg, entry);
+	sess_reap_schedule(leg->ctx);
+}
+
+/*
+ * Close a leg after flushing its output, optionally with a last ERROR
+ * or CLOSE frame (TYPE 0: none).
+ */
+static void
+leg_close(struct leg *leg, int type, int code, const char *reason)
+{
+	struct timeval	tv;
+
+	if (leg->state == LEG_DEAD || leg->state == LEG_CLOSING)
+		return;
+	if (type != 0)
+		frame_error_add(bufferevent_get_output(leg->bev), type, code,
+		    reason);
+	leg_unlist(leg);
+	if (leg->s != NULL && leg->s->leg == leg)
+		leg->s->leg = NULL;
+	leg->s = NULL;
+	leg->state = LEG_CLOSING;
+	TAILQ_INSERT_TAIL(&leg->ctx->legs, leg, entry);
+	bufferevent_disable(leg->bev, EV_READ);
+	bufferevent_setwatermark(leg->bev, EV_WRITE, 0, 0);
+	ms_to_tv(FLUSH_MS, &tv);
+	bufferevent_set_timeouts(leg->bev, NULL, &tv);
+	if (evbuffer_get_length(bufferevent_get_output(leg->bev)) == 0)
+		leg_free_later(leg);
+	else
+		bufferevent_enable(leg->bev, EV_WRITE);
+}
+
+/* Server: refuse a leg that is not (yet) any session's. */
+static void
+leg_refuse(struct leg *leg, int code, const char *reason)
+{
+	struct sess_ctx	*ctx = leg->ctx;
+
+	if (ctx->ops.refused != NULL)
+		ctx->ops.refused(leg->peer, reason, ctx->arg);
+	leg_close(leg, PROTO_ERROR, code, reason);
+}
+
+/* Server: a new leg arrived. */
+void
+sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
+{
+	struct leg	*leg;
+	struct timeval	 tv;
+
+	leg = leg_new(ctx, bev, peer);
+	leg->state = LEG_S_HELLO;
+	TAILQ_INSERT_TAIL(&ctx->legs, leg, entry);
+	ctx->npending++;
+	if (ctx->conf.max_pending > 0 && ctx->npending > ctx->conf.max_pending) {
+		leg_refuse(leg, PROTO_E_LIMIT, "too many handshakes in progress");
+		return;
+	}
+	ms_to_tv(ctx->conf.handshake_ms, &tv);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_setwatermark(bev, EV_READ, 0, PROTO_HANDSHAKE_MAX * 2);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* The leg broke under a session (or before it had one). */
+static void
+leg_lost(struct leg *leg, const char *reason)
+{
+	struct sess	*s = leg->s;
+
+	if (s != NULL && s->leg == leg)
+		sess_detach(s, reason);
+	else
+		leg_free_later(leg);
+}
+
+/* Leg events: connected (client), EOF, errors, timeouts. */
+static void
+leg_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct leg	*leg = arg;
+	char		 msg[200];
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (leg->s != NULL && leg->state == LEG_CONNECTING)
+			sess_hello(leg->s, leg);
+		return;
+	}
+	if (leg->state == LEG_CLOSING) {
+		leg_free_later(leg);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(msg, sizeof(msg), "%s timed out%s",
+		    leg->state == LEG_UP ? "mesh leg" : "handshake",
+		    leg->state == LEG_UP ? " (no keepalive)" : "");
+	else if (what & BEV_EVENT_EOF)
+		snprintf(msg, sizeof(msg), "mesh leg closed by peer");
+	else
+		snprintf(msg, sizeof(msg), "mesh leg %s: %s",
+		    leg->state == LEG_CONNECTING ? "connect failed" : "error",
+		    err != 0 ? strerror(err) : "unknown error");
+	leg_lost(leg, msg);
+}
+
+/* A closing leg has flushed its last frame. */
+static void
+leg_writecb(struct bufferevent *bev, void *arg)
+{
+	struct leg	*leg = arg;
+
+	if (leg->state == LEG_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			leg_free_later(leg);
+		return;
+	}
+	if (leg->state == LEG_UP && leg->s != NULL)
+		sess_pump(leg->s);
+}
+
+/* A protocol violation on a leg: this leg goes, the session stays. */
+static void
+leg_violation(struct leg *leg, const char *what, int e)
+{
+	struct sess	*s;
+	char		 msg[200];
+
+	snprintf(msg, sizeof(msg), "%s%s%s", what, e != 0 ? ": " : "",
+	    e != 0 ? frame_strerror(e) : "");
+	if (leg->s == NULL) {
+		leg_refuse(leg, PROTO_E_MALFORMED, msg);
+		return;
+	}
+	frame_error_add(bufferevent_get_output(leg->bev), PROTO_ERROR,
+	    PROTO_E_MALFORMED, msg);
+	s = leg->s;
+	leg_close(leg, 0, 0, NULL);	/* unlinks it from s */
+	sess_detach(s, msg);
+}
+
+static int	leg_handshake(struct leg *, struct frame_hdr *,
+		    const uint8_t *);
+static int	leg_stream(struct leg *, struct frame_hdr *, struct evbuffer *);
+
+/* Frames in: handshake frames are small and copied; DATA moves. */
+static void
+leg_readcb(struct bufferevent *bev, void *arg)
+{
+	struct leg		*leg = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct frame_hdr	 h;
+	uint8_t			 buf[PROTO_HDR_LEN + PROTO_HANDSHAKE_MAX];
+	int			 e;
+
+	while (leg->state != LEG_DEAD && leg->state != LEG_CLOSING &&
+	    !leg->paused) {
+		if ((e = frame_peek(in, &h)) == FRAME_EAGAIN)
+			return;
+		if (e != FRAME_OK) {
+			leg_violation(leg, "bad frame header", e);
+			return;
+		}
+		if (evbuffer_get_length(in) < PROTO_HDR_LEN + h.len)
+			return;
+		if (leg->state != LEG_UP) {
+			if (h.len > PROTO_HANDSHAKE_MAX) {
+				leg_violation(leg, "oversized handshake frame",
+				    0);
+				return;
+			}
+			evbuffer_remove(in, buf, PROTO_HDR_LEN + h.len);
+			if (leg_handshake(leg, &h, buf + PROTO_HDR_LEN) != 0)
+				return;
+			continue;
+		}
+		if (leg_stream(leg, &h, in) != 0)
+			return;
+	}
+}
+
+/* --- handshake ---------------------------------------------------------- */
+
+static int	leg_server_hello(struct leg *, const uint8_t *, size_t);
+static int	leg_server_proof(struct leg *, const uint8_t *, size_t);
+
+/* Whether an ERROR during handshake is worth another try. */
+static int
+proto_code_transient(int code)
+{
+	return (code == PROTO_E_NOT_APPLIANCE || code == PROTO_E_LIMIT ||
+	    code == PROTO_E_SHUTDOWN || code == PROTO_E_INTERNAL);
+}
+
+/* One handshake frame; nonzero when the leg is no longer usable. */
+static int
+leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
+{
+	struct sess		*s = leg->s;
+	struct proto_welcome	 w;
+	struct proto_challenge	 c;
+	struct proto_proof	 pr;
+	struct proto_error	 er;
+	char			 msg[PROTO_REASON_MAX + 64];
+	uint64_t		 next;
+	int			 e;
+
+	switch (leg->state) {
+	case LEG_S_HELLO:
+		if (h->type != PROTO_HELLO)
+			break;
+		return (leg_server_hello(leg, p, h->len));
+	case LEG_S_CHALLENGED:
+		if (h->type != PROTO_PROOF)
+			break;
+		return (leg_server_proof(leg, p, h->len));
+	case LEG_C_HELLO:
+	case LEG_C_PROOF:
+		if (h->type == PROTO_ERROR) {
+			if ((e = frame_error_decode(p, h->len, &er)) != 0) {
+				leg_violation(leg, "bad ERROR frame", e);
+				return (-1);
+			}
+			snprintf(msg, sizeof(msg), "refused by appliance end "
+			    "(%s): %s", frame_strcode(er.code), er.reason);
+			if (proto_code_transient(er.code))
+				sess_detach(s, msg);
+			else
+				sess_close(s, er.code, msg);
+			return (-1);
+		}
+		if (h->type == PROTO_WELCOME && leg->state == LEG_C_HELLO &&
+		    !s->opened) {
+			e = frame_welcome_decode(p, h->len, &w);
+			if (e == FRAME_E_VERSION) {
+				snprintf(msg, sizeof(msg), "appliance end "
+				    "speaks protocol version %u, we speak %u",
+				    w.version, PROTO_VERSION);
+				sess_close(s, PROTO_E_VERSION, msg);
+				return (-1);
+			}
+			if (e != 0 || w.sid != s->id) {
+				leg_violation(leg, "bad WELCOME", e);
+				return (-1);
+			}
+			if (sess_derive(s, s->kx, w.pubkey, leg->nonce_c,
+			    w.nonce, s->pub_c, w.pubkey) != 0) {
+				sess_close(s, PROTO_E_INTERNAL,
+				    "key exchange failed");
+				return (-1);
+			}
+			EVP_PKEY_free(s->kx);
+			s->kx = NULL;
+			sess_leg_up(s, leg, 0);
+			return (s->dead ? -1 : 0);
+		}
+		if (h->type == PROTO_CHALLENGE && leg->state == LEG_C_HELLO &&
+		    s->opened) {
+			if ((e = frame_challenge_decode(p, h->len, &c)) != 0) {
+				leg_violation(leg, "bad CHALLENGE", e);
+				return (-1);
+			}
+			memcpy(leg->nonce_s, c.nonce, sizeof(c.nonce));
+			pr.next = s->recv_off + (s->fin_in_seen &&
+			    s->recv_off == s->fin_in ? 1 : 0);
+			sess_proof(s->secret, s->id, leg->nonce_c,
+			    leg->nonce_s, pr.next, pr.mac);
+			frame_proof_add(bufferevent_get_output(leg->bev), &pr);
+			leg->state = LEG_C_PROOF;
+			return (0);
+		}
+		if (h->type == PROTO_RESUMED && leg->state == LEG_C_PROOF) {
+			if ((e = frame_u64_decode(p, h->len, &next)) != 0 ||
+			    next < s->acked_off ||
+			    next > s->read_off + (s->local_eof ? 1 : 0)) {
+				leg_violation(leg, "bad RESUMED offset", e);
+				return (-1);
+			}
+			sess_rotate(s->secret, s->id, leg->nonce_c,
+			    leg->nonce_s);
+			sess_leg_up(s, leg, next);
+			return (s->dead ? -1 : 0);
+		}
+		break;
+	default:
+		break;
+	}
+	snprintf(msg, sizeof(msg), "unexpected %s during handshake",
+	    frame_strtype(h->type));
+	leg_violation(leg, msg, 0);
+	return (-1);
+}
+
+/* Server: HELLO, either a new session or a resume. */
+static int
+leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
+{
+	struct sess_ctx		*ctx = leg->ctx;
+	struct proto_hello	 h;
+	struct proto_welcome	 w;
+	struct proto_challenge	 c;
+	struct sess		*s;
+	EVP_PKEY		*kx = NULL;
+	const char		*why = "refused";
+	char			 msg[128];
+	int			 e;
+
+	if ((e = frame_hello_decode(p, len, &h)) == FRAME_E_VERSION) {
+		snprintf(msg, sizeof(msg), "protocol version %u not supported;"
+		    " this end speaks version %u", h.version, PROTO_VERSION);
+		leg_refuse(leg, PROTO_E_VERSION, msg);
+		return (-1);
+	}
+	if (e != 0) {
+		leg_violation(leg, "bad HELLO", e);
+		return (-1);
+	}
+	memcpy(leg->nonce_c, h.nonce, sizeof(h.nonce));
+	RAND_bytes(leg->nonce_s, sizeof(leg->nonce_s));
+	s = sess_ctx_find(ctx, h.sid);
+	if (h.kind == PROTO_HELLO_RESUME) {
+		if (s == NULL || s->dead) {
+			leg_refuse(leg, PROTO_E_UNKNOWN_SESSION,
+			    "no such session (closed or never opened)");
+			return (-1);
+		}
+		leg->sid = h.sid;
+		memcpy(c.nonce, leg->nonce_s, sizeof(c.nonce));
+		frame_challenge_add(bufferevent_get_output(leg->bev), &c);
+		leg->state = LEG_S_CHALLENGED;
+		return (0);
+	}
+	if (s != NULL) {
+		leg_refuse(leg, PROTO_E_EXISTS, "session id already in use");
+		return (-1);
+	}
+	if (ctx->conf.max_sessions > 0 &&
+	    ctx->count >= ctx->conf.max_sessions) {
+		leg_refuse(leg, PROTO_E_LIMIT, "session limit reached");
+		return (-1);
+	}
+	s = sess_alloc(ctx, h.sid);
+	strlcpy(s->host, h.host, sizeof(s->host));
+	s->cid = h.guest_cid;
+	s->port = h.guest_port;
+	memset(&w, 0, sizeof(w));
+	if (kx_keygen(&kx, w.pubkey) != 0 ||
+	    sess_derive(s, kx, h.pubkey, h.nonce, leg->nonce_s, h.pubkey,
+	    w.pubkey) != 0) {
+		EVP_PKEY_free(kx);
+		sess_free(s);
+		leg_refuse(leg, PROTO_E_INTERNAL, "key exchange failed");
+		return (-1);
+	}
+	EVP_PKEY_free(kx);
+	RB_INSERT(sess_tree, &ctx->tree, s);
+	ctx->count++;
+	if (ctx->ops.open(s, ctx->arg, &why) != 0) {
+		RB_REMOVE(sess_tree, &ctx->tree, s);
+		ctx->count--;
+		sess_free(s);
+		leg_refuse(leg, PROTO_E_BACKEND, why);
+		return (-1);
+	}
+	w.version = PROTO_VERSION;
+	w.sid = h.sid;
+	memcpy(w.nonce, leg->nonce_s, sizeof(w.nonce));
+	frame_welcome_add(bufferevent_get_output(leg->bev), &w);
+	leg_unlist(leg);
+	leg->s = s;
+	s->leg = leg;
+	sess_leg_up(s, leg, 0);
+	return (s->dead ? -1 : 0);
+}
+
+/* Server: PROOF for a resume; the old leg goes only if it verifies. */
+static int
+leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
+{
+	struct proto_proof	 pr;
+	struct sess		*s;
+	uint8_t			 mac[PROTO_MAC_LEN];
+	int			 e, ok = 0, prev = 0;
+
+	if ((e = frame_proof_decode(p, len, &pr)) != 0) {
+		leg_violation(leg, "bad PROOF", e);
+		return (-1);
+	}
+	if ((s = sess_ctx_find(leg->ctx, leg->sid)) == NULL || s->dead) {
+		leg_refuse(leg, PROTO_E_UNKNOWN_SESSION,
+		    "session closed during resume");
+		return (-1);
+	}
+	sess_proof(s->secret, s->id, leg->nonce_c, leg->nonce_s, pr.next, mac);
+	ok = CRYPTO_memcmp(mac, pr.mac, sizeof(mac)) == 0;
+	if (!ok && s->have_prev) {
+		sess_proof(s->prev, s->id, leg->nonce_c, leg->nonce_s, pr.next,
+		    mac);
+		ok = prev = CRYPTO_memcmp(mac, pr.mac, sizeof(mac)) == 0;
+	}
+	if (!ok) {
+		leg_refuse(leg, PROTO_E_AUTH, "resume proof did not verify");
+		return (-1);
+	}
+	if (pr.next < s->acked_off ||
+	    pr.next > s->read_off + (s->local_eof ? 1 : 0)) {
+		leg_refuse(leg, PROTO_E_TOO_FAR, "resume offset out of range");
+		return (-1);
+	}
+	/*
+	 * Single use: the secret just used is kept only until the client
+	 * shows on the new leg that it rotated too.
+	 */
+	if (prev)
+		memcpy(s->secret, s->prev, sizeof(s->secret));
+	memcpy(s->prev, s->secret, sizeof(s->prev));
+	s->have_prev = 1;
+	sess_rotate(s->secret, s->id, leg->nonce_c, leg->nonce_s);
+	if (s->leg != NULL) {
+		struct leg	*old = s->leg;
+
+		s->leg = NULL;
+		old->s = NULL;
+		leg_free_later(old);
+	}
+	if (s->state == SESS_ESTABLISHED)
+		s->detached_ms = now_ms();
+	frame_u64_add(bufferevent_get_output(leg->bev), PROTO_RESUMED,
+	    s->recv_off + (s->fin_in_seen && s->recv_off == s->fin_in ? 1 : 0));
+	leg_unlist(leg);
+	leg->s = s;
+	s->leg = leg;
+	sess_leg_up(s, leg, pr.next);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return (s->dead ? -1 : 0);
+}
+
+/* --- stream ---------------------------------------------------------------- */
+
+/* One stream frame on an established leg; nonzero to stop reading. */
+static int
+leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
+{
+	struct sess		*s = leg->s;
+	struct evbuffer		*lout;
+	struct proto_error	 er;
+	uint8_t			 buf[PROTO_HDR_LEN + 8 + PROTO_REASON_MAX + 3];
+	char			 msg[PROTO_REASON_MAX + 64];
+	uint64_t		 off, v;
+	size_t			 n, skip;
+	int			 e;
+
+	if (s->have_prev && s->ctx->role == SESS_SERVER) {
+		OPENSSL_cleanse(s->prev, sizeof(s->prev));
+		s->have_prev = 0;
+	}
+	if (h->type == PROTO_DATA) {
+		evbuffer_copyout(in, buf, PROTO_HDR_LEN + 8);
+		frame_u64_decode(buf + PROTO_HDR_LEN, 8, &off);
+		n = h->len - 8;
+		if (off > s->recv_off) {
+			leg_violation(leg, "DATA beyond the expected offset", 0);
+			return (-1);
+		}
+		if (s->fin_in_seen && off + n > s->fin_in) {
+			leg_violation(leg, "DATA after FIN", 0);
+			return (-1);
+		}
+		if (s->local == NULL) {
+			leg_violation(leg, "DATA with no local end", 0);
+			return (-1);
+		}
+		skip = s->recv_off - off < n ? s->recv_off - off : n;
+		evbuffer_drain(in, PROTO_HDR_LEN + 8 + skip);
+		lout = bufferevent_get_output(s->local);
+		evbuffer_remove_buffer(in, lout, n - skip);
+		s->recv_off += n - skip;
+		if (evbuffer_get_length(lout) > LOCAL_HIGH) {
+			leg->paused = 1;
+			bufferevent_disable(leg->bev, EV_READ);
+		}
+		return (0);
+	}
+	if (h->len > sizeof(buf) - PROTO_HDR_LEN) {
+		leg_violation(leg, "oversized control frame", 0);
+		return (-1);
+	}
+	evbuffer_remove(in, buf, PROTO_HDR_LEN + h->len);
+	switch (h->type) {
+	case PROTO_ACK:
+		frame_u64_decode(buf + PROTO_HDR_LEN, 8, &v);
+		if (v > s->sent_off + (leg->fin_sent ? 1 : 0)) {
+			leg_violation(leg, "ACK beyond what was sent", 0);
+			return (-1);
+		}
+		if (v > s->acked_off) {
+			n = (v > s->read_off ? s->read_off : v) - s->acked_off;
+			evbuffer_drain(s->replay, n);
+			s->acked_off = v;
+			if (s->local != NULL && !s->local_eof &&
+			    evbuffer_get_length(s->replay) <
+			    s->ctx->conf.replay_max)
+				bufferevent_enable(s->local, EV_READ);
+			sess_check_done(s);
+			if (s->dead)
+				return (-1);
+		}
+		return (0);
+	case PROTO_FIN:
+		frame_u64_decode(buf + PROTO_HDR_LEN, 8, &v);
+		if (v != s->recv_off || (s->fin_in_seen && v != s->fin_in)) {
+			leg_violation(leg, "FIN at the wrong offset", 0);
+			return (-1);
+		}
+		if (!s->fin_in_seen) {
+			s->fin_in_seen = 1;
+			s->fin_in = v;
+			if (s->local != NULL && s->deliv_off == v &&
+			    evbuffer_get_length(
+			    bufferevent_get_output(s->local)) == 0) {
+				shutdown(bufferevent_getfd(s->local), SHUT_WR);
+				s->local_shut = 1;
+				sess_ack(s, 1);
+				sess_check_done(s);
+				if (s->dead)
+					return (-1);
+			}
+		}
+		return (0);
+	case PROTO_CLOSE:
+		if ((e = frame_error_decode(buf + PROTO_HDR_LEN, h->len,
+		    &er)) != 0) {
+			leg_violation(leg, "bad CLOSE frame", e);
+			return (-1);
+		}
+		snprintf(msg, sizeof(msg), "closed by the %s end (%s): %s",
+		    s->ctx->role == SESS_CLIENT ? "appliance" : "ingress",
+		    frame_strcode(er.code), er.reason);
+		sess_end(s, er.code, msg, 0);
+		return (-1);
+	case PROTO_PING:
+		frame_u64_decode(buf + PROTO_HDR_LEN, 8, &v);
+		frame_u64_add(bufferevent_get_output(leg->bev), PROTO_PONG, v);
+		return (0);
+	case PROTO_PONG:
+		return (0);
+	case PROTO_ERROR:
+		if (frame_error_decode(buf + PROTO_HDR_LEN, h->len, &er) == 0)
+			snprintf(msg, sizeof(msg), "peer reported %s: %s",
+			    frame_strcode(er.code), er.reason);
+		else
+			snprintf(msg, sizeof(msg), "peer reported an error");
+		leg_close(leg, 0, 0, NULL);
+		sess_detach(s, msg);
+		return (-1);
+	}
+	snprintf(msg, sizeof(msg), "unexpected %s on an open session",
+	    frame_strtype(h->type));
+	leg_violation(leg, msg, 0);
+	return (-1);
+}
+
+/* --- accessors --------------------------------------------------------- */
+
+uint64_t
+sess_id(const struct sess *s)
+{
+	return (s->id);
+}
+
+const char *
+sess_idstr(const struct sess *s)
+{
+	return (s->idstr);
+}
+
+const char *
+sess_host(const struct sess *s)
+{
+	return (s->host);
+}
+
+uint32_t
+sess_cid(const struct sess *s)
+{
+	return (s->cid);
+}
+
+uint32_t
+sess_port(const struct sess *s)
+{
+	return (s->port);
+}
+
+enum sess_state
+sess_state(const struct sess *s)
+{
+	return (s->state);
+}
+
+long long
+sess_resume_ms(const struct sess *s)
+{
+	return (s->resume_ms);
+}
+
+void *
+sess_get_data(const struct sess *s)
+{
+	return (s->data);
+}
+
+void
+sess_set_data(struct sess *s, void *data)
+{
+	s->data = data;
+}
+
+/* One session for the status socket; field names are documented. */
+json_t *
+sess_json(const struct sess *s)
+{
+	json_t	*o;
+
+	o = json_pack("{s:s, s:{s:s, s:I, s:I}, s:s, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I}",
+	    "id", s->idstr,
+	    "guest", "host", s->host, "cid", (json_int_t)s->cid,
+	    "port", (json_int_t)s->port,
+	    "state", sess_strstate(s->state),
+	    "bytes_in", (json_int_t)s->deliv_off,
+	    "bytes_out", (json_int_t)s->read_off,
+	    "unacked_out", (json_int_t)(s->read_off - (s->acked_off >
+	    s->read_off ? s->read_off : s->acked_off)),
+	    "unacked_in", (json_int_t)(s->recv_off - s->deliv_off),
+	    "replayed", (json_int_t)s->replayed,
+	    "resumes", (json_int_t)s->resumes,
+	    "age_ms", (json_int_t)(now_ms() - s->created_ms));
+	if (o == NULL)
+		abort();
+	json_object_set_new(o, "leg", s->leg != NULL && s->leg->peer[0] ?
+	    json_string(s->leg->peer) : json_null());
+	if (s->resume_ms >= 0)
+		json_object_set_new(o, "last_resume_ms",
+		    json_integer(s->resume_ms));
+	if (s->state == SESS_DETACHED || s->state == SESS_CONNECTING) {
+		json_object_set_new(o, "detached_ms",
+		    json_integer(now_ms() - s->detached_ms));
+		json_object_set_new(o, "why", json_string(s->why));
+	}
+	return (o);
+}

@@ -1,0 +1,35 @@
+/*
+ * cli.h -- the query subcommands every daemon binary shares: talk to a
+ * running daemon's status socket (ctl.h) and print what it says.
+ *
+ *   PROG status   [options]	the "status" answer as key: value lines
+ *   PROG sessions [options]	the session table
+ *   PROG watch    [options]	stream events until ^C or the daemon closes
+ *   PROG CMD      [options]	any other command: {"cmd": CMD, ...}
+ *
+ * Options: --status PATH (else $VRELAY_STATUS), --json (raw JSON lines),
+ * --timeout MS (default 5000, 0 waits forever), --arg KEY=VALUE
+ * (repeatable; VALUE is taken as JSON if it parses, else as a string).
+ *
+ * This is a front end, so it prints (answers to stdout, errors to
+ * stderr prefixed with PROG), but it never exits: it returns the
+ * process exit code.
+ */
+#ifndef VRELAY_CLI_H
+#define VRELAY_CLI_H
+
+#define CLI_EXIT_OK		0
+#define CLI_EXIT_ERROR		1	/* unreachable, refused, bad answer */
+#define CLI_EXIT_USAGE		2
+
+#define CLI_ENV_STATUS		"VRELAY_STATUS"
+#define CLI_TIMEOUT_MS		5000
+
+/*
+ * Run SUBCMD for PROG ("vrelay"); ARGV holds the ARGC arguments after
+ * the subcommand (no program name), e.g. from main():
+ * cli_query("vrelay", argv[1], argc - 2, argv + 2).
+ */
+int	cli_query(const char *prog, const char *subcmd, int argc, char **argv);
+
+#endif

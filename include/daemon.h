@@ -1,0 +1,94 @@
+/*
+ * daemon.h -- what vrelay and vappliance share around their loops:
+ * signals, listeners, the session settings every daemon takes, and
+ * turning session events into log lines and status-socket events.
+ */
+#ifndef VRELAY_DAEMON_H
+#define VRELAY_DAEMON_H
+
+#include <stddef.h>
+
+#include <event2/listener.h>
+
+#include "conf.h"
+#include "sess.h"
+
+struct ctl;
+struct xaddr;
+
+/* Session settings, embedded in each daemon's config struct. */
+struct daemon_sessconf {
+	long long	hold_ms;
+	long long	handshake_ms;
+	long long	keepalive_ms;
+	long long	replay_max;
+	long long	max_sessions;
+	long long	max_pending;
+};
+
+/* conf_opt rows for daemon_sessconf at offset OFF in the config. */
+#define DAEMON_SESS_OPTS(OFF) \
+	{ "hold-time", CONF_MSEC, (OFF) + offsetof(struct daemon_sessconf, \
+	    hold_ms), 100, 86400000, 0, "DURATION", \
+	    "keep a detached session this long (default 60s)" }, \
+	{ "handshake-timeout", CONF_MSEC, (OFF) + \
+	    offsetof(struct daemon_sessconf, handshake_ms), 100, 600000, 0, \
+	    "DURATION", "per-leg handshake deadline (default 5s)" }, \
+	{ "keepalive", CONF_MSEC, (OFF) + offsetof(struct daemon_sessconf, \
+	    keepalive_ms), 100, 600000, 0, "DURATION", \
+	    "PING period; a leg silent for 3 periods is dead (default 5s)" }, \
+	{ "replay-max", CONF_SIZE, (OFF) + offsetof(struct daemon_sessconf, \
+	    replay_max), 65536, 1LL << 32, 0, "SIZE", \
+	    "unacknowledged bytes kept per session (default 4M)" }, \
+	{ "max-sessions", CONF_INT, (OFF) + \
+	    offsetof(struct daemon_sessconf, max_sessions), 1, 10000000, 0, \
+	    "N", "sessions at most (default 100000)" }, \
+	{ "max-handshakes", CONF_INT, (OFF) + \
+	    offsetof(struct daemon_sessconf, max_pending), 1, 1000000, 0, \
+	    "N", "legs in handshake at most (default 1024)" }
+
+/*
+ * Each daemon's own struct starts with this one, so status commands
+ * shared by all of them (below) can take the daemon as their argument.
+ */
+struct daemon {
+	const char		*prog;
+	struct sess_ctx		*sessions;
+	struct event_base	*base;
+	struct ctl		*ctl;
+	struct event		*sigint;
+	struct event		*sigterm;
+	long long		 started_ms;
+	void			(*stop)(void *);
+	void			*stop_arg;
+};
+
+/* Defaults for the session settings, then apply them to a sess_conf. */
+void	daemon_sessconf_defaults(struct daemon_sessconf *);
+void	daemon_sessconf_apply(const struct daemon_sessconf *,
+	    struct sess_conf *);
+
+/* Event base, signals (SIGINT/SIGTERM call STOP), SIGPIPE ignored. */
+void	daemon_init(struct daemon *, const char *, void (*)(void *), void *);
+/* Emulated vsock from --vsock-dir/--vsock-cid, or die. */
+void	daemon_vsock(const char *, long long);
+/* Listen on ADDR (fatal on failure: startup only). */
+struct evconnlistener *daemon_listen(struct daemon *, const char *,
+	    evconnlistener_cb, void *, struct xaddr **);
+/* Log a session event and broadcast it on the status socket. */
+void	daemon_sess_event(struct daemon *, struct sess *, enum sess_event,
+	    const char *);
+/* Milliseconds on the monotonic clock. */
+long long daemon_now_ms(void);
+/* Status commands every daemon has; ARG is its struct daemon. */
+json_t	*daemon_cmd_sessions(json_t *, void *, const char **);
+json_t	*daemon_cmd_close(json_t *, void *, const char **);
+json_t	*daemon_cmd_log(json_t *, void *, const char **);
+/* Session counts by state, for "status". */
+json_t	*daemon_sess_summary(struct daemon *);
+
+/* Parse argv for "run" with TABLE into CFG, or print usage and exit. */
+void	daemon_parse(const char *, const struct conf_opt *, size_t, void *,
+	    int, char **);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * sess.h -- one end of a resumable session (docs/protocol.md).
+ *
+ * A session joins a local byte stream (the guest's connection on the
+ * ingress relay, the backend's on the appliance endpoint) to the far
+ * end through a "leg": whatever mesh connection currently carries the
+ * session's frames.  Legs may break at any time; the session outlives
+ * them for the hold time, and when a new leg authenticates both ends
+ * replay what the other has not received, so the local streams see
+ * every byte exactly once and in order.
+ *
+ * The client end (ingress) opens and re-opens legs through ops->connect
+ * with backoff; the server end (appliance) takes legs as they arrive
+ * (sess_accept) and matches resumes to sessions by id.  A session is
+ * freed by this module after its SESS_EV_CLOSED event, outside the
+ * callback that closed it; owners must drop their pointer then.
+ */
+#ifndef VRELAY_SESS_H
+#define VRELAY_SESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct bufferevent;
+struct event_base;
+
+struct sess;
+struct sess_ctx;
+
+enum sess_role {
+	SESS_CLIENT = 1,	/* ingress end: sends HELLO */
+	SESS_SERVER,		/* appliance end: answers it */
+};
+
+enum sess_state {
+	SESS_CONNECTING = 1,	/* client: no leg yet, first connect */
+	SESS_HANDSHAKE,		/* a leg is up, HELLO/resume in flight */
+	SESS_ESTABLISHED,	/* data flows */
+	SESS_DETACHED,		/* leg lost, waiting for one within hold */
+	SESS_CLOSED,		/* done or aborted; about to be freed */
+};
+
+enum sess_event {
+	SESS_EV_OPEN = 1,	/* established for the first time */
+	SESS_EV_DETACHED,	/* the leg broke; reason says why */
+	SESS_EV_RESUMED,	/* a new leg took over; see resume_ms */
+	SESS_EV_CLOSED,		/* the end; reason says why */
+	SESS_EV_STATE,		/* state change; reason is "old -> new" */
+};
+
+struct sess_conf {
+	size_t		replay_max;	/* unacknowledged bytes held */
+	long long	hold_ms;	/* detached longer -> closed */
+	long long	handshake_ms;	/* per-leg handshake deadline */
+	long long	keepalive_ms;	/* PING period; 3 missed = dead */
+	size_t		max_sessions;	/* server: refuse more */
+	size_t		max_pending;	/* server: legs in handshake */
+};
+
+struct sess_ops {
+	/*
+	 * Client: start a new leg for S (a bufferevent whose connect is
+	 * in progress, or already connected) and set *desc to the target
+	 * it goes to; or return NULL with *desc saying why there is no
+	 * target now (retried with backoff).
+	 */
+	struct bufferevent *(*connect)(struct sess *, void *,
+	    const char **);
+	/*
+	 * Server: a new session was admitted; connect its local end and
+	 * call sess_set_local().  Nonzero refuses it with *reason.
+	 */
+	int	(*open)(struct sess *, void *, const char **);
+	/* Lifecycle events; reason is NULL for SESS_EV_OPEN. */
+	void	(*event)(struct sess *, enum sess_event, const char *,
+		    void *);
+	/* Server: a leg was refused before it belonged to a session. */
+	void	(*refused)(const char *, const char *, void *);
+};
+
+struct sess_ctx	*sess_ctx_new(struct event_base *, enum sess_role,
+		    const struct sess_conf *, const struct sess_ops *,
+		    void *);
+/* Close every session (PROTO_E_SHUTDOWN) and free; NULL is fine. */
+void		 sess_ctx_free(struct sess_ctx *);
+size_t		 sess_ctx_count(const struct sess_ctx *);
+/* JSON array of every session (new reference). */
+json_t		*sess_ctx_json(struct sess_ctx *);
+/* Find a session by id (status commands); NULL if gone. */
+struct sess	*sess_ctx_find(struct sess_ctx *, uint64_t);
+
+/*
+ * Client: a new session for an accepted guest whose connection is FD,
+ * identified by HOST, CID and PORT.  It connects at once.
+ */
+struct sess	*sess_client_new(struct sess_ctx *, int, const char *,
+		    uint32_t, uint32_t);
+/* Client: the leg target changed; drop a leg still in handshake. */
+void		 sess_ctx_retarget(struct sess_ctx *);
+
+/*
+ * Server: take an accepted leg (a bufferevent, so a TLS filter can sit
+ * under it); PEER names it in logs.
+ */
+void		 sess_accept(struct sess_ctx *, struct bufferevent *,
+		    const char *);
+/*
+ * Server, from ops->open: the local end, connecting or connected.
+ * PRE (LEN bytes, e.g. a PROXY v2 header) is written before any data.
+ */
+void		 sess_set_local(struct sess *, int, const void *, size_t);
+
+/* Abort the session on both ends with CODE and REASON. */
+void		 sess_close(struct sess *, int, const char *);
+
+uint64_t	 sess_id(const struct sess *);
+const char	*sess_idstr(const struct sess *);
+const char	*sess_host(const struct sess *);
+uint32_t	 sess_cid(const struct sess *);
+uint32_t	 sess_port(const struct sess *);
+enum sess_state	 sess_state(const struct sess *);
+const char	*sess_strstate(enum sess_state);
+long long	 sess_resume_ms(const struct sess *);
+void		*sess_get_data(const struct sess *);
+void		 sess_set_data(struct sess *, void *);
+/* One session as a JSON object (new reference). */
+json_t		*sess_json(const struct sess *);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * control.c -- vrelay's status socket commands, as a table; the same
+ * table answers "help".  Field names are documented in
+ * docs/operations.md and kept stable.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ctl.h"
+#include "log.h"
+#include "proto.h"
+#include "relay.h"
+#include "xaddr.h"
+
+static json_t	*control_status(json_t *, void *, const char **);
+static json_t	*control_watch(json_t *, void *, const char **);
+static json_t	*control_set_target(json_t *, void *, const char **);
+
+static const struct ctl_cmd control_table[] = {
+	{ "status", "relay, target, session and forwarding summary", 0,
+	    control_status },
+	{ "sessions", "every session this relay is the ingress end of", 0,
+	    daemon_cmd_sessions },
+	{ "watch", "stream events: session open/close/resume, target "
+	    "change", CTL_WATCH, control_watch },
+	{ "set-target", "move the target: {epoch, appliance_host, "
+	    "appliance, peers}", 0, control_set_target },
+	{ "close-session", "abort one session: {id}", 0, daemon_cmd_close },
+	{ "log", "set verbosity: {level: warn|info|debug}", 0, daemon_cmd_log },
+};
+
+/* The whole relay at a glance. */
+static json_t *
+control_status(json_t *req, void *arg, const char **err)
+{
+	struct relay	*r = arg;
+	json_t		*sess, *gl;
+	size_t		 i;
+
+	sess = daemon_sess_summary(&r->d);
+	json_object_set_new(sess, "accepted", json_integer(
+	    (json_int_t)r->accepted));
+	gl = json_array();
+	for (i = 0; i < r->nguest; i++)
+		json_array_append_new(gl, json_string(xaddr_str(r->guest_a[i])));
+	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
+	    "daemon", "vrelay", "host", r->conf.host,
+	    "pid", (json_int_t)getpid(),
+	    "uptime_ms", (json_int_t)(daemon_now_ms() - r->d.started_ms),
+	    "guest_listen", gl,
+	    "mesh_listen", r->mesh_a != NULL ?
+	    json_string(xaddr_str(r->mesh_a)) : json_null(),
+	    "target", target_json(r->target),
+	    "sessions", sess,
+	    "forwards", fwd_json(r->fwd)));
+}
+
+static json_t *
+control_watch(json_t *req, void *arg, const char **err)
+{
+	struct relay	*r = arg;
+
+	return (json_pack("{s:s, s:o}", "watching", "vrelay",
+	    "target", target_json(r->target)));
+}
+
+/* Move the target; relays keep their last good target otherwise. */
+static json_t *
+control_set_target(json_t *req, void *arg, const char **err)
+{
+	struct relay	*r = arg;
+	static char	 msg[300];
+	json_t		*ev;
+
+	if (target_set(r->target, req, msg, sizeof(msg)) != 0) {
+		*err = msg;
+		return (NULL);
+	}
+	ev = target_json(r->target);
+	log_info("target-change epoch=%llu",
+	    (unsigned long long)target_epoch(r->target));
+	json_object_set_new(ev, "event", json_string("target-change"));
+	ctl_broadcast(r->d.ctl, ev);
+	sess_ctx_retarget(r->d.sessions);
+	json_object_del(ev, "event");
+	return (json_pack("{s:o}", "target", ev));
+}
+
+/* Open the status socket. */
+void
+control_init(struct relay *r)
+{
+	int	e;
+
+	if (r->conf.status == NULL)
+		return;
+	e = ctl_open(r->d.base, r->conf.status, control_table,
+	    sizeof(control_table) / sizeof(control_table[0]), r, &r->d.ctl);
+	if (e != CTL_OK)
+		fatalx("status socket %s: %s", r->conf.status,
+		    ctl_strerror(e));
+	log_info("status socket %s", r->conf.status);
+}

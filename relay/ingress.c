@@ -1,0 +1,86 @@
+/*
+ * ingress.c -- the guest side: each accepted vSocket connection is the
+ * client end of a resumable session whose legs go wherever the target
+ * says at the moment they are opened.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "relay.h"
+#include "xaddr.h"
+
+/* Open a leg to the current target. */
+static struct bufferevent *
+ingress_connect(struct sess *s, void *arg, const char **desc)
+{
+	struct relay		*r = arg;
+	const struct xaddr	*a;
+	struct bufferevent	*bev;
+	int			 fd, e;
+
+	if ((a = target_route(r->target, desc)) == NULL)
+		return (NULL);
+	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
+		*desc = e == XADDR_E_SYSTEM ? strerror(errno) :
+		    xaddr_strerror(e);
+		return (NULL);
+	}
+	bev = bufferevent_socket_new(r->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		close(fd);
+		*desc = "out of memory";
+		return (NULL);
+	}
+	bufferevent_socket_connect(bev, NULL, 0);
+	*desc = xaddr_str(a);
+	return (bev);
+}
+
+static void
+ingress_event(struct sess *s, enum sess_event ev, const char *reason,
+    void *arg)
+{
+	struct relay	*r = arg;
+
+	daemon_sess_event(&r->d, s, ev, reason);
+}
+
+/* The ingress end of every session on this relay. */
+void
+ingress_init(struct relay *r)
+{
+	static const struct sess_ops	ops = {
+		.connect = ingress_connect,
+		.event = ingress_event,
+	};
+	struct sess_conf		sc;
+
+	daemon_sessconf_apply(&r->conf.sess, &sc);
+	r->d.sessions = sess_ctx_new(r->d.base, SESS_CLIENT, &sc, &ops, r);
+}
+
+/* A guest connected: its identity is its vSocket CID and port. */
+void
+ingress_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct relay		*r = arg;
+	struct xaddr_peer	 peer;
+
+	xaddr_peer_describe(sa, salen, &peer);
+	if (sess_ctx_count(r->d.sessions) >= (size_t)r->conf.sess.max_sessions) {
+		log_warnx("guest=%s refused: session limit %lld reached",
+		    peer.str, r->conf.sess.max_sessions);
+		close(fd);
+		return;
+	}
+	r->accepted++;
+	xaddr_tune(fd);
+	sess_client_new(r->d.sessions, fd, r->conf.host, peer.cid, peer.port);
+}

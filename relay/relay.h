@@ -1,0 +1,81 @@
+/*
+ * relay.h -- vrelay, the per-host relay agent.
+ *
+ * Two roles in one daemon.  As the ingress relay it accepts guests on
+ * vSocket (--guest-listen) and is the client end of their sessions
+ * (ingress.c via common/sess.c).  As the relay on the appliance's host
+ * it accepts mesh legs from other relays (--mesh-listen) and forwards
+ * their bytes opaquely to the appliance endpoint over vSocket (fwd.c).
+ * Where to send a session is the target (target.c): static from flags
+ * for now, replaced at run time through the status socket.
+ */
+#ifndef VRELAY_RELAY_H
+#define VRELAY_RELAY_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "conf.h"
+#include "daemon.h"
+
+struct xaddr;
+struct target;
+struct fwd_ctx;
+
+struct relay_conf {
+	char			*host;
+	struct conf_list	 guest_listen;
+	char			*mesh_listen;
+	char			*status;
+	struct conf_list	 peers;
+	char			*appliance_host;
+	char			*appliance;
+	char			*vsock_dir;
+	long long		 vsock_cid;
+	int			 debug;
+	int			 quiet;
+	struct daemon_sessconf	 sess;
+};
+
+struct relay {
+	struct daemon		 d;	/* first: see daemon.h */
+	struct relay_conf	 conf;
+	struct target		*target;
+	struct fwd_ctx		*fwd;
+	struct evconnlistener	*guest_l[16];
+	struct xaddr		*guest_a[16];
+	size_t			 nguest;
+	struct evconnlistener	*mesh_l;
+	struct xaddr		*mesh_a;
+	uint64_t		 accepted;
+};
+
+/* target.c */
+struct target	*target_new(const char *);
+void		 target_free(struct target *);
+/* Replace the target from a JSON object; error text in ERR. */
+int		 target_set(struct target *, json_t *, char *, size_t);
+/* Where a new leg should go now; NULL with *why if nowhere. */
+const struct xaddr *target_route(struct target *, const char **);
+/* Whether this host runs the appliance (mesh legs are forwarded). */
+const struct xaddr *target_local_appliance(struct target *);
+uint64_t	 target_epoch(const struct target *);
+json_t		*target_json(const struct target *);
+
+/* ingress.c */
+void		 ingress_init(struct relay *);
+void		 ingress_accept_cb(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+
+/* fwd.c */
+struct fwd_ctx	*fwd_new(struct relay *);
+void		 fwd_free(struct fwd_ctx *);
+void		 fwd_accept_cb(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+json_t		*fwd_json(const struct fwd_ctx *);
+
+/* control.c */
+void		 control_init(struct relay *);
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * vrelay.c -- the per-host relay agent: main, configuration, loop.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "cli.h"
+#include "conf.h"
+#include "ctl.h"
+#include "log.h"
+#include "relay.h"
+#include "xaddr.h"
+#include "xmalloc.h"
+
+#define OPT(f)	offsetof(struct relay_conf, f)
+
+static const struct conf_opt relay_opts[] = {
+	{ "host", CONF_STR, OPT(host), 0, 0, CONF_REQUIRED, "NAME",
+	    "this ESX host's name, as vSphere names it" },
+	{ "guest-listen", CONF_STRLIST, OPT(guest_listen), 0, 0, 0, "ADDR",
+	    "accept containerVMs here (vsock://any:PORT in production)" },
+	{ "mesh-listen", CONF_STR, OPT(mesh_listen), 0, 0, 0, "ADDR",
+	    "accept legs from other relays here (tcp://HOST:PORT)" },
+	{ "status", CONF_STR, OPT(status), 0, 0, 0, "PATH",
+	    "status socket (unix, mode 0600)" },
+	{ "peer", CONF_STRLIST, OPT(peers), 0, 0, 0, "NAME=ADDR",
+	    "mesh address of the relay on host NAME" },
+	{ "appliance-host", CONF_STR, OPT(appliance_host), 0, 0, 0, "NAME",
+	    "the host that runs the appliance now" },
+	{ "appliance", CONF_STR, OPT(appliance), 0, 0, 0, "ADDR",
+	    "the appliance endpoint as reached from its host" },
+	{ "vsock-dir", CONF_STR, OPT(vsock_dir), 0, 0, 0, "DIR",
+	    "emulate vsock in DIR (one directory per simulated host)" },
+	{ "vsock-cid", CONF_INT, OPT(vsock_cid), 0, 0xfffffffeLL, 0, "CID",
+	    "this process's CID under emulation (default 2, the host)" },
+	{ "debug", CONF_BOOL, OPT(debug), 0, 0, 0, NULL,
+	    "log debug lines (state changes, forwards)" },
+	{ "quiet", CONF_BOOL, OPT(quiet), 0, 0, 0, NULL,
+	    "log warnings only" },
+	DAEMON_SESS_OPTS(OPT(sess)),
+};
+#define NOPTS	(sizeof(relay_opts) / sizeof(relay_opts[0]))
+
+static void
+relay_stop(void *arg)
+{
+	struct relay	*r = arg;
+
+	event_base_loopexit(r->d.base, NULL);
+}
+
+/* The static target from flags, through the same path as updates. */
+static void
+relay_target_init(struct relay *r)
+{
+	json_t	*o, *peers;
+	char	 err[300], *eq;
+	size_t	 i;
+
+	r->target = target_new(r->conf.host);
+	o = json_object();
+	peers = json_object();
+	for (i = 0; i < r->conf.peers.n; i++) {
+		const char	*p = r->conf.peers.v[i];
+
+		if ((eq = strchr(p, '=')) == NULL || eq == p)
+			fatalx("--peer \"%s\": expected NAME=ADDR", p);
+		*eq = '\0';
+		json_object_set_new(peers, p, json_string(eq + 1));
+		*eq = '=';
+	}
+	json_object_set_new(o, "peers", peers);
+	if (r->conf.appliance_host != NULL)
+		json_object_set_new(o, "appliance_host",
+		    json_string(r->conf.appliance_host));
+	if (r->conf.appliance != NULL)
+		json_object_set_new(o, "appliance",
+		    json_string(r->conf.appliance));
+	if (target_set(r->target, o, err, sizeof(err)) != 0)
+		fatalx("target: %s", err);
+	json_decref(o);
+}
+
+static int
+relay_run(int argc, char **argv)
+{
+	struct relay	 r;
+	size_t		 i;
+
+	memset(&r, 0, sizeof(r));
+	r.conf.vsock_cid = XADDR_CID_HOST;
+	daemon_sessconf_defaults(&r.conf.sess);
+	daemon_parse("vrelay", relay_opts, NOPTS, &r.conf, argc, argv);
+	log_init("vrelay", r.conf.debug ? LOG_LEVEL_DEBUG :
+	    r.conf.quiet ? LOG_LEVEL_WARN : LOG_LEVEL_INFO);
+	if (r.conf.guest_listen.n == 0 && r.conf.mesh_listen == NULL)
+		fatalx("nothing to do: give --guest-listen and/or "
+		    "--mesh-listen");
+	if (r.conf.guest_listen.n > sizeof(r.guest_l) / sizeof(r.guest_l[0]))
+		fatalx("--guest-listen: at most %zu",
+		    sizeof(r.guest_l) / sizeof(r.guest_l[0]));
+	daemon_init(&r.d, "vrelay", relay_stop, &r);
+	daemon_vsock(r.conf.vsock_dir, r.conf.vsock_cid);
+	relay_target_init(&r);
+	ingress_init(&r);
+	r.fwd = fwd_new(&r);
+	control_init(&r);
+	for (i = 0; i < r.conf.guest_listen.n; i++)
+		r.guest_l[r.nguest++] = daemon_listen(&r.d,
+		    r.conf.guest_listen.v[i], ingress_accept_cb, &r,
+		    &r.guest_a[i]);
+	if (r.conf.mesh_listen != NULL)
+		r.mesh_l = daemon_listen(&r.d, r.conf.mesh_listen,
+		    fwd_accept_cb, r.fwd, &r.mesh_a);
+	log_info("vrelay started host=%s pid=%ld", r.conf.host,
+	    (long)getpid());
+
+	event_base_dispatch(r.d.base);
+
+	log_info("vrelay stopping sessions=%zu",
+	    sess_ctx_count(r.d.sessions));
+	for (i = 0; i < r.nguest; i++) {
+		evconnlistener_free(r.guest_l[i]);
+		xaddr_unlisten(r.guest_a[i]);
+		xaddr_free(r.guest_a[i]);
+	}
+	if (r.mesh_l != NULL)
+		evconnlistener_free(r.mesh_l);
+	xaddr_free(r.mesh_a);
+	sess_ctx_free(r.d.sessions);
+	fwd_free(r.fwd);
+	ctl_free(r.d.ctl);
+	target_free(r.target);
+	event_free(r.d.sigint);
+	event_free(r.d.sigterm);
+	event_base_free(r.d.base);
+	conf_free(relay_opts, NOPTS, &r.conf);
+	return (0);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: vrelay run [-c FILE.json] [options]   run the relay agent\n"
+	    "       vrelay status   --status PATH [--json]\n"
+	    "       vrelay sessions --status PATH [--json]\n"
+	    "       vrelay watch    --status PATH [--json]\n"
+	    "       vrelay set-target --status PATH --arg appliance_host=NAME"
+	    " [--arg appliance=ADDR]\n"
+	    "                       [--arg 'peers={\"NAME\":\"ADDR\"}'] "
+	    "[--arg epoch=N]\n"
+	    "       vrelay help --status PATH      commands the daemon takes\n"
+	    "       vrelay run --help              every run option\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return (2);
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return (relay_run(argc - 2, argv + 2));
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    (strcmp(argv[1], "help") == 0 && argc == 2)) {
+		usage(stdout);
+		return (0);
+	}
+	log_init("vrelay", LOG_LEVEL_WARN);
+	return (cli_query("vrelay", argv[1], argc - 2, argv + 2));
+}
