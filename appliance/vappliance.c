@@ -190,6 +190,11 @@ appliance_run(int argc, char **argv)
 		    xaddr_strerror(e));
 	daemon_sessconf_apply(&a.conf.sess, &sc);
 	a.d.sessions = sess_ctx_new(a.d.base, SESS_SERVER, &sc, &ops, &a);
+	for (i = 0; i < a.conf.listen.n; i++)
+		a.listen_l[a.nlisten++] = daemon_listen(&a.d,
+		    a.conf.listen.v[i], appliance_accept_cb, &a,
+		    &a.listen_a[i]);
+	/* Last, so a status socket means the daemon is ready. */
 	if (a.conf.status != NULL) {
 		e = ctl_open(a.d.base, a.conf.status, appliance_cmds,
 		    sizeof(appliance_cmds) / sizeof(appliance_cmds[0]), &a,
@@ -198,10 +203,6 @@ appliance_run(int argc, char **argv)
 			fatalx("status socket %s: %s", a.conf.status,
 			    ctl_strerror(e));
 	}
-	for (i = 0; i < a.conf.listen.n; i++)
-		a.listen_l[a.nlisten++] = daemon_listen(&a.d,
-		    a.conf.listen.v[i], appliance_accept_cb, &a,
-		    &a.listen_a[i]);
 	log_info("vappliance started backend=%s pid=%ld",
 	    xaddr_str(a.backend), (long)getpid());
 

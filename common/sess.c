@@ -101,7 +101,8 @@ struct sess {
 	uint32_t		 port;
 
 	struct bufferevent	*local;
-	int			 local_eof;	/* local stream ended */
+	int			 local_rd_eof;	/* read() saw EOF */
+	int			 local_eof;	/* ...and all input taken */
 	int			 local_shut;	/* we shut its write side */
 	size_t			 pre_skip;	/* preamble not counted */
 
@@ -168,6 +169,7 @@ static void	sess_enter_state(struct sess *, enum sess_state);
 static void	sess_detach(struct sess *, const char *);
 static void	sess_pump(struct sess *);
 static void	sess_check_done(struct sess *);
+static void	sess_local_take(struct sess *);
 static void	sess_ack(struct sess *, int);
 static void	sess_retry_schedule(struct sess *);
 static void	leg_readcb(struct bufferevent *, void *);
@@ -824,12 +826,8 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	s->backoff_ms = 0;
 	s->why[0] = '\0';
 	sess_enter_state(s, SESS_ESTABLISHED);
-	if (s->local != NULL) {
-		if (!s->local_eof && evbuffer_get_length(s->replay) <
-		    s->ctx->conf.replay_max)
-			bufferevent_enable(s->local, EV_READ);
+	if (s->local != NULL)
 		bufferevent_enable(s->local, EV_WRITE);
-	}
 	if (!s->opened) {
 		s->opened = 1;
 		sess_emit(s, SESS_EV_OPEN, NULL);
@@ -840,8 +838,9 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	}
 	if (s->dead)
 		return;
-	sess_pump(s);
 	sess_ack(s, 1);
+	sess_local_take(s);
+	sess_pump(s);
 	sess_check_done(s);
 }
 
@@ -936,27 +935,45 @@ sess_check_done(struct sess *s)
 	sess_end(s, PROTO_E_NONE, "done", 0);
 }
 
-/* Local stream readable: into the replay buffer, then onto the leg. */
+/*
+ * Take what the local stream has into the replay buffer, as far as the
+ * cap allows (the rest waits: backpressure), then onto the leg.  The
+ * stream counts as ended only once its last byte is taken.
+ */
+static void
+sess_local_take(struct sess *s)
+{
+	struct evbuffer	*in;
+	size_t		 room, n, cap = s->ctx->conf.replay_max;
+
+	if (s->local == NULL || s->local_eof)
+		return;
+	in = bufferevent_get_input(s->local);
+	room = evbuffer_get_length(s->replay) < cap ?
+	    cap - evbuffer_get_length(s->replay) : 0;
+	n = evbuffer_get_length(in);
+	if (n > room)
+		n = room;
+	if (n > 0) {
+		evbuffer_remove_buffer(in, s->replay, n);
+		s->read_off += n;
+	}
+	if (evbuffer_get_length(in) > 0 || s->local_rd_eof)
+		bufferevent_disable(s->local, EV_READ);
+	else if (s->state == SESS_ESTABLISHED || s->opened)
+		bufferevent_enable(s->local, EV_READ);
+	if (s->local_rd_eof && evbuffer_get_length(in) == 0)
+		s->local_eof = 1;
+	sess_pump(s);
+	if (s->local_eof)
+		sess_check_done(s);
+}
+
+/* Local stream readable. */
 static void
 local_readcb(struct bufferevent *bev, void *arg)
 {
-	struct sess	*s = arg;
-	struct evbuffer	*in = bufferevent_get_input(bev);
-	size_t		 room, n;
-
-	if (evbuffer_get_length(s->replay) >= s->ctx->conf.replay_max) {
-		bufferevent_disable(bev, EV_READ);
-		return;
-	}
-	room = s->ctx->conf.replay_max - evbuffer_get_length(s->replay);
-	n = evbuffer_get_length(in);
-	if (n > room) {
-		n = room;
-		bufferevent_disable(bev, EV_READ);	/* backpressure */
-	}
-	evbuffer_remove_buffer(in, s->replay, n);
-	s->read_off += n;
-	sess_pump(s);
+	sess_local_take(arg);
 }
 
 /* Local output drained below the low mark: let the leg in again. */
@@ -1009,15 +1026,13 @@ local_eventcb(struct bufferevent *bev, short what, void *arg)
 	int		 err = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
-		if (s->state == SESS_ESTABLISHED && !s->local_eof)
-			bufferevent_enable(bev, EV_READ);
+		if (s->state == SESS_ESTABLISHED)
+			sess_local_take(s);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
-		bufferevent_disable(bev, EV_READ);
-		s->local_eof = 1;
-		sess_pump(s);
-		sess_check_done(s);
+		s->local_rd_eof = 1;
+		sess_local_take(s);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s connection %s: %s",
@@ -1581,10 +1596,7 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 			n = (v > s->read_off ? s->read_off : v) - s->acked_off;
 			evbuffer_drain(s->replay, n);
 			s->acked_off = v;
-			if (s->local != NULL && !s->local_eof &&
-			    evbuffer_get_length(s->replay) <
-			    s->ctx->conf.replay_max)
-				bufferevent_enable(s->local, EV_READ);
+			sess_local_take(s);
 			sess_check_done(s);
 			if (s->dead)
 				return (-1);

@@ -110,7 +110,6 @@ relay_run(int argc, char **argv)
 	relay_target_init(&r);
 	ingress_init(&r);
 	r.fwd = fwd_new(&r);
-	control_init(&r);
 	for (i = 0; i < r.conf.guest_listen.n; i++)
 		r.guest_l[r.nguest++] = daemon_listen(&r.d,
 		    r.conf.guest_listen.v[i], ingress_accept_cb, &r,
@@ -118,6 +117,8 @@ relay_run(int argc, char **argv)
 	if (r.conf.mesh_listen != NULL)
 		r.mesh_l = daemon_listen(&r.d, r.conf.mesh_listen,
 		    fwd_accept_cb, r.fwd, &r.mesh_a);
+	/* Last, so a status socket means the daemon is ready. */
+	control_init(&r);
 	log_info("vrelay started host=%s pid=%ld", r.conf.host,
 	    (long)getpid());
 

@@ -216,8 +216,8 @@ struct conn {
 static struct {
 	enum serve_mode			 mode;
 	uint64_t			 source_bytes;
-	uint64_t			 slow;		/* bytes/s, 0 = no cap */
-	uint64_t			 corrupt_at;	/* UINT64_MAX = off */
+	uint64_t			 slow;		/* bytes/s; 0: off */
+	uint64_t			 corrupt_at;	/* UINT64_MAX: off */
 	int				 proxy_v2;
 	FILE				*report;
 	struct ev_token_bucket_cfg	*bucket;
@@ -294,9 +294,12 @@ static struct {
 	u_int			 active;
 	u_int			 done;
 	u_int			 ok;
+	int			 starting;	/* inside run_start */
 	int			 stopping;
 	uint64_t		 rx_total;	/* for --progress */
+	uint64_t		 tx_total;
 	uint64_t		 rx_last;
+	uint64_t		 tx_last;
 	struct timespec		 start;
 	uint64_t		 msec;
 	struct event		*deadline;
@@ -310,6 +313,9 @@ static const char		*vsock_dir;
 static uint32_t			 vsock_cid;
 static int			 vsock_cid_set;
 
+static void	session_end(struct session *, enum session_result,
+		    const char *, ...) __attribute__((format(printf, 3, 4)));
+static void	run_start(void);
 static void	usage(void) __attribute__((noreturn));
 
 /* splitmix64's finaliser: a cheap, well-mixed function of a counter. */
@@ -466,7 +472,7 @@ spec_size(uint64_t min, uint64_t max, uint64_t seed, u_int i)
 	return (MAX(min, MIN(max, size)));
 }
 
-/* A number in [MIN, MAX] for option NAME, or exit with usage. */
+/* A number in [MIN, MAX] for option NAME, or exit. */
 static long long
 num_parse(const char *name, const char *s, long long min, long long max)
 {
@@ -610,13 +616,14 @@ str_sanitize(char *dst, size_t dstlen, const uint8_t *p, size_t len)
 	dst[i] = '\0';
 }
 
-/* Big-endian readers for the PROXY header. */
+/* A big-endian u16 of the PROXY header. */
 static uint16_t
 get_be16(const uint8_t *p)
 {
 	return ((uint16_t)(p[0] << 8 | p[1]));
 }
 
+/* A big-endian u32 of the PROXY header. */
 static uint32_t
 get_be32(const uint8_t *p)
 {
@@ -1062,8 +1069,6 @@ serve_listen(const char *str)
 	struct xaddr	*addr;
 	int		 fd, rc;
 
-	if (serve.nlisten == SERVE_LISTEN_MAX)
-		fatalx("too many --listen (at most %d)", SERVE_LISTEN_MAX);
 	if ((rc = xaddr_parse(str, &addr)) != XADDR_OK)
 		fatalx("--listen %s: %s", str, xaddr_strerror(rc));
 	if ((rc = xaddr_listen(addr, SERVE_BACKLOG, &fd)) != XADDR_OK) {
@@ -1111,7 +1116,8 @@ serve_main(int argc, char **argv)
 			else if (strcmp(optarg, "source") == 0)
 				serve.mode = SERVE_SOURCE;
 			else
-				fatalx("--mode %s: echo, sink or source", optarg);
+				fatalx("--mode %s: echo, sink or source",
+				    optarg);
 			break;
 		case OPT_SOURCE_BYTES:
 			serve.source_bytes = size_arg("source-bytes", optarg);
@@ -1140,6 +1146,7 @@ serve_main(int argc, char **argv)
 	if (report != NULL && (serve.report = fopen(report, "a")) == NULL)
 		fatal("%s", report);
 	if (serve.slow != 0) {
+		/* libevent's token bucket: reads stop while it is empty. */
 		rate = MAX(serve.slow * SLOW_TICK_MSEC / 1000, 1);
 		serve.bucket = ev_token_bucket_cfg_new(rate, rate,
 		    EV_RATE_LIMIT_MAX, EV_RATE_LIMIT_MAX, &tick);
@@ -1170,8 +1177,6 @@ serve_main(int argc, char **argv)
 		fclose(serve.report);
 	return (0);
 }
-
-static void	run_start(void);
 
 /* Record S's result and free its connection; start the next session. */
 static void
@@ -1269,6 +1274,7 @@ session_send(struct session *s)
 		if (evbuffer_commit_space(out, &v, 1) != 0)
 			fatalx("session_send: evbuffer_commit_space failed");
 		s->queued += n;
+		run.tx_total += n;
 	}
 	if (s->queued < s->size || (s->flags & SESSION_SHUT))
 		return;
@@ -1399,12 +1405,19 @@ session_connect(evutil_socket_t unused, short what, void *arg)
 	bufferevent_enable(s->bev, EV_READ|EV_WRITE);
 }
 
-/* Start waiting sessions while under the concurrency limit. */
+/*
+ * Start waiting sessions while under the concurrency limit.  A session
+ * that fails at once ends inside session_connect and calls back here;
+ * the loop already running picks up its slot, so the stack stays flat.
+ */
 static void
 run_start(void)
 {
 	struct session	*s;
 
+	if (run.starting)
+		return;
+	run.starting = 1;
 	while (!run.stopping && run.active < run.concurrency &&
 	    run.next < run.nsessions) {
 		s = &run.sessions[run.next++];
@@ -1415,6 +1428,7 @@ run_start(void)
 		run.active++;
 		session_connect(-1, 0, s);
 	}
+	run.starting = 0;
 }
 
 /* Fail every unfinished session with REASON and end the run. */
@@ -1452,8 +1466,11 @@ static void
 run_tick(evutil_socket_t fd, short what, void *arg)
 {
 	fprintf(stderr, "vtraffic: %u/%u done, %u ok, %u active, "
-	    "%.1f MB/s\n", run.done, run.nsessions, run.ok, run.active,
+	    "tx %.1f MB/s, rx %.1f MB/s\n", run.done, run.nsessions,
+	    run.ok, run.active,
+	    (double)(run.tx_total - run.tx_last) / (1024 * 1024),
 	    (double)(run.rx_total - run.rx_last) / (1024 * 1024));
+	run.tx_last = run.tx_total;
 	run.rx_last = run.rx_total;
 }
 
@@ -1693,6 +1710,7 @@ run_main(int argc, char **argv)
 	return (run.ok == run.nsessions ? 0 : 1);
 }
 
+/* Say how to call us and exit 2, as for any bad command line. */
 static void
 usage(void)
 {
@@ -1724,6 +1742,7 @@ raise_nofile(void)
 	}
 }
 
+/* Set up what both subcommands share and run the one asked for. */
 int
 main(int argc, char **argv)
 {
