@@ -160,10 +160,16 @@ daemon_sess_event(struct daemon *d, struct sess *s, enum sess_event ev,
 	if (ev == SESS_EV_RESUMED)
 		json_object_set_new(o, "resume_ms",
 		    json_integer(sess_resume_ms(s)));
-	log_info("%s session=%s guest=%s/%u:%u%s%s%s", daemon_evname(ev),
-	    sess_idstr(s), sess_host(s), sess_cid(s), sess_port(s),
-	    reason != NULL ? " reason=\"" : "", reason != NULL ? reason : "",
-	    reason != NULL ? "\"" : "");
+	if (ev == SESS_EV_RESUMED)
+		log_info("%s session=%s guest=%s/%u:%u leg=%s resume_ms=%lld",
+		    daemon_evname(ev), sess_idstr(s), sess_host(s), sess_cid(s),
+		    sess_port(s), reason, sess_resume_ms(s));
+	else
+		log_info("%s session=%s guest=%s/%u:%u%s%s%s",
+		    daemon_evname(ev), sess_idstr(s), sess_host(s),
+		    sess_cid(s), sess_port(s),
+		    reason != NULL ? " reason=\"" : "",
+		    reason != NULL ? reason : "", reason != NULL ? "\"" : "");
 	ctl_broadcast(d->ctl, o);
 	json_decref(o);
 }

@@ -933,33 +933,31 @@ test_error_bad(void **state)
 static void
 test_error_add_sanitises(void **state)
 {
+	static const int	 types[] = { PROTO_ERROR, PROTO_CLOSE };
+	static const size_t	 lens[] = { 0, 1, 254, 255, 256, 399 };
 	struct proto_error	 d;
 	struct evbuffer		*b;
 	const uint8_t		*pl;
 	char			 longr[400];
-	size_t			 n;
-	int			 type;
+	size_t			 i, j, n;
 
-	for (type = PROTO_ERROR; type <= PROTO_CLOSE;
-	    type += PROTO_CLOSE - PROTO_ERROR) {
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		b = evbuffer_new();
 		assert_non_null(b);
-		frame_error_add(b, type, PROTO_E_BACKEND,
+		frame_error_add(b, types[i], PROTO_E_BACKEND,
 		    "a\tb\nc\x7f\x01\x1f z");
-		pl = check_frame(b, type, ERROR_MIN + 10);
+		pl = check_frame(b, types[i], ERROR_MIN + 10);
 		assert_int_equal(frame_error_decode(pl, ERROR_MIN + 10, &d),
 		    FRAME_OK);
 		assert_string_equal(d.reason, "a?b?c??? z");
 		evbuffer_free(b);
 	}
 
-	/* 254, 255: kept whole; 256, 399: cut at PROTO_REASON_MAX. */
-	for (n = 254; n < sizeof(longr); n++) {
-		if (n > 256 && n != sizeof(longr) - 1)
-			continue;
-		pattern((uint8_t *)longr, n, 0);
-		for (size_t i = 0; i < n; i++)
-			longr[i] = 'a' + (longr[i] % 26);
+	/* Up to 255 kept whole; 256 and more cut at PROTO_REASON_MAX. */
+	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		n = lens[i];
+		for (j = 0; j < n; j++)
+			longr[j] = 'a' + (j % 26);
 		longr[n] = '\0';
 		b = evbuffer_new();
 		assert_non_null(b);

@@ -1,0 +1,89 @@
+#!/bin/bash
+# demo.sh -- the main job for now: a local two-host mesh with traffic.
+#
+# Host A runs a relay and containerVMs (traffic generators); host B
+# runs a relay and the appliance VM (vappliance + an echo backend).
+# Each host is its own emulated-vsock directory; the mesh between the
+# relays is TCP on loopback.  Midway the relay on the appliance's host
+# is killed with SIGKILL and restarted, twice: every session resumes
+# and every byte still arrives exactly once.  Ends with one JSON line.
+set -u
+BIN=${BINDIR:-$(cd "$(dirname "$0")/.." && pwd)/bin}
+SESSIONS=${SESSIONS:-200}
+BYTES=${BYTES:-64K:16M}
+T=$(mktemp -d "${TMPDIR:-/tmp}/vrelay-demo.XXXXXX")
+P=$((30000 + RANDOM % 2000))
+PIDS=""
+cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap cleanup EXIT
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return; sleep 0.05; done
+	echo "demo: $1 did not appear; logs in $T" >&2; exit 1; }
+
+relay_b() {
+	"$BIN/vrelay" run --host B --mesh-listen "tcp://127.0.0.1:$((P + 2))" \
+	    --guest-listen vsock://any:2000 --vsock-dir "$T/B" \
+	    --appliance-host B --appliance vsock://3:1024 \
+	    --peer "A=tcp://127.0.0.1:$((P + 1))" --status "$T/relayB.sock" \
+	    2>>"$T/relayB.log" &
+	RB=$!; PIDS="$PIDS $RB"
+	wait_sock "$T/relayB.sock"
+}
+
+say "starting host B: echo backend, vappliance (CID 3), relay B"
+"$BIN/vtraffic" serve --listen "tcp://127.0.0.1:$((P + 10))" --slow 8M \
+    2>>"$T/backend.log" & PIDS="$PIDS $!"
+"$BIN/vappliance" run --listen vsock://any:1024 --vsock-dir "$T/B" \
+    --vsock-cid 3 --backend "tcp://127.0.0.1:$((P + 10))" \
+    --status "$T/app.sock" 2>>"$T/app.log" & PIDS="$PIDS $!"
+wait_sock "$T/app.sock"
+relay_b
+say "starting host A: relay A (ingress), appliance host is B"
+"$BIN/vrelay" run --host A --mesh-listen "tcp://127.0.0.1:$((P + 1))" \
+    --guest-listen vsock://any:2000 --vsock-dir "$T/A" \
+    --appliance-host B --appliance vsock://3:1024 \
+    --peer "B=tcp://127.0.0.1:$((P + 2))" --status "$T/relayA.sock" \
+    2>>"$T/relayA.log" & PIDS="$PIDS $!"
+wait_sock "$T/relayA.sock"
+"$BIN/vrelay" status --status "$T/relayA.sock"
+
+say "watching relay A (session events as they happen)"
+"$BIN/vrelay" watch --status "$T/relayA.sock" 2>/dev/null |
+    grep --line-buffered -E 'session-(detached|resumed)|target' |
+    sed -u -E 's/^([^ ]+ [^ ]+ id=[^ ]+).*(why="[^"]*"|leg=[^ ]+).*/  watch: \1 \2/' |
+    head -n 12 & PIDS="$PIDS $!"
+
+say "containerVMs on host A: $SESSIONS sessions, $BYTES each, echoed"
+"$BIN/vtraffic" run --connect vsock://2:2000 --vsock-dir "$T/A" \
+    --vsock-cid 5 --sessions "$SESSIONS" --bytes "$BYTES" --progress \
+    --timeout 300 >"$T/result.json" 2>"$T/progress.log" &
+TP=$!
+sleep 2
+say "relay A sessions (first rows)"
+"$BIN/vrelay" sessions --status "$T/relayA.sock" | head -n 8
+for i in 1 2; do
+	say "kill -9 relay B (appliance host), then restart it ($i/2)"
+	kill -9 "$RB"; wait "$RB" 2>/dev/null
+	sleep 0.5
+	"$BIN/vrelay" status --status "$T/relayA.sock" | sed -n '/^sessions:/,/^forwards:/p'
+	relay_b
+	sleep 2
+done
+wait $TP; rc=$?
+say "done"
+tail -n 1 "$T/progress.log"
+resumes=$(grep -c session-resumed "$T/relayA.log")
+python3 - "$T/result.json" "$resumes" "$T" "$T/relayA.log" <<'PY'
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+ms = [int(m) for m in re.findall(r"session-resumed .* resume_ms=(\d+)",
+                                  open(sys.argv[4]).read())]
+out = {"sessions": r["sessions"], "ok": r["ok"], "relay_restarts": 2,
+       "resumes": int(sys.argv[2]), "bytes_sent": r["bytes_sent"],
+       "bytes_verified": r["bytes_verified"], "bytes_lost": r["bytes_lost"],
+       "duplicates": r["duplicates"], "elapsed_ms": r["elapsed_ms"],
+       "max_resume_ms": max(ms) if ms else None,
+       "logs": sys.argv[3]}
+print(json.dumps(out))
+PY
+exit $rc
