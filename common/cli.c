@@ -134,7 +134,7 @@ cli_parse(struct cli *c, int argc, char **argv)
 			if (i + 1 < argc)
 				val = argv[i + 1];
 		}
-#define CLI_OPT(s)	(namelen == strlen(s) && strncmp(arg, s, namelen) == 0)
+#define CLI_OPT(s)	(namelen == strlen(s) && memcmp(arg, s, namelen) == 0)
 		if (!CLI_OPT("status") && !CLI_OPT("timeout") &&
 		    !CLI_OPT("arg"))
 			return (cli_usage_error(c, "unknown option", argv[i]));
@@ -151,8 +151,8 @@ cli_parse(struct cli *c, int argc, char **argv)
 		} else if (CLI_OPT("timeout")) {
 			c->timeout = (int)strtonum(val, 0, INT_MAX, &errstr);
 			if (errstr != NULL)
-				return (cli_usage_error(c, "--timeout is",
-				    errstr));
+				return (cli_usage_error(c, "--timeout wants "
+				    "milliseconds", val));
 		} else if ((rv = cli_add_arg(c, val)) != CLI_EXIT_OK)
 			return (rv);
 #undef CLI_OPT

@@ -56,16 +56,16 @@
 #define CTL_BACKLOG		16
 #define CTL_ACCEPT_RETRY_MS	1000	/* after EMFILE and friends */
 #define CTL_CMD_QUOTE_MAX	64	/* command name echoed in errors */
-#define CTL_IDLE_MS		60000	/* a silent non-watcher is closed */
+#define CTL_IDLE_MS		60000	/* silent non-watchers go */
 #define CTL_FLUSH_MS		5000	/* to flush a last answer */
 
 struct ctl_client {
 	struct ctl		*cc_ctl;
 	struct bufferevent	*cc_bev;
 	int			 cc_flags;
-#define CTL_CLIENT_WATCH	0x1	/* gets ctl_broadcast() events */
-#define CTL_CLIENT_CLOSING	0x2	/* flush the output, then close */
-#define CTL_CLIENT_DEAD		0x4	/* on the dead list, freed soon */
+#define CTL_CLIENT_WATCH	0x1	/* gets ctl_broadcast() */
+#define CTL_CLIENT_CLOSING	0x2	/* flush, then close */
+#define CTL_CLIENT_DEAD		0x4	/* on c_dead, freed soon */
 	TAILQ_ENTRY(ctl_client)	 cc_entry;
 };
 TAILQ_HEAD(ctl_clients, ctl_client);
@@ -73,11 +73,11 @@ TAILQ_HEAD(ctl_clients, ctl_client);
 struct ctl {
 	struct event_base	*c_base;
 	struct evconnlistener	*c_listener;
-	struct event		*c_retry;	/* re-enable the listener */
+	struct event		*c_retry;	/* re-enables listener */
 	struct event		*c_reaper;	/* frees c_dead */
 	char			*c_path;
-	dev_t			 c_dev;		/* of the socket we bound, */
-	ino_t			 c_ino;		/* so we unlink only ours */
+	dev_t			 c_dev;		/* our socket file, so */
+	ino_t			 c_ino;		/* we unlink only ours */
 	const struct ctl_cmd	*c_cmds;
 	size_t			 c_ncmds;
 	void			*c_arg;
@@ -85,8 +85,8 @@ struct ctl {
 	struct ctl_clients	 c_dead;
 	size_t			 c_nclients;
 	size_t			 c_nwatchers;
-	int			 c_busy;	/* inside a client callback */
-	int			 c_freeing;	/* ctl_free() while busy */
+	int			 c_busy;	/* in a client callback */
+	int			 c_freeing;	/* ctl_free() when busy */
 };
 
 static void	ctl_client_close(struct ctl_client *);
@@ -600,12 +600,19 @@ ctl_open(struct event_base *base, const char *path,
 	struct sockaddr_un	 sun;
 	struct stat		 st;
 	struct ctl		*ctl = NULL;
+	size_t			 i;
 	int			 fd = -1, rv, saved;
 
 	*ctlp = NULL;
 	if (base == NULL || (table == NULL && n > 0)) {
 		errno = EINVAL;
 		return (CTL_E_SYSTEM);
+	}
+	for (i = 0; i < n; i++) {
+		if (table[i].name == NULL || table[i].fn == NULL) {
+			errno = EINVAL;
+			return (CTL_E_SYSTEM);
+		}
 	}
 	if ((rv = ctl_sockaddr(path, &sun)) != CTL_OK)
 		return (rv);
@@ -743,7 +750,7 @@ ctl_nwatchers(const struct ctl *ctl)
 struct ctl_conn {
 	int	 fd;
 	int64_t	 deadline;	/* CLOCK_MONOTONIC ms, -1 for none */
-	char	*buf;		/* CTL_LINE_MAX + 2: line, newline, NUL */
+	char	*buf;		/* CTL_LINE_MAX + 1: line, newline */
 	size_t	 off;		/* start of unread bytes */
 	size_t	 len;		/* end of unread bytes */
 };
@@ -779,7 +786,7 @@ ctl_conn_wait(struct ctl_conn *cn, short events)
 		pfd.revents = 0;
 		n = poll(&pfd, 1, ms);
 		if (n == -1)
-			return (CTL_E_SYSTEM);	/* EINTR too: caller's signal */
+			return (CTL_E_SYSTEM);	/* EINTR: a caller's signal */
 		if (n == 1)
 			return (CTL_OK);
 	}
@@ -819,7 +826,7 @@ ctl_conn_open(struct ctl_conn *cn, const char *path, int timeout_ms)
 	if (fcntl(cn->fd, F_SETFL, fcntl(cn->fd, F_GETFL) | O_NONBLOCK) ==
 	    -1)
 		return (CTL_E_SYSTEM);
-	cn->buf = xmalloc(CTL_LINE_MAX + 2);
+	cn->buf = xmalloc(CTL_LINE_MAX + 1);
 	return (CTL_OK);
 }
 
@@ -862,7 +869,8 @@ ctl_conn_send(struct ctl_conn *cn, json_t *req)
 			continue;
 		}
 		if (n == -1) {
-			rv = CTL_E_SYSTEM;
+			rv = errno == EPIPE || errno == ECONNRESET ?
+			    CTL_E_CLOSED : CTL_E_SYSTEM;
 			break;
 		}
 		done += (size_t)n;
@@ -895,7 +903,7 @@ ctl_conn_recv(struct ctl_conn *cn, json_t **objp)
 		}
 		n = recv(cn->fd, cn->buf + cn->len, CTL_LINE_MAX + 1 - cn->len,
 		    0);
-		if (n == 0)
+		if (n == 0 || (n == -1 && errno == ECONNRESET))
 			return (CTL_E_CLOSED);
 		if (n == -1 && errno == EAGAIN) {
 			if ((rv = ctl_conn_wait(cn, POLLIN)) != CTL_OK)

@@ -19,7 +19,7 @@
 #define VRELAY_CLI_H
 
 #define CLI_EXIT_OK		0
-#define CLI_EXIT_ERROR		1	/* unreachable, refused, bad answer */
+#define CLI_EXIT_ERROR		1	/* unreachable, refused, garbled */
 #define CLI_EXIT_USAGE		2
 
 #define CLI_ENV_STATUS		"VRELAY_STATUS"
@@ -30,6 +30,6 @@
  * the subcommand (no program name), e.g. from main():
  * cli_query("vrelay", argv[1], argc - 2, argv + 2).
  */
-int	cli_query(const char *prog, const char *subcmd, int argc, char **argv);
+int	cli_query(const char *, const char *, int, char **);
 
 #endif

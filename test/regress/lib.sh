@@ -13,13 +13,27 @@ PIDS=""
 FAILED=0
 NAME=$(basename "$0" .sh)
 
+# Sanitizer builds: report every error, keep freed memory small so
+# RSS figures stay meaningful.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=16:detect_leaks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
+
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
 	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	# A daemon's sanitizer report (at any time, or leaks at exit) fails
+	# the scenario even if everything else passed.
+	if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+	    "$T"/*.log >/dev/null 2>&1; then
+		log "FAIL: sanitizer report in $(grep -l -E \
+		    'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log)"
+		FAILED=1
+	fi
 	if [ "$FAILED" = 0 ] && [ -z "${KEEP:-}" ]; then
 		rm -rf "$T"
 	else
 		echo "  logs kept in $T" >&2
+		exit 1
 	fi
 }
 trap cleanup EXIT

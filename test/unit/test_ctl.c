@@ -818,11 +818,12 @@ test_stale_path(void **state)
 static void
 test_missing_path(void **state)
 {
-	struct srv		*s = *state;
-	struct event_base	*base;
-	struct ctl		*ctl;
-	json_t			*req, *resp = (json_t *)&resp;
-	char			 longpath[200];
+	static const struct ctl_cmd	 broken = { "x", "no fn", 0, NULL };
+	struct srv			*s = *state;
+	struct event_base		*base;
+	struct ctl			*ctl;
+	json_t				*req, *resp = (json_t *)&resp;
+	char				 longpath[200];
 
 	req = json_pack("{s:s}", "cmd", "status");
 	errno = 0;
@@ -839,6 +840,11 @@ test_missing_path(void **state)
 	base = event_base_new();
 	assert_int_equal(ctl_open(base, longpath, daemon_cmds, NCMDS, NULL,
 	    &ctl), CTL_E_PATH);
+	/* A table entry without a function is the caller's bug. */
+	assert_int_equal(ctl_open(base, s->path, &broken, 1, NULL, &ctl),
+	    CTL_E_SYSTEM);
+	assert_int_equal(errno, EINVAL);
+	assert_null(ctl);
 	event_base_free(base);
 	json_decref(req);
 
