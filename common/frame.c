@@ -196,7 +196,7 @@ frame_check_magic(const uint8_t *p, uint16_t *version)
 int
 frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 {
-	size_t	hostlen;
+	size_t	hostlen, i;
 	int	r;
 
 	memset(m, 0, sizeof(*m));
@@ -225,10 +225,13 @@ frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 	hostlen = p[88];
 	if (len != 89 + hostlen)
 		return (FRAME_E_SIZE);
-	memcpy(m->host, p + 89, hostlen);
+	for (i = 0; i < hostlen; i++) {
+		/* Printable only: it ends up in logs and status output. */
+		if (p[89 + i] < 0x21 || p[89 + i] > 0x7e)
+			return (FRAME_E_FIELD);
+		m->host[i] = p[89 + i];
+	}
 	m->host[hostlen] = '\0';
-	if (strlen(m->host) != hostlen)
-		return (FRAME_E_FIELD);		/* embedded NUL */
 	return (FRAME_OK);
 }
 

@@ -495,6 +495,10 @@ sess_ctx_free(struct sess_ctx *ctx)
 		sess_close(s, PROTO_E_SHUTDOWN, "shutting down");
 	while ((leg = TAILQ_FIRST(&ctx->legs)) != NULL) {
 		TAILQ_REMOVE(&ctx->legs, leg, entry);
+		/* The loop is over: one non-blocking try to send CLOSE. */
+		if (leg->state == LEG_CLOSING)
+			evbuffer_write(bufferevent_get_output(leg->bev),
+			    bufferevent_getfd(leg->bev));
 		if (leg->state == LEG_S_HELLO ||
 		    leg->state == LEG_S_CHALLENGED)
 			ctx->npending--;
@@ -1119,14 +1123,18 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	leg->s = NULL;
 	leg->state = LEG_CLOSING;
 	TAILQ_INSERT_TAIL(&leg->ctx->legs, leg, entry);
-	bufferevent_disable(leg->bev, EV_READ);
+	/*
+	 * Keep reading (and discarding) until the peer closes too: closing
+	 * with unread input would make the kernel send a reset, which can
+	 * destroy our last frame before the peer reads it.
+	 */
+	bufferevent_setwatermark(leg->bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(leg->bev, EV_WRITE, 0, 0);
 	ms_to_tv(FLUSH_MS, &tv);
-	bufferevent_set_timeouts(leg->bev, NULL, &tv);
+	bufferevent_set_timeouts(leg->bev, &tv, &tv);
+	bufferevent_enable(leg->bev, EV_READ | EV_WRITE);
 	if (evbuffer_get_length(bufferevent_get_output(leg->bev)) == 0)
-		leg_free_later(leg);
-	else
-		bufferevent_enable(leg->bev, EV_WRITE);
+		leg_writecb(leg->bev, leg);
 }
 
 /* Server: refuse a leg that is not (yet) any session's. */
@@ -1210,8 +1218,9 @@ leg_writecb(struct bufferevent *bev, void *arg)
 	struct leg	*leg = arg;
 
 	if (leg->state == LEG_CLOSING) {
+		/* All sent: half-close and wait for the peer's EOF. */
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			leg_free_later(leg);
+			shutdown(bufferevent_getfd(bev), SHUT_WR);
 		return;
 	}
 	if (leg->state == LEG_UP && leg->s != NULL)
@@ -1252,8 +1261,11 @@ leg_readcb(struct bufferevent *bev, void *arg)
 	uint8_t			 buf[PROTO_HDR_LEN + PROTO_HANDSHAKE_MAX];
 	int			 e;
 
-	while (leg->state != LEG_DEAD && leg->state != LEG_CLOSING &&
-	    !leg->paused) {
+	if (leg->state == LEG_CLOSING) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	while (leg->state != LEG_DEAD && !leg->paused) {
 		if ((e = frame_peek(in, &h)) == FRAME_EAGAIN)
 			return;
 		if (e != FRAME_OK) {

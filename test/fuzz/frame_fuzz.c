@@ -168,6 +168,7 @@ fz_error(const uint8_t *pl, size_t plen, int type)
 
 	if (frame_error_decode(pl, plen, &m) != FRAME_OK)
 		return;
+	CHECK(frame_strcode(m.code) != NULL);
 	rlen = strlen(m.reason);
 	CHECK(plen == 3 + rlen);
 	for (i = 0; i < rlen; i++)
@@ -262,6 +263,8 @@ fz_header(const uint8_t *data, size_t size, struct frame_hdr *h)
 
 	r = frame_hdr_decode(data, size, h);
 	CHECK(frame_strerror(r) != NULL);
+	if (size > 0)
+		CHECK(frame_strtype(data[0]) != NULL);
 	if (size < PROTO_HDR_LEN)
 		CHECK(r == FRAME_EAGAIN);
 	else
