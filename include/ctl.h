@@ -1,6 +1,6 @@
 /*
  * ctl.h -- the status socket: a unix socket (mode 0600, peers checked
- * with SO_PEERCRED against our uid) that speaks JSON lines.
+ * with SO_PEERCRED: our uid or root) that speaks JSON lines.
  *
  * A request is one JSON object on one line: {"cmd": "NAME", ...}.
  * The answer is one line: {"ok": true, ...} or {"ok": false,
