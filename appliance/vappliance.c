@@ -14,7 +14,6 @@
 #include <event2/listener.h>
 
 #include "appliance.h"
-#include "cli.h"
 #include "conf.h"
 #include "ctl.h"
 #include "log.h"
@@ -225,32 +224,16 @@ appliance_run(int argc, char **argv)
 	return (0);
 }
 
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: vappliance run [-c FILE.json] [options]  run the endpoint\n"
-	    "       vappliance status   --status PATH [--json]\n"
-	    "       vappliance sessions --status PATH [--json]\n"
-	    "       vappliance watch    --status PATH [--json]\n"
-	    "       vappliance help --status PATH    commands the daemon takes\n"
-	    "       vappliance run --help            every run option\n");
-}
+static const char usage[] =
+	"usage: vappliance run [-c FILE.json] [options]  run the endpoint\n"
+	"       vappliance status   --status PATH [--json]\n"
+	"       vappliance sessions --status PATH [--json]\n"
+	"       vappliance watch    --status PATH [--json]\n"
+	"       vappliance help --status PATH    commands the daemon takes\n"
+	"       vappliance run --help            every run option\n";
 
 int
 main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return (2);
-	}
-	if (strcmp(argv[1], "run") == 0)
-		return (appliance_run(argc - 2, argv + 2));
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    (strcmp(argv[1], "help") == 0 && argc == 2)) {
-		usage(stdout);
-		return (0);
-	}
-	log_init("vappliance", LOG_LEVEL_WARN);
-	return (cli_query("vappliance", argv[1], argc - 2, argv + 2));
+	return (daemon_main("vappliance", argc, argv, appliance_run, usage));
 }

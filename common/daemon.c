@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "cli.h"
 #include "ctl.h"
 #include "daemon.h"
 #include "log.h"
@@ -270,4 +271,27 @@ daemon_sess_summary(struct daemon *d)
 	    (json_int_t)json_array_size(all)));
 	json_decref(all);
 	return (o);
+}
+
+/*
+ * main() of every daemon binary: "run" starts the daemon, help prints
+ * USAGE, anything else is a status-socket query (cli.c).
+ */
+int
+daemon_main(const char *prog, int argc, char **argv,
+    int (*run)(int, char **), const char *usage)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return (2);
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return (run(argc - 2, argv + 2));
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    (strcmp(argv[1], "help") == 0 && argc == 2)) {
+		fputs(usage, stdout);
+		return (0);
+	}
+	log_init(prog, LOG_LEVEL_WARN);
+	return (cli_query(prog, argv[1], argc - 2, argv + 2));
 }

@@ -91,4 +91,8 @@ json_t	*daemon_sess_summary(struct daemon *);
 void	daemon_parse(const char *, const struct conf_opt *, size_t, void *,
 	    int, char **);
 
+/* main(): run, help, or a status query; returns the exit code. */
+int	daemon_main(const char *, int, char **, int (*)(int, char **),
+	    const char *);
+
 #endif

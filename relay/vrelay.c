@@ -10,7 +10,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "cli.h"
 #include "conf.h"
 #include "ctl.h"
 #include "log.h"
@@ -145,36 +144,20 @@ relay_run(int argc, char **argv)
 	return (0);
 }
 
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: vrelay run [-c FILE.json] [options]   run the relay agent\n"
-	    "       vrelay status   --status PATH [--json]\n"
-	    "       vrelay sessions --status PATH [--json]\n"
-	    "       vrelay watch    --status PATH [--json]\n"
-	    "       vrelay set-target --status PATH --arg appliance_host=NAME"
-	    " [--arg appliance=ADDR]\n"
-	    "                       [--arg 'peers={\"NAME\":\"ADDR\"}'] "
-	    "[--arg epoch=N]\n"
-	    "       vrelay help --status PATH      commands the daemon takes\n"
-	    "       vrelay run --help              every run option\n");
-}
+static const char usage[] =
+	"usage: vrelay run [-c FILE.json] [options]   run the relay agent\n"
+	"       vrelay status   --status PATH [--json]\n"
+	"       vrelay sessions --status PATH [--json]\n"
+	"       vrelay watch    --status PATH [--json]\n"
+	"       vrelay set-target --status PATH --arg appliance_host=NAME"
+	" [--arg appliance=ADDR]\n"
+	"                       [--arg 'peers={\"NAME\":\"ADDR\"}'] "
+	"[--arg epoch=N]\n"
+	"       vrelay help --status PATH      commands the daemon takes\n"
+	"       vrelay run --help              every run option\n";
 
 int
 main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return (2);
-	}
-	if (strcmp(argv[1], "run") == 0)
-		return (relay_run(argc - 2, argv + 2));
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    (strcmp(argv[1], "help") == 0 && argc == 2)) {
-		usage(stdout);
-		return (0);
-	}
-	log_init("vrelay", LOG_LEVEL_WARN);
-	return (cli_query("vrelay", argv[1], argc - 2, argv + 2));
+	return (daemon_main("vrelay", argc, argv, relay_run, usage));
 }
