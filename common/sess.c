@@ -60,6 +60,7 @@
 #define RETRY_MIN_MS	25
 #define RETRY_MAX_MS	1000
 #define FLUSH_MS	5000		/* a closing leg gets this long */
+#define IO_CHUNK	(256 * 1024)	/* per read()/write(): fewer syscalls */
 
 enum leg_state {
 	LEG_CONNECTING = 1,	/* client: TCP/vsock connect in progress */
@@ -589,6 +590,8 @@ sess_local_wrap(struct sess *s, int fd)
 	if (bev == NULL)
 		abort();
 	bufferevent_setcb(bev, local_readcb, local_writecb, local_eventcb, s);
+	bufferevent_set_max_single_read(bev, IO_CHUNK);
+	bufferevent_set_max_single_write(bev, IO_CHUNK);
 	bufferevent_setwatermark(bev, EV_WRITE, LOCAL_LOW, 0);
 	evbuffer_add_cb(bufferevent_get_output(bev), local_outcb, s);
 	return (bev);
@@ -1060,6 +1063,8 @@ leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 	leg->bev = bev;
 	strlcpy(leg->peer, peer, sizeof(leg->peer));
 	bufferevent_setcb(bev, leg_readcb, leg_writecb, leg_eventcb, leg);
+	bufferevent_set_max_single_read(bev, IO_CHUNK);
+	bufferevent_set_max_single_write(bev, IO_CHUNK);
 	return (leg);
 }
 

@@ -28,6 +28,7 @@
 
 #define FWD_HIGH	(512 * 1024)
 #define FWD_FLUSH_MS	5000
+#define FWD_CHUNK	(256 * 1024)	/* per read()/write() */
 
 struct fwd {
 	struct fwd_ctx		*ctx;
@@ -277,6 +278,10 @@ fwd_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		fatalx("bufferevent_socket_new");
 	bufferevent_setcb(f->mesh, fwd_readcb, fwd_writecb, fwd_eventcb, f);
 	bufferevent_setcb(f->app, fwd_readcb, fwd_writecb, fwd_eventcb, f);
+	bufferevent_set_max_single_read(f->mesh, FWD_CHUNK);
+	bufferevent_set_max_single_write(f->mesh, FWD_CHUNK);
+	bufferevent_set_max_single_read(f->app, FWD_CHUNK);
+	bufferevent_set_max_single_write(f->app, FWD_CHUNK);
 	TAILQ_INSERT_TAIL(&ctx->live, f, entry);
 	ctx->nlive++;
 	ctx->total++;

@@ -177,6 +177,7 @@ daemon_main(const char *path, int ready)
 	int		 rv;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGALRM, SIG_DFL);
 	alarm(60);
 	signal(SIGPIPE, SIG_IGN);
 	umask(0);	/* ctl_open must not depend on the caller's umask */
@@ -261,6 +262,23 @@ srv_cleanup(void)
 	rmdir(s->dir);
 	free(s);
 	live = NULL;
+}
+
+/* A test hung (a watch that never ends): clean up, fail the run. */
+static void
+on_alarm(int sig)
+{
+	static const char	msg[] = "test_ctl: a test timed out\n";
+
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) == -1)
+		_exit(1);
+	if (live != NULL) {
+		if (live->pid > 0)
+			kill(live->pid, SIGKILL);
+		unlink(live->path);
+		rmdir(live->dir);
+	}
+	_exit(1);
 }
 
 /* Per-test scratch directory, no daemon. */
@@ -882,6 +900,7 @@ fake_start(struct srv *s, int lfd, const char *reply, size_t len,
 	if (s->pid != 0)
 		return;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGALRM, SIG_DFL);
 	alarm(30);
 	if ((fd = accept(lfd, NULL, NULL)) == -1)
 		_exit(1);
@@ -1027,6 +1046,7 @@ test_peercred(void **state)
 		struct sockaddr_un	sun;
 		struct timeval		tv = { 5, 0 };
 
+		signal(SIGALRM, SIG_DFL);
 		alarm(10);
 		if (setgid(65534) == -1 || setuid(65534) == -1)
 			_exit(2);
@@ -1091,6 +1111,7 @@ main(void)
 	int	rv;
 
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, on_alarm);
 	rv = cmocka_run_group_tests(tests, NULL, NULL);
 	srv_cleanup();
 	return (rv);
