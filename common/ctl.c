@@ -188,7 +188,9 @@ ctl_client_send(struct ctl_client *cc, const char *line, size_t len)
 	if (cc->cc_flags & CTL_CLIENT_DEAD)
 		return (-1);
 	out = bufferevent_get_output(cc->cc_bev);
-	if (evbuffer_get_length(out) + len + 1 > CTL_WATCH_MAX) {
+	/* Watchers may lag by CTL_WATCH_MAX; others hold one answer. */
+	if (evbuffer_get_length(out) + len + 1 > ((cc->cc_flags &
+	    CTL_CLIENT_WATCH) ? CTL_WATCH_MAX : CTL_ANSWER_MAX + 1)) {
 		ctl_client_close(cc);
 		return (-1);
 	}
@@ -218,7 +220,7 @@ ctl_client_answer(struct ctl_client *cc, json_t *answer)
 		return;
 	}
 	len = strlen(s);
-	if (len > CTL_LINE_MAX)
+	if (len > CTL_ANSWER_MAX)
 		ctl_client_send(cc, toolong, sizeof(toolong) - 1);
 	else
 		ctl_client_send(cc, s, len);
@@ -750,7 +752,7 @@ ctl_nwatchers(const struct ctl *ctl)
 struct ctl_conn {
 	int	 fd;
 	int64_t	 deadline;	/* CLOCK_MONOTONIC ms, -1 for none */
-	char	*buf;		/* CTL_LINE_MAX + 1: line, newline */
+	char	*buf;		/* CTL_ANSWER_MAX + 1: line, newline */
 	size_t	 off;		/* start of unread bytes */
 	size_t	 len;		/* end of unread bytes */
 };
@@ -826,7 +828,7 @@ ctl_conn_open(struct ctl_conn *cn, const char *path, int timeout_ms)
 	if (fcntl(cn->fd, F_SETFL, fcntl(cn->fd, F_GETFL) | O_NONBLOCK) ==
 	    -1)
 		return (CTL_E_SYSTEM);
-	cn->buf = xmalloc(CTL_LINE_MAX + 1);
+	cn->buf = xmalloc(CTL_ANSWER_MAX + 1);
 	return (CTL_OK);
 }
 
@@ -894,15 +896,15 @@ ctl_conn_recv(struct ctl_conn *cn, json_t **objp)
 		nl = memchr(cn->buf + cn->off, '\n', cn->len - cn->off);
 		if (nl != NULL)
 			break;
-		if (cn->len - cn->off > CTL_LINE_MAX)
+		if (cn->len - cn->off > CTL_ANSWER_MAX)
 			return (CTL_E_TOOBIG);
 		if (cn->off > 0) {
 			memmove(cn->buf, cn->buf + cn->off, cn->len - cn->off);
 			cn->len -= cn->off;
 			cn->off = 0;
 		}
-		n = recv(cn->fd, cn->buf + cn->len, CTL_LINE_MAX + 1 - cn->len,
-		    0);
+		n = recv(cn->fd, cn->buf + cn->len,
+		    CTL_ANSWER_MAX + 1 - cn->len, 0);
 		if (n == 0 || (n == -1 && errno == ECONNRESET))
 			return (CTL_E_CLOSED);
 		if (n == -1 && errno == EAGAIN) {

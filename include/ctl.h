@@ -28,6 +28,7 @@ struct event_base;
 
 #define CTL_LINE_MAX		(64 * 1024)	/* one request line */
 #define CTL_WATCH_MAX		(1024 * 1024)	/* queued events per watcher */
+#define CTL_ANSWER_MAX		(32 * 1024 * 1024) /* one answer line */
 
 #define CTL_WATCH		0x1	/* subscribe the client to events */
 

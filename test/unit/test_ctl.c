@@ -107,16 +107,31 @@ cmd_flood(json_t *req, void *arg, const char **err)
 	    (json_int_t)ctl_nwatchers(d->ctl)));
 }
 
-/* "big": an answer over CTL_LINE_MAX. */
+/* "big": an answer over CTL_ANSWER_MAX. */
 static json_t *
 cmd_big(json_t *req, void *arg, const char **err)
 {
 	json_t	*ans;
 	char	*pad;
 
-	pad = xmalloc(CTL_LINE_MAX + 1);
-	memset(pad, 'b', CTL_LINE_MAX);
-	pad[CTL_LINE_MAX] = '\0';
+	pad = xmalloc(CTL_ANSWER_MAX + 1);
+	memset(pad, 'b', CTL_ANSWER_MAX);
+	pad[CTL_ANSWER_MAX] = '\0';
+	ans = json_pack("{s:s}", "pad", pad);
+	free(pad);
+	return (ans);
+}
+
+/* "wide": an answer far over CTL_LINE_MAX but within CTL_ANSWER_MAX. */
+static json_t *
+cmd_wide(json_t *req, void *arg, const char **err)
+{
+	json_t	*ans;
+	char	*pad;
+
+	pad = xmalloc(4 * CTL_LINE_MAX + 1);
+	memset(pad, 'w', 4 * CTL_LINE_MAX);
+	pad[4 * CTL_LINE_MAX] = '\0';
 	ans = json_pack("{s:s}", "pad", pad);
 	free(pad);
 	return (ans);
@@ -141,6 +156,7 @@ static const struct ctl_cmd daemon_cmds[] = {
 	{ "stats", "server-side counters", 0, cmd_stats },
 	{ "flood", "overrun every watcher", 0, cmd_flood },
 	{ "big", "an answer too long to send", 0, cmd_big },
+	{ "wide", "a long answer that still fits", 0, cmd_wide },
 	{ "quit", "ctl_free from a command", 0, cmd_quit },
 };
 #define NCMDS	(sizeof(daemon_cmds) / sizeof(daemon_cmds[0]))
@@ -488,6 +504,12 @@ test_command(void **state)
 
 	resp = request(s->path, "fail");
 	assert_refused(resp, "it failed on purpose");
+	json_decref(resp);
+
+	resp = request(s->path, "wide");
+	assert_true(json_is_true(json_object_get(resp, "ok")));
+	assert_int_equal(strlen(json_string_value(json_object_get(resp,
+	    "pad"))), 4 * CTL_LINE_MAX);
 	json_decref(resp);
 
 	resp = request(s->path, "big");
@@ -952,9 +974,9 @@ test_client_errors(void **state)
 	assert_int_equal(fake_exchange(s, "{\"ok\":tr", 8, 0, 5000),
 	    CTL_E_CLOSED);
 	assert_int_equal(fake_exchange(s, NULL, 0, 0, 5000), CTL_E_CLOSED);
-	big = xmalloc(CTL_LINE_MAX + 10);
-	memset(big, 'x', CTL_LINE_MAX + 10);
-	assert_int_equal(fake_exchange(s, big, CTL_LINE_MAX + 10, 1, 5000),
+	big = xmalloc(CTL_ANSWER_MAX + 10);
+	memset(big, 'x', CTL_ANSWER_MAX + 10);
+	assert_int_equal(fake_exchange(s, big, CTL_ANSWER_MAX + 10, 1, 5000),
 	    CTL_E_TOOBIG);
 	free(big);
 
