@@ -72,8 +72,20 @@ ingress_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 {
 	struct relay		*r = arg;
 	struct xaddr_peer	 peer;
+	size_t			 i;
 
 	xaddr_peer_describe(sa, salen, &peer);
+	/* A guest's identity is its CID: no CID, no session. */
+	for (i = 0; i < r->nguest; i++) {
+		if (r->guest_l[i] == l &&
+		    xaddr_type(r->guest_a[i]) == XADDR_VSOCK &&
+		    peer.type != XADDR_VSOCK) {
+			log_warnx("guest=%s refused: not a vSocket peer",
+			    peer.str);
+			close(fd);
+			return;
+		}
+	}
 	if (sess_ctx_count(r->d.sessions) >= (size_t)r->conf.sess.max_sessions) {
 		log_warnx("guest=%s refused: session limit %lld reached",
 		    peer.str, r->conf.sess.max_sessions);
