@@ -66,7 +66,8 @@ appliance_status(json_t *req, void *arg, const char **err)
 
 	l = json_array();
 	for (i = 0; i < a->nlisten; i++)
-		json_array_append_new(l, json_string(xaddr_str(a->listen_a[i])));
+		json_array_append_new(l,
+		    json_string(xaddr_str(a->listen_a[i])));
 	return (json_pack("{s:s, s:I, s:I, s:o, s:s, s:b, s:o, s:{s:I, s:I, "
 	    "s:I}}",
 	    "daemon", "vappliance", "pid", (json_int_t)getpid(),

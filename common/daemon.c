@@ -186,7 +186,8 @@ daemon_parse(const char *prog, const struct conf_opt *tab, size_t n,
 	for (i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0) {
-			printf("usage: %s run [-c FILE.json] [options]\n", prog);
+			printf("usage: %s run [-c FILE.json] [options]\n",
+			    prog);
 			conf_usage(stdout, tab, n);
 			exit(0);
 		}

@@ -77,7 +77,8 @@ frame_strerror(int e)
 const char *
 frame_strtype(int type)
 {
-	if (type <= 0 || type > PROTO_TYPE_MAX || frame_types[type].name == NULL)
+	if (type <= 0 || type > PROTO_TYPE_MAX ||
+	    frame_types[type].name == NULL)
 		return ("UNKNOWN");
 	return (frame_types[type].name);
 }

@@ -82,7 +82,7 @@ struct leg {
 	uint8_t			 nonce_c[PROTO_NONCE_LEN];
 	uint8_t			 nonce_s[PROTO_NONCE_LEN];
 	int			 fin_sent;
-	int			 paused;	/* reading stopped: backpressure */
+	int			 paused;	/* backpressure: no reads */
 	char			 peer[160];
 	TAILQ_ENTRY(leg)	 entry;
 };
@@ -243,7 +243,7 @@ sess_emit(struct sess *s, enum sess_event ev, const char *reason)
 		s->ctx->ops.event(s, ev, reason, s->ctx->arg);
 }
 
-/* --- crypto ----------------------------------------------------------- */
+/* --- crypto ------------------------------------------------------- */
 
 /* A fresh X25519 key pair. */
 static int
@@ -380,7 +380,7 @@ sess_rotate(uint8_t *secret, uint64_t sid, const uint8_t *nc,
 	OPENSSL_cleanse(next, sizeof(next));
 }
 
-/* --- context ------------------------------------------------------------ */
+/* --- context ------------------------------------------------------ */
 
 static void
 sess_reap_cb(evutil_socket_t fd, short ev, void *arg);
@@ -511,7 +511,7 @@ sess_ctx_free(struct sess_ctx *ctx)
 	free(ctx);
 }
 
-/* --- sessions ------------------------------------------------------------ */
+/* --- sessions ----------------------------------------------------- */
 
 static void sess_hold_cb(evutil_socket_t, short, void *);
 static void sess_retry_cb(evutil_socket_t, short, void *);
@@ -1051,7 +1051,7 @@ local_eventcb(struct bufferevent *bev, short what, void *arg)
 	    PROTO_E_RESET, msg);
 }
 
-/* --- legs ----------------------------------------------------------------- */
+/* --- legs --------------------------------------------------------- */
 
 static struct leg *
 leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
@@ -1164,8 +1164,10 @@ sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 	leg->state = LEG_S_HELLO;
 	TAILQ_INSERT_TAIL(&ctx->legs, leg, entry);
 	ctx->npending++;
-	if (ctx->conf.max_pending > 0 && ctx->npending > ctx->conf.max_pending) {
-		leg_refuse(leg, PROTO_E_LIMIT, "too many handshakes in progress");
+	if (ctx->conf.max_pending > 0 &&
+	    ctx->npending > ctx->conf.max_pending) {
+		leg_refuse(leg, PROTO_E_LIMIT,
+		    "too many handshakes in progress");
 		return;
 	}
 	ms_to_tv(ctx->conf.handshake_ms, &tv);
@@ -1295,7 +1297,7 @@ leg_readcb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* --- handshake ---------------------------------------------------------- */
+/* --- handshake ---------------------------------------------------- */
 
 static int	leg_server_hello(struct leg *, const uint8_t *, size_t);
 static int	leg_server_proof(struct leg *, const uint8_t *, size_t);
@@ -1551,7 +1553,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	return (s->dead ? -1 : 0);
 }
 
-/* --- stream ---------------------------------------------------------------- */
+/* --- stream ------------------------------------------------------- */
 
 /* One stream frame on an established leg; nonzero to stop reading. */
 static int
@@ -1575,7 +1577,8 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		frame_u64_decode(buf + PROTO_HDR_LEN, 8, &off);
 		n = h->len - 8;
 		if (off > s->recv_off) {
-			leg_violation(leg, "DATA beyond the expected offset", 0);
+			leg_violation(leg, "DATA beyond the expected offset",
+			    0);
 			return (-1);
 		}
 		if (s->fin_in_seen && off + n > s->fin_in) {
@@ -1673,7 +1676,7 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 	return (-1);
 }
 
-/* --- accessors --------------------------------------------------------- */
+/* --- accessors ---------------------------------------------------- */
 
 uint64_t
 sess_id(const struct sess *s)

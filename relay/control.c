@@ -45,7 +45,8 @@ control_status(json_t *req, void *arg, const char **err)
 	    (json_int_t)r->accepted));
 	gl = json_array();
 	for (i = 0; i < r->nguest; i++)
-		json_array_append_new(gl, json_string(xaddr_str(r->guest_a[i])));
+		json_array_append_new(gl,
+		    json_string(xaddr_str(r->guest_a[i])));
 	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),

@@ -86,7 +86,8 @@ ingress_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 			return;
 		}
 	}
-	if (sess_ctx_count(r->d.sessions) >= (size_t)r->conf.sess.max_sessions) {
+	if (sess_ctx_count(r->d.sessions) >=
+	    (size_t)r->conf.sess.max_sessions) {
 		log_warnx("guest=%s refused: session limit %lld reached",
 		    peer.str, r->conf.sess.max_sessions);
 		close(fd);
