@@ -46,6 +46,7 @@ static const char *frame_codes[PROTO_CODE_MAX + 1] = {
 	[PROTO_E_SHUTDOWN] = "shutdown",
 	[PROTO_E_TOO_FAR] = "too-far-behind",
 	[PROTO_E_INTERNAL] = "internal",
+	[PROTO_E_DONE] = "done",
 };
 
 /* Text for a FRAME_* code. */

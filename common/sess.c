@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@
 #define RETRY_MAX_MS	1000
 #define FLUSH_MS	5000		/* a closing leg gets this long */
 #define IO_CHUNK	(256 * 1024)	/* per read()/write(): fewer syscalls */
+#define TOMB_MAX	65536		/* completed ids a server remembers */
 
 enum leg_state {
 	LEG_CONNECTING = 1,	/* client: TCP/vsock connect in progress */
@@ -147,6 +149,20 @@ struct sess {
 RB_HEAD(sess_tree, sess);
 TAILQ_HEAD(sess_list, sess);
 
+/*
+ * A server remembers sessions that completed for the hold time, so a
+ * client whose leg broke before our last ACK reached it learns the
+ * session is done rather than unknown.
+ */
+struct tomb {
+	uint64_t		 id;
+	long long		 expires_ms;
+	RB_ENTRY(tomb)		 entry;
+	TAILQ_ENTRY(tomb)	 q;
+};
+RB_HEAD(tomb_tree, tomb);
+TAILQ_HEAD(tomb_list, tomb);
+
 struct sess_ctx {
 	struct event_base	*base;
 	enum sess_role		 role;
@@ -160,10 +176,14 @@ struct sess_ctx {
 	struct leg_list		 dead_legs;
 	struct sess_list	 dead;
 	struct event		*reap_ev;
+	struct tomb_tree	 tombs;		/* by id */
+	struct tomb_list	 tombq;		/* oldest first */
+	size_t			 ntombs;
 };
 
 static int	sess_cmp(struct sess *, struct sess *);
 RB_PROTOTYPE_STATIC(sess_tree, sess, entry, sess_cmp);
+RB_PROTOTYPE_STATIC(tomb_tree, tomb, entry, tomb_cmp);
 RB_GENERATE_STATIC(sess_tree, sess, entry, sess_cmp);
 
 static void	sess_enter_state(struct sess *, enum sess_state);
@@ -185,6 +205,15 @@ sess_cmp(struct sess *a, struct sess *b)
 	return (a->id < b->id ? -1 : a->id > b->id);
 }
 
+static int	tomb_cmp(struct tomb *, struct tomb *);
+RB_GENERATE_STATIC(tomb_tree, tomb, entry, tomb_cmp);
+
+static int
+tomb_cmp(struct tomb *a, struct tomb *b)
+{
+	return (a->id < b->id ? -1 : a->id > b->id);
+}
+
 /* Milliseconds on the monotonic clock. */
 static long long
 now_ms(void)
@@ -200,6 +229,51 @@ ms_to_tv(long long ms, struct timeval *tv)
 {
 	tv->tv_sec = ms / 1000;
 	tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/* Forget tombstones that are past the hold time (or over the cap). */
+static void
+tomb_prune(struct sess_ctx *ctx, long long now)
+{
+	struct tomb	*t;
+
+	while ((t = TAILQ_FIRST(&ctx->tombq)) != NULL &&
+	    (t->expires_ms <= now || ctx->ntombs > TOMB_MAX)) {
+		TAILQ_REMOVE(&ctx->tombq, t, q);
+		RB_REMOVE(tomb_tree, &ctx->tombs, t);
+		ctx->ntombs--;
+		free(t);
+	}
+}
+
+/* Remember that session ID completed. */
+static void
+tomb_add(struct sess_ctx *ctx, uint64_t id)
+{
+	struct tomb	*t;
+	long long	 now = now_ms();
+
+	t = xcalloc(1, sizeof(*t));
+	t->id = id;
+	t->expires_ms = now + ctx->conf.hold_ms;
+	if (RB_INSERT(tomb_tree, &ctx->tombs, t) != NULL) {
+		free(t);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&ctx->tombq, t, q);
+	ctx->ntombs++;
+	tomb_prune(ctx, now);
+}
+
+/* Whether session ID completed within the hold time. */
+static int
+tomb_find(struct sess_ctx *ctx, uint64_t id)
+{
+	struct tomb	key;
+
+	tomb_prune(ctx, now_ms());
+	key.id = id;
+	return (RB_FIND(tomb_tree, &ctx->tombs, &key) != NULL);
 }
 
 /* Name of a session state. */
@@ -399,6 +473,8 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	ctx->ops = *ops;
 	ctx->arg = arg;
 	RB_INIT(&ctx->tree);
+	RB_INIT(&ctx->tombs);
+	TAILQ_INIT(&ctx->tombq);
 	TAILQ_INIT(&ctx->legs);
 	TAILQ_INIT(&ctx->dead_legs);
 	TAILQ_INIT(&ctx->dead);
@@ -507,6 +583,8 @@ sess_ctx_free(struct sess_ctx *ctx)
 		TAILQ_INSERT_TAIL(&ctx->dead_legs, leg, entry);
 	}
 	sess_reap_cb(-1, 0, ctx);
+	ctx->conf.hold_ms = 0;
+	tomb_prune(ctx, LLONG_MAX);
 	event_free(ctx->reap_ev);
 	free(ctx);
 }
@@ -671,6 +749,8 @@ sess_end(struct sess *s, int code, const char *reason, int tell)
 	sess_enter_state(s, SESS_CLOSED);
 	RB_REMOVE(sess_tree, &ctx->tree, s);
 	ctx->count--;
+	if (ctx->role == SESS_SERVER && code == PROTO_E_NONE)
+		tomb_add(ctx, s->id);
 	sess_emit(s, SESS_EV_CLOSED, reason);
 	TAILQ_INSERT_TAIL(&ctx->dead, s, dead_entry);
 	sess_reap_schedule(ctx);
@@ -1341,7 +1421,11 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 			}
 			snprintf(msg, sizeof(msg), "refused by appliance end "
 			    "(%s): %s", frame_strcode(er.code), er.reason);
-			if (proto_code_transient(er.code))
+			if (er.code == PROTO_E_DONE && s->local_eof &&
+			    s->local_shut)
+				/* Only the last ACK was missing. */
+				sess_end(s, PROTO_E_NONE, "done", 0);
+			else if (proto_code_transient(er.code))
 				sess_detach(s, msg);
 			else
 				sess_close(s, er.code, msg);
@@ -1437,6 +1521,11 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 	RAND_bytes(leg->nonce_s, sizeof(leg->nonce_s));
 	s = sess_ctx_find(ctx, h.sid);
 	if (h.kind == PROTO_HELLO_RESUME) {
+		if ((s == NULL || s->dead) && tomb_find(ctx, h.sid)) {
+			leg_refuse(leg, PROTO_E_DONE,
+			    "session already completed");
+			return (-1);
+		}
 		if (s == NULL || s->dead) {
 			leg_refuse(leg, PROTO_E_UNKNOWN_SESSION,
 			    "no such session (closed or never opened)");

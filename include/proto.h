@@ -69,8 +69,9 @@ enum proto_code {
 	PROTO_E_SHUTDOWN = 11,		/* daemon shutting down */
 	PROTO_E_TOO_FAR = 12,		/* asked for bytes no longer held */
 	PROTO_E_INTERNAL = 13,
+	PROTO_E_DONE = 14,		/* resume of a session that completed */
 };
-#define PROTO_CODE_MAX		PROTO_E_INTERNAL
+#define PROTO_CODE_MAX		PROTO_E_DONE
 
 /*
  * HELLO payload:
