@@ -126,6 +126,7 @@ struct sess {
 
 	struct leg		*leg;
 	int			 opened;	/* established once */
+	unsigned		 new_tries;	/* HELLO NEW sent */
 	uint8_t			 secret[PROTO_MAC_LEN];
 	uint8_t			 prev[PROTO_MAC_LEN];
 	int			 have_prev;	/* rotation not confirmed */
@@ -675,19 +676,27 @@ sess_local_wrap(struct sess *s, int fd)
 	return (bev);
 }
 
+/* A random session id not in use here. */
+static uint64_t
+sess_new_id(struct sess_ctx *ctx)
+{
+	uint64_t	id;
+
+	do {
+		if (RAND_bytes((uint8_t *)&id, sizeof(id)) != 1)
+			abort();
+	} while (id == 0 || sess_ctx_find(ctx, id) != NULL);
+	return (id);
+}
+
 /* A new ingress session for an accepted guest. */
 struct sess *
 sess_client_new(struct sess_ctx *ctx, int fd, const char *host,
     uint32_t cid, uint32_t port)
 {
 	struct sess	*s;
-	uint64_t	 id;
 
-	do {
-		if (RAND_bytes((uint8_t *)&id, sizeof(id)) != 1)
-			abort();
-	} while (id == 0 || sess_ctx_find(ctx, id) != NULL);
-	s = sess_alloc(ctx, id);
+	s = sess_alloc(ctx, sess_new_id(ctx));
 	strlcpy(s->host, host, sizeof(s->host));
 	s->cid = cid;
 	s->port = port;
@@ -865,6 +874,18 @@ sess_hello(struct sess *s, struct leg *leg)
 {
 	struct proto_hello	h;
 
+	/*
+	 * A HELLO NEW whose WELCOME never came may still have opened the
+	 * session on the server, and we hold no secret to resume it: ask
+	 * again under a fresh id.  Nothing reached the guest, so nothing
+	 * can be duplicated; the orphan expires at the server's hold time.
+	 */
+	if (!s->opened && s->new_tries++ > 0) {
+		RB_REMOVE(sess_tree, &s->ctx->tree, s);
+		s->id = sess_new_id(s->ctx);
+		snprintf(s->idstr, sizeof(s->idstr), "%016" PRIx64, s->id);
+		RB_INSERT(sess_tree, &s->ctx->tree, s);
+	}
 	memset(&h, 0, sizeof(h));
 	h.version = PROTO_VERSION;
 	h.sid = s->id;

@@ -60,8 +60,9 @@ struct sess_conf {
 
 struct sess_ops {
 	/*
-	 * Client: start a new leg for S (a bufferevent whose connect is
-	 * in progress, or already connected) and set *desc to the target
+	 * Client: start a new leg for S (a bufferevent on which
+	 * bufferevent_socket_connect() was called, so that it reports
+	 * BEV_EVENT_CONNECTED) and set *desc to the target
 	 * it goes to; or return NULL with *desc saying why there is no
 	 * target now (retried with backoff).
 	 */

@@ -1,0 +1,1633 @@
+/*
+ * test_sess.c -- unit tests for the resumable session layer (sess.h).
+ *
+ * Both ends run in this one process on one event_base.  The client
+ * context's legs are socketpairs whose other end goes straight to the
+ * server context's sess_accept(); the guest and backend streams are
+ * socketpairs whose far ends the test reads and writes itself.  A leg
+ * is broken with shutdown() on the server's end of it, and hostile
+ * peers are played by writing frames by hand (frame.h), so every
+ * refusal can be decoded and its code checked.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "frame.h"
+#include "proto.h"
+#include "sess.h"
+#include "xmalloc.h"
+
+#define WAIT_MS		5000		/* longest any one wait may take */
+#define CHUNK		(64 * 1024)	/* test-side read and write size */
+#define MIB		((size_t)1024 * 1024)
+
+#define GUEST_HOST	"guest.example"
+#define GUEST_CID	42
+#define GUEST_PORT	2049
+
+/* One direction of test traffic: written on one fd, checked on another. */
+struct flow {
+	uint8_t		*src;		/* the bytes to send */
+	int		 own;		/* src is ours to free */
+	size_t		 len;
+	size_t		 stop;		/* write no further than this yet */
+	const size_t	*limit;		/* nor than *limit (echo) */
+	const uint8_t	*pre;		/* expected ahead of src (preamble) */
+	size_t		 prelen;
+	size_t		 pre_rd;
+	size_t		 wr;
+	size_t		 rd;		/* src bytes read and checked */
+	size_t		 bad;		/* first wrong offset + 1; 0: none */
+	size_t		 extra;		/* bytes read beyond len */
+	int		 eof;		/* reader saw EOF or a reset */
+	int		 rpause;	/* reader reads nothing for now */
+	int		 werr;		/* errno of a failed write */
+	int		 shut;		/* shut the write side at the end */
+	const int	*shut_after;	/* ...but only once this is set */
+	int		 shut_done;
+};
+
+struct world;
+
+/* What one context's callbacks saw. */
+struct side {
+	struct world	*w;
+	struct sess_ctx	*ctx;
+	struct sess	*s;		/* newest session; NULL once closed */
+	int		 n_open;
+	int		 n_detached;
+	int		 n_resumed;
+	int		 n_closed;
+	int		 open_reason;	/* OPEN came with a reason */
+	long long	 closed_at;
+	char		 why_detached[512];
+	char		 why_closed[512];
+};
+
+/* Everything one test runs on; freed by teardown even on failure. */
+struct world {
+	struct event_base	*base;
+	struct event		*tick;
+	struct sess_conf	 conf;
+	struct side		 cl;
+	struct side		 sv;
+	int			 guest;		/* test end of the guest */
+	int			 backend;	/* test end of the backend */
+	int			 sleg;		/* server end of newest leg */
+	int			 cleg;		/* client end of newest leg */
+	int			 fake;		/* legs go to the test */
+	int			 fake_fd;	/* test end of such a leg */
+	int			 break_in_open;	/* legs to kill in open */
+	int			 break_on_resumed; /* shut sleg at sv RESUMED */
+	struct flow		 up;		/* guest -> backend */
+	struct flow		 down;		/* backend -> guest */
+	const uint8_t		*pre;		/* sess_set_local preamble */
+	size_t			 prelen;
+	int			 calls;		/* ops->connect calls */
+	int			 connects;	/* ...that gave a leg */
+	int			 no_target;	/* ops->connect says no */
+	int			 opens;		/* ops->open calls */
+	int			 open_fail;	/* ops->open refuses */
+	int			 refusals;
+	char			 why_refused[512];
+	int			 check_cap;	/* replay cap, every step */
+	long long		 max_unacked;
+	long long		 deadline;
+	int			 rogue[16];	/* test ends, hand-made legs */
+	int			 nrogue;
+};
+
+/* Milliseconds on the monotonic clock, as sess.c counts them. */
+static long long
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* Deterministic pseudo-random bytes (xorshift64*), so reruns match. */
+static void
+fill_random(uint8_t *p, size_t len, uint64_t seed)
+{
+	uint64_t	x = seed | 1;
+	size_t		i;
+
+	for (i = 0; i < len; i++) {
+		x ^= x >> 12;
+		x ^= x << 25;
+		x ^= x >> 27;
+		p[i] = (uint8_t)((x * 0x2545f4914f6cdd1dULL) >> 56);
+	}
+}
+
+/* A flow of LEN pseudo-random bytes. */
+static void
+flow_init(struct flow *f, size_t len, uint64_t seed)
+{
+	memset(f, 0, sizeof(*f));
+	f->src = xmalloc(len > 0 ? len : 1);
+	f->own = 1;
+	f->len = len;
+	f->stop = len;
+	fill_random(f->src, len, seed);
+}
+
+/* A flow that sends back what FROM has read, as an echo server does. */
+static void
+flow_echo(struct flow *f, const struct flow *from)
+{
+	memset(f, 0, sizeof(*f));
+	f->src = from->src;
+	f->len = from->len;
+	f->stop = from->len;
+	f->limit = &from->rd;
+	f->shut_after = &from->eof;
+}
+
+/* Write as much of a flow as the socket takes now. */
+static void
+flow_write(struct flow *f, int fd)
+{
+	size_t	end = f->stop < f->len ? f->stop : f->len, n;
+	ssize_t	r;
+
+	if (fd == -1 || f->src == NULL || f->werr != 0 || f->shut_done)
+		return;
+	if (f->limit != NULL && *f->limit < end)
+		end = *f->limit;
+	while (f->wr < end) {
+		n = end - f->wr < CHUNK ? end - f->wr : CHUNK;
+		r = write(fd, f->src + f->wr, n);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				f->werr = errno;
+			return;
+		}
+		f->wr += r;
+	}
+	if (f->shut && f->wr == f->len &&
+	    (f->shut_after == NULL || *f->shut_after)) {
+		shutdown(fd, SHUT_WR);
+		f->shut_done = 1;
+	}
+}
+
+/* Read what is there and check it against what was sent. */
+static void
+flow_read(struct flow *f, int fd)
+{
+	uint8_t		 buf[CHUNK];
+	const uint8_t	*p;
+	ssize_t		 r;
+	size_t		 n, k, i;
+
+	if (fd == -1 || f->src == NULL || f->eof || f->rpause)
+		return;
+	for (;;) {
+		r = read(fd, buf, sizeof(buf));
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1 && errno == EAGAIN)
+			return;
+		if (r <= 0) {
+			f->eof = 1;	/* EOF, or reset: closed either way */
+			return;
+		}
+		p = buf;
+		n = r;
+		if (f->pre_rd < f->prelen) {
+			k = f->prelen - f->pre_rd;
+			if (k > n)
+				k = n;
+			if (f->bad == 0 &&
+			    memcmp(p, f->pre + f->pre_rd, k) != 0)
+				f->bad = 1;
+			f->pre_rd += k;
+			p += k;
+			n -= k;
+		}
+		if (f->rd + n > f->len) {
+			f->extra += f->rd + n - f->len;
+			n = f->len - f->rd;
+		}
+		if (f->bad == 0 && memcmp(p, f->src + f->rd, n) != 0) {
+			for (i = 0; i < n && p[i] == f->src[f->rd + i]; i++)
+				;
+			f->bad = f->rd + i + 1;
+		}
+		f->rd += n;
+	}
+}
+
+/* A flow that arrived whole, exactly once, in order. */
+static void
+flow_check(const struct flow *f, const char *name)
+{
+	if (f->bad != 0)
+		fail_msg("%s: wrong byte at offset %zu", name, f->bad - 1);
+	if (f->extra != 0)
+		fail_msg("%s: %zu bytes too many", name, f->extra);
+	if (f->rd != f->len)
+		fail_msg("%s: %zu of %zu bytes", name, f->rd, f->len);
+	assert_int_equal(f->pre_rd, f->prelen);
+}
+
+/* Everything sent has arrived (maybe not yet checked for extras). */
+static int
+flow_done(const struct flow *f)
+{
+	return (f->rd == f->len && f->pre_rd == f->prelen);
+}
+
+/* An integer field of sess_json(); -1 if it is missing. */
+static long long
+jint(const struct sess *s, const char *key)
+{
+	json_t		*o, *v;
+	long long	 r = -1;
+
+	if ((o = sess_json(s)) == NULL)
+		return (-2);
+	if ((v = json_object_get(o, key)) != NULL && json_is_integer(v))
+		r = json_integer_value(v);
+	json_decref(o);
+	return (r);
+}
+
+/* --- callbacks (no asserts here: they would jump out of libevent) --- */
+
+/* A connected pair of non-blocking stream sockets, or abort. */
+static void
+nonblock_pair(int fd[2])
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, fd) == -1)
+		abort();
+	if (evutil_make_socket_nonblocking(fd[0]) != 0 ||
+	    evutil_make_socket_nonblocking(fd[1]) != 0)
+		abort();
+}
+
+/* Client: a new leg is a socketpair whose far end the server accepts. */
+static struct bufferevent *
+t_connect(struct sess *s, void *arg, const char **desc)
+{
+	struct side		*sd = arg;
+	struct world		*w = sd->w;
+	struct bufferevent	*cb, *sb;
+	int			 fd[2];
+
+	w->calls++;
+	if (w->no_target) {
+		*desc = "no target (test)";
+		return (NULL);
+	}
+	nonblock_pair(fd);
+	cb = bufferevent_socket_new(w->base, fd[0], BEV_OPT_CLOSE_ON_FREE);
+	if (cb == NULL)
+		abort();
+	/* Already connected; this still reports BEV_EVENT_CONNECTED. */
+	bufferevent_socket_connect(cb, NULL, 0);
+	w->cleg = fd[0];
+	w->connects++;
+	if (w->fake) {
+		/* The test plays the server. */
+		if (w->nrogue == (int)(sizeof(w->rogue) / sizeof(w->rogue[0])))
+			abort();
+		w->rogue[w->nrogue++] = w->fake_fd = fd[1];
+		*desc = "fake-server";
+		return (cb);
+	}
+	if ((sb = bufferevent_socket_new(w->base, fd[1],
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		abort();
+	sess_accept(w->sv.ctx, sb, "test-leg");
+	w->sleg = fd[1];
+	*desc = "test-target";
+	return (cb);
+}
+
+/* Server: the backend is a socketpair the test holds the far end of. */
+static int
+t_open(struct sess *s, void *arg, const char **why)
+{
+	struct side	*sd = arg;
+	struct world	*w = sd->w;
+	int		 fd[2];
+
+	w->opens++;
+	if (w->open_fail) {
+		*why = "backend refused (test)";
+		return (1);
+	}
+	if (w->break_in_open > 0) {
+		/* The leg dies before the WELCOME can be written. */
+		w->break_in_open--;
+		shutdown(w->sleg, SHUT_RDWR);
+	}
+	nonblock_pair(fd);
+	sess_set_local(s, fd[0], w->pre, w->prelen);
+	if (w->backend != -1)
+		close(w->backend);
+	w->backend = fd[1];
+	sd->s = s;
+	return (0);
+}
+
+/* Count lifecycle events per side; remember the last reasons. */
+static void
+t_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
+{
+	struct side	*sd = arg;
+
+	switch (ev) {
+	case SESS_EV_OPEN:
+		sd->n_open++;
+		if (reason != NULL)
+			sd->open_reason = 1;
+		sd->s = s;
+		break;
+	case SESS_EV_DETACHED:
+		sd->n_detached++;
+		strlcpy(sd->why_detached, reason != NULL ? reason : "(null)",
+		    sizeof(sd->why_detached));
+		break;
+	case SESS_EV_RESUMED:
+		sd->n_resumed++;
+		if (sd == &sd->w->sv && sd->w->break_on_resumed > 0) {
+			/* RESUMED is queued but will never be written. */
+			sd->w->break_on_resumed--;
+			shutdown(sd->w->sleg, SHUT_RDWR);
+		}
+		break;
+	case SESS_EV_CLOSED:
+		sd->n_closed++;
+		sd->closed_at = now_ms();
+		strlcpy(sd->why_closed, reason != NULL ? reason : "(null)",
+		    sizeof(sd->why_closed));
+		if (sd->s == s)
+			sd->s = NULL;	/* freed after this callback */
+		break;
+	case SESS_EV_STATE:
+		break;
+	}
+}
+
+/* Server legs refused before they had a session. */
+static void
+t_refused(const char *peer, const char *reason, void *arg)
+{
+	struct side	*sd = arg;
+
+	sd->w->refusals++;
+	strlcpy(sd->w->why_refused, reason != NULL ? reason : "(null)",
+	    sizeof(sd->w->why_refused));
+}
+
+static const struct sess_ops t_ops = {
+	.connect = t_connect,
+	.open = t_open,
+	.event = t_event,
+	.refused = t_refused,
+};
+
+/* Keeps EVLOOP_ONCE from sleeping longer than a millisecond. */
+static void
+tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+}
+
+/* --- the world ---------------------------------------------------------- */
+
+/* A fresh event_base and default conf; contexts come later. */
+static int
+setup(void **state)
+{
+	struct world	*w;
+	struct timeval	 tv = { 0, 1000 };
+
+	w = xcalloc(1, sizeof(*w));
+	if ((w->base = event_base_new()) == NULL)
+		return (-1);
+	w->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, NULL);
+	if (w->tick == NULL || event_add(w->tick, &tv) != 0)
+		return (-1);
+	w->guest = w->backend = w->sleg = w->cleg = w->fake_fd = -1;
+	w->cl.w = w->sv.w = w;
+	w->conf.replay_max = MIB;
+	w->conf.hold_ms = 5000;
+	w->conf.handshake_ms = 2000;
+	w->conf.keepalive_ms = 0;
+	w->conf.max_sessions = 16;
+	w->conf.max_pending = 16;
+	*state = w;
+	return (0);
+}
+
+/* Free everything, also after a failed assert, for ASan. */
+static int
+teardown(void **state)
+{
+	struct world	*w = *state;
+	int		 i;
+
+	sess_ctx_free(w->cl.ctx);
+	sess_ctx_free(w->sv.ctx);
+	if (w->guest != -1)
+		close(w->guest);
+	if (w->backend != -1)
+		close(w->backend);
+	for (i = 0; i < w->nrogue; i++)
+		close(w->rogue[i]);
+	if (w->up.own)
+		free(w->up.src);
+	if (w->down.own)
+		free(w->down.src);
+	event_free(w->tick);
+	event_base_free(w->base);
+	free(w);
+	return (0);
+}
+
+/* Both contexts, with whatever w->conf the test set. */
+static void
+world_start(struct world *w)
+{
+	w->cl.ctx = sess_ctx_new(w->base, SESS_CLIENT, &w->conf, &t_ops,
+	    &w->cl);
+	w->sv.ctx = sess_ctx_new(w->base, SESS_SERVER, &w->conf, &t_ops,
+	    &w->sv);
+	assert_non_null(w->cl.ctx);
+	assert_non_null(w->sv.ctx);
+}
+
+/* A guest connection and its client session. */
+static void
+world_guest(struct world *w)
+{
+	int	fd[2];
+
+	nonblock_pair(fd);
+	w->cl.s = sess_client_new(w->cl.ctx, fd[0], GUEST_HOST, GUEST_CID,
+	    GUEST_PORT);
+	assert_non_null(w->cl.s);
+	if (w->guest != -1)
+		close(w->guest);
+	w->guest = fd[1];
+}
+
+/* Move test traffic on whichever local streams exist. */
+static void
+world_io(struct world *w)
+{
+	flow_write(&w->up, w->guest);
+	flow_read(&w->down, w->guest);
+	flow_read(&w->up, w->backend);
+	flow_write(&w->down, w->backend);
+}
+
+/* The replay buffer stays within replay_max, always. */
+static void
+world_check(struct world *w)
+{
+	const struct sess	*ss[2] = { w->cl.s, w->sv.s };
+	long long		 v;
+	int			 i;
+
+	if (!w->check_cap)
+		return;
+	for (i = 0; i < 2; i++) {
+		if (ss[i] == NULL)
+			continue;
+		v = jint(ss[i], "unacked_out");
+		if (v > w->max_unacked)
+			w->max_unacked = v;
+		if (v < 0 || v > (long long)w->conf.replay_max)
+			fail_msg("%s: unacked_out %lld, replay_max %zu",
+			    i == 0 ? "client" : "server", v,
+			    w->conf.replay_max);
+	}
+}
+
+/* One turn of the loop; 0 once the deadline has passed. */
+static int
+world_step(struct world *w)
+{
+	if (now_ms() > w->deadline)
+		return (0);
+	event_base_loop(w->base, EVLOOP_ONCE);
+	world_io(w);
+	world_check(w);
+	return (1);
+}
+
+/* Run the loop until COND holds; fail the test after WAIT_MS. */
+#define WAIT(w, cond) do {						\
+	(w)->deadline = now_ms() + WAIT_MS;				\
+	world_io(w);							\
+	while (!(cond))							\
+		if (!world_step(w))					\
+			fail_msg("timed out waiting for: %s", #cond);	\
+} while (0)
+
+/* Run the loop for MS milliseconds whatever happens. */
+static void
+world_idle(struct world *w, long long ms)
+{
+	w->deadline = now_ms() + ms;
+	while (world_step(w))
+		;
+}
+
+/* Guest and backend both connected and open. */
+static void
+world_open(struct world *w)
+{
+	world_guest(w);
+	WAIT(w, w->cl.n_open == 1 && w->sv.n_open == 1);
+	assert_non_null(w->cl.s);
+	assert_non_null(w->sv.s);
+	assert_int_equal(w->cl.open_reason, 0);
+	assert_int_equal(w->sv.open_reason, 0);
+	assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
+	assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
+}
+
+/* --- hand-made legs ------------------------------------------------------- */
+
+struct rogue {
+	int		 fd;
+	struct evbuffer	*in;
+	int		 eof;
+};
+
+/* A leg the test plays the client end of. */
+static void
+rogue_open(struct world *w, struct rogue *r, const char *peer)
+{
+	struct bufferevent	*bev;
+	int			 fd[2];
+
+	assert_true(w->nrogue < (int)(sizeof(w->rogue) / sizeof(w->rogue[0])));
+	nonblock_pair(fd);
+	bev = bufferevent_socket_new(w->base, fd[1], BEV_OPT_CLOSE_ON_FREE);
+	assert_non_null(bev);
+	sess_accept(w->sv.ctx, bev, peer);
+	r->fd = w->rogue[w->nrogue++] = fd[0];
+	r->eof = 0;
+	r->in = evbuffer_new();
+	assert_non_null(r->in);
+}
+
+/* The test end of a fake-server leg. */
+static void
+rogue_attach(struct rogue *r, int fd)
+{
+	assert_true(fd != -1);
+	r->fd = fd;
+	r->eof = 0;
+	r->in = evbuffer_new();
+	assert_non_null(r->in);
+}
+
+/* Done with a hand-made leg (its fd is closed in teardown). */
+static void
+rogue_free(struct rogue *r)
+{
+	evbuffer_free(r->in);
+	r->in = NULL;
+}
+
+/* Small writes only: they must fit in the socket at once. */
+static void
+rogue_send(struct rogue *r, const void *p, size_t len)
+{
+	assert_int_equal(write(r->fd, p, len), (ssize_t)len);
+}
+
+/* Send and empty an evbuffer of frames. */
+static void
+rogue_send_buf(struct rogue *r, struct evbuffer *b)
+{
+	size_t	len = evbuffer_get_length(b);
+
+	rogue_send(r, evbuffer_pullup(b, -1), len);
+	evbuffer_drain(b, len);
+}
+
+/* Pull in what the server sent; note EOF. */
+static void
+rogue_read(struct rogue *r)
+{
+	int	n;
+
+	while (!r->eof) {
+		n = evbuffer_read(r->in, r->fd, 4096);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+			r->eof = 1;
+		else if (n == -1)
+			return;
+	}
+}
+
+/* Take one whole frame if there is one. */
+static int
+rogue_frame(struct rogue *r, struct frame_hdr *h, uint8_t *p, size_t cap)
+{
+	rogue_read(r);
+	if (frame_peek(r->in, h) != FRAME_OK ||
+	    evbuffer_get_length(r->in) < PROTO_HDR_LEN + h->len)
+		return (0);
+	if (h->len > cap)
+		fail_msg("frame of %u bytes", h->len);
+	evbuffer_drain(r->in, PROTO_HDR_LEN);
+	evbuffer_remove(r->in, p, h->len);
+	return (1);
+}
+
+/* Whether the server has closed its end. */
+static int
+rogue_closed(struct rogue *r)
+{
+	rogue_read(r);
+	return (r->eof);
+}
+
+/* The server answers with one ERROR of CODE, then closes the leg. */
+static void
+rogue_expect_error(struct world *w, struct rogue *r, int code,
+    struct proto_error *er)
+{
+	struct frame_hdr	h;
+	uint8_t			p[PROTO_HANDSHAKE_MAX];
+
+	WAIT(w, rogue_frame(r, &h, p, sizeof(p)) || rogue_closed(r));
+	if (h.type != PROTO_ERROR)
+		fail_msg("expected ERROR, got %s", frame_strtype(h.type));
+	assert_int_equal(frame_error_decode(p, h.len, er), FRAME_OK);
+	if (er->code != code)
+		fail_msg("ERROR code %s (%s), expected %s",
+		    frame_strcode(er->code), er->reason, frame_strcode(code));
+	assert_true(er->reason[0] != '\0');
+	WAIT(w, rogue_closed(r));
+	assert_int_equal(evbuffer_get_length(r->in), 0);
+}
+
+/* A RESUME hello for SID. */
+static void
+hello_resume(struct evbuffer *b, uint64_t sid, int version)
+{
+	struct proto_hello	h;
+
+	memset(&h, 0, sizeof(h));
+	h.version = version;
+	h.kind = PROTO_HELLO_RESUME;
+	h.sid = sid;
+	fill_random(h.nonce, sizeof(h.nonce), sid);
+	frame_hello_add(b, &h);
+}
+
+/* --- tests ------------------------------------------------------------- */
+
+/* Open, bytes both ways, and the counters that say so. */
+static void
+test_open_echo(void **state)
+{
+	static const uint8_t	 pre[] = "PROXY-test-preamble\n";
+	struct world		*w = *state;
+	const char		*gmsg = "hello from the guest\n";
+	const char		*bmsg = "and hello back from the backend";
+	json_t			*o;
+
+	w->pre = pre;
+	w->prelen = sizeof(pre) - 1;
+	world_start(w);
+	world_open(w);
+	assert_int_equal(w->connects, 1);
+	assert_int_equal(w->opens, 1);
+	assert_int_equal(sess_ctx_count(w->cl.ctx), 1);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 1);
+
+	/* The HELLO carried who the guest is and which session. */
+	assert_true(sess_id(w->cl.s) != 0);
+	assert_true(sess_id(w->cl.s) == sess_id(w->sv.s));
+	assert_string_equal(sess_idstr(w->cl.s), sess_idstr(w->sv.s));
+	assert_ptr_equal(sess_ctx_find(w->sv.ctx, sess_id(w->cl.s)), w->sv.s);
+	assert_ptr_equal(sess_ctx_find(w->cl.ctx, sess_id(w->cl.s)), w->cl.s);
+	assert_string_equal(sess_host(w->sv.s), GUEST_HOST);
+	assert_int_equal(sess_cid(w->sv.s), GUEST_CID);
+	assert_int_equal(sess_port(w->sv.s), GUEST_PORT);
+
+	flow_init(&w->up, strlen(gmsg), 1);
+	memcpy(w->up.src, gmsg, w->up.len);
+	w->up.pre = pre;
+	w->up.prelen = w->prelen;
+	flow_init(&w->down, strlen(bmsg), 2);
+	memcpy(w->down.src, bmsg, w->down.len);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	world_idle(w, 30);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+
+	assert_int_equal(jint(w->cl.s, "bytes_out"), strlen(gmsg));
+	assert_int_equal(jint(w->cl.s, "bytes_in"), strlen(bmsg));
+	/* The preamble is not session data. */
+	assert_int_equal(jint(w->sv.s, "bytes_in"), strlen(gmsg));
+	assert_int_equal(jint(w->sv.s, "bytes_out"), strlen(bmsg));
+	/* Delivered bytes get acknowledged: nothing left to replay. */
+	assert_int_equal(jint(w->cl.s, "unacked_out"), 0);
+	assert_int_equal(jint(w->sv.s, "unacked_out"), 0);
+	assert_int_equal(jint(w->cl.s, "resumes"), 0);
+
+	o = sess_json(w->sv.s);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "state")),
+	    "established");
+	assert_string_equal(json_string_value(json_object_get(o, "id")),
+	    sess_idstr(w->sv.s));
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(o, "guest"), "host")), GUEST_HOST);
+	json_decref(o);
+	o = sess_ctx_json(w->cl.ctx);
+	assert_true(json_is_array(o));
+	assert_int_equal(json_array_size(o), 1);
+	json_decref(o);
+
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(w->refusals, 0);
+}
+
+/* 8 MiB each way through a 64 KiB replay buffer. */
+static void
+test_large_transfer(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 8 * MIB;
+
+	w->conf.replay_max = 64 * 1024;
+	world_start(w);
+	w->check_cap = 1;
+	world_open(w);
+	flow_init(&w->up, n, 0x1234);
+	flow_init(&w->down, n, 0x5678);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	/* It ran up against the cap: backpressure held it there. */
+	if (w->max_unacked < (long long)w->conf.replay_max / 2)
+		fail_msg("unacked_out peaked at %lld only", w->max_unacked);
+	assert_int_equal(jint(w->cl.s, "bytes_out"), n);
+	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
+	assert_int_equal(jint(w->sv.s, "bytes_out"), n);
+	assert_int_equal(jint(w->cl.s, "bytes_in"), n);
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+}
+
+/* Break the leg three times mid-transfer; the streams do not notice. */
+static void
+test_resume(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 4 * MIB;
+	int		 k;
+
+	w->conf.replay_max = 256 * 1024;
+	world_start(w);
+	w->check_cap = 1;
+	world_open(w);
+	flow_init(&w->up, n, 0xabc);
+	flow_init(&w->down, n, 0xdef);
+	for (k = 1; k <= 3; k++) {
+		WAIT(w, w->up.rd >= k * MIB && w->down.rd >= k * MIB);
+		/* Hold the reconnect until the server has seen it too. */
+		w->no_target = 1;
+		assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+		WAIT(w, w->cl.n_detached == k && w->sv.n_detached == k);
+		assert_int_equal(sess_state(w->cl.s), SESS_DETACHED);
+		assert_int_equal(sess_state(w->sv.s), SESS_DETACHED);
+		assert_non_null(strstr(w->cl.why_detached, "mesh leg"));
+		assert_non_null(strstr(w->sv.why_detached, "mesh leg"));
+		w->no_target = 0;
+		WAIT(w, w->cl.n_resumed == k && w->sv.n_resumed == k);
+		assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
+		assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
+		assert_int_equal(jint(w->cl.s, "resumes"), k);
+		assert_int_equal(jint(w->sv.s, "resumes"), k);
+		assert_true(sess_resume_ms(w->cl.s) >= 0);
+		assert_true(sess_resume_ms(w->sv.s) >= 0);
+		assert_int_equal(w->connects, 1 + k);
+	}
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	world_idle(w, 30);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->connects, 4);
+	assert_true(w->calls >= 4);
+	assert_int_equal(w->cl.n_open + w->sv.n_open, 2);
+	assert_int_equal(w->opens, 1);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(jint(w->cl.s, "bytes_out"), n);
+	assert_int_equal(jint(w->cl.s, "bytes_in"), n);
+	assert_int_equal(jint(w->sv.s, "bytes_out"), n);
+	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
+	assert_int_equal(w->refusals, 0);
+}
+
+/* A resume that cannot prove itself is refused; the session lives on. */
+static void
+test_bad_resume(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	struct proto_challenge	 c;
+	struct proto_proof	 pr;
+	struct proto_error	 er;
+	uint8_t			 p[PROTO_HANDSHAKE_MAX];
+	uint64_t		 sid, other;
+	size_t			 n = 3 * 256 * 1024;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, 11);
+	flow_init(&w->down, n, 12);
+	w->up.stop = w->down.stop = n / 3;
+	WAIT(w, w->up.rd == n / 3 && w->down.rd == n / 3);
+
+	b = evbuffer_new();
+	assert_non_null(b);
+	sid = sess_id(w->sv.s);
+	rogue_open(w, &r, "rogue-auth");
+	hello_resume(b, sid, PROTO_VERSION);
+	rogue_send_buf(&r, b);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(h.type, PROTO_CHALLENGE);
+	assert_int_equal(frame_challenge_decode(p, h.len, &c), FRAME_OK);
+
+	/* The real leg carries on while the claimant thinks. */
+	w->up.stop = w->down.stop = 2 * n / 3;
+	WAIT(w, w->up.rd == 2 * n / 3 && w->down.rd == 2 * n / 3);
+
+	memset(&pr, 0, sizeof(pr));
+	pr.next = jint(w->cl.s, "bytes_in");
+	memset(pr.mac, 0xa5, sizeof(pr.mac));
+	frame_proof_add(b, &pr);
+	rogue_send_buf(&r, b);
+	rogue_expect_error(w, &r, PROTO_E_AUTH, &er);
+	assert_int_equal(w->refusals, 1);
+	assert_true(w->why_refused[0] != '\0');
+	rogue_free(&r);
+
+	/* Resume of a session nobody has. */
+	other = sid ^ 0x8000000000000001ULL;
+	assert_null(sess_ctx_find(w->sv.ctx, other));
+	rogue_open(w, &r, "rogue-unknown");
+	hello_resume(b, other, PROTO_VERSION);
+	rogue_send_buf(&r, b);
+	rogue_expect_error(w, &r, PROTO_E_UNKNOWN_SESSION, &er);
+	assert_int_equal(w->refusals, 2);
+	rogue_free(&r);
+	evbuffer_free(b);
+
+	/* The real session never noticed. */
+	w->up.stop = w->down.stop = n;
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	assert_int_equal(w->cl.n_resumed + w->sv.n_resumed, 0);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(jint(w->sv.s, "resumes"), 0);
+	assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
+	assert_int_equal(w->connects, 1);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 1);
+}
+
+/* Version mismatch and garbage are refused with the right code. */
+static void
+test_bad_hello(void **state)
+{
+	static const char	 garbage[] = "GET / HTTP/1.1\r\n\r\n";
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct proto_hello	 hn;
+	struct proto_error	 er;
+	uint8_t			 raw[PROTO_HDR_LEN + 48];
+	int			 i;
+
+	/* Leaked handshake slots would show as LIMIT refusals later. */
+	w->conf.max_pending = 2;
+	world_start(w);
+	b = evbuffer_new();
+	assert_non_null(b);
+
+	/* A NEW hello from a future version. */
+	memset(&hn, 0, sizeof(hn));
+	hn.version = 9;
+	hn.kind = PROTO_HELLO_NEW;
+	hn.sid = 0x1122334455667788ULL;
+	strlcpy(hn.host, "h", sizeof(hn.host));
+	frame_hello_add(b, &hn);
+	rogue_open(w, &r, "rogue-version");
+	rogue_send_buf(&r, b);
+	rogue_expect_error(w, &r, PROTO_E_VERSION, &er);
+	/* docs/protocol.md gives this text. */
+	assert_string_equal(er.reason,
+	    "protocol version 9 not supported; this end speaks version 1");
+	assert_int_equal(w->refusals, 1);
+	assert_string_equal(w->why_refused, er.reason);
+	rogue_free(&r);
+
+	/* Not this protocol at all. */
+	rogue_open(w, &r, "rogue-http");
+	rogue_send(&r, garbage, sizeof(garbage) - 1);
+	rogue_expect_error(w, &r, PROTO_E_MALFORMED, &er);
+	assert_int_equal(w->refusals, 2);
+	assert_string_equal(w->why_refused, er.reason);
+	rogue_free(&r);
+
+	/* A well-formed header around a HELLO without the magic. */
+	memset(raw, 0, sizeof(raw));
+	raw[0] = PROTO_HELLO;
+	raw[7] = 48;
+	fill_random(raw + PROTO_HDR_LEN, 48, 99);
+	rogue_open(w, &r, "rogue-magic");
+	rogue_send(&r, raw, sizeof(raw));
+	rogue_expect_error(w, &r, PROTO_E_MALFORMED, &er);
+	assert_string_equal(er.reason,
+	    "bad HELLO: bad magic (not a vrelay peer)");
+	assert_int_equal(w->refusals, 3);
+	rogue_free(&r);
+
+	/* A stream frame before any handshake. */
+	frame_u64_add(b, PROTO_ACK, 0);
+	rogue_open(w, &r, "rogue-early");
+	rogue_send_buf(&r, b);
+	rogue_expect_error(w, &r, PROTO_E_MALFORMED, &er);
+	assert_int_equal(w->refusals, 4);
+	rogue_free(&r);
+
+	/* Half a header, then hang up: closed quietly, slot given back. */
+	for (i = 0; i < 3; i++) {
+		rogue_open(w, &r, "rogue-short");
+		rogue_send(&r, garbage, 5);
+		shutdown(r.fd, SHUT_WR);
+		WAIT(w, rogue_closed(&r));
+		assert_int_equal(evbuffer_get_length(r.in), 0);
+		rogue_free(&r);
+	}
+	assert_int_equal(w->refusals, 4);
+	evbuffer_free(b);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
+	assert_int_equal(w->opens, 0);
+
+	/* The server still takes a real session. */
+	world_open(w);
+	flow_init(&w->up, 1000, 5);
+	flow_init(&w->down, 1000, 6);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->refusals, 4);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 1);
+}
+
+/* Nobody comes back within the hold time: both ends close, say why. */
+static void
+test_hold_time(void **state)
+{
+	struct world	*w = *state;
+	long long	 t0;
+	int		 calls;
+
+	w->conf.hold_ms = 300;
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, 5000, 21);
+	flow_init(&w->down, 5000, 22);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+
+	w->no_target = 1;
+	calls = w->calls;
+	t0 = now_ms();
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_closed == 1 && w->sv.n_closed == 1);
+	assert_int_equal(w->cl.n_detached, 1);
+	assert_int_equal(w->sv.n_detached, 1);
+	assert_int_equal(w->cl.n_resumed + w->sv.n_resumed, 0);
+	assert_true(w->calls > calls);		/* it kept trying */
+	assert_int_equal(w->connects, 1);
+	if (strstr(w->cl.why_closed, "hold time") == NULL)
+		fail_msg("client reason: %s", w->cl.why_closed);
+	if (strstr(w->sv.why_closed, "hold time") == NULL)
+		fail_msg("server reason: %s", w->sv.why_closed);
+	/* The client's reason says why it could not get back. */
+	assert_non_null(strstr(w->cl.why_closed, "no target (test)"));
+	if (w->cl.closed_at - t0 < 250 || w->sv.closed_at - t0 < 250)
+		fail_msg("closed %lld/%lld ms after the break, hold 300",
+		    w->cl.closed_at - t0, w->sv.closed_at - t0);
+	assert_true(w->cl.closed_at - t0 < 2000);
+	assert_true(w->sv.closed_at - t0 < 2000);
+	assert_null(w->cl.s);
+	assert_null(w->sv.s);
+
+	/* Guest and backend connections are closed with it. */
+	WAIT(w, w->down.eof && w->up.eof);
+	WAIT(w, sess_ctx_count(w->cl.ctx) == 0 &&
+	    sess_ctx_count(w->sv.ctx) == 0);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+}
+
+/* Both sides finish writing: the session ends by itself, "done". */
+static void
+test_orderly_finish(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 300 * 1000;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, 31);
+	w->up.shut = 1;
+	flow_echo(&w->down, &w->up);
+	w->down.shut = 1;
+	WAIT(w, w->cl.n_closed == 1 && w->sv.n_closed == 1);
+	assert_string_equal(w->cl.why_closed, "done");
+	assert_string_equal(w->sv.why_closed, "done");
+	assert_int_equal(sess_ctx_count(w->cl.ctx), 0);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
+	/* Everything was delivered before the end, and then EOF. */
+	WAIT(w, w->down.eof && w->up.eof);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest (echo)");
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	assert_int_equal(w->up.werr, 0);
+	assert_int_equal(w->down.werr, 0);
+}
+
+/*
+ * Half-close: each FIN arrives on its own after the data is delivered,
+ * and the backend still sends after it has seen the guest's EOF.
+ */
+static void
+test_half_close(void **state)
+{
+	struct world	*w = *state;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, 70000, 51);
+	flow_init(&w->down, 90000, 52);
+	w->down.stop = 0;
+	WAIT(w, flow_done(&w->up));
+	world_idle(w, 20);
+	assert_int_equal(jint(w->cl.s, "unacked_out"), 0);
+
+	assert_int_equal(shutdown(w->guest, SHUT_WR), 0);
+	WAIT(w, w->up.eof);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
+
+	/* The other direction is still open. */
+	w->down.stop = w->down.len;
+	WAIT(w, flow_done(&w->down));
+	world_idle(w, 20);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(shutdown(w->backend, SHUT_WR), 0);
+	WAIT(w, w->cl.n_closed == 1 && w->sv.n_closed == 1);
+	assert_string_equal(w->cl.why_closed, "done");
+	assert_string_equal(w->sv.why_closed, "done");
+	WAIT(w, w->down.eof);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(sess_ctx_count(w->cl.ctx), 0);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
+}
+
+/* sess_close() on one end closes the other, with the reason. */
+static void
+test_close_one_end(void **state)
+{
+	struct world	*w = *state;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, 10000, 41);
+	flow_init(&w->down, 10000, 42);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+
+	sess_close(w->cl.s, PROTO_E_SHUTDOWN, "bye");
+	assert_int_equal(w->cl.n_closed, 1);
+	assert_null(w->cl.s);
+	assert_int_equal(sess_ctx_count(w->cl.ctx), 0);
+	assert_string_equal(w->cl.why_closed, "bye");
+	WAIT(w, w->sv.n_closed == 1);
+	assert_string_equal(w->sv.why_closed,
+	    "closed by the ingress end (shutdown): bye");
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
+	assert_int_equal(w->sv.n_detached, 0);
+	WAIT(w, w->down.eof && w->up.eof);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+
+	/* And the other way round, on a second session. */
+	close(w->backend);
+	w->backend = -1;
+	world_guest(w);
+	WAIT(w, w->cl.n_open == 2 && w->sv.n_open == 2);
+	free(w->up.src);
+	free(w->down.src);
+	flow_init(&w->up, 10000, 43);
+	flow_init(&w->down, 10000, 44);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	sess_close(w->sv.s, PROTO_E_BACKEND, "backend went away");
+	assert_int_equal(w->sv.n_closed, 2);
+	WAIT(w, w->cl.n_closed == 2);
+	assert_string_equal(w->cl.why_closed,
+	    "closed by the appliance end (backend): backend went away");
+	WAIT(w, w->down.eof && w->up.eof);
+	assert_int_equal(sess_ctx_count(w->cl.ctx), 0);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
+	assert_int_equal(w->connects, 2);
+}
+
+/* ops->open refusing: the client is told and gives up, with the reason. */
+static void
+test_backend_refused(void **state)
+{
+	struct world	*w = *state;
+
+	world_start(w);
+	w->open_fail = 1;
+	world_guest(w);
+	flow_init(&w->down, 0, 1);
+	WAIT(w, w->cl.n_closed == 1);
+	assert_int_equal(w->opens, 1);
+	assert_int_equal(w->refusals, 1);
+	assert_string_equal(w->why_refused, "backend refused (test)");
+	if (strstr(w->cl.why_closed, "backend refused (test)") == NULL)
+		fail_msg("client reason: %s", w->cl.why_closed);
+	assert_int_equal(w->cl.n_open + w->sv.n_open, 0);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
+	assert_int_equal(sess_ctx_count(w->cl.ctx), 0);
+	assert_int_equal(w->connects, 1);
+	WAIT(w, w->down.eof);
+}
+
+/*
+ * The leg breaks after the server has accepted the PROOF and rotated
+ * its secret but before RESUMED reaches the client, twice in a row:
+ * the client's next PROOF (old secret) must still be taken.
+ */
+static void
+test_resumed_lost(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 2 * MIB;
+
+	w->conf.replay_max = 256 * 1024;
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, 61);
+	flow_init(&w->down, n, 62);
+	WAIT(w, w->up.rd >= n / 4 && w->down.rd >= n / 4);
+
+	w->break_on_resumed = 2;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_resumed == 1);
+	assert_int_equal(w->break_on_resumed, 0);
+	/* The server accepted three PROOFs; the client saw one RESUMED. */
+	WAIT(w, w->sv.n_resumed == 3);
+	assert_int_equal(w->connects, 4);
+	assert_int_equal(w->cl.n_detached, 1);
+	assert_int_equal(jint(w->cl.s, "resumes"), 1);
+	assert_int_equal(jint(w->sv.s, "resumes"), 3);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	world_idle(w, 20);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->refusals, 0);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+
+	/* And the secret the client rotated to works for the next one. */
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_resumed == 2 && w->sv.n_resumed == 4);
+	assert_int_equal(w->refusals, 0);
+	assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
+}
+
+/* No target at first: guest bytes wait, the session opens later. */
+static void
+test_connect_retry(void **state)
+{
+	struct world	*w = *state;
+	long long	 t0;
+	int		 calls;
+
+	world_start(w);
+	w->no_target = 1;
+	flow_init(&w->up, 40000, 71);
+	flow_init(&w->down, 40000, 72);
+	t0 = now_ms();
+	world_guest(w);
+	WAIT(w, w->calls >= 3);
+	/* First try at once, then 25 ms, then 50 ms, with jitter. */
+	assert_true(now_ms() - t0 >= 40);
+	assert_int_equal(sess_state(w->cl.s), SESS_CONNECTING);
+	assert_int_equal(jint(w->cl.s, "bytes_out"), 0);
+	assert_int_equal(w->opens, 0);
+	w->no_target = 0;
+	WAIT(w, w->cl.n_open == 1 && w->sv.n_open == 1);
+	assert_int_equal(w->connects, 1);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->cl.n_detached + w->cl.n_resumed, 0);
+
+	/* Retargeting retries at once instead of after the backoff. */
+	w->no_target = 1;
+	calls = w->calls;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->calls >= calls + 5);	/* next try in 300..500 ms */
+	w->no_target = 0;
+	t0 = now_ms();
+	sess_ctx_retarget(w->cl.ctx);
+	WAIT(w, w->connects == 2);
+	assert_true(now_ms() - t0 < 150);
+	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
+}
+
+/* Handshake deadline and the pending-handshake limit. */
+static void
+test_handshake_limits(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r[3];
+	struct proto_error	 er;
+	long long		 t0;
+	int			 i;
+
+	w->conf.handshake_ms = 300;
+	w->conf.max_pending = 2;
+	world_start(w);
+	t0 = now_ms();
+	for (i = 0; i < 3; i++)
+		rogue_open(w, &r[i], "rogue-silent");
+	/* The third is over the limit at once. */
+	rogue_expect_error(w, &r[2], PROTO_E_LIMIT, &er);
+	assert_int_equal(w->refusals, 1);
+	assert_true(now_ms() - t0 < 250);
+	/* The others say nothing and are dropped at the deadline. */
+	WAIT(w, rogue_closed(&r[0]) && rogue_closed(&r[1]));
+	assert_true(now_ms() - t0 >= 250);
+	assert_int_equal(evbuffer_get_length(r[0].in), 0);
+	assert_int_equal(evbuffer_get_length(r[1].in), 0);
+	for (i = 0; i < 3; i++)
+		rogue_free(&r[i]);
+	/* Their slots were given back. */
+	world_open(w);
+	assert_int_equal(w->refusals, 1);
+}
+
+/* A half-closed session survives a break and still ends "done". */
+static void
+test_resume_after_fin(void **state)
+{
+	struct world	*w = *state;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, 100000, 81);
+	flow_init(&w->down, 100000, 82);
+	w->up.shut = 1;
+	w->down.stop = 50000;
+	WAIT(w, w->up.eof && w->down.rd == 50000);
+	world_idle(w, 20);
+
+	w->no_target = 1;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_detached == 1 && w->sv.n_detached == 1);
+	w->down.stop = w->down.len;
+	w->down.shut = 1;
+	world_idle(w, 20);
+	w->no_target = 0;
+	WAIT(w, w->cl.n_closed == 1 && w->sv.n_closed == 1);
+	assert_int_equal(w->cl.n_resumed, 1);
+	assert_int_equal(w->sv.n_resumed, 1);
+	assert_string_equal(w->cl.why_closed, "done");
+	assert_string_equal(w->sv.why_closed, "done");
+	WAIT(w, w->down.eof);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+}
+
+/* Bad frames on an established leg cost the leg, not the session. */
+static void
+test_stream_violation(void **state)
+{
+	struct world	*w = *state;
+	struct evbuffer	*b;
+	uint8_t		 junk[4] = { 'j', 'u', 'n', 'k' };
+	size_t		 n = 200000;
+	int		 k;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, 91);
+	flow_init(&w->down, n, 92);
+	w->up.stop = w->down.stop = n / 4;
+	WAIT(w, w->up.rd == n / 4 && w->down.rd == n / 4);
+	world_idle(w, 20);
+	b = evbuffer_new();
+	assert_non_null(b);
+
+	/* An old ACK is ignored. */
+	frame_u64_add(b, PROTO_ACK, 1);
+	assert_int_equal(evbuffer_write(b, w->cleg), PROTO_HDR_LEN + 8);
+	world_idle(w, 20);
+	assert_int_equal(w->sv.n_detached, 0);
+
+	for (k = 1; k <= 3; k++) {
+		/* Written into the client's idle leg, so between frames. */
+		switch (k) {
+		case 1:		/* a gap in the stream */
+			frame_data_hdr_add(b, n, sizeof(junk));
+			evbuffer_add(b, junk, sizeof(junk));
+			break;
+		case 2:		/* an ACK of bytes never sent */
+			frame_u64_add(b, PROTO_ACK, 10 * n);
+			break;
+		case 3:		/* a handshake frame mid-stream */
+			hello_resume(b, sess_id(w->sv.s), PROTO_VERSION);
+			break;
+		}
+		assert_true(evbuffer_write(b, w->cleg) > 0);
+		assert_int_equal(evbuffer_get_length(b), 0);
+		WAIT(w, w->cl.n_resumed == k && w->sv.n_resumed == k);
+		assert_int_equal(w->sv.n_detached, k);
+		assert_non_null(strstr(w->cl.why_detached, "malformed"));
+		w->up.stop = w->down.stop = (k + 1) * n / 4;
+		WAIT(w, w->up.rd == (k + 1) * n / 4 &&
+		    w->down.rd == (k + 1) * n / 4);
+		world_idle(w, 20);
+	}
+	evbuffer_free(b);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(w->connects, 4);
+}
+
+/* The client's side of refusals, against a server played by hand. */
+static void
+test_client_handshake(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	struct proto_hello	 hi;
+	struct proto_welcome	 wel;
+	uint8_t			 p[PROTO_HANDSHAKE_MAX];
+	uint64_t		 sid;
+
+	world_start(w);
+	w->fake = 1;
+	flow_init(&w->down, 0, 1);
+	world_guest(w);
+	sid = sess_id(w->cl.s);
+	b = evbuffer_new();
+	assert_non_null(b);
+
+	/* The HELLO says who the guest is. */
+	WAIT(w, w->fake_fd != -1);
+	rogue_attach(&r, w->fake_fd);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(h.type, PROTO_HELLO);
+	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	assert_int_equal(hi.version, PROTO_VERSION);
+	assert_int_equal(hi.kind, PROTO_HELLO_NEW);
+	assert_true(hi.sid == sid);
+	assert_int_equal(hi.guest_cid, GUEST_CID);
+	assert_int_equal(hi.guest_port, GUEST_PORT);
+	assert_string_equal(hi.host, GUEST_HOST);
+	assert_int_equal(sess_state(w->cl.s), SESS_HANDSHAKE);
+
+	/* A transient refusal: the client tries again. */
+	frame_error_add(b, PROTO_ERROR, PROTO_E_LIMIT, "busy (test)");
+	assert_true(evbuffer_write(b, r.fd) > 0);
+	WAIT(w, rogue_closed(&r));
+	rogue_free(&r);
+	WAIT(w, w->connects == 2);
+	assert_int_equal(w->cl.n_closed, 0);
+	rogue_attach(&r, w->fake_fd);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(h.type, PROTO_HELLO);
+	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	assert_int_equal(hi.kind, PROTO_HELLO_NEW);
+	/* No WELCOME came, so the retry asks under a fresh id. */
+	assert_true(hi.sid != sid);
+	sid = hi.sid;
+	assert_true(sess_id(w->cl.s) == sid);
+
+	/* A WELCOME from another protocol version is final. */
+	memset(&wel, 0, sizeof(wel));
+	wel.version = 9;
+	wel.sid = sid;
+	frame_welcome_add(b, &wel);
+	assert_true(evbuffer_write(b, r.fd) > 0);
+	WAIT(w, w->cl.n_closed == 1);
+	assert_string_equal(w->cl.why_closed,
+	    "appliance end speaks protocol version 9, we speak 1");
+	WAIT(w, rogue_closed(&r));
+	WAIT(w, w->down.eof);
+	assert_int_equal(w->connects, 2);
+	assert_int_equal(w->cl.n_open, 0);
+	rogue_free(&r);
+	evbuffer_free(b);
+}
+
+/* A leg that goes silent is found dead by the keepalive. */
+static void
+test_keepalive_dead_leg(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	struct proto_hello	 hi;
+	struct proto_welcome	 wel;
+	uint8_t			 p[PROTO_HANDSHAKE_MAX];
+	long long		 t0;
+	int			 pings = 0;
+
+	w->conf.keepalive_ms = 50;
+	world_start(w);
+	w->fake = 1;
+	world_guest(w);
+	b = evbuffer_new();
+	assert_non_null(b);
+	WAIT(w, w->fake_fd != -1);
+	rogue_attach(&r, w->fake_fd);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(h.type, PROTO_HELLO);
+	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+
+	/* Any X25519 key will do: the test never needs the secret. */
+	memset(&wel, 0, sizeof(wel));
+	wel.version = PROTO_VERSION;
+	wel.sid = hi.sid;
+	fill_random(wel.nonce, sizeof(wel.nonce), 7);
+	fill_random(wel.pubkey, sizeof(wel.pubkey), 8);
+	frame_welcome_add(b, &wel);
+	assert_true(evbuffer_write(b, r.fd) > 0);
+	t0 = now_ms();
+	WAIT(w, w->cl.n_open == 1);
+	assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
+
+	/* It PINGs, we never answer: dead after three periods. */
+	w->no_target = 1;
+	while (w->cl.n_detached == 0) {
+		if (now_ms() - t0 > WAIT_MS)
+			fail_msg("leg never timed out (%d PINGs)", pings);
+		WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) ||
+		    w->cl.n_detached > 0);
+		if (w->cl.n_detached == 0 && h.type == PROTO_PING)
+			pings++;
+	}
+	assert_true(pings >= 2);
+	assert_true(now_ms() - t0 >= 120);
+	if (strstr(w->cl.why_detached, "keepalive") == NULL)
+		fail_msg("detach reason: %s", w->cl.why_detached);
+	assert_int_equal(sess_state(w->cl.s), SESS_DETACHED);
+	rogue_free(&r);
+	evbuffer_free(b);
+}
+
+/*
+ * A backend that stops reading stalls the session (backpressure) but
+ * the keepalive still flows, so the leg is not declared dead.
+ */
+static void
+test_slow_backend(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 2 * MIB;
+
+	w->conf.keepalive_ms = 40;
+	w->conf.replay_max = 256 * 1024;
+	world_start(w);
+	w->check_cap = 1;
+	world_open(w);
+	flow_init(&w->up, n, 101);
+	flow_init(&w->down, n, 102);
+	w->up.rpause = 1;
+	world_idle(w, 500);
+	assert_true(w->up.wr < n);		/* the guest was held back */
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
+	w->up.rpause = 0;
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	assert_int_equal(w->connects, 1);
+}
+
+/* Each test gets its own world (setup/teardown). */
+/*
+ * The leg breaks after the server opened the session but before its
+ * WELCOME left: the client holds no secret to resume, so it asks again
+ * under a fresh id, and the stream is still exact.
+ */
+static void
+test_break_before_welcome(void **state)
+{
+	struct world	*w = *state;
+
+	world_start(w);
+	w->break_in_open = 1;
+	world_guest(w);
+	WAIT(w, w->cl.n_open == 1);
+	/* Traffic starts once open, so none goes to the orphan's backend. */
+	flow_init(&w->up, 100000, 1);
+	flow_init(&w->down, 100000, 2);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	assert_int_equal(w->cl.n_closed, 0);
+	assert_int_equal(w->cl.n_open, 1);
+	assert_int_equal(w->opens, 2);
+	assert_int_equal(w->connects, 2);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_echo, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_large_transfer, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_resume, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_hello, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hold_time, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_orderly_finish, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_half_close, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_close_one_end, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_backend_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resumed_lost, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_connect_retry, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_limits, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resume_after_fin, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stream_violation, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_client_handshake, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_keepalive_dead_leg, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_break_before_welcome,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_backend, setup,
+		    teardown),
+	};
+
+	/* A leg shut under a pending write must not kill the test. */
+	signal(SIGPIPE, SIG_IGN);
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
