@@ -1,0 +1,575 @@
+// Command vcsimh runs govmomi's vCenter simulator (vcsim) as a test fixture
+// for the vrelay vSphere locator.
+//
+// It builds a one-cluster vCenter inventory whose hosts carry chosen names,
+// creates one powered-on VM on a chosen host, serves the SOAP API on /sdk,
+// prints one JSON line describing the fixture, then reads commands from
+// stdin (one per line) and answers each with one JSON line on stdout:
+//
+//	relocate HOST   RelocateVM_Task(spec.host = HOST), waits for the task
+//	where           the VM's current runtime.host
+//	kick            terminate every client session (forces NotAuthenticated)
+//	quit            shut down (EOF on stdin does the same)
+//
+// Build offline against Debian's golang-github-vmware-govmomi-dev:
+//
+//	GO111MODULE=off GOPATH=/usr/share/gocode go build -o vcsimh .
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+type config struct {
+	listen      string
+	hosts       int
+	hostNames   []string
+	vmName      string
+	on          string
+	useTLS      bool
+	certPath    string
+	keyType     string
+	user        string
+	password    string
+	sessionIdle time.Duration
+	trace       bool
+}
+
+// helloLine is the first line printed on stdout.
+type helloLine struct {
+	URL              string            `json:"url"`
+	Hosts            []string          `json:"hosts"`
+	HostMorefs       map[string]string `json:"host_morefs"`
+	VM               string            `json:"vm"`
+	VMMoref          string            `json:"vm_moref"`
+	On               string            `json:"on"`
+	User             string            `json:"user,omitempty"`
+	ThumbprintSHA256 string            `json:"thumbprint_sha256,omitempty"`
+	ThumbprintSHA1   string            `json:"thumbprint_sha1,omitempty"`
+	Cert             string            `json:"cert,omitempty"`
+}
+
+// fixture is the running simulator plus an in-process client that talks to
+// it without HTTP and without a login (the simulator's internal session).
+type fixture struct {
+	model  *simulator.Model
+	server *simulator.Server
+	client *vim25.Client
+	vm     *object.VirtualMachine
+	hosts  map[string]types.ManagedObjectReference // name -> moref
+	names  map[string]string                       // moref value -> name
+}
+
+func main() {
+	cfg, err := parseFlags()
+	if err != nil {
+		fatal(err)
+	}
+
+	// The simulator logs every WaitForUpdatesEx round; keep stderr readable.
+	if !cfg.trace {
+		log.SetOutput(io.Discard)
+	}
+	simulator.Trace = cfg.trace
+	simulator.SessionIdleTimeout = cfg.sessionIdle
+
+	fx, err := start(cfg)
+	if err != nil {
+		fatal(err)
+	}
+	defer fx.stop()
+
+	hello := helloLine{
+		URL:        fx.server.URL.Scheme + "://" + fx.server.URL.Host + fx.server.URL.Path,
+		Hosts:      cfg.hostNames,
+		HostMorefs: morefValues(fx.hosts),
+		VM:         cfg.vmName,
+		VMMoref:    fx.vm.Reference().Value,
+		On:         cfg.on,
+		User:       cfg.user,
+	}
+	if cfg.useTLS {
+		der := fx.server.Certificate().Raw
+		s256, s1 := sha256.Sum256(der), sha1.Sum(der)
+		hello.ThumbprintSHA256 = thumbprint(s256[:])
+		hello.ThumbprintSHA1 = thumbprint(s1[:])
+		hello.Cert = cfg.certPath
+	}
+	emit(hello)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+
+	for {
+		select {
+		case <-sig:
+			return
+		case line, ok := <-lines:
+			if !ok {
+				return
+			}
+			if !fx.command(strings.Fields(line)) {
+				return
+			}
+		}
+	}
+}
+
+func parseFlags() (*config, error) {
+	cfg := new(config)
+	var names string
+	flag.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address to serve on (port 0 picks a free one)")
+	flag.IntVar(&cfg.hosts, "hosts", 3, "number of ESX hosts in the cluster")
+	flag.StringVar(&names, "host-names", "", "comma-separated host names (default esx-a,esx-b,...)")
+	flag.StringVar(&cfg.vmName, "vm", "vch-appliance", "name of the VM to create")
+	flag.StringVar(&cfg.on, "on", "", "host to place the VM on (default: the first host)")
+	flag.BoolVar(&cfg.useTLS, "tls", false, "serve https with a freshly generated certificate")
+	flag.StringVar(&cfg.certPath, "cert", "", "with -tls: write the certificate PEM here")
+	flag.StringVar(&cfg.keyType, "key", "rsa2048", "with -tls: key type, rsa2048 or ecdsa256")
+	flag.StringVar(&cfg.user, "user", "", "require this user name (default: accept any non-empty credentials)")
+	flag.StringVar(&cfg.password, "password", "", "require this password (with -user)")
+	flag.DurationVar(&cfg.sessionIdle, "session-idle", 0, "expire sessions idle this long (0 = never)")
+	flag.BoolVar(&cfg.trace, "trace", false, "log SOAP traffic and simulator messages to stderr")
+	flag.Parse()
+
+	if flag.NArg() != 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", flag.Args())
+	}
+	if names != "" {
+		cfg.hostNames = strings.Split(names, ",")
+		hostsSet := false
+		flag.Visit(func(f *flag.Flag) { hostsSet = hostsSet || f.Name == "hosts" })
+		if hostsSet && cfg.hosts != len(cfg.hostNames) {
+			return nil, fmt.Errorf("-hosts %d does not match %d -host-names", cfg.hosts, len(cfg.hostNames))
+		}
+		cfg.hosts = len(cfg.hostNames)
+	} else {
+		for i := 0; i < cfg.hosts; i++ {
+			cfg.hostNames = append(cfg.hostNames, defaultHostName(i))
+		}
+	}
+	if cfg.hosts < 1 {
+		return nil, errors.New("need at least one host")
+	}
+	seen := map[string]bool{}
+	for _, n := range cfg.hostNames {
+		if n == "" || seen[n] {
+			return nil, fmt.Errorf("host names must be non-empty and unique: %q", names)
+		}
+		seen[n] = true
+	}
+	if cfg.on == "" {
+		cfg.on = cfg.hostNames[0]
+	}
+	if !seen[cfg.on] {
+		return nil, fmt.Errorf("-on %q is not one of the hosts", cfg.on)
+	}
+	if (cfg.user == "") != (cfg.password == "") {
+		return nil, errors.New("-user and -password go together")
+	}
+	if cfg.certPath != "" && !cfg.useTLS {
+		return nil, errors.New("-cert needs -tls")
+	}
+	if cfg.keyType != "rsa2048" && cfg.keyType != "ecdsa256" {
+		return nil, fmt.Errorf("-key %q: want rsa2048 or ecdsa256", cfg.keyType)
+	}
+	return cfg, nil
+}
+
+// defaultHostName gives esx-a ... esx-z, then esx-26, esx-27, ...
+func defaultHostName(i int) string {
+	if i < 26 {
+		return "esx-" + string(rune('a'+i))
+	}
+	return fmt.Sprintf("esx-%d", i)
+}
+
+func start(cfg *config) (*fixture, error) {
+	ctx := context.Background()
+
+	// One datacenter, one cluster with cfg.hosts hosts, one datastore,
+	// no standalone host and no stock VMs.
+	model := simulator.VPX()
+	model.Host = 0
+	model.ClusterHost = cfg.hosts
+	model.Machine = 0
+	if err := model.Create(); err != nil {
+		return nil, fmt.Errorf("model: %v", err)
+	}
+
+	fx := &fixture{
+		model: model,
+		hosts: map[string]types.ManagedObjectReference{},
+		names: map[string]string{},
+	}
+
+	// simulator.Service is a soap.RoundTripper: this client needs no HTTP
+	// and runs as the simulator's internal (always authenticated) session.
+	client, err := vim25.NewClient(ctx, model.Service)
+	if err != nil {
+		model.Remove()
+		return nil, err
+	}
+	fx.client = client
+
+	if err := fx.renameHosts(ctx, cfg.hostNames); err != nil {
+		model.Remove()
+		return nil, err
+	}
+	if err := fx.createVM(ctx, cfg.vmName, fx.hosts[cfg.on]); err != nil {
+		model.Remove()
+		return nil, err
+	}
+
+	listen := &url.URL{Host: cfg.listen}
+	if cfg.user != "" {
+		// SessionManager.Login compares against Service.Listen.User; when it
+		// is unset any non-empty user name and password are accepted.
+		listen.User = url.UserPassword(cfg.user, cfg.password)
+	}
+	model.Service.Listen = listen
+
+	if cfg.useTLS {
+		cert, err := newCertificate(cfg.listen, cfg.keyType)
+		if err != nil {
+			model.Remove()
+			return nil, err
+		}
+		if cfg.certPath != "" {
+			data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+			if err := os.WriteFile(cfg.certPath, data, 0o644); err != nil {
+				model.Remove()
+				return nil, err
+			}
+		}
+		// Without Certificates the simulator falls back to a built-in
+		// RSA-1024 test certificate, which OpenSSL 3 will not verify
+		// ("EE certificate key too weak").
+		model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+
+	fx.server, err = newServer(model.Service)
+	if err != nil {
+		model.Remove()
+		return nil, err
+	}
+	return fx, nil
+}
+
+// newServer wraps Service.NewServer, which panics when it cannot listen.
+func newServer(svc *simulator.Service) (srv *simulator.Server, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return svc.NewServer(), nil
+}
+
+// renameHosts gives the model's cluster hosts (DC0_C0_H0, ...) the wanted
+// names. The simulator does not implement HostSystem.Rename_Task, so the
+// change is applied to the inventory directly, before any client connects.
+func (fx *fixture) renameHosts(ctx context.Context, names []string) error {
+	hosts, err := find.NewFinder(fx.client).HostSystemList(ctx, "*")
+	if err != nil {
+		return err
+	}
+	if len(hosts) != len(names) {
+		return fmt.Errorf("model has %d hosts, want %d", len(hosts), len(names))
+	}
+	// Creation order (host-23, host-31, ...), so names[0] is the first host.
+	sort.Slice(hosts, func(i, j int) bool { return morefLess(hosts[i].Reference(), hosts[j].Reference()) })
+
+	for i, h := range hosts {
+		ref := h.Reference()
+		simulator.Map.Update(simulator.Map.Get(ref), []types.PropertyChange{
+			{Name: "name", Val: names[i]},
+			{Name: "summary.config.name", Val: names[i]},
+		})
+		fx.hosts[names[i]] = ref
+		fx.names[ref.Value] = names[i]
+	}
+	return nil
+}
+
+func (fx *fixture) createVM(ctx context.Context, name string, host types.ManagedObjectReference) error {
+	finder := find.NewFinder(fx.client)
+	dc, err := finder.DefaultDatacenter(ctx)
+	if err != nil {
+		return err
+	}
+	finder.SetDatacenter(dc)
+	folders, err := dc.Folders(ctx)
+	if err != nil {
+		return err
+	}
+	pool, err := object.NewHostSystem(fx.client, host).ResourcePool(ctx)
+	if err != nil {
+		return err
+	}
+	ds, err := finder.DefaultDatastore(ctx)
+	if err != nil {
+		return err
+	}
+
+	spec := types.VirtualMachineConfigSpec{
+		Name:     name,
+		GuestId:  string(types.VirtualMachineGuestOsIdentifierOtherLinux64Guest),
+		NumCPUs:  1,
+		MemoryMB: 512,
+		Files:    &types.VirtualMachineFileInfo{VmPathName: "[" + ds.Name() + "]"},
+	}
+	task, err := folders.VmFolder.CreateVM(ctx, spec, pool, object.NewHostSystem(fx.client, host))
+	if err != nil {
+		return err
+	}
+	info, err := task.WaitForResult(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("CreateVM %s: %v", name, err)
+	}
+	fx.vm = object.NewVirtualMachine(fx.client, info.Result.(types.ManagedObjectReference))
+
+	task, err = fx.vm.PowerOn(ctx)
+	if err != nil {
+		return err
+	}
+	return task.Wait(ctx)
+}
+
+// command runs one stdin command; it returns false when the harness should exit.
+func (fx *fixture) command(args []string) bool {
+	if len(args) == 0 {
+		return true
+	}
+	ctx := context.Background()
+
+	switch {
+	case args[0] == "quit" && len(args) == 1:
+		return false
+	case args[0] == "where" && len(args) == 1:
+		host, err := fx.where(ctx)
+		if err != nil {
+			emitError(err)
+			return true
+		}
+		emit(map[string]interface{}{"host": host})
+	case args[0] == "relocate" && len(args) == 2:
+		from, ms, err := fx.relocate(ctx, args[1])
+		if err != nil {
+			emitError(err)
+			return true
+		}
+		emit(map[string]interface{}{"relocated": args[1], "from": from, "ms": ms})
+	case args[0] == "kick" && len(args) == 1:
+		n, err := fx.kick(ctx)
+		if err != nil {
+			emitError(err)
+			return true
+		}
+		emit(map[string]interface{}{"kicked": n})
+	default:
+		emitError(fmt.Errorf("unknown command %q (want: relocate HOST, where, kick, quit)", strings.Join(args, " ")))
+	}
+	return true
+}
+
+func (fx *fixture) where(ctx context.Context) (string, error) {
+	var vm mo.VirtualMachine
+	if err := fx.vm.Properties(ctx, fx.vm.Reference(), []string{"runtime.host"}, &vm); err != nil {
+		return "", err
+	}
+	if vm.Runtime.Host == nil {
+		return "", errors.New("runtime.host is unset")
+	}
+	return fx.names[vm.Runtime.Host.Value], nil
+}
+
+func (fx *fixture) relocate(ctx context.Context, name string) (from string, ms float64, err error) {
+	ref, ok := fx.hosts[name]
+	if !ok {
+		return "", 0, fmt.Errorf("no host named %q", name)
+	}
+	if from, err = fx.where(ctx); err != nil {
+		return "", 0, err
+	}
+	t0 := time.Now()
+	task, err := fx.vm.Relocate(ctx, types.VirtualMachineRelocateSpec{Host: &ref}, types.VirtualMachineMovePriorityDefaultPriority)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := task.Wait(ctx); err != nil {
+		return "", 0, err
+	}
+	return from, float64(time.Since(t0).Microseconds()) / 1000, nil
+}
+
+// kick terminates every client session, as a vCenter restart or an
+// administrator would; clients then get NotAuthenticated.
+func (fx *fixture) kick(ctx context.Context) (int, error) {
+	sm := object.NewCommon(fx.client, *fx.client.ServiceContent.SessionManager)
+	var m mo.SessionManager
+	if err := sm.Properties(ctx, sm.Reference(), []string{"sessionList"}, &m); err != nil {
+		return 0, err
+	}
+	var keys []string
+	for _, s := range m.SessionList {
+		keys = append(keys, s.Key)
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	req := types.TerminateSession{This: sm.Reference(), SessionId: keys}
+	if _, err := methods.TerminateSession(ctx, fx.client, &req); err != nil {
+		return 0, err
+	}
+	return len(keys), nil
+}
+
+func (fx *fixture) stop() {
+	// Not Server.Close: it waits for every handler to return, and the
+	// simulator's WaitForUpdatesEx ignores client disconnects, so a pending
+	// long poll would hold it for up to maxWaitSeconds. Stop accepting, drop
+	// the connections and let process exit take the remaining handlers.
+	if fx.server != nil {
+		fx.server.Listener.Close()
+		fx.server.CloseClientConnections()
+	}
+	fx.model.Remove()
+}
+
+// newCertificate makes a self-signed certificate for localhost, 127.0.0.1,
+// ::1 and the listen host, usable as its own CA (curl --cacert).
+func newCertificate(listen, keyType string) (tls.Certificate, error) {
+	var key interface{}
+	var pub interface{}
+	usage := x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign
+	switch keyType {
+	case "ecdsa256":
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		key, pub = k, &k.PublicKey
+	default:
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		key, pub = k, &k.PublicKey
+		usage |= x509.KeyUsageKeyEncipherment
+	}
+
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "vcsimh", Organization: []string{"vrelay test"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage:              usage,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if host, _, err := net.SplitHostPort(listen); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if ip == nil && host != "" && host != "localhost" {
+			tmpl.DNSNames = append(tmpl.DNSNames, host)
+		}
+	}
+
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// thumbprint formats a digest the way vSphere shows thumbprints (AA:BB:...).
+func thumbprint(sum []byte) string {
+	hex := make([]string, len(sum))
+	for i, c := range sum {
+		hex[i] = fmt.Sprintf("%02X", c)
+	}
+	return strings.Join(hex, ":")
+}
+
+// morefLess orders "host-9" before "host-23" (same prefix, numeric suffix).
+func morefLess(a, b types.ManagedObjectReference) bool {
+	if len(a.Value) != len(b.Value) {
+		return len(a.Value) < len(b.Value)
+	}
+	return a.Value < b.Value
+}
+
+func morefValues(m map[string]types.ManagedObjectReference) map[string]string {
+	out := make(map[string]string, len(m))
+	for name, ref := range m {
+		out[name] = ref.Value
+	}
+	return out
+}
+
+func emit(v interface{}) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
+	}
+	os.Stdout.Write(append(b, '\n'))
+}
+
+func emitError(err error) {
+	emit(map[string]string{"error": err.Error()})
+}
+
+func fatal(err error) {
+	fmt.Fprintf(os.Stderr, "vcsimh: %v\n", err)
+	os.Exit(1)
+}
