@@ -24,6 +24,8 @@
  * resume proof refer to their session by id, not by pointer.
  */
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/queue.h>
 #include <sys/tree.h>
 
@@ -85,6 +87,7 @@ struct leg {
 	uint8_t			 nonce_s[PROTO_NONCE_LEN];
 	int			 fin_sent;
 	int			 paused;	/* backpressure: no reads */
+	struct event		*deadline;	/* handshake or flush */
 	char			 peer[160];
 	TAILQ_ENTRY(leg)	 entry;
 };
@@ -107,6 +110,7 @@ struct sess {
 	int			 local_rd_eof;	/* read() saw EOF */
 	int			 local_eof;	/* ...and all input taken */
 	int			 local_shut;	/* we shut its write side */
+	int			 local_connected;
 	size_t			 pre_skip;	/* preamble not counted */
 
 	/* Outbound: [acked_off, read_off) is in replay; sent up to sent_off. */
@@ -192,6 +196,7 @@ static void	sess_detach(struct sess *, const char *);
 static void	sess_pump(struct sess *);
 static void	sess_check_done(struct sess *);
 static void	sess_local_take(struct sess *);
+static void	sess_local_shut(struct sess *);
 static void	sess_ack(struct sess *, int);
 static void	sess_retry_schedule(struct sess *);
 static void	leg_readcb(struct bufferevent *, void *);
@@ -199,6 +204,8 @@ static void	leg_writecb(struct bufferevent *, void *);
 static void	leg_eventcb(struct bufferevent *, short, void *);
 static void	leg_close(struct leg *, int, int, const char *);
 static void	leg_free_later(struct leg *);
+static void	leg_lost(struct leg *, const char *);
+static void	leg_deadline_cb(evutil_socket_t, short, void *);
 
 static int
 sess_cmp(struct sess *a, struct sess *b)
@@ -701,6 +708,7 @@ sess_client_new(struct sess_ctx *ctx, int fd, const char *host,
 	s->cid = cid;
 	s->port = port;
 	s->local = sess_local_wrap(s, fd);
+	s->local_connected = 1;		/* accepted */
 	/* Guest bytes wait in the kernel until the session is open. */
 	bufferevent_disable(s->local, EV_READ);
 	RB_INSERT(sess_tree, &ctx->tree, s);
@@ -749,6 +757,13 @@ sess_end(struct sess *s, int code, const char *reason, int tell)
 			leg_close(leg, 0, 0, NULL);
 		else
 			leg_free_later(leg);
+	}
+	if (code != PROTO_E_NONE && s->local != NULL) {
+		struct linger	l = { 1, 0 };
+
+		/* An abort must not look like a complete stream: reset. */
+		setsockopt(bufferevent_getfd(s->local), SOL_SOCKET, SO_LINGER,
+		    &l, sizeof(l));
 	}
 	sess_local_free(s);
 	evtimer_del(s->hold_ev);
@@ -864,7 +879,7 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	leg->state = LEG_CONNECTING;
 	s->leg = leg;
 	ms_to_tv(s->ctx->conf.handshake_ms, &tv);
-	bufferevent_set_timeouts(bev, &tv, &tv);
+	evtimer_add(leg->deadline, &tv);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
@@ -916,6 +931,19 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	struct timeval	tv;
 
 	leg->state = LEG_UP;
+	evtimer_del(leg->deadline);
+	if (s->ctx->conf.keepalive_ms > 0) {
+		unsigned int	ut;
+
+		/*
+		 * A leg paused for backpressure reads nothing, so no read
+		 * timeout runs; unacknowledged TCP data (our PINGs) then tells
+		 * a dead peer.  Not TCP: fails harmlessly.
+		 */
+		ut = (unsigned int)(s->ctx->conf.keepalive_ms * 3);
+		setsockopt(bufferevent_getfd(leg->bev), IPPROTO_TCP,
+		    TCP_USER_TIMEOUT, &ut, sizeof(ut));
+	}
 	bufferevent_setwatermark(leg->bev, EV_READ, 0, LEG_READ_HIGH);
 	bufferevent_setwatermark(leg->bev, EV_WRITE, LEG_HIGH / 2, 0);
 	if (s->ctx->conf.keepalive_ms > 0) {
@@ -928,7 +956,8 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 		evbuffer_drain(s->replay, peer_next - s->acked_off);
 		s->acked_off = peer_next;
 	}
-	s->sent_off = s->acked_off;
+	s->sent_off = s->acked_off > s->read_off ? s->read_off :
+	    s->acked_off;
 	leg->fin_sent = s->local_eof && peer_next > s->read_off;
 	evtimer_del(s->hold_ev);
 	s->backoff_ms = 0;
@@ -1026,7 +1055,9 @@ sess_ka_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct sess	*s = arg;
 
-	if (s->leg != NULL && s->leg->state == LEG_UP)
+	if (s->leg != NULL && s->leg->state == LEG_UP &&
+	    evbuffer_get_length(bufferevent_get_output(s->leg->bev)) <
+	    LEG_HIGH)
 		frame_u64_add(bufferevent_get_output(s->leg->bev), PROTO_PING,
 		    (uint64_t)now_ms());
 }
@@ -1077,6 +1108,25 @@ sess_local_take(struct sess *s)
 		sess_check_done(s);
 }
 
+/*
+ * Once every byte before the peer's FIN has been written to the local
+ * stream, shut its write side: that is the FIN delivered, and it is
+ * acknowledged as one more offset.  Never on a socket still
+ * connecting, where Linux would take shutdown() as an abort.
+ */
+static void
+sess_local_shut(struct sess *s)
+{
+	if (s->local == NULL || s->local_shut || !s->fin_in_seen ||
+	    !s->local_connected || s->deliv_off != s->fin_in ||
+	    evbuffer_get_length(bufferevent_get_output(s->local)) != 0)
+		return;
+	shutdown(bufferevent_getfd(s->local), SHUT_WR);
+	s->local_shut = 1;
+	sess_ack(s, 1);
+	sess_check_done(s);
+}
+
 /* Local stream readable. */
 static void
 local_readcb(struct bufferevent *bev, void *arg)
@@ -1114,15 +1164,8 @@ local_outcb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 		n -= skip;
 	}
 	s->deliv_off += n;
-	if (s->fin_in_seen && !s->local_shut && s->deliv_off == s->fin_in &&
-	    evbuffer_get_length(buf) == 0 && s->local != NULL) {
-		shutdown(bufferevent_getfd(s->local), SHUT_WR);
-		s->local_shut = 1;
-		sess_ack(s, 1);
-		sess_check_done(s);
-		return;
-	}
 	sess_ack(s, 0);
+	sess_local_shut(s);
 }
 
 /* Local stream events: connected, EOF, error. */
@@ -1134,8 +1177,10 @@ local_eventcb(struct bufferevent *bev, short what, void *arg)
 	int		 err = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
+		s->local_connected = 1;
 		if (s->state == SESS_ESTABLISHED)
 			sess_local_take(s);
+		sess_local_shut(s);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -1162,6 +1207,9 @@ leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 	leg = xcalloc(1, sizeof(*leg));
 	leg->ctx = ctx;
 	leg->bev = bev;
+	if ((leg->deadline = evtimer_new(ctx->base, leg_deadline_cb, leg)) ==
+	    NULL)
+		abort();
 	strlcpy(leg->peer, peer, sizeof(leg->peer));
 	bufferevent_setcb(bev, leg_readcb, leg_writecb, leg_eventcb, leg);
 	bufferevent_set_max_single_read(bev, IO_CHUNK);
@@ -1174,6 +1222,8 @@ leg_free(struct leg *leg)
 {
 	if (leg == NULL)
 		return;
+	event_free(leg->deadline);
+	leg->deadline = NULL;
 	if (leg->bev != NULL)
 		bufferevent_free(leg->bev);
 	leg->bev = NULL;
@@ -1203,6 +1253,7 @@ leg_free_later(struct leg *leg)
 		leg->s->leg = NULL;
 	leg->s = NULL;
 	leg->state = LEG_DEAD;
+	evtimer_del(leg->deadline);
 	bufferevent_disable(leg->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(leg->bev, NULL, NULL, NULL, NULL);
 	TAILQ_INSERT_TAIL(&leg->ctx->dead_legs, leg, entry);
@@ -1236,8 +1287,9 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	 */
 	bufferevent_setwatermark(leg->bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(leg->bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(leg->bev, NULL, NULL);
 	ms_to_tv(FLUSH_MS, &tv);
-	bufferevent_set_timeouts(leg->bev, &tv, &tv);
+	evtimer_add(leg->deadline, &tv);
 	bufferevent_enable(leg->bev, EV_READ | EV_WRITE);
 	if (evbuffer_get_length(bufferevent_get_output(leg->bev)) == 0)
 		leg_writecb(leg->bev, leg);
@@ -1271,8 +1323,9 @@ sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 		    "too many handshakes in progress");
 		return;
 	}
+	/* An absolute deadline: a byte now and then must not extend it. */
 	ms_to_tv(ctx->conf.handshake_ms, &tv);
-	bufferevent_set_timeouts(bev, &tv, &tv);
+	evtimer_add(leg->deadline, &tv);
 	bufferevent_setwatermark(bev, EV_READ, 0, PROTO_HANDSHAKE_MAX * 2);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -1287,6 +1340,18 @@ leg_lost(struct leg *leg, const char *reason)
 		sess_detach(s, reason);
 	else
 		leg_free_later(leg);
+}
+
+/* A leg took too long to finish its handshake or its last flush. */
+static void
+leg_deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct leg	*leg = arg;
+
+	if (leg->state == LEG_CLOSING)
+		leg_free_later(leg);
+	else if (leg->state != LEG_UP && leg->state != LEG_DEAD)
+		leg_lost(leg, "handshake timed out");
 }
 
 /* Leg events: connected (client), EOF, errors, timeouts. */
@@ -1484,8 +1549,8 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 				return (-1);
 			}
 			memcpy(leg->nonce_s, c.nonce, sizeof(c.nonce));
-			pr.next = s->recv_off + (s->fin_in_seen &&
-			    s->recv_off == s->fin_in ? 1 : 0);
+			/* FIN counts only once delivered, as in an ACK. */
+			pr.next = s->recv_off + (s->local_shut ? 1 : 0);
 			sess_proof(s->secret, s->id, leg->nonce_c,
 			    leg->nonce_s, pr.next, pr.mac);
 			frame_proof_add(bufferevent_get_output(leg->bev), &pr);
@@ -1654,7 +1719,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	if (s->state == SESS_ESTABLISHED)
 		s->detached_ms = now_ms();
 	frame_u64_add(bufferevent_get_output(leg->bev), PROTO_RESUMED,
-	    s->recv_off + (s->fin_in_seen && s->recv_off == s->fin_in ? 1 : 0));
+	    s->recv_off + (s->local_shut ? 1 : 0));
 	leg_unlist(leg);
 	leg->s = s;
 	s->leg = leg;
@@ -1678,7 +1743,8 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 	size_t			 n, skip;
 	int			 e;
 
-	if (s->have_prev && s->ctx->role == SESS_SERVER) {
+	if (s->have_prev && s->ctx->role == SESS_SERVER &&
+	    h->type >= PROTO_DATA) {
 		OPENSSL_cleanse(s->prev, sizeof(s->prev));
 		s->have_prev = 0;
 	}
@@ -1723,7 +1789,10 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 			return (-1);
 		}
 		if (v > s->acked_off) {
-			n = (v > s->read_off ? s->read_off : v) - s->acked_off;
+			/* The replay holds [acked_off, read_off); FIN is +1. */
+			n = (v > s->read_off ? s->read_off : v) -
+			    (s->acked_off > s->read_off ? s->read_off :
+			    s->acked_off);
 			evbuffer_drain(s->replay, n);
 			s->acked_off = v;
 			sess_local_take(s);
@@ -1741,16 +1810,9 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		if (!s->fin_in_seen) {
 			s->fin_in_seen = 1;
 			s->fin_in = v;
-			if (s->local != NULL && s->deliv_off == v &&
-			    evbuffer_get_length(
-			    bufferevent_get_output(s->local)) == 0) {
-				shutdown(bufferevent_getfd(s->local), SHUT_WR);
-				s->local_shut = 1;
-				sess_ack(s, 1);
-				sess_check_done(s);
-				if (s->dead)
-					return (-1);
-			}
+			sess_local_shut(s);
+			if (s->dead)
+				return (-1);
 		}
 		return (0);
 	case PROTO_CLOSE:
@@ -1765,8 +1827,12 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		sess_end(s, er.code, msg, 0);
 		return (-1);
 	case PROTO_PING:
+		/* A peer that pings and never reads gets no more answers. */
 		frame_u64_decode(buf + PROTO_HDR_LEN, 8, &v);
-		frame_u64_add(bufferevent_get_output(leg->bev), PROTO_PONG, v);
+		if (evbuffer_get_length(bufferevent_get_output(leg->bev)) <
+		    LEG_HIGH)
+			frame_u64_add(bufferevent_get_output(leg->bev),
+			    PROTO_PONG, v);
 		return (0);
 	case PROTO_PONG:
 		return (0);

@@ -6,8 +6,14 @@
  * worth saving and may die at any time).  Backpressure follows
  * libevent's le-proxy: stop reading a side while the other side's
  * output is above FWD_HIGH, resume when it drains to half.
+ *
+ * Closing: when one side ends, each side still gets what was queued
+ * for it, then a half-close, and the forward lingers (reading and
+ * discarding) until both sides have closed or FWD_FLUSH_MS passes, so
+ * a last frame (a CLOSE, an ERROR) is not destroyed by a reset.
  */
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +36,12 @@
 #define FWD_FLUSH_MS	5000
 #define FWD_CHUNK	(256 * 1024)	/* per read()/write() */
 
+enum fwd_state {
+	FWD_OPEN = 0,		/* copying both ways */
+	FWD_CLOSING,		/* flushing, half-closed, lingering */
+	FWD_DEAD,		/* waiting for the reaper */
+};
+
 struct fwd {
 	struct fwd_ctx		*ctx;
 	uint64_t		 id;
@@ -38,7 +50,11 @@ struct fwd {
 	char			 peer[XADDR_PEER_STRLEN];
 	uint64_t		 to_app;
 	uint64_t		 to_mesh;
-	int			 closing;
+	int			 connected;	/* appliance side is up */
+	enum fwd_state		 state;
+	int			 mesh_gone;	/* EOF or error seen */
+	int			 app_gone;
+	struct event		*deadline;	/* for the closing flush */
 	long long		 started_ms;
 	TAILQ_ENTRY(fwd)	 entry;
 };
@@ -72,6 +88,7 @@ fwd_reap_cb(evutil_socket_t fd, short ev, void *arg)
 			bufferevent_free(f->mesh);
 		if (f->app != NULL)
 			bufferevent_free(f->app);
+		event_free(f->deadline);
 		free(f);
 	}
 }
@@ -97,48 +114,71 @@ fwd_drop(struct fwd *f)
 {
 	struct timeval	tv = { 0, 0 };
 
+	if (f->state == FWD_DEAD)
+		return;
+	f->state = FWD_DEAD;
 	TAILQ_REMOVE(&f->ctx->live, f, entry);
 	f->ctx->nlive--;
-	if (f->mesh != NULL)
-		bufferevent_disable(f->mesh, EV_READ | EV_WRITE);
-	if (f->app != NULL)
-		bufferevent_disable(f->app, EV_READ | EV_WRITE);
+	evtimer_del(f->deadline);
+	bufferevent_disable(f->mesh, EV_READ | EV_WRITE);
+	bufferevent_setcb(f->mesh, NULL, NULL, NULL, NULL);
+	bufferevent_disable(f->app, EV_READ | EV_WRITE);
+	bufferevent_setcb(f->app, NULL, NULL, NULL, NULL);
 	TAILQ_INSERT_TAIL(&f->ctx->dead, f, entry);
 	evtimer_add(f->ctx->reap_ev, &tv);
 }
 
-/* The one teardown: flush what the surviving side still owes, then go. */
+static void
+fwd_deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	fwd_drop(arg);
+}
+
+/* A side with nothing left to send gets a half-close. */
+static void
+fwd_side_flushed(struct fwd *f, struct bufferevent *bev)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+/* Both sides closed: nothing more can move. */
+static void
+fwd_check_gone(struct fwd *f)
+{
+	if (f->state == FWD_CLOSING && f->mesh_gone && f->app_gone)
+		fwd_drop(f);
+}
+
+/* The one teardown: flush both sides, half-close, linger, then go. */
 static void
 fwd_close(struct fwd *f, const char *reason)
 {
-	struct timeval	 tv;
-	struct bufferevent *other = NULL;
+	struct timeval	tv;
 
-	if (f->closing)
+	if (f->state != FWD_OPEN)
 		return;
-	f->closing = 1;
+	f->state = FWD_CLOSING;
 	log_debug("forward=%llu peer=%s closed to_app=%llu to_mesh=%llu "
 	    "reason=\"%s\"", (unsigned long long)f->id, f->peer,
 	    (unsigned long long)f->to_app, (unsigned long long)f->to_mesh,
 	    reason);
-	if (f->mesh != NULL && evbuffer_get_length(
-	    bufferevent_get_output(f->mesh)) > 0)
-		other = f->mesh;
-	else if (f->app != NULL && evbuffer_get_length(
-	    bufferevent_get_output(f->app)) > 0)
-		other = f->app;
-	if (other == NULL) {
-		fwd_drop(f);
-		return;
-	}
-	bufferevent_disable(f->mesh, EV_READ);
-	if (f->app != NULL)
-		bufferevent_disable(f->app, EV_READ);
-	bufferevent_setwatermark(other, EV_WRITE, 0, 0);
 	tv.tv_sec = FWD_FLUSH_MS / 1000;
 	tv.tv_usec = 0;
-	bufferevent_set_timeouts(other, NULL, &tv);
-	bufferevent_enable(other, EV_WRITE);
+	evtimer_add(f->deadline, &tv);
+	if (!f->connected)
+		f->app_gone = 1;
+	if (!f->mesh_gone) {
+		bufferevent_setwatermark(f->mesh, EV_WRITE, 0, 0);
+		bufferevent_enable(f->mesh, EV_READ | EV_WRITE);
+		fwd_side_flushed(f, f->mesh);
+	}
+	if (!f->app_gone) {
+		bufferevent_setwatermark(f->app, EV_WRITE, 0, 0);
+		bufferevent_enable(f->app, EV_READ | EV_WRITE);
+		fwd_side_flushed(f, f->app);
+	}
+	fwd_check_gone(f);
 }
 
 void
@@ -148,8 +188,12 @@ fwd_free(struct fwd_ctx *ctx)
 
 	if (ctx == NULL)
 		return;
-	while ((f = TAILQ_FIRST(&ctx->live)) != NULL)
+	while ((f = TAILQ_FIRST(&ctx->live)) != NULL) {
+		/* The loop is over: one non-blocking try at what is queued. */
+		evbuffer_write(bufferevent_get_output(f->mesh),
+		    bufferevent_getfd(f->mesh));
 		fwd_drop(f);
+	}
 	fwd_reap_cb(-1, 0, ctx);
 	event_free(ctx->reap_ev);
 	free(ctx);
@@ -164,8 +208,10 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	size_t			 n = evbuffer_get_length(in);
 
-	if (f->closing)
+	if (f->state != FWD_OPEN) {
+		evbuffer_drain(in, n);		/* lingering */
 		return;
+	}
 	if (bev == f->mesh)
 		f->to_app += n;
 	else
@@ -185,9 +231,8 @@ fwd_writecb(struct bufferevent *bev, void *arg)
 	struct fwd		*f = arg;
 	struct bufferevent	*src = bev == f->mesh ? f->app : f->mesh;
 
-	if (f->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			fwd_drop(f);
+	if (f->state != FWD_OPEN) {
+		fwd_side_flushed(f, bev);
 		return;
 	}
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
@@ -198,16 +243,33 @@ static void
 fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct fwd	*f = arg;
-	char		 msg[160];
+	char		 msg[200];
 	int		 err = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
+		f->connected = 1;
 		bufferevent_enable(f->mesh, EV_READ);
 		bufferevent_enable(f->app, EV_READ);
 		return;
 	}
-	if (f->closing) {
-		fwd_drop(f);
+	if (bev == f->mesh)
+		f->mesh_gone = 1;
+	else
+		f->app_gone = 1;
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	if (f->state != FWD_OPEN) {
+		fwd_check_gone(f);
+		return;
+	}
+	if (bev == f->app && !f->connected) {
+		/* Tell the ingress end, which is waiting for its handshake. */
+		snprintf(msg, sizeof(msg), "appliance unreachable: %s",
+		    err != 0 ? strerror(err) : "connect failed");
+		frame_error_add(bufferevent_get_output(f->mesh), PROTO_ERROR,
+		    PROTO_E_NOT_APPLIANCE, msg);
+		f->ctx->refused++;
+		log_info("mesh leg from %s refused: %s", f->peer, msg);
+		fwd_close(f, msg);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s %s%s%s",
@@ -269,6 +331,9 @@ fwd_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	f->ctx = ctx;
 	f->id = ++ctx->next_id;
 	f->started_ms = daemon_now_ms();
+	if ((f->deadline = evtimer_new(ctx->r->d.base, fwd_deadline_cb, f)) ==
+	    NULL)
+		fatalx("evtimer_new");
 	strlcpy(f->peer, peer.str, sizeof(f->peer));
 	f->mesh = bufferevent_socket_new(ctx->r->d.base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);

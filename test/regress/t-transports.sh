@@ -41,4 +41,23 @@ if ip -6 addr show lo 2>/dev/null | grep -q '::1/128'; then
 else
 	log "no ::1 here: IPv6 mesh part skipped"
 fi
+
+# An appliance that refuses the forwarder's connection: the ingress end
+# is told why in an ERROR frame, and keeps trying (within its hold).
+"$BINDIR/vrelay" run --host D --vsock-dir "$T/D" \
+    --mesh-listen "tcp://127.0.0.1:$((BASE + 4))" --appliance-host D \
+    --appliance "tcp://127.0.0.1:$((BASE + 30))" \
+    --status "$T/relayD.sock" 2>>"$T/relayD.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/relayD.sock"
+"$BINDIR/vrelay" run --host E --guest-listen vsock://any:2000 \
+    --vsock-dir "$T/E" --appliance-host D \
+    --peer "D=tcp://127.0.0.1:$((BASE + 4))" \
+    --status "$T/relayE.sock" 2>>"$T/relayE.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/relayE.sock"
+traffic E 8 --sessions 1 --bytes 1K --timeout 2 >/dev/null &&
+    fail "a session opened with no appliance"
+"$BINDIR/vrelay" sessions --status "$T/relayE.sock" --json |
+    grep -q 'appliance unreachable' || fail "ingress not told why"
 exit 0
