@@ -1561,6 +1561,41 @@ test_slow_backend(void **state)
 
 /* Each test gets its own world (setup/teardown). */
 /*
+ * A leg breaks while the peer's FIN has arrived but the guest has not
+ * read what came before it: the resume must not count that FIN as
+ * delivered, or the server would finish and the guest lose the tail.
+ */
+static void
+test_resume_fin_undelivered(void **state)
+{
+	struct world	*w = *state;
+
+	/* The client's leg is paused (guest not reading): its PINGs find
+	 * the break. */
+	w->conf.keepalive_ms = 50;
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, 1000, 91);
+	flow_init(&w->down, 300000, 92);
+	w->up.shut = 1;
+	w->down.shut = 1;
+	w->down.rpause = 1;		/* the guest reads nothing yet */
+	WAIT(w, w->up.eof && w->down.shut_done);
+	world_idle(w, 100);
+
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
+	world_idle(w, 200);
+	assert_int_equal(w->cl.n_closed, 0);
+	w->down.rpause = 0;
+	WAIT(w, w->down.eof && w->cl.n_closed == 1 && w->sv.n_closed == 1);
+	assert_string_equal(w->cl.why_closed, "done");
+	assert_string_equal(w->sv.why_closed, "done");
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+}
+
+/*
  * The leg breaks after the server opened the session but before its
  * WELCOME left: the client holds no secret to resume, so it asks again
  * under a fresh id, and the stream is still exact.
@@ -1622,6 +1657,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_keepalive_dead_leg, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_break_before_welcome,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_fin_undelivered,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_backend, setup,
 		    teardown),
