@@ -3,7 +3,9 @@
  *
  * Design.  Each end numbers the bytes it reads from its local stream
  * (read_off) and keeps every byte the far end has not acknowledged in
- * a replay buffer holding [acked_off, read_off).  DATA frames carry
+ * two buffers: "unsent" holds [sent_off, read_off) and "replay" holds
+ * [acked_off, sent_off), sent but not acknowledged (both moved by
+ * chain, never walked).  DATA frames carry
  * their 64-bit offset; the receiver writes each byte to its local
  * stream once (recv_off), counts what the kernel took (deliv_off) and
  * acknowledges that, so an ACK means delivered, not merely received.
@@ -113,8 +115,9 @@ struct sess {
 	int			 local_connected;
 	size_t			 pre_skip;	/* preamble not counted */
 
-	/* Outbound: [acked_off, read_off) is in replay; sent up to sent_off. */
+	/* Out: replay [acked_off, sent_off), unsent [sent_off, read_off). */
 	struct evbuffer		*replay;
+	struct evbuffer		*unsent;
 	uint64_t		 read_off;
 	uint64_t		 acked_off;
 	uint64_t		 sent_off;
@@ -197,6 +200,7 @@ static void	sess_pump(struct sess *);
 static void	sess_check_done(struct sess *);
 static void	sess_local_take(struct sess *);
 static void	sess_local_shut(struct sess *);
+static void	sess_trim(struct sess *, uint64_t);
 static void	sess_ack(struct sess *, int);
 static void	sess_retry_schedule(struct sess *);
 static void	leg_readcb(struct bufferevent *, void *);
@@ -621,7 +625,8 @@ sess_alloc(struct sess_ctx *ctx, uint64_t id)
 	snprintf(s->idstr, sizeof(s->idstr), "%016" PRIx64, id);
 	s->state = ctx->role == SESS_CLIENT ? SESS_CONNECTING :
 	    SESS_HANDSHAKE;
-	if ((s->replay = evbuffer_new()) == NULL)
+	if ((s->replay = evbuffer_new()) == NULL ||
+	    (s->unsent = evbuffer_new()) == NULL)
 		abort();
 	s->hold_ev = evtimer_new(ctx->base, sess_hold_cb, s);
 	s->retry_ev = evtimer_new(ctx->base, sess_retry_cb, s);
@@ -656,6 +661,7 @@ sess_free(struct sess *s)
 		return;
 	sess_local_free(s);
 	evbuffer_free(s->replay);
+	evbuffer_free(s->unsent);
 	event_free(s->hold_ev);
 	event_free(s->retry_ev);
 	event_free(s->ack_ev);
@@ -951,11 +957,15 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 		bufferevent_set_timeouts(leg->bev, &tv, NULL);
 	} else
 		bufferevent_set_timeouts(leg->bev, NULL, NULL);
-	/* The peer holds everything below peer_next: that is an ack. */
+	/*
+	 * The peer holds everything below peer_next: that is an ack.  What
+	 * it lacks of what we had sent goes back in front of the unsent.
+	 */
 	if (peer_next > s->acked_off) {
-		evbuffer_drain(s->replay, peer_next - s->acked_off);
+		sess_trim(s, peer_next);
 		s->acked_off = peer_next;
 	}
+	evbuffer_prepend_buffer(s->unsent, s->replay);
 	s->sent_off = s->acked_off > s->read_off ? s->read_off :
 	    s->acked_off;
 	leg->fin_sent = s->local_eof && peer_next > s->read_off;
@@ -981,13 +991,38 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	sess_check_done(s);
 }
 
-/* Move bytes from replay onto the leg while it has room. */
+/*
+ * Drop acknowledged bytes below offset V (FIN's +1 aside): from the
+ * replay, and from the unsent too when a resume says the peer has
+ * more than this leg ever carried (sent_off was reset).
+ */
+static void
+sess_trim(struct sess *s, uint64_t v)
+{
+	uint64_t	from = s->acked_off > s->read_off ? s->read_off :
+			    s->acked_off;
+	size_t		n, r;
+
+	if (v > s->read_off)
+		v = s->read_off;
+	if (v <= from)
+		return;
+	n = v - from;
+	r = evbuffer_get_length(s->replay);
+	evbuffer_drain(s->replay, n < r ? n : r);
+	if (n > r) {
+		evbuffer_drain(s->unsent, n - r);
+		if (s->sent_off < v)
+			s->sent_off = v;
+	}
+}
+
+/* Copy unsent bytes onto the leg while it has room; keep them. */
 static void
 sess_pump(struct sess *s)
 {
 	struct leg		*leg = s->leg;
 	struct evbuffer		*out;
-	struct evbuffer_ptr	 pos;
 	struct evbuffer_iovec	 v;
 	size_t			 n;
 
@@ -999,17 +1034,15 @@ sess_pump(struct sess *s)
 		n = s->read_off - s->sent_off;
 		if (n > PROTO_DATA_MAX)
 			n = PROTO_DATA_MAX;
-		if (evbuffer_ptr_set(s->replay, &pos,
-		    s->sent_off - s->acked_off, EVBUFFER_PTR_SET) != 0)
-			abort();
 		frame_data_hdr_add(out, s->sent_off, n);
 		if (evbuffer_reserve_space(out, n, &v, 1) < 1)
 			abort();
-		if (evbuffer_copyout_from(s->replay, &pos, v.iov_base, n) !=
+		if (evbuffer_copyout(s->unsent, v.iov_base, n) !=
 		    (ev_ssize_t)n)
 			abort();
 		v.iov_len = n;
 		evbuffer_commit_space(out, &v, 1);
+		evbuffer_remove_buffer(s->unsent, s->replay, n);
 		if (s->sent_off < s->sent_max)
 			s->replayed += (s->sent_max - s->sent_off < n) ?
 			    s->sent_max - s->sent_off : n;
@@ -1083,18 +1116,18 @@ static void
 sess_local_take(struct sess *s)
 {
 	struct evbuffer	*in;
-	size_t		 room, n, cap = s->ctx->conf.replay_max;
+	size_t		 room, n, held, cap = s->ctx->conf.replay_max;
 
 	if (s->local == NULL || s->local_eof)
 		return;
 	in = bufferevent_get_input(s->local);
-	room = evbuffer_get_length(s->replay) < cap ?
-	    cap - evbuffer_get_length(s->replay) : 0;
+	held = evbuffer_get_length(s->replay) + evbuffer_get_length(s->unsent);
+	room = held < cap ? cap - held : 0;
 	n = evbuffer_get_length(in);
 	if (n > room)
 		n = room;
 	if (n > 0) {
-		evbuffer_remove_buffer(in, s->replay, n);
+		evbuffer_remove_buffer(in, s->unsent, n);
 		s->read_off += n;
 	}
 	if (evbuffer_get_length(in) > 0 || s->local_rd_eof)
@@ -1789,11 +1822,7 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 			return (-1);
 		}
 		if (v > s->acked_off) {
-			/* The replay holds [acked_off, read_off); FIN is +1. */
-			n = (v > s->read_off ? s->read_off : v) -
-			    (s->acked_off > s->read_off ? s->read_off :
-			    s->acked_off);
-			evbuffer_drain(s->replay, n);
+			sess_trim(s, v);
 			s->acked_off = v;
 			sess_local_take(s);
 			sess_check_done(s);
