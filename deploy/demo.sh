@@ -10,7 +10,7 @@
 set -u
 BIN=${BINDIR:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 SESSIONS=${SESSIONS:-200}
-BYTES=${BYTES:-64K:16M}
+BYTES=${BYTES:-256K:24M}
 T=$(mktemp -d "${TMPDIR:-/tmp}/vrelay-demo.XXXXXX")
 P=$((30000 + RANDOM % 2000))
 PIDS=""
@@ -31,7 +31,7 @@ relay_b() {
 }
 
 say "starting host B: echo backend, vappliance (CID 3), relay B"
-"$BIN/vtraffic" serve --listen "tcp://127.0.0.1:$((P + 10))" --slow 8M \
+"$BIN/vtraffic" serve --listen "tcp://127.0.0.1:$((P + 10))" --slow 4M \
     2>>"$T/backend.log" & PIDS="$PIDS $!"
 "$BIN/vappliance" run --listen vsock://any:1024 --vsock-dir "$T/B" \
     --vsock-cid 3 --backend "tcp://127.0.0.1:$((P + 10))" \
@@ -49,9 +49,12 @@ wait_sock "$T/relayA.sock"
 
 say "watching relay A (session events as they happen)"
 "$BIN/vrelay" watch --status "$T/relayA.sock" 2>/dev/null |
-    grep --line-buffered -E 'session-(detached|resumed)|target' |
-    sed -u -E 's/^([^ ]+ [^ ]+ id=[^ ]+).*(why="[^"]*"|leg=[^ ]+).*/  watch: \1 \2/' |
-    head -n 12 & PIDS="$PIDS $!"
+    awk -W interactive '
+	/session-detached/ { if (++d <= 3) print "  watch: " $1, $2, $3, \
+	    substr($0, index($0, " reason=") + 1); next }
+	/session-resumed/ { if (++r <= 3) print "  watch: " $1, $2, $3, \
+	    substr($0, index($0, " resume_ms=") + 1); next }' 2>/dev/null &
+PIDS="$PIDS $!"
 
 say "containerVMs on host A: $SESSIONS sessions, $BYTES each, echoed"
 "$BIN/vtraffic" run --connect vsock://2:2000 --vsock-dir "$T/A" \
@@ -65,7 +68,8 @@ for i in 1 2; do
 	say "kill -9 relay B (appliance host), then restart it ($i/2)"
 	kill -9 "$RB"; wait "$RB" 2>/dev/null
 	sleep 0.5
-	"$BIN/vrelay" status --status "$T/relayA.sock" | sed -n '/^sessions:/,/^forwards:/p'
+	"$BIN/vrelay" status --status "$T/relayA.sock" |
+	    sed -n '/^sessions:/,/^forwards:/{/^forwards:/!p}'
 	relay_b
 	sleep 2
 done
