@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "ctl.h"
 #include "log.h"
 #include "proto.h"
@@ -24,8 +23,8 @@ static const struct ctl_cmd control_table[] = {
 	    control_status },
 	{ "sessions", "every session this relay is the ingress end of", 0,
 	    daemon_cmd_sessions },
-	{ "watch", "stream events: session open/close/resume, target "
-	    "change", CTL_WATCH, control_watch },
+	{ "watch", "stream events: session open/detach/resume/close, "
+	    "target change", CTL_WATCH, control_watch },
 	{ "set-target", "move the target: {epoch, appliance_host, "
 	    "appliance, peers}", 0, control_set_target },
 	{ "close-session", "abort one session: {id}", 0, daemon_cmd_close },

@@ -96,6 +96,21 @@ target_set(struct target *t, json_t *o, char *err, size_t errlen)
 	size_t			 npeers = 0;
 	uint64_t		 epoch = t->epoch + 1;
 	int			 host_set = 0;
+	static const char *const keys[] = { "cmd", "epoch", "appliance_host",
+	    "appliance", "peers" };
+	size_t			 i;
+
+	/* A misspelt key must not pass for "unchanged". */
+	json_object_foreach(o, key, v) {
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (strcmp(key, keys[i]) == 0)
+				break;
+		if (i == sizeof(keys) / sizeof(keys[0])) {
+			snprintf(err, errlen, "unknown key \"%.64s\" (expected "
+			    "epoch, appliance_host, appliance, peers)", key);
+			return (-1);
+		}
+	}
 
 	if ((v = json_object_get(o, "epoch")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0) {

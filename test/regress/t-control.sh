@@ -19,6 +19,9 @@ echo "$out" | grep -q 'epoch' || fail "set-target: $out"
 "$BINDIR/vrelay" set-target $S --arg epoch=5 --arg appliance_host=B \
     >"$T/stale.out" 2>&1 && fail "stale epoch accepted"
 grep -q 'stale epoch 5 (current 7)' "$T/stale.out" || fail "stale message"
+"$BINDIR/vrelay" set-target $S --arg appliance-host=B >"$T/typo.out" 2>&1 &&
+    fail "misspelt key accepted"
+grep -q 'unknown key "appliance-host"' "$T/typo.out" || fail "typo message"
 "$BINDIR/vrelay" set-target $S --arg appliance_host=B >/dev/null ||
     fail "set-target back to B"
 [ "$("$BINDIR/vrelay" status $S --json | json_get target.epoch)" = 8 ] ||
