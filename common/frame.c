@@ -294,7 +294,8 @@ frame_error_decode(const uint8_t *p, size_t len, struct proto_error *m)
 	if (len != 3 + rlen)
 		return (FRAME_E_SIZE);
 	for (i = 0; i < rlen; i++) {
-		if (p[3 + i] < 0x20 || p[3 + i] == 0x7f)
+		/* Printable ASCII: it ends up in logs and JSON. */
+		if (p[3 + i] < 0x20 || p[3 + i] > 0x7e)
 			return (FRAME_E_FIELD);
 		m->reason[i] = p[3 + i];
 	}
@@ -396,7 +397,7 @@ frame_error_add(struct evbuffer *out, int type, int code, const char *reason)
 	for (i = 0; i < rlen; i++) {
 		uint8_t	c = (uint8_t)reason[i];
 
-		*p++ = (c < 0x20 || c == 0x7f) ? '?' : c;
+		*p++ = (c < 0x20 || c > 0x7e) ? '?' : c;
 	}
 	evbuffer_add(out, buf, p - buf);
 }

@@ -766,6 +766,10 @@ xaddr_connect(const struct xaddr *xa, int *fdp)
 		    SOCK_CLOEXEC, 0);
 		break;
 	case XADDR_VSOCK:
+		if (xa->cid == XADDR_CID_ANY) {
+			errno = EADDRNOTAVAIL;	/* cannot connect to "any" */
+			return (XADDR_E_SYSTEM);
+		}
 		if (xaddr_emu_dir != NULL) {
 			if ((rv = xaddr_connect_emu(xa, fdp)) == XADDR_OK)
 				xaddr_tune(*fdp);
@@ -812,12 +816,13 @@ xaddr_emu_peer(const char *path, uint32_t *cid, uint32_t *port)
 	int		 i;
 
 	*cid = *port = 0;
-	if ((base = strrchr(path, '/')) == NULL)
+	/* Only names inside our own emulation directory carry a CID. */
+	if (xaddr_emu_dir == NULL || (base = strrchr(path, '/')) == NULL)
 		return (-1);
-	if ((size_t)(base - path) < dlen ||
+	if ((size_t)(base - path) != strlen(xaddr_emu_dir) + 1 + dlen ||
+	    strncmp(path, xaddr_emu_dir, strlen(xaddr_emu_dir)) != 0 ||
+	    path[strlen(xaddr_emu_dir)] != '/' ||
 	    strncmp(base - dlen, XADDR_EMU_CDIR, dlen) != 0)
-		return (-1);
-	if ((size_t)(base - path) > dlen && base[-(long)dlen - 1] != '/')
 		return (-1);
 	p = base + 1;
 	for (i = 0; i < 4; i++) {
@@ -933,7 +938,15 @@ xaddr_peer_describe(const struct sockaddr *sa, socklen_t salen,
 			    sizeof(peer->str));
 			break;
 		}
-		(void)snprintf(peer->str, sizeof(peer->str), "unix:%s", path);
+		{
+			char	shown[sizeof(peer->str) - 5];
+
+			/* The peer chose this name: never raw into logs. */
+			xaddr_printable(path, strlen(path), shown,
+			    sizeof(shown));
+			(void)snprintf(peer->str, sizeof(peer->str), "unix:%s",
+			    shown);
+		}
 		break;
 	case AF_VSOCK:
 		if (salen < sizeof(struct sockaddr_vm))

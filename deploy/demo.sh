@@ -82,7 +82,8 @@ import json, re, sys
 r = json.load(open(sys.argv[1]))
 ms = [int(m) for m in re.findall(r"session-resumed .* resume_ms=(\d+)",
                                   open(sys.argv[4]).read())]
-out = {"sessions": r["sessions"], "ok": r["ok"], "relay_restarts": 2,
+out = {"sessions": r["sessions"], "ok": r["ok"], "failed": r["failed"],
+       "relay_restarts": 2,
        "resumes": int(sys.argv[2]), "bytes_sent": r["bytes_sent"],
        "bytes_verified": r["bytes_verified"], "bytes_lost": r["bytes_lost"],
        "duplicates": r["duplicates"], "elapsed_ms": r["elapsed_ms"],

@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "log.h"
+#include "proto.h"
 #include "relay.h"
 #include "xaddr.h"
 #include "xmalloc.h"
@@ -86,6 +87,20 @@ relay_target_init(struct relay *r)
 	json_decref(o);
 }
 
+/* A host name as the session protocol carries it (proto.h HELLO). */
+static int
+relay_host_ok(const char *h)
+{
+	size_t	i, n = strlen(h);
+
+	if (n == 0 || n > PROTO_HOST_MAX)
+		return (-1);
+	for (i = 0; i < n; i++)
+		if (h[i] < 0x21 || h[i] > 0x7e)
+			return (-1);
+	return (0);
+}
+
 static int
 relay_run(int argc, char **argv)
 {
@@ -98,6 +113,10 @@ relay_run(int argc, char **argv)
 	daemon_parse("vrelay", relay_opts, NOPTS, &r.conf, argc, argv);
 	log_init("vrelay", r.conf.debug ? LOG_LEVEL_DEBUG :
 	    r.conf.quiet ? LOG_LEVEL_WARN : LOG_LEVEL_INFO);
+	if (relay_host_ok(r.conf.host) != 0)
+		fatalx("--host \"%s\": expected 1 to 255 printable ASCII "
+		    "characters, no spaces (it names this host to the "
+		    "appliance end)", r.conf.host);
 	if (r.conf.guest_listen.n == 0 && r.conf.mesh_listen == NULL)
 		fatalx("nothing to do: give --guest-listen and/or "
 		    "--mesh-listen");

@@ -17,7 +17,9 @@
  *
  * serve: echo sends every byte back (reading pauses while more than
  * 1 MiB waits to be sent), shuts its write side after the client's EOF
- * and closes.  sink reads and discards.  source sends --source-bytes of
+ * and closes.  sink reads and discards, and after the client's EOF
+ * answers with a receipt: the 32-byte SHA-256 and u64 (big-endian)
+ * count of what it read.  source sends --source-bytes of
  * the seed-0 stream to every connection.  --slow caps each
  * connection's read rate.  --proxy-v2 requires a PROXY v2 header first
  * and records its TLVs 0xE0 (host), 0xE1 (guest CID) and 0x05 (unique
@@ -32,7 +34,9 @@
  * "64M" for all, or "MIN:MAX" spread log-uniformly across sessions by
  * the seed.  It reads the echo while sending, shuts its write side when
  * all is sent, reads to EOF, and checks every byte as it arrives and the
- * SHA-256 at the end.  --pattern sink expects nothing back; --pattern
+ * SHA-256 at the end.  --pattern sink expects only the sink's receipt
+ * (after our EOF: SHA-256 and u64 count of what it read) and checks it
+ * against what was sent, so a sink that quit early fails; --pattern
  * source sends nothing and expects --expect-bytes of the seed-0 stream
  * (a source server).  Prints one JSON summary line on stdout (--json is
  * accepted; the summary is always JSON); exit status 0 only if every
@@ -78,6 +82,7 @@
 #include "xaddr.h"
 #include "xmalloc.h"
 
+#define SINK_RECEIPT_LEN	40	/* SHA-256 + u64 count */
 #define VT_CHUNK		(64 * 1024)	/* generate/verify step */
 #define VT_IO_MAX		(256 * 1024)	/* bytes per read or write */
 #define VT_SIZE_MAX		(1ULL << 40)	/* any size argument */
@@ -205,6 +210,7 @@ struct conn {
 #define CONN_RDEOF	0x2	/* the peer sent EOF */
 #define CONN_WRDONE	0x4	/* our write side is shut */
 #define CONN_PAUSED	0x8	/* reading paused: output over ECHO_HIGH */
+#define CONN_RECEIPT	0x10	/* sink: receipt queued */
 	uint64_t		 bytes_in;	/* stream bytes, after PROXY */
 	uint64_t		 bytes_out;
 	EVP_MD_CTX		*sha_in;
@@ -267,6 +273,7 @@ struct session {
 	uint64_t		 sent;		/* bytes the kernel took */
 	uint64_t		 received;
 	uint64_t		 mismatch;	/* first bad offset */
+	uint8_t			 receipt[SINK_RECEIPT_LEN];	/* sink */
 	struct bufferevent	*bev;
 	struct event		*retry;
 	EVP_MD_CTX		*sha_in;	/* what arrived */
@@ -847,6 +854,22 @@ conn_check(struct conn *c)
 		finished = c->bytes_out == serve.source_bytes;
 	else
 		finished = (c->flags & CONN_RDEOF) != 0;
+	if (finished && serve.mode == SERVE_SINK &&
+	    !(c->flags & CONN_RECEIPT)) {
+		uint8_t		 rc[SINK_RECEIPT_LEN];
+		EVP_MD_CTX	*copy = sha_new();
+		uint64_t	 n = htobe64(c->bytes_in);
+
+		/* What we read, so the sender can tell it all arrived. */
+		if (EVP_MD_CTX_copy_ex(copy, c->sha_in) != 1)
+			fatalx("EVP_MD_CTX_copy_ex failed");
+		sha_final(copy, rc);
+		EVP_MD_CTX_free(copy);
+		memcpy(rc + 32, &n, sizeof(n));
+		evbuffer_add(out, rc, sizeof(rc));
+		c->bytes_out += sizeof(rc);
+		c->flags |= CONN_RECEIPT;
+	}
 	if (finished && !(c->flags & CONN_WRDONE)) {
 		if (evbuffer_get_length(out) > 0) {
 			/* Called back again when the output is empty. */
@@ -1225,7 +1248,31 @@ session_end(struct session *s, enum session_result result,
 static void
 session_eof(struct session *s)
 {
-	uint8_t	in[32], ref[32];
+	uint8_t		in[32], ref[32];
+	uint64_t	count;
+
+	if (run.pattern == PATTERN_SINK) {
+		if (s->received != SINK_RECEIPT_LEN) {
+			session_end(s, RESULT_SHORT, "short: sink receipt of "
+			    "%" PRIu64 " bytes, not %d", s->received,
+			    SINK_RECEIPT_LEN);
+			return;
+		}
+		memcpy(&count, s->receipt + 32, sizeof(count));
+		count = be64toh(count);
+		sha_final(s->sha_ref, ref);
+		if (count != s->size) {
+			session_end(s, RESULT_SHORT, "short: sink read %"
+			    PRIu64 " of %" PRIu64 " bytes", count, s->size);
+			return;
+		}
+		if (memcmp(s->receipt, ref, sizeof(ref)) != 0) {
+			session_end(s, RESULT_MISMATCH, "sink sha256 mismatch");
+			return;
+		}
+		session_end(s, RESULT_OK, NULL);
+		return;
+	}
 
 	if (s->mismatch != NO_MISMATCH) {
 		session_end(s, RESULT_MISMATCH, "mismatch at offset %" PRIu64,
@@ -1240,6 +1287,14 @@ session_eof(struct session *s)
 	if (s->received < s->expect) {
 		session_end(s, RESULT_SHORT, "short: received %" PRIu64
 		    " of %" PRIu64 " bytes", s->received, s->expect);
+		return;
+	}
+	if (!(s->flags & SESSION_SHUT)) {
+		/* The peer quit before taking all we had to send. */
+		session_end(s, RESULT_SHORT, "short: peer closed after %" PRIu64
+		    " of %" PRIu64 " bytes sent", s->queued -
+		    evbuffer_get_length(bufferevent_get_output(s->bev)),
+		    s->size);
 		return;
 	}
 	sha_final(s->sha_in, in);
@@ -1267,7 +1322,7 @@ session_send(struct session *s)
 		if (evbuffer_reserve_space(out, n, &v, 1) != 1)
 			fatalx("session_send: evbuffer_reserve_space failed");
 		gen_fill(s->key, s->queued, v.iov_base, n);
-		if (run.pattern == PATTERN_ECHO &&
+		if (run.pattern != PATTERN_SOURCE &&
 		    EVP_DigestUpdate(s->sha_ref, v.iov_base, n) != 1)
 			fatalx("EVP_DigestUpdate failed");
 		v.iov_len = n;
@@ -1302,6 +1357,12 @@ session_verify(void *arg, const uint8_t *p, size_t len)
 	if (EVP_DigestUpdate(s->sha_in, p, len) != 1)
 		fatalx("EVP_DigestUpdate failed");
 	run.rx_total += len;
+	if (run.pattern == PATTERN_SINK) {
+		for (i = 0; i < len && s->received + i < SINK_RECEIPT_LEN; i++)
+			s->receipt[s->received + i] = p[i];
+		s->received += len;
+		return;
+	}
 	while (len > 0 && s->received < s->expect &&
 	    s->mismatch == NO_MISMATCH) {
 		n = MIN(len, sizeof(run.scratch));
@@ -1526,11 +1587,14 @@ run_summary(void)
 		s = &run.sessions[i];
 		counts[s->result]++;
 		sent += s->sent;
-		if (s->mismatch != NO_MISMATCH)
+		if (run.pattern == PATTERN_SINK)
+			/* The receipt vouches for all or nothing. */
+			verified += s->result == RESULT_OK ? s->size : 0;
+		else if (s->mismatch != NO_MISMATCH)
 			verified += s->mismatch;
 		else
 			verified += MIN(s->received, s->expect);
-		if (s->result == RESULT_SHORT)
+		if (s->result == RESULT_SHORT && run.pattern != PATTERN_SINK)
 			lost += s->expect - s->received;
 		if (s->result == RESULT_MISMATCH || s->result == RESULT_EXTRA)
 			duplicates++;

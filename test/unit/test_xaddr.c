@@ -861,8 +861,9 @@ test_peer_describe(void **state)
 	struct sockaddr_un	 sun;
 	struct sockaddr_vm	 svm;
 	struct xaddr_peer	 p;
-	const char		*vpaths[] = { "/tmp/e/.c/7.1073741825.123.0",
+	const char		*vpaths[] = { ".c/7.1073741825.123.0",
 	    ".c/5.6.7.8" };
+	char			 edir[] = "/tmp/test_xaddr.XXXXXX";
 	const char		*upaths[] = { "/run/x.sock",
 	    "/tmp/e/.c/7.1.2",
 	    "/tmp/e/x.c/7.1.2.3", "/tmp/e/.c/7.1.2.3x", "/tmp/e/.c/7.1.2.3.4",
@@ -906,16 +907,29 @@ test_peer_describe(void **state)
 		assert_string_equal(p.str, want);
 		assert_int_equal(p.cid, 0);
 	}
+	/* Connector names count only inside our emulation directory. */
+	assert_non_null(mkdtemp(edir));
+	assert_int_equal(xaddr_vsock_emulate(edir, 2), XADDR_OK);
 	for (i = 0; i < sizeof(vpaths) / sizeof(vpaths[0]); i++) {
-		strlcpy(sun.sun_path, vpaths[i], sizeof(sun.sun_path));
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", edir,
+		    vpaths[i]);
 		xaddr_peer_describe((struct sockaddr *)&sun,
-		    offsetof(struct sockaddr_un, sun_path) + strlen(vpaths[i]) +
-		    1, &p);
+		    offsetof(struct sockaddr_un, sun_path) +
+		    strlen(sun.sun_path) + 1, &p);
 		assert_int_equal(p.type, XADDR_VSOCK);
 	}
 	assert_string_equal(p.str, "vsock://5:6");
 	assert_int_equal(p.cid, 5);
 	assert_int_equal(p.port, 6);
+	strlcpy(sun.sun_path, "/tmp/elsewhere/.c/5.6.7.8", sizeof(sun.sun_path));
+	xaddr_peer_describe((struct sockaddr *)&sun, sizeof(sun), &p);
+	assert_int_equal(p.type, XADDR_UNIX);
+	/* A peer's name is shown printable. */
+	strlcpy(sun.sun_path, "/tmp/x\ny\033", sizeof(sun.sun_path));
+	xaddr_peer_describe((struct sockaddr *)&sun, sizeof(sun), &p);
+	assert_string_equal(p.str, "unix:/tmp/x?y?");
+	assert_int_equal(xaddr_vsock_emulate(NULL, 0), XADDR_OK);
+	rmdir(edir);
 	/* A name without its NUL, exactly as long as sun_path. */
 	memset(sun.sun_path, 'z', sizeof(sun.sun_path));
 	xaddr_peer_describe((struct sockaddr *)&sun, sizeof(sun), &p);
