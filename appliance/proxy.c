@@ -14,6 +14,7 @@ static const uint8_t proxy_sig[12] = {
 	0x0a
 };
 
+/* Append one TLV (type, u16 length, value) at P. */
 static uint8_t *
 proxy_tlv(uint8_t *p, uint8_t type, const void *v, size_t len)
 {

@@ -57,6 +57,7 @@ static const struct ctl_cmd appliance_cmds[] = {
 	    daemon_cmd_log },
 };
 
+/* The endpoint at a glance. */
 static json_t *
 appliance_status(json_t *req, void *arg, const char **err)
 {
@@ -80,6 +81,7 @@ appliance_status(json_t *req, void *arg, const char **err)
 	    "backend_failures", (json_int_t)a->backend_fail));
 }
 
+/* Subscribe to session events. */
 static json_t *
 appliance_watch(json_t *req, void *arg, const char **err)
 {
@@ -110,6 +112,7 @@ appliance_open(struct sess *s, void *arg, const char **why)
 	return (0);
 }
 
+/* Session events go to the log and the status socket. */
 static void
 appliance_event(struct sess *s, enum sess_event ev, const char *reason,
     void *arg)
@@ -119,6 +122,7 @@ appliance_event(struct sess *s, enum sess_event ev, const char *reason,
 	daemon_sess_event(&a->d, s, ev, reason);
 }
 
+/* A leg refused before it joined a session: log and tell watchers. */
 static void
 appliance_refused(const char *peer, const char *reason, void *arg)
 {
@@ -154,6 +158,7 @@ appliance_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	sess_accept(a->d.sessions, bev, peer.str);
 }
 
+/* Signal hook: end the loop; appliance_run() tears down. */
 static void
 appliance_stop(void *arg)
 {
@@ -162,6 +167,7 @@ appliance_stop(void *arg)
 	event_base_loopexit(a->d.base, NULL);
 }
 
+/* vappliance run: configure, listen, loop, tear down. */
 static int
 appliance_run(int argc, char **argv)
 {
@@ -195,14 +201,8 @@ appliance_run(int argc, char **argv)
 		    a.conf.listen.v[i], appliance_accept_cb, &a,
 		    &a.listen_a[i]);
 	/* Last, so a status socket means the daemon is ready. */
-	if (a.conf.status != NULL) {
-		e = ctl_open(a.d.base, a.conf.status, appliance_cmds,
-		    sizeof(appliance_cmds) / sizeof(appliance_cmds[0]), &a,
-		    &a.d.ctl);
-		if (e != CTL_OK)
-			fatalx("status socket %s: %s", a.conf.status,
-			    ctl_strerror(e));
-	}
+	daemon_status(&a.d, a.conf.status, appliance_cmds,
+	    sizeof(appliance_cmds) / sizeof(appliance_cmds[0]), &a);
 	log_info("vappliance started backend=%s pid=%ld",
 	    xaddr_str(a.backend), (long)getpid());
 
@@ -233,6 +233,7 @@ static const char usage[] =
 	"       vappliance help --status PATH    commands the daemon takes\n"
 	"       vappliance run --help            every run option\n";
 
+/* vappliance: run the endpoint, or query one (daemon_main). */
 int
 main(int argc, char **argv)
 {

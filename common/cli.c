@@ -47,7 +47,7 @@ cli_usage(FILE *f, const char *prog)
 {
 	fprintf(f, "usage: %s status|sessions|watch|help|COMMAND "
 	    "[--status PATH] [--json]\n"
-	    "       %*s [--timeout MS] [--arg KEY=VALUE ...]\n"
+	    "       %*s [--timeout MS] [--arg KEY=STR|KEY:=JSON ...]\n"
 	    "The status socket is --status PATH or $%s.\n",
 	    prog, (int)strlen(prog), "", CLI_ENV_STATUS);
 }
@@ -75,23 +75,40 @@ cli_clean(char *s)
 	return (s);
 }
 
-/* Add --arg KEY=VALUE to the request: VALUE as JSON if it parses. */
+/*
+ * Add --arg KEY=VALUE (VALUE a string, always: a session id of digits
+ * stays a string) or --arg KEY:=JSON (a number, null, an object...).
+ */
 static int
 cli_add_arg(struct cli *c, const char *kv)
 {
 	const char	*eq;
 	char		*key;
 	json_t		*val;
+	int		 typed;
 
 	if ((eq = strchr(kv, '=')) == NULL || eq == kv)
-		return (cli_usage_error(c, "--arg wants KEY=VALUE", kv));
+		return (cli_usage_error(c,
+		    "--arg wants KEY=STRING or KEY:=JSON", kv));
+	typed = eq[-1] == ':';
 	key = xstrdup(kv);
-	key[eq - kv] = '\0';
+	key[eq - kv - typed] = '\0';
+	if (key[0] == '\0') {
+		free(key);
+		return (cli_usage_error(c,
+		    "--arg wants KEY=STRING or KEY:=JSON", kv));
+	}
 	if (strcmp(key, "cmd") == 0) {
 		free(key);
 		return (cli_usage_error(c, "--arg cannot set", "cmd"));
 	}
-	if ((val = json_loads(eq + 1, JSON_DECODE_ANY, NULL)) == NULL)
+	if (typed) {
+		if ((val = json_loads(eq + 1, JSON_DECODE_ANY, NULL)) == NULL) {
+			free(key);
+			return (cli_usage_error(c, "--arg KEY:=JSON: not JSON",
+			    kv));
+		}
+	} else
 		val = json_string(eq + 1);
 	if (val == NULL || json_object_set_new(c->req, key, val) == -1) {
 		free(key);

@@ -227,12 +227,15 @@ ctl_client_answer(struct ctl_client *cc, json_t *answer)
 	free(s);
 }
 
-/* Answer {"ok":false,"error":MSG}. */
+/* Answer {"ok":false,"error":MSG}; MSG made plain ASCII for JSON. */
 static void
 ctl_client_error(struct ctl_client *cc, const char *msg)
 {
-	ctl_client_answer(cc, json_pack("{s:b, s:s}", "ok", 0, "error",
-	    msg != NULL ? msg : "command failed"));
+	char	*m = xstrdup(msg != NULL ? msg : "command failed");
+
+	ctl_ascii(m);
+	ctl_client_answer(cc, json_pack("{s:b, s:s}", "ok", 0, "error", m));
+	free(m);
 }
 
 /* Arm the read and write timeouts; zero disarms one. */
@@ -365,7 +368,7 @@ ctl_client_line(struct ctl_client *cc, const char *line, size_t len)
 	if (len == 0)
 		return;
 
-	req = json_loadb(line, len, 0, &jerr);
+	req = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
 	if (req == NULL) {
 		/* The stream cannot be trusted past a bad line: close. */
 		snprintf(msg, sizeof(msg), "invalid JSON: %s", jerr.text);
@@ -384,7 +387,13 @@ ctl_client_line(struct ctl_client *cc, const char *line, size_t len)
 	json_decref(req);
 }
 
-/* Input arrived: handle every complete line, refuse endless ones. */
+/*
+ * Input arrived: handle complete lines, refuse endless ones.  One
+ * request is answered per turn of the loop: while an answer waits to
+ * be sent, reading stops (ctl_client_write_cb resumes it), so a client
+ * pipelining thousands of requests cannot keep the daemon from its
+ * sessions.
+ */
 static void
 ctl_client_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -397,6 +406,11 @@ ctl_client_read_cb(struct bufferevent *bev, void *arg)
 	ctl->c_busy++;
 	while (!(cc->cc_flags & (CTL_CLIENT_DEAD | CTL_CLIENT_CLOSING)) &&
 	    !ctl->c_freeing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
+		    !(cc->cc_flags & CTL_CLIENT_WATCH)) {
+			bufferevent_disable(bev, EV_READ);
+			break;
+		}
 		line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
 		if (line == NULL)
 			break;
@@ -412,14 +426,22 @@ ctl_client_read_cb(struct bufferevent *bev, void *arg)
 		ctl_free_now(ctl);
 }
 
-/* Output drained: a closing client can go now. */
+/* Output drained: a closing client can go now; others read on. */
 static void
 ctl_client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct ctl_client	*cc = arg;
 
-	if (cc->cc_flags & CTL_CLIENT_CLOSING)
+	if (cc->cc_flags & CTL_CLIENT_CLOSING) {
 		ctl_client_close(cc);
+		return;
+	}
+	if (cc->cc_flags & CTL_CLIENT_DEAD)
+		return;
+	if (!(bufferevent_get_enabled(bev) & EV_READ)) {
+		bufferevent_enable(bev, EV_READ);
+		ctl_client_read_cb(bev, cc);
+	}
 }
 
 /* EOF or error.  At EOF, a last line without a newline still counts. */

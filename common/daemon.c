@@ -55,6 +55,7 @@ daemon_sessconf_apply(const struct daemon_sessconf *sc, struct sess_conf *c)
 	c->max_pending = (size_t)sc->max_pending;
 }
 
+/* SIGINT or SIGTERM: leave the loop through the daemon's stop hook. */
 static void
 daemon_signal_cb(evutil_socket_t sig, short ev, void *arg)
 {
@@ -124,6 +125,7 @@ daemon_listen(struct daemon *d, const char *str, evconnlistener_cb cb,
 	return (l);
 }
 
+/* The status-event name of a session event. */
 static const char *
 daemon_evname(enum sess_event ev)
 {
@@ -140,6 +142,22 @@ daemon_evname(enum sess_event ev)
 		return ("session-state");
 	}
 	return ("session-unknown");
+}
+
+/* Open the status socket at PATH (none if NULL); failing is fatal. */
+void
+daemon_status(struct daemon *d, const char *path, const struct ctl_cmd *tab,
+    size_t n, void *arg)
+{
+	int	e;
+
+	if (path == NULL)
+		return;
+	if ((e = ctl_open(d->base, path, tab, n, arg, &d->ctl)) != CTL_OK)
+		fatalx("status socket %s: %s%s%s", path, ctl_strerror(e),
+		    e == CTL_E_SYSTEM ? ": " : "",
+		    e == CTL_E_SYSTEM ? strerror(errno) : "");
+	log_info("status socket %s", path);
 }
 
 /* One log line and one status event per session event. */
@@ -249,28 +267,22 @@ daemon_cmd_log(json_t *req, void *arg, const char **err)
 	return (NULL);
 }
 
-/* Session counts by state. */
+/* Session counts by state (only states that have sessions). */
 json_t *
 daemon_sess_summary(struct daemon *d)
 {
-	json_t		*all, *v, *o;
-	size_t		 i;
-	json_int_t	 n;
+	size_t	 counts[SESS_CLOSED + 1];
+	json_t	*o;
+	int	 st;
 
+	sess_ctx_states(d->sessions, counts);
 	o = json_object();
-	all = sess_ctx_json(d->sessions);
-	json_array_foreach(all, i, v) {
-		const char	*st = json_string_value(json_object_get(v,
-		    "state"));
-
-		if (st == NULL)
-			continue;
-		n = json_integer_value(json_object_get(o, st));
-		json_object_set_new(o, st, json_integer(n + 1));
-	}
-	json_object_set_new(o, "count", json_integer(
-	    (json_int_t)json_array_size(all)));
-	json_decref(all);
+	for (st = SESS_CONNECTING; st <= SESS_CLOSED; st++)
+		if (counts[st] > 0)
+			json_object_set_new(o, sess_strstate(st),
+			    json_integer((json_int_t)counts[st]));
+	json_object_set_new(o, "count",
+	    json_integer((json_int_t)sess_ctx_count(d->sessions)));
 	return (o);
 }
 

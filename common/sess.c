@@ -512,6 +512,17 @@ sess_ctx_find(struct sess_ctx *ctx, uint64_t id)
 	return (RB_FIND(sess_tree, &ctx->tree, &key));
 }
 
+/* Sessions by state, without building anything per session. */
+void
+sess_ctx_states(struct sess_ctx *ctx, size_t *counts)
+{
+	struct sess	*s;
+
+	memset(counts, 0, (SESS_CLOSED + 1) * sizeof(*counts));
+	RB_FOREACH(s, sess_tree, &ctx->tree)
+		counts[s->state]++;
+}
+
 /* Every session as a JSON array. */
 json_t *
 sess_ctx_json(struct sess_ctx *ctx)

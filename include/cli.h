@@ -8,8 +8,8 @@
  *   PROG CMD      [options]	any other command: {"cmd": CMD, ...}
  *
  * Options: --status PATH (else $VRELAY_STATUS), --json (raw JSON lines),
- * --timeout MS (default 5000, 0 waits forever), --arg KEY=VALUE
- * (repeatable; VALUE is taken as JSON if it parses, else as a string).
+ * --timeout MS (default 5000, 0 waits forever), --arg KEY=STRING or
+ * --arg KEY:=JSON (repeatable).
  *
  * This is a front end, so it prints (answers to stdout, errors to
  * stderr prefixed with PROG), but it never exits: it returns the

@@ -14,6 +14,7 @@
 #include "sess.h"
 
 struct ctl;
+struct ctl_cmd;
 struct xaddr;
 
 /* Session settings, embedded in each daemon's config struct. */
@@ -75,6 +76,9 @@ void	daemon_vsock(const char *, long long);
 /* Listen on ADDR (fatal on failure: startup only). */
 struct evconnlistener *daemon_listen(struct daemon *, const char *,
 	    evconnlistener_cb, void *, struct xaddr **);
+/* Open the status socket (PATH NULL: none), or die saying why. */
+void	daemon_status(struct daemon *, const char *, const struct ctl_cmd *,
+	    size_t, void *);
 /* Log a session event and broadcast it on the status socket. */
 void	daemon_sess_event(struct daemon *, struct sess *, enum sess_event,
 	    const char *);

@@ -58,6 +58,7 @@ control_status(json_t *req, void *arg, const char **err)
 	    "forwards", fwd_json(r->fwd)));
 }
 
+/* Subscribe to events; answer with the current target. */
 static json_t *
 control_watch(json_t *req, void *arg, const char **err)
 {
@@ -93,14 +94,6 @@ control_set_target(json_t *req, void *arg, const char **err)
 void
 control_init(struct relay *r)
 {
-	int	e;
-
-	if (r->conf.status == NULL)
-		return;
-	e = ctl_open(r->d.base, r->conf.status, control_table,
-	    sizeof(control_table) / sizeof(control_table[0]), r, &r->d.ctl);
-	if (e != CTL_OK)
-		fatalx("status socket %s: %s", r->conf.status,
-		    ctl_strerror(e));
-	log_info("status socket %s", r->conf.status);
+	daemon_status(&r->d, r->conf.status, control_table,
+	    sizeof(control_table) / sizeof(control_table[0]), r);
 }

@@ -52,6 +52,7 @@ struct relay {
 };
 
 /* target.c */
+int		 target_host_ok(const char *);
 struct target	*target_new(const char *);
 void		 target_free(struct target *);
 /* Replace the target from a JSON object; error text in ERR. */

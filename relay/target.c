@@ -10,11 +10,13 @@
 #include <string.h>
 
 #include "log.h"
+#include "proto.h"
 #include "relay.h"
 #include "xaddr.h"
 #include "xmalloc.h"
 
 #define TARGET_PEERS_MAX	1024
+#define TARGET_EPOCH_MAX	((1ULL << 53) - 1)	/* exact in any JSON */
 
 struct target_peer {
 	char		*name;
@@ -41,6 +43,7 @@ target_new(const char *self)
 	return (t);
 }
 
+/* Free N peers and the array. */
 static void
 target_peers_free(struct target_peer *p, size_t n)
 {
@@ -53,6 +56,7 @@ target_peers_free(struct target_peer *p, size_t n)
 	free(p);
 }
 
+/* Free a target; NULL is fine. */
 void
 target_free(struct target *t)
 {
@@ -63,6 +67,23 @@ target_free(struct target *t)
 	xaddr_free(t->appliance);
 	target_peers_free(t->peers, t->npeers);
 	free(t);
+}
+
+/*
+ * A host name as the session protocol carries it (proto.h HELLO):
+ * 1 to 255 bytes of printable ASCII, no spaces.
+ */
+int
+target_host_ok(const char *h)
+{
+	size_t	i, n = strlen(h);
+
+	if (n == 0 || n > PROTO_HOST_MAX)
+		return (-1);
+	for (i = 0; i < n; i++)
+		if (h[i] < 0x21 || h[i] > 0x7e)
+			return (-1);
+	return (0);
 }
 
 /* Parse one address for KEY, with a message naming both. */
@@ -113,8 +134,11 @@ target_set(struct target *t, json_t *o, char *err, size_t errlen)
 	}
 
 	if ((v = json_object_get(o, "epoch")) != NULL) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0) {
-			snprintf(err, errlen, "epoch: expected an integer");
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    (uint64_t)json_integer_value(v) > TARGET_EPOCH_MAX) {
+			snprintf(err, errlen, "epoch: expected an integer "
+			    "from 0 to %llu", (unsigned long long)
+			    TARGET_EPOCH_MAX);
 			goto fail;
 		}
 		epoch = (uint64_t)json_integer_value(v);
@@ -131,8 +155,9 @@ target_set(struct target *t, json_t *o, char *err, size_t errlen)
 			goto fail;
 		}
 		host = json_is_string(v) ? json_string_value(v) : NULL;
-		if (host != NULL && (*host == '\0' || strlen(host) > 255)) {
-			snprintf(err, errlen, "appliance_host: bad length");
+		if (host != NULL && target_host_ok(host) != 0) {
+			snprintf(err, errlen, "appliance_host: expected 1 to "
+			    "255 printable ASCII characters, no spaces");
 			goto fail;
 		}
 		host_set = 1;
@@ -155,6 +180,11 @@ target_set(struct target *t, json_t *o, char *err, size_t errlen)
 		}
 		peers = xcalloc(json_object_size(v) + 1, sizeof(*peers));
 		json_object_foreach(v, key, pv) {
+			if (target_host_ok(key) != 0) {
+				snprintf(err, errlen, "peers: host names are 1 "
+				    "to 255 printable ASCII characters");
+				goto fail;
+			}
 			if (!json_is_string(pv)) {
 				snprintf(err, errlen, "peers.%s: expected an "
 				    "address", key);
@@ -165,6 +195,11 @@ target_set(struct target *t, json_t *o, char *err, size_t errlen)
 				goto fail;
 			peers[npeers++].name = xstrdup(key);
 		}
+	}
+	if (epoch > TARGET_EPOCH_MAX) {
+		snprintf(err, errlen, "epoch: no epoch left after %llu",
+		    (unsigned long long)t->epoch);
+		goto fail;
 	}
 	t->epoch = epoch;
 	if (host_set) {
@@ -187,6 +222,7 @@ fail:
 	return (-1);
 }
 
+/* The peer entry for host NAME, or NULL. */
 static const struct target_peer *
 target_peer(const struct target *t, const char *name)
 {
@@ -235,6 +271,7 @@ target_local_appliance(struct target *t)
 	return (t->appliance);
 }
 
+/* The current epoch (0 before any target). */
 uint64_t
 target_epoch(const struct target *t)
 {

@@ -13,7 +13,6 @@
 #include "conf.h"
 #include "ctl.h"
 #include "log.h"
-#include "proto.h"
 #include "relay.h"
 #include "xaddr.h"
 #include "xmalloc.h"
@@ -47,6 +46,7 @@ static const struct conf_opt relay_opts[] = {
 };
 #define NOPTS	(sizeof(relay_opts) / sizeof(relay_opts[0]))
 
+/* Signal hook: end the loop; main() tears down. */
 static void
 relay_stop(void *arg)
 {
@@ -72,35 +72,30 @@ relay_target_init(struct relay *r)
 		if ((eq = strchr(p, '=')) == NULL || eq == p)
 			fatalx("--peer \"%s\": expected NAME=ADDR", p);
 		*eq = '\0';
-		json_object_set_new(peers, p, json_string(eq + 1));
+		if (target_host_ok(p) != 0)
+			fatalx("--peer \"%s\": NAME must be 1 to 255 printable "
+			    "ASCII characters, no spaces", p);
+		if (json_object_set_new(peers, p, json_string(eq + 1)) != 0)
+			fatalx("--peer %s: the address is not valid text", p);
 		*eq = '=';
 	}
 	json_object_set_new(o, "peers", peers);
+	if (r->conf.appliance_host != NULL &&
+	    target_host_ok(r->conf.appliance_host) != 0)
+		fatalx("--appliance-host \"%s\": expected 1 to 255 printable "
+		    "ASCII characters, no spaces", r->conf.appliance_host);
 	if (r->conf.appliance_host != NULL)
 		json_object_set_new(o, "appliance_host",
 		    json_string(r->conf.appliance_host));
-	if (r->conf.appliance != NULL)
-		json_object_set_new(o, "appliance",
-		    json_string(r->conf.appliance));
+	if (r->conf.appliance != NULL && json_object_set_new(o, "appliance",
+	    json_string(r->conf.appliance)) != 0)
+		fatalx("--appliance: the address is not valid text");
 	if (target_set(r->target, o, err, sizeof(err)) != 0)
 		fatalx("target: %s", err);
 	json_decref(o);
 }
 
-/* A host name as the session protocol carries it (proto.h HELLO). */
-static int
-relay_host_ok(const char *h)
-{
-	size_t	i, n = strlen(h);
-
-	if (n == 0 || n > PROTO_HOST_MAX)
-		return (-1);
-	for (i = 0; i < n; i++)
-		if (h[i] < 0x21 || h[i] > 0x7e)
-			return (-1);
-	return (0);
-}
-
+/* vrelay run: configure, listen, loop, tear down. */
 static int
 relay_run(int argc, char **argv)
 {
@@ -113,7 +108,7 @@ relay_run(int argc, char **argv)
 	daemon_parse("vrelay", relay_opts, NOPTS, &r.conf, argc, argv);
 	log_init("vrelay", r.conf.debug ? LOG_LEVEL_DEBUG :
 	    r.conf.quiet ? LOG_LEVEL_WARN : LOG_LEVEL_INFO);
-	if (relay_host_ok(r.conf.host) != 0)
+	if (target_host_ok(r.conf.host) != 0)
 		fatalx("--host \"%s\": expected 1 to 255 printable ASCII "
 		    "characters, no spaces (it names this host to the "
 		    "appliance end)", r.conf.host);
@@ -149,8 +144,10 @@ relay_run(int argc, char **argv)
 		xaddr_unlisten(r.guest_a[i]);
 		xaddr_free(r.guest_a[i]);
 	}
-	if (r.mesh_l != NULL)
+	if (r.mesh_l != NULL) {
 		evconnlistener_free(r.mesh_l);
+		xaddr_unlisten(r.mesh_a);
+	}
 	xaddr_free(r.mesh_a);
 	sess_ctx_free(r.d.sessions);
 	fwd_free(r.fwd);
@@ -170,11 +167,12 @@ static const char usage[] =
 	"       vrelay watch    --status PATH [--json]\n"
 	"       vrelay set-target --status PATH --arg appliance_host=NAME"
 	" [--arg appliance=ADDR]\n"
-	"                       [--arg 'peers={\"NAME\":\"ADDR\"}'] "
-	"[--arg epoch=N]\n"
+	"                       [--arg 'peers:={\"NAME\":\"ADDR\"}'] "
+	"[--arg epoch:=N]\n"
 	"       vrelay help --status PATH      commands the daemon takes\n"
 	"       vrelay run --help              every run option\n";
 
+/* vrelay: run the agent, or query one (daemon_main). */
 int
 main(int argc, char **argv)
 {

@@ -14,9 +14,9 @@ WP=$!
 PIDS="$PIDS $WP"
 sleep 0.2
 check "traffic" traffic A 5 --sessions 3 --bytes 10K
-out=$("$BINDIR/vrelay" set-target $S --arg epoch=7 --arg appliance_host=C)
+out=$("$BINDIR/vrelay" set-target $S --arg epoch:=7 --arg appliance_host=C)
 echo "$out" | grep -q 'epoch' || fail "set-target: $out"
-"$BINDIR/vrelay" set-target $S --arg epoch=5 --arg appliance_host=B \
+"$BINDIR/vrelay" set-target $S --arg epoch:=5 --arg appliance_host=B \
     >"$T/stale.out" 2>&1 && fail "stale epoch accepted"
 grep -q 'stale epoch 5 (current 7)' "$T/stale.out" || fail "stale message"
 "$BINDIR/vrelay" set-target $S --arg appliance-host=B >"$T/typo.out" 2>&1 &&
