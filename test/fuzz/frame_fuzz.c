@@ -173,7 +173,7 @@ fz_error(const uint8_t *pl, size_t plen, int type)
 	CHECK(plen == 3 + rlen);
 	for (i = 0; i < rlen; i++)
 		CHECK((uint8_t)m.reason[i] >= 0x20 &&
-		    (uint8_t)m.reason[i] != 0x7f);
+		    (uint8_t)m.reason[i] <= 0x7e);
 
 	b = fz_evbuffer();
 	frame_error_add(b, type, m.code, m.reason);
@@ -245,7 +245,7 @@ fz_error_add(const uint8_t *pl, size_t plen, int type)
 	CHECK(m.code == (uint16_t)code);
 	CHECK(strlen(m.reason) == rlen);
 	for (i = 0; i < rlen; i++) {
-		if ((uint8_t)reason[i] < 0x20 || (uint8_t)reason[i] == 0x7f)
+		if ((uint8_t)reason[i] < 0x20 || (uint8_t)reason[i] > 0x7e)
 			CHECK(m.reason[i] == '?');
 		else
 			CHECK(m.reason[i] == reason[i]);
