@@ -4,16 +4,17 @@
  * Design.  Each end numbers the bytes it reads from its local stream
  * (read_off) and keeps every byte the far end has not acknowledged in
  * two buffers: "unsent" holds [sent_off, read_off) and "replay" holds
- * [acked_off, sent_off), sent but not acknowledged (both moved by
- * chain, never walked).  DATA frames carry
- * their 64-bit offset; the receiver writes each byte to its local
- * stream once (recv_off), counts what the kernel took (deliv_off) and
- * acknowledges that, so an ACK means delivered, not merely received.
+ * [acked_off, sent_off), sent but not acknowledged (chains are moved
+ * between them, never walked); replay_max caps the two together.  DATA
+ * frames carry their 64-bit offset; the receiver writes each byte to
+ * its local stream once (recv_off), counts what the kernel took
+ * (deliv_off) and acknowledges that, so an ACK means delivered, not
+ * merely received.
  * FIN takes one offset, like TCP's, so "FIN delivered" is ACK final+1.
  *
  * A leg is one mesh connection.  When it breaks the session detaches
- * and keeps reading its local stream until the replay buffer is full
- * (then backpressure, never a drop).  The client opens a new leg with
+ * and keeps reading its local stream until replay_max is held (then
+ * backpressure, never a drop).  The client opens a new leg with
  * backoff and proves it holds the session secret (X25519 at open,
  * HMAC-SHA256 challenge at resume, the secret rotated after each use);
  * then each end states its next expected offset and the other sends
@@ -1119,9 +1120,9 @@ sess_check_done(struct sess *s)
 }
 
 /*
- * Take what the local stream has into the replay buffer, as far as the
- * cap allows (the rest waits: backpressure), then onto the leg.  The
- * stream counts as ended only once its last byte is taken.
+ * Take what the local stream has into the unsent buffer, as far as
+ * replay_max allows (the rest waits: backpressure), then onto the
+ * leg.  The stream counts as ended only once its last byte is taken.
  */
 static void
 sess_local_take(struct sess *s)
