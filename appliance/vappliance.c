@@ -158,15 +158,6 @@ appliance_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	sess_accept(a->d.sessions, bev, peer.str);
 }
 
-/* Signal hook: end the loop; appliance_run() tears down. */
-static void
-appliance_stop(void *arg)
-{
-	struct appliance	*a = arg;
-
-	event_base_loopexit(a->d.base, NULL);
-}
-
 /* vappliance run: configure, listen, loop, tear down. */
 static int
 appliance_run(int argc, char **argv)
@@ -189,7 +180,7 @@ appliance_run(int argc, char **argv)
 	    a.conf.quiet ? LOG_LEVEL_WARN : LOG_LEVEL_INFO);
 	if (a.conf.listen.n > APPLIANCE_LISTEN_MAX)
 		fatalx("--listen: at most %d", APPLIANCE_LISTEN_MAX);
-	daemon_init(&a.d, "vappliance", appliance_stop, &a);
+	daemon_init(&a.d, "vappliance");
 	daemon_vsock(a.conf.vsock_dir, a.conf.vsock_cid);
 	if ((e = xaddr_parse(a.conf.backend, &a.backend)) != XADDR_OK)
 		fatalx("--backend \"%s\": %s", a.conf.backend,
@@ -216,11 +207,8 @@ appliance_run(int argc, char **argv)
 		xaddr_free(a.listen_a[i]);
 	}
 	sess_ctx_free(a.d.sessions);
-	ctl_free(a.d.ctl);
 	xaddr_free(a.backend);
-	event_free(a.d.sigint);
-	event_free(a.d.sigterm);
-	event_base_free(a.d.base);
+	daemon_fini(&a.d);
 	conf_free(appliance_opts, NOPTS, &a.conf);
 	return (0);
 }

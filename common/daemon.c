@@ -55,25 +55,22 @@ daemon_sessconf_apply(const struct daemon_sessconf *sc, struct sess_conf *c)
 	c->max_pending = (size_t)sc->max_pending;
 }
 
-/* SIGINT or SIGTERM: leave the loop through the daemon's stop hook. */
+/* SIGINT or SIGTERM: leave the loop; the daemon's run() tears down. */
 static void
 daemon_signal_cb(evutil_socket_t sig, short ev, void *arg)
 {
 	struct daemon	*d = arg;
 
 	log_info("signal=%s stopping", strsignal(sig));
-	d->stop(d->stop_arg);
+	event_base_loopexit(d->base, NULL);
 }
 
 /* The event base and the signals every daemon handles. */
 void
-daemon_init(struct daemon *d, const char *prog, void (*stop)(void *),
-    void *arg)
+daemon_init(struct daemon *d, const char *prog)
 {
 	memset(d, 0, sizeof(*d));
 	d->prog = prog;
-	d->stop = stop;
-	d->stop_arg = arg;
 	d->started_ms = daemon_now_ms();
 	signal(SIGPIPE, SIG_IGN);
 	if ((d->base = event_base_new()) == NULL)
@@ -144,6 +141,19 @@ daemon_evname(enum sess_event ev)
 	return ("session-unknown");
 }
 
+/* Free what daemon_init() and daemon_status() made. */
+void
+daemon_fini(struct daemon *d)
+{
+	ctl_free(d->ctl);
+	d->ctl = NULL;
+	event_free(d->sigint);
+	event_free(d->sigterm);
+	event_base_free(d->base);
+	d->sigint = d->sigterm = NULL;
+	d->base = NULL;
+}
+
 /* Open the status socket at PATH (none if NULL); failing is fatal. */
 void
 daemon_status(struct daemon *d, const char *path, const struct ctl_cmd *tab,
@@ -171,14 +181,18 @@ daemon_sess_event(struct daemon *d, struct sess *s, enum sess_event ev,
 		log_debug("session=%s state %s", sess_idstr(s), reason);
 		return;
 	}
-	o = sess_json(s);
-	json_object_set_new(o, "event", json_string(daemon_evname(ev)));
-	if (reason != NULL)
-		json_object_set_new(o, ev == SESS_EV_RESUMED ? "leg" :
-		    "reason", json_string(reason));
-	if (ev == SESS_EV_RESUMED)
-		json_object_set_new(o, "resume_ms",
-		    json_integer(sess_resume_ms(s)));
+	o = NULL;
+	if (d->ctl != NULL && ctl_nwatchers(d->ctl) > 0) {
+		o = sess_json(s);
+		json_object_set_new(o, "event",
+		    json_string(daemon_evname(ev)));
+		if (reason != NULL)
+			json_object_set_new(o, ev == SESS_EV_RESUMED ? "leg" :
+			    "reason", json_string(reason));
+		if (ev == SESS_EV_RESUMED)
+			json_object_set_new(o, "resume_ms",
+			    json_integer(sess_resume_ms(s)));
+	}
 	if (ev == SESS_EV_RESUMED)
 		log_info("%s session=%s guest=%s/%u:%u leg=%s resume_ms=%lld",
 		    daemon_evname(ev), sess_idstr(s), sess_host(s), sess_cid(s),
@@ -189,8 +203,10 @@ daemon_sess_event(struct daemon *d, struct sess *s, enum sess_event ev,
 		    sess_cid(s), sess_port(s),
 		    reason != NULL ? " reason=\"" : "",
 		    reason != NULL ? reason : "", reason != NULL ? "\"" : "");
-	ctl_broadcast(d->ctl, o);
-	json_decref(o);
+	if (o != NULL) {
+		ctl_broadcast(d->ctl, o);
+		json_decref(o);
+	}
 }
 
 /* Parse "run" arguments or explain what is wrong, then exit. */

@@ -179,6 +179,21 @@ frame_peek(struct evbuffer *in, struct frame_hdr *h)
 	return (frame_hdr_decode(hdr, sizeof(hdr), h));
 }
 
+/* A host name HELLO may carry: it ends up in logs and status output. */
+int
+frame_host_ok(const void *s, size_t n)
+{
+	const uint8_t	*p = s;
+	size_t		 i;
+
+	if (n > PROTO_HOST_MAX)
+		return (-1);
+	for (i = 0; i < n; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return (-1);
+	return (0);
+}
+
 /* Magic and version, common to HELLO and WELCOME. */
 static int
 frame_check_magic(const uint8_t *p, uint16_t *version)
@@ -198,7 +213,7 @@ frame_check_magic(const uint8_t *p, uint16_t *version)
 int
 frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 {
-	size_t	hostlen, i;
+	size_t	hostlen;
 	int	r;
 
 	memset(m, 0, sizeof(*m));
@@ -227,12 +242,9 @@ frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 	hostlen = p[88];
 	if (len != 89 + hostlen)
 		return (FRAME_E_SIZE);
-	for (i = 0; i < hostlen; i++) {
-		/* Printable only: it ends up in logs and status output. */
-		if (p[89 + i] < 0x21 || p[89 + i] > 0x7e)
-			return (FRAME_E_FIELD);
-		m->host[i] = p[89 + i];
-	}
+	if (frame_host_ok(p + 89, hostlen) != 0)
+		return (FRAME_E_FIELD);
+	memcpy(m->host, p + 89, hostlen);
 	m->host[hostlen] = '\0';
 	return (FRAME_OK);
 }

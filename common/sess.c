@@ -27,8 +27,6 @@
  * resume proof refer to their session by id, not by pointer.
  */
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/queue.h>
 #include <sys/tree.h>
 
@@ -51,6 +49,7 @@
 #include "frame.h"
 #include "proto.h"
 #include "sess.h"
+#include "xaddr.h"
 #include "xmalloc.h"
 
 #ifndef __unused
@@ -950,18 +949,13 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 
 	leg->state = LEG_UP;
 	evtimer_del(leg->deadline);
-	if (s->ctx->conf.keepalive_ms > 0) {
-		unsigned int	ut;
-
-		/*
-		 * A leg paused for backpressure reads nothing, so no read
-		 * timeout runs; unacknowledged TCP data (our PINGs) then tells
-		 * a dead peer.  Not TCP: fails harmlessly.
-		 */
-		ut = (unsigned int)(s->ctx->conf.keepalive_ms * 3);
-		setsockopt(bufferevent_getfd(leg->bev), IPPROTO_TCP,
-		    TCP_USER_TIMEOUT, &ut, sizeof(ut));
-	}
+	/*
+	 * A leg paused for backpressure reads nothing, so no read timeout
+	 * runs; unacknowledged TCP data (our PINGs) then tells a dead peer.
+	 */
+	if (s->ctx->conf.keepalive_ms > 0)
+		xaddr_dead_after(bufferevent_getfd(leg->bev),
+		    s->ctx->conf.keepalive_ms * 3);
 	bufferevent_setwatermark(leg->bev, EV_READ, 0, LEG_READ_HIGH);
 	bufferevent_setwatermark(leg->bev, EV_WRITE, LEG_HIGH / 2, 0);
 	if (s->ctx->conf.keepalive_ms > 0) {

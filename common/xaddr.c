@@ -975,3 +975,20 @@ xaddr_tune(int fd)
 		return;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
+
+/* TCP_USER_TIMEOUT of MS on a TCP socket; other sockets are left be. */
+void
+xaddr_dead_after(int fd, long long ms)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+	unsigned int		ut;
+
+	if (ms <= 0 || fd < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return;
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		return;
+	ut = ms > UINT_MAX ? UINT_MAX : (unsigned int)ms;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+}

@@ -60,8 +60,6 @@ struct daemon {
 	struct event		*sigint;
 	struct event		*sigterm;
 	long long		 started_ms;
-	void			(*stop)(void *);
-	void			*stop_arg;
 };
 
 /* Defaults for the session settings, then apply them to a sess_conf. */
@@ -69,8 +67,10 @@ void	daemon_sessconf_defaults(struct daemon_sessconf *);
 void	daemon_sessconf_apply(const struct daemon_sessconf *,
 	    struct sess_conf *);
 
-/* Event base, signals (SIGINT/SIGTERM call STOP), SIGPIPE ignored. */
-void	daemon_init(struct daemon *, const char *, void (*)(void *), void *);
+/* Event base, signals (SIGINT/SIGTERM leave the loop), SIGPIPE ignored. */
+void	daemon_init(struct daemon *, const char *);
+/* Free the status socket, signals and event base. */
+void	daemon_fini(struct daemon *);
 /* Emulated vsock from --vsock-dir/--vsock-cid, or die. */
 void	daemon_vsock(const char *, long long);
 /* Listen on ADDR (fatal on failure: startup only). */

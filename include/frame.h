@@ -33,6 +33,11 @@ struct frame_hdr {
 const char	*frame_strerror(int);
 const char	*frame_strtype(int);
 const char	*frame_strcode(int);
+/*
+ * Whether N bytes at S make a host name HELLO may carry: at most
+ * PROTO_HOST_MAX bytes of printable ASCII without spaces.  0 if so.
+ */
+int		 frame_host_ok(const void *, size_t);
 
 /* Parse and check a header; FRAME_EAGAIN if fewer than 8 bytes. */
 int	frame_hdr_decode(const uint8_t *, size_t, struct frame_hdr *);

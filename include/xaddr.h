@@ -94,5 +94,10 @@ void		 xaddr_peer_describe(const struct sockaddr *, socklen_t,
 
 /* Socket options for data legs: TCP_NODELAY where it applies. */
 void		 xaddr_tune(int);
+/*
+ * On TCP, give up on the connection once sent data has gone
+ * unacknowledged for MS (TCP_USER_TIMEOUT); a no-op elsewhere.
+ */
+void		 xaddr_dead_after(int, long long);
 
 #endif

@@ -14,8 +14,6 @@
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -329,16 +327,9 @@ fwd_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	xaddr_tune(fd);
-	if (ctx->r->conf.sess.keepalive_ms > 0) {
-		unsigned int	ut;
-
-		/*
-		 * The session ends ping through us: a mesh peer that stops
-		 * acknowledging them is gone, even while we do not read it.
-		 */
-		ut = (unsigned int)(ctx->r->conf.sess.keepalive_ms * 3);
-		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
-	}
+	/* The session ends ping through us: silence means the peer is gone. */
+	if (ctx->r->conf.sess.keepalive_ms > 0)
+		xaddr_dead_after(fd, ctx->r->conf.sess.keepalive_ms * 3);
 	f = xcalloc(1, sizeof(*f));
 	f->ctx = ctx;
 	f->id = ++ctx->next_id;

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame.h"
 #include "log.h"
-#include "proto.h"
 #include "relay.h"
 #include "xaddr.h"
 #include "xmalloc.h"
@@ -69,21 +69,11 @@ target_free(struct target *t)
 	free(t);
 }
 
-/*
- * A host name as the session protocol carries it (proto.h HELLO):
- * 1 to 255 bytes of printable ASCII, no spaces.
- */
+/* A host name as HELLO carries it (frame_host_ok), and not empty. */
 int
 target_host_ok(const char *h)
 {
-	size_t	i, n = strlen(h);
-
-	if (n == 0 || n > PROTO_HOST_MAX)
-		return (-1);
-	for (i = 0; i < n; i++)
-		if (h[i] < 0x21 || h[i] > 0x7e)
-			return (-1);
-	return (0);
+	return (*h == '\0' ? -1 : frame_host_ok(h, strlen(h)));
 }
 
 /* Parse one address for KEY, with a message naming both. */

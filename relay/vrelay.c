@@ -46,15 +46,6 @@ static const struct conf_opt relay_opts[] = {
 };
 #define NOPTS	(sizeof(relay_opts) / sizeof(relay_opts[0]))
 
-/* Signal hook: end the loop; main() tears down. */
-static void
-relay_stop(void *arg)
-{
-	struct relay	*r = arg;
-
-	event_base_loopexit(r->d.base, NULL);
-}
-
 /* The static target from flags, through the same path as updates. */
 static void
 relay_target_init(struct relay *r)
@@ -118,7 +109,7 @@ relay_run(int argc, char **argv)
 	if (r.conf.guest_listen.n > sizeof(r.guest_l) / sizeof(r.guest_l[0]))
 		fatalx("--guest-listen: at most %zu",
 		    sizeof(r.guest_l) / sizeof(r.guest_l[0]));
-	daemon_init(&r.d, "vrelay", relay_stop, &r);
+	daemon_init(&r.d, "vrelay");
 	daemon_vsock(r.conf.vsock_dir, r.conf.vsock_cid);
 	relay_target_init(&r);
 	ingress_init(&r);
@@ -151,11 +142,8 @@ relay_run(int argc, char **argv)
 	xaddr_free(r.mesh_a);
 	sess_ctx_free(r.d.sessions);
 	fwd_free(r.fwd);
-	ctl_free(r.d.ctl);
 	target_free(r.target);
-	event_free(r.d.sigint);
-	event_free(r.d.sigterm);
-	event_base_free(r.d.base);
+	daemon_fini(&r.d);
 	conf_free(relay_opts, NOPTS, &r.conf);
 	return (0);
 }
