@@ -31,13 +31,21 @@ struct cli {
 	json_t		*req;
 };
 
-/* The session table's columns; numbers are right-aligned. */
-#define CLI_NCOLS	9
-static const char *const cli_cols[CLI_NCOLS] = {
-	"ID", "STATE", "GUEST", "IN", "OUT", "UNACKED", "REPLAYED",
-	"RESUMES", "AGE"
+/* A table column: title, member, how to show it, numbers right. */
+struct cli_col {
+	const char	*title;
+	const char	*key;
+	char		*(*fmt)(json_t *, const char *);
+	int		 right;
 };
-static const int cli_right[CLI_NCOLS] = { 0, 0, 0, 1, 1, 1, 1, 1, 1 };
+
+/* A subcommand whose answer is a list printed as a table. */
+struct cli_table {
+	const char		*subcmd;
+	const char		*list;		/* the answer's array */
+	const struct cli_col	*cols;
+	size_t			 ncols;
+};
 
 static volatile sig_atomic_t	cli_interrupted;
 
@@ -451,7 +459,7 @@ cli_cell(json_t *obj, const char *key)
 
 /* The guest end as host/cid:port. */
 static char *
-cli_guest(json_t *session)
+cli_guest(json_t *session, const char *key)
 {
 	json_t	*g = json_object_get(session, "guest");
 	char	*host, *cid, *port, *s;
@@ -468,68 +476,144 @@ cli_guest(json_t *session)
 	return (s);
 }
 
-/* Fill one table row from a session object. */
-static void
-cli_session_row(json_t *s, char **row)
+/* Bytes of member KEY. */
+static char *
+cli_bytes_of(json_t *row, const char *key)
 {
-	char	*in, *out;
+	return (cli_bytes(json_object_get(row, key)));
+}
 
-	row[0] = cli_cell(s, "id");
-	row[1] = cli_cell(s, "state");
-	row[2] = cli_guest(s);
-	row[3] = cli_bytes(json_object_get(s, "bytes_in"));
-	row[4] = cli_bytes(json_object_get(s, "bytes_out"));
+/* Age of member KEY (milliseconds). */
+static char *
+cli_age_of(json_t *row, const char *key)
+{
+	return (cli_age(json_object_get(row, key)));
+}
+
+/* Milliseconds of member KEY as "12ms". */
+static char *
+cli_ms_of(json_t *row, const char *key)
+{
+	json_t	*v = json_object_get(row, key);
+	char	*s;
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return (xstrdup("-"));
+	xasprintf(&s, "%lldms", (long long)json_integer_value(v));
+	return (s);
+}
+
+/* A boolean member as yes/no ("-" when null or missing). */
+static char *
+cli_yesno(json_t *row, const char *key)
+{
+	json_t	*v = json_object_get(row, key);
+
+	if (!json_is_boolean(v))
+		return (xstrdup("-"));
+	return (xstrdup(json_is_true(v) ? "yes" : "no"));
+}
+
+/* Unacknowledged bytes both ways as in/out. */
+static char *
+cli_unacked(json_t *s, const char *key)
+{
+	char	*in, *out, *r;
+
 	in = cli_bytes(json_object_get(s, "unacked_in"));
 	out = cli_bytes(json_object_get(s, "unacked_out"));
 	if (strcmp(in, "-") == 0 && strcmp(out, "-") == 0)
-		row[5] = xstrdup("-");
+		r = xstrdup("-");
 	else
-		xasprintf(&row[5], "%s/%s", in, out);
+		xasprintf(&r, "%s/%s", in, out);
 	free(in);
 	free(out);
-	row[6] = cli_bytes(json_object_get(s, "replayed"));
-	row[7] = cli_cell(s, "resumes");
-	row[8] = cli_age(json_object_get(s, "age_ms"));
+	return (r);
 }
 
-/* "sessions": one aligned row per session under a header. */
+static const struct cli_col cli_session_cols[] = {
+	{ "ID", "id", cli_cell, 0 },
+	{ "STATE", "state", cli_cell, 0 },
+	{ "GUEST", "guest", cli_guest, 0 },
+	{ "IN", "bytes_in", cli_bytes_of, 1 },
+	{ "OUT", "bytes_out", cli_bytes_of, 1 },
+	{ "UNACKED", NULL, cli_unacked, 1 },
+	{ "REPLAYED", "replayed", cli_bytes_of, 1 },
+	{ "RESUMES", "resumes", cli_cell, 1 },
+	{ "AGE", "age_ms", cli_age_of, 1 },
+};
+
+static const struct cli_col cli_relay_cols[] = {
+	{ "HOST", "host", cli_cell, 0 },
+	{ "MESH", "mesh", cli_cell, 0 },
+	{ "CONNECTED", "connected", cli_yesno, 0 },
+	{ "IN-VSPHERE", "known", cli_yesno, 0 },
+	{ "ACKED", "acked_epoch", cli_cell, 1 },
+	{ "CONVERGED", "converged", cli_yesno, 0 },
+	{ "LAG", "lag_ms", cli_ms_of, 1 },
+	{ "SINCE", "since_ms", cli_age_of, 1 },
+	{ "LAST-NACK", "last_error", cli_cell, 0 },
+};
+
+#define CLI_NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+static const struct cli_table cli_tables[] = {
+	{ "sessions", "sessions", cli_session_cols,
+	    CLI_NELEM(cli_session_cols) },
+	{ "relays", "relays", cli_relay_cols, CLI_NELEM(cli_relay_cols) },
+};
+
+/* The table layout for SUBCMD, or NULL. */
+static const struct cli_table *
+cli_table_find(const char *subcmd)
+{
+	size_t	i;
+
+	for (i = 0; i < CLI_NELEM(cli_tables); i++)
+		if (strcmp(cli_tables[i].subcmd, subcmd) == 0)
+			return (&cli_tables[i]);
+	return (NULL);
+}
+
+/* A list answer: one aligned row per element under a header. */
 static int
-cli_print_sessions(const struct cli *c, json_t *answer)
+cli_print_table(const struct cli *c, const struct cli_table *t,
+    json_t *answer)
 {
 	json_t	*list, *s;
 	char	**cells;
-	size_t	 n, i, r;
-	int	 width[CLI_NCOLS], col, w;
+	size_t	 n, i, r, col, nc = t->ncols;
+	int	 width[16], w;
 
-	list = json_object_get(answer, "sessions");
-	if (!json_is_array(list)) {
-		fprintf(stderr, "%s: sessions: answer has no \"sessions\" "
-		    "list\n", c->prog);
+	list = json_object_get(answer, t->list);
+	if (!json_is_array(list) || nc > CLI_NELEM(width)) {
+		fprintf(stderr, "%s: %s: answer has no \"%s\" list\n",
+		    c->prog, c->subcmd, t->list);
 		return (CLI_EXIT_ERROR);
 	}
 	n = json_array_size(list);
-	cells = xreallocarray(NULL, (n + 1) * CLI_NCOLS, sizeof(*cells));
-	for (col = 0; col < CLI_NCOLS; col++)
-		cells[col] = xstrdup(cli_cols[col]);
+	cells = xreallocarray(NULL, (n + 1) * nc, sizeof(*cells));
+	for (col = 0; col < nc; col++)
+		cells[col] = xstrdup(t->cols[col].title);
 	json_array_foreach(list, i, s)
-		cli_session_row(s, cells + (i + 1) * CLI_NCOLS);
+		for (col = 0; col < nc; col++)
+			cells[(i + 1) * nc + col] = t->cols[col].fmt(s,
+			    t->cols[col].key);
 
-	for (col = 0; col < CLI_NCOLS; col++) {
+	for (col = 0; col < nc; col++) {
 		width[col] = 0;
 		for (r = 0; r <= n; r++) {
-			w = (int)strlen(cells[r * CLI_NCOLS + col]);
+			w = (int)strlen(cells[r * nc + col]);
 			if (w > width[col])
 				width[col] = w;
 		}
 	}
 	for (r = 0; r <= n; r++) {
-		for (col = 0; col < CLI_NCOLS; col++) {
-			w = col == CLI_NCOLS - 1 && !cli_right[col] ? 0 :
+		for (col = 0; col < nc; col++) {
+			w = col == nc - 1 && !t->cols[col].right ? 0 :
 			    width[col];
 			printf("%s%*s", col > 0 ? "  " : "",
-			    cli_right[col] ? w : -w,
-			    cells[r * CLI_NCOLS + col]);
-			free(cells[r * CLI_NCOLS + col]);
+			    t->cols[col].right ? w : -w, cells[r * nc + col]);
+			free(cells[r * nc + col]);
 		}
 		printf("\n");
 	}
@@ -702,8 +786,9 @@ cli_watch(const struct cli *c)
 static int
 cli_request(const struct cli *c)
 {
-	json_t	*answer;
-	int	 rv;
+	const struct cli_table	*t;
+	json_t			*answer;
+	int			 rv;
 
 	if ((rv = ctl_request(c->path, c->req, c->timeout, &answer)) !=
 	    CTL_OK)
@@ -713,8 +798,8 @@ cli_request(const struct cli *c)
 		rv = cli_refused(c, answer) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 	} else if (cli_refused(c, answer))
 		rv = CLI_EXIT_ERROR;
-	else if (strcmp(c->subcmd, "sessions") == 0)
-		rv = cli_print_sessions(c, answer);
+	else if ((t = cli_table_find(c->subcmd)) != NULL)
+		rv = cli_print_table(c, t, answer);
 	else if (strcmp(c->subcmd, "help") == 0)
 		rv = cli_print_help(answer);
 	else {

@@ -3,7 +3,8 @@
 # from Debian 12's own packages.  Run as root (or with sudo).
 set -e
 PKGS="build-essential pkg-config libevent-dev libjansson-dev libssl-dev
-libbsd-dev libcmocka-dev python3 socat procps clang libclang-rt-dev"
+libbsd-dev libcmocka-dev libcurl4-openssl-dev libxml2-dev python3 socat
+procps clang libclang-rt-dev golang-go golang-github-vmware-govmomi-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

@@ -24,7 +24,7 @@ static const struct ctl_cmd control_table[] = {
 	{ "sessions", "every session this relay is the ingress end of", 0,
 	    daemon_cmd_sessions },
 	{ "watch", "stream events: session open/detach/resume/close, "
-	    "target change", CTL_WATCH, control_watch },
+	    "target change, uplink state, hints", CTL_WATCH, control_watch },
 	{ "set-target", "move the target: {epoch, appliance_host, "
 	    "appliance, peers}", 0, control_set_target },
 	{ "close-session", "abort one session: {id}", 0, daemon_cmd_close },
@@ -46,7 +46,7 @@ control_status(json_t *req, void *arg, const char **err)
 	for (i = 0; i < r->nguest; i++)
 		json_array_append_new(gl,
 		    json_string(xaddr_str(r->guest_a[i])));
-	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
+	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(daemon_now_ms() - r->d.started_ms),
@@ -55,7 +55,9 @@ control_status(json_t *req, void *arg, const char **err)
 	    json_string(xaddr_str(r->mesh_a)) : json_null(),
 	    "target", target_json(r->target),
 	    "sessions", sess,
-	    "forwards", fwd_json(r->fwd)));
+	    "forwards", fwd_json(r->fwd),
+	    "uplink", r->uplink != NULL ? uplink_json(r->uplink) :
+	    json_null()));
 }
 
 /* Subscribe to events; answer with the current target. */
@@ -68,26 +70,41 @@ control_watch(json_t *req, void *arg, const char **err)
 	    "target", target_json(r->target)));
 }
 
+/*
+ * The target moved (set-target here, or a TARGET from the locator in
+ * uplink.c): log it, tell the watchers where it came from, and send
+ * legs not yet up to the new place.
+ */
+void
+control_target_changed(struct relay *r, const char *source)
+{
+	json_t	*ev;
+
+	log_info("target-change epoch=%llu source=%s",
+	    (unsigned long long)target_epoch(r->target), source);
+	if (r->d.ctl != NULL && ctl_nwatchers(r->d.ctl) > 0) {
+		ev = target_json(r->target);
+		json_object_set_new(ev, "event", json_string("target-change"));
+		json_object_set_new(ev, "source", json_string(source));
+		ctl_broadcast(r->d.ctl, ev);
+		json_decref(ev);
+	}
+	sess_ctx_retarget(r->d.sessions);
+}
+
 /* Move the target; relays keep their last good target otherwise. */
 static json_t *
 control_set_target(json_t *req, void *arg, const char **err)
 {
 	struct relay	*r = arg;
 	static char	 msg[300];
-	json_t		*ev;
 
 	if (target_set(r->target, req, msg, sizeof(msg)) != 0) {
 		*err = msg;
 		return (NULL);
 	}
-	ev = target_json(r->target);
-	log_info("target-change epoch=%llu",
-	    (unsigned long long)target_epoch(r->target));
-	json_object_set_new(ev, "event", json_string("target-change"));
-	ctl_broadcast(r->d.ctl, ev);
-	sess_ctx_retarget(r->d.sessions);
-	json_object_del(ev, "event");
-	return (json_pack("{s:o}", "target", ev));
+	control_target_changed(r, "control");
+	return (json_pack("{s:o}", "target", target_json(r->target)));
 }
 
 /* Open the status socket. */

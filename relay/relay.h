@@ -6,8 +6,9 @@
  * (ingress.c via common/sess.c).  As the relay on the appliance's host
  * it accepts mesh legs from other relays (--mesh-listen) and forwards
  * their bytes opaquely to the appliance endpoint over vSocket (fwd.c).
- * Where to send a session is the target (target.c): static from flags
- * for now, replaced at run time through the status socket.
+ * Where to send a session is the target (target.c): first from flags,
+ * then replaced at run time by the locator's pushes (uplink.c, with
+ * --locator) or through the status socket.
  */
 #ifndef VRELAY_RELAY_H
 #define VRELAY_RELAY_H
@@ -22,6 +23,7 @@
 struct xaddr;
 struct target;
 struct fwd_ctx;
+struct uplink;
 
 struct relay_conf {
 	char			*host;
@@ -31,6 +33,8 @@ struct relay_conf {
 	struct conf_list	 peers;
 	char			*appliance_host;
 	char			*appliance;
+	char			*locator;
+	char			*mesh_advertise;
 	char			*vsock_dir;
 	long long		 vsock_cid;
 	int			 debug;
@@ -43,6 +47,7 @@ struct relay {
 	struct relay_conf	 conf;
 	struct target		*target;
 	struct fwd_ctx		*fwd;
+	struct uplink		*uplink;	/* NULL without --locator */
 	struct evconnlistener	*guest_l[16];
 	struct xaddr		*guest_a[16];
 	size_t			 nguest;
@@ -78,5 +83,26 @@ json_t		*fwd_json(const struct fwd_ctx *);
 
 /* control.c */
 void		 control_init(struct relay *);
+/* The target moved: log, broadcast (SOURCE: "locator", "control"). */
+void		 control_target_changed(struct relay *, const char *);
+
+/* uplink.c */
+enum uplink_state {
+	UPLINK_BACKOFF = 1,	/* waiting to (re)connect */
+	UPLINK_CONNECTING,	/* connect() in progress */
+	UPLINK_HELLO,		/* HELLO sent, waiting for WELCOME */
+	UPLINK_UP,		/* welcomed: TARGETs are applied */
+};
+/*
+ * Keep a connection to the locator at ADDR, registering host
+ * r->conf.host with mesh address MESH ("" if none); fatal on a bad
+ * address (startup only).  Connects from the event loop.
+ */
+struct uplink	*uplink_new(struct relay *, const char *, const char *);
+/* Close the connection and free; NULL is fine. */
+void		 uplink_free(struct uplink *);
+const char	*uplink_strstate(enum uplink_state);
+/* The "uplink" object of vrelay status (new reference). */
+json_t		*uplink_json(const struct uplink *);
 
 #endif

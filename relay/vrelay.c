@@ -34,6 +34,12 @@ static const struct conf_opt relay_opts[] = {
 	    "the host that runs the appliance now" },
 	{ "appliance", CONF_STR, OPT(appliance), 0, 0, 0, "ADDR",
 	    "the appliance endpoint as reached from its host" },
+	{ "locator", CONF_STR, OPT(locator), 0, 0, 0, "ADDR",
+	    "take target pushes from vlocator here (tcp://HOST:PORT or "
+	    "unix:PATH)" },
+	{ "mesh-advertise", CONF_STR, OPT(mesh_advertise), 0, 0, 0, "ADDR",
+	    "mesh address to register with the locator (default: "
+	    "--mesh-listen, unless a wildcard)" },
 	{ "vsock-dir", CONF_STR, OPT(vsock_dir), 0, 0, 0, "DIR",
 	    "emulate vsock in DIR (one directory per simulated host)" },
 	{ "vsock-cid", CONF_INT, OPT(vsock_cid), 0, 0xfffffffeLL, 0, "CID",
@@ -86,6 +92,40 @@ relay_target_init(struct relay *r)
 	json_decref(o);
 }
 
+/*
+ * The mesh address other relays reach this one at, as registered with
+ * the locator: --mesh-advertise, else the bound --mesh-listen unless
+ * it is a wildcard (which names no host); "" without a mesh listener.
+ */
+static const char *
+relay_mesh_advertise(struct relay *r)
+{
+	struct xaddr	*xa;
+	const char	*s;
+	int		 e;
+
+	if (r->conf.mesh_advertise != NULL) {
+		if ((e = xaddr_parse(r->conf.mesh_advertise, &xa)) !=
+		    XADDR_OK)
+			fatalx("--mesh-advertise \"%s\": %s",
+			    r->conf.mesh_advertise, xaddr_strerror(e));
+		xaddr_free(xa);
+		return (r->conf.mesh_advertise);
+	}
+	if (r->mesh_a == NULL)
+		return ("");
+	s = xaddr_str(r->mesh_a);
+	if ((xaddr_type(r->mesh_a) == XADDR_TCP &&
+	    (strncmp(s, "tcp://0.0.0.0:", 14) == 0 ||
+	    strncmp(s, "tcp://[::]:", 11) == 0)) ||
+	    (xaddr_type(r->mesh_a) == XADDR_VSOCK &&
+	    xaddr_cid(r->mesh_a) == XADDR_CID_ANY))
+		fatalx("--mesh-listen %s is a wildcard address, which other "
+		    "relays cannot connect to: give --mesh-advertise ADDR, "
+		    "the address they reach this relay at", s);
+	return (s);
+}
+
 /* vrelay run: configure, listen, loop, tear down. */
 static int
 relay_run(int argc, char **argv)
@@ -106,6 +146,9 @@ relay_run(int argc, char **argv)
 	if (r.conf.guest_listen.n == 0 && r.conf.mesh_listen == NULL)
 		fatalx("nothing to do: give --guest-listen and/or "
 		    "--mesh-listen");
+	if (r.conf.mesh_advertise != NULL && r.conf.mesh_listen == NULL)
+		fatalx("--mesh-advertise needs --mesh-listen (no mesh "
+		    "listener, nothing to advertise)");
 	if (r.conf.guest_listen.n > sizeof(r.guest_l) / sizeof(r.guest_l[0]))
 		fatalx("--guest-listen: at most %zu",
 		    sizeof(r.guest_l) / sizeof(r.guest_l[0]));
@@ -121,6 +164,9 @@ relay_run(int argc, char **argv)
 	if (r.conf.mesh_listen != NULL)
 		r.mesh_l = daemon_listen(&r.d, r.conf.mesh_listen,
 		    fwd_accept_cb, r.fwd, &r.mesh_a);
+	if (r.conf.locator != NULL)
+		r.uplink = uplink_new(&r, r.conf.locator,
+		    relay_mesh_advertise(&r));
 	/* Last, so a status socket means the daemon is ready. */
 	control_init(&r);
 	log_info("vrelay started host=%s pid=%ld", r.conf.host,
@@ -139,6 +185,7 @@ relay_run(int argc, char **argv)
 		evconnlistener_free(r.mesh_l);
 		xaddr_unlisten(r.mesh_a);
 	}
+	uplink_free(r.uplink);
 	xaddr_free(r.mesh_a);
 	sess_ctx_free(r.d.sessions);
 	fwd_free(r.fwd);

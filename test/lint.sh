@@ -5,7 +5,8 @@
 # compiled objects.  Exit 1 on any finding.
 cd "$(dirname "$0")/.." || exit 1
 OBJDIR=${OBJDIR:-obj/def}
-SRCS="common/*.c relay/*.c appliance/*.c include/*.h test/tools/*.c"
+SRCS="common/*.c vmomi/*.c relay/*.c locator/*.c appliance/*.c include/*.h
+test/tools/*.c"
 rc=0
 
 # Unbounded or locale-bound string calls and weak randomness/time.
@@ -26,11 +27,16 @@ for f in $SRCS; do
 done
 
 # Exported names: the file name is the prefix (log.c and xmalloc.c
-# keep the OpenBSD names fatal/fatalx and x*alloc).
-for o in "$OBJDIR"/common/*.o; do
+# keep the OpenBSD names fatal/fatalx and x*alloc); libvmomi's public
+# API is vmomi_* whichever of its files defines it.
+for o in "$OBJDIR"/common/*.o "$OBJDIR"/vmomi/*.o; do
+	[ -e "$o" ] || continue
 	m=$(basename "$o" .o)
+	lib=$(basename "$(dirname "$o")")
+	pub=XXX
+	[ "$lib" = vmomi ] && pub=vmomi
 	nm -g --defined-only "$o" | awk '{ print $3 }' |
-	    grep -vE "^${m}_|^(fatal|fatalx|xmalloc|xcalloc|xreallocarray|xstrdup|xasprintf)$" |
+	    grep -vE "^${m}_|^${pub}_|^(fatal|fatalx|xmalloc|xcalloc|xreallocarray|xstrdup|xasprintf)$" |
 	    sed "s|^|lint: $o exports |" | grep . && rc=1
 done
 [ $rc = 0 ] && echo "lint: ok"

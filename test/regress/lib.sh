@@ -129,3 +129,113 @@ print(v)' "$1"
 rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
+
+# --- vSphere: the vCenter simulator and the locator -------------------
+: "${VCSIMH:=$(cd "$(dirname "$0")/../.." && pwd)/obj/vcsimh}"
+
+# Start govmomi's simulator with hosts A, B, C and the appliance VM on
+# B, VMCI CID 3 (the emulated appliance's): start_vcsim [vcsimh args].
+# Its stdin is a fifo (vcsim_cmd writes to it); VCSIM_URL and
+# VCSIM_SHA256/VCSIM_SHA1 come from its first line.
+start_vcsim() {
+	[ -x "$VCSIMH" ] || fail "no simulator at $VCSIMH (make obj/vcsimh)"
+	rm -f "$T/vcsim.in" "$T/vcsim.out"
+	mkfifo "$T/vcsim.in"
+	"$VCSIMH" -host-names A,B,C -vm vch-appliance -on B -vmci-cid 3 \
+	    -user vrelay -password 's3cret pass' "$@" \
+	    <"$T/vcsim.in" >"$T/vcsim.out" 2>>"$T/vcsim.log" &
+	VCSIM_PID=$!
+	PIDS="$PIDS $!"
+	exec 7>"$T/vcsim.in"
+	local i
+	for i in $(seq 1 400); do
+		[ -s "$T/vcsim.out" ] && break
+		sleep 0.05
+	done
+	[ -s "$T/vcsim.out" ] || fail "simulator did not start: \
+$(cat "$T/vcsim.log")"
+	VCSIM_URL=$(head -1 "$T/vcsim.out" | json_get url)
+	VCSIM_SHA256=$(head -1 "$T/vcsim.out" | python3 -c 'import json,sys
+print(json.load(sys.stdin).get("thumbprint_sha256",""))')
+	VCSIM_SHA1=$(head -1 "$T/vcsim.out" | python3 -c 'import json,sys
+print(json.load(sys.stdin).get("thumbprint_sha1",""))')
+	VCSIM_LINES=1
+}
+
+# Stop the simulator (its stdin closes).
+stop_vcsim() {
+	exec 7>&-
+	kill "$VCSIM_PID" 2>/dev/null
+	wait "$VCSIM_PID" 2>/dev/null
+}
+
+# One simulator command; its JSON answer on stdout: vcsim_cmd relocate C
+vcsim_cmd() {
+	echo "$*" >&7
+	VCSIM_LINES=$((VCSIM_LINES + 1))
+	local i
+	for i in $(seq 1 200); do
+		[ "$(wc -l <"$T/vcsim.out")" -ge "$VCSIM_LINES" ] && break
+		sleep 0.05
+	done
+	sed -n "${VCSIM_LINES}p" "$T/vcsim.out"
+}
+
+# Credentials file for the simulator's user, mode 0600.
+write_creds() {
+	(umask 077; printf '{"user": "vrelay", "password": "%s"}\n' \
+	    "${1:-s3cret pass}" >"$T/creds.json")
+}
+
+# The locator on port BASE+20: start_locator [args]
+LOC_PORT=$((BASE + 20))
+start_locator() {
+	rm -f "$T/loc.sock"
+	"$BINDIR/vlocator" run --vcenter "$VCSIM_URL" \
+	    --credentials "$T/creds.json" --vm vch-appliance \
+	    --listen "tcp://127.0.0.1:$LOC_PORT" --status "$T/loc.sock" \
+	    --retry-max 1s "$@" 2>>"$T/loc.log" &
+	LOC_PID=$!
+	PIDS="$PIDS $!"
+	wait_sock "$T/loc.sock"
+}
+
+# A relay for host H, mesh port P, routed by the locator only:
+# start_lrelay H P [args]
+start_lrelay() {
+	local h=$1 p=$2; shift 2
+	rm -f "$T/relay$h.sock"
+	"$BINDIR/vrelay" run --host "$h" \
+	    --mesh-listen "tcp://127.0.0.1:$p" \
+	    --guest-listen vsock://any:2000 --vsock-dir "$T/$h" \
+	    --locator "tcp://127.0.0.1:$LOC_PORT" \
+	    --status "$T/relay$h.sock" "$@" 2>>"$T/relay$h.log" &
+	PIDS="$PIDS $!"
+	eval "RELAY_${h}_PID=$!"
+	wait_sock "$T/relay$h.sock"
+}
+
+# vlocator CMD --json through the status socket.
+loc() {
+	"$BINDIR/vlocator" "$1" --status "$T/loc.sock" --json
+}
+
+# Wait (up to $2 s, default 10) until python expression $1 over the
+# "relays" answer R and "where" answer W is true.
+wait_loc() {
+	local i n=$(( ${2:-10} * 20 ))
+	for i in $(seq 1 $n); do
+		if python3 - "$1" "$(loc relays 2>/dev/null)" \
+		    "$(loc where 2>/dev/null)" <<'PY'
+import json, sys
+try:
+    R = json.loads(sys.argv[2]); W = json.loads(sys.argv[3])
+    sys.exit(0 if eval("(" + sys.argv[1] + ")") else 1)
+except Exception:
+    sys.exit(1)
+PY
+		then return 0; fi
+		sleep 0.05
+	done
+	return 1
+}

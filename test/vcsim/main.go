@@ -6,7 +6,11 @@
 // prints one JSON line describing the fixture, then reads commands from
 // stdin (one per line) and answers each with one JSON line on stdout:
 //
-//	relocate HOST   RelocateVM_Task(spec.host = HOST), waits for the task
+//	relocate HOST   RelocateVM_Task(spec.host = HOST), waits for the task;
+//	                like vCenter's vMotion it posts VmBeingHotMigratedEvent
+//	                before and VmMigratedEvent after (unless -no-events)
+//	hint HOST       only post VmBeingHotMigratedEvent towards HOST
+//	vmci CID        set the VM's VMCI context id (its vSocket CID)
 //	where           the VM's current runtime.host
 //	kick            terminate every client session (forces NotAuthenticated)
 //	quit            shut down (EOF on stdin does the same)
@@ -41,6 +45,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +53,7 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/simulator/esx"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -67,6 +73,8 @@ type config struct {
 	password    string
 	sessionIdle time.Duration
 	trace       bool
+	vmciCID     int64
+	noEvents    bool
 }
 
 // helloLine is the first line printed on stdout.
@@ -86,6 +94,7 @@ type helloLine struct {
 // fixture is the running simulator plus an in-process client that talks to
 // it without HTTP and without a login (the simulator's internal session).
 type fixture struct {
+	cfg    *config
 	model  *simulator.Model
 	server *simulator.Server
 	client *vim25.Client
@@ -172,6 +181,8 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&cfg.password, "password", "", "require this password (with -user)")
 	flag.DurationVar(&cfg.sessionIdle, "session-idle", 0, "expire sessions idle this long (0 = never)")
 	flag.BoolVar(&cfg.trace, "trace", false, "log SOAP traffic and simulator messages to stderr")
+	flag.Int64Var(&cfg.vmciCID, "vmci-cid", 0, "give the VM a VMCI device with this context id (0 = none)")
+	flag.BoolVar(&cfg.noEvents, "no-events", false, "relocate posts no migration events (as the bare simulator)")
 	flag.Parse()
 
 	if flag.NArg() != 0 {
@@ -231,6 +242,13 @@ func start(cfg *config) (*fixture, error) {
 
 	// One datacenter, one cluster with cfg.hosts hosts, one datastore,
 	// no standalone host and no stock VMs.
+	// 0.24.2's VmMigratedEvent message template does not parse (a "}"
+	// short) and PostEvent would panic on it.
+	for i := range esx.EventInfo {
+		if esx.EventInfo[i].Key == "VmMigratedEvent" {
+			esx.EventInfo[i].FullFormat = "Migration of virtual machine {{.Vm.Name}} from {{.SourceHost.Name}} to {{.Host.Name}} completed"
+		}
+	}
 	model := simulator.VPX()
 	model.Host = 0
 	model.ClusterHost = cfg.hosts
@@ -240,6 +258,7 @@ func start(cfg *config) (*fixture, error) {
 	}
 
 	fx := &fixture{
+		cfg:   cfg,
 		model: model,
 		hosts: map[string]types.ManagedObjectReference{},
 		names: map[string]string{},
@@ -258,7 +277,7 @@ func start(cfg *config) (*fixture, error) {
 		model.Remove()
 		return nil, err
 	}
-	if err := fx.createVM(ctx, cfg.vmName, fx.hosts[cfg.on]); err != nil {
+	if err := fx.createVM(ctx, cfg.vmName, fx.hosts[cfg.on], cfg.vmciCID); err != nil {
 		model.Remove()
 		return nil, err
 	}
@@ -334,7 +353,7 @@ func (fx *fixture) renameHosts(ctx context.Context, names []string) error {
 	return nil
 }
 
-func (fx *fixture) createVM(ctx context.Context, name string, host types.ManagedObjectReference) error {
+func (fx *fixture) createVM(ctx context.Context, name string, host types.ManagedObjectReference, cid int64) error {
 	finder := find.NewFinder(fx.client)
 	dc, err := finder.DefaultDatacenter(ctx)
 	if err != nil {
@@ -375,7 +394,36 @@ func (fx *fixture) createVM(ctx context.Context, name string, host types.Managed
 	if err != nil {
 		return err
 	}
-	return task.Wait(ctx)
+	if err := task.Wait(ctx); err != nil {
+		return err
+	}
+	if cid != 0 {
+		return fx.setVMCI(cid)
+	}
+	return nil
+}
+
+// setVMCI gives the VM's VMCI device (the simulator's stock one, id -1)
+// context id CID, the VM's vSocket CID, and tells property collectors.
+func (fx *fixture) setVMCI(cid int64) error {
+	vm, ok := simulator.Map.Get(fx.vm.Reference()).(*simulator.VirtualMachine)
+	if !ok {
+		return errors.New("VM object not found")
+	}
+	found := false
+	for _, d := range vm.Config.Hardware.Device {
+		if v, ok := d.(*types.VirtualMachineVMCIDevice); ok {
+			v.Id = cid
+			found = true
+		}
+	}
+	if !found {
+		return errors.New("the VM has no VMCI device")
+	}
+	simulator.Map.Update(vm, []types.PropertyChange{
+		{Name: "config.hardware.device", Val: vm.Config.Hardware.Device},
+	})
+	return nil
 }
 
 // command runs one stdin command; it returns false when the harness should exit.
@@ -402,6 +450,22 @@ func (fx *fixture) command(args []string) bool {
 			return true
 		}
 		emit(map[string]interface{}{"relocated": args[1], "from": from, "ms": ms})
+	case args[0] == "vmci" && len(args) == 2:
+		cid, err := strconv.ParseInt(args[1], 10, 64)
+		if err == nil {
+			err = fx.setVMCI(cid)
+		}
+		if err != nil {
+			emitError(err)
+			return true
+		}
+		emit(map[string]interface{}{"vmci": cid})
+	case args[0] == "hint" && len(args) == 2:
+		if err := fx.hint(ctx, args[1]); err != nil {
+			emitError(err)
+			return true
+		}
+		emit(map[string]interface{}{"hinted": args[1]})
 	case args[0] == "kick" && len(args) == 1:
 		n, err := fx.kick(ctx)
 		if err != nil {
@@ -410,7 +474,7 @@ func (fx *fixture) command(args []string) bool {
 		}
 		emit(map[string]interface{}{"kicked": n})
 	default:
-		emitError(fmt.Errorf("unknown command %q (want: relocate HOST, where, kick, quit)", strings.Join(args, " ")))
+		emitError(fmt.Errorf("unknown command %q (want: relocate HOST, hint HOST, vmci CID, where, kick, quit)", strings.Join(args, " ")))
 	}
 	return true
 }
@@ -434,6 +498,11 @@ func (fx *fixture) relocate(ctx context.Context, name string) (from string, ms f
 	if from, err = fx.where(ctx); err != nil {
 		return "", 0, err
 	}
+	if !fx.cfg.noEvents {
+		if err = fx.hint(ctx, name); err != nil {
+			return "", 0, err
+		}
+	}
 	t0 := time.Now()
 	task, err := fx.vm.Relocate(ctx, types.VirtualMachineRelocateSpec{Host: &ref}, types.VirtualMachineMovePriorityDefaultPriority)
 	if err != nil {
@@ -442,7 +511,53 @@ func (fx *fixture) relocate(ctx context.Context, name string) (from string, ms f
 	if err := task.Wait(ctx); err != nil {
 		return "", 0, err
 	}
-	return from, float64(time.Since(t0).Microseconds()) / 1000, nil
+	ms = float64(time.Since(t0).Microseconds()) / 1000
+	if !fx.cfg.noEvents {
+		src := fx.hosts[from]
+		ev := &types.VmMigratedEvent{
+			VmEvent:    types.VmEvent{Event: fx.vmEvent(ctx, ref)},
+			SourceHost: types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: from}, Host: src},
+		}
+		if err = fx.post(ctx, ev); err != nil {
+			return "", 0, err
+		}
+	}
+	return from, ms, nil
+}
+
+// vmEvent is the Event part every VM event carries, on host HOST.
+func (fx *fixture) vmEvent(ctx context.Context, host types.ManagedObjectReference) types.Event {
+	return types.Event{
+		Host: &types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: fx.names[host.Value]}, Host: host},
+		Vm:   &types.VmEventArgument{EntityEventArgument: types.EntityEventArgument{Name: fx.cfg.vmName}, Vm: fx.vm.Reference()},
+	}
+}
+
+// hint posts VmBeingHotMigratedEvent towards host NAME, as vCenter does
+// when a vMotion starts.
+func (fx *fixture) hint(ctx context.Context, name string) error {
+	ref, ok := fx.hosts[name]
+	if !ok {
+		return fmt.Errorf("no host named %q", name)
+	}
+	cur := fx.hosts[fx.mustWhere(ctx)]
+	ev := &types.VmBeingHotMigratedEvent{
+		VmEvent:  types.VmEvent{Event: fx.vmEvent(ctx, cur)},
+		DestHost: types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: name}, Host: ref},
+	}
+	return fx.post(ctx, ev)
+}
+
+func (fx *fixture) mustWhere(ctx context.Context) string {
+	h, _ := fx.where(ctx)
+	return h
+}
+
+// post runs EventManager.PostEvent.
+func (fx *fixture) post(ctx context.Context, ev types.BaseEvent) error {
+	req := types.PostEvent{This: *fx.client.ServiceContent.EventManager, EventToPost: ev}
+	_, err := methods.PostEvent(ctx, fx.client, &req)
+	return err
 }
 
 // kick terminates every client session, as a vCenter restart or an
