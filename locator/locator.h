@@ -38,6 +38,7 @@ struct locator_conf {
 	long long		 appliance_port;
 	long long		 keepalive_ms;
 	long long		 poll_ms;
+	long long		 session_check_ms;
 	long long		 timeout_ms;
 	long long		 retry_max_ms;
 	long long		 max_relays;

@@ -48,6 +48,9 @@ static const struct conf_opt locator_opts[] = {
 	    "(default 5s)" },
 	{ "poll", CONF_MSEC, OPT(poll_ms), 1000, 3600000, 0, "DURATION",
 	    "WaitForUpdatesEx maxWaitSeconds (default 30s)" },
+	{ "session-check", CONF_MSEC, OPT(session_check_ms), 100, 3600000, 0,
+	    "DURATION", "ask vCenter this often whether our session lives "
+	    "(default 10s)" },
 	{ "timeout", CONF_MSEC, OPT(timeout_ms), 100, 600000, 0, "DURATION",
 	    "per vSphere call (default 30s)" },
 	{ "retry-max", CONF_MSEC, OPT(retry_max_ms), 250, 3600000, 0,
@@ -167,6 +170,7 @@ locator_run(int argc, char **argv)
 	l.conf.appliance_port = 1024;
 	l.conf.keepalive_ms = 5000;
 	l.conf.poll_ms = 30000;
+	l.conf.session_check_ms = 10000;
 	l.conf.timeout_ms = 30000;
 	l.conf.retry_max_ms = 30000;
 	l.conf.max_relays = 4096;

@@ -68,7 +68,9 @@ struct watch {
 	struct vmomi		*v;
 	enum watch_state	 state;
 	uint64_t		 req;		/* this state's call */
+	uint64_t		 check_req;	/* SessionIsActive in flight */
 	struct event		*timer;		/* backoff */
+	struct event		*check;		/* session check tick */
 	long long		 backoff_ms;
 	long long		 state_ms;	/* monotonic: state entered */
 
@@ -328,6 +330,9 @@ watch_restart(struct watch *w, int keep_session)
 {
 	vmomi_abort(w->v, w->req);
 	w->req = 0;
+	vmomi_abort(w->v, w->check_req);
+	w->check_req = 0;
+	event_del(w->check);
 	if (keep_session) {
 		if (w->pc.value[0] != '\0')
 			vmomi_pc_destroy(w->v, &w->pc, watch_ignore_cb, w);
@@ -679,6 +684,51 @@ watch_apply(struct watch *w, const struct vmomi_update *u)
 	return (0);
 }
 
+/* (Re)arm the session check. */
+static void
+watch_check_arm(struct watch *w)
+{
+	struct timeval	tv;
+	long long	ms = w->l->conf.session_check_ms;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(w->check, &tv);
+}
+
+/* SessionIsActive answered: an ended session restarts the watch. */
+static void
+watch_check_cb(uint64_t id, int err, const char *msg, void *arg)
+{
+	struct watch	*w = arg;
+
+	if (id != w->check_req)
+		return;
+	w->check_req = 0;
+	if (err == VMOMI_E_NOTAUTH) {
+		watch_fail(w, "SessionIsActive", err, msg);
+		return;
+	}
+	if (err != VMOMI_OK)
+		log_debug("vsphere: session check: %s", msg);
+	watch_check_arm(w);
+}
+
+/*
+ * While long-polling, ask whether our session still lives: a pending
+ * WaitForUpdatesEx may not notice a session ended on the server (the
+ * simulator's does not) until it returns, up to --poll later.
+ */
+static void
+watch_check_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct watch	*w = arg;
+
+	if (w->state != WATCH_LIVE || w->check_req != 0)
+		return;
+	w->check_req = vmomi_session_active(w->v, watch_check_cb, w);
+}
+
 /* A WaitForUpdatesEx answer. */
 static void
 watch_update_cb(uint64_t id, int err, const char *msg,
@@ -702,6 +752,7 @@ watch_update_cb(uint64_t id, int err, const char *msg,
 		return;
 	if (w->state == WATCH_SYNC && !u->truncated && u->version != NULL) {
 		watch_enter_state(w, WATCH_LIVE);
+		watch_check_arm(w);
 		w->backoff_ms = WATCH_BACKOFF_MIN_MS;
 		w->error[0] = '\0';
 		log_info("vsphere: in sync: appliance on %s (%s), CID %lld, "
@@ -749,7 +800,8 @@ watch_new(struct locator *l)
 	if ((rv = vmomi_new(l->d.base, &vc, &w->v)) != VMOMI_OK)
 		fatalx("--vcenter %s: %s", l->conf.vcenter,
 		    vmomi_strerror(rv));
-	if ((w->timer = evtimer_new(l->d.base, watch_timer_cb, w)) == NULL)
+	if ((w->timer = evtimer_new(l->d.base, watch_timer_cb, w)) == NULL ||
+	    (w->check = evtimer_new(l->d.base, watch_check_tick, w)) == NULL)
 		fatalx("evtimer_new");
 	return (w);
 }
@@ -772,6 +824,7 @@ watch_free(struct watch *w)
 		return;
 	vmomi_free(w->v);
 	event_free(w->timer);
+	event_free(w->check);
 	while ((h = TAILQ_FIRST(&w->hosts)) != NULL)
 		watch_host_drop(w, h);
 	free(w->version);

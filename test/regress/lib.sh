@@ -221,15 +221,16 @@ loc() {
 }
 
 # Wait (up to $2 s, default 10) until python expression $1 over the
-# "relays" answer R and "where" answer W is true.
+# "relays" answer R, "where" answer W and "status" answer S is true.
 wait_loc() {
 	local i n=$(( ${2:-10} * 20 ))
 	for i in $(seq 1 $n); do
 		if python3 - "$1" "$(loc relays 2>/dev/null)" \
-		    "$(loc where 2>/dev/null)" <<'PY'
+		    "$(loc where 2>/dev/null)" "$(loc status 2>/dev/null)" <<'PY'
 import json, sys
 try:
     R = json.loads(sys.argv[2]); W = json.loads(sys.argv[3])
+    S = json.loads(sys.argv[4])
     sys.exit(0 if eval("(" + sys.argv[1] + ")") else 1)
 except Exception:
     sys.exit(1)

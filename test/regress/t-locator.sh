@@ -15,7 +15,7 @@ start_appliance B $((BASE + 10))
     --status "$T/appC.sock" 2>>"$T/appC.log" &
 PIDS="$PIDS $!"
 wait_sock "$T/appC.sock"
-start_locator --thumbprint "$VCSIM_SHA256"
+start_locator --thumbprint "$VCSIM_SHA256" --session-check 1s
 "$BINDIR/vlocator" watch --status "$T/loc.sock" --json \
     >"$T/loc-watch.jsonl" 2>&1 &
 PIDS="$PIDS $!"
@@ -82,9 +82,7 @@ check "sessions via C" traffic A 6 --sessions 3 --bytes 64K >/dev/null
 # re-login and a full resync of the same state.
 vcsim_cmd kick >/dev/null
 check "re-login after the session was ended" wait_loc \
-    'json.loads(__import__("subprocess").run(["'"$BINDIR"'/vlocator",
-     "status", "--status", "'"$T"'/loc.sock", "--json"],
-     capture_output=True).stdout)["vsphere"]["logins"] >= 2' 15
+    'S["vsphere"]["logins"] >= 2 and S["vsphere"]["state"] == "live"' 15
 sleep 0.5
 [ "$(loc where | json_get epoch)" = "$e0" ] ||
     fail "epoch moved on an identical resync: $(loc where)"
