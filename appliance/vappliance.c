@@ -18,6 +18,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "xaddr.h"
+#include "xtime.h"
 
 #define OPT(f)	offsetof(struct appliance_conf, f)
 
@@ -72,7 +73,7 @@ appliance_status(json_t *req, void *arg, const char **err)
 	return (json_pack("{s:s, s:I, s:I, s:o, s:s, s:b, s:o, s:{s:I, s:I, "
 	    "s:I}}",
 	    "daemon", "vappliance", "pid", (json_int_t)getpid(),
-	    "uptime_ms", (json_int_t)(daemon_now_ms() - a->d.started_ms),
+	    "uptime_ms", (json_int_t)(xtime_mono_ms() - a->d.started_ms),
 	    "listen", l, "backend", xaddr_str(a->backend),
 	    "proxy_v2", a->conf.proxy_v2,
 	    "sessions", daemon_sess_summary(&a->d),

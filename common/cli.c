@@ -13,13 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "cli.h"
 #include "ctl.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 struct cli {
 	const char	*prog;
@@ -686,29 +686,23 @@ cli_print_flat(const char *prefix, json_t *obj)
 static void
 cli_print_event(json_t *ev)
 {
-	struct timespec	 now;
-	struct tm	 tm;
 	json_t		*ts;
 	const char	*name;
-	char		*n;
+	char		*n, utc[XTIME_UTC_LEN];
 	long long	 ms;
-	time_t		 t;
 
 	ts = json_object_get(ev, "ts");
 	if (json_is_number(ts) && json_number_value(ts) >= 0 &&
 	    json_number_value(ts) < 1e15)
 		ms = (long long)json_number_value(ts);
-	else {
-		clock_gettime(CLOCK_REALTIME, &now);
-		ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-	}
-	t = (time_t)(ms / 1000);
-	if (gmtime_r(&t, &tm) == NULL)
-		memset(&tm, 0, sizeof(tm));
+	else
+		ms = xtime_wall_ms();
+	/* "YYYY-MM-DDT" off the front, "Z" off the end. */
+	xtime_utc(ms, utc, sizeof(utc));
+	utc[23] = '\0';
 	name = json_string_value(json_object_get(ev, "event"));
 	n = cli_clean(xstrdup(name != NULL ? name : "-"));
-	printf("%02d:%02d:%02d.%03lld %s", tm.tm_hour, tm.tm_min, tm.tm_sec,
-	    ms % 1000, n);
+	printf("%s %s", utc + 11, n);
 	free(n);
 	cli_print_flat(NULL, ev);
 	printf("\n");

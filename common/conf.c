@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "conf.h"
+#include "text.h"
 #include "xmalloc.h"
 
 #define CONF_SET_FILE	0x1
@@ -69,24 +70,6 @@ conf_strerror(int code)
 	return ("unknown conf error");
 }
 
-/* Copy user text for a message: printable ASCII only, bounded. */
-static char *
-conf_show(char *dst, size_t dstsize, const char *s, size_t len)
-{
-	size_t	i, j, max;
-
-	max = dstsize - 1;
-	if (len > max)
-		max -= 3;
-	for (i = j = 0; i < len && j < max; i++)
-		dst[j++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (i < len)
-		while (j < dstsize - 1)
-			dst[j++] = '.';
-	dst[j] = '\0';
-	return (dst);
-}
-
 /* Format an error prefixed by its source and key; returns CODE. */
 static int
 conf_err(struct conf *c, int code, const char *fmt, ...)
@@ -100,14 +83,15 @@ conf_err(struct conf *c, int code, const char *fmt, ...)
 		return (code);
 	if (c->file != NULL)
 		n = snprintf(c->err, c->errlen, "%s: ",
-		    conf_show(path, sizeof path, c->file, strlen(c->file)));
+		    text_ascii_copy(path, sizeof path, c->file,
+		    strlen(c->file)));
 	else
 		n = snprintf(c->err, c->errlen, "command line: ");
 	if (n < 0 || (size_t)n >= c->errlen)
 		return (code);
 	off = n;
 	if (c->key != NULL) {
-		conf_show(show, sizeof show, c->key, c->keylen);
+		text_ascii_copy(show, sizeof show, c->key, c->keylen);
 		n = snprintf(c->err + off, c->errlen - off,
 		    c->file != NULL ? "\"%s\": " : "%s: ", show);
 		if (n < 0 || (size_t)n >= c->errlen - off)
@@ -389,7 +373,7 @@ conf_set_text(struct conf *c, const struct conf_opt *o, const char *val)
 	if (o->type != CONF_BOOL && rv == 0)
 		return (conf_set_number(c, o, v));
 	return (conf_err(c, CONF_E_INVALID, "expected %s, got \"%s\"",
-	    conf_expect(o->type), conf_show(show, sizeof show, val,
+	    conf_expect(o->type), text_ascii_copy(show, sizeof show, val,
 	    strlen(val))));
 }
 
@@ -401,7 +385,7 @@ conf_json_show(const json_t *j, char *buf, size_t len)
 
 	switch (json_typeof(j)) {
 	case JSON_STRING:
-		snprintf(buf, len, "\"%s\"", conf_show(show, sizeof show,
+		snprintf(buf, len, "\"%s\"", text_ascii_copy(show, sizeof show,
 		    json_string_value(j), json_string_length(j)));
 		break;
 	case JSON_INTEGER:
@@ -555,7 +539,7 @@ conf_read_json(struct conf *c, const char *path, json_t **out)
 	*out = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (*out == NULL) {
 		rv = conf_err(c, CONF_E_FILE, "line %d, column %d: %s",
-		    jerr.line, jerr.column, conf_show(show, sizeof show,
+		    jerr.line, jerr.column, text_ascii_copy(show, sizeof show,
 		    jerr.text, strlen(jerr.text)));
 		goto out;
 	}
@@ -676,7 +660,7 @@ conf_next(struct conf *c, int argc, char **argv, int *ip,
 
 positional:
 	return (conf_err(c, CONF_E_INVALID, "unexpected argument \"%s\"",
-	    conf_show(show, sizeof show, a, strlen(a))));
+	    text_ascii_copy(show, sizeof show, a, strlen(a))));
 }
 
 /* Apply one flag; the first flag for a list drops the file's list. */

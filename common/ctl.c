@@ -50,7 +50,9 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "text.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 #define CTL_CLIENTS_MAX		64	/* concurrent status clients */
 #define CTL_BACKLOG		16
@@ -115,16 +117,6 @@ ctl_strerror(int error)
 	return ("unknown ctl error");
 }
 
-/* Milliseconds since the epoch, the "ts" every event carries. */
-static json_int_t
-ctl_now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
 /* Fill a sockaddr_un, refusing paths that would be truncated. */
 static int
 ctl_sockaddr(const char *path, struct sockaddr_un *sun)
@@ -164,19 +156,6 @@ ctl_probe(const struct sockaddr_un *sun)
 	}
 	/* Anything else: let bind() say what is wrong. */
 	return (CTL_OK);
-}
-
-/*
- * Make text taken from a request safe to quote in an error: jansson
- * refuses invalid UTF-8, and a truncated or garbled name may be that.
- */
-static void
-ctl_ascii(char *s)
-{
-	for (; *s != '\0'; s++) {
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-			*s = '?';
-	}
 }
 
 /* Queue LEN bytes of LINE plus a newline; drop a client that lags. */
@@ -233,7 +212,7 @@ ctl_client_error(struct ctl_client *cc, const char *msg)
 {
 	char	*m = xstrdup(msg != NULL ? msg : "command failed");
 
-	ctl_ascii(m);
+	text_ascii(m);
 	ctl_client_answer(cc, json_pack("{s:b, s:s}", "ok", 0, "error", m));
 	free(m);
 }
@@ -315,7 +294,7 @@ ctl_client_dispatch(struct ctl_client *cc, json_t *req, const char *name)
 		}
 		snprintf(msg, sizeof(msg), "unknown command \"%.*s\" "
 		    "(try \"help\")", CTL_CMD_QUOTE_MAX, name);
-		ctl_ascii(msg);
+		text_ascii(msg);
 		ctl_client_error(cc, msg);
 		return;
 	}
@@ -372,7 +351,7 @@ ctl_client_line(struct ctl_client *cc, const char *line, size_t len)
 	if (req == NULL) {
 		/* The stream cannot be trusted past a bad line: close. */
 		snprintf(msg, sizeof(msg), "invalid JSON: %s", jerr.text);
-		ctl_ascii(msg);
+		text_ascii(msg);
 		ctl_client_error(cc, msg);
 		ctl_client_finish(cc);
 		return;
@@ -743,7 +722,7 @@ ctl_broadcast(struct ctl *ctl, json_t *event)
 	    ctl->c_nwatchers == 0 || ctl->c_freeing)
 		return;
 	copy = json_copy(event);
-	json_object_set_new(copy, "ts", json_integer(ctl_now_ms()));
+	json_object_set_new(copy, "ts", json_integer(xtime_wall_ms()));
 	s = json_dumps(copy, JSON_COMPACT);
 	json_decref(copy);
 	if (s == NULL)

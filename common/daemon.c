@@ -19,16 +19,7 @@
 #include "log.h"
 #include "proto.h"
 #include "xaddr.h"
-
-/* Milliseconds on the monotonic clock. */
-long long
-daemon_now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
+#include "xtime.h"
 
 /* The session defaults documented in docs/operations.md. */
 void
@@ -71,7 +62,7 @@ daemon_init(struct daemon *d, const char *prog)
 {
 	memset(d, 0, sizeof(*d));
 	d->prog = prog;
-	d->started_ms = daemon_now_ms();
+	d->started_ms = xtime_mono_ms();
 	signal(SIGPIPE, SIG_IGN);
 	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");

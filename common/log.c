@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "xtime.h"
 
 static const char	*log_prog = "vrelay";
 static int		 log_level = LOG_LEVEL_INFO;
@@ -45,22 +45,17 @@ static void
 log_vwrite(const char *level, const char *suffix, const char *fmt,
     va_list ap)
 {
-	struct timespec	ts;
-	struct tm	tm;
-	char		tbuf[32], msg[2048];
+	char		tbuf[XTIME_UTC_LEN], msg[2048];
 	int		saved = errno;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
+	xtime_utc(xtime_wall_ms(), tbuf, sizeof(tbuf));
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (suffix != NULL)
-		fprintf(stderr, "%s.%03ldZ %s[%ld]: %s %s: %s\n", tbuf,
-		    ts.tv_nsec / 1000000, log_prog, (long)getpid(), level, msg,
-		    suffix);
+		fprintf(stderr, "%s %s[%ld]: %s %s: %s\n", tbuf, log_prog,
+		    (long)getpid(), level, msg, suffix);
 	else
-		fprintf(stderr, "%s.%03ldZ %s[%ld]: %s %s\n", tbuf,
-		    ts.tv_nsec / 1000000, log_prog, (long)getpid(), level, msg);
+		fprintf(stderr, "%s %s[%ld]: %s %s\n", tbuf, log_prog,
+		    (long)getpid(), level, msg);
 	errno = saved;
 }
 

@@ -6,15 +6,14 @@
  * their kinds and whether they are required is one table (push_types);
  * the decoder and the encoder both walk it, so the two cannot drift
  * and a new member is one row.  Each kind has one checker shared by
- * both directions:
+ * both directions, in the kind table (push_kinds):
  *
  *	host	frame_host_ok(): 1 to 255 bytes of 0x21-0x7e
- *	addr	1 to 255 bytes of 0x21-0x7e in xaddr_parse()'s syntax; a
- *		tcp name is not resolved (the receiver resolves it where
- *		it is used, and the codec never blocks on DNS)
+ *	addr	1 to 255 bytes of 0x21-0x7e that xaddr_check() takes: the
+ *		syntax only, a tcp name is not resolved (the receiver
+ *		resolves it where it is used; the codec never waits on DNS)
  *	text	0 to 255 bytes of 0x20-0x7e (refused by the decoder; the
- *		encoder cuts at 255 and replaces others with '?', as
- *		frame.c does for reasons)
+ *		encoder masks others with '?' by text_ascii_copy())
  *	epoch	an integer from 0 to PUSH_EPOCH_MAX (exact in JSON)
  *	version	an integer; not PUSH_VERSION is PUSH_E_VERSION
  *	bool	true or false
@@ -25,7 +24,7 @@
  * a duplicate key, bad UTF-8 or a nesting bomb is an error code, never
  * a crash, and the line cap holds before anything is parsed.
  *
- * The decoder never resolves anything the encoder would refuse, so
+ * The decoder never accepts anything the encoder would refuse, so
  * whatever push_decode() accepts push_write() can send again (the
  * fuzzer checks this round trip).
  */
@@ -40,6 +39,7 @@
 
 #include "frame.h"
 #include "push.h"
+#include "text.h"
 #include "xaddr.h"
 
 enum push_kind {
@@ -148,35 +148,15 @@ static int __attribute__((format(printf, 4, 5)))
 push_fail(int code, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list	ap;
-	char	*p;
 
 	if (err != NULL && errlen > 0) {
 		va_start(ap, fmt);
 		(void)vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
 		/* Messages quote the peer, as jansson does: clean them. */
-		for (p = err; *p != '\0'; p++)
-			if ((unsigned char)*p < 0x20 ||
-			    (unsigned char)*p > 0x7e)
-				*p = '?';
+		text_ascii(err);
 	}
 	return (code);
-}
-
-/* Room for a string member of KIND, terminator included. */
-static size_t
-push_strsize(enum push_kind kind)
-{
-	switch (kind) {
-	case PUSH_K_HOST:
-		return (PUSH_HOST_MAX + 1);
-	case PUSH_K_ADDR:
-		return (PUSH_ADDR_MAX + 1);
-	case PUSH_K_TEXT:
-		return (PUSH_TEXT_MAX + 1);
-	default:
-		return (0);
-	}
 }
 
 /* Every byte within [LO, HI]. */
@@ -191,88 +171,53 @@ push_chars(const char *s, size_t n, unsigned char lo, unsigned char hi)
 	return (0);
 }
 
-/*
- * tcp://NAME:PORT or tcp://DOTTED.IPV4:PORT by xaddr_parse()'s rules
- * (host 1 to 253 of [A-Za-z0-9._-], port 1 to 65535, no sign), checked
- * here so that the codec never waits on a DNS lookup.
- */
+/* A host member: S (N bytes, no NUL) as the session protocol's HELLO. */
 static int
-push_tcp_name_ok(const char *s)
+push_host_ok(const char *s, size_t n)
 {
-	const char	*colon, *p;
-	unsigned long	 port = 0;
-
-	if ((colon = strchr(s, ':')) == NULL || colon == s || colon - s > 253)
-		return (-1);
-	for (p = s; p < colon; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= 'A' && *p <= 'Z') || *p == '.' || *p == '-' ||
-		    *p == '_'))
-			return (-1);
-	if (colon[1] == '\0' || strlen(colon + 1) > 10)
-		return (-1);
-	for (p = colon + 1; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9')
-			return (-1);
-		port = port * 10 + (unsigned long)(*p - '0');
-	}
-	return (port >= 1 && port <= 65535 ? 0 : -1);
+	return (n == 0 ? -1 : frame_host_ok(s, n));
 }
 
 /*
- * Whether S (N bytes, no NUL) is a well-formed address.  Only the
- * syntax counts: a tcp name is not resolved (the receiver resolves it
- * where it uses it); IPv6 literals, unix and vsock go through
- * xaddr_parse(), which resolves nothing for them.
+ * An address member: S (N bytes, NUL-terminated) printable and of
+ * xaddr's syntax, never resolved.
  */
 static int
 push_addr_ok(const char *s, size_t n)
 {
-	struct xaddr	*xa;
-	int		 r;
-
 	if (n == 0 || n > PUSH_ADDR_MAX || push_chars(s, n, 0x21, 0x7e) != 0)
 		return (-1);
-	if (strncmp(s, "tcp://", 6) == 0 && s[6] != '[')
-		return (push_tcp_name_ok(s + 6));
-	r = xaddr_parse(s, &xa);
-	xaddr_free(xa);
-	return (r == XADDR_OK ? 0 : -1);
+	return (xaddr_check(s) == XADDR_OK ? 0 : -1);
 }
 
-/* What a string member of KIND must look like, for messages. */
-static const char *
-push_expect(enum push_kind kind)
-{
-	switch (kind) {
-	case PUSH_K_HOST:
-		return ("a host name (1 to 255 printable ASCII characters, "
-		    "no spaces)");
-	case PUSH_K_ADDR:
-		return ("an address (tcp://HOST:PORT, unix:PATH or "
-		    "vsock://CID:PORT)");
-	case PUSH_K_TEXT:
-		return ("printable ASCII text of at most 255 characters");
-	default:
-		return ("?");
-	}
-}
-
-/* Check one string value S of N bytes against KIND. */
+/* A text member: S (N bytes) short and printable. */
 static int
-push_str_ok(enum push_kind kind, const char *s, size_t n)
+push_text_ok(const char *s, size_t n)
 {
-	switch (kind) {
-	case PUSH_K_HOST:
-		return (n == 0 ? -1 : frame_host_ok(s, n));
-	case PUSH_K_ADDR:
-		return (push_addr_ok(s, n));
-	case PUSH_K_TEXT:
-		return (n > PUSH_TEXT_MAX ? -1 : push_chars(s, n, 0x20, 0x7e));
-	default:
-		return (-1);
-	}
+	return (n > PUSH_TEXT_MAX ? -1 : push_chars(s, n, 0x20, 0x7e));
 }
+
+/* Messages name the largest epoch; it must be PUSH_EPOCH_MAX. */
+_Static_assert(PUSH_EPOCH_MAX == 9007199254740991ULL,
+    "push_kinds: the epoch's text");
+
+/* Every kind: room, what it must look like, and its checker. */
+static const struct {
+	size_t		 size;		/* strings: with the NUL; else 0 */
+	const char	*expect;	/* for messages: "expected ..." */
+	int		(*ok)(const char *, size_t);	/* strings */
+} push_kinds[] = {
+	[PUSH_K_VERSION] = { 0, "an integer from 0 to 65535", NULL },
+	[PUSH_K_BOOL] = { 0, "true or false", NULL },
+	[PUSH_K_EPOCH] = { 0, "an integer from 0 to 9007199254740991",
+	    NULL },
+	[PUSH_K_HOST] = { PUSH_HOST_MAX + 1, "a host name (1 to 255 "
+	    "printable ASCII characters, no spaces)", push_host_ok },
+	[PUSH_K_ADDR] = { PUSH_ADDR_MAX + 1, "an address (tcp://HOST:PORT, "
+	    "unix:PATH or vsock://CID:PORT)", push_addr_ok },
+	[PUSH_K_TEXT] = { PUSH_TEXT_MAX + 1, "printable ASCII text of at "
+	    "most 255 characters", push_text_ok },
+};
 
 /* Decode member MB of message NAME from V (NULL: absent) into M. */
 static int
@@ -282,10 +227,10 @@ push_decode_member(const char *name, const struct push_member *mb,
 	char		*p = (char *)m + mb->off;
 	const char	*s;
 	json_int_t	 i;
-	size_t		 n;
+	size_t		 n, size = push_kinds[mb->kind].size;
 
 	if (v == NULL || (json_is_null(v) && (mb->flags & PUSH_REQ) == 0 &&
-	    push_strsize(mb->kind) != 0)) {
+	    size != 0)) {
 		if (mb->flags & PUSH_REQ)
 			return (push_fail(PUSH_E_FIELD, err, errlen,
 			    "%s: \"%s\": missing", name, mb->key));
@@ -295,9 +240,7 @@ push_decode_member(const char *name, const struct push_member *mb,
 	case PUSH_K_VERSION:
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 65535)
-			return (push_fail(PUSH_E_FIELD, err, errlen,
-			    "%s: \"%s\": expected an integer from 0 to 65535",
-			    name, mb->key));
+			goto bad;
 		*(int *)(void *)p = (int)json_integer_value(v);
 		if (json_integer_value(v) != PUSH_VERSION)
 			return (push_fail(PUSH_E_VERSION, err, errlen,
@@ -307,17 +250,13 @@ push_decode_member(const char *name, const struct push_member *mb,
 		return (PUSH_OK);
 	case PUSH_K_BOOL:
 		if (!json_is_boolean(v))
-			return (push_fail(PUSH_E_FIELD, err, errlen,
-			    "%s: \"%s\": expected true or false", name,
-			    mb->key));
+			goto bad;
 		*(int *)(void *)p = json_is_true(v);
 		return (PUSH_OK);
 	case PUSH_K_EPOCH:
 		i = json_is_integer(v) ? json_integer_value(v) : -1;
 		if (i < 0 || (unsigned long long)i > PUSH_EPOCH_MAX)
-			return (push_fail(PUSH_E_FIELD, err, errlen,
-			    "%s: \"%s\": expected an integer from 0 to %llu",
-			    name, mb->key, (unsigned long long)PUSH_EPOCH_MAX));
+			goto bad;
 		*(uint64_t *)(void *)p = (uint64_t)i;
 		return (PUSH_OK);
 	case PUSH_K_HOST:
@@ -326,20 +265,20 @@ push_decode_member(const char *name, const struct push_member *mb,
 		break;
 	}
 	if (!json_is_string(v))
-		return (push_fail(PUSH_E_FIELD, err, errlen,
-		    "%s: \"%s\": expected %s", name, mb->key,
-		    push_expect(mb->kind)));
+		goto bad;
 	s = json_string_value(v);
 	n = json_string_length(v);
 	if (n == 0 && (mb->flags & PUSH_REQ) == 0)
 		return (PUSH_OK);
-	if (strlen(s) != n || push_str_ok(mb->kind, s, n) != 0)
-		return (push_fail(PUSH_E_FIELD, err, errlen,
-		    "%s: \"%s\": expected %s", name, mb->key,
-		    push_expect(mb->kind)));
+	/* An embedded NUL first: the checkers may read S as a C string. */
+	if (strlen(s) != n || n >= size || push_kinds[mb->kind].ok(s, n) != 0)
+		goto bad;
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return (PUSH_OK);
+bad:
+	return (push_fail(PUSH_E_FIELD, err, errlen, "%s: \"%s\": expected %s",
+	    name, mb->key, push_kinds[mb->kind].expect));
 }
 
 /* Decode one line (without its newline) into *M. */
@@ -446,32 +385,16 @@ push_read(struct evbuffer *buf, struct push_msg *m, char *err,
 	return (rv);
 }
 
-/*
- * A text member as the decoder will take it: at most PUSH_TEXT_MAX
- * bytes, anything outside 0x20-0x7e replaced with '?'.
- */
-static json_t *
-push_text_json(const char *s)
-{
-	char	buf[PUSH_TEXT_MAX + 1];
-	size_t	i;
-
-	for (i = 0; i < PUSH_TEXT_MAX && s[i] != '\0'; i++)
-		buf[i] = ((unsigned char)s[i] < 0x20 ||
-		    (unsigned char)s[i] > 0x7e) ? '?' : s[i];
-	buf[i] = '\0';
-	return (json_string(buf));
-}
-
 /* Encode member MB of M into O; PUSH_E_FIELD if the value is not sendable. */
 static int
 push_encode_member(const struct push_member *mb, const struct push_msg *m,
     json_t *o)
 {
 	const char	*p = (const char *)m + mb->off;
+	char		 text[PUSH_TEXT_MAX + 1];
 	json_t		*v;
 	uint64_t	 e;
-	size_t		 n;
+	size_t		 n, size = push_kinds[mb->kind].size;
 
 	switch (mb->kind) {
 	case PUSH_K_VERSION:
@@ -487,16 +410,18 @@ push_encode_member(const struct push_member *mb, const struct push_msg *m,
 		v = json_integer((json_int_t)e);
 		break;
 	case PUSH_K_TEXT:
-		v = push_text_json(p);
+		/* Any text goes, as the decoder will take it. */
+		v = json_string(text_ascii_copy(text, sizeof(text), p,
+		    strnlen(p, size)));
 		break;
 	case PUSH_K_HOST:
 	case PUSH_K_ADDR:
-		n = strnlen(p, push_strsize(mb->kind));
-		if (n == push_strsize(mb->kind))
+		n = strnlen(p, size);
+		if (n == size)
 			return (PUSH_E_FIELD);	/* unterminated */
 		if (n == 0 && (mb->flags & PUSH_REQ) == 0)
 			return (PUSH_OK);	/* optional and empty */
-		if (push_str_ok(mb->kind, p, n) != 0)
+		if (push_kinds[mb->kind].ok(p, n) != 0)
 			return (PUSH_E_FIELD);
 		v = json_string(p);
 		break;

@@ -51,6 +51,7 @@
 #include "sess.h"
 #include "xaddr.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 #ifndef __unused
 #define __unused __attribute__((__unused__))
@@ -145,7 +146,7 @@ struct sess {
 	struct event		*retry_ev;
 	struct event		*ack_ev;
 	struct event		*ka_ev;
-	int			 backoff_ms;
+	long long		 backoff_ms;
 	unsigned		 resumes;
 	long long		 created_ms;
 	long long		 detached_ms;
@@ -226,23 +227,6 @@ tomb_cmp(struct tomb *a, struct tomb *b)
 	return (a->id < b->id ? -1 : a->id > b->id);
 }
 
-/* Milliseconds on the monotonic clock. */
-static long long
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-static void
-ms_to_tv(long long ms, struct timeval *tv)
-{
-	tv->tv_sec = ms / 1000;
-	tv->tv_usec = (ms % 1000) * 1000;
-}
-
 /* Forget tombstones that are past the hold time (or over the cap). */
 static void
 tomb_prune(struct sess_ctx *ctx, long long now)
@@ -263,7 +247,7 @@ static void
 tomb_add(struct sess_ctx *ctx, uint64_t id)
 {
 	struct tomb	*t;
-	long long	 now = now_ms();
+	long long	 now = xtime_mono_ms();
 
 	t = xcalloc(1, sizeof(*t));
 	t->id = id;
@@ -283,7 +267,7 @@ tomb_find(struct sess_ctx *ctx, uint64_t id)
 {
 	struct tomb	key;
 
-	tomb_prune(ctx, now_ms());
+	tomb_prune(ctx, xtime_mono_ms());
 	key.id = id;
 	return (RB_FIND(tomb_tree, &ctx->tombs, &key) != NULL);
 }
@@ -646,10 +630,10 @@ sess_alloc(struct sess_ctx *ctx, uint64_t id)
 	if (s->hold_ev == NULL || s->retry_ev == NULL || s->ack_ev == NULL ||
 	    s->ka_ev == NULL)
 		abort();
-	s->created_ms = now_ms();
+	s->created_ms = xtime_mono_ms();
 	s->resume_ms = -1;
 	if (ctx->conf.keepalive_ms > 0) {
-		ms_to_tv(ctx->conf.keepalive_ms, &tv);
+		xtime_tv(ctx->conf.keepalive_ms, &tv);
 		event_add(s->ka_ev, &tv);
 	}
 	return (s);
@@ -733,10 +717,10 @@ sess_client_new(struct sess_ctx *ctx, int fd, const char *host,
 	if (ctx->conf.hold_ms > 0) {
 		struct timeval	tv;
 
-		ms_to_tv(ctx->conf.hold_ms, &tv);
+		xtime_tv(ctx->conf.hold_ms, &tv);
 		evtimer_add(s->hold_ev, &tv);
 	}
-	s->detached_ms = now_ms();
+	s->detached_ms = xtime_mono_ms();
 	sess_retry_schedule(s);
 	return (s);
 }
@@ -841,9 +825,9 @@ sess_detach(struct sess *s, const char *reason)
 			sess_enter_state(s, SESS_CONNECTING);
 	}
 	if (was_up) {
-		s->detached_ms = now_ms();
+		s->detached_ms = xtime_mono_ms();
 		if (s->ctx->conf.hold_ms > 0) {
-			ms_to_tv(s->ctx->conf.hold_ms, &tv);
+			xtime_tv(s->ctx->conf.hold_ms, &tv);
 			evtimer_add(s->hold_ev, &tv);
 		}
 		sess_emit(s, SESS_EV_DETACHED, reason);
@@ -858,17 +842,10 @@ static void
 sess_retry_schedule(struct sess *s)
 {
 	struct timeval	tv;
-	long long	ms = s->backoff_ms;
-	uint32_t	r;
 
-	if (ms > 0) {
-		RAND_bytes((uint8_t *)&r, sizeof(r));
-		ms = ms * 3 / 4 + r % (ms / 2 + 1);	/* +-25% jitter */
-	}
-	ms_to_tv(ms, &tv);
+	xtime_tv(xtime_backoff(&s->backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS),
+	    &tv);
 	evtimer_add(s->retry_ev, &tv);
-	s->backoff_ms = s->backoff_ms == 0 ? RETRY_MIN_MS :
-	    s->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->backoff_ms * 2;
 }
 
 static struct leg *leg_new(struct sess_ctx *, struct bufferevent *,
@@ -895,7 +872,7 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	leg->s = s;
 	leg->state = LEG_CONNECTING;
 	s->leg = leg;
-	ms_to_tv(s->ctx->conf.handshake_ms, &tv);
+	xtime_tv(s->ctx->conf.handshake_ms, &tv);
 	evtimer_add(leg->deadline, &tv);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -959,7 +936,7 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	bufferevent_setwatermark(leg->bev, EV_READ, 0, LEG_READ_HIGH);
 	bufferevent_setwatermark(leg->bev, EV_WRITE, LEG_HIGH / 2, 0);
 	if (s->ctx->conf.keepalive_ms > 0) {
-		ms_to_tv(s->ctx->conf.keepalive_ms * 3, &tv);
+		xtime_tv(s->ctx->conf.keepalive_ms * 3, &tv);
 		bufferevent_set_timeouts(leg->bev, &tv, NULL);
 	} else
 		bufferevent_set_timeouts(leg->bev, NULL, NULL);
@@ -986,7 +963,7 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 		sess_emit(s, SESS_EV_OPEN, NULL);
 	} else {
 		s->resumes++;
-		s->resume_ms = now_ms() - s->detached_ms;
+		s->resume_ms = xtime_mono_ms() - s->detached_ms;
 		sess_emit(s, SESS_EV_RESUMED, leg->peer);
 	}
 	if (s->dead)
@@ -1077,7 +1054,7 @@ sess_ack(struct sess *s, int now)
 		s->ack_sent = off;
 		evtimer_del(s->ack_ev);
 	} else if (!evtimer_pending(s->ack_ev, NULL)) {
-		ms_to_tv(ACK_DELAY_MS, &tv);
+		xtime_tv(ACK_DELAY_MS, &tv);
 		evtimer_add(s->ack_ev, &tv);
 	}
 }
@@ -1098,7 +1075,7 @@ sess_ka_cb(evutil_socket_t fd, short ev, void *arg)
 	    evbuffer_get_length(bufferevent_get_output(s->leg->bev)) <
 	    LEG_HIGH)
 		frame_u64_add(bufferevent_get_output(s->leg->bev), PROTO_PING,
-		    (uint64_t)now_ms());
+		    (uint64_t)xtime_mono_ms());
 }
 
 /* Both directions finished and acknowledged: the session is done. */
@@ -1327,7 +1304,7 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	bufferevent_setwatermark(leg->bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(leg->bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(leg->bev, NULL, NULL);
-	ms_to_tv(FLUSH_MS, &tv);
+	xtime_tv(FLUSH_MS, &tv);
 	evtimer_add(leg->deadline, &tv);
 	bufferevent_enable(leg->bev, EV_READ | EV_WRITE);
 	if (evbuffer_get_length(bufferevent_get_output(leg->bev)) == 0)
@@ -1363,7 +1340,7 @@ sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 		return;
 	}
 	/* An absolute deadline: a byte now and then must not extend it. */
-	ms_to_tv(ctx->conf.handshake_ms, &tv);
+	xtime_tv(ctx->conf.handshake_ms, &tv);
 	evtimer_add(leg->deadline, &tv);
 	bufferevent_setwatermark(bev, EV_READ, 0, PROTO_HANDSHAKE_MAX * 2);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -1756,7 +1733,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 		leg_free_later(old);
 	}
 	if (s->state == SESS_ESTABLISHED)
-		s->detached_ms = now_ms();
+		s->detached_ms = xtime_mono_ms();
 	frame_u64_add(bufferevent_get_output(leg->bev), PROTO_RESUMED,
 	    s->recv_off + (s->local_shut ? 1 : 0));
 	leg_unlist(leg);
@@ -1962,7 +1939,7 @@ sess_json(const struct sess *s)
 	    "unacked_in", (json_int_t)(s->recv_off - s->deliv_off),
 	    "replayed", (json_int_t)s->replayed,
 	    "resumes", (json_int_t)s->resumes,
-	    "age_ms", (json_int_t)(now_ms() - s->created_ms));
+	    "age_ms", (json_int_t)(xtime_mono_ms() - s->created_ms));
 	if (o == NULL)
 		abort();
 	json_object_set_new(o, "leg", s->leg != NULL && s->leg->peer[0] ?
@@ -1972,7 +1949,7 @@ sess_json(const struct sess *s)
 		    json_integer(s->resume_ms));
 	if (s->state == SESS_DETACHED || s->state == SESS_CONNECTING) {
 		json_object_set_new(o, "detached_ms",
-		    json_integer(now_ms() - s->detached_ms));
+		    json_integer(xtime_mono_ms() - s->detached_ms));
 		json_object_set_new(o, "why", json_string(s->why));
 	}
 	return (o);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "text.h"
 #include "xaddr.h"
 #include "xmalloc.h"
 
@@ -68,7 +69,6 @@ static int	xaddr_listen_fd(int, const struct sockaddr *, socklen_t,
 static int	xaddr_connect_emu(const struct xaddr *, int *);
 static int	xaddr_mkdirs(const char *);
 static int	xaddr_emu_peer(const char *, uint32_t *, uint32_t *);
-static void	xaddr_printable(const char *, size_t, char *, size_t);
 
 /* Map an error code to text for the caller's log line. */
 const char *
@@ -177,19 +177,19 @@ xaddr_vsock_fmt(uint32_t cid, uint32_t port, char *buf, size_t len)
 		(void)snprintf(buf, len, "vsock://%u:%u", cid, port);
 }
 
-/* tcp://HOST:PORT, HOST a name, dotted IPv4 or a bracketed IPv6. */
+/*
+ * Split tcp HOST:PORT (HOST a name, dotted IPv4 or a bracketed IPv6)
+ * into HOST (XADDR_MAXHOST + 1 bytes), *PORT and *V6, by syntax alone.
+ */
 static int
-xaddr_parse_tcp(const char *s, struct xaddr *xa)
+xaddr_tcp_split(const char *s, char *host, uint32_t *port, int *v6)
 {
-	struct addrinfo	 hints, *res = NULL;
-	char		 host[XADDR_MAXHOST + 1], serv[16];
-	char		 buf[XADDR_PEER_STRLEN];
 	const char	*h, *end, *p;
 	size_t		 hlen;
-	int		 v6 = 0, error, rv;
 
+	*v6 = 0;
 	if (*s == '[') {
-		v6 = 1;
+		*v6 = 1;
 		h = s + 1;
 		if ((end = strchr(h, ']')) == NULL || end[1] != ':')
 			return (XADDR_E_SYNTAX);
@@ -203,12 +203,26 @@ xaddr_parse_tcp(const char *s, struct xaddr *xa)
 		p = end + 1;
 	}
 	if (hlen == 0 || hlen > XADDR_MAXHOST ||
-	    xaddr_hostchars(h, hlen, v6) == -1)
+	    xaddr_hostchars(h, hlen, *v6) == -1)
 		return (XADDR_E_SYNTAX);
-	if (xaddr_decimal(p, strlen(p), 1, XADDR_TCP_PORTMAX, &xa->port) == -1)
+	if (xaddr_decimal(p, strlen(p), 1, XADDR_TCP_PORTMAX, port) == -1)
 		return (XADDR_E_SYNTAX);
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
+	return (XADDR_OK);
+}
+
+/* tcp://HOST:PORT, resolved now (blocking for a name). */
+static int
+xaddr_parse_tcp(const char *s, struct xaddr *xa)
+{
+	struct addrinfo	 hints, *res = NULL;
+	char		 host[XADDR_MAXHOST + 1], serv[16];
+	char		 buf[XADDR_PEER_STRLEN];
+	int		 v6, error, rv;
+
+	if ((rv = xaddr_tcp_split(s, host, &xa->port, &v6)) != XADDR_OK)
+		return (rv);
 	(void)snprintf(serv, sizeof(serv), "%u", xa->port);
 
 	memset(&hints, 0, sizeof(hints));
@@ -276,6 +290,35 @@ xaddr_parse_vsock(const char *s, struct xaddr *xa)
 	xaddr_vsock_fmt(xa->cid, xa->port, buf, sizeof(buf));
 	xa->str = xstrdup(buf);
 	return (XADDR_OK);
+}
+
+/*
+ * Whether S is a well-formed address, without resolving anything: a
+ * tcp name is checked by syntax only (for text from peers, which must
+ * never make the loop wait on DNS).
+ */
+int
+xaddr_check(const char *s)
+{
+	struct xaddr	*xa;
+	struct in6_addr	 in6;
+	char		 host[XADDR_MAXHOST + 1];
+	uint32_t	 port;
+	int		 v6, rv;
+
+	if (s == NULL)
+		return (XADDR_E_SYNTAX);
+	if (strncmp(s, "tcp://", 6) == 0) {
+		if ((rv = xaddr_tcp_split(s + 6, host, &port, &v6)) !=
+		    XADDR_OK)
+			return (rv);
+		if (v6 && inet_pton(AF_INET6, host, &in6) != 1)
+			return (XADDR_E_SYNTAX);
+		return (XADDR_OK);
+	}
+	rv = xaddr_parse(s, &xa);
+	xaddr_free(xa);
+	return (rv);
 }
 
 /* Turn configuration or command-line text into an address. */
@@ -844,19 +887,6 @@ xaddr_emu_peer(const char *path, uint32_t *cid, uint32_t *port)
 	return (0);
 }
 
-/* Copy LEN bytes for display, '?' for anything unprintable. */
-static void
-xaddr_printable(const char *s, size_t len, char *buf, size_t size)
-{
-	size_t	i;
-
-	if (size == 0)
-		return;
-	for (i = 0; i < len && i + 1 < size; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[i] = '\0';
-}
-
 /*
  * What an accepted peer is, for access checks and logs.  An address we
  * cannot make sense of leaves type 0 and str "unknown".
@@ -919,8 +949,8 @@ xaddr_peer_describe(const struct sockaddr *sa, socklen_t salen,
 			plen = sizeof(sun->sun_path);
 		if (plen > 0 && sun->sun_path[0] == '\0') {
 			/* Linux abstract namespace. */
-			xaddr_printable(sun->sun_path + 1, plen - 1, path,
-			    sizeof(path));
+			text_ascii_copy(path, sizeof(path), sun->sun_path + 1,
+			    plen - 1);
 			(void)snprintf(peer->str, sizeof(peer->str),
 			    "unix:@%s", path);
 			break;
@@ -942,8 +972,8 @@ xaddr_peer_describe(const struct sockaddr *sa, socklen_t salen,
 			char	shown[sizeof(peer->str) - 5];
 
 			/* The peer chose this name: never raw into logs. */
-			xaddr_printable(path, strlen(path), shown,
-			    sizeof(shown));
+			text_ascii_copy(shown, sizeof(shown), path,
+			    strlen(path));
 			(void)snprintf(peer->str, sizeof(peer->str), "unix:%s",
 			    shown);
 		}

@@ -82,8 +82,6 @@ void	daemon_status(struct daemon *, const char *, const struct ctl_cmd *,
 /* Log a session event and broadcast it on the status socket. */
 void	daemon_sess_event(struct daemon *, struct sess *, enum sess_event,
 	    const char *);
-/* Milliseconds on the monotonic clock. */
-long long daemon_now_ms(void);
 /* Status commands every daemon has; ARG is its struct daemon. */
 json_t	*daemon_cmd_sessions(json_t *, void *, const char **);
 json_t	*daemon_cmd_close(json_t *, void *, const char **);

@@ -95,8 +95,9 @@ int		 push_read(struct evbuffer *, struct push_msg *, char *,
 /*
  * Append M as one line to BUF: PUSH_OK, PUSH_E_TYPE (no such type) or
  * PUSH_E_FIELD (a host, address or epoch the decoder would refuse;
- * nothing is appended).  Texts are cut at PUSH_TEXT_MAX and bytes
- * outside printable ASCII become '?', so any text can be sent.
+ * nothing is appended).  In texts, bytes outside printable ASCII
+ * become '?' and one that fills its array unterminated is cut at
+ * PUSH_TEXT_MAX, ending "...", so any text can be sent.
  */
 int		 push_write(struct evbuffer *, const struct push_msg *);
 

@@ -2,7 +2,9 @@
  * vmomi.h -- libvmomi: an event-driven vSphere SOAP (vim25) client.
  *
  * libcurl's multi interface runs on the caller's libevent loop (curl's
- * hiperfifo pattern): no call ever blocks.  Every operation returns a
+ * hiperfifo pattern): no call waits for the network, name lookups
+ * included (libcurl's threaded resolver, detached when a transfer is
+ * dropped mid-lookup; see vmomi/http.c).  Every operation returns a
  * request id at once and reports exactly once through its callback,
  * from the loop, never from inside the call that started it; an
  * aborted request (vmomi_abort, vmomi_free) never reports.  Pointers
@@ -161,14 +163,28 @@ typedef void	vmomi_update_cb(uint64_t, int, const char *,
 
 const char	*vmomi_strerror(int);
 
-/* A client on BASE; CONF is copied. */
+/*
+ * A client on BASE; CONF is copied.  VMOMI_E_ARG: no base, a URL that is
+ * not http(s)://HOST... or that has user info ("https://u:p@host/sdk":
+ * put credentials in user/password), a bad thumbprint, or a pin with
+ * cacert, insecure or http://.  VMOMI_E_SYSTEM: libcurl cannot start,
+ * has no asynchronous DNS (its lookups would block the loop), or, for a
+ * pin, is not built on OpenSSL.
+ */
 int		 vmomi_new(struct event_base *, const struct vmomi_conf *,
 		    struct vmomi **);
 /* Abort every request (no callbacks), free; NULL is fine. */
 void		 vmomi_free(struct vmomi *);
 /* Drop one request: its callback will not run.  Unknown ids are fine. */
 void		 vmomi_abort(struct vmomi *, uint64_t);
-/* Forget the session cookie and service content (no Logout sent). */
+/*
+ * End the session and forget it (cookie, key, service content): a
+ * Logout with the old cookie goes out if there is a session, answered
+ * to nobody (its own short timeout, not pending, dropped by
+ * vmomi_free), so a reset leaves no session behind on vCenter.  The
+ * next vmomi_login starts afresh.  Requests in flight go on with the
+ * old session and will likely end VMOMI_E_NOTAUTH.
+ */
 void		 vmomi_reset(struct vmomi *);
 /* The service content, or NULL before a successful vmomi_login. */
 const struct vmomi_service *vmomi_service(const struct vmomi *);
@@ -177,6 +193,10 @@ size_t		 vmomi_pending(const struct vmomi *);
 
 /* RetrieveServiceContent (first time), then Login. */
 uint64_t	 vmomi_login(struct vmomi *, vmomi_done_cb *, void *);
+/*
+ * Logout; when it answers (or fails) that session is forgotten, unless
+ * a newer one replaced it meanwhile (vmomi_reset, vmomi_login).
+ */
 uint64_t	 vmomi_logout(struct vmomi *, vmomi_done_cb *, void *);
 /* SessionIsActive on our own session: a cheap keepalive. */
 uint64_t	 vmomi_session_active(struct vmomi *, vmomi_done_cb *, void *);

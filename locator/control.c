@@ -11,6 +11,7 @@
 #include "ctl.h"
 #include "locator.h"
 #include "log.h"
+#include "xtime.h"
 
 static json_t	*control_status(json_t *, void *, const char **);
 static json_t	*control_where(json_t *, void *, const char **);
@@ -38,7 +39,7 @@ control_status(json_t *req, void *arg, const char **err)
 
 	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}",
 	    "daemon", "vlocator", "pid", (json_int_t)getpid(),
-	    "uptime_ms", (json_int_t)(daemon_now_ms() - l->d.started_ms),
+	    "uptime_ms", (json_int_t)(xtime_mono_ms() - l->d.started_ms),
 	    "vsphere", watch_json(l->watch),
 	    "target", publish_json(l),
 	    "relays", registry_summary(l->reg)));
@@ -87,8 +88,11 @@ control_event(struct locator *l, const char *name, json_t *ev)
 	size_t	 i;
 	int	 quiet = 0;
 
-	if (ev == NULL)
-		fatalx("control_event %s: could not build the event", name);
+	if (ev == NULL) {
+		/* A member that is not valid text: drop the event, not us. */
+		log_warnx("event %s: not valid JSON text; dropped", name);
+		return;
+	}
 	for (i = 0; i < sizeof(control_quiet) / sizeof(control_quiet[0]); i++)
 		quiet |= strcmp(name, control_quiet[i]) == 0;
 	if ((s = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS)) != NULL) {

@@ -13,23 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "frame.h"
 #include "locator.h"
 #include "log.h"
 #include "push.h"
 #include "xmalloc.h"
-
-/* Milliseconds since the epoch (wall clock). */
-static long long
-publish_wall_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
+#include "xtime.h"
 
 /* Both NULL, or equal strings. */
 static int
@@ -53,7 +43,7 @@ static uint64_t
 publish_next_epoch(const struct publish *p)
 {
 	uint64_t	e = p->epoch + 1;
-	long long	now = publish_wall_ms();
+	long long	now = xtime_wall_ms();
 
 	if (p->floor >= e)
 		e = p->floor + 1;
@@ -69,11 +59,15 @@ publish_bump(struct locator *l, const char *why)
 	struct publish	*p = &l->pub;
 	uint64_t	 e;
 
-	if ((e = publish_next_epoch(p)) > PUSH_EPOCH_MAX)
-		fatalx("epoch %" PRIu64 " beyond the protocol's range", e);
+	if ((e = publish_next_epoch(p)) > PUSH_EPOCH_MAX) {
+		/* registry.c refuses such floors; this is the last guard. */
+		log_warnx("publish: epoch %" PRIu64 " beyond the protocol's "
+		    "range; not published", e);
+		return;
+	}
 	p->epoch = e;
-	p->since_ms = publish_wall_ms();
-	p->at_ms = daemon_now_ms();
+	p->since_ms = xtime_wall_ms();
+	p->at_ms = xtime_mono_ms();
 	p->changes++;
 	control_event(l, "publish", json_pack("{s:I, s:o, s:o, s:o, s:s}",
 	    "epoch", (json_int_t)p->epoch,
@@ -124,9 +118,11 @@ publish_update(struct locator *l, const char *why)
 }
 
 /*
- * A relay holds EPOCH.  If that is not below ours, it came from an
- * earlier run of the locator: re-publish the same value above it so
- * the relay does not refuse us as stale.
+ * A relay holds EPOCH.  If that is above ours, it came from an earlier
+ * run of the locator (or an operator's set-target): re-publish the
+ * same value above it so the relay does not refuse us as stale.  An
+ * equal epoch is ours (a relay that reconnected): nothing to do, or
+ * every reconnect would move every relay's epoch.
  */
 void
 publish_floor(struct locator *l, uint64_t epoch)
@@ -135,22 +131,8 @@ publish_floor(struct locator *l, uint64_t epoch)
 
 	if (epoch > p->floor)
 		p->floor = epoch;
-	if (p->epoch != 0 && epoch >= p->epoch)
+	if (p->epoch != 0 && epoch > p->epoch)
 		publish_bump(l, "a relay holds a newer epoch");
-}
-
-/* Wall-clock MS as ISO 8601 UTC with milliseconds. */
-static json_t *
-publish_utc(long long ms)
-{
-	struct tm	tm;
-	time_t		t = (time_t)(ms / 1000);
-	char		buf[40];
-
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-		return (json_null());
-	return (json_sprintf("%s.%03lldZ", buf, ms % 1000));
 }
 
 /* The published target, for "where" and "status". */
@@ -158,20 +140,21 @@ json_t *
 publish_json(const struct locator *l)
 {
 	const struct publish	*p = &l->pub;
+	char			 utc[XTIME_UTC_LEN];
 
 	if (p->epoch == 0)
 		return (json_pack("{s:I, s:n, s:n, s:n, s:n, s:I}",
 		    "epoch", (json_int_t)0, "appliance_host", "relay",
 		    "appliance", "since", "changes", (json_int_t)p->changes));
-	return (json_pack("{s:I, s:s, s:o, s:o, s:o, s:I, s:I, s:I}",
+	return (json_pack("{s:I, s:s, s:o, s:o, s:s, s:I, s:I, s:I}",
 	    "epoch", (json_int_t)p->epoch,
 	    "appliance_host", p->host,
 	    "relay", p->relay != NULL ? json_string(p->relay) : json_null(),
 	    "appliance", p->appliance != NULL ? json_string(p->appliance) :
 	    json_null(),
-	    "since", publish_utc(p->since_ms),
+	    "since", xtime_utc(p->since_ms, utc, sizeof(utc)),
 	    "since_ms", (json_int_t)p->since_ms,
-	    "age_ms", (json_int_t)(daemon_now_ms() - p->at_ms),
+	    "age_ms", (json_int_t)(xtime_mono_ms() - p->at_ms),
 	    "changes", (json_int_t)p->changes));
 }
 

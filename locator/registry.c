@@ -29,11 +29,13 @@
 #include "push.h"
 #include "xaddr.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 #define REGISTRY_HELLO_MS	5000	/* HELLO within this */
 #define REGISTRY_FLUSH_MS	1000	/* last words before close */
 #define REGISTRY_OUT_MAX	(256 * 1024)	/* queued to one relay */
 #define REGISTRY_CONNS_MAX	8192
+#define REGISTRY_EPOCH_AHEAD_MS	(24 * 3600 * 1000LL)
 
 enum registry_state {
 	REGISTRY_HELLO = 0,	/* waiting for HELLO */
@@ -98,6 +100,7 @@ static void	registry_eventcb(struct bufferevent *, short, void *);
 static void	registry_accept_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 static void	registry_timer_cb(evutil_socket_t, short, void *);
+static void	registry_close(struct registry_conn *, const char *, int);
 
 static const char *const registry_states[] = {
 	"hello", "ready", "closing", "dead"
@@ -142,8 +145,7 @@ registry_arm(struct registry_conn *c, long long ms)
 {
 	struct timeval	tv;
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	xtime_tv(ms, &tv);
 	evtimer_add(c->timer, &tv);
 }
 
@@ -155,15 +157,21 @@ registry_arm(struct registry_conn *c, long long ms)
 static void
 registry_send(struct registry_conn *c, const struct push_msg *m)
 {
-	int	rv;
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	int		 rv;
 
-	if ((rv = push_write(bufferevent_get_output(c->bev), m)) !=
-	    PUSH_OK) {
+	if (c->state == REGISTRY_READY &&
+	    evbuffer_get_length(out) > REGISTRY_OUT_MAX) {
+		/* Not reading: pushes would pile up without bound. */
+		registry_close(c, "relay does not read its pushes", 0);
+		return;
+	}
+	if ((rv = push_write(out, m)) != PUSH_OK) {
 		log_warnx("relay %s: cannot encode %s: %s", c->peer,
 		    push_type_name(m->type), push_strerror(rv));
 		return;
 	}
-	c->tx_ms = daemon_now_ms();
+	c->tx_ms = xtime_mono_ms();
 }
 
 /*
@@ -181,7 +189,7 @@ registry_close(struct registry_conn *c, const char *why, int error)
 		return;
 	if (r != NULL) {
 		r->conn = NULL;
-		r->since_ms = daemon_now_ms();
+		r->since_ms = xtime_mono_ms();
 		control_event(reg->l, "relay-disconnect", json_pack(
 		    "{s:s, s:s, s:s}", "host", r->host, "peer", c->peer,
 		    "reason", why));
@@ -189,11 +197,11 @@ registry_close(struct registry_conn *c, const char *why, int error)
 	} else
 		log_info("relay %s: closed: %s", c->peer, why);
 	if (error && c->state != REGISTRY_CLOSING) {
+		registry_enter_state(c, REGISTRY_CLOSING);
 		memset(&m, 0, sizeof(m));
 		m.type = PUSH_ERROR;
 		strlcpy(m.text, why, sizeof(m.text));
 		registry_send(c, &m);
-		registry_enter_state(c, REGISTRY_CLOSING);
 		bufferevent_disable(c->bev, EV_READ);
 		registry_arm(c, REGISTRY_FLUSH_MS);
 		return;
@@ -303,6 +311,30 @@ registry_hosts_changed(struct registry *reg)
 	}
 }
 
+/*
+ * Make room for a new relay record: forget the one disconnected the
+ * longest (a renamed host, a typo in some --host).  -1 if every
+ * record has a live connection.
+ */
+static int
+registry_evict(struct registry *reg)
+{
+	struct registry_relay	*r, *old = NULL;
+
+	TAILQ_FOREACH(r, &reg->relays, entry)
+		if (r->conn == NULL && (old == NULL ||
+		    r->since_ms < old->since_ms))
+			old = r;
+	if (old == NULL)
+		return (-1);
+	log_info("relay %s: forgotten (disconnected longest, %zu relays)",
+	    old->host, reg->nrelays);
+	TAILQ_REMOVE(&reg->relays, old, entry);
+	reg->nrelays--;
+	free(old);
+	return (0);
+}
+
 /* HELLO: bind C to its host's record, answer WELCOME, push. */
 static void
 registry_hello(struct registry_conn *c, const struct push_msg *m)
@@ -312,8 +344,17 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	struct push_msg		 w;
 	char			 why[XADDR_PEER_STRLEN + 64];
 
+	if (m->epoch > (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS) {
+		/* Epochs are wall-clock ms; this one would pin us forever. */
+		snprintf(why, sizeof(why), "epoch %" PRIu64 " is more than a "
+		    "day ahead of this locator's clock", m->epoch);
+		reg->refused++;
+		registry_close(c, why, 1);
+		return;
+	}
 	if ((r = registry_find(reg, m->host)) == NULL) {
-		if (reg->nrelays >= (size_t)reg->l->conf.max_relays) {
+		if (reg->nrelays >= (size_t)reg->l->conf.max_relays &&
+		    registry_evict(reg) != 0) {
 			reg->refused++;
 			registry_close(c, "too many relays", 1);
 			return;
@@ -331,7 +372,7 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	r->conn = c;
 	c->relay = r;
 	r->connects++;
-	r->since_ms = daemon_now_ms();
+	r->since_ms = xtime_mono_ms();
 	r->pushed = 0;
 	r->acked = m->epoch;
 	strlcpy(r->peer, c->peer, sizeof(r->peer));
@@ -369,7 +410,7 @@ registry_answer(struct registry_conn *c, const struct push_msg *m)
 	long long		 lag = -1;
 
 	if (m->epoch == p->epoch && p->epoch != 0)
-		lag = daemon_now_ms() - p->at_ms;
+		lag = xtime_mono_ms() - p->at_ms;
 	if (m->type == PUSH_ACK) {
 		reg->acks++;
 		if (m->epoch > r->acked)
@@ -463,7 +504,7 @@ registry_readcb(struct bufferevent *bev, void *arg)
 	char			 err[256], why[320];
 	int			 rv;
 
-	c->rx_ms = daemon_now_ms();
+	c->rx_ms = xtime_mono_ms();
 	while (c->state == REGISTRY_HELLO || c->state == REGISTRY_READY) {
 		rv = push_read(bufferevent_get_input(bev), &m, err,
 		    sizeof(err));
@@ -508,7 +549,7 @@ registry_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct registry_conn	*c = arg;
 	long long		 ka = c->reg->l->conf.keepalive_ms;
-	long long		 now = daemon_now_ms();
+	long long		 now = xtime_mono_ms();
 	struct push_msg		 m;
 
 	switch (c->state) {
@@ -525,11 +566,6 @@ registry_timer_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (now - c->rx_ms >= 3 * ka) {
 		registry_close(c, "relay silent for 3 keepalive periods", 0);
-		return;
-	}
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
-	    REGISTRY_OUT_MAX) {
-		registry_close(c, "relay does not read its pushes", 0);
 		return;
 	}
 	if (now - c->tx_ms >= ka) {
@@ -563,7 +599,7 @@ registry_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 	c->reg = reg;
 	c->id = ++reg->next_id;
 	strlcpy(c->peer, peer.str, sizeof(c->peer));
-	c->rx_ms = c->tx_ms = daemon_now_ms();
+	c->rx_ms = c->tx_ms = xtime_mono_ms();
 	c->bev = bufferevent_socket_new(reg->l->d.base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(reg->l->d.base, registry_timer_cb, c);
@@ -631,7 +667,7 @@ registry_relay_json(const struct registry *reg,
     const struct registry_relay *r)
 {
 	const struct publish	*p = &reg->l->pub;
-	long long		 now = daemon_now_ms(), lag;
+	long long		 now = xtime_mono_ms(), lag;
 	int			 converged;
 
 	converged = p->epoch != 0 && r->acked == p->epoch;

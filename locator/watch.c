@@ -37,6 +37,7 @@
 #include "log.h"
 #include "vmomi.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 #define WATCH_BACKOFF_MIN_MS	250
 #define WATCH_HOSTS_MAX		65536
@@ -130,7 +131,7 @@ watch_enter_state(struct watch *w, enum watch_state s)
 	log_debug("vsphere: %s -> %s", watch_strstate(w->state),
 	    watch_strstate(s));
 	w->state = s;
-	w->state_ms = daemon_now_ms();
+	w->state_ms = xtime_mono_ms();
 }
 
 static uint64_t
@@ -206,14 +207,18 @@ watch_start_filter_events(struct watch *w)
 	    paths));
 }
 
-/* The first wait reads everything: mark hosts to sweep after it. */
+/*
+ * The first wait reads everything (maybe in truncated parts): before
+ * its first part, mark every host, to sweep those not read again.
+ */
 static uint64_t
 watch_start_sync(struct watch *w)
 {
 	struct watch_host	*h;
 
-	TAILQ_FOREACH(h, &w->hosts, entry)
-		h->stale = 1;
+	if (w->version == NULL)
+		TAILQ_FOREACH(h, &w->hosts, entry)
+			h->stale = 1;
 	return (vmomi_wait(w->v, &w->pc, w->version,
 	    (int)(w->l->conf.poll_ms / 1000), watch_update_cb, w));
 }
@@ -397,16 +402,10 @@ watch_fail(struct watch *w, const char *where, int err, const char *msg)
 		return;
 	}
 	watch_restart(w, 0);
-	delay = w->backoff_ms;
-	/* 75% to 125% of the step, so relays' locators do not align. */
-	delay = delay * 3 / 4 + (long long)arc4random_uniform(
-	    (uint32_t)(delay / 2 + 1));
-	w->backoff_ms *= 2;
-	if (w->backoff_ms > w->l->conf.retry_max_ms)
-		w->backoff_ms = w->l->conf.retry_max_ms;
+	delay = xtime_backoff(&w->backoff_ms, WATCH_BACKOFF_MIN_MS,
+	    w->l->conf.retry_max_ms);
 	watch_enter_state(w, WATCH_BACKOFF);
-	tv.tv_sec = delay / 1000;
-	tv.tv_usec = (delay % 1000) * 1000;
+	xtime_tv(delay, &tv);
 	evtimer_add(w->timer, &tv);
 }
 
@@ -446,7 +445,8 @@ watch_ref_cb(uint64_t id, int err, const char *msg,
 	if (id != w->req)
 		return;
 	w->req = 0;
-	if (err != VMOMI_OK && w->state == WATCH_EVENTS) {
+	if (err != VMOMI_OK && (w->state == WATCH_EVENTS ||
+	    w->state == WATCH_FILTER_EVENTS) && err != VMOMI_E_NOTAUTH) {
 		/* Hints are optional: watch without them. */
 		log_warnx("vsphere: no migration hints: %s", msg);
 		watch_enter_state(w, WATCH_SYNC);
@@ -689,10 +689,8 @@ static void
 watch_check_arm(struct watch *w)
 {
 	struct timeval	tv;
-	long long	ms = w->l->conf.session_check_ms;
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	xtime_tv(w->l->conf.session_check_ms, &tv);
 	evtimer_add(w->check, &tv);
 }
 
@@ -851,7 +849,7 @@ watch_json(const struct watch *w)
 	    "vcenter", w->l->conf.vcenter,
 	    "vm", w->l->conf.vm,
 	    "state", watch_strstate(w->state),
-	    "state_ms", (json_int_t)(daemon_now_ms() - w->state_ms),
+	    "state_ms", (json_int_t)(xtime_mono_ms() - w->state_ms),
 	    "vm_moref", w->vm.value[0] != '\0' ? json_string(w->vm.value) :
 	    json_null(),
 	    "host", host != NULL ? json_string(host) : json_null(),

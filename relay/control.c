@@ -13,6 +13,7 @@
 #include "proto.h"
 #include "relay.h"
 #include "xaddr.h"
+#include "xtime.h"
 
 static json_t	*control_status(json_t *, void *, const char **);
 static json_t	*control_watch(json_t *, void *, const char **);
@@ -49,7 +50,7 @@ control_status(json_t *req, void *arg, const char **err)
 	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
-	    "uptime_ms", (json_int_t)(daemon_now_ms() - r->d.started_ms),
+	    "uptime_ms", (json_int_t)(xtime_mono_ms() - r->d.started_ms),
 	    "guest_listen", gl,
 	    "mesh_listen", r->mesh_a != NULL ?
 	    json_string(xaddr_str(r->mesh_a)) : json_null(),

@@ -31,6 +31,7 @@
 #include "relay.h"
 #include "xaddr.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 #define FWD_HIGH	(512 * 1024)
 #define FWD_FLUSH_MS	5000
@@ -333,7 +334,7 @@ fwd_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	f = xcalloc(1, sizeof(*f));
 	f->ctx = ctx;
 	f->id = ++ctx->next_id;
-	f->started_ms = daemon_now_ms();
+	f->started_ms = xtime_mono_ms();
 	if ((f->deadline = evtimer_new(ctx->r->d.base, fwd_deadline_cb, f)) ==
 	    NULL)
 		fatalx("evtimer_new");

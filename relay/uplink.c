@@ -49,6 +49,7 @@
 #include "relay.h"
 #include "xaddr.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 #define UPLINK_BACKOFF_MIN_MS	100
 #define UPLINK_BACKOFF_MAX_MS	5000
@@ -142,7 +143,7 @@ uplink_enter_state(struct uplink *u, enum uplink_state s, const char *why)
 	if (s == old)
 		return;
 	u->state = s;
-	u->since_ms = daemon_now_ms();
+	u->since_ms = xtime_mono_ms();
 	if (s == UPLINK_UP || old == UPLINK_UP)
 		log_info("locator %s state %s -> %s", xaddr_str(u->addr),
 		    uplink_strstate(old), uplink_strstate(s));
@@ -229,8 +230,7 @@ uplink_close(struct uplink *u)
 		uplink_conn_dead(c);	/* never connected */
 		return;
 	}
-	tv.tv_sec = UPLINK_LINGER_MS / 1000;
-	tv.tv_usec = (UPLINK_LINGER_MS % 1000) * 1000;
+	xtime_tv(UPLINK_LINGER_MS, &tv);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 	bufferevent_setcb(c->bev, uplink_linger_readcb, uplink_linger_writecb,
@@ -244,14 +244,10 @@ static void
 uplink_schedule(struct uplink *u, const char *why)
 {
 	struct timeval	tv;
-	long long	ms = u->backoff_ms;
 
-	ms = ms * 3 / 4 + arc4random_uniform((uint32_t)(ms / 2 + 1));
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	xtime_tv(xtime_backoff(&u->backoff_ms, UPLINK_BACKOFF_MIN_MS,
+	    UPLINK_BACKOFF_MAX_MS), &tv);
 	evtimer_add(u->retry_ev, &tv);
-	u->backoff_ms = u->backoff_ms * 2 > UPLINK_BACKOFF_MAX_MS ?
-	    UPLINK_BACKOFF_MAX_MS : u->backoff_ms * 2;
 	uplink_enter_state(u, UPLINK_BACKOFF, why);
 }
 
@@ -320,8 +316,9 @@ uplink_bad(struct uplink *u, const char *what)
 	char	why[UPLINK_ERR_MAX];
 
 	(void)snprintf(why, sizeof(why), "bad push: %s", what);
-	(void)uplink_reply(u, PUSH_ERROR, 0, why);
-	uplink_lost(u, why);
+	/* A failed send has already dropped the connection and backed off. */
+	if (uplink_reply(u, PUSH_ERROR, 0, why) == 0)
+		uplink_lost(u, why);
 }
 
 /* WELCOME: registered; targets flow from now on. */
@@ -506,11 +503,9 @@ uplink_eventcb(struct bufferevent *bev, short what, void *arg)
 		u->connects++;
 		if (ka > 0) {
 			xaddr_dead_after(bufferevent_getfd(bev), ka * 3);
-			tv.tv_sec = ka * 3 / 1000;
-			tv.tv_usec = (ka * 3 % 1000) * 1000;
+			xtime_tv(ka * 3, &tv);
 			bufferevent_set_timeouts(bev, &tv, NULL);
-			tv.tv_sec = ka / 1000;
-			tv.tv_usec = (ka % 1000) * 1000;
+			xtime_tv(ka, &tv);
 			event_add(u->ka_ev, &tv);
 		}
 		memset(&m, 0, sizeof(m));
@@ -586,8 +581,7 @@ uplink_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	bufferevent_setwatermark(u->conn->bev, EV_READ, 0, UPLINK_READ_HIGH);
 	bufferevent_enable(u->conn->bev, EV_READ | EV_WRITE);
 	u->sent = 0;
-	tv.tv_sec = u->r->conf.sess.handshake_ms / 1000;
-	tv.tv_usec = (u->r->conf.sess.handshake_ms % 1000) * 1000;
+	xtime_tv(u->r->conf.sess.handshake_ms, &tv);
 	evtimer_add(u->deadline_ev, &tv);
 	uplink_enter_state(u, UPLINK_CONNECTING, NULL);
 	bufferevent_socket_connect(u->conn->bev, NULL, 0);
@@ -636,7 +630,7 @@ uplink_new(struct relay *r, const char *addr, const char *mesh)
 	    u->ka_ev == NULL || u->reap_ev == NULL)
 		fatalx("evtimer_new");
 	u->state = UPLINK_BACKOFF;
-	u->since_ms = daemon_now_ms();
+	u->since_ms = xtime_mono_ms();
 	u->backoff_ms = UPLINK_BACKOFF_MIN_MS;
 	evtimer_add(u->retry_ev, &tv);		/* first try at once */
 	log_info("locator %s host=%s mesh=%s", xaddr_str(u->addr),
@@ -677,7 +671,7 @@ uplink_json(const struct uplink *u)
 	    "address", xaddr_str(u->addr),
 	    "mesh", u->mesh,
 	    "state", uplink_strstate(u->state),
-	    "since_ms", (json_int_t)(daemon_now_ms() - u->since_ms),
+	    "since_ms", (json_int_t)(xtime_mono_ms() - u->since_ms),
 	    "known", u->known,
 	    "connects", (json_int_t)u->connects,
 	    "pushes", (json_int_t)u->pushes,

@@ -6,8 +6,14 @@
  * when to wake it (CURLMOPT_TIMERFUNCTION); we keep one libevent event
  * per socket plus one timer, and hand every readiness or timeout to
  * curl_multi_socket_action(), then collect finished transfers with
- * curl_multi_info_read().  Nothing here blocks: name resolution runs in
- * curl's resolver thread, everything else on non-blocking sockets.
+ * curl_multi_info_read().  Sockets are non-blocking and name resolution
+ * runs in curl's resolver thread (vmomi_new refuses a libcurl without
+ * asynchronous DNS).  One trap remains: dropping a transfer that is
+ * still resolving (abort, free, its own timeout) makes libcurl join that
+ * thread, i.e. wait for getaddrinfo(), inside curl_multi_remove_handle().
+ * CURLOPT_QUICK_EXIT (libcurl 7.87) makes it detach the thread instead,
+ * which then frees its own state when the lookup ends.  Left blocking:
+ * reading the CA file when a connection is set up (local disk).
  *
  * Finished transfers are not reported from inside that walk: their easy
  * handles are removed and cleaned up there (we are outside every curl
@@ -45,9 +51,11 @@
 #include <openssl/x509.h>
 
 #include "log.h"
+#include "text.h"
 #include "vmomi.h"
 #include "vmomi_int.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 #define HTTP_SOAPACTION	"SOAPAction: \"urn:vim25/7.0\""
 #define HTTP_CTYPE	"Content-Type: text/xml; charset=utf-8"
@@ -65,7 +73,8 @@ struct http_xfer {
 	struct http		*x_http;
 	CURL			*x_easy;
 	struct curl_slist	*x_hdrs;
-	char			*x_req;		/* request body */
+	char			*x_req;		/* request body (wiped) */
+	size_t			 x_reqlen;
 	char			*x_resp;	/* response body */
 	size_t			 x_len;
 	size_t			 x_cap;
@@ -181,8 +190,7 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 		evtimer_del(h->h_timer);
 		return (0);
 	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	xtime_tv(timeout_ms, &tv);
 	return (evtimer_add(h->h_timer, &tv) == 0 ? 0 : -1);
 }
 
@@ -254,6 +262,7 @@ http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	size_t			 n = size * nmemb, i, start, plen;
 	static const char	 set[] = "Set-Cookie:";
 	unsigned char		 c;
+	int			 quoted;
 
 	plen = sizeof(set) - 1;
 	if (n < plen || strncasecmp(data, set, plen) != 0)
@@ -264,16 +273,30 @@ http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	    memcmp(data + i, HTTP_COOKIE "=", sizeof(HTTP_COOKIE)) != 0)
 		return (n);
 	start = i + sizeof(HTTP_COOKIE);
-	for (i = start; i < n; i++) {
+	/*
+	 * cookie-value (RFC 6265): cookie-octets, optionally in double
+	 * quotes, as vCenter sends it ("52c4..."); kept as sent, quotes
+	 * and all, because that is what goes back in Cookie:.
+	 */
+	quoted = start < n && data[start] == '"';
+	for (i = start + quoted; i < n; i++) {
 		c = (unsigned char)data[i];
-		if (c == ';' || c == '\r' || c == '\n' || c == ' ')
+		if (quoted && c == '"') {
+			i++;
 			break;
-		/* cookie-octet (RFC 6265); anything else is not ours. */
+		}
+		if (c == ';' || c == '\r' || c == '\n' || c == ' ') {
+			if (quoted)
+				return (n);	/* no closing quote */
+			break;
+		}
+		/* cookie-octet; anything else is not ours. */
 		if (c < 0x21 || c > 0x7e || c == '"' || c == ',' ||
 		    c == '\\')
 			return (n);
 	}
-	if (i == start || i - start > VMOMI_COOKIE_MAX)
+	if (i == start + 2 * quoted || i - start > VMOMI_COOKIE_MAX ||
+	    (quoted && data[i - 1] != '"'))
 		return (n);
 	memcpy(x->x_cookie, data + start, i - start);
 	x->x_cookie[i - start] = '\0';
@@ -320,14 +343,17 @@ http_ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
 	return (CURLE_OK);
 }
 
-/* Free a transfer's memory (curl is done with it). */
+/* Free a transfer (curl is done with it), wiping body and cookie. */
 static void
 http_xfer_destroy(struct http_xfer *x)
 {
 	if (x->x_easy != NULL)
 		curl_easy_cleanup(x->x_easy);
 	curl_slist_free_all(x->x_hdrs);
+	if (x->x_req != NULL)
+		explicit_bzero(x->x_req, x->x_reqlen);
 	free(x->x_req);
+	explicit_bzero(x->x_cookie, sizeof(x->x_cookie));
 	free(x->x_resp);
 	free(x);
 }
@@ -364,6 +390,7 @@ http_result(struct http_xfer *x, CURLcode rc)
 		snprintf(x->x_msg, sizeof(x->x_msg), "%s",
 		    x->x_errbuf[0] != '\0' ? x->x_errbuf :
 		    curl_easy_strerror(rc));
+		text_ascii(x->x_msg);
 		return;
 	}
 	if (h->h_pinlen > 0 && strncasecmp(h->h_url, "https:", 6) == 0 &&
@@ -568,6 +595,7 @@ http_post(struct http *h, char *body, size_t len, const char *cookie,
 	x = xcalloc(1, sizeof(*x));
 	x->x_http = h;
 	x->x_req = body;
+	x->x_reqlen = len;
 	x->x_cb = cb;
 	x->x_arg = arg;
 	if ((x->x_easy = e = curl_easy_init()) == NULL) {
@@ -599,6 +627,15 @@ http_post(struct http *h, char *body, size_t len, const char *cookie,
 	rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	rc |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header_cb);
 	rc |= curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/*
+	 * Detach, not join, a resolver thread when the transfer goes
+	 * (see above).  Not fatal: an older libcurl at run time only
+	 * blocks again on such a drop.
+	 */
+	if (curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) != CURLE_OK)
+		log_debug("vmomi: libcurl without CURLOPT_QUICK_EXIT");
+#endif
 	if (cookie != NULL) {
 		xasprintf(&c, "%s=%s", HTTP_COOKIE, cookie);
 		rc |= curl_easy_setopt(e, CURLOPT_COOKIE, c);	/* copied */

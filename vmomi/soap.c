@@ -4,7 +4,10 @@
  * Requests are built as text in a capped buffer (struct soap_msg) in the
  * exact shape the simulator captures show; every string that comes
  * from a caller is checked (UTF-8, no control characters) and escaped,
- * so a moref value or a VM name can never close an element.
+ * so a moref value or a VM name can never close an element.  A Login
+ * envelope carries the password: the buffer grows by copy and wipe, not
+ * realloc (which may leave the old block behind unwiped), and is wiped
+ * when freed here or, once handed over, by http.c.
  *
  * Responses are parsed with libxml2 into a tree that lives as long as
  * the struct vmomi_parsed: the update structures and the values handed
@@ -39,6 +42,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 
+#include "text.h"
 #include "vmomi.h"
 #include "vmomi_int.h"
 #include "xmalloc.h"
@@ -143,17 +147,13 @@ static void __attribute__((format(printf, 3, 4)))
 soap_err(char *msg, size_t msglen, const char *fmt, ...)
 {
 	va_list	ap;
-	size_t	i;
 
 	if (msg == NULL || msglen == 0)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, msglen, fmt, ap);
 	va_end(ap);
-	for (i = 0; msg[i] != '\0'; i++)
-		if ((unsigned char)msg[i] < 0x20 ||
-		    (unsigned char)msg[i] > 0x7e)
-			msg[i] = '?';
+	text_ascii(msg);
 }
 
 /* ---- request envelopes ---- */
@@ -162,7 +162,8 @@ soap_err(char *msg, size_t msglen, const char *fmt, ...)
 static void
 soap_msg_add(struct soap_msg *m, const char *s, size_t len)
 {
-	size_t	ncap;
+	char	*nbuf;
+	size_t	 ncap;
 
 	if (m->bad)
 		return;
@@ -174,7 +175,12 @@ soap_msg_add(struct soap_msg *m, const char *s, size_t len)
 		ncap = m->cap;
 		while (m->len + len + 1 > ncap)
 			ncap *= 2;
-		m->buf = xreallocarray(m->buf, 1, ncap);
+		/* Not realloc: it may leave a copy of a password behind. */
+		nbuf = xmalloc(ncap);
+		memcpy(nbuf, m->buf, m->len + 1);
+		explicit_bzero(m->buf, m->cap);
+		free(m->buf);
+		m->buf = nbuf;
 		m->cap = ncap;
 	}
 	memcpy(m->buf + m->len, s, len);
@@ -315,12 +321,13 @@ soap_msg_new(const char *method, const struct vmomi_moref *this)
 	return (m);
 }
 
-/* Free an unfinished message; NULL is fine. */
+/* Free an unfinished message (wiped: it may hold a Login); NULL is fine. */
 void
 soap_msg_free(struct soap_msg *m)
 {
 	if (m == NULL)
 		return;
+	explicit_bzero(m->buf, m->cap);
 	free(m->buf);
 	free(m);
 }
@@ -1018,7 +1025,7 @@ soap_update_free(struct vmomi_update *u)
 
 /* Free a parsed answer; NULL is fine. */
 void
-vmomi_parsed_free(struct vmomi_parsed *p)
+soap_parsed_free(struct vmomi_parsed *p)
 {
 	size_t	i;
 
@@ -1098,7 +1105,7 @@ out:
 
 /* Parse one response to METHOD (see vmomi.h). */
 int
-vmomi_parse(const char *body, size_t len, long status, const char *method,
+soap_parse(const char *body, size_t len, long status, const char *method,
     struct vmomi_parsed **out, char *msg, size_t msglen)
 {
 	const struct soap_method	*m = NULL;
@@ -1117,8 +1124,7 @@ vmomi_parse(const char *body, size_t len, long status, const char *method,
 		if (strcmp(method, soap_methods[i].name) == 0)
 			m = &soap_methods[i];
 	if (m == NULL || out == NULL || (body == NULL && len != 0)) {
-		soap_err(msg, msglen, "vmomi_parse: unknown method or no "
-		    "output");
+		soap_err(msg, msglen, "unknown method or no output");
 		return (VMOMI_E_ARG);
 	}
 	if (status != 200 && status != 500) {
@@ -1176,20 +1182,20 @@ vmomi_parse(const char *body, size_t len, long status, const char *method,
 	p = NULL;
 	err = VMOMI_OK;
 out:
-	vmomi_parsed_free(p);
+	soap_parsed_free(p);
 	return (err);
 }
 
 /* The update inside a parsed answer, or NULL. */
 const struct vmomi_update *
-vmomi_parsed_update(const struct vmomi_parsed *p)
+soap_parsed_update(const struct vmomi_parsed *p)
 {
 	return (p != NULL ? p->upd : NULL);
 }
 
 /* The first returnval as a moref: 0, or -1 if there is none. */
 int
-vmomi_parsed_moref(const struct vmomi_parsed *p, struct vmomi_moref *r)
+soap_parsed_moref(const struct vmomi_parsed *p, struct vmomi_moref *r)
 {
 	memset(r, 0, sizeof(*r));
 	if (p == NULL || p->ret == NULL)
@@ -1200,14 +1206,14 @@ vmomi_parsed_moref(const struct vmomi_parsed *p, struct vmomi_moref *r)
 
 /* The first returnval as a value, or NULL. */
 const struct vmomi_val *
-vmomi_parsed_val(const struct vmomi_parsed *p)
+soap_parsed_val(const struct vmomi_parsed *p)
 {
 	return (p != NULL ? (const struct vmomi_val *)p->ret : NULL);
 }
 
 /* The ServiceContent of a RetrieveServiceContent answer: 0, or -1. */
 int
-vmomi_parsed_service(const struct vmomi_parsed *p, struct vmomi_service *s)
+soap_parsed_service(const struct vmomi_parsed *p, struct vmomi_service *s)
 {
 	memset(s, 0, sizeof(*s));
 	if (p == NULL || !p->has_svc)
@@ -1220,14 +1226,14 @@ vmomi_parsed_service(const struct vmomi_parsed *p, struct vmomi_service *s)
 
 /* The parse a value's tree belongs to. */
 static struct vmomi_parsed *
-soap_val_parsed(const xmlNode *n)
+soap_val_owner(const xmlNode *n)
 {
 	return (n != NULL && n->doc != NULL ? n->doc->_private : NULL);
 }
 
 /* A value's xsi:type, prefix stripped, or NULL. */
 const char *
-vmomi_val_type(const struct vmomi_val *v)
+soap_val_type(const struct vmomi_val *v)
 {
 	if (v == NULL)
 		return (NULL);
@@ -1236,24 +1242,24 @@ vmomi_val_type(const struct vmomi_val *v)
 
 /* A value's text, or NULL when it has child elements. */
 const char *
-vmomi_val_text(const struct vmomi_val *v)
+soap_val_text(const struct vmomi_val *v)
 {
 	struct vmomi_parsed	*p;
 
-	if ((p = soap_val_parsed((const xmlNode *)v)) == NULL)
+	if ((p = soap_val_owner((const xmlNode *)v)) == NULL)
 		return (NULL);
 	return (soap_text(p, (const xmlNode *)v));
 }
 
 /* 0 and *R when V is a moref (typed as one, or untyped with "type"). */
 int
-vmomi_val_moref(const struct vmomi_val *v, struct vmomi_moref *r)
+soap_val_moref(const struct vmomi_val *v, struct vmomi_moref *r)
 {
 	struct vmomi_parsed	*p;
 	const char		*t;
 
 	memset(r, 0, sizeof(*r));
-	if ((p = soap_val_parsed((const xmlNode *)v)) == NULL)
+	if ((p = soap_val_owner((const xmlNode *)v)) == NULL)
 		return (-1);
 	t = soap_xsi_type((const xmlNode *)v);
 	if (t != NULL && strcmp(t, "ManagedObjectReference") != 0)
@@ -1263,14 +1269,14 @@ vmomi_val_moref(const struct vmomi_val *v, struct vmomi_moref *r)
 
 /* 0 and *OUT when V's text is a decimal integer. */
 int
-vmomi_val_int(const struct vmomi_val *v, long long *out)
+soap_val_int(const struct vmomi_val *v, long long *out)
 {
 	const char	*t;
 	char		*end;
 	long long	 n;
 
 	*out = 0;
-	if ((t = vmomi_val_text(v)) == NULL || t[0] == '\0' ||
+	if ((t = soap_val_text(v)) == NULL || t[0] == '\0' ||
 	    !(t[0] == '-' || (t[0] >= '0' && t[0] <= '9')))
 		return (-1);
 	errno = 0;
@@ -1283,7 +1289,7 @@ vmomi_val_int(const struct vmomi_val *v, long long *out)
 
 /* V's first child element named NAME (NULL: any). */
 const struct vmomi_val *
-vmomi_val_child(const struct vmomi_val *v, const char *name)
+soap_val_child(const struct vmomi_val *v, const char *name)
 {
 	return ((const struct vmomi_val *)soap_child((const xmlNode *)v,
 	    name));
@@ -1291,7 +1297,7 @@ vmomi_val_child(const struct vmomi_val *v, const char *name)
 
 /* V's next sibling with the same name. */
 const struct vmomi_val *
-vmomi_val_next(const struct vmomi_val *v)
+soap_val_next(const struct vmomi_val *v)
 {
 	if (v == NULL)
 		return (NULL);
@@ -1300,7 +1306,7 @@ vmomi_val_next(const struct vmomi_val *v)
 
 /* Hex pairs, all colon-separated or none, to 20 or 32 bytes. */
 int
-vmomi_thumbprint_parse(const char *s, unsigned char *out, size_t outlen)
+soap_thumbprint_parse(const char *s, unsigned char *out, size_t outlen)
 {
 	static const char	 hex[] = "0123456789abcdef";
 	const char		*h, *l;

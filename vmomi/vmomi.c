@@ -17,7 +17,16 @@
  * that reports more than once (retrieve pages) checks after each page
  * whether it still may go on.
  *
- * Credentials are never logged, at any level.
+ * vmomi_reset() ends the old session with a parting Logout that nobody
+ * waits for: a plain transfer on the transport with its own short
+ * timeout, outside the request list (not pending, no callback), dropped
+ * with the transport by vmomi_free().  Without it every reset would
+ * leave a session on vCenter until its idle expiry.  A Logout answer
+ * forgets the session only if it is still the one that was logged out:
+ * a late answer must not end a newer login.
+ *
+ * Credentials are never logged, at any level, and every copy of the
+ * password or the session cookie is wiped before it is freed.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -69,6 +78,7 @@ struct vmomi_req {
 	int			 r_err;
 	char			 r_msg[VMOMI_MSG_MAX];
 	char			 r_cookie[VMOMI_COOKIE_MAX + 1];
+	char			 r_ended[VMOMI_COOKIE_MAX + 1];	/* Logout */
 
 	/* Operation state. */
 	struct vmomi_moref	 r_pc;		/* retrieve: collector */
@@ -162,6 +172,8 @@ req_free(struct vmomi_req *r)
 	if (r->r_later != NULL)
 		event_free(r->r_later);
 	free(r->r_name);
+	explicit_bzero(r->r_cookie, sizeof(r->r_cookie));
+	explicit_bzero(r->r_ended, sizeof(r->r_ended));
 	free(r);
 }
 
@@ -292,10 +304,10 @@ req_http_done(const struct http_result *res, void *arg)
 		r->r_step(r, res->err, res->msg, NULL);
 		return;
 	}
-	err = vmomi_parse(res->body, res->len, res->status, r->r_method, &p,
+	err = soap_parse(res->body, res->len, res->status, r->r_method, &p,
 	    msg, sizeof(msg));
 	r->r_step(r, err, msg, p);	/* may free R and the client */
-	vmomi_parsed_free(p);
+	soap_parsed_free(p);
 }
 
 /*
@@ -345,14 +357,14 @@ req_step_simple(struct vmomi_req *r, int err, const char *msg,
 		req_finish(r, VMOMI_OK, NULL, NULL, NULL);
 		break;
 	case REQ_REF:
-		if (vmomi_parsed_moref(p, &ref) == -1)
+		if (soap_parsed_moref(p, &ref) == -1)
 			req_finish(r, VMOMI_E_NOTFOUND, "no object returned",
 			    NULL, NULL);
 		else
 			req_finish(r, VMOMI_OK, NULL, &ref, NULL);
 		break;
 	case REQ_UPDATE:
-		req_finish(r, VMOMI_OK, NULL, NULL, vmomi_parsed_update(p));
+		req_finish(r, VMOMI_OK, NULL, NULL, soap_parsed_update(p));
 		break;
 	}
 }
@@ -382,6 +394,25 @@ req_begin(struct vmomi_req *r, const char *method,
 
 /* ---- the client ---- */
 
+/*
+ * An http:// or https:// URL with a host and no user info: callers log
+ * and show the URL, so it must never carry a password.
+ */
+static int
+vmomi_url_ok(const char *url)
+{
+	size_t	skip, n;
+
+	if (strncasecmp(url, "https://", 8) == 0)
+		skip = 8;
+	else if (strncasecmp(url, "http://", 7) == 0)
+		skip = 7;
+	else
+		return (0);
+	n = strcspn(url + skip, "/?#");
+	return (n > 0 && memchr(url + skip, '@', n) == NULL);
+}
+
 /* A client on BASE; CONF is copied. */
 int
 vmomi_new(struct event_base *base, const struct vmomi_conf *conf,
@@ -402,10 +433,10 @@ vmomi_new(struct event_base *base, const struct vmomi_conf *conf,
 	    conf->timeout_ms < 0)
 		return (VMOMI_E_ARG);
 	https = strncasecmp(conf->url, "https://", 8) == 0;
-	if (!https && strncasecmp(conf->url, "http://", 7) != 0)
+	if (!vmomi_url_ok(conf->url))
 		return (VMOMI_E_ARG);
 	if (conf->thumbprint != NULL) {
-		pinlen = vmomi_thumbprint_parse(conf->thumbprint, pin,
+		pinlen = soap_thumbprint_parse(conf->thumbprint, pin,
 		    sizeof(pin));
 		/* A pin excludes the other modes: say which one is meant. */
 		if (pinlen == -1 || !https || conf->insecure ||
@@ -418,6 +449,11 @@ vmomi_new(struct event_base *base, const struct vmomi_conf *conf,
 		curl_ready = 1;
 	}
 	ci = curl_version_info(CURLVERSION_NOW);
+	if (ci == NULL || !(ci->features & CURL_VERSION_ASYNCHDNS)) {
+		/* Its name lookups would stall the caller's whole loop. */
+		log_debug("vmomi: libcurl without asynchronous DNS");
+		return (VMOMI_E_SYSTEM);
+	}
 	if (pinlen > 0 && (ci == NULL || ci->ssl_version == NULL ||
 	    strncmp(ci->ssl_version, "OpenSSL", 7) != 0)) {
 		log_debug("vmomi: thumbprint pinning needs libcurl on "
@@ -471,6 +507,7 @@ vmomi_free_now(struct vmomi *v)
 		free(v->v_password);
 	}
 	explicit_bzero(v->v_cookie, sizeof(v->v_cookie));
+	explicit_bzero(v->v_key, sizeof(v->v_key));
 	free(v);
 }
 
@@ -520,12 +557,46 @@ vmomi_abort(struct vmomi *v, uint64_t id)
 		req_free(r);
 }
 
-/* Forget the session (cookie, key) and the service content. */
+/* The parting Logout answered, or not: nobody waits for it. */
+static void
+vmomi_reset_done(const struct http_result *res, void *arg)
+{
+	log_debug("vmomi: Logout of the old session: %s",
+	    res->err != VMOMI_OK ? res->msg : res->status == 200 ? "ok" :
+	    "refused");
+}
+
+/* Send Logout with the current cookie, waiting for no answer. */
+static void
+vmomi_reset_logout(struct vmomi *v)
+{
+	struct http_xfer	*x;
+	struct soap_msg		*m;
+	char			*body, msg[VMOMI_MSG_MAX];
+	size_t			 len;
+	long long		 ms;
+
+	if (v->v_http == NULL || v->v_cookie[0] == '\0' || !v->v_have_svc)
+		return;
+	m = soap_msg_new("Logout", &v->v_svc.session_manager);
+	if (soap_msg_finish(m, &body, &len, msg, sizeof(msg)) != VMOMI_OK) {
+		log_debug("vmomi: Logout: %s", msg);
+		return;
+	}
+	ms = v->v_timeout_ms < VMOMI_LOGOUT_MS ? v->v_timeout_ms :
+	    VMOMI_LOGOUT_MS;
+	if (http_post(v->v_http, body, len, v->v_cookie, ms,
+	    vmomi_reset_done, NULL, &x, msg, sizeof(msg)) != VMOMI_OK)
+		log_debug("vmomi: Logout: %s", msg);
+}
+
+/* End the session (a parting Logout), forget it and the service content. */
 void
 vmomi_reset(struct vmomi *v)
 {
 	if (v == NULL)
 		return;
+	vmomi_reset_logout(v);
 	explicit_bzero(v->v_cookie, sizeof(v->v_cookie));
 	memset(v->v_key, 0, sizeof(v->v_key));
 	memset(&v->v_svc, 0, sizeof(v->v_svc));
@@ -563,7 +634,7 @@ login_done(struct vmomi_req *r, int err, const char *msg,
 		req_finish(r, err, msg, NULL, NULL);
 		return;
 	}
-	key = vmomi_val_text(vmomi_val_child(vmomi_parsed_val(p), "key"));
+	key = soap_val_text(soap_val_child(soap_parsed_val(p), "key"));
 	if (r->r_cookie[0] == '\0' || key == NULL) {
 		req_finish(r, VMOMI_E_PARSE, "Login answer without a "
 		    "vmware_soap_session cookie", NULL, NULL);
@@ -600,7 +671,7 @@ login_svc(struct vmomi_req *r, int err, const char *msg,
 		req_finish(r, err, msg, NULL, NULL);
 		return;
 	}
-	if (vmomi_parsed_service(p, &v->v_svc) == -1) {
+	if (soap_parsed_service(p, &v->v_svc) == -1) {
 		req_finish(r, VMOMI_E_PARSE, "no ServiceContent", NULL, NULL);
 		return;
 	}
@@ -629,20 +700,25 @@ vmomi_login(struct vmomi *v, vmomi_done_cb *cb, void *arg)
 	return (r->r_id);
 }
 
-/* Logout answered (or not): the session is gone either way. */
+/*
+ * Logout answered (or not): that session is gone either way, but a
+ * newer one (reset and login meanwhile) stays.
+ */
 static void
 logout_done(struct vmomi_req *r, int err, const char *msg,
     const struct vmomi_parsed *p)
 {
 	struct vmomi	*v = r->r_v;
 
-	explicit_bzero(v->v_cookie, sizeof(v->v_cookie));
-	memset(v->v_key, 0, sizeof(v->v_key));
-	v->v_logged_in = 0;
+	if (r->r_ended[0] != '\0' && strcmp(r->r_ended, v->v_cookie) == 0) {
+		explicit_bzero(v->v_cookie, sizeof(v->v_cookie));
+		memset(v->v_key, 0, sizeof(v->v_key));
+		v->v_logged_in = 0;
+	}
 	req_finish(r, err, msg, NULL, NULL);
 }
 
-/* SessionManager.Logout; the cookie is forgotten when it answers. */
+/* SessionManager.Logout; the session is forgotten when it answers. */
 uint64_t
 vmomi_logout(struct vmomi *v, vmomi_done_cb *cb, void *arg)
 {
@@ -651,6 +727,7 @@ vmomi_logout(struct vmomi *v, vmomi_done_cb *cb, void *arg)
 
 	if ((r = req_new(v, REQ_DONE, (void *)cb, arg)) == NULL)
 		return (0);
+	strlcpy(r->r_ended, v->v_cookie, sizeof(r->r_ended));
 	if ((m = req_begin(r, "Logout", &v->v_svc.session_manager)) != NULL)
 		req_send(r, "Logout", m, logout_done, 0, 0);
 	return (r->r_id);
@@ -664,7 +741,7 @@ active_done(struct vmomi_req *r, int err, const char *msg,
 	const char	*t;
 
 	if (err == VMOMI_OK) {
-		t = vmomi_val_text(vmomi_parsed_val(p));
+		t = soap_val_text(soap_parsed_val(p));
 		if (t == NULL || strcmp(t, "true") != 0) {
 			err = VMOMI_E_NOTAUTH;
 			msg = "session is not active";
@@ -737,7 +814,7 @@ find_ref_done(struct vmomi_req *r, int err, const char *msg,
 		req_finish(r, err, msg, NULL, NULL);
 		return;
 	}
-	if (vmomi_parsed_moref(p, &ref) == -1) {
+	if (soap_parsed_moref(p, &ref) == -1) {
 		snprintf(m2, sizeof(m2), "no VM %.200s", r->r_name);
 		req_finish(r, VMOMI_E_NOTFOUND, m2, NULL, NULL);
 		return;
@@ -752,7 +829,7 @@ find_uuid1_done(struct vmomi_req *r, int err, const char *msg,
 {
 	struct vmomi_moref	ref;
 
-	if (err == VMOMI_OK && vmomi_parsed_moref(p, &ref) == -1)
+	if (err == VMOMI_OK && soap_parsed_moref(p, &ref) == -1)
 		find_uuid_send(r, 0, find_ref_done);
 	else
 		find_ref_done(r, err, msg, p);
@@ -792,7 +869,7 @@ find_view_destroy(struct vmomi_req *r, int err, const char *msg)
 static const char *
 vmomi_token(const struct vmomi_parsed *p)
 {
-	return (vmomi_val_text(vmomi_val_child(vmomi_parsed_val(p),
+	return (soap_val_text(soap_val_child(soap_parsed_val(p),
 	    "token")));
 }
 
@@ -824,12 +901,12 @@ find_page(struct vmomi_req *r, int err, const char *msg,
 		find_view_destroy(r, err, msg);
 		return;
 	}
-	u = vmomi_parsed_update(p);
+	u = soap_parsed_update(p);
 	for (i = 0; u != NULL && i < u->nobjects; i++)
 		for (j = 0; j < u->objects[i].nchanges; j++) {
 			if (strcmp(u->objects[i].changes[j].name, "name") != 0)
 				continue;
-			t = vmomi_val_text(u->objects[i].changes[j].val);
+			t = soap_val_text(u->objects[i].changes[j].val);
 			if (t == NULL || strcmp(t, r->r_name) != 0)
 				continue;
 			if (r->r_nfound++ == 0)
@@ -854,7 +931,7 @@ find_view_done(struct vmomi_req *r, int err, const char *msg,
 		req_finish(r, err, msg, NULL, NULL);
 		return;
 	}
-	if (vmomi_parsed_moref(p, &r->r_view) == -1) {
+	if (soap_parsed_moref(p, &r->r_view) == -1) {
 		req_finish(r, VMOMI_E_PARSE, "no view", NULL, NULL);
 		return;
 	}
@@ -977,7 +1054,7 @@ retrieve_page(struct vmomi_req *r, int err, const char *msg,
 		req_finish(r, err, msg, NULL, NULL);
 		return;
 	}
-	u = vmomi_parsed_update(p);
+	u = soap_parsed_update(p);
 	if ((token = vmomi_token(p)) == NULL) {
 		req_finish(r, VMOMI_OK, NULL, NULL, u);
 		return;
@@ -1156,4 +1233,98 @@ vmomi_events_destroy(struct vmomi *v, const struct vmomi_moref *c,
 		return (0);
 	return (vmomi_simple(r, "DestroyCollector",
 	    req_begin(r, "DestroyCollector", c), 0));
+}
+
+/* ---- the parser and values (soap.c), for callers and fuzzers ---- */
+
+/* Parse one response to METHOD (see vmomi.h). */
+int
+vmomi_parse(const char *body, size_t len, long status, const char *method,
+    struct vmomi_parsed **out, char *msg, size_t msglen)
+{
+	return (soap_parse(body, len, status, method, out, msg, msglen));
+}
+
+/* The update inside a parsed answer, or NULL. */
+const struct vmomi_update *
+vmomi_parsed_update(const struct vmomi_parsed *p)
+{
+	return (soap_parsed_update(p));
+}
+
+/* The first returnval as a moref: 0, or -1. */
+int
+vmomi_parsed_moref(const struct vmomi_parsed *p, struct vmomi_moref *r)
+{
+	return (soap_parsed_moref(p, r));
+}
+
+/* The first returnval as a value, or NULL. */
+const struct vmomi_val *
+vmomi_parsed_val(const struct vmomi_parsed *p)
+{
+	return (soap_parsed_val(p));
+}
+
+/* The ServiceContent of a RetrieveServiceContent answer: 0, or -1. */
+int
+vmomi_parsed_service(const struct vmomi_parsed *p, struct vmomi_service *s)
+{
+	return (soap_parsed_service(p, s));
+}
+
+/* Free a parsed answer; NULL is fine. */
+void
+vmomi_parsed_free(struct vmomi_parsed *p)
+{
+	soap_parsed_free(p);
+}
+
+/* A value's xsi:type, prefix stripped, or NULL. */
+const char *
+vmomi_val_type(const struct vmomi_val *v)
+{
+	return (soap_val_type(v));
+}
+
+/* A value's text, or NULL when it has child elements. */
+const char *
+vmomi_val_text(const struct vmomi_val *v)
+{
+	return (soap_val_text(v));
+}
+
+/* 0 and *R when V is a moref. */
+int
+vmomi_val_moref(const struct vmomi_val *v, struct vmomi_moref *r)
+{
+	return (soap_val_moref(v, r));
+}
+
+/* 0 and *OUT when V's text is a decimal integer. */
+int
+vmomi_val_int(const struct vmomi_val *v, long long *out)
+{
+	return (soap_val_int(v, out));
+}
+
+/* V's first child element named NAME (NULL: any). */
+const struct vmomi_val *
+vmomi_val_child(const struct vmomi_val *v, const char *name)
+{
+	return (soap_val_child(v, name));
+}
+
+/* V's next sibling with the same name. */
+const struct vmomi_val *
+vmomi_val_next(const struct vmomi_val *v)
+{
+	return (soap_val_next(v));
+}
+
+/* A thumbprint in hex to 20 or 32 bytes: the length, or -1. */
+int
+vmomi_thumbprint_parse(const char *s, unsigned char *out, size_t outlen)
+{
+	return (soap_thumbprint_parse(s, out, outlen));
 }

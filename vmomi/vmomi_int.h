@@ -16,6 +16,7 @@
 #define VMOMI_REQUEST_MAX	(1024 * 1024)	/* one request envelope */
 #define VMOMI_COOKIE_MAX	256	/* vmware_soap_session value */
 #define VMOMI_CONNECT_MS	10000	/* connect timeout ceiling */
+#define VMOMI_LOGOUT_MS		5000	/* vmomi_reset's parting Logout */
 
 /* http.c: one curl multi handle on the caller's event base. */
 struct event_base;
@@ -68,5 +69,28 @@ void		 soap_msg_spec(struct soap_msg *, const char *,
 		    const struct vmomi_spec *);
 int		 soap_spec_ok(const struct vmomi_spec *);
 int		 soap_moref_ok(const struct vmomi_moref *);
+
+/*
+ * soap.c: the parser and values; vmomi.c exports them as vmomi_parse,
+ * vmomi_parsed_*, vmomi_val_* and vmomi_thumbprint_parse (vmomi.h).
+ */
+int		 soap_parse(const char *, size_t, long, const char *,
+		    struct vmomi_parsed **, char *, size_t);
+const struct vmomi_update *soap_parsed_update(const struct vmomi_parsed *);
+int		 soap_parsed_moref(const struct vmomi_parsed *,
+		    struct vmomi_moref *);
+const struct vmomi_val *soap_parsed_val(const struct vmomi_parsed *);
+int		 soap_parsed_service(const struct vmomi_parsed *,
+		    struct vmomi_service *);
+void		 soap_parsed_free(struct vmomi_parsed *);
+const char	*soap_val_type(const struct vmomi_val *);
+const char	*soap_val_text(const struct vmomi_val *);
+int		 soap_val_moref(const struct vmomi_val *,
+		    struct vmomi_moref *);
+int		 soap_val_int(const struct vmomi_val *, long long *);
+const struct vmomi_val *soap_val_child(const struct vmomi_val *,
+		    const char *);
+const struct vmomi_val *soap_val_next(const struct vmomi_val *);
+int		 soap_thumbprint_parse(const char *, unsigned char *, size_t);
 
 #endif

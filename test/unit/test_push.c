@@ -197,7 +197,8 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"type\":\"welcome\",\"version\":1,\"known\":1}", PUSH_E_FIELD,
 	    "welcome: \"known\": expected true or false" },
 	{ "{\"type\":\"welcome\",\"version\":\"1\",\"known\":true}",
-	    PUSH_E_FIELD, "welcome: \"version\": expected an integer" },
+	    PUSH_E_FIELD, "welcome: \"version\": expected an integer from 0 "
+	    "to 65535" },
 	{ "{\"type\":\"hello\",\"version\":1,\"host\":5,\"epoch\":1}",
 	    PUSH_E_FIELD, "hello: \"host\": expected a host name" },
 	{ "{\"type\":\"nack\",\"epoch\":1,\"error\":[]}", PUSH_E_FIELD,
@@ -259,6 +260,13 @@ static const struct bad_case bad_cases[] = {
 	    "target: \"relay\": expected an address" },
 	{ "{\"type\":\"target\",\"epoch\":1,\"appliance_host\":\"B\","
 	    "\"relay\":\"vsock://any\"}", PUSH_E_FIELD,
+	    "target: \"relay\": expected an address" },
+	/* A zone names an interface of the sender's host: not sendable. */
+	{ "{\"type\":\"target\",\"epoch\":1,\"appliance_host\":\"B\","
+	    "\"relay\":\"tcp://[fe80::1%lo]:7\"}", PUSH_E_FIELD,
+	    "target: \"relay\": expected an address" },
+	{ "{\"type\":\"target\",\"epoch\":1,\"appliance_host\":\"B\","
+	    "\"relay\":\"tcp://[10.0.0.1]:7\"}", PUSH_E_FIELD,
 	    "target: \"relay\": expected an address" },
 
 	/* Texts: printable ASCII, at most 255. */
@@ -364,9 +372,23 @@ test_lenient(void **state)
 	    PUSH_OK);
 	assert_string_equal(m.relay, "tcp://no-such-host.invalid:7000");
 	assert_int_equal(dec("{\"type\":\"target\",\"epoch\":2,"
-	    "\"appliance_host\":\"B\",\"relay\":\"tcp://[fe80::1%lo]:65535\","
+	    "\"appliance_host\":\"B\",\"relay\":\"tcp://[fe80::1]:65535\","
 	    "\"appliance\":\"tcp://10.0.0.1:1\"}", &m, err, sizeof(err)),
 	    PUSH_OK);
+	{
+		char	line[1024], host[248];
+
+		/* The longest address, 255 bytes: "tcp://" NAME ":1". */
+		memset(host, 'h', 247);
+		host[247] = '\0';
+		snprintf(line, sizeof(line), "{\"type\":\"hint\",\"event\":"
+		    "\"m\",\"host\":\"h\",\"relay\":\"tcp://%s:1\"}", host);
+		assert_int_equal(dec(line, &m, err, sizeof(err)), PUSH_OK);
+		snprintf(line, sizeof(line), "{\"type\":\"hint\",\"event\":"
+		    "\"m\",\"host\":\"h\",\"relay\":\"tcp://%sh:1\"}", host);
+		assert_int_equal(dec(line, &m, err, sizeof(err)),
+		    PUSH_E_FIELD);
+	}
 
 	/* Whitespace around and a CR before the newline are JSON space. */
 	assert_int_equal(dec(" {\"type\" : \"ping\"}\r", &m, err,
@@ -550,6 +572,13 @@ test_write_checks(void **state)
 	assert_int_equal(strlen(m2.text), PUSH_TEXT_MAX);
 	assert_null(strpbrk(m2.text, "\n"));
 	assert_int_equal(m2.text[0], '?');
+
+	/* An unterminated text is cut, and says so. */
+	memset(m.text, 'x', sizeof(m.text));
+	assert_int_equal(push_write(b, &m), PUSH_OK);
+	assert_int_equal(push_read(b, &m2, err, sizeof(err)), PUSH_OK);
+	assert_int_equal(strlen(m2.text), PUSH_TEXT_MAX);
+	assert_string_equal(m2.text + PUSH_TEXT_MAX - 3, "...");
 
 	/* The quote and backslash are escaped, not lost. */
 	strlcpy(m.text, "say \"\\\"", sizeof(m.text));

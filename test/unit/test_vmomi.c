@@ -715,6 +715,80 @@ test_thumbprint(void **state)
 	    "cad1e66b728be398900f8fbec7170841431a", b, 20), -1);
 }
 
+/* Conf mistakes vmomi_new refuses before anything is set up. */
+static void
+test_conf_refused(void **state)
+{
+	static const char *const bad[] = {
+		"https://u:p@vc.example/sdk",	/* user info: a password */
+		"https://u@vc.example/sdk",
+		"http://vc.example@evil.example/sdk",
+		"https://:@vc.example",
+		"https:///sdk",			/* no host */
+		"https://",
+		"ftp://vc.example/sdk",
+		"vc.example/sdk",
+		"",
+	};
+	static const char *const good[] = {
+		"https://vc.example/sdk",
+		"HTTPS://vc.example:8443/sdk?a=b@c",	/* '@' past the host */
+		"http://127.0.0.1/sdk#x@y",
+		"https://[::1]/sdk",
+	};
+	struct event_base	*base;
+	struct vmomi_conf	 c;
+	struct vmomi		*v;
+	size_t			 i;
+
+	assert_non_null(base = event_base_new());
+	memset(&c, 0, sizeof(c));
+	c.user = "u";
+	c.password = "p";
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c.url = bad[i];
+		v = (struct vmomi *)&c;		/* must be cleared */
+		if (vmomi_new(base, &c, &v) != VMOMI_E_ARG)
+			fail_msg("%s accepted", bad[i]);
+		assert_null(v);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		c.url = good[i];
+		if (vmomi_new(base, &c, &v) != VMOMI_OK)
+			fail_msg("%s refused", good[i]);
+		vmomi_free(v);
+	}
+
+	/* A pin: valid, and alone. */
+	c.url = "https://vc.example/sdk";
+	c.thumbprint = "E2:E8:18:E9:D0:B5:04:E5:D2:D1:AA:FA:EB:52:6A:0F:"
+	    "D8:B9:AC:21";
+	assert_int_equal(vmomi_new(base, &c, &v), VMOMI_OK);
+	vmomi_free(v);
+	c.thumbprint = "E2:E8:18";
+	assert_int_equal(vmomi_new(base, &c, &v), VMOMI_E_ARG);
+	c.thumbprint = "E2:E8:18:E9:D0:B5:04:E5:D2:D1:AA:FA:EB:52:6A:0F:"
+	    "D8:B9:AC:21";
+	c.cacert = "/etc/ssl/certs/ca-certificates.crt";
+	assert_int_equal(vmomi_new(base, &c, &v), VMOMI_E_ARG);
+	c.cacert = NULL;
+	c.insecure = 1;
+	assert_int_equal(vmomi_new(base, &c, &v), VMOMI_E_ARG);
+	c.insecure = 0;
+	c.url = "http://vc.example/sdk";
+	assert_int_equal(vmomi_new(base, &c, &v), VMOMI_E_ARG);
+	c.thumbprint = NULL;
+	c.url = NULL;
+	assert_int_equal(vmomi_new(base, &c, &v), VMOMI_E_ARG);
+	c.url = "https://vc.example/sdk";
+	c.timeout_ms = -1;
+	assert_int_equal(vmomi_new(base, &c, &v), VMOMI_E_ARG);
+	c.timeout_ms = 0;
+	assert_int_equal(vmomi_new(base, NULL, &v), VMOMI_E_ARG);
+	assert_int_equal(vmomi_new(base, &c, NULL), VMOMI_E_ARG);
+	event_base_free(base);
+}
+
 /* Every code has its own description. */
 static void
 test_strerror(void **state)
@@ -1523,6 +1597,7 @@ test_live_lifecycle(void **state)
 	/* Reset forgets the session. */
 	vmomi_reset(v);
 	assert_null(vmomi_service(v));
+	assert_int_equal(vmomi_pending(v), 0);	/* the Logout is not */
 	memset(&r, 0, sizeof(r));
 	vmomi_pc_create(v, ref_cb, &r);
 	run(&r);
@@ -1543,6 +1618,256 @@ test_live_lifecycle(void **state)
 	run(&r);
 	assert_int_equal(r.err, VMOMI_E_TOOBIG);
 	vmomi_free(v);
+}
+
+/* Count the UserSessions in a sessionList retrieve. */
+static void
+sessions_cb(uint64_t id, int err, const char *msg,
+    const struct vmomi_update *u, void *arg)
+{
+	struct res		*r = arg;
+	const struct vmomi_val	*s;
+	size_t			 i;
+
+	done_cb(id, err, msg, arg);
+	r->nobjects = 0;
+	if (u == NULL || u->nobjects != 1)
+		return;
+	for (i = 0; i < u->objects[0].nchanges; i++) {
+		if (strcmp(u->objects[0].changes[i].name, "sessionList") != 0)
+			continue;
+		for (s = vmomi_val_child(u->objects[0].changes[i].val,
+		    "UserSession"); s != NULL; s = vmomi_val_next(s))
+			r->nobjects++;
+	}
+}
+
+/* How many sessions the simulator has, asked through V. */
+static size_t
+sim_sessions(struct vmomi *v)
+{
+	static const char *const paths[] = { "sessionList", NULL };
+	struct vmomi_spec	 spec;
+	struct res		 r;
+
+	memset(&spec, 0, sizeof(spec));
+	spec.obj = vmomi_service(v)->session_manager;
+	spec.type = "SessionManager";
+	spec.paths = paths;
+	memset(&r, 0, sizeof(r));
+	vmomi_retrieve(v, &spec, sessions_cb, &r);
+	run(&r);
+	assert_int_equal(r.err, VMOMI_OK);
+	return (r.nobjects);
+}
+
+/* Reset logs the old session out on the server: none is left behind. */
+static void
+test_live_reset_logout(void **state)
+{
+	struct vmomi	*v;
+	size_t		 n;
+
+	v = client(NULL);
+	login(v);
+	n = sim_sessions(v);
+	assert_true(n >= 1);
+	vmomi_reset(v);
+	run_for(500);		/* the parting Logout, answered to nobody */
+	login(v);
+	assert_int_equal(sim_sessions(v), n);	/* one gone, one new */
+
+	/* Reset, login and free at once: nothing reports, nothing leaks. */
+	vmomi_reset(v);
+	vmomi_free(v);
+	run_for(100);
+}
+
+#define FAKE_LATE_MS	500
+
+/*
+ * A fake vCenter for RetrieveServiceContent, Login and Logout, one
+ * process per connection (Connection: close).  Each Login hands out a
+ * new cookie; each Logout answers FAKE_LATE_MS late.  Both are told on
+ * *REPORT as lines "login COOKIE" and "logout COOKIE".
+ */
+static pid_t
+fake_vc(int *port, int *report)
+{
+	static const struct {
+		const char	*tag;
+		const char	*file;
+	} answers[] = {
+		{ "<RetrieveServiceContent>",	"01-RetrieveServiceContent" },
+		{ "<Login>",			"04-Login-ok" },
+		{ "<Logout>",			"34-Logout" },
+	};
+	struct sockaddr_in	 sin;
+	socklen_t		 sl = sizeof(sin);
+	char			*bodies[3], path[256], req[16384], hdr[512];
+	char			 cookie[128], line[160];
+	const char		*p, *body;
+	size_t			 lens[3], i, n, want;
+	ssize_t			 k;
+	int			 s, c, pfd[2];
+	pid_t			 pid;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), SAMPLES "%s.resp.xml",
+		    answers[i].file);
+		bodies[i] = slurp(path, &lens[i]);
+	}
+	assert_int_equal(pipe(pfd), 0);
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(s >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(s, 16), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	if ((pid = fork()) != 0) {
+		close(s);
+		close(pfd[1]);
+		for (i = 0; i < 3; i++)
+			free(bodies[i]);
+		*report = pfd[0];
+		return (pid);
+	}
+	signal(SIGCHLD, SIG_IGN);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	for (;;) {
+		if ((c = accept(s, NULL, NULL)) == -1)
+			continue;
+		if (fork() != 0) {
+			close(c);
+			continue;
+		}
+		n = 0;
+		want = 0;
+		while (n < sizeof(req) - 1) {
+			if ((k = read(c, req + n, sizeof(req) - 1 - n)) <= 0)
+				_exit(1);
+			n += (size_t)k;
+			req[n] = '\0';
+			if ((p = strstr(req, "\r\n\r\n")) == NULL)
+				continue;
+			if (want == 0 && strcasestr(req, "Content-Length:"))
+				want = (size_t)(p + 4 - req) + strtoul(
+				    strcasestr(req, "Content-Length:") + 15,
+				    NULL, 10);
+			if (n >= want)
+				break;
+		}
+		cookie[0] = '\0';
+		if ((p = strstr(req, "vmware_soap_session=")) != NULL)
+			snprintf(cookie, sizeof(cookie), "%.*s",
+			    (int)strcspn(p + 20, ";\r\n"), p + 20);
+		for (i = 0; i < 3 && strstr(req, answers[i].tag) == NULL; i++)
+			;
+		if (i == 3)
+			_exit(1);
+		body = bodies[i];
+		hdr[0] = '\0';
+		if (i == 1) {
+			/* Quoted, as a real vCenter sends it. */
+			snprintf(cookie, sizeof(cookie), "\"s%d\"",
+			    (int)getpid());
+			snprintf(hdr, sizeof(hdr), "Set-Cookie: "
+			    "vmware_soap_session=%s; HttpOnly\r\n", cookie);
+		}
+		if (i > 0) {
+			snprintf(line, sizeof(line), "%s %s\n",
+			    i == 1 ? "login" : "logout", cookie);
+			if (write(pfd[1], line, strlen(line)) < 0)
+				_exit(1);
+		}
+		if (i == 2)
+			usleep(FAKE_LATE_MS * 1000);
+		snprintf(req, sizeof(req), "HTTP/1.1 200 OK\r\n"
+		    "Content-Type: text/xml; charset=utf-8\r\n%s"
+		    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		    hdr, lens[i]);
+		if (write(c, req, strlen(req)) < 0 ||
+		    write(c, body, lens[i]) < 0)
+			_exit(1);
+		_exit(0);
+	}
+}
+
+/* The next report line of the fake vCenter (fails after 5 s). */
+static void
+fake_line(int fd, char *buf, size_t len)
+{
+	if (read_line(fd, buf, len, 5000) == -1)
+		fail_msg("the fake vCenter reported nothing");
+}
+
+/*
+ * Logout then reset and log in again: both Logouts carry the old
+ * cookie, and their late answers leave the new session alone.
+ */
+static void
+test_live_late_logout(void **state)
+{
+	struct vmomi_conf	 c;
+	struct vmomi		*v;
+	struct res		 r;
+	char			 url[64], a[160], l1[160], l2[160], b[160];
+	char			 want[170];
+	int			 port, rfd, st;
+	pid_t			 pid;
+
+	pid = fake_vc(&port, &rfd);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/sdk", port);
+	memset(&c, 0, sizeof(c));
+	c.url = url;
+	c.user = "vrelay";
+	c.password = "s3cret";
+	assert_int_equal(vmomi_new(sim.base, &c, &v), VMOMI_OK);
+	login(v);
+	fake_line(rfd, a, sizeof(a));
+	assert_int_equal(strncmp(a, "login \"s", 8), 0);
+
+	memset(&r, 0, sizeof(r));
+	vmomi_logout(v, done_cb, &r);
+	vmomi_reset(v);
+	assert_null(vmomi_service(v));
+	login(v);
+	assert_int_equal(r.called, 0);		/* still late */
+	run(&r);
+	assert_int_equal(r.err, VMOMI_OK);
+	assert_non_null(vmomi_service(v));	/* the new session stays */
+
+	/* Two Logouts with the old cookie, then the new login. */
+	fake_line(rfd, l1, sizeof(l1));
+	fake_line(rfd, l2, sizeof(l2));
+	fake_line(rfd, b, sizeof(b));
+	snprintf(want, sizeof(want), "logout %s", a + 6);
+	assert_string_equal(l1, want);
+	assert_string_equal(l2, want);
+	assert_int_equal(strncmp(b, "login \"s", 8), 0);
+	assert_string_not_equal(a, b);
+
+	/* A Logout of the current session does end it. */
+	memset(&r, 0, sizeof(r));
+	vmomi_logout(v, done_cb, &r);
+	run(&r);
+	assert_int_equal(r.err, VMOMI_OK);
+	assert_null(vmomi_service(v));
+	fake_line(rfd, l1, sizeof(l1));
+	snprintf(want, sizeof(want), "logout %s", b + 6);
+	assert_string_equal(l1, want);
+
+	/* Without a session, reset sends nothing. */
+	vmomi_reset(v);
+	run_for(300);
+	assert_int_equal(read_line(rfd, l1, sizeof(l1), 100), -1);
+	vmomi_free(v);
+	close(rfd);
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
 }
 
 /* A one-shot HTTP server: answers the first request with REPLY. */
@@ -1679,6 +2004,7 @@ main(void)
 		cmocka_unit_test(test_val_garbage),
 		cmocka_unit_test(test_huge_counts),
 		cmocka_unit_test(test_thumbprint),
+		cmocka_unit_test(test_conf_refused),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_requests),
 	};
@@ -1688,6 +2014,8 @@ main(void)
 		cmocka_unit_test(test_live_find),
 		cmocka_unit_test(test_live_wait),
 		cmocka_unit_test(test_live_lifecycle),
+		cmocka_unit_test(test_live_reset_logout),
+		cmocka_unit_test(test_live_late_logout),
 		cmocka_unit_test(test_live_transport),
 	};
 	int	fails;
