@@ -135,8 +135,8 @@ rss_kb() {
 
 # Start govmomi's simulator with hosts A, B, C and the appliance VM on
 # B, VMCI CID 3 (the emulated appliance's): start_vcsim [vcsimh args].
-# Its stdin is a fifo (vcsim_cmd writes to it); VCSIM_URL and
-# VCSIM_SHA256/VCSIM_SHA1 come from its first line.
+# Its stdin is a fifo (vcsim_cmd writes to it); VCSIM_URL, VCSIM_VM
+# (the VM's moref) and VCSIM_SHA256/VCSIM_SHA1 come from its first line.
 start_vcsim() {
 	[ -x "$VCSIMH" ] || fail "no simulator at $VCSIMH (make obj/vcsimh)"
 	rm -f "$T/vcsim.in" "$T/vcsim.out"
@@ -155,6 +155,7 @@ start_vcsim() {
 	[ -s "$T/vcsim.out" ] || fail "simulator did not start: \
 $(cat "$T/vcsim.log")"
 	VCSIM_URL=$(head -1 "$T/vcsim.out" | json_get url)
+	VCSIM_VM=$(head -1 "$T/vcsim.out" | json_get vm_moref)
 	VCSIM_SHA256=$(head -1 "$T/vcsim.out" | python3 -c 'import json,sys
 print(json.load(sys.stdin).get("thumbprint_sha256",""))')
 	VCSIM_SHA1=$(head -1 "$T/vcsim.out" | python3 -c 'import json,sys

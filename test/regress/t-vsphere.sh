@@ -67,6 +67,20 @@ stop_locator
 start_locator --cacert "$T/vcsim.pem"
 wait_stat vsphere.state live
 stop_locator
+# The same from a JSON config file (-c), the way deploy/ runs it.
+cat >"$T/loc.json" <<JSON
+{"vcenter": "$VCSIM_URL", "credentials": "$T/creds.json",
+ "thumbprint": "$VCSIM_SHA256", "vm": "DC0/vm/vch-appliance",
+ "listen": "tcp://127.0.0.1:$LOC_PORT", "status": "$T/loc.sock",
+ "poll": "5s", "retry-max": "1s"}
+JSON
+rm -f "$T/loc.sock"
+"$BINDIR/vlocator" run -c "$T/loc.json" 2>>"$T/loc.log" &
+LOC_PID=$!; PIDS="$PIDS $!"
+wait_sock "$T/loc.sock"
+wait_stat vsphere.state live
+[ "$(lstat vsphere.vm_moref)" = "$VCSIM_VM" ] || fail "VM by inventory path"
+stop_locator
 # No TLS option at all: the simulator's certificate is not in the
 # system's store, so this must fail verification.
 start_locator
