@@ -74,6 +74,18 @@ done
 grep -q '"event": *"hint"' "$T/loc-watch.jsonl" ||
     grep -q '"event":"hint"' "$T/loc-watch.jsonl" || fail "no hint event"
 
+# The VM's VMCI id is its vSocket CID: a new one is pushed as a new
+# appliance address, and back.
+vcsim_cmd vmci 4 >/dev/null
+check "new CID pushed" wait_loc \
+    'W["appliance"] == "vsock://4:1024" and all(r["converged"] for r in R["relays"])'
+[ "$("$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
+    json_get target.appliance)" = vsock://4:1024 ] || fail "relay A kept the old CID"
+vcsim_cmd vmci 3 >/dev/null
+check "CID back" wait_loc \
+    'W["appliance"] == "vsock://3:1024" and all(r["converged"] for r in R["relays"])'
+e0=$(loc where | json_get epoch)
+
 # New sessions from A now land on C's appliance endpoint.
 check "sessions via C" traffic A 6 --sessions 3 --bytes 64K >/dev/null
 [ "$("$BINDIR/vappliance" status --status "$T/appC.sock" --json |
