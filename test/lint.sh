@@ -6,7 +6,7 @@
 cd "$(dirname "$0")/.." || exit 1
 OBJDIR=${OBJDIR:-obj/def}
 SRCS="common/*.c vmomi/*.c relay/*.c locator/*.c appliance/*.c include/*.h
-test/tools/*.c"
+test/tools/*.c bench/*.c"
 rc=0
 
 # Unbounded or locale-bound string calls and weak randomness/time.
