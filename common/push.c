@@ -89,7 +89,8 @@ static const struct push_type_row push_types[PUSH_PONG + 1] = {
 		{ "epoch", PUSH_K_EPOCH, PUSH_REQ, F(epoch) } } },
 	[PUSH_NACK] = { "nack", {
 		{ "epoch", PUSH_K_EPOCH, PUSH_REQ, F(epoch) },
-		{ "error", PUSH_K_TEXT, PUSH_REQ, F(text) } } },
+		{ "error", PUSH_K_TEXT, PUSH_REQ, F(text) },
+		{ "current", PUSH_K_EPOCH, PUSH_OPT, F(current) } } },
 	[PUSH_HINT] = { "hint", {
 		{ "event", PUSH_K_TEXT, PUSH_REQ, F(text) },
 		{ "host", PUSH_K_HOST, PUSH_REQ, F(host) },
@@ -407,6 +408,8 @@ push_encode_member(const struct push_member *mb, const struct push_msg *m,
 		e = *(const uint64_t *)(const void *)p;
 		if (e > PUSH_EPOCH_MAX)
 			return (PUSH_E_FIELD);
+		if (e == 0 && (mb->flags & PUSH_REQ) == 0)
+			return (PUSH_OK);	/* optional and not said */
 		v = json_integer((json_int_t)e);
 		break;
 	case PUSH_K_TEXT:

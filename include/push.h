@@ -61,6 +61,9 @@ struct push_msg {
 							   to vSphere */
 	uint64_t	epoch;				/* HELLO, TARGET, ACK,
 							   NACK */
+	uint64_t	current;			/* NACK: the relay's
+							   own epoch (0: not
+							   said) */
 	char		host[PUSH_HOST_MAX + 1];	/* HELLO, HINT; TARGET:
 							   appliance host */
 	char		mesh[PUSH_ADDR_MAX + 1];	/* HELLO: own mesh

@@ -68,7 +68,6 @@ struct registry_relay {
 	int			 known;	/* vSphere has this host */
 	uint64_t		 pushed;	/* epoch last sent */
 	uint64_t		 acked;		/* epoch last acknowledged */
-	uint64_t		 held;		/* epoch its HELLO reported */
 	long long		 lag_ms;	/* publish -> ACK, last time */
 	long long		 since_ms;	/* monotonic: (dis)connected */
 	uint64_t		 connects;
@@ -376,7 +375,6 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	r->since_ms = xtime_mono_ms();
 	r->pushed = 0;
 	r->acked = 0;
-	r->held = m->epoch;
 	strlcpy(r->peer, c->peer, sizeof(r->peer));
 	strlcpy(r->mesh, m->mesh, sizeof(r->mesh));
 	r->known = watch_host_known(reg->l->watch, r->host);
@@ -427,9 +425,14 @@ registry_answer(struct registry_conn *c, const struct push_msg *m)
 	reg->nacks++;
 	r->nacks++;
 	strlcpy(r->error, m->text, sizeof(r->error));
-	if (m->epoch == p->epoch && r->held >= p->epoch)
-		/* It holds our epoch with other content (a set-target). */
-		publish_floor(reg->l, p->epoch + 1);
+	/*
+	 * It holds our epoch or a later one (its target was moved by
+	 * set-target): publish above it, once; a relay that refuses for
+	 * another reason holds an older epoch and moves nothing here.
+	 */
+	if (p->epoch != 0 && m->current >= p->epoch &&
+	    m->current <= (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS)
+		publish_floor(reg->l, m->current + 1);
 	control_event(reg->l, "nack", json_pack("{s:s, s:I, s:s}",
 	    "host", r->host, "epoch", (json_int_t)m->epoch,
 	    "error", m->text));

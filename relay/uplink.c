@@ -309,6 +309,23 @@ uplink_reply(struct uplink *u, enum push_type type, uint64_t epoch,
 	return (uplink_send(u, &m));
 }
 
+/*
+ * NACK EPOCH for WHY, saying which epoch we hold: a locator below it
+ * (our target moved by set-target) then publishes above it.
+ */
+static int
+uplink_nack(struct uplink *u, uint64_t epoch, const char *why)
+{
+	struct push_msg	m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = PUSH_NACK;
+	m.epoch = epoch;
+	m.current = target_epoch(u->r->target);
+	strlcpy(m.text, why, sizeof(m.text));
+	return (uplink_send(u, &m));
+}
+
 /* The locator sent something we cannot take: tell it, then reconnect. */
 static void
 uplink_bad(struct uplink *u, const char *what)
@@ -393,7 +410,7 @@ uplink_on_target(struct uplink *u, const struct push_msg *m)
 		log_warnx("locator %s: target epoch=%llu refused: %s",
 		    xaddr_str(u->addr), (unsigned long long)m->epoch, err);
 		u->nacks++;
-		(void)uplink_reply(u, PUSH_NACK, m->epoch, err);
+		(void)uplink_nack(u, m->epoch, err);
 		return;
 	}
 	json_decref(o);

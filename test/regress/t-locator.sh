@@ -86,6 +86,23 @@ check "CID back" wait_loc \
     'W["appliance"] == "vsock://3:1024" and all(r["converged"] for r in R["relays"])'
 e0=$(loc where | json_get epoch)
 
+# An operator moves relay A by hand, an hour of epochs ahead: the next
+# push is stale to it, it NACKs saying what it holds, and the locator
+# publishes above that, so A converges again.
+ahead=$((e0 + 3600000))
+"$BINDIR/vrelay" set-target --status "$T/relayA.sock" --arg epoch:=$ahead \
+    --arg appliance_host=A >/dev/null || fail "set-target on relay A"
+vcsim_cmd relocate B >/dev/null
+check "converged past the hand-set epoch" wait_loc \
+    "W['appliance_host'] == 'B' and W['epoch'] > $ahead and
+     all(r['converged'] for r in R['relays'])"
+grep -q '"event":"nack"\|"event": "nack"' "$T/loc-watch.jsonl" ||
+    fail "no NACK from relay A"
+vcsim_cmd relocate C >/dev/null
+check "and back to C" wait_loc \
+    "W['appliance_host'] == 'C' and all(r['converged'] for r in R['relays'])"
+e0=$(loc where | json_get epoch)
+
 # New sessions from A now land on C's appliance endpoint.
 check "sessions via C" traffic A 6 --sessions 3 --bytes 64K >/dev/null
 [ "$("$BINDIR/vappliance" status --status "$T/appC.sock" --json |

@@ -120,6 +120,11 @@ test_roundtrip_each_type(void **state)
 	strlcpy(m.text, "stale epoch 7 (current 9)", sizeof(m.text));
 	roundtrip(&m, "{\"type\":\"nack\",\"epoch\":7,"
 	    "\"error\":\"stale epoch 7 (current 9)\"}");
+	/* The relay's own epoch, when said. */
+	m.current = 9;
+	roundtrip(&m, "{\"type\":\"nack\",\"epoch\":7,"
+	    "\"error\":\"stale epoch 7 (current 9)\",\"current\":9}");
+	m.current = 0;
 
 	memset(&m, 0, sizeof(m));
 	m.type = PUSH_HINT;
