@@ -43,7 +43,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
 #include <openssl/rand.h>
 
 #include "frame.h"
@@ -315,30 +315,69 @@ sess_emit(struct sess *s, enum sess_event ev, const char *reason)
 
 /* --- crypto ------------------------------------------------------- */
 
+/*
+ * OpenSSL 3 looks an algorithm up each time a call names one
+ * (EVP_PKEY_CTX_new_id() through its NID map, HMAC() for the MAC and
+ * the digest): about a tenth of a handshake's cost.  So the X25519
+ * keygen context and the HMAC-SHA256 context are made once per process
+ * and shared by every sess_ctx (the daemons are single-threaded);
+ * sess_ctx_new() and sess_ctx_free() count their users.
+ */
+static EVP_PKEY_CTX	*kx_gen;	/* X25519 keygen, initialised */
+static EVP_MAC		*kx_hmac;
+static EVP_MAC_CTX	*kx_mac;	/* HMAC-SHA256, keyed per use */
+static unsigned		 kx_users;
+
+/* Make the shared contexts (first user); OpenSSL without them is broken. */
+static void
+kx_ref(void)
+{
+	static char	digest[] = "SHA256";
+	OSSL_PARAM	params[2];
+
+	if (kx_users++ > 0)
+		return;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((kx_gen = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL)) ==
+	    NULL || EVP_PKEY_keygen_init(kx_gen) != 1 ||
+	    (kx_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
+	    (kx_mac = EVP_MAC_CTX_new(kx_hmac)) == NULL ||
+	    EVP_MAC_CTX_set_params(kx_mac, params) != 1)
+		abort();	/* libcrypto without X25519 or HMAC-SHA256 */
+}
+
+/* Drop the shared contexts with their last user. */
+static void
+kx_unref(void)
+{
+	if (kx_users == 0 || --kx_users > 0)
+		return;
+	EVP_PKEY_CTX_free(kx_gen);
+	EVP_MAC_CTX_free(kx_mac);
+	EVP_MAC_free(kx_hmac);
+	kx_gen = NULL;
+	kx_mac = NULL;
+	kx_hmac = NULL;
+}
+
 /* A fresh X25519 key pair. */
 static int
 kx_keygen(EVP_PKEY **keyp, uint8_t pub[PROTO_KEY_LEN])
 {
-	EVP_PKEY_CTX	*pctx;
 	size_t		 len = PROTO_KEY_LEN;
-	int		 r = -1;
 
 	*keyp = NULL;
-	if ((pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, NULL)) == NULL)
+	if (EVP_PKEY_keygen(kx_gen, keyp) != 1)
 		return (-1);
-	if (EVP_PKEY_keygen_init(pctx) != 1 ||
-	    EVP_PKEY_keygen(pctx, keyp) != 1)
-		goto out;
 	if (EVP_PKEY_get_raw_public_key(*keyp, pub, &len) != 1 ||
 	    len != PROTO_KEY_LEN) {
 		EVP_PKEY_free(*keyp);
 		*keyp = NULL;
-		goto out;
+		return (-1);
 	}
-	r = 0;
-out:
-	EVP_PKEY_CTX_free(pctx);
-	return (r);
+	return (0);
 }
 
 /* The X25519 shared secret between KEY and the peer's public key. */
@@ -351,11 +390,11 @@ kx_derive(EVP_PKEY *key, const uint8_t peer[PROTO_KEY_LEN],
 	size_t		 len = PROTO_KEY_LEN;
 	int		 r = -1;
 
-	pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer,
+	pk = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer,
 	    PROTO_KEY_LEN);
 	if (pk == NULL)
 		return (-1);
-	if ((pctx = EVP_PKEY_CTX_new(key, NULL)) == NULL)
+	if ((pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL)) == NULL)
 		goto out;
 	if (EVP_PKEY_derive_init(pctx) != 1 ||
 	    EVP_PKEY_derive_set_peer(pctx, pk) != 1 ||
@@ -391,8 +430,7 @@ kdf(const uint8_t key[PROTO_MAC_LEN], const char *label, uint64_t sid,
 {
 	uint8_t		 buf[32 + 8 + 2 * PROTO_NONCE_LEN + 2 * PROTO_KEY_LEN];
 	uint8_t		*p = buf;
-	size_t		 llen = strlen(label);
-	unsigned int	 olen = PROTO_MAC_LEN;
+	size_t		 llen = strlen(label), olen;
 
 	memcpy(p, label, llen);
 	p += llen;
@@ -405,7 +443,11 @@ kdf(const uint8_t key[PROTO_MAC_LEN], const char *label, uint64_t sid,
 		memcpy(p, tail, tlen);
 		p += tlen;
 	}
-	HMAC(EVP_sha256(), key, PROTO_MAC_LEN, buf, p - buf, out, &olen);
+	if (EVP_MAC_init(kx_mac, key, PROTO_MAC_LEN, NULL) != 1 ||
+	    EVP_MAC_update(kx_mac, buf, (size_t)(p - buf)) != 1 ||
+	    EVP_MAC_final(kx_mac, out, &olen, PROTO_MAC_LEN) != 1 ||
+	    olen != PROTO_MAC_LEN)
+		abort();	/* keyed HMAC-SHA256 cannot fail */
 	OPENSSL_cleanse(buf, sizeof(buf));
 }
 
@@ -462,6 +504,7 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 {
 	struct sess_ctx	*ctx;
 
+	kx_ref();
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->base = base;
 	ctx->role = role;
@@ -594,6 +637,7 @@ sess_ctx_free(struct sess_ctx *ctx)
 	tomb_prune(ctx, LLONG_MAX);
 	event_free(ctx->reap_ev);
 	free(ctx);
+	kx_unref();
 }
 
 /* --- sessions ----------------------------------------------------- */
