@@ -91,7 +91,7 @@ struct leg {
 	int			 fin_sent;
 	int			 paused;	/* backpressure: no reads */
 	struct event		*deadline;	/* handshake or flush */
-	char			 peer[160];
+	char			*peer;	/* allocated: most are short */
 	TAILQ_ENTRY(leg)	 entry;
 };
 TAILQ_HEAD(leg_list, leg);
@@ -105,7 +105,7 @@ struct sess {
 	enum sess_state		 state;
 	int			 dead;
 
-	char			 host[PROTO_HOST_MAX + 1];
+	char			*host;	/* guest's host (allocated) */
 	uint32_t		 cid;
 	uint32_t		 port;
 
@@ -151,7 +151,7 @@ struct sess {
 	long long		 created_ms;
 	long long		 detached_ms;
 	long long		 resume_ms;
-	char			 why[128];	/* last detach reason */
+	char			*why;	/* last detach reason, or NULL */
 	void			*data;
 };
 
@@ -667,12 +667,10 @@ sess_alloc(struct sess_ctx *ctx, uint64_t id)
 	if ((s->replay = evbuffer_new()) == NULL ||
 	    (s->unsent = evbuffer_new()) == NULL)
 		abort();
-	s->hold_ev = evtimer_new(ctx->base, sess_hold_cb, s);
-	s->retry_ev = evtimer_new(ctx->base, sess_retry_cb, s);
+	/* hold_ev and retry_ev are made when a leg is missing (sess_timer). */
 	s->ack_ev = evtimer_new(ctx->base, sess_ack_cb, s);
 	s->ka_ev = event_new(ctx->base, -1, EV_PERSIST, sess_ka_cb, s);
-	if (s->hold_ev == NULL || s->retry_ev == NULL || s->ack_ev == NULL ||
-	    s->ka_ev == NULL)
+	if (s->ack_ev == NULL || s->ka_ev == NULL)
 		abort();
 	s->created_ms = xtime_mono_ms();
 	s->resume_ms = -1;
@@ -693,6 +691,24 @@ sess_local_free(struct sess *s)
 	s->local = NULL;
 }
 
+/* Timer *EVP for S, made on first use. */
+static struct event *
+sess_timer(struct sess *s, struct event **evp, event_callback_fn cb)
+{
+	if (*evp == NULL && (*evp = evtimer_new(s->ctx->base, cb, s)) == NULL)
+		abort();
+	return (*evp);
+}
+
+/* Free timer *EVP if it was made. */
+static void
+sess_timer_drop(struct event **evp)
+{
+	if (*evp != NULL)
+		event_free(*evp);
+	*evp = NULL;
+}
+
 static void
 sess_free(struct sess *s)
 {
@@ -701,14 +717,24 @@ sess_free(struct sess *s)
 	sess_local_free(s);
 	evbuffer_free(s->replay);
 	evbuffer_free(s->unsent);
-	event_free(s->hold_ev);
-	event_free(s->retry_ev);
+	sess_timer_drop(&s->hold_ev);
+	sess_timer_drop(&s->retry_ev);
 	event_free(s->ack_ev);
 	event_free(s->ka_ev);
 	EVP_PKEY_free(s->kx);
 	OPENSSL_cleanse(s->secret, sizeof(s->secret));
 	OPENSSL_cleanse(s->prev, sizeof(s->prev));
+	free(s->host);
+	free(s->why);
 	free(s);
+}
+
+/* Remember why the session has no leg (NULL: it has one again). */
+static void
+sess_set_why(struct sess *s, const char *why)
+{
+	free(s->why);
+	s->why = why != NULL ? xstrdup(why) : NULL;
 }
 
 /* Wrap a local stream's fd. */
@@ -749,7 +775,7 @@ sess_client_new(struct sess_ctx *ctx, int fd, const char *host,
 	struct sess	*s;
 
 	s = sess_alloc(ctx, sess_new_id(ctx));
-	strlcpy(s->host, host, sizeof(s->host));
+	s->host = xstrdup(host);
 	s->cid = cid;
 	s->port = port;
 	s->local = sess_local_wrap(s, fd);
@@ -762,7 +788,7 @@ sess_client_new(struct sess_ctx *ctx, int fd, const char *host,
 		struct timeval	tv;
 
 		xtime_tv(ctx->conf.hold_ms, &tv);
-		evtimer_add(s->hold_ev, &tv);
+		evtimer_add(sess_timer(s, &s->hold_ev, sess_hold_cb), &tv);
 	}
 	s->detached_ms = xtime_mono_ms();
 	sess_retry_schedule(s);
@@ -811,8 +837,8 @@ sess_end(struct sess *s, int code, const char *reason, int tell)
 		    &l, sizeof(l));
 	}
 	sess_local_free(s);
-	evtimer_del(s->hold_ev);
-	evtimer_del(s->retry_ev);
+	sess_timer_drop(&s->hold_ev);
+	sess_timer_drop(&s->retry_ev);
 	evtimer_del(s->ack_ev);
 	event_del(s->ka_ev);
 	sess_enter_state(s, SESS_CLOSED);
@@ -842,7 +868,7 @@ sess_hold_cb(evutil_socket_t fd, short ev, void *arg)
 	char		 msg[256];
 
 	snprintf(msg, sizeof(msg), "hold time %lld ms expired (%s)",
-	    s->ctx->conf.hold_ms, s->why[0] != '\0' ? s->why : "no path");
+	    s->ctx->conf.hold_ms, s->why != NULL ? s->why : "no path");
 	sess_close(s, PROTO_E_HOLD, msg);
 }
 
@@ -861,7 +887,7 @@ sess_detach(struct sess *s, const char *reason)
 			leg_free_later(leg);
 	}
 	was_up = s->state == SESS_ESTABLISHED;
-	strlcpy(s->why, reason, sizeof(s->why));
+	sess_set_why(s, reason);
 	if (was_up || s->state == SESS_HANDSHAKE) {
 		if (s->ctx->role == SESS_SERVER || s->opened)
 			sess_enter_state(s, SESS_DETACHED);
@@ -872,7 +898,8 @@ sess_detach(struct sess *s, const char *reason)
 		s->detached_ms = xtime_mono_ms();
 		if (s->ctx->conf.hold_ms > 0) {
 			xtime_tv(s->ctx->conf.hold_ms, &tv);
-			evtimer_add(s->hold_ev, &tv);
+			evtimer_add(sess_timer(s, &s->hold_ev, sess_hold_cb),
+			    &tv);
 		}
 		sess_emit(s, SESS_EV_DETACHED, reason);
 	}
@@ -889,7 +916,7 @@ sess_retry_schedule(struct sess *s)
 
 	xtime_tv(xtime_backoff(&s->backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS),
 	    &tv);
-	evtimer_add(s->retry_ev, &tv);
+	evtimer_add(sess_timer(s, &s->retry_ev, sess_retry_cb), &tv);
 }
 
 static struct leg *leg_new(struct sess_ctx *, struct bufferevent *,
@@ -908,7 +935,7 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	if (s->leg != NULL || s->dead)
 		return;
 	if ((bev = s->ctx->ops.connect(s, s->ctx->arg, &why)) == NULL) {
-		strlcpy(s->why, why, sizeof(s->why));
+		sess_set_why(s, why);
 		sess_retry_schedule(s);
 		return;
 	}
@@ -996,9 +1023,11 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	s->sent_off = s->acked_off > s->read_off ? s->read_off :
 	    s->acked_off;
 	leg->fin_sent = s->local_eof && peer_next > s->read_off;
-	evtimer_del(s->hold_ev);
+	/* Up again: idle established sessions keep no spare timers. */
+	sess_timer_drop(&s->hold_ev);
+	sess_timer_drop(&s->retry_ev);
 	s->backoff_ms = 0;
-	s->why[0] = '\0';
+	sess_set_why(s, NULL);
 	sess_enter_state(s, SESS_ESTABLISHED);
 	if (s->local != NULL)
 		bufferevent_enable(s->local, EV_WRITE);
@@ -1270,7 +1299,7 @@ leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 	if ((leg->deadline = evtimer_new(ctx->base, leg_deadline_cb, leg)) ==
 	    NULL)
 		abort();
-	strlcpy(leg->peer, peer, sizeof(leg->peer));
+	leg->peer = xstrdup(peer);
 	bufferevent_setcb(bev, leg_readcb, leg_writecb, leg_eventcb, leg);
 	bufferevent_set_max_single_read(bev, IO_CHUNK);
 	bufferevent_set_max_single_write(bev, IO_CHUNK);
@@ -1287,6 +1316,7 @@ leg_free(struct leg *leg)
 	if (leg->bev != NULL)
 		bufferevent_free(leg->bev);
 	leg->bev = NULL;
+	free(leg->peer);
 	free(leg);
 }
 
@@ -1693,7 +1723,7 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		return (-1);
 	}
 	s = sess_alloc(ctx, h.sid);
-	strlcpy(s->host, h.host, sizeof(s->host));
+	s->host = xstrdup(h.host);
 	s->cid = h.guest_cid;
 	s->port = h.guest_port;
 	memset(&w, 0, sizeof(w));
@@ -1986,7 +2016,8 @@ sess_json(const struct sess *s)
 	    "age_ms", (json_int_t)(xtime_mono_ms() - s->created_ms));
 	if (o == NULL)
 		abort();
-	json_object_set_new(o, "leg", s->leg != NULL && s->leg->peer[0] ?
+	json_object_set_new(o, "leg",
+	    s->leg != NULL && s->leg->peer[0] != '\0' ?
 	    json_string(s->leg->peer) : json_null());
 	if (s->resume_ms >= 0)
 		json_object_set_new(o, "last_resume_ms",
@@ -1994,7 +2025,8 @@ sess_json(const struct sess *s)
 	if (s->state == SESS_DETACHED || s->state == SESS_CONNECTING) {
 		json_object_set_new(o, "detached_ms",
 		    json_integer(xtime_mono_ms() - s->detached_ms));
-		json_object_set_new(o, "why", json_string(s->why));
+		json_object_set_new(o, "why", s->why != NULL ?
+		    json_string(s->why) : json_null());
 	}
 	return (o);
 }
