@@ -709,6 +709,19 @@ sess_timer_drop(struct event **evp)
 	*evp = NULL;
 }
 
+/* Arm LEG's handshake or flush deadline MS from now. */
+static void
+leg_deadline(struct leg *leg, long long ms)
+{
+	struct timeval	tv;
+
+	if (leg->deadline == NULL && (leg->deadline = evtimer_new(
+	    leg->ctx->base, leg_deadline_cb, leg)) == NULL)
+		abort();
+	xtime_tv(ms, &tv);
+	evtimer_add(leg->deadline, &tv);
+}
+
 static void
 sess_free(struct sess *s)
 {
@@ -930,7 +943,6 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	struct bufferevent	*bev;
 	struct leg		*leg;
 	const char		*why = "no target";
-	struct timeval		 tv;
 
 	if (s->leg != NULL || s->dead)
 		return;
@@ -943,8 +955,7 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	leg->s = s;
 	leg->state = LEG_CONNECTING;
 	s->leg = leg;
-	xtime_tv(s->ctx->conf.handshake_ms, &tv);
-	evtimer_add(leg->deadline, &tv);
+	leg_deadline(leg, s->ctx->conf.handshake_ms);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
@@ -996,7 +1007,8 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	struct timeval	tv;
 
 	leg->state = LEG_UP;
-	evtimer_del(leg->deadline);
+	/* Up: no deadline until it closes (an idle leg keeps no timer). */
+	sess_timer_drop(&leg->deadline);
 	/*
 	 * A leg paused for backpressure reads nothing, so no read timeout
 	 * runs; unacknowledged TCP data (our PINGs) then tells a dead peer.
@@ -1296,9 +1308,6 @@ leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 	leg = xcalloc(1, sizeof(*leg));
 	leg->ctx = ctx;
 	leg->bev = bev;
-	if ((leg->deadline = evtimer_new(ctx->base, leg_deadline_cb, leg)) ==
-	    NULL)
-		abort();
 	leg->peer = xstrdup(peer);
 	bufferevent_setcb(bev, leg_readcb, leg_writecb, leg_eventcb, leg);
 	bufferevent_set_max_single_read(bev, IO_CHUNK);
@@ -1311,8 +1320,7 @@ leg_free(struct leg *leg)
 {
 	if (leg == NULL)
 		return;
-	event_free(leg->deadline);
-	leg->deadline = NULL;
+	sess_timer_drop(&leg->deadline);
 	if (leg->bev != NULL)
 		bufferevent_free(leg->bev);
 	leg->bev = NULL;
@@ -1343,7 +1351,7 @@ leg_free_later(struct leg *leg)
 		leg->s->leg = NULL;
 	leg->s = NULL;
 	leg->state = LEG_DEAD;
-	evtimer_del(leg->deadline);
+	sess_timer_drop(&leg->deadline);
 	bufferevent_disable(leg->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(leg->bev, NULL, NULL, NULL, NULL);
 	TAILQ_INSERT_TAIL(&leg->ctx->dead_legs, leg, entry);
@@ -1357,7 +1365,6 @@ leg_free_later(struct leg *leg)
 static void
 leg_close(struct leg *leg, int type, int code, const char *reason)
 {
-	struct timeval	tv;
 
 	if (leg->state == LEG_DEAD || leg->state == LEG_CLOSING)
 		return;
@@ -1378,8 +1385,7 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	bufferevent_setwatermark(leg->bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(leg->bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(leg->bev, NULL, NULL);
-	xtime_tv(FLUSH_MS, &tv);
-	evtimer_add(leg->deadline, &tv);
+	leg_deadline(leg, FLUSH_MS);
 	bufferevent_enable(leg->bev, EV_READ | EV_WRITE);
 	if (evbuffer_get_length(bufferevent_get_output(leg->bev)) == 0)
 		leg_writecb(leg->bev, leg);
@@ -1401,7 +1407,6 @@ void
 sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 {
 	struct leg	*leg;
-	struct timeval	 tv;
 
 	leg = leg_new(ctx, bev, peer);
 	leg->state = LEG_S_HELLO;
@@ -1414,8 +1419,7 @@ sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 		return;
 	}
 	/* An absolute deadline: a byte now and then must not extend it. */
-	xtime_tv(ctx->conf.handshake_ms, &tv);
-	evtimer_add(leg->deadline, &tv);
+	leg_deadline(leg, ctx->conf.handshake_ms);
 	bufferevent_setwatermark(bev, EV_READ, 0, PROTO_HANDSHAKE_MAX * 2);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }

@@ -70,6 +70,19 @@ wait_sock() {
 	fail "no socket $1"
 }
 
+# Wait until something listens on loopback TCP PORT (from /proc, so the
+# check opens no connection a backend would count).
+wait_listen() {
+	local i hex
+	hex=$(printf '%04X' "$1")
+	for i in $(seq 1 100); do
+		awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { f = 1 }
+		    END { exit !f }' /proc/net/tcp /proc/net/tcp6 && return 0
+		sleep 0.05
+	done
+	fail "nothing listens on port $1"
+}
+
 # Start the echo backend: start_backend PORT [extra vtraffic args]
 start_backend() {
 	local port=$1; shift
@@ -77,6 +90,7 @@ start_backend() {
 	    2>>"$T/backend.log" &
 	PIDS="$PIDS $!"
 	BACKEND_PID=$!
+	wait_listen "$port"
 }
 
 # The appliance VM on host H: start_appliance H BACKENDPORT [args]
