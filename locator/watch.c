@@ -502,9 +502,13 @@ static const struct watch_hint {
 	{ "VmFailedMigrateEvent", "destHost" },
 };
 
-/* One event of the collector's latestPage: a hint if it is new. */
+/*
+ * One event of the collector's latestPage: a hint if it is newer than
+ * SEEN, the newest key before this page (a page may hold several new
+ * events, in any order).
+ */
 static void
-watch_event(struct watch *w, const struct vmomi_val *ev)
+watch_event(struct watch *w, const struct vmomi_val *ev, int64_t seen)
 {
 	const struct vmomi_val	*k, *h, *n;
 	const char		*type, *name;
@@ -512,9 +516,10 @@ watch_event(struct watch *w, const struct vmomi_val *ev)
 	size_t			 i;
 
 	if ((k = vmomi_val_child(ev, "key")) == NULL ||
-	    vmomi_val_int(k, &key) != 0 || key <= w->event_key)
+	    vmomi_val_int(k, &key) != 0 || key <= seen)
 		return;
-	w->event_key = key;
+	if (key > w->event_key)
+		w->event_key = key;
 	if (!w->events_primed || (type = vmomi_val_type(ev)) == NULL)
 		return;
 	for (i = 0; i < sizeof(watch_hints) / sizeof(watch_hints[0]); i++)
@@ -623,6 +628,7 @@ watch_apply(struct watch *w, const struct vmomi_update *u)
 	const char			*prev;
 	char				*was;
 	struct watch_host		*h, *hn;
+	int64_t				 seen;
 	int				 hosts = 0, moved = 0;
 	size_t				 i, j;
 
@@ -647,9 +653,10 @@ watch_apply(struct watch *w, const struct vmomi_update *u)
 				    "latestPage") != 0 ||
 				    o->changes[j].val == NULL)
 					continue;
+				seen = w->event_key;
 				for (e = vmomi_val_child(o->changes[j].val,
 				    NULL); e != NULL; e = vmomi_val_next(e))
-					watch_event(w, e);
+					watch_event(w, e, seen);
 			}
 		}
 	}

@@ -74,6 +74,24 @@ done
 grep -q '"event": *"hint"' "$T/loc-watch.jsonl" ||
     grep -q '"event":"hint"' "$T/loc-watch.jsonl" || fail "no hint event"
 
+# Two migration events in quick succession usually share one update
+# (the simulator notifies every ~250 ms): both must become hints.
+n0=$(wc -l <"$T/loc-watch.jsonl")
+vcsim_cmd hint A >/dev/null
+vcsim_cmd hint B >/dev/null
+for i in $(seq 1 60); do
+	tail -n +$((n0 + 1)) "$T/loc-watch.jsonl" | grep '"hint"' |
+	    grep -q '"host": *"B"' && break
+	sleep 0.05
+done
+tail -n +$((n0 + 1)) "$T/loc-watch.jsonl" | python3 -c '
+import json, sys
+hosts = [e["host"] for e in map(json.loads, sys.stdin)
+         if e.get("event") == "hint"]
+assert hosts.count("A") == 1 and hosts.count("B") == 1, hosts
+' || fail "two quick hints: $(tail -n +$((n0 + 1)) "$T/loc-watch.jsonl")"
+[ "$(loc where | json_get appliance_host)" = C ] || fail "a hint moved the target"
+
 # The VM's VMCI id is its vSocket CID: a new one is pushed as a new
 # appliance address, and back.
 vcsim_cmd vmci 4 >/dev/null
