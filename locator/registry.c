@@ -278,7 +278,7 @@ registry_push(struct registry *reg)
 void
 registry_hint(struct registry *reg, const char *event, const char *host)
 {
-	struct registry_conn	*c;
+	struct registry_conn	*c, *cn;
 	struct push_msg		 m;
 	const char		*relay;
 
@@ -288,7 +288,8 @@ registry_hint(struct registry *reg, const char *event, const char *host)
 	strlcpy(m.host, host, sizeof(m.host));
 	if ((relay = registry_relay_addr(reg, host)) != NULL)
 		strlcpy(m.relay, relay, sizeof(m.relay));
-	TAILQ_FOREACH(c, &reg->conns, entry)
+	/* A relay too slow to read is closed by registry_send(): SAFE. */
+	TAILQ_FOREACH_SAFE(c, &reg->conns, entry, cn)
 		if (c->state == REGISTRY_READY)
 			registry_send(c, &m);
 }

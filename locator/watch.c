@@ -41,6 +41,7 @@
 
 #define WATCH_BACKOFF_MIN_MS	250
 #define WATCH_HOSTS_MAX		65536
+#define WATCH_PAGE_MAX		64	/* new events hinted per update */
 
 enum watch_state {
 	WATCH_BACKOFF = 0,	/* waiting to start over */
@@ -87,7 +88,7 @@ struct watch {
 	char			*host;		/* moref of runtime.host */
 	char			*vm_name;
 	long long		 cid;		/* VMCI id, -1: none */
-	int64_t			 event_key;	/* newest event seen */
+	long long		 event_key;	/* newest event seen */
 	int			 events_primed;
 
 	uint64_t		 logins;
@@ -502,25 +503,15 @@ static const struct watch_hint {
 	{ "VmFailedMigrateEvent", "destHost" },
 };
 
-/*
- * One event of the collector's latestPage: a hint if it is newer than
- * SEEN, the newest key before this page (a page may hold several new
- * events, in any order).
- */
+/* A new migration event EV (key KEY): tell every relay. */
 static void
-watch_event(struct watch *w, const struct vmomi_val *ev, int64_t seen)
+watch_hint(struct watch *w, const struct vmomi_val *ev, long long key)
 {
-	const struct vmomi_val	*k, *h, *n;
+	const struct vmomi_val	*h, *n;
 	const char		*type, *name;
-	long long		 key;
 	size_t			 i;
 
-	if ((k = vmomi_val_child(ev, "key")) == NULL ||
-	    vmomi_val_int(k, &key) != 0 || key <= seen)
-		return;
-	if (key > w->event_key)
-		w->event_key = key;
-	if (!w->events_primed || (type = vmomi_val_type(ev)) == NULL)
+	if ((type = vmomi_val_type(ev)) == NULL)
 		return;
 	for (i = 0; i < sizeof(watch_hints) / sizeof(watch_hints[0]); i++)
 		if (strcmp(type, watch_hints[i].type) == 0)
@@ -535,6 +526,53 @@ watch_event(struct watch *w, const struct vmomi_val *ev, int64_t seen)
 	control_event(w->l, "hint", json_pack("{s:s, s:s, s:I}",
 	    "type", type, "host", name, "key", (json_int_t)key));
 	registry_hint(w->l->reg, type, name);
+}
+
+struct watch_newev {
+	long long		 key;
+	const struct vmomi_val	*ev;
+};
+
+/* Oldest first. */
+static int
+watch_newev_cmp(const void *a, const void *b)
+{
+	const struct watch_newev	*x = a, *y = b;
+
+	return (x->key < y->key ? -1 : x->key > y->key);
+}
+
+/*
+ * The collector's latestPage: the events newer than any seen become
+ * hints, oldest first, whatever order the page lists them in (the
+ * first page, read at sync, only sets where "new" starts).
+ */
+static void
+watch_events(struct watch *w, const struct vmomi_val *page)
+{
+	struct watch_newev	 nev[WATCH_PAGE_MAX];
+	const struct vmomi_val	*e, *k;
+	long long		 key, newest = w->event_key;
+	size_t			 n = 0, i;
+
+	for (e = vmomi_val_child(page, NULL); e != NULL;
+	    e = vmomi_val_next(e)) {
+		if ((k = vmomi_val_child(e, "key")) == NULL ||
+		    vmomi_val_int(k, &key) != 0 || key <= w->event_key)
+			continue;
+		if (key > newest)
+			newest = key;
+		if (n < WATCH_PAGE_MAX) {
+			nev[n].key = key;
+			nev[n++].ev = e;
+		}
+	}
+	w->event_key = newest;
+	if (!w->events_primed)
+		return;
+	qsort(nev, n, sizeof(nev[0]), watch_newev_cmp);
+	for (i = 0; i < n; i++)
+		watch_hint(w, nev[i].ev, nev[i].key);
 }
 
 /* A HostSystem's name changed, appeared or left. */
@@ -624,11 +662,9 @@ static int
 watch_apply(struct watch *w, const struct vmomi_update *u)
 {
 	const struct vmomi_object	*o;
-	const struct vmomi_val		*e;
 	const char			*prev;
 	char				*was;
 	struct watch_host		*h, *hn;
-	int64_t				 seen;
 	int				 hosts = 0, moved = 0;
 	size_t				 i, j;
 
@@ -653,10 +689,7 @@ watch_apply(struct watch *w, const struct vmomi_update *u)
 				    "latestPage") != 0 ||
 				    o->changes[j].val == NULL)
 					continue;
-				seen = w->event_key;
-				for (e = vmomi_val_child(o->changes[j].val,
-				    NULL); e != NULL; e = vmomi_val_next(e))
-					watch_event(w, e, seen);
+				watch_events(w, o->changes[j].val);
 			}
 		}
 	}

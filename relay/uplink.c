@@ -61,6 +61,7 @@
 struct uplink_conn {
 	struct uplink			*u;
 	struct bufferevent		*bev;
+	struct event			*linger;	/* absolute end */
 	TAILQ_ENTRY(uplink_conn)	 entry;
 };
 TAILQ_HEAD(uplink_conns, uplink_conn);
@@ -171,6 +172,8 @@ uplink_reap_cb(evutil_socket_t fd, short ev, void *arg)
 	while ((c = TAILQ_FIRST(&u->dead)) != NULL) {
 		TAILQ_REMOVE(&u->dead, c, entry);
 		bufferevent_free(c->bev);
+		if (c->linger != NULL)
+			event_free(c->linger);
 		free(c);
 	}
 }
@@ -183,6 +186,8 @@ uplink_conn_dead(struct uplink_conn *c)
 	struct timeval	 tv = { 0, 0 };
 
 	TAILQ_REMOVE(&u->closing, c, entry);
+	if (c->linger != NULL)
+		evtimer_del(c->linger);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	TAILQ_INSERT_TAIL(&u->dead, c, entry);
@@ -206,9 +211,16 @@ uplink_linger_writecb(struct bufferevent *bev, void *arg)
 		(void)shutdown(bufferevent_getfd(bev), SHUT_WR);
 }
 
-/* Closing: the locator closed too, or it took too long. */
+/* Closing: the locator closed too. */
 static void
 uplink_linger_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	uplink_conn_dead(arg);
+}
+
+/* Closing took UPLINK_LINGER_MS, busy or not: drop it. */
+static void
+uplink_linger_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	uplink_conn_dead(arg);
 }
@@ -230,8 +242,12 @@ uplink_close(struct uplink *u)
 		uplink_conn_dead(c);	/* never connected */
 		return;
 	}
+	/* An absolute limit: a locator that keeps writing cannot hold it. */
+	if ((c->linger = evtimer_new(u->r->d.base, uplink_linger_cb, c)) ==
+	    NULL)
+		fatalx("evtimer_new");
 	xtime_tv(UPLINK_LINGER_MS, &tv);
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	evtimer_add(c->linger, &tv);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 	bufferevent_setcb(c->bev, uplink_linger_readcb, uplink_linger_writecb,
 	    uplink_linger_eventcb, c);
