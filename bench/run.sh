@@ -409,20 +409,7 @@ idle_one() {
 }
 
 # --- retarget latency: the real vlocator on govmomi's simulator -------
-# One simulator command; its JSON answer in VCSIM_ANSWER (not printed:
-# a command substitution would lose the line count).
-VCSIM_LINES=0
-VCSIM_ANSWER=
-vcsim_cmd() {
-	echo "$*" >&7
-	VCSIM_LINES=$((VCSIM_LINES + 1))
-	local i
-	for i in $(seq 1 600); do
-		[ "$(wc -l <"$D/vcsim.out")" -ge "$VCSIM_LINES" ] && break
-		sleep 0.05
-	done
-	VCSIM_ANSWER=$(sed -n "${VCSIM_LINES}p" "$D/vcsim.out")
-}
+. "$ROOT/test/vcsim/vcsim.sh"	# vcsim_start, vcsim_cmd (VCSIM_ANSWER)
 
 # Wait until the locator says the appliance is on $1 and all $2 relays
 # have acknowledged it.
@@ -459,23 +446,11 @@ retarget_one() {
 		hosts="$hosts${hosts:+,}$(printf 'h%02d' "$i")"
 	done
 	[ "$n" -lt 2 ] && hosts="h01,h02"
-	mkfifo "$D/vcsim.in"
-	"$VCSIMH" -host-names "$hosts" -vm vch-appliance -on h01 -vmci-cid 3 \
-	    -tls -user vrelay -password bench-pass <"$D/vcsim.in" \
-	    >"$D/vcsim.out" 2>>"$T/vcsim.log" &
-	bg_add vcsim $!
-	exec 7>"$D/vcsim.in"
-	VCSIM_LINES=1
-	for i in $(seq 1 400); do
-		[ -s "$D/vcsim.out" ] && break
-		sleep 0.05
-	done
-	local url thumb
-	url=$(head -1 "$D/vcsim.out" | python3 -c \
-	    'import json,sys; print(json.load(sys.stdin)["url"])') ||
+	vcsim_start "$D" -host-names "$hosts" -vm vch-appliance -on h01 \
+	    -vmci-cid 3 -tls -user vrelay -password bench-pass ||
 	    { say "simulator did not start"; return 1; }
-	thumb=$(head -1 "$D/vcsim.out" | python3 -c \
-	    'import json,sys; print(json.load(sys.stdin)["thumbprint_sha256"])')
+	bg_add vcsim "$VCSIM_PID"
+	local url=$VCSIM_URL thumb=$VCSIM_SHA256
 	(umask 077; echo '{"user": "vrelay", "password": "bench-pass"}' \
 	    >"$D/creds.json")
 	"$BIN/vlocator" run --vcenter "$url" --credentials "$D/creds.json" \

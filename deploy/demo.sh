@@ -52,15 +52,13 @@ sys.exit(0 if len(r) == 2 and all(x["converged"] for x in r) else 1)' &&
 	echo "demo: relays did not converge; logs in $T" >&2; exit 1; }
 
 say "starting vCenter (simulator: hosts A, B; VM vch-appliance on B) and vlocator"
-mkfifo "$T/vcsim.in"
-"$VCSIMH" -host-names A,B -vm vch-appliance -on B -vmci-cid 3 -tls \
-    -user vrelay -password demo-pass <"$T/vcsim.in" >"$T/vcsim.out" \
-    2>>"$T/vcsim.log" & PIDS="$PIDS $!"
-exec 7>"$T/vcsim.in"
-for _ in $(seq 200); do [ -s "$T/vcsim.out" ] && break; sleep 0.05; done
-URL=$(head -1 "$T/vcsim.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])') ||
+. "$(cd "$(dirname "$0")/.." && pwd)/test/vcsim/vcsim.sh"
+vcsim_start "$T" -host-names A,B -vm vch-appliance -on B -vmci-cid 3 -tls \
+    -user vrelay -password demo-pass ||
     { echo "demo: simulator did not start; logs in $T" >&2; exit 1; }
-THUMB=$(head -1 "$T/vcsim.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["thumbprint_sha256"])')
+PIDS="$PIDS $VCSIM_PID"
+URL=$VCSIM_URL
+THUMB=$VCSIM_SHA256
 (umask 077; echo '{"user": "vrelay", "password": "demo-pass"}' >"$T/vcenter.json")
 locator
 

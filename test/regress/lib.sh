@@ -147,53 +147,18 @@ rss_kb() {
 # --- vSphere: the vCenter simulator and the locator -------------------
 : "${VCSIMH:=$(cd "$(dirname "$0")/../.." && pwd)/obj/vcsimh}"
 
+. "$(dirname "$0")/../vcsim/vcsim.sh"
+
 # Start govmomi's simulator with hosts A, B, C and the appliance VM on
 # B, VMCI CID 3 (the emulated appliance's): start_vcsim [vcsimh args].
-# Its stdin is a fifo (vcsim_cmd writes to it); VCSIM_URL, VCSIM_VM
-# (the VM's moref) and VCSIM_SHA256/VCSIM_SHA1 come from its first line.
+# vcsim_cmd and vcsim_stop (test/vcsim/vcsim.sh) talk to it; VCSIM_URL,
+# VCSIM_VM and VCSIM_SHA256/VCSIM_SHA1 come from its first line.
 start_vcsim() {
-	[ -x "$VCSIMH" ] || fail "no simulator at $VCSIMH (make obj/vcsimh)"
-	rm -f "$T/vcsim.in" "$T/vcsim.out"
-	mkfifo "$T/vcsim.in"
-	"$VCSIMH" -host-names A,B,C -vm vch-appliance -on B -vmci-cid 3 \
-	    -user vrelay -password 's3cret pass' "$@" \
-	    <"$T/vcsim.in" >"$T/vcsim.out" 2>>"$T/vcsim.log" &
-	VCSIM_PID=$!
-	PIDS="$PIDS $!"
-	exec 7>"$T/vcsim.in"
-	local i
-	for i in $(seq 1 400); do
-		[ -s "$T/vcsim.out" ] && break
-		sleep 0.05
-	done
-	[ -s "$T/vcsim.out" ] || fail "simulator did not start: \
-$(cat "$T/vcsim.log")"
-	VCSIM_URL=$(head -1 "$T/vcsim.out" | json_get url)
-	VCSIM_VM=$(head -1 "$T/vcsim.out" | json_get vm_moref)
-	VCSIM_SHA256=$(head -1 "$T/vcsim.out" | python3 -c 'import json,sys
-print(json.load(sys.stdin).get("thumbprint_sha256",""))')
-	VCSIM_SHA1=$(head -1 "$T/vcsim.out" | python3 -c 'import json,sys
-print(json.load(sys.stdin).get("thumbprint_sha1",""))')
-	VCSIM_LINES=1
-}
-
-# Stop the simulator (its stdin closes).
-stop_vcsim() {
-	exec 7>&-
-	kill "$VCSIM_PID" 2>/dev/null
-	wait "$VCSIM_PID" 2>/dev/null
-}
-
-# One simulator command; its JSON answer on stdout: vcsim_cmd relocate C
-vcsim_cmd() {
-	echo "$*" >&7
-	VCSIM_LINES=$((VCSIM_LINES + 1))
-	local i
-	for i in $(seq 1 200); do
-		[ "$(wc -l <"$T/vcsim.out")" -ge "$VCSIM_LINES" ] && break
-		sleep 0.05
-	done
-	sed -n "${VCSIM_LINES}p" "$T/vcsim.out"
+	vcsim_start "$T" -host-names A,B,C -vm vch-appliance -on B \
+	    -vmci-cid 3 -user vrelay -password 's3cret pass' "$@" ||
+	    fail "simulator $VCSIMH did not start (make obj/vcsimh): \
+$(cat "$T/vcsim.log" 2>/dev/null)"
+	PIDS="$PIDS $VCSIM_PID"
 }
 
 # Credentials file for the simulator's user, mode 0600.

@@ -49,7 +49,7 @@ check "sessions via B" traffic A 5 --sessions 4 --bytes 256K >/dev/null
 e0=$(echo "$w" | json_get epoch)
 for to in C A C; do
 	t0=$(date +%s%3N)
-	vcsim_cmd relocate $to >/dev/null
+	vcsim_cmd relocate $to
 	check "every relay converges on $to" wait_loc \
 	    "W['appliance_host'] == '$to' and W['epoch'] > $e0 and
 	     all(r['converged'] for r in R['relays'])"
@@ -77,8 +77,8 @@ grep -q '"event": *"hint"' "$T/loc-watch.jsonl" ||
 # Two migration events in quick succession usually share one update
 # (the simulator notifies every ~250 ms): both must become hints.
 n0=$(wc -l <"$T/loc-watch.jsonl")
-vcsim_cmd hint A >/dev/null
-vcsim_cmd hint B >/dev/null
+vcsim_cmd hint A
+vcsim_cmd hint B
 for i in $(seq 1 60); do
 	tail -n +$((n0 + 1)) "$T/loc-watch.jsonl" | grep '"hint"' |
 	    grep -q '"host": *"B"' && break
@@ -94,12 +94,12 @@ assert hosts.count("A") == 1 and hosts.count("B") == 1, hosts
 
 # The VM's VMCI id is its vSocket CID: a new one is pushed as a new
 # appliance address, and back.
-vcsim_cmd vmci 4 >/dev/null
+vcsim_cmd vmci 4
 check "new CID pushed" wait_loc \
     'W["appliance"] == "vsock://4:1024" and all(r["converged"] for r in R["relays"])'
 [ "$("$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
     json_get target.appliance)" = vsock://4:1024 ] || fail "relay A kept the old CID"
-vcsim_cmd vmci 3 >/dev/null
+vcsim_cmd vmci 3
 check "CID back" wait_loc \
     'W["appliance"] == "vsock://3:1024" and all(r["converged"] for r in R["relays"])'
 e0=$(loc where | json_get epoch)
@@ -110,13 +110,13 @@ e0=$(loc where | json_get epoch)
 ahead=$((e0 + 3600000))
 "$BINDIR/vrelay" set-target --status "$T/relayA.sock" --arg epoch:=$ahead \
     --arg appliance_host=A >/dev/null || fail "set-target on relay A"
-vcsim_cmd relocate B >/dev/null
+vcsim_cmd relocate B
 check "converged past the hand-set epoch" wait_loc \
     "W['appliance_host'] == 'B' and W['epoch'] > $ahead and
      all(r['converged'] for r in R['relays'])"
 grep -q '"event":"nack"\|"event": "nack"' "$T/loc-watch.jsonl" ||
     fail "no NACK from relay A"
-vcsim_cmd relocate C >/dev/null
+vcsim_cmd relocate C
 check "and back to C" wait_loc \
     "W['appliance_host'] == 'C' and all(r['converged'] for r in R['relays'])"
 e0=$(loc where | json_get epoch)
@@ -127,7 +127,7 @@ check "sessions via C" traffic A 6 --sessions 3 --bytes 64K >/dev/null
     json_get legs.accepted)" = 3 ] || fail "appliance C did not serve 3"
 # An identical re-read does not move the epoch: a kick forces a
 # re-login and a full resync of the same state.
-vcsim_cmd kick >/dev/null
+vcsim_cmd kick
 check "re-login after the session was ended" wait_loc \
     'S["vsphere"]["logins"] >= 2 and S["vsphere"]["state"] == "live"' 15
 sleep 0.5

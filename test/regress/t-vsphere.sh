@@ -86,7 +86,7 @@ stop_locator
 start_locator
 wait_stat vsphere.state backoff
 stop_locator
-stop_vcsim
+vcsim_stop
 
 # --- with relays: restarts and expiry (plain http) ---
 start_vcsim -session-idle 2s
@@ -122,14 +122,14 @@ check "converged again after the locator restarted" wait_loc \
 e2=$(loc where | json_get epoch)
 
 # Simulator restart on the same port: retry, re-login, full resync.
-stop_vcsim
+vcsim_stop
 sleep 1
 lstat vsphere.state | grep -qv live || fail "still live without a vCenter"
 start_vcsim -listen "127.0.0.1:$VPORT"
 wait_stat vsphere.state live 15
 [ "$(loc where | json_get epoch)" = "$e2" ] ||
     fail "same host after the restart, yet the epoch moved"
-vcsim_cmd relocate C >/dev/null
+vcsim_cmd relocate C
 check "follows a move after the restart" wait_loc \
     "W['appliance_host'] == 'C' and all(r['converged'] for r in R['relays'])"
 
