@@ -75,21 +75,7 @@ for n in $SESSIONS_LIST; do
 done
 
 # A block of 200 free loopback ports below the ephemeral range.
-BASE=$(python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    base = 20000 + random.randrange(50) * 200
-    held = []
-    try:
-        for p in range(base, base + 200):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); held.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in held: s.close()
-PY
-)
+BASE=$(python3 "$ROOT/test/tools/portblock.py" 200)
 [ -n "$BASE" ] || { echo "bench: no free port block" >&2; exit 1; }
 BACK=$((BASE + 1))		# the backend
 HOP1=$((BASE + 11))		# socat/haproxy next to the backend

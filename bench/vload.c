@@ -254,30 +254,32 @@ sec_arg(const char *name, const char *s, double min, double max)
 	return (v);
 }
 
-/* Add FD to the epoll set for EVENTS, pointing at P. */
+/* Add (EPOLL_CTL_ADD) or change (EPOLL_CTL_MOD) FD's registration. */
 static void
-ep_add(int fd, uint32_t events, struct ep *p)
+ep_ctl(int op, int fd, uint32_t events, struct ep *p)
 {
 	struct epoll_event	ev;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.events = events;
 	ev.data.ptr = p;
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
-		fatal("epoll_ctl add fd %d", fd);
+	if (epoll_ctl(epfd, op, fd, &ev) == -1)
+		fatal("epoll_ctl %s fd %d", op == EPOLL_CTL_ADD ? "add" :
+		    "mod", fd);
+}
+
+/* Add FD to the epoll set for EVENTS, pointing at P. */
+static void
+ep_add(int fd, uint32_t events, struct ep *p)
+{
+	ep_ctl(EPOLL_CTL_ADD, fd, events, p);
 }
 
 /* Change what FD's registration waits for. */
 static void
 ep_mod(int fd, uint32_t events, struct ep *p)
 {
-	struct epoll_event	ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.events = events;
-	ev.data.ptr = p;
-	if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == -1)
-		fatal("epoll_ctl mod fd %d", fd);
+	ep_ctl(EPOLL_CTL_MOD, fd, events, p);
 }
 
 /* Milliseconds until DEADLINE (ns), rounded up, for epoll_wait. */

@@ -9,21 +9,8 @@ set -u
 : "${BINDIR:?BINDIR must point at the built binaries}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/vrelay-regress.XXXXXX")
 # A block of 50 free loopback ports below the ephemeral range.
-BASE=$(python3 - <<'PY'
-import random, socket
-for _ in range(100):
-    base = 20000 + random.randrange(120) * 100
-    try:
-        held = []
-        for p in range(base, base + 50):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); held.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in held: s.close()
-PY
-)
+BASE=$(python3 "$(dirname "$0")/../tools/portblock.py" 50) ||
+    { echo "no free block of 50 loopback ports" >&2; exit 1; }
 PIDS=""
 FAILED=0
 NAME=$(basename "$0" .sh)
