@@ -45,6 +45,7 @@ static const struct conf_opt appliance_opts[] = {
 
 static json_t	*appliance_status(json_t *, void *, const char **);
 static json_t	*appliance_watch(json_t *, void *, const char **);
+static json_t	*appliance_migrate(json_t *, void *, const char **);
 
 static const struct ctl_cmd appliance_cmds[] = {
 	{ "status", "endpoint, listener and session summary", 0,
@@ -54,6 +55,8 @@ static const struct ctl_cmd appliance_cmds[] = {
 	{ "watch", "stream events: session open/close/detach/resume",
 	    CTL_WATCH, appliance_watch },
 	{ "close-session", "abort one session: {id}", 0, daemon_cmd_close },
+	{ "migrate", "simulation: vMotion to another emulated host: "
+	    "{vsock_dir, vsock_cid}", 0, appliance_migrate },
 	{ "log", "set verbosity: {level: warn|info|debug}", 0,
 	    daemon_cmd_log },
 };
@@ -70,16 +73,33 @@ appliance_status(json_t *req, void *arg, const char **err)
 	for (i = 0; i < a->nlisten; i++)
 		json_array_append_new(l,
 		    json_string(xaddr_str(a->listen_a[i])));
-	return (json_pack("{s:s, s:I, s:I, s:o, s:s, s:b, s:o, s:{s:I, s:I, "
-	    "s:I}}",
+	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:b, s:o, s:{s:I, "
+	    "s:I, s:I}}",
 	    "daemon", "vappliance", "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - a->d.started_ms),
-	    "listen", l, "backend", xaddr_str(a->backend),
+	    "listen", l, "vsock", daemon_vsock_json(),
+	    "backend", xaddr_str(a->backend),
 	    "proxy_v2", a->conf.proxy_v2,
 	    "sessions", daemon_sess_summary(&a->d),
 	    "legs", "accepted", (json_int_t)a->legs,
 	    "refused", (json_int_t)a->refused,
 	    "backend_failures", (json_int_t)a->backend_fail));
+}
+
+static void	appliance_accept_cb(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+
+/*
+ * Simulation: a vMotion of the appliance VM.  Legs reset, the vSocket
+ * listeners move; sessions and backend connections stay.
+ */
+static json_t *
+appliance_migrate(json_t *req, void *arg, const char **err)
+{
+	struct appliance	*a = arg;
+
+	return (daemon_migrate(&a->d, req, a->listen_l, a->listen_a,
+	    a->nlisten, appliance_accept_cb, a, err));
 }
 
 /* Subscribe to session events. */
@@ -203,7 +223,8 @@ appliance_run(int argc, char **argv)
 	log_info("vappliance stopping sessions=%zu",
 	    sess_ctx_count(a.d.sessions));
 	for (i = 0; i < a.nlisten; i++) {
-		evconnlistener_free(a.listen_l[i]);
+		if (a.listen_l[i] != NULL)
+			evconnlistener_free(a.listen_l[i]);
 		xaddr_unlisten(a.listen_a[i]);
 		xaddr_free(a.listen_a[i]);
 	}
@@ -219,6 +240,8 @@ static const char usage[] =
 	"       vappliance status   --status PATH [--json]\n"
 	"       vappliance sessions --status PATH [--json]\n"
 	"       vappliance watch    --status PATH [--json]\n"
+	"       vappliance migrate  --status PATH --arg vsock_dir=DIR "
+	"[--arg vsock_cid:=N]\n"
 	"       vappliance help --status PATH    commands the daemon takes\n"
 	"       vappliance run --help            every run option\n";
 

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -19,6 +21,7 @@
 #include "log.h"
 #include "proto.h"
 #include "xaddr.h"
+#include "xmalloc.h"
 #include "xtime.h"
 
 /* The session defaults documented in docs/operations.md. */
@@ -96,21 +99,156 @@ daemon_listen(struct daemon *d, const char *str, evconnlistener_cb cb,
 {
 	struct evconnlistener	*l;
 	struct xaddr		*a;
-	int			 fd, r;
+	int			 r;
 
 	if ((r = xaddr_parse(str, &a)) != XADDR_OK)
 		fatalx("listen address \"%s\": %s", str, xaddr_strerror(r));
-	if ((r = xaddr_listen(a, 1024, &fd)) != XADDR_OK)
+	if ((r = daemon_listen_on(d, a, cb, arg, &l)) != XADDR_OK)
 		fatalx("listen on %s: %s%s%s", xaddr_str(a), xaddr_strerror(r),
 		    r == XADDR_E_SYSTEM ? ": " : "",
 		    r == XADDR_E_SYSTEM ? strerror(errno) : "");
-	l = evconnlistener_new(d->base, cb, arg,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-	if (l == NULL)
-		fatalx("evconnlistener_new %s", xaddr_str(a));
-	log_info("listening on %s", xaddr_str(a));
 	*addrp = a;
 	return (l);
+}
+
+/*
+ * A client session's new leg on FD, whose connect to A is in progress
+ * (sess_ops.connect): the bufferevent, with *desc naming A; or NULL
+ * with *desc saying why, FD closed.
+ */
+struct bufferevent *
+daemon_leg(struct daemon *d, int fd, const struct xaddr *a,
+    const char **desc)
+{
+	struct bufferevent	*bev;
+
+	bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		close(fd);
+		*desc = "out of memory";
+		return (NULL);
+	}
+	bufferevent_socket_connect(bev, NULL, 0);
+	*desc = xaddr_str(a);
+	return (bev);
+}
+
+/* Listen on A into *LP; an xaddr code (errno set on XADDR_E_SYSTEM). */
+int
+daemon_listen_on(struct daemon *d, const struct xaddr *a,
+    evconnlistener_cb cb, void *arg, struct evconnlistener **lp)
+{
+	int	fd, r;
+
+	*lp = NULL;
+	if ((r = xaddr_listen(a, 1024, &fd)) != XADDR_OK)
+		return (r);
+	*lp = evconnlistener_new(d->base, cb, arg,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (*lp == NULL)
+		fatalx("evconnlistener_new %s", xaddr_str(a));
+	log_info("listening on %s", xaddr_str(a));
+	return (XADDR_OK);
+}
+
+/* Where this process's emulated vSocket lives: {dir, cid}, or null. */
+json_t *
+daemon_vsock_json(void)
+{
+	if (xaddr_vsock_dir() == NULL)
+		return (json_null());
+	return (json_pack("{s:s, s:I}", "dir", xaddr_vsock_dir(), "cid",
+	    (json_int_t)xaddr_vsock_cid()));
+}
+
+/*
+ * Simulation only ("migrate" on the status socket): do to this process
+ * what a vMotion does to its VM.  Every vSocket leg is reset, the
+ * vSocket listeners among the N in L/A close, the process moves to the
+ * emulated directory REQ.vsock_dir (new CID REQ.vsock_cid, optional),
+ * and the listeners open again there.  Memory, and so every session,
+ * survives: the sessions resume on new legs.  Other sockets (TCP to a
+ * backend, a guest agent's local listener) are untouched, as a VM's
+ * network connections survive its vMotion.
+ */
+json_t *
+daemon_migrate(struct daemon *d, json_t *req, struct evconnlistener **l,
+    struct xaddr **a, size_t n, evconnlistener_cb cb, void *arg,
+    const char **err)
+{
+	static char	 msg[300];
+	json_t		*v, *ev, *relisted;
+	const char	*dir, *old;
+	char		*olddir;
+	uint32_t	 cid, oldcid;
+	size_t		 i, reset;
+	int		 r;
+
+	if ((old = xaddr_vsock_dir()) == NULL) {
+		*err = "vsock is not emulated here (a real vMotion moves a "
+		    "real VM)";
+		return (NULL);
+	}
+	if ((v = json_object_get(req, "vsock_dir")) == NULL ||
+	    (dir = json_string_value(v)) == NULL || *dir == '\0') {
+		*err = "\"vsock_dir\": expected the new host's directory";
+		return (NULL);
+	}
+	oldcid = cid = xaddr_vsock_cid();
+	if ((v = json_object_get(req, "vsock_cid")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 3 ||
+		    json_integer_value(v) > 0xfffffffeLL) {
+			*err = "\"vsock_cid\": expected 3 to 4294967294";
+			return (NULL);
+		}
+		cid = (uint32_t)json_integer_value(v);
+	}
+	olddir = xstrdup(old);
+	reset = sess_ctx_reset_legs(d->sessions, "vsock://",
+	    "vMotion: vSocket reset");
+	for (i = 0; i < n; i++) {
+		if (l[i] == NULL || xaddr_type(a[i]) != XADDR_VSOCK)
+			continue;
+		evconnlistener_free(l[i]);
+		l[i] = NULL;
+		xaddr_unlisten(a[i]);
+	}
+	if ((r = xaddr_vsock_emulate(dir, cid)) != XADDR_OK) {
+		snprintf(msg, sizeof(msg), "\"vsock_dir\" %s: %s%s%s; staying "
+		    "in %s", dir, xaddr_strerror(r),
+		    r == XADDR_E_SYSTEM ? ": " : "",
+		    r == XADDR_E_SYSTEM ? strerror(errno) : "", olddir);
+		*err = msg;
+		(void)xaddr_vsock_emulate(olddir, oldcid);
+	}
+	relisted = json_array();
+	for (i = 0; i < n; i++) {
+		if (l[i] != NULL || xaddr_type(a[i]) != XADDR_VSOCK)
+			continue;
+		if ((r = daemon_listen_on(d, a[i], cb, arg, &l[i])) !=
+		    XADDR_OK) {
+			log_warnx("migrate: listen on %s: %s", xaddr_str(a[i]),
+			    r == XADDR_E_SYSTEM ? strerror(errno) :
+			    xaddr_strerror(r));
+			continue;
+		}
+		json_array_append_new(relisted, json_string(xaddr_str(a[i])));
+	}
+	log_info("migrated from %s to %s cid=%u legs_reset=%zu", olddir,
+	    xaddr_vsock_dir(), xaddr_vsock_cid(), reset);
+	ev = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "event", "migrated",
+	    "from", olddir, "vsock_dir", xaddr_vsock_dir(),
+	    "vsock_cid", (json_int_t)xaddr_vsock_cid(),
+	    "legs_reset", (json_int_t)reset, "listen", relisted);
+	free(olddir);
+	if (*err != NULL) {
+		json_decref(ev);
+		return (NULL);
+	}
+	if (d->ctl != NULL)
+		ctl_broadcast(d->ctl, ev);
+	json_object_del(ev, "event");
+	return (ev);
 }
 
 /* The status-event name of a session event. */
@@ -180,14 +318,19 @@ daemon_sess_event(struct daemon *d, struct sess *s, enum sess_event ev,
 		if (reason != NULL)
 			json_object_set_new(o, ev == SESS_EV_RESUMED ? "leg" :
 			    "reason", json_string(reason));
-		if (ev == SESS_EV_RESUMED)
+		if (ev == SESS_EV_RESUMED) {
 			json_object_set_new(o, "resume_ms",
 			    json_integer(sess_resume_ms(s)));
+			json_object_set_new(o, "replay_bytes", json_integer(
+			    (json_int_t)sess_resume_replay(s)));
+		}
 	}
 	if (ev == SESS_EV_RESUMED)
-		log_info("%s session=%s guest=%s/%u:%u leg=%s resume_ms=%lld",
-		    daemon_evname(ev), sess_idstr(s), sess_host(s), sess_cid(s),
-		    sess_port(s), reason, sess_resume_ms(s));
+		log_info("%s session=%s guest=%s/%u:%u leg=%s resume_ms=%lld "
+		    "replay_bytes=%llu", daemon_evname(ev), sess_idstr(s),
+		    sess_host(s), sess_cid(s), sess_port(s), reason,
+		    sess_resume_ms(s),
+		    (unsigned long long)sess_resume_replay(s));
 	else
 		log_info("%s session=%s guest=%s/%u:%u%s%s%s",
 		    daemon_evname(ev), sess_idstr(s), sess_host(s),
@@ -279,7 +422,7 @@ json_t *
 daemon_sess_summary(struct daemon *d)
 {
 	size_t	 counts[SESS_CLOSED + 1];
-	json_t	*o;
+	json_t	*o, *stats;
 	int	 st;
 
 	sess_ctx_states(d->sessions, counts);
@@ -290,6 +433,9 @@ daemon_sess_summary(struct daemon *d)
 			    json_integer((json_int_t)counts[st]));
 	json_object_set_new(o, "count",
 	    json_integer((json_int_t)sess_ctx_count(d->sessions)));
+	stats = sess_ctx_stats(d->sessions);
+	json_object_update(o, stats);
+	json_decref(stats);
 	return (o);
 }
 

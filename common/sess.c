@@ -58,8 +58,7 @@
 #endif
 
 #define LEG_HIGH	(256 * 1024)	/* leg output: stop pumping */
-#define LOCAL_HIGH	(256 * 1024)	/* local output: stop reading leg */
-#define LOCAL_LOW	(64 * 1024)
+#define LOCAL_LOW	(64 * 1024)	/* local output: read the leg again */
 #define LEG_READ_HIGH	(PROTO_DATA_MAX + 1024)
 #define ACK_BYTES	(64 * 1024)	/* ack at once past this much */
 #define ACK_DELAY_MS	5		/* else within this */
@@ -151,6 +150,7 @@ struct sess {
 	long long		 created_ms;
 	long long		 detached_ms;
 	long long		 resume_ms;
+	uint64_t		 resume_replay;	/* resent by the last resume */
 	char			*why;	/* last detach reason, or NULL */
 	void			*data;
 };
@@ -188,6 +188,11 @@ struct sess_ctx {
 	struct tomb_tree	 tombs;		/* by id */
 	struct tomb_list	 tombq;		/* oldest first */
 	size_t			 ntombs;
+	/* Resumes since start, for status and the vMotion reports. */
+	uint64_t		 resumes;
+	uint64_t		 replay_bytes;
+	long long		 resume_ms_max;
+	long long		 resume_ms_sum;
 };
 
 static int	sess_cmp(struct sess *, struct sess *);
@@ -562,22 +567,85 @@ sess_ctx_json(struct sess_ctx *ctx)
 	return (a);
 }
 
-/* The target moved: legs still in handshake go to the new one. */
+/*
+ * The target moved to ROUTE (its canonical address, NULL if none):
+ * legs in handshake and legs up to any other address go, and every
+ * session without a leg tries the new target now, not after its
+ * backoff.  A leg still up to the old place would otherwise carry on
+ * until the move's reset reaches it, or a keepalive timeout if the
+ * old host went silent.
+ */
 void
-sess_ctx_retarget(struct sess_ctx *ctx)
+sess_ctx_retarget(struct sess_ctx *ctx, const char *route)
 {
 	struct sess	*s, *next;
+	char		 msg[128];
 
+	snprintf(msg, sizeof(msg), "target moved to %s",
+	    route != NULL ? route : "nowhere");
 	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
 		if (s->leg != NULL && s->leg->state != LEG_UP)
 			sess_detach(s, "target changed during handshake");
+		else if (s->leg != NULL && route != NULL &&
+		    strcmp(s->leg->peer, route) != 0)
+			sess_detach(s, msg);
 		else if (s->state == SESS_DETACHED ||
 		    s->state == SESS_CONNECTING) {
-			/* Try the new target now, not after the backoff. */
 			s->backoff_ms = 0;
 			sess_retry_schedule(s);
 		}
 	}
+}
+
+/*
+ * Drop every leg whose peer name starts with PREFIX (NULL: all), at
+ * once and without a frame, as a vMotion resets the VM's vSocket
+ * streams; their sessions detach and resume on new legs.  Returns how
+ * many legs went.
+ */
+size_t
+sess_ctx_reset_legs(struct sess_ctx *ctx, const char *prefix,
+    const char *reason)
+{
+	struct sess	*s, *next;
+	struct leg	*leg, *lnext;
+	size_t		 n = 0, plen = prefix != NULL ? strlen(prefix) : 0;
+
+	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
+		if (s->leg == NULL ||
+		    strncmp(s->leg->peer, prefix != NULL ? prefix : "",
+		    plen) != 0)
+			continue;
+		xaddr_reset(bufferevent_getfd(s->leg->bev));
+		sess_detach(s, reason);
+		n++;
+	}
+	TAILQ_FOREACH_SAFE(leg, &ctx->legs, entry, lnext) {
+		if (strncmp(leg->peer, prefix != NULL ? prefix : "",
+		    plen) != 0)
+			continue;
+		xaddr_reset(bufferevent_getfd(leg->bev));
+		leg_free_later(leg);
+		n++;
+	}
+	return (n);
+}
+
+/* Resume counters since start (JSON object, new reference). */
+json_t *
+sess_ctx_stats(const struct sess_ctx *ctx)
+{
+	json_t	*o;
+
+	o = json_pack("{s:I, s:I, s:I, s:I}",
+	    "resumes", (json_int_t)ctx->resumes,
+	    "replayed_bytes", (json_int_t)ctx->replay_bytes,
+	    "resume_ms_max", (json_int_t)ctx->resume_ms_max,
+	    "resume_ms_avg", (json_int_t)(ctx->resumes > 0 ?
+	    ctx->resume_ms_sum / (long long)ctx->resumes : 0));
+	if (o == NULL)
+		abort();
+	return (o);
 }
 
 static void sess_free(struct sess *);
@@ -842,13 +910,9 @@ sess_end(struct sess *s, int code, const char *reason, int tell)
 		else
 			leg_free_later(leg);
 	}
-	if (code != PROTO_E_NONE && s->local != NULL) {
-		struct linger	l = { 1, 0 };
-
-		/* An abort must not look like a complete stream: reset. */
-		setsockopt(bufferevent_getfd(s->local), SOL_SOCKET, SO_LINGER,
-		    &l, sizeof(l));
-	}
+	/* An abort must not look like a complete stream: reset. */
+	if (code != PROTO_E_NONE && s->local != NULL)
+		xaddr_reset(bufferevent_getfd(s->local));
 	sess_local_free(s);
 	sess_timer_drop(&s->hold_ev);
 	sess_timer_drop(&s->retry_ev);
@@ -1031,6 +1095,9 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 		sess_trim(s, peer_next);
 		s->acked_off = peer_next;
 	}
+	/* What went out on the old leg and never arrived goes again. */
+	s->resume_replay = s->sent_max > s->acked_off ?
+	    s->sent_max - s->acked_off : 0;
 	evbuffer_prepend_buffer(s->unsent, s->replay);
 	s->sent_off = s->acked_off > s->read_off ? s->read_off :
 	    s->acked_off;
@@ -1049,6 +1116,11 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	} else {
 		s->resumes++;
 		s->resume_ms = xtime_mono_ms() - s->detached_ms;
+		s->ctx->resumes++;
+		s->ctx->replay_bytes += s->resume_replay;
+		s->ctx->resume_ms_sum += s->resume_ms;
+		if (s->resume_ms > s->ctx->resume_ms_max)
+			s->ctx->resume_ms_max = s->resume_ms;
 		sess_emit(s, SESS_EV_RESUMED, leg->peer);
 	}
 	if (s->dead)
@@ -1864,7 +1936,16 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		lout = bufferevent_get_output(s->local);
 		evbuffer_remove_buffer(in, lout, n - skip);
 		s->recv_off += n - skip;
-		if (evbuffer_get_length(lout) > LOCAL_HIGH) {
+		/*
+		 * The peer never holds more than its replay_max unacked, so
+		 * with equal settings this never pauses a leg: ACKs share
+		 * the leg with DATA, and a leg paused while a busy local
+		 * peer (an echo) waits on our own full replay would stall
+		 * both directions for good.  The cap is for a peer that
+		 * ignores the window.
+		 */
+		if (evbuffer_get_length(lout) > s->ctx->conf.replay_max +
+		    PROTO_DATA_MAX) {
 			leg->paused = 1;
 			bufferevent_disable(leg->bev, EV_READ);
 		}
@@ -1943,6 +2024,13 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 }
 
 /* --- accessors ---------------------------------------------------- */
+
+/* Bytes the last resume sent again (the peer never had them). */
+uint64_t
+sess_resume_replay(const struct sess *s)
+{
+	return (s->resume_replay);
+}
 
 uint64_t
 sess_id(const struct sess *s)

@@ -1006,6 +1006,20 @@ xaddr_tune(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
+/*
+ * Make the coming close() abortive (SO_LINGER {1, 0}): a TCP peer gets
+ * a reset, not a FIN it could take for a complete stream.  Unix
+ * sockets (emulated vsock) have no reset; their peer sees the close.
+ */
+void
+xaddr_reset(int fd)
+{
+	struct linger	l = { 1, 0 };
+
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
 /* TCP_USER_TIMEOUT of MS on a TCP socket; other sockets are left be. */
 void
 xaddr_dead_after(int fd, long long ms)

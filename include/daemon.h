@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "sess.h"
 
+struct bufferevent;
 struct ctl;
 struct ctl_cmd;
 struct xaddr;
@@ -76,6 +77,22 @@ void	daemon_vsock(const char *, long long);
 /* Listen on ADDR (fatal on failure: startup only). */
 struct evconnlistener *daemon_listen(struct daemon *, const char *,
 	    evconnlistener_cb, void *, struct xaddr **);
+/* A client leg on FD connecting to A, for sess_ops.connect. */
+struct bufferevent *daemon_leg(struct daemon *, int, const struct xaddr *,
+	    const char **);
+/* Emulated vSocket {dir, cid} for status, or JSON null (new ref). */
+json_t	*daemon_vsock_json(void);
+/* Listen on an address; an xaddr code, errno set on XADDR_E_SYSTEM. */
+int	daemon_listen_on(struct daemon *, const struct xaddr *,
+	    evconnlistener_cb, void *, struct evconnlistener **);
+/*
+ * Simulation: the status command "migrate" {vsock_dir, vsock_cid}:
+ * reset vSocket legs, move the N vSocket listeners in L/A to another
+ * emulated directory (see daemon.c).  Returns the answer or NULL, *err.
+ */
+json_t	*daemon_migrate(struct daemon *, json_t *, struct evconnlistener **,
+	    struct xaddr **, size_t, evconnlistener_cb, void *,
+	    const char **);
 /* Open the status socket (PATH NULL: none), or die saying why. */
 void	daemon_status(struct daemon *, const char *, const struct ctl_cmd *,
 	    size_t, void *);

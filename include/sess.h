@@ -99,8 +99,19 @@ struct sess	*sess_ctx_find(struct sess_ctx *, uint64_t);
  */
 struct sess	*sess_client_new(struct sess_ctx *, int, const char *,
 		    uint32_t, uint32_t);
-/* Client: the leg target changed; drop a leg still in handshake. */
-void		 sess_ctx_retarget(struct sess_ctx *);
+/*
+ * Client: the target moved to ROUTE (canonical address or NULL); legs
+ * in handshake or up to another address are dropped and resumed there.
+ */
+void		 sess_ctx_retarget(struct sess_ctx *, const char *);
+/*
+ * Reset every leg whose peer name starts with PREFIX (NULL: all), as a
+ * vMotion resets vSocket streams; sessions detach and resume.
+ */
+size_t		 sess_ctx_reset_legs(struct sess_ctx *, const char *,
+		    const char *);
+/* Resumes, bytes replayed, max and mean resume ms (new reference). */
+json_t		*sess_ctx_stats(const struct sess_ctx *);
 
 /*
  * Server: take an accepted leg (a bufferevent, so a TLS filter can sit
@@ -125,6 +136,7 @@ uint32_t	 sess_port(const struct sess *);
 enum sess_state	 sess_state(const struct sess *);
 const char	*sess_strstate(enum sess_state);
 long long	 sess_resume_ms(const struct sess *);
+uint64_t	 sess_resume_replay(const struct sess *);
 void		*sess_get_data(const struct sess *);
 void		 sess_set_data(struct sess *, void *);
 /* One session as a JSON object (new reference). */

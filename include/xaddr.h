@@ -96,6 +96,8 @@ void		 xaddr_peer_describe(const struct sockaddr *, socklen_t,
 
 /* Socket options for data legs: TCP_NODELAY where it applies. */
 void		 xaddr_tune(int);
+/* The next close() of FD resets the connection (SO_LINGER {1, 0}). */
+void		 xaddr_reset(int);
 /*
  * On TCP, give up on the connection once sent data has gone
  * unacknowledged for MS (TCP_USER_TIMEOUT); a no-op elsewhere.

@@ -37,7 +37,7 @@ static json_t *
 control_status(json_t *req, void *arg, const char **err)
 {
 	struct relay	*r = arg;
-	json_t		*sess, *gl;
+	json_t		*sess, *gl, *al;
 	size_t		 i;
 
 	sess = daemon_sess_summary(&r->d);
@@ -47,16 +47,21 @@ control_status(json_t *req, void *arg, const char **err)
 	for (i = 0; i < r->nguest; i++)
 		json_array_append_new(gl,
 		    json_string(xaddr_str(r->guest_a[i])));
-	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
+	al = json_array();
+	for (i = 0; i < r->nagent; i++)
+		json_array_append_new(al,
+		    json_string(xaddr_str(r->agent_a[i])));
+	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - r->d.started_ms),
-	    "guest_listen", gl,
+	    "guest_listen", gl, "agent_listen", al,
 	    "mesh_listen", r->mesh_a != NULL ?
 	    json_string(xaddr_str(r->mesh_a)) : json_null(),
 	    "target", target_json(r->target),
 	    "sessions", sess,
 	    "forwards", fwd_json(r->fwd),
+	    "prewarm", warm_json(r->warm),
 	    "uplink", r->uplink != NULL ? uplink_json(r->uplink) :
 	    json_null()));
 }
@@ -73,13 +78,15 @@ control_watch(json_t *req, void *arg, const char **err)
 
 /*
  * The target moved (set-target here, or a TARGET from the locator in
- * uplink.c): log it, tell the watchers where it came from, and send
- * legs not yet up to the new place.
+ * uplink.c): log it, tell the watchers where it came from, and move
+ * every leg that now goes to the wrong place (sess.c and fwd.c).
  */
 void
 control_target_changed(struct relay *r, const char *source)
 {
-	json_t	*ev;
+	const struct xaddr	*a;
+	const char		*why;
+	json_t			*ev;
 
 	log_info("target-change epoch=%llu source=%s",
 	    (unsigned long long)target_epoch(r->target), source);
@@ -90,7 +97,9 @@ control_target_changed(struct relay *r, const char *source)
 		ctl_broadcast(r->d.ctl, ev);
 		json_decref(ev);
 	}
-	sess_ctx_retarget(r->d.sessions);
+	a = target_route(r->target, &why);
+	sess_ctx_retarget(r->d.sessions, a != NULL ? xaddr_str(a) : NULL);
+	fwd_retarget(r->fwd);
 }
 
 /* Move the target; relays keep their last good target otherwise. */

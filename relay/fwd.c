@@ -1,11 +1,22 @@
 /*
- * fwd.c -- the relay on the appliance's host: each mesh leg from an
- * ingress relay is joined to a fresh vSocket connection into the
- * appliance endpoint, and bytes are copied opaquely both ways (the
- * session ends do all the protocol work, so this hop keeps no state
- * worth saving and may die at any time).  Backpressure follows
- * libevent's le-proxy: stop reading a side while the other side's
- * output is above FWD_HIGH, resume when it drains to half.
+ * fwd.c -- opaque forwards.  Two kinds of leg arrive at a relay
+ * without being a session end here:
+ *
+ *   mesh   from another relay's ingress end (or a guest agent behind
+ *          it): delivered into the appliance endpoint over vSocket,
+ *          only if this relay's host runs the appliance;
+ *   agent  from a guest agent on this host (guest/vguest), which is
+ *          its own session end: sent on wherever the target says, to
+ *          the appliance host's relay or into the local appliance.
+ *
+ * Bytes are copied both ways without being read (the session ends do
+ * all the protocol work, so this hop keeps no state worth saving and
+ * may die at any time).  Where a leg goes is decided when its first
+ * byte arrives, not when it is accepted: a relay pre-warms mesh legs
+ * towards the host a vMotion is heading for (warm.c) before that host
+ * runs the appliance.  Backpressure follows libevent's le-proxy: stop
+ * reading a side while the other side's output is above FWD_HIGH,
+ * resume when it drains to half.
  *
  * Closing: when one side ends, each side still gets what was queued
  * for it, then a half-close, and the forward lingers (reading and
@@ -35,10 +46,17 @@
 
 #define FWD_HIGH	(512 * 1024)
 #define FWD_FLUSH_MS	5000
+#define FWD_IDLE_MS	60000		/* a leg that never speaks */
 #define FWD_CHUNK	(256 * 1024)	/* per read()/write() */
 
+enum fwd_kind {
+	FWD_MESH = 0,		/* from a relay: into the local appliance */
+	FWD_AGENT,		/* from a guest agent: to the target */
+};
+
 enum fwd_state {
-	FWD_OPEN = 0,		/* copying both ways */
+	FWD_WAITING = 0,	/* accepted; no byte yet, no far side */
+	FWD_OPEN,		/* copying both ways */
 	FWD_CLOSING,		/* flushing, half-closed, lingering */
 	FWD_DEAD,		/* waiting for the reaper */
 };
@@ -46,17 +64,18 @@ enum fwd_state {
 struct fwd {
 	struct fwd_ctx		*ctx;
 	uint64_t		 id;
-	struct bufferevent	*mesh;		/* from the ingress relay */
-	struct bufferevent	*app;		/* into the appliance */
+	enum fwd_kind		 kind;
+	struct bufferevent	*in;		/* the accepted leg */
+	struct bufferevent	*out;		/* where it goes */
 	char			 peer[XADDR_PEER_STRLEN];
-	uint64_t		 to_app;
-	uint64_t		 to_mesh;
-	int			 connected;	/* appliance side is up */
+	char			*dest;		/* canonical, once open */
+	uint64_t		 to_out;
+	uint64_t		 to_in;
+	int			 connected;	/* out side is up */
 	enum fwd_state		 state;
-	int			 mesh_gone;	/* EOF or error seen */
-	int			 app_gone;
-	struct event		*deadline;	/* for the closing flush */
-	long long		 started_ms;
+	int			 in_gone;	/* EOF or error seen */
+	int			 out_gone;
+	struct event		*deadline;	/* idle wait, closing flush */
 	TAILQ_ENTRY(fwd)	 entry;
 };
 TAILQ_HEAD(fwd_list, fwd);
@@ -67,11 +86,14 @@ struct fwd_ctx {
 	struct fwd_list		 dead;
 	struct event		*reap_ev;
 	uint64_t		 next_id;
-	uint64_t		 total;
+	uint64_t		 total[2];	/* by kind */
+	size_t			 nlive[2];
 	uint64_t		 refused;
+	uint64_t		 moved;		/* closed: target moved */
 	uint64_t		 bytes;
-	size_t			 nlive;
 };
+
+static const char *fwd_kinds[] = { "mesh", "agent" };
 
 static void	fwd_readcb(struct bufferevent *, void *);
 static void	fwd_writecb(struct bufferevent *, void *);
@@ -85,11 +107,12 @@ fwd_reap_cb(evutil_socket_t fd, short ev, void *arg)
 
 	while ((f = TAILQ_FIRST(&ctx->dead)) != NULL) {
 		TAILQ_REMOVE(&ctx->dead, f, entry);
-		if (f->mesh != NULL)
-			bufferevent_free(f->mesh);
-		if (f->app != NULL)
-			bufferevent_free(f->app);
+		if (f->in != NULL)
+			bufferevent_free(f->in);
+		if (f->out != NULL)
+			bufferevent_free(f->out);
 		event_free(f->deadline);
+		free(f->dest);
 		free(f);
 	}
 }
@@ -109,6 +132,33 @@ fwd_new(struct relay *r)
 	return (ctx);
 }
 
+static const char *
+fwd_strstate(enum fwd_state st)
+{
+	static const char	*names[] = { "waiting", "open", "closing",
+				    "dead" };
+
+	return (names[st]);
+}
+
+static void
+fwd_enter_state(struct fwd *f, enum fwd_state st)
+{
+	log_debug("forward=%llu %s -> %s", (unsigned long long)f->id,
+	    fwd_strstate(f->state), fwd_strstate(st));
+	f->state = st;
+}
+
+/* Stop a side's callbacks and I/O; NULL is fine. */
+static void
+fwd_side_stop(struct bufferevent *bev)
+{
+	if (bev == NULL)
+		return;
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+}
+
 /* Drop a forward now; the reaper frees it outside the callbacks. */
 static void
 fwd_drop(struct fwd *f)
@@ -117,14 +167,12 @@ fwd_drop(struct fwd *f)
 
 	if (f->state == FWD_DEAD)
 		return;
-	f->state = FWD_DEAD;
+	fwd_enter_state(f, FWD_DEAD);
 	TAILQ_REMOVE(&f->ctx->live, f, entry);
-	f->ctx->nlive--;
+	f->ctx->nlive[f->kind]--;
 	evtimer_del(f->deadline);
-	bufferevent_disable(f->mesh, EV_READ | EV_WRITE);
-	bufferevent_setcb(f->mesh, NULL, NULL, NULL, NULL);
-	bufferevent_disable(f->app, EV_READ | EV_WRITE);
-	bufferevent_setcb(f->app, NULL, NULL, NULL, NULL);
+	fwd_side_stop(f->in);
+	fwd_side_stop(f->out);
 	TAILQ_INSERT_TAIL(&f->ctx->dead, f, entry);
 	evtimer_add(f->ctx->reap_ev, &tv);
 }
@@ -147,7 +195,7 @@ fwd_side_flushed(struct fwd *f, struct bufferevent *bev)
 static void
 fwd_check_gone(struct fwd *f)
 {
-	if (f->state == FWD_CLOSING && f->mesh_gone && f->app_gone)
+	if (f->state == FWD_CLOSING && f->in_gone && f->out_gone)
 		fwd_drop(f);
 }
 
@@ -157,29 +205,43 @@ fwd_close(struct fwd *f, const char *reason)
 {
 	struct timeval	tv;
 
-	if (f->state != FWD_OPEN)
+	if (f->state != FWD_OPEN && f->state != FWD_WAITING)
 		return;
-	f->state = FWD_CLOSING;
-	log_debug("forward=%llu peer=%s closed to_app=%llu to_mesh=%llu "
-	    "reason=\"%s\"", (unsigned long long)f->id, f->peer,
-	    (unsigned long long)f->to_app, (unsigned long long)f->to_mesh,
-	    reason);
-	tv.tv_sec = FWD_FLUSH_MS / 1000;
-	tv.tv_usec = 0;
+	fwd_enter_state(f, FWD_CLOSING);
+	log_debug("forward=%llu %s peer=%s closed to_out=%llu to_in=%llu "
+	    "reason=\"%s\"", (unsigned long long)f->id, fwd_kinds[f->kind],
+	    f->peer, (unsigned long long)f->to_out,
+	    (unsigned long long)f->to_in, reason);
+	xtime_tv(FWD_FLUSH_MS, &tv);
 	evtimer_add(f->deadline, &tv);
 	if (!f->connected)
-		f->app_gone = 1;
-	if (!f->mesh_gone) {
-		bufferevent_setwatermark(f->mesh, EV_WRITE, 0, 0);
-		bufferevent_enable(f->mesh, EV_READ | EV_WRITE);
-		fwd_side_flushed(f, f->mesh);
+		f->out_gone = 1;
+	if (!f->in_gone) {
+		bufferevent_setwatermark(f->in, EV_WRITE, 0, 0);
+		bufferevent_enable(f->in, EV_READ | EV_WRITE);
+		fwd_side_flushed(f, f->in);
 	}
-	if (!f->app_gone) {
-		bufferevent_setwatermark(f->app, EV_WRITE, 0, 0);
-		bufferevent_enable(f->app, EV_READ | EV_WRITE);
-		fwd_side_flushed(f, f->app);
+	if (!f->out_gone) {
+		bufferevent_setwatermark(f->out, EV_WRITE, 0, 0);
+		bufferevent_enable(f->out, EV_READ | EV_WRITE);
+		fwd_side_flushed(f, f->out);
 	}
 	fwd_check_gone(f);
+}
+
+/*
+ * Refuse a leg with one protocol ERROR its session end can read (the
+ * code is transient: it retries), then close.
+ */
+static void
+fwd_refuse(struct fwd *f, const char *why)
+{
+	f->ctx->refused++;
+	log_info("%s leg from %s refused: %s", fwd_kinds[f->kind], f->peer,
+	    why);
+	frame_error_add(bufferevent_get_output(f->in), PROTO_ERROR,
+	    PROTO_E_NOT_APPLIANCE, why);
+	fwd_close(f, why);
 }
 
 void
@@ -191,8 +253,8 @@ fwd_free(struct fwd_ctx *ctx)
 		return;
 	while ((f = TAILQ_FIRST(&ctx->live)) != NULL) {
 		/* The loop is over: one non-blocking try at what is queued. */
-		evbuffer_write(bufferevent_get_output(f->mesh),
-		    bufferevent_getfd(f->mesh));
+		evbuffer_write(bufferevent_get_output(f->in),
+		    bufferevent_getfd(f->in));
 		fwd_drop(f);
 	}
 	fwd_reap_cb(-1, 0, ctx);
@@ -200,23 +262,83 @@ fwd_free(struct fwd_ctx *ctx)
 	free(ctx);
 }
 
+/* Where a forward of this kind goes now; NULL with *why if nowhere. */
+static const struct xaddr *
+fwd_route(struct fwd_ctx *ctx, enum fwd_kind kind, const char **why)
+{
+	const struct xaddr	*a;
+
+	if (kind == FWD_AGENT)
+		return (target_route(ctx->r->target, why));
+	if ((a = target_local_appliance(ctx->r->target)) == NULL)
+		*why = "this relay's host does not run the appliance";
+	return (a);
+}
+
+/* The first byte arrived: pick the far side and connect to it. */
+static void
+fwd_open(struct fwd *f)
+{
+	struct fwd_ctx		*ctx = f->ctx;
+	const struct xaddr	*a;
+	const char		*why;
+	char			 msg[200];
+	int			 fd, e;
+
+	evtimer_del(f->deadline);
+	if ((a = fwd_route(ctx, f->kind, &why)) == NULL) {
+		fwd_refuse(f, why);
+		return;
+	}
+	if ((e = warm_connect(ctx->r->warm, a, &fd)) != XADDR_OK) {
+		snprintf(msg, sizeof(msg), "%s %s unreachable: %s",
+		    f->kind == FWD_MESH ? "appliance" : "next hop",
+		    xaddr_str(a), e == XADDR_E_SYSTEM ? strerror(errno) :
+		    xaddr_strerror(e));
+		fwd_refuse(f, msg);
+		return;
+	}
+	/* The session ends ping through us: silence means a peer is gone. */
+	if (ctx->r->conf.sess.keepalive_ms > 0)
+		xaddr_dead_after(fd, ctx->r->conf.sess.keepalive_ms * 3);
+	if ((f->out = bufferevent_socket_new(ctx->r->d.base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		fatalx("bufferevent_socket_new");
+	f->dest = xstrdup(xaddr_str(a));
+	bufferevent_setcb(f->out, fwd_readcb, fwd_writecb, fwd_eventcb, f);
+	bufferevent_set_max_single_read(f->out, FWD_CHUNK);
+	bufferevent_set_max_single_write(f->out, FWD_CHUNK);
+	fwd_enter_state(f, FWD_OPEN);
+	/* The leg waits (its first bytes held) until the far side is up. */
+	bufferevent_disable(f->in, EV_READ);
+	bufferevent_socket_connect(f->out, NULL, 0);
+	log_debug("forward=%llu %s peer=%s -> %s", (unsigned long long)f->id,
+	    fwd_kinds[f->kind], f->peer, f->dest);
+}
+
 /* Copy what one side has to the other, pausing at the high mark. */
 static void
 fwd_readcb(struct bufferevent *bev, void *arg)
 {
 	struct fwd		*f = arg;
-	struct bufferevent	*dst = bev == f->mesh ? f->app : f->mesh;
+	struct bufferevent	*dst = bev == f->in ? f->out : f->in;
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	size_t			 n = evbuffer_get_length(in);
 
+	if (f->state == FWD_WAITING) {
+		fwd_open(f);
+		return;
+	}
 	if (f->state != FWD_OPEN) {
 		evbuffer_drain(in, n);		/* lingering */
 		return;
 	}
-	if (bev == f->mesh)
-		f->to_app += n;
+	if (!f->connected)
+		return;				/* held until connected */
+	if (bev == f->in)
+		f->to_out += n;
 	else
-		f->to_mesh += n;
+		f->to_in += n;
 	f->ctx->bytes += n;
 	evbuffer_add_buffer(bufferevent_get_output(dst), in);
 	if (evbuffer_get_length(bufferevent_get_output(dst)) >= FWD_HIGH) {
@@ -230,12 +352,14 @@ static void
 fwd_writecb(struct bufferevent *bev, void *arg)
 {
 	struct fwd		*f = arg;
-	struct bufferevent	*src = bev == f->mesh ? f->app : f->mesh;
+	struct bufferevent	*src = bev == f->in ? f->out : f->in;
 
 	if (f->state != FWD_OPEN) {
 		fwd_side_flushed(f, bev);
 		return;
 	}
+	if (!f->connected)
+		return;
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_enable(src, EV_READ);
 }
@@ -249,125 +373,137 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		f->connected = 1;
-		bufferevent_enable(f->mesh, EV_READ);
-		bufferevent_enable(f->app, EV_READ);
+		bufferevent_enable(f->in, EV_READ | EV_WRITE);
+		bufferevent_enable(f->out, EV_READ);
+		/* What arrived while connecting goes now. */
+		fwd_readcb(f->in, f);
 		return;
 	}
-	if (bev == f->mesh)
-		f->mesh_gone = 1;
+	if (bev == f->in)
+		f->in_gone = 1;
 	else
-		f->app_gone = 1;
+		f->out_gone = 1;
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
-	if (f->state != FWD_OPEN) {
+	if (f->state == FWD_CLOSING) {
 		fwd_check_gone(f);
 		return;
 	}
-	if (bev == f->app && !f->connected) {
-		/* Tell the ingress end, which is waiting for its handshake. */
-		snprintf(msg, sizeof(msg), "appliance unreachable: %s",
-		    err != 0 ? strerror(err) : "connect failed");
-		frame_error_add(bufferevent_get_output(f->mesh), PROTO_ERROR,
-		    PROTO_E_NOT_APPLIANCE, msg);
-		f->ctx->refused++;
-		log_info("mesh leg from %s refused: %s", f->peer, msg);
-		fwd_close(f, msg);
+	if (f->state == FWD_WAITING) {
+		/* A pre-warmed leg that was never used. */
+		fwd_drop(f);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "%s %s%s%s",
-	    bev == f->mesh ? "mesh side" : "appliance side",
+	if (bev == f->out && !f->connected) {
+		/* Tell the session end, which is waiting for its handshake. */
+		snprintf(msg, sizeof(msg), "%s unreachable: %s",
+		    f->kind == FWD_MESH ? "appliance" : "next hop",
+		    err != 0 ? strerror(err) : "connect failed");
+		fwd_refuse(f, msg);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s side %s%s%s",
+	    bev == f->in ? fwd_kinds[f->kind] : "far",
 	    (what & BEV_EVENT_EOF) ? "closed" :
 	    (what & BEV_EVENT_TIMEOUT) ? "timed out" : "error",
 	    (what & BEV_EVENT_ERROR) && err != 0 ? ": " : "",
 	    (what & BEV_EVENT_ERROR) && err != 0 ? strerror(err) : "");
 	/* Whatever was read before EOF still goes through. */
-	if (what & BEV_EVENT_EOF)
+	if ((what & BEV_EVENT_EOF) && f->connected)
 		fwd_readcb(bev, f);
 	fwd_close(f, msg);
 }
 
-/* Refuse a mesh leg with a protocol ERROR the ingress end can read. */
+/* A leg of KIND was accepted on FD: wait for its first byte. */
 static void
-fwd_refuse(struct fwd_ctx *ctx, evutil_socket_t fd, const char *peer,
-    int code, const char *why)
+fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
+    struct sockaddr *sa, int salen)
 {
-	struct evbuffer	*b;
-
-	ctx->refused++;
-	log_info("mesh leg from %s refused: %s", peer, why);
-	if ((b = evbuffer_new()) != NULL) {
-		frame_error_add(b, PROTO_ERROR, code, why);
-		evbuffer_write(b, fd);
-		evbuffer_free(b);
-	}
-	close(fd);
-}
-
-/* A mesh leg arrived from an ingress relay. */
-void
-fwd_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
-{
-	struct fwd_ctx		*ctx = arg;
-	const struct xaddr	*app;
 	struct xaddr_peer	 peer;
 	struct fwd		*f;
-	char			 why[200];
-	int			 afd, e;
+	struct timeval		 tv;
 
 	xaddr_peer_describe(sa, salen, &peer);
-	if ((app = target_local_appliance(ctx->r->target)) == NULL) {
-		fwd_refuse(ctx, fd, peer.str, PROTO_E_NOT_APPLIANCE,
-		    "this relay's host does not run the appliance");
-		return;
-	}
-	if ((e = xaddr_connect(app, &afd)) != XADDR_OK) {
-		snprintf(why, sizeof(why), "appliance %s unreachable: %s",
-		    xaddr_str(app), e == XADDR_E_SYSTEM ? strerror(errno) :
-		    xaddr_strerror(e));
-		fwd_refuse(ctx, fd, peer.str, PROTO_E_NOT_APPLIANCE, why);
-		return;
-	}
 	xaddr_tune(fd);
-	/* The session ends ping through us: silence means the peer is gone. */
 	if (ctx->r->conf.sess.keepalive_ms > 0)
 		xaddr_dead_after(fd, ctx->r->conf.sess.keepalive_ms * 3);
 	f = xcalloc(1, sizeof(*f));
 	f->ctx = ctx;
+	f->kind = kind;
 	f->id = ++ctx->next_id;
-	f->started_ms = xtime_mono_ms();
 	if ((f->deadline = evtimer_new(ctx->r->d.base, fwd_deadline_cb, f)) ==
 	    NULL)
 		fatalx("evtimer_new");
 	strlcpy(f->peer, peer.str, sizeof(f->peer));
-	f->mesh = bufferevent_socket_new(ctx->r->d.base, fd,
-	    BEV_OPT_CLOSE_ON_FREE);
-	f->app = bufferevent_socket_new(ctx->r->d.base, afd,
-	    BEV_OPT_CLOSE_ON_FREE);
-	if (f->mesh == NULL || f->app == NULL)
+	if ((f->in = bufferevent_socket_new(ctx->r->d.base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		fatalx("bufferevent_socket_new");
-	bufferevent_setcb(f->mesh, fwd_readcb, fwd_writecb, fwd_eventcb, f);
-	bufferevent_setcb(f->app, fwd_readcb, fwd_writecb, fwd_eventcb, f);
-	bufferevent_set_max_single_read(f->mesh, FWD_CHUNK);
-	bufferevent_set_max_single_write(f->mesh, FWD_CHUNK);
-	bufferevent_set_max_single_read(f->app, FWD_CHUNK);
-	bufferevent_set_max_single_write(f->app, FWD_CHUNK);
+	bufferevent_setcb(f->in, fwd_readcb, fwd_writecb, fwd_eventcb, f);
+	bufferevent_set_max_single_read(f->in, FWD_CHUNK);
+	bufferevent_set_max_single_write(f->in, FWD_CHUNK);
 	TAILQ_INSERT_TAIL(&ctx->live, f, entry);
-	ctx->nlive++;
-	ctx->total++;
-	/* Reading starts once the appliance side has connected. */
-	bufferevent_socket_connect(f->app, NULL, 0);
-	bufferevent_enable(f->mesh, EV_WRITE);
-	log_debug("forward=%llu peer=%s -> %s", (unsigned long long)f->id,
-	    f->peer, xaddr_str(app));
+	ctx->nlive[kind]++;
+	ctx->total[kind]++;
+	xtime_tv(FWD_IDLE_MS, &tv);
+	evtimer_add(f->deadline, &tv);
+	bufferevent_enable(f->in, EV_READ);
+}
+
+/* A mesh leg arrived from another relay. */
+void
+fwd_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	fwd_start(arg, FWD_MESH, fd, sa, salen);
+}
+
+/* A leg arrived from a guest agent on this host. */
+void
+fwd_agent_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	fwd_start(arg, FWD_AGENT, fd, sa, salen);
+}
+
+/*
+ * The target moved: a forward whose far side is no longer where its
+ * kind should go is closed, so its session end resumes at the new
+ * place at once instead of waiting for the move's reset to reach it.
+ */
+void
+fwd_retarget(struct fwd_ctx *ctx)
+{
+	struct fwd		*f, *next;
+	const struct xaddr	*a;
+	const char		*why;
+
+	TAILQ_FOREACH_SAFE(f, &ctx->live, entry, next) {
+		if (f->state != FWD_OPEN)
+			continue;
+		a = fwd_route(ctx, f->kind, &why);
+		if (a != NULL && strcmp(xaddr_str(a), f->dest) == 0)
+			continue;
+		ctx->moved++;
+		fwd_close(f, "target moved");
+	}
 }
 
 /* Forwarding counters for the status socket. */
 json_t *
 fwd_json(const struct fwd_ctx *ctx)
 {
-	return (json_pack("{s:I, s:I, s:I, s:I}",
-	    "active", (json_int_t)ctx->nlive,
-	    "total", (json_int_t)ctx->total,
+	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "active", (json_int_t)ctx->nlive[FWD_MESH],
+	    "total", (json_int_t)ctx->total[FWD_MESH],
+	    "agent_active", (json_int_t)ctx->nlive[FWD_AGENT],
+	    "agent_total", (json_int_t)ctx->total[FWD_AGENT],
 	    "refused", (json_int_t)ctx->refused,
+	    "moved", (json_int_t)ctx->moved,
 	    "bytes", (json_int_t)ctx->bytes));
+}
+
+/* Agent forwards now open (each needs a new leg when the target moves). */
+size_t
+fwd_agents(const struct fwd_ctx *ctx)
+{
+	return (ctx->nlive[FWD_AGENT]);
 }

@@ -21,25 +21,16 @@ ingress_connect(struct sess *s, void *arg, const char **desc)
 {
 	struct relay		*r = arg;
 	const struct xaddr	*a;
-	struct bufferevent	*bev;
 	int			 fd, e;
 
 	if ((a = target_route(r->target, desc)) == NULL)
 		return (NULL);
-	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
+	if ((e = warm_connect(r->warm, a, &fd)) != XADDR_OK) {
 		*desc = e == XADDR_E_SYSTEM ? strerror(errno) :
 		    xaddr_strerror(e);
 		return (NULL);
 	}
-	bev = bufferevent_socket_new(r->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		close(fd);
-		*desc = "out of memory";
-		return (NULL);
-	}
-	bufferevent_socket_connect(bev, NULL, 0);
-	*desc = xaddr_str(a);
-	return (bev);
+	return (daemon_leg(&r->d, fd, a, desc));
 }
 
 static void

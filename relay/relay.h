@@ -24,10 +24,12 @@ struct xaddr;
 struct target;
 struct fwd_ctx;
 struct uplink;
+struct warm;
 
 struct relay_conf {
 	char			*host;
 	struct conf_list	 guest_listen;
+	struct conf_list	 agent_listen;
 	char			*mesh_listen;
 	char			*status;
 	struct conf_list	 peers;
@@ -48,9 +50,13 @@ struct relay {
 	struct target		*target;
 	struct fwd_ctx		*fwd;
 	struct uplink		*uplink;	/* NULL without --locator */
+	struct warm		*warm;
 	struct evconnlistener	*guest_l[16];
 	struct xaddr		*guest_a[16];
 	size_t			 nguest;
+	struct evconnlistener	*agent_l[16];
+	struct xaddr		*agent_a[16];
+	size_t			 nagent;
 	struct evconnlistener	*mesh_l;
 	struct xaddr		*mesh_a;
 	uint64_t		 accepted;
@@ -66,6 +72,8 @@ int		 target_set(struct target *, json_t *, char *, size_t);
 const struct xaddr *target_route(struct target *, const char **);
 /* Whether this host runs the appliance (mesh legs are forwarded). */
 const struct xaddr *target_local_appliance(struct target *);
+/* The mesh address of HOST's relay, or NULL. */
+const struct xaddr *target_mesh(struct target *, const char *);
 uint64_t	 target_epoch(const struct target *);
 json_t		*target_json(const struct target *);
 
@@ -79,7 +87,21 @@ struct fwd_ctx	*fwd_new(struct relay *);
 void		 fwd_free(struct fwd_ctx *);
 void		 fwd_accept_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
+void		 fwd_agent_cb(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+/* The target moved: close forwards whose far side is now wrong. */
+void		 fwd_retarget(struct fwd_ctx *);
+size_t		 fwd_agents(const struct fwd_ctx *);
 json_t		*fwd_json(const struct fwd_ctx *);
+
+/* warm.c */
+struct warm	*warm_new(struct relay *);
+void		 warm_free(struct warm *);
+/* Pre-connect to HOST's relay until WANT connections are pooled. */
+size_t		 warm_hint(struct warm *, const char *, size_t);
+/* A socket to A for a new leg, pooled if possible (xaddr code). */
+int		 warm_connect(struct warm *, const struct xaddr *, int *);
+json_t		*warm_json(const struct warm *);
 
 /* control.c */
 void		 control_init(struct relay *);

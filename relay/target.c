@@ -261,6 +261,15 @@ target_local_appliance(struct target *t)
 	return (t->appliance);
 }
 
+/* The mesh address of HOST's relay, or NULL if none is known. */
+const struct xaddr *
+target_mesh(struct target *t, const char *host)
+{
+	const struct target_peer	*p;
+
+	return ((p = target_peer(t, host)) != NULL ? p->addr : NULL);
+}
+
 /* The current epoch (0 before any target). */
 uint64_t
 target_epoch(const struct target *t)

@@ -442,22 +442,30 @@ uplink_on_target(struct uplink *u, const struct push_msg *m)
 	control_target_changed(r, "locator");
 }
 
-/* HINT: log and broadcast (pre-warming legs is for later). */
+/*
+ * HINT: the appliance is about to move to m->host.  Pre-warm one mesh
+ * connection to its relay per leg that will need one, then log and
+ * broadcast.
+ */
 static void
 uplink_on_hint(struct uplink *u, const struct push_msg *m)
 {
 	struct relay	*r = u->r;
 	json_t		*ev;
+	size_t		 warmed;
 
 	u->hints++;
-	log_info("locator %s: hint event=\"%s\" host=%s relay=%s",
-	    xaddr_str(u->addr), m->text, m->host,
-	    m->relay[0] != '\0' ? m->relay : "-");
+	warmed = warm_hint(r->warm, m->host, sess_ctx_count(r->d.sessions) +
+	    fwd_agents(r->fwd));
+	log_info("locator %s: hint event=\"%s\" host=%s relay=%s "
+	    "prewarmed=%zu", xaddr_str(u->addr), m->text, m->host,
+	    m->relay[0] != '\0' ? m->relay : "-", warmed);
 	if (r->d.ctl == NULL || ctl_nwatchers(r->d.ctl) == 0)
 		return;
-	ev = json_pack("{s:s, s:s, s:s, s:o}", "event", "hint",
+	ev = json_pack("{s:s, s:s, s:s, s:o, s:I}", "event", "hint",
 	    "hint", m->text, "host", m->host, "relay", m->relay[0] != '\0' ?
-	    json_string(m->relay) : json_null());
+	    json_string(m->relay) : json_null(), "prewarmed",
+	    (json_int_t)warmed);
 	ctl_broadcast(r->d.ctl, ev);
 	json_decref(ev);
 }

@@ -24,6 +24,8 @@ static const struct conf_opt relay_opts[] = {
 	    "this ESX host's name, as vSphere names it" },
 	{ "guest-listen", CONF_STRLIST, OPT(guest_listen), 0, 0, 0, "ADDR",
 	    "accept containerVMs here (vsock://any:PORT in production)" },
+	{ "agent-listen", CONF_STRLIST, OPT(agent_listen), 0, 0, 0, "ADDR",
+	    "accept guest agents' session legs here (vsock://any:PORT)" },
 	{ "mesh-listen", CONF_STR, OPT(mesh_listen), 0, 0, 0, "ADDR",
 	    "accept legs from other relays here (tcp://HOST:PORT)" },
 	{ "status", CONF_STR, OPT(status), 0, 0, 0, "PATH",
@@ -143,24 +145,33 @@ relay_run(int argc, char **argv)
 		fatalx("--host \"%s\": expected 1 to 255 printable ASCII "
 		    "characters, no spaces (it names this host to the "
 		    "appliance end)", r.conf.host);
-	if (r.conf.guest_listen.n == 0 && r.conf.mesh_listen == NULL)
-		fatalx("nothing to do: give --guest-listen and/or "
-		    "--mesh-listen");
+	if (r.conf.guest_listen.n == 0 && r.conf.agent_listen.n == 0 &&
+	    r.conf.mesh_listen == NULL)
+		fatalx("nothing to do: give --guest-listen, --agent-listen "
+		    "and/or --mesh-listen");
 	if (r.conf.mesh_advertise != NULL && r.conf.mesh_listen == NULL)
 		fatalx("--mesh-advertise needs --mesh-listen (no mesh "
 		    "listener, nothing to advertise)");
 	if (r.conf.guest_listen.n > sizeof(r.guest_l) / sizeof(r.guest_l[0]))
 		fatalx("--guest-listen: at most %zu",
 		    sizeof(r.guest_l) / sizeof(r.guest_l[0]));
+	if (r.conf.agent_listen.n > sizeof(r.agent_l) / sizeof(r.agent_l[0]))
+		fatalx("--agent-listen: at most %zu",
+		    sizeof(r.agent_l) / sizeof(r.agent_l[0]));
 	daemon_init(&r.d, "vrelay");
 	daemon_vsock(r.conf.vsock_dir, r.conf.vsock_cid);
 	relay_target_init(&r);
 	ingress_init(&r);
 	r.fwd = fwd_new(&r);
+	r.warm = warm_new(&r);
 	for (i = 0; i < r.conf.guest_listen.n; i++)
 		r.guest_l[r.nguest++] = daemon_listen(&r.d,
 		    r.conf.guest_listen.v[i], ingress_accept_cb, &r,
 		    &r.guest_a[i]);
+	for (i = 0; i < r.conf.agent_listen.n; i++)
+		r.agent_l[r.nagent++] = daemon_listen(&r.d,
+		    r.conf.agent_listen.v[i], fwd_agent_cb, r.fwd,
+		    &r.agent_a[i]);
 	if (r.conf.mesh_listen != NULL)
 		r.mesh_l = daemon_listen(&r.d, r.conf.mesh_listen,
 		    fwd_accept_cb, r.fwd, &r.mesh_a);
@@ -181,6 +192,11 @@ relay_run(int argc, char **argv)
 		xaddr_unlisten(r.guest_a[i]);
 		xaddr_free(r.guest_a[i]);
 	}
+	for (i = 0; i < r.nagent; i++) {
+		evconnlistener_free(r.agent_l[i]);
+		xaddr_unlisten(r.agent_a[i]);
+		xaddr_free(r.agent_a[i]);
+	}
 	if (r.mesh_l != NULL) {
 		evconnlistener_free(r.mesh_l);
 		xaddr_unlisten(r.mesh_a);
@@ -189,6 +205,7 @@ relay_run(int argc, char **argv)
 	xaddr_free(r.mesh_a);
 	sess_ctx_free(r.d.sessions);
 	fwd_free(r.fwd);
+	warm_free(r.warm);
 	target_free(r.target);
 	daemon_fini(&r.d);
 	conf_free(relay_opts, NOPTS, &r.conf);

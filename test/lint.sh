@@ -5,7 +5,7 @@
 # compiled objects.  Exit 1 on any finding.
 cd "$(dirname "$0")/.." || exit 1
 OBJDIR=${OBJDIR:-obj/def}
-SRCS="common/*.c vmomi/*.c relay/*.c locator/*.c appliance/*.c include/*.h
+SRCS="common/*.c vmomi/*.c relay/*.c locator/*.c appliance/*.c guest/*.c include/*.h
 test/tools/*.c bench/*.c"
 rc=0
 

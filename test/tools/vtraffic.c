@@ -8,7 +8,8 @@
  *	vtraffic run --connect ADDR --sessions N --bytes SPEC
  *	    [--pattern echo|sink|source] [--expect-bytes N]
  *	    [--concurrency C] [--seed S] [--timeout SECS] [--progress]
- *	    [--duration-report] [--json]
+ *	    [--duration-report] [--json] [--duration SECS]
+ *	    [--report FILE] [--timeline FILE] [--label L]
  *	common: [--vsock-dir DIR --vsock-cid CID] [-v]
  *
  * ADDR is tcp://HOST:PORT, unix:PATH or vsock://CID:PORT (xaddr.h);
@@ -40,8 +41,30 @@
  * source sends nothing and expects --expect-bytes of the seed-0 stream
  * (a source server).  Prints one JSON summary line on stdout (--json is
  * accepted; the summary is always JSON); exit status 0 only if every
- * session was ok.  --duration-report adds per-session duration
- * percentiles; --progress prints a line to stderr every second.
+ * session was ok.  Its bytes_lost and duplicates add up, over sessions
+ * that ended by themselves (not stopped by --timeout or SIGINT, whose
+ * bytes may still be in flight), what was sent but never came back and
+ * what came back beyond what was sent (sink: by the receipt's count;
+ * source: against --expect-bytes).  --duration-report adds per-session
+ * duration percentiles; --progress prints a line to stderr every
+ * second.
+ *
+ * --duration SECS (decimal, may be fractional) makes each echo or sink
+ * session send until SECS have passed since it started, then shut its
+ * write side and be judged as above on what it did send; --bytes, then
+ * optional, caps each session.  --report appends one JSON line per
+ * session as it ends:
+ *	{"session":0,"label":..,"ok":true,"error":null,"bytes_sent":..,
+ *	 "sha256_sent":..,"bytes_received":..,"sha256_received":..,
+ *	 "bytes_verified":..,"start_ms":..,"end_ms":..}
+ * bytes_sent and sha256_sent cover exactly what the kernel took, so
+ * they match the echo or sink server's bytes_in and sha256_in;
+ * bytes_verified is the prefix that matched the expected stream; times
+ * are wall-clock ms (start_ms is null for a session never started).
+ * --timeline appends, every 250 ms, "t_ms,label,session,rx_bytes" for
+ * each connected session not yet done: the bytes it received in that
+ * interval (0 shows a stall); each tick is one write.  --label
+ * (printable ASCII, no comma or quote; default "vtraffic") tags both.
  *
  * Test only (not in usage): serve --corrupt-at OFFSET flips the echoed
  * byte at that stream offset of every connection, to prove the verifier.
@@ -58,6 +81,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -102,6 +126,8 @@
 #define RUN_FAILURES_MAX	10	/* failures listed in the summary */
 #define RUN_RETRY_MSEC		10	/* connect retry on EAGAIN */
 #define RUN_TIMEOUT_DEFAULT	300
+#define RUN_TIMELINE_MSEC	250
+#define RUN_LABEL_MAX		64
 
 /* HAProxy PROXY protocol v2 (doc/proxy-protocol.txt, section 2.2). */
 #define PP2_SIG			"\r\n\r\n\0\r\nQUIT\n"
@@ -145,6 +171,9 @@ enum {
 	OPT_PROGRESS,
 	OPT_DURATIONS,
 	OPT_JSON,
+	OPT_DURATION,
+	OPT_TIMELINE,
+	OPT_LABEL,
 	OPT_VSOCK_DIR,
 	OPT_VSOCK_CID,
 };
@@ -179,6 +208,10 @@ static const struct option run_options[] = {
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "duration-report", no_argument, NULL, OPT_DURATIONS },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "report", required_argument, NULL, OPT_REPORT },
+	{ "timeline", required_argument, NULL, OPT_TIMELINE },
+	{ "label", required_argument, NULL, OPT_LABEL },
 	COMMON_OPTIONS,
 	{ NULL, 0, NULL, 0 }
 };
@@ -272,13 +305,19 @@ struct session {
 	uint64_t		 queued;	/* bytes generated so far */
 	uint64_t		 sent;		/* bytes the kernel took */
 	uint64_t		 received;
+	uint64_t		 rx_mark;	/* received at the last tick */
 	uint64_t		 mismatch;	/* first bad offset */
 	uint8_t			 receipt[SINK_RECEIPT_LEN];	/* sink */
 	struct bufferevent	*bev;
 	struct event		*retry;
 	EVP_MD_CTX		*sha_in;	/* what arrived */
 	EVP_MD_CTX		*sha_ref;	/* what should have */
+	EVP_MD_CTX		*sha_mark;	/* --report: session_mark */
+	EVP_MD_CTX		*sha_pend;
+	uint64_t		 mark_off;
+	uint64_t		 pend_off;
 	struct timespec		 start;
+	uint64_t		 start_ms;	/* wall clock; 0: never */
 	uint64_t		 msec;
 	enum session_result	 result;
 	char			*reason;
@@ -296,6 +335,12 @@ static struct {
 	u_int			 timeout;
 	int			 progress;
 	int			 durations;
+	uint64_t		 duration_ms;	/* --duration; 0: off */
+	const char		*label;
+	FILE			*report;
+	int			 timeline;	/* fd; -1: off */
+	struct evbuffer		*tl_buf;
+	u_int			 tl_low;	/* sessions below are done */
 	struct session		*sessions;
 	u_int			 next;		/* next session to start */
 	u_int			 active;
@@ -311,6 +356,7 @@ static struct {
 	uint64_t		 msec;
 	struct event		*deadline;
 	struct event		*ticker;
+	struct event		*tl_ticker;
 	struct event		*sigint;
 	uint8_t			 scratch[VT_CHUNK];
 } run;
@@ -503,6 +549,38 @@ size_arg(const char *name, const char *s)
 	return (v);
 }
 
+/* --duration: decimal seconds, maybe fractional, as milliseconds. */
+static uint64_t
+duration_arg(const char *s)
+{
+	char	*end;
+	double	 v;
+
+	/* Digits and a point only: no sign, exponent, hex, inf or nan. */
+	if (*s == '\0' || strspn(s, "0123456789.") != strlen(s))
+		fatalx("--duration %s: want decimal seconds", s);
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v * 1000 >= 1) || v > INT_MAX)
+		fatalx("--duration %s: want 0.001 to %d seconds", s, INT_MAX);
+	return ((uint64_t)(v * 1000 + 0.5));
+}
+
+/* --label: printable ASCII that needs no quoting in the timeline CSV. */
+static const char *
+label_arg(const char *s)
+{
+	size_t	i, len = strlen(s);
+
+	if (len == 0 || len > RUN_LABEL_MAX)
+		fatalx("--label: want 1 to %d characters", RUN_LABEL_MAX);
+	for (i = 0; i < len; i++) {
+		if (s[i] < 0x20 || s[i] > 0x7e || s[i] == ',' || s[i] == '"')
+			fatalx("--label: printable ASCII without , or \"");
+	}
+	return (s);
+}
+
 /* Options both subcommands take; 0 if CH is not one of them. */
 static int
 common_option(int ch, const char *arg)
@@ -577,6 +655,18 @@ sha_final(EVP_MD_CTX *ctx, uint8_t *md)
 		fatalx("EVP_DigestFinal_ex failed");
 }
 
+/* The digest of what CTX has taken so far (NULL: nothing); CTX goes on. */
+static void
+sha_peek(EVP_MD_CTX *ctx, uint8_t *md)
+{
+	EVP_MD_CTX	*copy = sha_new();
+
+	if (ctx != NULL && EVP_MD_CTX_copy_ex(copy, ctx) != 1)
+		fatalx("EVP_MD_CTX_copy_ex failed");
+	sha_final(copy, md);
+	EVP_MD_CTX_free(copy);
+}
+
 /* Hand the first LEN bytes of BUF to FN in place, chunk by chunk. */
 static void
 buf_walk(struct evbuffer *buf, size_t len,
@@ -610,6 +700,16 @@ msec_since(const struct timespec *start)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return ((uint64_t)(now.tv_sec - start->tv_sec) * 1000 +
 	    (now.tv_nsec - start->tv_nsec) / 1000000);
+}
+
+/* Wall-clock milliseconds, for lines read next to other machines' logs. */
+static uint64_t
+wall_msec(void)
+{
+	struct timespec	now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return ((uint64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
 }
 
 /* Copy a peer's string for a log or report, dropping what is not ASCII. */
@@ -1201,6 +1301,154 @@ serve_main(int argc, char **argv)
 	return (0);
 }
 
+/* Bytes of S that arrived in order and matched the expected stream. */
+static uint64_t
+session_verified(const struct session *s)
+{
+	if (run.pattern == PATTERN_SINK)
+		/* The receipt vouches for all or nothing. */
+		return (s->result == RESULT_OK ? s->size : 0);
+	if (s->mismatch != NO_MISMATCH)
+		return (s->mismatch);
+	return (MIN(s->received, s->expect));
+}
+
+/*
+ * For the summary: bytes of S the peer should have returned (echo),
+ * read (sink, by its receipt) or sent (source) but did not, and bytes
+ * beyond that.  Sessions stopped from outside may have bytes in flight.
+ */
+static void
+session_balance(const struct session *s, uint64_t *lost, uint64_t *dup)
+{
+	uint64_t	want, got;
+
+	*lost = *dup = 0;
+	if (s->result == RESULT_NONE || s->result == RESULT_TIMEOUT)
+		return;
+	switch (run.pattern) {
+	case PATTERN_ECHO:
+		want = s->sent;
+		got = s->received;
+		break;
+	case PATTERN_SINK:
+		if (s->received < SINK_RECEIPT_LEN)
+			return;
+		want = s->sent;
+		memcpy(&got, s->receipt + 32, sizeof(got));
+		got = be64toh(got);
+		break;
+	case PATTERN_SOURCE:
+	default:
+		want = s->expect;
+		got = s->received;
+		break;
+	}
+	if (want > got)
+		*lost = want - got;
+	else
+		*dup = got - want;
+}
+
+/*
+ * --report: move the sha_ref checkpoints along.  Bytes queued are hashed
+ * before the kernel takes them, so an abrupt end leaves sha_ref past the
+ * bytes really sent; a copy taken at the previous refill is at or below
+ * what has been sent by the next one (each refill fills to SEND_HIGH and
+ * the next comes below SEND_LOW), so session_sent_md regenerates at most
+ * a few MiB, and only when a session ends with bytes unsent.
+ */
+static void
+session_mark(struct session *s, uint64_t sent)
+{
+	EVP_MD_CTX	*ctx;
+
+	if (s->pend_off > sent)
+		return;
+	ctx = s->sha_mark;
+	s->sha_mark = s->sha_pend;
+	s->mark_off = s->pend_off;
+	s->sha_pend = ctx;
+	if (EVP_MD_CTX_copy_ex(s->sha_pend, s->sha_ref) != 1)
+		fatalx("EVP_MD_CTX_copy_ex failed");
+	s->pend_off = s->queued;
+}
+
+/* The SHA-256 of exactly the S->sent bytes the kernel took. */
+static void
+session_sent_md(struct session *s, uint8_t *md)
+{
+	EVP_MD_CTX	*ctx, *from;
+	uint64_t	 off;
+	size_t		 n;
+
+	if (run.pattern == PATTERN_SOURCE || s->sha_ref == NULL) {
+		sha_peek(NULL, md);		/* we send nothing */
+		return;
+	}
+	if (s->sent == s->queued) {
+		sha_peek(s->sha_ref, md);
+		return;
+	}
+	if (s->pend_off <= s->sent) {
+		from = s->sha_pend;
+		off = s->pend_off;
+	} else {
+		from = s->sha_mark;
+		off = s->mark_off;
+	}
+	ctx = sha_new();
+	if (EVP_MD_CTX_copy_ex(ctx, from) != 1)
+		fatalx("EVP_MD_CTX_copy_ex failed");
+	for (; off < s->sent; off += n) {
+		n = MIN(sizeof(run.scratch), s->sent - off);
+		gen_fill(s->key, off, run.scratch, n);
+		if (EVP_DigestUpdate(ctx, run.scratch, n) != 1)
+			fatalx("EVP_DigestUpdate failed");
+	}
+	sha_final(ctx, md);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* Append S's line to the --report file. */
+static void
+session_report(struct session *s)
+{
+	json_t		*line;
+	char		*text;
+	uint8_t		 md[32];
+	char		 sent[VT_SHA_HEX], in[VT_SHA_HEX];
+
+	session_sent_md(s, md);
+	hex_format(md, sizeof(md), sent);
+	sha_peek(s->sha_in, md);
+	hex_format(md, sizeof(md), in);
+	line = json_pack("{s:I s:s s:b s:o s:I s:s s:I s:s s:I s:o s:I}",
+	    "session", (json_int_t)s->idx,
+	    "label", run.label,
+	    "ok", s->result == RESULT_OK,
+	    "error", s->result == RESULT_OK ? json_null() :
+	    json_string(s->reason != NULL ? s->reason :
+	    result_names[s->result]),
+	    "bytes_sent", (json_int_t)s->sent,
+	    "sha256_sent", sent,
+	    "bytes_received", (json_int_t)s->received,
+	    "sha256_received", in,
+	    "bytes_verified", (json_int_t)session_verified(s),
+	    "start_ms", s->start_ms == 0 ? json_null() :
+	    json_integer((json_int_t)s->start_ms),
+	    "end_ms", (json_int_t)wall_msec());
+	if (line == NULL)
+		fatalx("session_report: json_pack failed");
+	if ((text = json_dumps(line, JSON_COMPACT)) == NULL)
+		fatalx("session_report: json_dumps failed");
+	fprintf(run.report, "%s\n", text);
+	if (fflush(run.report) != 0)
+		log_warn("report");
+	free(text);
+	json_decref(line);
+}
+
 /* Record S's result and free its connection; start the next session. */
 static void
 session_end(struct session *s, enum session_result result,
@@ -1219,9 +1467,6 @@ session_end(struct session *s, enum session_result result,
 		event_free(s->retry);
 		s->retry = NULL;
 	}
-	EVP_MD_CTX_free(s->sha_in);
-	EVP_MD_CTX_free(s->sha_ref);
-	s->sha_in = s->sha_ref = NULL;
 
 	s->result = result;
 	if (fmt != NULL) {
@@ -1235,6 +1480,13 @@ session_end(struct session *s, enum session_result result,
 		s->msec = msec_since(&s->start);
 		run.active--;
 	}
+	if (run.report != NULL)
+		session_report(s);
+	EVP_MD_CTX_free(s->sha_in);
+	EVP_MD_CTX_free(s->sha_ref);
+	EVP_MD_CTX_free(s->sha_mark);
+	EVP_MD_CTX_free(s->sha_pend);
+	s->sha_in = s->sha_ref = s->sha_mark = s->sha_pend = NULL;
 	s->state = SESSION_DONE;
 	if (result == RESULT_OK)
 		run.ok++;
@@ -1260,7 +1512,7 @@ session_eof(struct session *s)
 		}
 		memcpy(&count, s->receipt + 32, sizeof(count));
 		count = be64toh(count);
-		sha_final(s->sha_ref, ref);
+		sha_peek(s->sha_ref, ref);
 		if (count != s->size) {
 			session_end(s, RESULT_SHORT, "short: sink read %"
 			    PRIu64 " of %" PRIu64 " bytes", count, s->size);
@@ -1297,8 +1549,8 @@ session_eof(struct session *s)
 		    s->size);
 		return;
 	}
-	sha_final(s->sha_in, in);
-	sha_final(s->sha_ref, ref);
+	sha_peek(s->sha_in, in);
+	sha_peek(s->sha_ref, ref);
 	if (memcmp(in, ref, sizeof(in)) != 0) {
 		session_end(s, RESULT_MISMATCH, "sha256 mismatch");
 		return;
@@ -1308,7 +1560,9 @@ session_eof(struct session *s)
 
 /*
  * Queue more of our stream, keeping at most SEND_HIGH bytes unsent, and
- * shut the write side once the last byte has left.
+ * shut the write side once the last byte has left.  With --duration the
+ * stream ends at the first refill after the time is up: what was queued
+ * by then becomes the size, and the echo is judged against it.
  */
 static void
 session_send(struct session *s)
@@ -1317,6 +1571,14 @@ session_send(struct session *s)
 	struct evbuffer_iovec	 v;
 	size_t			 n;
 
+	if (run.duration_ms != 0 && s->queued < s->size &&
+	    msec_since(&s->start) >= run.duration_ms) {
+		s->size = s->queued;
+		if (run.pattern == PATTERN_ECHO)
+			s->expect = s->size;
+	}
+	if (s->sha_mark != NULL)
+		session_mark(s, s->queued - evbuffer_get_length(out));
 	while (s->queued < s->size && evbuffer_get_length(out) < SEND_HIGH) {
 		n = MIN(VT_CHUNK, s->size - s->queued);
 		if (evbuffer_reserve_space(out, n, &v, 1) != 1)
@@ -1485,7 +1747,12 @@ run_start(void)
 		s->state = SESSION_ACTIVE;
 		s->sha_in = sha_new();
 		s->sha_ref = sha_new();
+		if (run.report != NULL && run.pattern != PATTERN_SOURCE) {
+			s->sha_mark = sha_new();
+			s->sha_pend = sha_new();
+		}
 		clock_gettime(CLOCK_MONOTONIC, &s->start);
+		s->start_ms = wall_msec();
 		run.active++;
 		session_connect(-1, 0, s);
 	}
@@ -1535,6 +1802,40 @@ run_tick(evutil_socket_t fd, short what, void *arg)
 	run.rx_last = run.rx_total;
 }
 
+/*
+ * --timeline: each connected session's bytes received since the last
+ * tick, one CSV line each, written at once so that runs sharing the
+ * file never interleave inside a line.
+ */
+static void
+run_timeline(evutil_socket_t fd, short what, void *arg)
+{
+	struct session	*s;
+	uint64_t	 now = wall_msec();
+	u_int		 i;
+
+	while (run.tl_low < run.next &&
+	    run.sessions[run.tl_low].state == SESSION_DONE)
+		run.tl_low++;
+	for (i = run.tl_low; i < run.next; i++) {
+		s = &run.sessions[i];
+		if (s->state != SESSION_ACTIVE ||
+		    !(s->flags & SESSION_CONNECTED))
+			continue;
+		evbuffer_add_printf(run.tl_buf, "%" PRIu64 ",%s,%u,%" PRIu64
+		    "\n", now, run.label, s->idx, s->received - s->rx_mark);
+		s->rx_mark = s->received;
+	}
+	while (evbuffer_get_length(run.tl_buf) > 0) {
+		if (evbuffer_write(run.tl_buf, run.timeline) == -1 &&
+		    errno != EINTR) {
+			log_warn("timeline");
+			evbuffer_drain(run.tl_buf,
+			    evbuffer_get_length(run.tl_buf));
+		}
+	}
+}
+
 /* qsort comparator for durations. */
 static int
 msec_cmp(const void *a, const void *b)
@@ -1576,8 +1877,8 @@ run_summary(void)
 {
 	struct session	*s;
 	json_t		*root, *failures, *outcomes;
-	uint64_t	 sent = 0, verified = 0, lost = 0;
-	u_int		 i, duplicates = 0, counts[RESULT_COUNT];
+	uint64_t	 sent = 0, verified = 0, lost = 0, dup = 0, l, d;
+	u_int		 i, counts[RESULT_COUNT];
 	double		 mbit;
 	char		*text;
 
@@ -1587,17 +1888,10 @@ run_summary(void)
 		s = &run.sessions[i];
 		counts[s->result]++;
 		sent += s->sent;
-		if (run.pattern == PATTERN_SINK)
-			/* The receipt vouches for all or nothing. */
-			verified += s->result == RESULT_OK ? s->size : 0;
-		else if (s->mismatch != NO_MISMATCH)
-			verified += s->mismatch;
-		else
-			verified += MIN(s->received, s->expect);
-		if (s->result == RESULT_SHORT && run.pattern != PATTERN_SINK)
-			lost += s->expect - s->received;
-		if (s->result == RESULT_MISMATCH || s->result == RESULT_EXTRA)
-			duplicates++;
+		verified += session_verified(s);
+		session_balance(s, &l, &d);
+		lost += l;
+		dup += d;
 		if (s->result != RESULT_OK &&
 		    json_array_size(failures) < RUN_FAILURES_MAX)
 			json_array_append_new(failures, json_pack("{s:I s:s}",
@@ -1620,7 +1914,7 @@ run_summary(void)
 	    "bytes_sent", (json_int_t)sent,
 	    "bytes_verified", (json_int_t)verified,
 	    "bytes_lost", (json_int_t)lost,
-	    "duplicates", (json_int_t)duplicates,
+	    "duplicates", (json_int_t)dup,
 	    "elapsed_ms", (json_int_t)run.msec,
 	    "mbit_s", mbit,
 	    "outcomes", outcomes,
@@ -1644,12 +1938,15 @@ run_main(int argc, char **argv)
 {
 	struct session	*s;
 	struct timeval	 tv;
-	const char	*target = NULL, *bytes = NULL;
+	const char	*target = NULL, *bytes = NULL, *report = NULL;
+	const char	*timeline = NULL;
 	u_int		 i;
 	int		 ch, rc, have_expect = 0;
 
 	run.nsessions = 1;
 	run.timeout = RUN_TIMEOUT_DEFAULT;
+	run.label = "vtraffic";
+	run.timeline = -1;
 	while ((ch = getopt_long(argc, argv, "vh", run_options,
 	    NULL)) != -1) {
 		switch (ch) {
@@ -1697,6 +1994,18 @@ run_main(int argc, char **argv)
 			break;
 		case OPT_JSON:
 			break;
+		case OPT_DURATION:
+			run.duration_ms = duration_arg(optarg);
+			break;
+		case OPT_REPORT:
+			report = optarg;
+			break;
+		case OPT_TIMELINE:
+			timeline = optarg;
+			break;
+		case OPT_LABEL:
+			run.label = label_arg(optarg);
+			break;
 		default:
 			if (!common_option(ch, optarg))
 				usage();
@@ -1709,6 +2018,11 @@ run_main(int argc, char **argv)
 		if (!have_expect || bytes != NULL)
 			fatalx("--pattern source takes --expect-bytes, "
 			    "not --bytes");
+		if (run.duration_ms != 0)
+			fatalx("--duration is for --pattern echo and sink");
+	} else if (bytes == NULL && run.duration_ms != 0 && !have_expect) {
+		/* Time alone ends the stream. */
+		run.min = run.max = VT_SIZE_MAX;
 	} else {
 		if (bytes == NULL || have_expect)
 			fatalx("--pattern echo and sink take --bytes, "
@@ -1716,6 +2030,16 @@ run_main(int argc, char **argv)
 		if (spec_parse(bytes, &run.min, &run.max) != 0)
 			fatalx("--bytes %s: want SIZE or MIN:MAX, "
 			    "1 <= MIN <= MAX", bytes);
+	}
+	if (report != NULL && (run.report = fopen(report, "a")) == NULL)
+		fatal("%s", report);
+	if (timeline != NULL) {
+		run.timeline = open(timeline,
+		    O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0644);
+		if (run.timeline == -1)
+			fatal("%s", timeline);
+		if ((run.tl_buf = evbuffer_new()) == NULL)
+			fatalx("evbuffer_new failed");
 	}
 	if (run.concurrency == 0 || run.concurrency > run.nsessions)
 		run.concurrency = run.nsessions;
@@ -1755,6 +2079,13 @@ run_main(int argc, char **argv)
 		tv.tv_sec = 1;
 		evtimer_add(run.ticker, &tv);
 	}
+	if (run.timeline != -1) {
+		run.tl_ticker = event_new(base, -1, EV_PERSIST, run_timeline,
+		    NULL);
+		tv.tv_sec = 0;
+		tv.tv_usec = RUN_TIMELINE_MSEC * 1000;
+		evtimer_add(run.tl_ticker, &tv);
+	}
 
 	clock_gettime(CLOCK_MONOTONIC, &run.start);
 	run_start();
@@ -1770,6 +2101,14 @@ run_main(int argc, char **argv)
 	event_free(run.sigint);
 	if (run.ticker != NULL)
 		event_free(run.ticker);
+	if (run.tl_ticker != NULL)
+		event_free(run.tl_ticker);
+	if (run.tl_buf != NULL)
+		evbuffer_free(run.tl_buf);
+	if (run.timeline != -1)
+		close(run.timeline);
+	if (run.report != NULL)
+		fclose(run.report);
 	xaddr_free(run.addr);
 	return (run.ok == run.nsessions ? 0 : 1);
 }
@@ -1785,9 +2124,12 @@ usage(void)
 	    "[--report FILE]\n"
 	    "       vtraffic run --connect ADDR [--sessions N] "
 	    "--bytes SIZE|MIN:MAX\n"
-	    "\t[--pattern echo|sink] [--concurrency C] [--seed S] "
-	    "[--timeout SECS]\n"
-	    "\t[--progress] [--duration-report] [--json]\n"
+	    "\t[--duration SECS] [--pattern echo|sink] [--concurrency C] "
+	    "[--seed S]\n"
+	    "\t[--timeout SECS] [--progress] [--duration-report] [--json]\n"
+	    "\t[--report FILE] [--timeline FILE] [--label L]\n"
+	    "       vtraffic run --connect ADDR --duration SECS ... "
+	    "(--bytes optional)\n"
 	    "       vtraffic run --connect ADDR --pattern source "
 	    "--expect-bytes N ...\n"
 	    "common: [--vsock-dir DIR --vsock-cid CID] [-v]\n");

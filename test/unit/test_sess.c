@@ -1276,7 +1276,7 @@ test_connect_retry(void **state)
 	WAIT(w, w->calls >= calls + 5);	/* next try in 300..500 ms */
 	w->no_target = 0;
 	t0 = now_ms();
-	sess_ctx_retarget(w->cl.ctx);
+	sess_ctx_retarget(w->cl.ctx, NULL);
 	WAIT(w, w->connects == 2);
 	assert_true(now_ms() - t0 < 150);
 	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);

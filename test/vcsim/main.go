@@ -2,18 +2,27 @@
 // for the vrelay vSphere locator.
 //
 // It builds a one-cluster vCenter inventory whose hosts carry chosen names,
-// creates one powered-on VM on a chosen host, serves the SOAP API on /sdk,
-// prints one JSON line describing the fixture, then reads commands from
-// stdin (one per line) and answers each with one JSON line on stdout:
+// creates one powered-on VM (the appliance) on a chosen host, and with
+// -cvms NAME@HOST,... more powered-on VMs (containerVMs) on the named
+// hosts, serves the SOAP API on /sdk, prints one JSON line describing the
+// fixture (the containerVMs under "cvms"), then reads commands from stdin
+// (one per line) and answers each with one JSON line on stdout:
 //
-//	relocate HOST   RelocateVM_Task(spec.host = HOST), waits for the task;
-//	                like vCenter's vMotion it posts VmBeingHotMigratedEvent
-//	                before and VmMigratedEvent after (unless -no-events)
-//	hint HOST       only post VmBeingHotMigratedEvent towards HOST
-//	vmci CID        set the VM's VMCI context id (its vSocket CID)
-//	where           the VM's current runtime.host
-//	kick            terminate every client session (forces NotAuthenticated)
-//	quit            shut down (EOF on stdin does the same)
+//	relocate HOST       RelocateVM_Task(spec.host = HOST) for the appliance,
+//	                    waits for the task; like vCenter's vMotion it posts
+//	                    VmBeingHotMigratedEvent before and VmMigratedEvent
+//	                    after (unless -no-events)
+//	relocate-vm VM HOST the same for the VM named VM (a containerVM, or
+//	                    the appliance); the answer names the VM
+//	hint HOST           only post the appliance's VmBeingHotMigratedEvent
+//	vmci CID            set the appliance's VMCI context id (vSocket CID)
+//	where               the appliance's current runtime.host
+//	where-vm VM         the runtime.host of the VM named VM
+//	kick                terminate every client session (NotAuthenticated)
+//	quit                shut down (EOF on stdin does the same)
+//
+// Every VM has the simulator's stock VMCI device; only the appliance's
+// context id is ever set (-vmci-cid, vmci).
 //
 // Build offline against Debian's golang-github-vmware-govmomi-dev:
 //
@@ -75,6 +84,20 @@ type config struct {
 	trace       bool
 	vmciCID     int64
 	noEvents    bool
+	cvms        []cvmSpec
+}
+
+// cvmSpec is one -cvms entry: a containerVM and the host it starts on.
+type cvmSpec struct {
+	name string
+	host string
+}
+
+// cvmLine describes one containerVM in the first line.
+type cvmLine struct {
+	Name  string `json:"name"`
+	Moref string `json:"moref"`
+	On    string `json:"on"`
 }
 
 // helloLine is the first line printed on stdout.
@@ -85,6 +108,7 @@ type helloLine struct {
 	VM               string            `json:"vm"`
 	VMMoref          string            `json:"vm_moref"`
 	On               string            `json:"on"`
+	CVMs             []cvmLine         `json:"cvms,omitempty"`
 	User             string            `json:"user,omitempty"`
 	ThumbprintSHA256 string            `json:"thumbprint_sha256,omitempty"`
 	ThumbprintSHA1   string            `json:"thumbprint_sha1,omitempty"`
@@ -98,9 +122,17 @@ type fixture struct {
 	model  *simulator.Model
 	server *simulator.Server
 	client *vim25.Client
-	vm     *object.VirtualMachine
+	vm     *fxVM                                   // the appliance
+	vms    map[string]*fxVM                        // name -> VM, appliance too
 	hosts  map[string]types.ManagedObjectReference // name -> moref
 	names  map[string]string                       // moref value -> name
+}
+
+// fxVM is one VM of the fixture: the simulator's object has no inventory
+// path, so its name is kept alongside for events and answers.
+type fxVM struct {
+	name string
+	obj  *object.VirtualMachine
 }
 
 func main() {
@@ -127,9 +159,16 @@ func main() {
 		Hosts:      cfg.hostNames,
 		HostMorefs: morefValues(fx.hosts),
 		VM:         cfg.vmName,
-		VMMoref:    fx.vm.Reference().Value,
+		VMMoref:    fx.vm.obj.Reference().Value,
 		On:         cfg.on,
 		User:       cfg.user,
+	}
+	for _, c := range cfg.cvms {
+		hello.CVMs = append(hello.CVMs, cvmLine{
+			Name:  c.name,
+			Moref: fx.vms[c.name].obj.Reference().Value,
+			On:    c.host,
+		})
 	}
 	if cfg.useTLS {
 		der := fx.server.Certificate().Raw
@@ -168,7 +207,7 @@ func main() {
 
 func parseFlags() (*config, error) {
 	cfg := new(config)
-	var names string
+	var names, cvms string
 	flag.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address to serve on (port 0 picks a free one)")
 	flag.IntVar(&cfg.hosts, "hosts", 3, "number of ESX hosts in the cluster")
 	flag.StringVar(&names, "host-names", "", "comma-separated host names (default esx-a,esx-b,...)")
@@ -183,6 +222,7 @@ func parseFlags() (*config, error) {
 	flag.BoolVar(&cfg.trace, "trace", false, "log SOAP traffic and simulator messages to stderr")
 	flag.Int64Var(&cfg.vmciCID, "vmci-cid", 0, "give the VM a VMCI device with this context id (0 = none)")
 	flag.BoolVar(&cfg.noEvents, "no-events", false, "relocate posts no migration events (as the bare simulator)")
+	flag.StringVar(&cvms, "cvms", "", "extra powered-on VMs (containerVMs): NAME@HOST,NAME@HOST,...")
 	flag.Parse()
 
 	if flag.NArg() != 0 {
@@ -216,6 +256,24 @@ func parseFlags() (*config, error) {
 	}
 	if !seen[cfg.on] {
 		return nil, fmt.Errorf("-on %q is not one of the hosts", cfg.on)
+	}
+	if cvms != "" {
+		taken := map[string]bool{cfg.vmName: true}
+		for _, item := range strings.Split(cvms, ",") {
+			at := strings.LastIndexByte(item, '@')
+			if at <= 0 || at == len(item)-1 {
+				return nil, fmt.Errorf("-cvms %q: want NAME@HOST", item)
+			}
+			c := cvmSpec{name: item[:at], host: item[at+1:]}
+			if taken[c.name] {
+				return nil, fmt.Errorf("-cvms: VM name %q is used twice", c.name)
+			}
+			if !seen[c.host] {
+				return nil, fmt.Errorf("-cvms %q: %q is not one of the hosts", item, c.host)
+			}
+			taken[c.name] = true
+			cfg.cvms = append(cfg.cvms, c)
+		}
 	}
 	if (cfg.user == "") != (cfg.password == "") {
 		return nil, errors.New("-user and -password go together")
@@ -260,6 +318,7 @@ func start(cfg *config) (*fixture, error) {
 	fx := &fixture{
 		cfg:   cfg,
 		model: model,
+		vms:   map[string]*fxVM{},
 		hosts: map[string]types.ManagedObjectReference{},
 		names: map[string]string{},
 	}
@@ -277,9 +336,21 @@ func start(cfg *config) (*fixture, error) {
 		model.Remove()
 		return nil, err
 	}
-	if err := fx.createVM(ctx, cfg.vmName, fx.hosts[cfg.on], cfg.vmciCID); err != nil {
+	if fx.vm, err = fx.createVM(ctx, cfg.vmName, fx.hosts[cfg.on]); err != nil {
 		model.Remove()
 		return nil, err
+	}
+	if cfg.vmciCID != 0 {
+		if err := fx.setVMCI(fx.vm, cfg.vmciCID); err != nil {
+			model.Remove()
+			return nil, err
+		}
+	}
+	for _, c := range cfg.cvms {
+		if _, err := fx.createVM(ctx, c.name, fx.hosts[c.host]); err != nil {
+			model.Remove()
+			return nil, err
+		}
 	}
 
 	listen := &url.URL{Host: cfg.listen}
@@ -353,24 +424,25 @@ func (fx *fixture) renameHosts(ctx context.Context, names []string) error {
 	return nil
 }
 
-func (fx *fixture) createVM(ctx context.Context, name string, host types.ManagedObjectReference, cid int64) error {
+// createVM creates VM NAME on HOST, powers it on and adds it to fx.vms.
+func (fx *fixture) createVM(ctx context.Context, name string, host types.ManagedObjectReference) (*fxVM, error) {
 	finder := find.NewFinder(fx.client)
 	dc, err := finder.DefaultDatacenter(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	finder.SetDatacenter(dc)
 	folders, err := dc.Folders(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pool, err := object.NewHostSystem(fx.client, host).ResourcePool(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ds, err := finder.DefaultDatastore(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	spec := types.VirtualMachineConfigSpec{
@@ -382,38 +454,41 @@ func (fx *fixture) createVM(ctx context.Context, name string, host types.Managed
 	}
 	task, err := folders.VmFolder.CreateVM(ctx, spec, pool, object.NewHostSystem(fx.client, host))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	info, err := task.WaitForResult(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("CreateVM %s: %v", name, err)
+		return nil, fmt.Errorf("CreateVM %s: %v", name, err)
 	}
-	fx.vm = object.NewVirtualMachine(fx.client, info.Result.(types.ManagedObjectReference))
+	vm := &fxVM{name: name, obj: object.NewVirtualMachine(fx.client, info.Result.(types.ManagedObjectReference))}
 
-	task, err = fx.vm.PowerOn(ctx)
+	task, err = vm.obj.PowerOn(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := task.Wait(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	if cid != 0 {
-		return fx.setVMCI(cid)
-	}
-	return nil
+	fx.vms[name] = vm
+	return vm, nil
 }
 
 // setVMCI gives the VM's VMCI device (the simulator's stock one, id -1)
 // context id CID, the VM's vSocket CID, and tells property collectors.
-func (fx *fixture) setVMCI(cid int64) error {
-	vm, ok := simulator.Map.Get(fx.vm.Reference()).(*simulator.VirtualMachine)
+func (fx *fixture) setVMCI(v *fxVM, cid int64) error {
+	vm, ok := simulator.Map.Get(v.obj.Reference()).(*simulator.VirtualMachine)
 	if !ok {
 		return errors.New("VM object not found")
 	}
 	found := false
-	for _, d := range vm.Config.Hardware.Device {
-		if v, ok := d.(*types.VirtualMachineVMCIDevice); ok {
-			v.Id = cid
+	for i, d := range vm.Config.Hardware.Device {
+		if dev, ok := d.(*types.VirtualMachineVMCIDevice); ok {
+			// A copy: every VM's stock devices are the same
+			// pointers (simulator/esx.VirtualDevice), so setting the
+			// id in place would give every VM this CID.
+			c := *dev
+			c.Id = cid
+			vm.Config.Hardware.Device[i] = &c
 			found = true
 		}
 	}
@@ -437,23 +512,46 @@ func (fx *fixture) command(args []string) bool {
 	case args[0] == "quit" && len(args) == 1:
 		return false
 	case args[0] == "where" && len(args) == 1:
-		host, err := fx.where(ctx)
+		host, err := fx.where(ctx, fx.vm)
 		if err != nil {
 			emitError(err)
 			return true
 		}
 		emit(map[string]interface{}{"host": host})
+	case args[0] == "where-vm" && len(args) == 2:
+		vm, err := fx.lookupVM(args[1])
+		var host string
+		if err == nil {
+			host, err = fx.where(ctx, vm)
+		}
+		if err != nil {
+			emitError(err)
+			return true
+		}
+		emit(map[string]interface{}{"vm": vm.name, "host": host})
 	case args[0] == "relocate" && len(args) == 2:
-		from, ms, err := fx.relocate(ctx, args[1])
+		from, ms, err := fx.relocate(ctx, fx.vm, args[1])
 		if err != nil {
 			emitError(err)
 			return true
 		}
 		emit(map[string]interface{}{"relocated": args[1], "from": from, "ms": ms})
+	case args[0] == "relocate-vm" && len(args) == 3:
+		vm, err := fx.lookupVM(args[1])
+		var from string
+		var ms float64
+		if err == nil {
+			from, ms, err = fx.relocate(ctx, vm, args[2])
+		}
+		if err != nil {
+			emitError(err)
+			return true
+		}
+		emit(map[string]interface{}{"vm": vm.name, "relocated": args[2], "from": from, "ms": ms})
 	case args[0] == "vmci" && len(args) == 2:
 		cid, err := strconv.ParseInt(args[1], 10, 64)
 		if err == nil {
-			err = fx.setVMCI(cid)
+			err = fx.setVMCI(fx.vm, cid)
 		}
 		if err != nil {
 			emitError(err)
@@ -461,7 +559,7 @@ func (fx *fixture) command(args []string) bool {
 		}
 		emit(map[string]interface{}{"vmci": cid})
 	case args[0] == "hint" && len(args) == 2:
-		if err := fx.hint(ctx, args[1]); err != nil {
+		if err := fx.hint(ctx, fx.vm, args[1]); err != nil {
 			emitError(err)
 			return true
 		}
@@ -474,14 +572,24 @@ func (fx *fixture) command(args []string) bool {
 		}
 		emit(map[string]interface{}{"kicked": n})
 	default:
-		emitError(fmt.Errorf("unknown command %q (want: relocate HOST, hint HOST, vmci CID, where, kick, quit)", strings.Join(args, " ")))
+		emitError(fmt.Errorf("unknown command %q (want: relocate HOST, relocate-vm VM HOST, hint HOST, vmci CID, where, where-vm VM, kick, quit)", strings.Join(args, " ")))
 	}
 	return true
 }
 
-func (fx *fixture) where(ctx context.Context) (string, error) {
+// lookupVM finds a VM of the fixture (a containerVM or the appliance) by name.
+func (fx *fixture) lookupVM(name string) (*fxVM, error) {
+	vm, ok := fx.vms[name]
+	if !ok {
+		return nil, fmt.Errorf("no VM named %q", name)
+	}
+	return vm, nil
+}
+
+// where gives the name of VM's current runtime.host.
+func (fx *fixture) where(ctx context.Context, v *fxVM) (string, error) {
 	var vm mo.VirtualMachine
-	if err := fx.vm.Properties(ctx, fx.vm.Reference(), []string{"runtime.host"}, &vm); err != nil {
+	if err := v.obj.Properties(ctx, v.obj.Reference(), []string{"runtime.host"}, &vm); err != nil {
 		return "", err
 	}
 	if vm.Runtime.Host == nil {
@@ -490,21 +598,22 @@ func (fx *fixture) where(ctx context.Context) (string, error) {
 	return fx.names[vm.Runtime.Host.Value], nil
 }
 
-func (fx *fixture) relocate(ctx context.Context, name string) (from string, ms float64, err error) {
+// relocate moves VM to host NAME the way a vMotion looks to a watcher.
+func (fx *fixture) relocate(ctx context.Context, vm *fxVM, name string) (from string, ms float64, err error) {
 	ref, ok := fx.hosts[name]
 	if !ok {
 		return "", 0, fmt.Errorf("no host named %q", name)
 	}
-	if from, err = fx.where(ctx); err != nil {
+	if from, err = fx.where(ctx, vm); err != nil {
 		return "", 0, err
 	}
 	if !fx.cfg.noEvents {
-		if err = fx.hint(ctx, name); err != nil {
+		if err = fx.hint(ctx, vm, name); err != nil {
 			return "", 0, err
 		}
 	}
 	t0 := time.Now()
-	task, err := fx.vm.Relocate(ctx, types.VirtualMachineRelocateSpec{Host: &ref}, types.VirtualMachineMovePriorityDefaultPriority)
+	task, err := vm.obj.Relocate(ctx, types.VirtualMachineRelocateSpec{Host: &ref}, types.VirtualMachineMovePriorityDefaultPriority)
 	if err != nil {
 		return "", 0, err
 	}
@@ -515,7 +624,7 @@ func (fx *fixture) relocate(ctx context.Context, name string) (from string, ms f
 	if !fx.cfg.noEvents {
 		src := fx.hosts[from]
 		ev := &types.VmMigratedEvent{
-			VmEvent:    types.VmEvent{Event: fx.vmEvent(ctx, ref)},
+			VmEvent:    types.VmEvent{Event: fx.vmEvent(vm, ref)},
 			SourceHost: types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: from}, Host: src},
 		}
 		if err = fx.post(ctx, ev); err != nil {
@@ -525,31 +634,32 @@ func (fx *fixture) relocate(ctx context.Context, name string) (from string, ms f
 	return from, ms, nil
 }
 
-// vmEvent is the Event part every VM event carries, on host HOST.
-func (fx *fixture) vmEvent(ctx context.Context, host types.ManagedObjectReference) types.Event {
+// vmEvent is the Event part every event about VM carries, on host HOST.
+func (fx *fixture) vmEvent(vm *fxVM, host types.ManagedObjectReference) types.Event {
 	return types.Event{
 		Host: &types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: fx.names[host.Value]}, Host: host},
-		Vm:   &types.VmEventArgument{EntityEventArgument: types.EntityEventArgument{Name: fx.cfg.vmName}, Vm: fx.vm.Reference()},
+		Vm:   &types.VmEventArgument{EntityEventArgument: types.EntityEventArgument{Name: vm.name}, Vm: vm.obj.Reference()},
 	}
 }
 
-// hint posts VmBeingHotMigratedEvent towards host NAME, as vCenter does
-// when a vMotion starts.
-func (fx *fixture) hint(ctx context.Context, name string) error {
+// hint posts VM's VmBeingHotMigratedEvent towards host NAME, as vCenter
+// does when a vMotion starts.
+func (fx *fixture) hint(ctx context.Context, vm *fxVM, name string) error {
 	ref, ok := fx.hosts[name]
 	if !ok {
 		return fmt.Errorf("no host named %q", name)
 	}
-	cur := fx.hosts[fx.mustWhere(ctx)]
+	cur := fx.hosts[fx.mustWhere(ctx, vm)]
 	ev := &types.VmBeingHotMigratedEvent{
-		VmEvent:  types.VmEvent{Event: fx.vmEvent(ctx, cur)},
+		VmEvent:  types.VmEvent{Event: fx.vmEvent(vm, cur)},
 		DestHost: types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: name}, Host: ref},
 	}
 	return fx.post(ctx, ev)
 }
 
-func (fx *fixture) mustWhere(ctx context.Context) string {
-	h, _ := fx.where(ctx)
+// mustWhere is where without the error ("" when unknown).
+func (fx *fixture) mustWhere(ctx context.Context, vm *fxVM) string {
+	h, _ := fx.where(ctx, vm)
 	return h
 }
 
