@@ -1,135 +1,110 @@
 #!/bin/bash
-# demo.sh -- the main job for now: a local two-host cluster with traffic.
+# demo.sh -- the main job: a simulated vSphere cluster (deploy/cluster.sh)
+# with containerVMs streaming both ways through the relay mesh while the
+# appliance VM and the containerVMs are vMotioned at random moments.
 #
-# vCenter is govmomi's simulator (hosts A and B, the appliance VM on B
-# with VMCI id 3); vlocator follows the VM there and pushes the target
-# to both relays, which have no static routing.  Host A runs a relay
-# and containerVMs (traffic generators); host B runs a relay and the
-# appliance VM (vappliance + an echo backend).  Each host is its own
-# emulated-vsock directory; the mesh between the relays is TCP on
-# loopback.  Midway the relay on the appliance's host is killed with
-# SIGKILL and restarted, twice, and the locator once: every session
-# resumes, the relays keep their target while the locator is away, and
-# every byte still arrives exactly once.  Ends with one JSON line.
+# Shows the migrations live (the locator's view, the appliance's and
+# each move's effect on the sessions), then checks every byte on both
+# ends (SHA-256 of each stream at the generator and at the backend) and
+# ends with one JSON line:
+#   {"sessions":..,"migrations":..,"bytes_sent":..,"bytes_verified":..,
+#    "bytes_lost":0,"duplicates":0,"max_resume_ms":..,"plot":"PATH"}
+# exiting nonzero if any stream differs.  The plot is a PNG timeline
+# (bytes/s per session, migrations and target epochs marked).
+#
+# Knobs (environment): HOSTS (3), CVMS (3), SESSIONS per containerVM
+# (10), PLAIN (4), DURATION seconds of traffic (30), APP_MIGRATIONS (6),
+# CVM_MIGRATIONS (6), HOLD (60s), VRELAY_NETNS (0: loopback addresses).
 set -u
-BIN=${BINDIR:-$(cd "$(dirname "$0")/.." && pwd)/bin}
-VCSIMH=${VCSIMH:-$(cd "$(dirname "$0")/.." && pwd)/obj/vcsimh}
-SESSIONS=${SESSIONS:-200}
-BYTES=${BYTES:-256K:24M}
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BINDIR:-$TOP/bin}
+VCSIMH=${VCSIMH:-$TOP/obj/vcsimh}
+DURATION=${DURATION:-30}
+APP_MIGRATIONS=${APP_MIGRATIONS:-6}
+CVM_MIGRATIONS=${CVM_MIGRATIONS:-6}
+QUIET=${QUIET:-}
 T=$(mktemp -d "${TMPDIR:-/tmp}/vrelay-demo.XXXXXX")
-P=$((30000 + RANDOM % 2000))
-PIDS=""
-cleanup() { exec 7>&-; for p in $PIDS; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null; }
-trap cleanup EXIT
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return; sleep 0.05; done
-	echo "demo: $1 did not appear; logs in $T" >&2; exit 1; }
+. "$TOP/deploy/cluster.sh"
+trap 'cl_stop; kill $(jobs -p) 2>/dev/null' EXIT
+say() { [ -n "$QUIET" ] || printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { [ -n "$QUIET" ] || printf '%s\n' "$*"; }
 
-relay_b() {
-	"$BIN/vrelay" run --host B --mesh-listen "tcp://127.0.0.1:$((P + 2))" \
-	    --guest-listen vsock://any:2000 --vsock-dir "$T/B" \
-	    --locator "tcp://127.0.0.1:$((P + 20))" --status "$T/relayB.sock" \
-	    2>>"$T/relayB.log" &
-	RB=$!; PIDS="$PIDS $RB"
-	wait_sock "$T/relayB.sock"
-}
-locator() {
-	rm -f "$T/loc.sock"
-	"$BIN/vlocator" run --vcenter "$URL" --credentials "$T/vcenter.json" \
-	    --thumbprint "$THUMB" --vm vch-appliance \
-	    --listen "tcp://127.0.0.1:$((P + 20))" --status "$T/loc.sock" \
-	    2>>"$T/locator.log" &
-	LP=$!; PIDS="$PIDS $LP"
-	wait_sock "$T/loc.sock"
-}
-# Wait until every relay has acknowledged the locator's target.
-converged() { for _ in $(seq 200); do
-	"$BIN/vlocator" relays --status "$T/loc.sock" --json 2>/dev/null |
-	    python3 -c 'import json,sys; r=json.load(sys.stdin)["relays"]
-sys.exit(0 if len(r) == 2 and all(x["converged"] for x in r) else 1)' &&
-	    return; sleep 0.05; done
-	echo "demo: relays did not converge; logs in $T" >&2; exit 1; }
+say "starting the cluster: vCenter simulator, vlocator, $HOSTS hosts"
+cl_start
+show "hosts: $CL_NETMODE; logs in $T"
+if [ -z "$QUIET" ]; then
+	"$BIN/vlocator" where --status "$T/loc.sock"
+	"$BIN/vlocator" relays --status "$T/loc.sock"
+fi
 
-say "starting vCenter (simulator: hosts A, B; VM vch-appliance on B) and vlocator"
-. "$(cd "$(dirname "$0")/.." && pwd)/test/vcsim/vcsim.sh"
-vcsim_start "$T" -host-names A,B -vm vch-appliance -on B -vmci-cid 3 -tls \
-    -user vrelay -password demo-pass ||
-    { echo "demo: simulator did not start; logs in $T" >&2; exit 1; }
-PIDS="$PIDS $VCSIM_PID"
-URL=$VCSIM_URL
-THUMB=$VCSIM_SHA256
-(umask 077; echo '{"user": "vrelay", "password": "demo-pass"}' >"$T/vcenter.json")
-locator
+# Live: the locator's pushes and the endpoints' moves, as they happen.
+if [ -z "$QUIET" ]; then
+	"$BIN/vlocator" watch --status "$T/loc.sock" 2>/dev/null |
+	    grep --line-buffered -E 'publish|hint' |
+	    sed -u 's/^/  [vlocator]   /' &
+	"$BIN/vappliance" watch --status "$T/app.sock" 2>/dev/null |
+	    grep --line-buffered -E 'migrated' |
+	    sed -u 's/^/  [vappliance] /' &
+fi
 
-say "starting host B: echo backend, vappliance (CID 3), relay B"
-"$BIN/vtraffic" serve --listen "tcp://127.0.0.1:$((P + 10))" --slow 4M \
-    2>>"$T/backend.log" & PIDS="$PIDS $!"
-"$BIN/vappliance" run --listen vsock://any:1024 --vsock-dir "$T/B" \
-    --vsock-cid 3 --backend "tcp://127.0.0.1:$((P + 10))" \
-    --status "$T/app.sock" 2>>"$T/app.log" & PIDS="$PIDS $!"
-wait_sock "$T/app.sock"
-relay_b
-say "starting host A: relay A (ingress), routed by the locator"
-"$BIN/vrelay" run --host A --mesh-listen "tcp://127.0.0.1:$((P + 1))" \
-    --guest-listen vsock://any:2000 --vsock-dir "$T/A" \
-    --locator "tcp://127.0.0.1:$((P + 20))" --status "$T/relayA.sock" \
-    2>>"$T/relayA.log" & PIDS="$PIDS $!"
-wait_sock "$T/relayA.sock"
-converged
-say "vlocator where / relays"
-"$BIN/vlocator" where --status "$T/loc.sock"
-"$BIN/vlocator" relays --status "$T/loc.sock"
-"$BIN/vrelay" status --status "$T/relayA.sock" | sed -n '/^target:/,/^sessions:/{/^sessions:/!p}'
+total=$((CVMS * SESSIONS))
+say "traffic: $CVMS containerVMs x $SESSIONS sessions through guest" \
+    "agents + $PLAIN agentless, echoed, ${DURATION}s"
+cl_traffic_start "$DURATION"
+t0=$(cl_now)
 
-say "watching relay A (session events as they happen)"
-"$BIN/vrelay" watch --status "$T/relayA.sock" 2>/dev/null |
-    awk -W interactive '
-	/session-detached/ { if (++d <= 3) print "  watch: " $1, $2, $3, \
-	    substr($0, index($0, " reason=") + 1); next }
-	/session-resumed/ { if (++r <= 3) print "  watch: " $1, $2, $3, \
-	    substr($0, index($0, " resume_ms=") + 1); next }' 2>/dev/null &
-PIDS="$PIDS $!"
-
-say "containerVMs on host A: $SESSIONS sessions, $BYTES each, echoed"
-"$BIN/vtraffic" run --connect vsock://2:2000 --vsock-dir "$T/A" \
-    --vsock-cid 5 --sessions "$SESSIONS" --bytes "$BYTES" --progress \
-    --timeout 300 >"$T/result.json" 2>"$T/progress.log" &
-TP=$!
-sleep 2
-say "relay A sessions (first rows)"
-"$BIN/vrelay" sessions --status "$T/relayA.sock" | head -n 8
-for i in 1 2; do
-	say "kill -9 relay B (appliance host), then restart it ($i/2)"
-	kill -9 "$RB"; wait "$RB" 2>/dev/null
-	sleep 0.5
-	"$BIN/vrelay" status --status "$T/relayA.sock" |
-	    sed -n '/^sessions:/,/^forwards:/{/^forwards:/!p}'
-	relay_b
-	sleep 2
-done
-say "kill -9 vlocator: relays keep their target; restart it"
-kill -9 "$LP"; wait "$LP" 2>/dev/null
-"$BIN/vrelay" status --status "$T/relayA.sock" | grep -E '^  (epoch|appliance_host|state):'
-locator
-converged
-"$BIN/vlocator" relays --status "$T/loc.sock"
-wait $TP; rc=$?
-say "done"
-tail -n 1 "$T/progress.log"
-resumes=$(grep -c session-resumed "$T/relayA.log")
-python3 - "$T/result.json" "$resumes" "$T" "$T/relayA.log" <<'PY'
-import json, re, sys
-r = json.load(open(sys.argv[1]))
-ms = [int(m) for m in re.findall(r"session-resumed .* resume_ms=(\d+)",
-                                  open(sys.argv[4]).read())]
-out = {"sessions": r["sessions"], "ok": r["ok"], "failed": r["failed"],
-       "relay_restarts": 2, "locator_restarts": 1,
-       "resumes": int(sys.argv[2]), "bytes_sent": r["bytes_sent"],
-       "bytes_verified": r["bytes_verified"], "bytes_lost": r["bytes_lost"],
-       "duplicates": r["duplicates"], "elapsed_ms": r["elapsed_ms"],
-       "max_resume_ms": max(ms) if ms else None,
-       "logs": sys.argv[3]}
-print(json.dumps(out))
+# Migration moments: spread at random over the run, kinds shuffled.
+plan=$(python3 - "$DURATION" "$APP_MIGRATIONS" "$CVM_MIGRATIONS" <<'PY'
+import random, sys
+d, a, c = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+kinds = ["app"] * a + ["cvm"] * c
+random.shuffle(kinds)
+lo, hi = min(1.0, d / 4), max(d - 2.0, d / 2)
+at = sorted(random.uniform(lo, hi) for _ in kinds)
+for t, k in zip(at, kinds):
+    print("%.3f %s" % (t, k))
 PY
+)
+while read -r at kind; do
+	[ -z "$at" ] && continue
+	now=$(( $(cl_now) - t0 ))
+	wait_ms=$(python3 -c "print(max(0, int($at * 1000) - $now))")
+	[ "$wait_ms" -gt 0 ] && sleep "$(python3 -c "print($wait_ms / 1000)")"
+	if [ "$kind" = app ]; then
+		to=$(cl_other_host "$CL_APP_HOST")
+		from=$CL_APP_HOST
+		cl_app_migrate "$to"
+		show "$(printf '[%6.2fs] vMotion appliance h%s -> h%s (%s ms)' \
+		    "$(python3 -c "print(($(cl_now) - $t0) / 1000)")" \
+		    "$from" "$to" "$CL_LAST_MS")"
+	else
+		k=$(( RANDOM % CVMS + 1 ))
+		eval "from=\$CL_CVM_HOST_$k"
+		to=$(cl_other_host "$from")
+		cl_cvm_migrate "$k" "$to"
+		show "$(printf '[%6.2fs] vMotion cvm%s h%s -> h%s' \
+		    "$(python3 -c "print(($(cl_now) - $t0) / 1000)")" \
+		    "$k" "$from" "$to")"
+	fi
+	show "           sessions established: $(cl_established)/$total"
+done <<EOF
+$plan
+EOF
+
+say "waiting for the generators to finish and check every byte"
+cl_traffic_wait; rc=$?
+cl_collect
+if [ -z "$QUIET" ]; then
+	"$BIN/vlocator" relays --status "$T/loc.sock"
+	for k in $(seq 1 "$CVMS"); do
+		printf 'cvm%s: ' "$k"
+		python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))["sessions"]
+print("resumes %d, replayed %d bytes, resume ms max %d avg %d" % (
+    s["resumes"], s["replayed_bytes"], s["resume_ms_max"],
+    s["resume_ms_avg"]))' "$T/status-cvm$k.json"
+	done
+fi
+say "summary (logs and plot in $T)"
+cl_report "$T/vmotion.png" || rc=1
 exit $rc

@@ -51,7 +51,8 @@ control_status(json_t *req, void *arg, const char **err)
 	for (i = 0; i < r->nagent; i++)
 		json_array_append_new(al,
 		    json_string(xaddr_str(r->agent_a[i])));
-	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
+	    "s:o, s:o}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - r->d.started_ms),

@@ -1,0 +1,344 @@
+# cluster.sh -- a simulated vSphere cluster on one machine, sourced by
+# the demo (deploy/demo.sh), the vMotion regress scenarios and the soak.
+#
+# vCenter is govmomi's simulator (test/vcsim) with hosts h1..hN, the
+# appliance VM "vch-appliance" (VMCI id 3) and the containerVMs
+# cvm1..cvmK.  Each host is a network namespace with its own address on
+# a private bridge when the machine allows it (root, iproute2), else its
+# own loopback address (127.X.Y.I); either way it has its own emulated
+# vSocket directory $T/hI, and its vrelay listens for guests
+# (vsock://any:2000), guest agents (vsock://any:2001) and mesh legs.
+# vlocator follows the appliance VM and pushes the target to every
+# relay.  The appliance VM is vappliance plus an echo backend on a unix
+# socket (its local service); a containerVM is a guest agent (vguest)
+# with a traffic generator (vtraffic) connecting through it.  One more
+# containerVM, "plain", has no agent and talks to its host's relay
+# directly; it is never migrated.
+#
+# A vMotion of the appliance: the simulator posts the migration hint
+# (relays pre-warm), vappliance's vSocket streams reset and its
+# listener moves to the new host's directory with its memory intact
+# ("migrate" on its status socket), then RelocateVM_Task moves it in
+# the inventory and the locator publishes the new target.  A vMotion of
+# a containerVM: its agent's vSocket streams reset and it reappears in
+# another host's directory with a new CID, and the simulator relocates
+# it too.
+#
+# Caller sets: T (a private directory), BIN, VCSIMH; optionally HOSTS
+# (3), CVMS (3), SESSIONS (per containerVM, 10), PLAIN (sessions of the
+# plain guest, 4), HOLD (hold time, 60s), VRELAY_NETNS (0: loopback
+# only).  Every daemon logs to $T/NAME.log; events go to $T/events.jsonl.
+
+HOSTS=${HOSTS:-3}
+CVMS=${CVMS:-3}
+SESSIONS=${SESSIONS:-10}
+PLAIN=${PLAIN:-4}
+HOLD=${HOLD:-60s}
+CL_PIDS=""
+CL_NS=""
+CL_BR=""
+
+cl_now() { date +%s%3N; }
+cl_say() { printf '%s\n' "$*"; }
+cl_die() { echo "cluster: $*; logs in $T" >&2; exit 1; }
+
+# Append one event line: KIND NAME FROM TO [EPOCH].
+cl_event() {
+	printf '{"t_ms":%s,"kind":"%s","name":"%s","from":"%s","to":"%s"%s}\n' \
+	    "$(cl_now)" "$1" "$2" "$3" "$4" "${5:+,\"epoch\":$5}" \
+	    >>"$T/events.jsonl"
+}
+
+cl_wait_sock() {
+	local i
+	for i in $(seq 1 200); do [ -S "$1" ] && return 0; sleep 0.05; done
+	cl_die "$1 did not appear"
+}
+
+# Hosts as namespaces on a bridge, or loopback addresses.
+cl_net() {
+	local i ns id=$(( $$ % 250 + 1 ))
+	CL_LOCIP=
+	if [ "${VRELAY_NETNS:-1}" != 0 ] && [ "$(id -u)" = 0 ] &&
+	    command -v ip >/dev/null && ip netns add "vr$$-probe" 2>/dev/null
+	then
+		ip netns del "vr$$-probe"
+		CL_BR="vrb$$"
+		if ip link add "$CL_BR" type bridge 2>/dev/null &&
+		    ip addr add "10.213.$id.1/24" dev "$CL_BR" &&
+		    ip link set "$CL_BR" up; then
+			CL_LOCIP=10.213.$id.1
+		else
+			ip link del "$CL_BR" 2>/dev/null
+			CL_BR=
+		fi
+	fi
+	for i in $(seq 1 "$HOSTS"); do
+		if [ -n "$CL_LOCIP" ]; then
+			ns="vr$$-h$i"
+			ip netns add "$ns" &&
+			    ip link add "vr$$h$i" type veth peer name eth0 \
+			    netns "$ns" &&
+			    ip link set "vr$$h$i" master "$CL_BR" up &&
+			    ip -n "$ns" addr add "10.213.$id.$((10 + i))/24" \
+			    dev eth0 && ip -n "$ns" link set eth0 up &&
+			    ip -n "$ns" link set lo up ||
+			    cl_die "network namespace $ns"
+			CL_NS="$CL_NS $ns"
+			eval "CL_IP_$i=10.213.$id.$((10 + i))"
+			eval "CL_EXEC_$i='ip netns exec $ns'"
+		else
+			eval "CL_IP_$i=127.$((100 + id % 100)).$id.$((10 + i))"
+			eval "CL_EXEC_$i="
+		fi
+	done
+	if [ -n "$CL_LOCIP" ]; then
+		CL_NETMODE="network namespaces on bridge $CL_BR"
+	else
+		CL_LOCIP=127.$((100 + id % 100)).$id.1
+		CL_NETMODE="loopback addresses"
+	fi
+}
+
+# Stop everything, remove namespaces and the bridge.
+cl_stop() {
+	local p ns
+	exec 7>&- 2>/dev/null
+	for p in $CL_PIDS; do kill "$p" 2>/dev/null; done
+	for p in $CL_PIDS; do wait "$p" 2>/dev/null; done
+	CL_PIDS=""
+	for ns in $CL_NS; do ip netns del "$ns" 2>/dev/null; done
+	CL_NS=""
+	[ -n "$CL_BR" ] && ip link del "$CL_BR" 2>/dev/null
+	CL_BR=""
+}
+
+cl_bg() { CL_PIDS="$CL_PIDS $1"; }
+
+cl_locator_start() {
+	rm -f "$T/loc.sock"
+	"$BIN/vlocator" run --vcenter "$VCSIM_URL" \
+	    --credentials "$T/vcenter.json" --thumbprint "$VCSIM_SHA256" \
+	    --vm vch-appliance --listen "tcp://$CL_LOCIP:$CL_PORT" \
+	    --status "$T/loc.sock" 2>>"$T/locator.log" &
+	CL_LOC_PID=$!; cl_bg $!
+	cl_wait_sock "$T/loc.sock"
+	# Its publish events become the epochs on the plot (cl_collect).
+	"$BIN/vlocator" watch --status "$T/loc.sock" --json \
+	    >>"$T/locwatch.jsonl" 2>/dev/null &
+	cl_bg $!
+}
+
+cl_locator_kill() {
+	kill -9 "$CL_LOC_PID" 2>/dev/null; wait "$CL_LOC_PID" 2>/dev/null
+	cl_event locator-down vlocator "" ""
+}
+
+# Relay on host I.
+cl_relay_start() {
+	local i=$1 ip ex
+	eval "ip=\$CL_IP_$i; ex=\$CL_EXEC_$i"
+	rm -f "$T/relay-h$i.sock"
+	$ex "$BIN/vrelay" run --host "h$i" --vsock-dir "$T/h$i" \
+	    --guest-listen vsock://any:2000 --agent-listen vsock://any:2001 \
+	    --mesh-listen "tcp://$ip:$CL_PORT" \
+	    --locator "tcp://$CL_LOCIP:$CL_PORT" --hold-time "$HOLD" \
+	    --status "$T/relay-h$i.sock" 2>>"$T/relay-h$i.log" &
+	eval "CL_RELAY_PID_$i=$!"; cl_bg $!
+	cl_wait_sock "$T/relay-h$i.sock"
+}
+
+cl_relay_kill() {
+	local pid
+	eval "pid=\$CL_RELAY_PID_$1"
+	kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+	cl_event relay-down "h$1" "" ""
+}
+
+# Every relay ACKed the locator's current epoch (at most 10 s).
+cl_converged() {
+	local i
+	for i in $(seq 1 200); do
+		"$BIN/vlocator" relays --status "$T/loc.sock" --json \
+		    2>/dev/null | python3 -c 'import json, sys
+r = json.load(sys.stdin)["relays"]
+sys.exit(0 if len(r) >= int(sys.argv[1]) and
+    all(x["converged"] for x in r) else 1)' "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# The host the locator says runs the appliance now.
+cl_where() {
+	"$BIN/vlocator" where --status "$T/loc.sock" --json 2>/dev/null |
+	    python3 -c 'import json, sys
+print(json.load(sys.stdin).get("appliance_host") or "")'
+}
+
+# Start the whole cluster (traffic not yet).
+cl_start() {
+	local i k
+	mkdir -p "$T"
+	: >"$T/events.jsonl"
+	CL_PORT=$(python3 "$CL_TOP/test/tools/portblock.py" 1) ||
+	    cl_die "no free port"
+	cl_net
+	local hosts="h1" cvms=""
+	for i in $(seq 2 "$HOSTS"); do hosts="$hosts,h$i"; done
+	for k in $(seq 1 "$CVMS"); do
+		cvms="$cvms${cvms:+,}cvm$k@h$(( (k % HOSTS) + 1 ))"
+		eval "CL_CVM_HOST_$k=$(( (k % HOSTS) + 1 ))"
+		eval "CL_CVM_CID_$k=$((10 + k))"
+	done
+	. "$CL_TOP/test/vcsim/vcsim.sh"
+	vcsim_start "$T" -host-names "$hosts" -vm vch-appliance -on h1 \
+	    -vmci-cid 3 ${cvms:+-cvms "$cvms"} -tls -user vrelay \
+	    -password cluster-pass || cl_die "the simulator did not start"
+	cl_bg "$VCSIM_PID"
+	(umask 077; echo '{"user": "vrelay", "password": "cluster-pass"}' \
+	    >"$T/vcenter.json")
+	cl_locator_start
+	"$BIN/vtraffic" serve --listen "unix:$T/backend.sock" --mode echo \
+	    --report "$T/backend.jsonl" 2>>"$T/backend.log" &
+	cl_bg $!
+	CL_APP_HOST=1
+	"$BIN/vappliance" run --listen vsock://any:1024 --vsock-dir "$T/h1" \
+	    --vsock-cid 3 --backend "unix:$T/backend.sock" \
+	    --hold-time "$HOLD" --status "$T/app.sock" 2>>"$T/app.log" &
+	cl_bg $!
+	cl_wait_sock "$T/app.sock"
+	for i in $(seq 1 "$HOSTS"); do cl_relay_start "$i"; done
+	cl_converged "$HOSTS" || cl_die "relays did not converge"
+	for k in $(seq 1 "$CVMS"); do
+		eval "i=\$CL_CVM_HOST_$k"
+		"$BIN/vguest" run --name "cvm$k" --listen "unix:$T/cvm$k.sock" \
+		    --vsock-dir "$T/h$i" --vsock-cid "$((10 + k))" \
+		    --hold-time "$HOLD" --status "$T/cvm$k.ctl" \
+		    2>>"$T/cvm$k.log" &
+		cl_bg $!
+		cl_wait_sock "$T/cvm$k.ctl"
+	done
+}
+
+# Traffic for DURATION seconds: SESSIONS per containerVM through its
+# agent, and PLAIN sessions of the agentless guest on h2 (or h1).
+cl_traffic_start() {
+	local k dur=$1 ph=$(( HOSTS > 1 ? 2 : 1 ))
+	CL_TRAFFIC=""
+	for k in $(seq 1 "$CVMS"); do
+		"$BIN/vtraffic" run --connect "unix:$T/cvm$k.sock" \
+		    --sessions "$SESSIONS" --bytes 64G --duration "$dur" \
+		    --label "cvm$k" --report "$T/run-cvm$k.jsonl" \
+		    --timeline "$T/timeline.csv" --timeout $((dur * 4 + 120)) \
+		    >"$T/run-cvm$k.json" 2>>"$T/run-cvm$k.log" &
+		CL_TRAFFIC="$CL_TRAFFIC $!"; cl_bg $!
+	done
+	if [ "$PLAIN" -gt 0 ]; then
+		"$BIN/vtraffic" run --connect vsock://2:2000 \
+		    --vsock-dir "$T/h$ph" --vsock-cid 9 --sessions "$PLAIN" \
+		    --bytes 64G --duration "$dur" --label plain \
+		    --report "$T/run-plain.jsonl" --timeline "$T/timeline.csv" \
+		    --timeout $((dur * 4 + 120)) \
+		    >"$T/run-plain.json" 2>>"$T/run-plain.log" &
+		CL_TRAFFIC="$CL_TRAFFIC $!"; cl_bg $!
+	fi
+}
+
+# Wait for every generator; nonzero if any failed.
+cl_traffic_wait() {
+	local p rc=0
+	for p in $CL_TRAFFIC; do wait "$p" || rc=1; done
+	return $rc
+}
+
+# Sessions established now, over all client ends (agents and relays).
+cl_established() {
+	local k i n=0 c
+	for k in $(seq 1 "$CVMS"); do
+		c=$("$BIN/vguest" status --status "$T/cvm$k.ctl" --json \
+		    2>/dev/null | python3 -c 'import json, sys
+print(json.load(sys.stdin)["sessions"].get("established", 0))' 2>/dev/null)
+		n=$((n + ${c:-0}))
+	done
+	echo "$n"
+}
+
+# A host other than the one given, at random.
+cl_other_host() {
+	local h
+	[ "$HOSTS" -lt 2 ] && { echo "$1"; return; }
+	while :; do
+		h=$(( RANDOM % HOSTS + 1 ))
+		[ "$h" != "$1" ] && { echo "$h"; return; }
+	done
+}
+
+# vMotion of the appliance to host H (a number): hint, switchover, then
+# the inventory.  WAIT=1 waits until every relay has the new target.
+cl_app_migrate() {
+	local h=$1 from=$CL_APP_HOST t0
+	t0=$(cl_now)
+	vcsim_cmd hint "h$h"
+	sleep 0.05
+	"$BIN/vappliance" migrate --status "$T/app.sock" \
+	    --arg "vsock_dir=$T/h$h" >/dev/null ||
+	    cl_die "vappliance migrate to h$h failed"
+	vcsim_cmd relocate "h$h"
+	CL_APP_HOST=$h
+	cl_event appliance vch-appliance "h$from" "h$h"
+	CL_LAST_MS=$(( $(cl_now) - t0 ))
+}
+
+# vMotion of containerVM K to host H with a new CID.
+cl_cvm_migrate() {
+	local k=$1 h=$2 from cid
+	eval "from=\$CL_CVM_HOST_$k; cid=\$CL_CVM_CID_$k"
+	cid=$((cid + 100))
+	"$BIN/vguest" migrate --status "$T/cvm$k.ctl" \
+	    --arg "vsock_dir=$T/h$h" --arg "vsock_cid:=$cid" >/dev/null ||
+	    cl_die "vguest migrate cvm$k to h$h failed"
+	vcsim_cmd relocate-vm "cvm$k" "h$h"
+	eval "CL_CVM_HOST_$k=$h; CL_CVM_CID_$k=$cid"
+	cl_event cvm "cvm$k" "h$from" "h$h"
+}
+
+# Status of every client end and the appliance into $T/status-*.json,
+# and the locator's publish events into events.jsonl as epochs.
+cl_collect() {
+	local k i
+	for k in $(seq 1 "$CVMS"); do
+		"$BIN/vguest" status --status "$T/cvm$k.ctl" --json \
+		    >"$T/status-cvm$k.json" 2>/dev/null
+	done
+	for i in $(seq 1 "$HOSTS"); do
+		"$BIN/vrelay" status --status "$T/relay-h$i.sock" --json \
+		    >"$T/status-relay-h$i.json" 2>/dev/null
+	done
+	if [ -s "$T/locwatch.jsonl" ]; then
+		python3 - "$T/locwatch.jsonl" >>"$T/events.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "publish":
+        print(json.dumps({"t_ms": e["ts"], "kind": "epoch",
+                          "name": e.get("appliance_host") or "",
+                          "epoch": e["epoch"]}))
+PY
+	fi
+}
+
+# The one summary line (vreport.py); nonzero if any stream differs.
+cl_report() {
+	local plot=$1
+	set -- "$T"/run-*.jsonl
+	python3 "$CL_TOP/test/tools/vreport.py" summary --runs "$@" \
+	    --backend "$T/backend.jsonl" --status "$T"/status-*.json \
+	    --events "$T/events.jsonl" --timeline "$T/timeline.csv" \
+	    ${plot:+--plot "$plot"}
+}
+
+CL_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
