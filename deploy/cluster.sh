@@ -274,13 +274,15 @@ cl_other_host() {
 	done
 }
 
-# vMotion of the appliance to host H (a number): hint, switchover, then
-# the inventory.  WAIT=1 waits until every relay has the new target.
+# vMotion of the appliance to host H (a number): the hint (relays
+# pre-warm), CL_PRECOPY seconds of pre-copy (0.3), the switchover, then
+# the inventory.  CL_LAST_MS is how long it all took.
 cl_app_migrate() {
 	local h=$1 from=$CL_APP_HOST t0
 	t0=$(cl_now)
 	vcsim_cmd hint "h$h"
-	sleep 0.05
+	# The pre-copy phase: the hint reaches the relays, which pre-warm.
+	sleep "${CL_PRECOPY:-0.3}"
 	"$BIN/vappliance" migrate --status "$T/app.sock" \
 	    --arg "vsock_dir=$T/h$h" >/dev/null ||
 	    cl_die "vappliance migrate to h$h failed"

@@ -97,8 +97,8 @@ json_t		*fwd_json(const struct fwd_ctx *);
 /* warm.c */
 struct warm	*warm_new(struct relay *);
 void		 warm_free(struct warm *);
-/* Pre-connect to HOST's relay until WANT connections are pooled. */
-size_t		 warm_hint(struct warm *, const char *, size_t);
+/* Pre-connect to HOST's relay (at ADDR) until WANT are pooled. */
+size_t		 warm_hint(struct warm *, const char *, const char *, size_t);
 /* A socket to A for a new leg, pooled if possible (xaddr code). */
 int		 warm_connect(struct warm *, const struct xaddr *, int *);
 json_t		*warm_json(const struct warm *);

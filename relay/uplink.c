@@ -455,8 +455,8 @@ uplink_on_hint(struct uplink *u, const struct push_msg *m)
 	size_t		 warmed;
 
 	u->hints++;
-	warmed = warm_hint(r->warm, m->host, sess_ctx_count(r->d.sessions) +
-	    fwd_agents(r->fwd));
+	warmed = warm_hint(r->warm, m->host, m->relay,
+	    sess_ctx_count(r->d.sessions) + fwd_agents(r->fwd));
 	log_info("locator %s: hint event=\"%s\" host=%s relay=%s "
 	    "prewarmed=%zu", xaddr_str(u->addr), m->text, m->host,
 	    m->relay[0] != '\0' ? m->relay : "-", warmed);

@@ -152,20 +152,27 @@ warm_count(struct warm *w, const char *dest)
 }
 
 /*
- * The appliance is heading for HOST: open connections to its relay
- * until WANT are pooled for it.  Returns how many were opened.
+ * The appliance is heading for HOST, whose relay the locator names
+ * RELAY ("" if it does not know): open connections to that relay until
+ * WANT are pooled for it.  Returns how many were opened.
  */
 size_t
-warm_hint(struct warm *w, const char *host, size_t want)
+warm_hint(struct warm *w, const char *host, const char *relay, size_t want)
 {
 	const struct xaddr	*a;
+	struct xaddr		*parsed = NULL;
 	struct warm_conn	*c;
 	size_t			 have, opened = 0;
 	int			 fd, e;
 
-	if (strcmp(host, w->r->conf.host) == 0 ||
-	    (a = target_mesh(w->r->target, host)) == NULL)
-		return (0);	/* local delivery, or no relay known there */
+	if (want == 0 || strcmp(host, w->r->conf.host) == 0)
+		return (0);	/* nothing to move, or local delivery */
+	if ((a = target_mesh(w->r->target, host)) == NULL) {
+		if (*relay == '\0' ||
+		    xaddr_parse(relay, &parsed) != XADDR_OK)
+			return (0);
+		a = parsed;
+	}
 	have = warm_count(w, xaddr_str(a));
 	while (have + opened < want && w->n < WARM_MAX) {
 		if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
@@ -189,6 +196,7 @@ warm_hint(struct warm *w, const char *host, size_t want)
 	}
 	w->opened += opened;
 	warm_schedule(w);
+	xaddr_free(parsed);
 	return (opened);
 }
 
