@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential pkg-config libevent-dev libjansson-dev libssl-dev
 libbsd-dev libcmocka-dev libcurl4-openssl-dev libxml2-dev python3 socat
 procps clang libclang-rt-dev golang-go golang-github-vmware-govmomi-dev
-haproxy"
+haproxy gnuplot-nox iproute2"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

@@ -77,6 +77,9 @@ struct side {
 	int		 n_resumed;
 	int		 n_closed;
 	int		 open_reason;	/* OPEN came with a reason */
+	uint64_t	 resume_replay;	/* sess_resume_replay() at RESUMED */
+	long long	 resume_ms;	/* sess_resume_ms() at RESUMED */
+	char		 why_resumed[512];	/* RESUMED's reason: the leg */
 	long long	 closed_at;
 	char		 why_detached[512];
 	char		 why_closed[512];
@@ -110,6 +113,8 @@ struct world {
 	char			 why_refused[512];
 	int			 check_cap;	/* replay cap, every step */
 	long long		 max_unacked;
+	int			 watch_in;	/* track the server's unacked_in */
+	long long		 max_unacked_in;
 	long long		 deadline;
 	int			 rogue[16];	/* test ends, hand-made legs */
 	int			 nrogue;
@@ -276,6 +281,36 @@ jint(const struct sess *s, const char *key)
 	return (r);
 }
 
+/* A string field of sess_json(), copied into BUF ("" if missing). */
+static const char *
+jstr(const struct sess *s, const char *key, char *buf, size_t len)
+{
+	json_t	*o;
+
+	buf[0] = '\0';
+	if ((o = sess_json(s)) == NULL)
+		return (buf);
+	if (json_string_value(json_object_get(o, key)) != NULL)
+		strlcpy(buf, json_string_value(json_object_get(o, key)), len);
+	json_decref(o);
+	return (buf);
+}
+
+/* An integer field of sess_ctx_stats(); -1 if it is missing. */
+static long long
+jstat(const struct sess_ctx *ctx, const char *key)
+{
+	json_t		*o, *v;
+	long long	 r = -1;
+
+	if ((o = sess_ctx_stats(ctx)) == NULL)
+		return (-2);
+	if ((v = json_object_get(o, key)) != NULL && json_is_integer(v))
+		r = json_integer_value(v);
+	json_decref(o);
+	return (r);
+}
+
 /* --- callbacks (no asserts here: they would jump out of libevent) --- */
 
 /* A connected pair of non-blocking stream sockets, or abort. */
@@ -375,6 +410,10 @@ t_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 		break;
 	case SESS_EV_RESUMED:
 		sd->n_resumed++;
+		sd->resume_replay = sess_resume_replay(s);
+		sd->resume_ms = sess_resume_ms(s);
+		strlcpy(sd->why_resumed, reason != NULL ? reason : "(null)",
+		    sizeof(sd->why_resumed));
 		if (sd == &sd->w->sv && sd->w->break_on_resumed > 0) {
 			/* RESUMED is queued but will never be written. */
 			sd->w->break_on_resumed--;
@@ -515,6 +554,9 @@ world_check(struct world *w)
 	long long		 v;
 	int			 i;
 
+	if (w->watch_in && w->sv.s != NULL &&
+	    (v = jint(w->sv.s, "unacked_in")) > w->max_unacked_in)
+		w->max_unacked_in = v;
 	if (!w->check_cap)
 		return;
 	for (i = 0; i < 2; i++) {
