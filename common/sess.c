@@ -120,6 +120,7 @@ struct sess {
 	struct evbuffer		*unsent;
 	uint64_t		 read_off;
 	uint64_t		 acked_off;
+	uint64_t		 win_off;	/* the peer's last ACK: window base */
 	uint64_t		 sent_off;
 	uint64_t		 sent_max;
 	uint64_t		 replayed;
@@ -584,6 +585,8 @@ sess_ctx_retarget(struct sess_ctx *ctx, const char *route)
 	snprintf(msg, sizeof(msg), "target moved to %s",
 	    route != NULL ? route : "nowhere");
 	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
+		if (s->leg != NULL)
+			s->backoff_ms = 0;	/* the next try goes at once */
 		if (s->leg != NULL && s->leg->state != LEG_UP)
 			sess_detach(s, "target changed during handshake");
 		else if (s->leg != NULL && route != NULL &&
@@ -1125,6 +1128,11 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	}
 	if (s->dead)
 		return;
+	/*
+	 * Always tell the new leg what we delivered: an ACK sent on the old
+	 * leg may have been lost, and the peer's window waits for it.
+	 */
+	s->ack_sent = 0;
 	sess_ack(s, 1);
 	sess_local_take(s);
 	sess_pump(s);
@@ -1261,7 +1269,17 @@ sess_local_take(struct sess *s)
 	if (s->local == NULL || s->local_eof)
 		return;
 	in = bufferevent_get_input(s->local);
-	held = evbuffer_get_length(s->replay) + evbuffer_get_length(s->unsent);
+	/*
+	 * The window: never more than replay_max beyond what the peer said
+	 * its local stream took (its last ACK).  A resume's "next" is what
+	 * the peer received, not what it delivered, so it moves acked_off
+	 * (the replay's start) but not this base; otherwise bytes the peer
+	 * still holds for a slow local reader would not count, and it
+	 * could have to stop reading its leg (and our ACKs) to keep within
+	 * its bound.  Held bytes (replay and unsent) are within the window.
+	 */
+	held = s->read_off - (s->win_off < s->read_off ? s->win_off :
+	    s->read_off);
 	room = held < cap ? cap - held : 0;
 	n = evbuffer_get_length(in);
 	if (n > room)
@@ -1963,14 +1981,18 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 			leg_violation(leg, "ACK beyond what was sent", 0);
 			return (-1);
 		}
+		if (v <= s->win_off && v <= s->acked_off)
+			return (0);
+		if (v > s->win_off)
+			s->win_off = v;
 		if (v > s->acked_off) {
 			sess_trim(s, v);
 			s->acked_off = v;
-			sess_local_take(s);
-			sess_check_done(s);
-			if (s->dead)
-				return (-1);
 		}
+		sess_local_take(s);
+		sess_check_done(s);
+		if (s->dead)
+			return (-1);
 		return (0);
 	case PROTO_FIN:
 		frame_u64_decode(buf + PROTO_HDR_LEN, 8, &v);

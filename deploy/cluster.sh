@@ -102,9 +102,17 @@ cl_net() {
 
 # Stop everything, remove namespaces and the bridge.
 cl_stop() {
-	local p ns
+	local p ns live
 	exec 7>&- 2>/dev/null
 	for p in $CL_PIDS; do kill "$p" 2>/dev/null; done
+	# Give them 2 s to go, then no more.
+	for _ in $(seq 1 40); do
+		live=
+		for p in $CL_PIDS; do kill -0 "$p" 2>/dev/null && live=1; done
+		[ -z "$live" ] && break
+		sleep 0.05
+	done
+	for p in $CL_PIDS; do kill -9 "$p" 2>/dev/null; done
 	for p in $CL_PIDS; do wait "$p" 2>/dev/null; done
 	CL_PIDS=""
 	for ns in $CL_NS; do ip netns del "$ns" 2>/dev/null; done

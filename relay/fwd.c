@@ -14,7 +14,23 @@
  * may die at any time).  Where a leg goes is decided when its first
  * byte arrives, not when it is accepted: a relay pre-warms mesh legs
  * towards the host a vMotion is heading for (warm.c) before that host
- * runs the appliance.  Backpressure follows libevent's le-proxy: stop
+ * runs the appliance.
+ *
+ * A leg that cannot go anywhere yet (no route, or the far side refused
+ * the connect: the appliance has just left this host) is parked, with
+ * its first bytes unread, for up to FWD_PARK_MS: during a vMotion the
+ * target moves within moments, and when it does the leg is sent on or
+ * refused at once.  The session end then learns of the move when it
+ * happens instead of at its next backoff retry.  After FWD_PARK_MS it
+ * is refused with a transient ERROR.
+ *
+ * Until the far side has answered anything, a forward keeps a copy of
+ * what it sent there (a handshake's first frames, at most
+ * FWD_FIRST_MAX).  If the target moves in that window, the forward
+ * reconnects to the new place and sends the copy again, instead of
+ * closing the leg: a guest agent whose HELLO went to the host the
+ * appliance just left resumes without waiting for its next retry.
+ * Backpressure follows le-proxy: stop
  * reading a side while the other side's output is above FWD_HIGH,
  * resume when it drains to half.
  *
@@ -47,6 +63,8 @@
 #define FWD_HIGH	(512 * 1024)
 #define FWD_FLUSH_MS	5000
 #define FWD_IDLE_MS	60000		/* a leg that never speaks */
+#define FWD_PARK_MS	1000		/* a leg with nowhere to go */
+#define FWD_FIRST_MAX	1024		/* kept until the far side answers */
 #define FWD_CHUNK	(256 * 1024)	/* per read()/write() */
 
 enum fwd_kind {
@@ -56,6 +74,7 @@ enum fwd_kind {
 
 enum fwd_state {
 	FWD_WAITING = 0,	/* accepted; no byte yet, no far side */
+	FWD_PARKED,		/* nowhere to go yet; waiting for the target */
 	FWD_OPEN,		/* copying both ways */
 	FWD_CLOSING,		/* flushing, half-closed, lingering */
 	FWD_DEAD,		/* waiting for the reaper */
@@ -67,6 +86,9 @@ struct fwd {
 	enum fwd_kind		 kind;
 	struct bufferevent	*in;		/* the accepted leg */
 	struct bufferevent	*out;		/* where it goes */
+	struct bufferevent	*out_failed;	/* freed outside its callback */
+	char			*why;		/* parked: why */
+	struct evbuffer		*first;		/* sent, not yet answered */
 	char			 peer[XADDR_PEER_STRLEN];
 	char			*dest;		/* canonical, once open */
 	uint64_t		 to_out;
@@ -89,6 +111,8 @@ struct fwd_ctx {
 	uint64_t		 total[2];	/* by kind */
 	size_t			 nlive[2];
 	uint64_t		 refused;
+	uint64_t		 parked;
+	uint64_t		 rerouted;
 	uint64_t		 moved;		/* closed: target moved */
 	uint64_t		 bytes;
 };
@@ -111,7 +135,12 @@ fwd_reap_cb(evutil_socket_t fd, short ev, void *arg)
 			bufferevent_free(f->in);
 		if (f->out != NULL)
 			bufferevent_free(f->out);
+		if (f->out_failed != NULL)
+			bufferevent_free(f->out_failed);
 		event_free(f->deadline);
+		if (f->first != NULL)
+			evbuffer_free(f->first);
+		free(f->why);
 		free(f->dest);
 		free(f);
 	}
@@ -135,8 +164,8 @@ fwd_new(struct relay *r)
 static const char *
 fwd_strstate(enum fwd_state st)
 {
-	static const char	*names[] = { "waiting", "open", "closing",
-				    "dead" };
+	static const char	*names[] = { "waiting", "parked", "open",
+				    "closing", "dead" };
 
 	return (names[st]);
 }
@@ -177,10 +206,18 @@ fwd_drop(struct fwd *f)
 	evtimer_add(f->ctx->reap_ev, &tv);
 }
 
+static void	fwd_refuse(struct fwd *, const char *);
+
+/* The one timer: parked too long, idle too long, or flushed too long. */
 static void
 fwd_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	fwd_drop(arg);
+	struct fwd	*f = arg;
+
+	if (f->state == FWD_PARKED)
+		fwd_refuse(f, f->why);
+	else
+		fwd_drop(f);
 }
 
 /* A side with nothing left to send gets a half-close. */
@@ -205,7 +242,8 @@ fwd_close(struct fwd *f, const char *reason)
 {
 	struct timeval	tv;
 
-	if (f->state != FWD_OPEN && f->state != FWD_WAITING)
+	if (f->state != FWD_OPEN && f->state != FWD_WAITING &&
+	    f->state != FWD_PARKED)
 		return;
 	fwd_enter_state(f, FWD_CLOSING);
 	log_debug("forward=%llu %s peer=%s closed to_out=%llu to_in=%llu "
@@ -275,7 +313,30 @@ fwd_route(struct fwd_ctx *ctx, enum fwd_kind kind, const char **why)
 	return (a);
 }
 
-/* The first byte arrived: pick the far side and connect to it. */
+/*
+ * Nowhere to go now (WHY): hold the leg, its first bytes unread, until
+ * the target moves (fwd_retarget) or FWD_PARK_MS after it first parked.
+ */
+static void
+fwd_park(struct fwd *f, const char *why)
+{
+	struct timeval	tv;
+
+	free(f->why);
+	f->why = xstrdup(why);
+	f->connected = 0;
+	if (f->state == FWD_PARKED)
+		return;		/* the deadline stays where it was */
+	f->ctx->parked++;
+	log_debug("forward=%llu %s peer=%s parked: %s",
+	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, why);
+	fwd_enter_state(f, FWD_PARKED);
+	bufferevent_disable(f->in, EV_READ);
+	xtime_tv(FWD_PARK_MS, &tv);
+	evtimer_add(f->deadline, &tv);
+}
+
+/* The first byte arrived (or the target moved): connect onwards. */
 static void
 fwd_open(struct fwd *f)
 {
@@ -285,9 +346,12 @@ fwd_open(struct fwd *f)
 	char			 msg[200];
 	int			 fd, e;
 
-	evtimer_del(f->deadline);
+	if (f->out_failed != NULL) {
+		bufferevent_free(f->out_failed);
+		f->out_failed = NULL;
+	}
 	if ((a = fwd_route(ctx, f->kind, &why)) == NULL) {
-		fwd_refuse(f, why);
+		fwd_park(f, why);
 		return;
 	}
 	if ((e = warm_connect(ctx->r->warm, a, &fd)) != XADDR_OK) {
@@ -295,15 +359,17 @@ fwd_open(struct fwd *f)
 		    f->kind == FWD_MESH ? "appliance" : "next hop",
 		    xaddr_str(a), e == XADDR_E_SYSTEM ? strerror(errno) :
 		    xaddr_strerror(e));
-		fwd_refuse(f, msg);
+		fwd_park(f, msg);
 		return;
 	}
+	evtimer_del(f->deadline);
 	/* The session ends ping through us: silence means a peer is gone. */
 	if (ctx->r->conf.sess.keepalive_ms > 0)
 		xaddr_dead_after(fd, ctx->r->conf.sess.keepalive_ms * 3);
 	if ((f->out = bufferevent_socket_new(ctx->r->d.base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		fatalx("bufferevent_socket_new");
+	free(f->dest);
 	f->dest = xstrdup(xaddr_str(a));
 	bufferevent_setcb(f->out, fwd_readcb, fwd_writecb, fwd_eventcb, f);
 	bufferevent_set_max_single_read(f->out, FWD_CHUNK);
@@ -314,6 +380,30 @@ fwd_open(struct fwd *f)
 	bufferevent_socket_connect(f->out, NULL, 0);
 	log_debug("forward=%llu %s peer=%s -> %s", (unsigned long long)f->id,
 	    fwd_kinds[f->kind], f->peer, f->dest);
+}
+
+/*
+ * Keep a copy of the N bytes about to go out while the far side has not
+ * answered, so a target move can send them to the new place; past
+ * FWD_FIRST_MAX the leg is carrying a stream, not a handshake.
+ */
+static void
+fwd_keep_first(struct fwd *f, struct evbuffer *in, size_t n)
+{
+	uint8_t	buf[FWD_FIRST_MAX];
+
+	if (f->to_in > 0 || f->to_out > FWD_FIRST_MAX) {
+		if (f->first != NULL) {
+			evbuffer_free(f->first);
+			f->first = NULL;
+		}
+		return;
+	}
+	if (f->first == NULL && (f->first = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	if (evbuffer_copyout(in, buf, n) != (ev_ssize_t)n ||
+	    evbuffer_add(f->first, buf, n) != 0)
+		fatalx("fwd_keep_first");
 }
 
 /* Copy what one side has to the other, pausing at the high mark. */
@@ -329,16 +419,24 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 		fwd_open(f);
 		return;
 	}
+	if (f->state == FWD_PARKED)
+		return;				/* held for the target */
 	if (f->state != FWD_OPEN) {
 		evbuffer_drain(in, n);		/* lingering */
 		return;
 	}
 	if (!f->connected)
 		return;				/* held until connected */
-	if (bev == f->in)
+	if (bev == f->in) {
 		f->to_out += n;
-	else
+		fwd_keep_first(f, in, n);
+	} else {
 		f->to_in += n;
+		if (f->first != NULL) {
+			evbuffer_free(f->first);	/* answered */
+			f->first = NULL;
+		}
+	}
 	f->ctx->bytes += n;
 	evbuffer_add_buffer(bufferevent_get_output(dst), in);
 	if (evbuffer_get_length(bufferevent_get_output(dst)) >= FWD_HIGH) {
@@ -394,11 +492,18 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (bev == f->out && !f->connected) {
-		/* Tell the session end, which is waiting for its handshake. */
-		snprintf(msg, sizeof(msg), "%s unreachable: %s",
-		    f->kind == FWD_MESH ? "appliance" : "next hop",
+		/*
+		 * Nothing has gone through yet: park the leg and wait for the
+		 * target to move (freeing this side outside its callback).
+		 */
+		snprintf(msg, sizeof(msg), "%s %s unreachable: %s",
+		    f->kind == FWD_MESH ? "appliance" : "next hop", f->dest,
 		    err != 0 ? strerror(err) : "connect failed");
-		fwd_refuse(f, msg);
+		fwd_side_stop(f->out);
+		f->out_failed = f->out;
+		f->out = NULL;
+		f->out_gone = 0;
+		fwd_park(f, msg);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s side %s%s%s",
@@ -465,6 +570,34 @@ fwd_agent_cb(struct evconnlistener *l, evutil_socket_t fd,
 }
 
 /*
+ * The far side has answered nothing yet and the target moved: drop it,
+ * put what it was sent back in front of the leg's input, and open
+ * again at the new place (or park).
+ */
+static void
+fwd_reroute(struct fwd *f)
+{
+	log_debug("forward=%llu %s peer=%s rerouted from %s",
+	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, f->dest);
+	fwd_side_stop(f->out);
+	if (f->out_failed != NULL)
+		bufferevent_free(f->out_failed);
+	f->out_failed = f->out;		/* not in its callback, but alike */
+	f->out = NULL;
+	f->connected = 0;
+	f->out_gone = 0;
+	f->ctx->bytes -= f->to_out;
+	f->to_out = 0;
+	evbuffer_prepend_buffer(bufferevent_get_input(f->in), f->first);
+	evbuffer_free(f->first);
+	f->first = NULL;
+	bufferevent_setwatermark(f->in, EV_WRITE, 0, 0);
+	f->ctx->rerouted++;
+	fwd_enter_state(f, FWD_WAITING);
+	fwd_open(f);
+}
+
+/*
  * The target moved: a forward whose far side is no longer where its
  * kind should go is closed, so its session end resumes at the new
  * place at once instead of waiting for the move's reset to reach it.
@@ -477,12 +610,25 @@ fwd_retarget(struct fwd_ctx *ctx)
 	const char		*why;
 
 	TAILQ_FOREACH_SAFE(f, &ctx->live, entry, next) {
+		/*
+		 * Still nowhere to go: stay parked until the deadline, so a
+		 * relay in front (moved by the same push) can reroute the leg
+		 * before an ERROR from here reaches the session end.
+		 */
+		if (f->state == FWD_PARKED) {
+			fwd_open(f);
+			continue;
+		}
 		if (f->state != FWD_OPEN)
 			continue;
 		a = fwd_route(ctx, f->kind, &why);
 		if (a != NULL && strcmp(xaddr_str(a), f->dest) == 0)
 			continue;
 		ctx->moved++;
+		if (f->first != NULL && f->to_in == 0) {
+			fwd_reroute(f);
+			continue;
+		}
 		fwd_close(f, "target moved");
 	}
 }
@@ -491,12 +637,14 @@ fwd_retarget(struct fwd_ctx *ctx)
 json_t *
 fwd_json(const struct fwd_ctx *ctx)
 {
-	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "active", (json_int_t)ctx->nlive[FWD_MESH],
 	    "total", (json_int_t)ctx->total[FWD_MESH],
 	    "agent_active", (json_int_t)ctx->nlive[FWD_AGENT],
 	    "agent_total", (json_int_t)ctx->total[FWD_AGENT],
 	    "refused", (json_int_t)ctx->refused,
+	    "parked", (json_int_t)ctx->parked,
+	    "rerouted", (json_int_t)ctx->rerouted,
 	    "moved", (json_int_t)ctx->moved,
 	    "bytes", (json_int_t)ctx->bytes));
 }

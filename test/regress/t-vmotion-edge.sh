@@ -29,7 +29,8 @@ epoch_of() {
 }
 
 cl_start
-cl_traffic_start 16
+# Long enough to outlast every phase below on a slow machine.
+cl_traffic_start 30
 
 log "during setup"
 cl_app_migrate 2

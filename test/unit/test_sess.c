@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -517,6 +518,20 @@ world_start(struct world *w)
 	    &w->cl);
 	w->sv.ctx = sess_ctx_new(w->base, SESS_SERVER, &w->conf, &t_ops,
 	    &w->sv);
+	assert_non_null(w->cl.ctx);
+	assert_non_null(w->sv.ctx);
+}
+
+/* Both contexts as world_start(), but each with its own replay_max. */
+static void
+world_start_split(struct world *w, size_t cl_replay, size_t sv_replay)
+{
+	struct sess_conf	c = w->conf;
+
+	c.replay_max = cl_replay;
+	w->cl.ctx = sess_ctx_new(w->base, SESS_CLIENT, &c, &t_ops, &w->cl);
+	c.replay_max = sv_replay;
+	w->sv.ctx = sess_ctx_new(w->base, SESS_SERVER, &c, &t_ops, &w->sv);
 	assert_non_null(w->cl.ctx);
 	assert_non_null(w->sv.ctx);
 }
@@ -1661,6 +1676,371 @@ test_break_before_welcome(void **state)
 	assert_int_equal(w->connects, 2);
 }
 
+/*
+ * The target moves: a leg up to the same address (or with no route
+ * known) is kept; one up to another address goes at once, saying
+ * where to, and the session resumes without waiting for a backoff.
+ */
+static void
+test_retarget(void **state)
+{
+	struct world	*w = *state;
+	char		 buf[128];
+	size_t		 n = MIB;
+	long long	 t0;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, 111);
+	flow_init(&w->down, n, 112);
+	w->up.stop = w->down.stop = n / 4;
+	WAIT(w, w->up.rd == n / 4 && w->down.rd == n / 4);
+	/* The leg is named by what ops->connect said. */
+	assert_string_equal(jstr(w->cl.s, "leg", buf, sizeof(buf)),
+	    "test-target");
+
+	/* Same place, or nowhere known: the up leg stays. */
+	sess_ctx_retarget(w->cl.ctx, "test-target");
+	assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
+	sess_ctx_retarget(w->cl.ctx, NULL);
+	assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
+	w->up.stop = w->down.stop = n / 2;
+	WAIT(w, w->up.rd == n / 2 && w->down.rd == n / 2);
+	world_idle(w, 30);
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	assert_int_equal(w->calls, 1);
+	assert_int_equal(w->connects, 1);
+
+	/* Elsewhere: detached now, with the reason, and back at once. */
+	t0 = now_ms();
+	sess_ctx_retarget(w->cl.ctx, "10.9.8.7:4433");
+	assert_int_equal(w->cl.n_detached, 1);
+	assert_string_equal(w->cl.why_detached,
+	    "target moved to 10.9.8.7:4433");
+	assert_int_equal(sess_state(w->cl.s), SESS_DETACHED);
+	assert_string_equal(jstr(w->cl.s, "why", buf, sizeof(buf)),
+	    "target moved to 10.9.8.7:4433");
+	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
+	if (now_ms() - t0 >= 150)
+		fail_msg("resumed %lld ms after the retarget", now_ms() - t0);
+	assert_int_equal(w->connects, 2);
+	assert_string_equal(w->cl.why_resumed, "test-target");
+	assert_int_equal(jint(w->cl.s, "resumes"), 1);
+
+	/* The new leg goes where the target is now: it stays. */
+	sess_ctx_retarget(w->cl.ctx, "test-target");
+	w->up.stop = w->down.stop = n;
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	world_idle(w, 30);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->cl.n_detached, 1);
+	assert_int_equal(w->connects, 2);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(w->refusals, 0);
+}
+
+/*
+ * A leg still in handshake goes on any retarget, even to the address
+ * it was going to or with no route known, and the session tries the
+ * new target at once, however far its backoff had grown.
+ */
+static void
+test_retarget_handshake(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct frame_hdr	 h;
+	uint8_t			 p[PROTO_HANDSHAKE_MAX];
+	char			 buf[128];
+	long long		 t0;
+	int			 k;
+
+	world_start(w);
+	w->fake = 1;
+	/* Failed tries first (0, 25, 50, 100 ms): the backoff grows. */
+	w->no_target = 1;
+	world_guest(w);
+	WAIT(w, w->calls >= 4);
+	w->no_target = 0;
+	for (k = 1; k <= 2; k++) {
+		WAIT(w, w->connects == k);
+		rogue_attach(&r, w->fake_fd);
+		WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+		assert_int_equal(h.type, PROTO_HELLO);
+		assert_int_equal(sess_state(w->cl.s), SESS_HANDSHAKE);
+
+		t0 = now_ms();
+		sess_ctx_retarget(w->cl.ctx, k == 1 ? NULL : "fake-server");
+		/* Never opened: connecting again, and it says why. */
+		assert_int_equal(sess_state(w->cl.s), SESS_CONNECTING);
+		assert_string_equal(jstr(w->cl.s, "why", buf, sizeof(buf)),
+		    "target changed during handshake");
+		WAIT(w, rogue_closed(&r));
+		rogue_free(&r);
+		WAIT(w, w->connects == k + 1);
+		if (now_ms() - t0 >= 150)
+			fail_msg("retarget %d: next leg %lld ms later", k,
+			    now_ms() - t0);
+	}
+	/* It was never up, so it never detached. */
+	assert_int_equal(w->cl.n_detached + w->cl.n_closed, 0);
+}
+
+/*
+ * A vMotion-style reset drops the legs whose peer names start with
+ * the prefix, with a reset rather than a FIN, and leaves the others;
+ * their sessions detach with the reason given and resume.
+ */
+static void
+test_reset_legs(void **state)
+{
+	struct world	*w = *state;
+	struct rogue	 r;
+	struct linger	 l;
+	socklen_t	 len;
+	size_t		 n = MIB;
+	int		 sdet;
+
+	/* A leaked handshake slot would refuse the last resume. */
+	w->conf.max_pending = 1;
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, 121);
+	flow_init(&w->down, n, 122);
+	w->up.stop = w->down.stop = n / 4;
+	WAIT(w, w->up.rd == n / 4 && w->down.rd == n / 4);
+
+	/* No leg by these names (the server's is "test-leg"). */
+	assert_int_equal(sess_ctx_reset_legs(w->cl.ctx, "test-leg", "x"), 0);
+	assert_int_equal(sess_ctx_reset_legs(w->cl.ctx, "test-target-2",
+	    "x"), 0);
+	assert_int_equal(sess_ctx_reset_legs(w->sv.ctx, "test-target", "x"),
+	    0);
+	world_idle(w, 30);
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
+	assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
+	assert_int_equal(w->connects, 1);
+
+	/* The client's leg, by prefix: detached now, then resumed. */
+	assert_int_equal(sess_ctx_reset_legs(w->cl.ctx, "test-",
+	    "vMotion reset (test)"), 1);
+	assert_int_equal(w->cl.n_detached, 1);
+	assert_string_equal(w->cl.why_detached, "vMotion reset (test)");
+	assert_int_equal(sess_state(w->cl.s), SESS_DETACHED);
+	/* The socket closes from the reaper; it is set to reset. */
+	len = sizeof(l);
+	assert_int_equal(getsockopt(w->cleg, SOL_SOCKET, SO_LINGER, &l, &len),
+	    0);
+	assert_int_equal(l.l_onoff, 1);
+	assert_int_equal(l.l_linger, 0);
+	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
+	assert_int_equal(w->connects, 2);
+	w->up.stop = w->down.stop = n / 2;
+	WAIT(w, w->up.rd == n / 2 && w->down.rd == n / 2);
+
+	/* Every leg of the server's. */
+	sdet = w->sv.n_detached;
+	assert_int_equal(sess_ctx_reset_legs(w->sv.ctx, NULL,
+	    "all reset (test)"), 1);
+	assert_int_equal(w->sv.n_detached, sdet + 1);
+	assert_string_equal(w->sv.why_detached, "all reset (test)");
+	assert_int_equal(sess_state(w->sv.s), SESS_DETACHED);
+	len = sizeof(l);
+	assert_int_equal(getsockopt(w->sleg, SOL_SOCKET, SO_LINGER, &l, &len),
+	    0);
+	assert_int_equal(l.l_onoff, 1);
+	assert_int_equal(l.l_linger, 0);
+	WAIT(w, w->cl.n_resumed == 2 && w->sv.n_resumed == 2);
+	assert_int_equal(w->connects, 3);
+
+	/* A leg still in handshake goes too; the session's stays. */
+	rogue_open(w, &r, "rogue-pending");
+	world_idle(w, 20);
+	sdet = w->sv.n_detached;
+	assert_int_equal(sess_ctx_reset_legs(w->sv.ctx, "rogue-", "x"), 1);
+	WAIT(w, rogue_closed(&r));
+	rogue_free(&r);
+	world_idle(w, 20);
+	assert_int_equal(w->sv.n_detached, sdet);
+	assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
+	assert_int_equal(w->cl.n_detached, 2);
+
+	/* Its handshake slot came back: one more resume gets through. */
+	assert_int_equal(sess_ctx_reset_legs(w->cl.ctx, NULL, "again (test)"),
+	    1);
+	WAIT(w, w->cl.n_resumed == 3 && w->sv.n_resumed == 3);
+	assert_int_equal(w->refusals, 0);
+	w->up.stop = w->down.stop = n;
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	world_idle(w, 30);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(w->connects, 4);
+}
+
+/*
+ * Resume counters: what a resume had to send again is what the sender
+ * did send twice, and the context totals add the resumes up.
+ */
+static void
+test_resume_stats(void **state)
+{
+	struct world	*w = *state;
+	struct sess_ctx	*ctxs[2];
+	size_t		 n = 3 * MIB;
+	long long	 cms[3], sms[3], held;
+	uint64_t	 replay1;
+	int		 i, k, sdet;
+
+	/*
+	 * A receiver with the smaller window pauses its leg for a backend
+	 * that does not read, so bytes are in flight when the leg breaks.
+	 */
+	world_start_split(w, MIB, 128 * 1024);
+	world_open(w);
+	w->watch_in = 1;
+	ctxs[0] = w->cl.ctx;
+	ctxs[1] = w->sv.ctx;
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(jstat(ctxs[i], "resumes"), 0);
+		assert_int_equal(jstat(ctxs[i], "replayed_bytes"), 0);
+		assert_int_equal(jstat(ctxs[i], "resume_ms_max"), 0);
+		assert_int_equal(jstat(ctxs[i], "resume_ms_avg"), 0);
+	}
+	flow_init(&w->up, n, 131);
+	flow_init(&w->down, 100000, 132);
+	w->up.rpause = 1;
+	WAIT(w, flow_done(&w->down) &&
+	    jint(w->cl.s, "unacked_out") == (long long)MIB);
+	world_idle(w, 100);
+	/*
+	 * The receiver's own cap holds against the larger window: it
+	 * stops reading once past replay_max and a frame, so at most one
+	 * more frame can land.
+	 */
+	if (w->max_unacked_in > 128 * 1024 + 2 * PROTO_DATA_MAX)
+		fail_msg("unacked_in peaked at %lld", w->max_unacked_in);
+
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
+	if (w->cl.resume_replay == 0 || w->cl.resume_replay > MIB)
+		fail_msg("client resume replay %" PRIu64,
+		    w->cl.resume_replay);
+	assert_int_equal(w->sv.resume_replay, 0);	/* guest had all */
+	assert_int_equal(jstat(w->cl.ctx, "resumes"), 1);
+	assert_int_equal(jstat(w->cl.ctx, "replayed_bytes"),
+	    w->cl.resume_replay);
+	assert_int_equal(jstat(w->cl.ctx, "resume_ms_max"), w->cl.resume_ms);
+	assert_int_equal(jstat(w->cl.ctx, "resume_ms_avg"), w->cl.resume_ms);
+	assert_int_equal(jstat(w->sv.ctx, "resumes"), 1);
+	assert_int_equal(jstat(w->sv.ctx, "replayed_bytes"), 0);
+	assert_int_equal(jstat(w->sv.ctx, "resume_ms_max"), w->sv.resume_ms);
+
+	/* Exactly those bytes went again, and arrived once. */
+	w->up.rpause = 0;
+	WAIT(w, flow_done(&w->up));
+	world_idle(w, 20);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(jint(w->cl.s, "replayed"), w->cl.resume_replay);
+	assert_int_equal(jint(w->sv.s, "replayed"), 0);
+
+	/*
+	 * Idle breaks held off 100 ms, then 10 ms: nothing is sent again,
+	 * and the maximum is the middle one, the mean that of all three.
+	 */
+	replay1 = w->cl.resume_replay;
+	cms[0] = w->cl.resume_ms;
+	sms[0] = w->sv.resume_ms;
+	for (k = 1; k <= 2; k++) {
+		held = k == 1 ? 100 : 10;
+		sdet = w->sv.n_detached;
+		w->no_target = 1;
+		assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+		WAIT(w, w->cl.n_detached == k + 1 &&
+		    w->sv.n_detached == sdet + 1);
+		world_idle(w, held);
+		w->no_target = 0;
+		WAIT(w, w->cl.n_resumed == k + 1 && w->sv.n_resumed == k + 1);
+		cms[k] = w->cl.resume_ms;
+		sms[k] = w->sv.resume_ms;
+		assert_true(cms[k] >= held && sms[k] >= held);
+		assert_int_equal(w->cl.resume_replay, 0);
+		assert_int_equal(w->sv.resume_replay, 0);
+	}
+	/* Retries at 0, 25, 75, 175 ms (+-25%) against 0, 25: ordered. */
+	assert_true(cms[1] > cms[2] && cms[1] > cms[0]);
+	assert_int_equal(jstat(w->cl.ctx, "resumes"), 3);
+	assert_int_equal(jstat(w->cl.ctx, "replayed_bytes"), replay1);
+	assert_int_equal(jstat(w->cl.ctx, "resume_ms_max"), cms[1]);
+	assert_int_equal(jstat(w->cl.ctx, "resume_ms_avg"),
+	    (cms[0] + cms[1] + cms[2]) / 3);
+	assert_int_equal(jstat(w->sv.ctx, "resumes"), 3);
+	assert_int_equal(jstat(w->sv.ctx, "replayed_bytes"), 0);
+	assert_int_equal(jstat(w->sv.ctx, "resume_ms_max"),
+	    sms[0] > sms[1] ? (sms[0] > sms[2] ? sms[0] : sms[2]) :
+	    (sms[1] > sms[2] ? sms[1] : sms[2]));
+	assert_int_equal(jstat(w->sv.ctx, "resume_ms_avg"),
+	    (sms[0] + sms[1] + sms[2]) / 3);
+	assert_int_equal(jint(w->cl.s, "resumes"), 3);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+}
+
+/*
+ * The receive window is the replay cap, not a fixed 256 KiB: for a
+ * backend that reads nothing the receiver still takes the sender's
+ * whole window off the leg, and then the sender stops reading its
+ * guest; the receiver never holds more than replay_max and one frame.
+ */
+static void
+test_recv_window(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 4 * MIB;
+	long long	 out;
+	size_t		 wr;
+
+	w->conf.replay_max = MIB;
+	world_start(w);
+	w->check_cap = 1;
+	world_open(w);
+	w->watch_in = 1;
+	flow_init(&w->up, n, 141);
+	w->up.rpause = 1;
+	WAIT(w, jint(w->sv.s, "unacked_in") >= (long long)MIB);
+	WAIT(w, jint(w->cl.s, "unacked_out") == (long long)MIB);
+	world_idle(w, 50);
+
+	/* The sender's replay is full: it reads its guest no further. */
+	wr = w->up.wr;
+	out = jint(w->cl.s, "bytes_out");
+	world_idle(w, 200);
+	assert_int_equal(w->up.wr, wr);
+	assert_int_equal(jint(w->cl.s, "bytes_out"), out);
+	assert_true(w->up.wr < n);
+	assert_int_equal(w->up.rd, 0);
+	/* All it sent is queued for the backend, and no more. */
+	assert_int_equal(jint(w->sv.s, "unacked_in"), MIB);
+	if (w->max_unacked_in <= 256 * 1024 + PROTO_DATA_MAX ||
+	    w->max_unacked_in > (long long)(MIB + PROTO_DATA_MAX))
+		fail_msg("unacked_in peaked at %lld", w->max_unacked_in);
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+
+	/* The backend reads again: all of it arrives, once. */
+	w->up.rpause = 0;
+	WAIT(w, flow_done(&w->up));
+	world_idle(w, 20);
+	flow_check(&w->up, "guest -> backend");
+	if (w->max_unacked_in > (long long)(MIB + PROTO_DATA_MAX))
+		fail_msg("unacked_in peaked at %lld", w->max_unacked_in);
+	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	assert_int_equal(w->connects, 1);
+}
+
 int
 main(void)
 {
@@ -1703,6 +2083,16 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_resume_fin_undelivered,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_backend, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_retarget, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_retarget_handshake, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reset_legs, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resume_stats, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_recv_window, setup,
 		    teardown),
 	};
 
