@@ -120,7 +120,7 @@ struct sess {
 	struct evbuffer		*unsent;
 	uint64_t		 read_off;
 	uint64_t		 acked_off;
-	uint64_t		 win_off;	/* peer's last ACK: window base */
+	uint64_t		 win_off;	/* peer's last ACK: window */
 	uint64_t		 sent_off;
 	uint64_t		 sent_max;
 	uint64_t		 replayed;
