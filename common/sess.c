@@ -2141,6 +2141,7 @@ sess_json(const struct sess *s)
 		    json_integer(xtime_mono_ms() - s->detached_ms));
 		json_object_set_new(o, "why", s->why != NULL ?
 		    json_string(s->why) : json_null());
-	}
+	} else if (s->why != NULL)	/* a new leg in handshake: why again */
+		json_object_set_new(o, "why", json_string(s->why));
 	return (o);
 }

@@ -59,5 +59,6 @@ wait_sock "$T/relayE.sock"
 traffic E 8 --sessions 1 --bytes 1K --timeout 2 >/dev/null &&
     fail "a session opened with no appliance"
 "$BINDIR/vrelay" sessions --status "$T/relayE.sock" --json |
-    grep -q 'appliance unreachable' || fail "ingress not told why"
+    grep -q "appliance [^ ]* unreachable" || fail "ingress not told why: \
+    $("$BINDIR/vrelay" sessions --status "$T/relayE.sock" --json)"
 exit 0
