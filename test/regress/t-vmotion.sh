@@ -26,6 +26,12 @@ sent=$(echo "$s" | json_get bytes_sent)
 # Every containerVM migration reset its agent's legs, and the agents
 # resumed them: a migration that did nothing would pass the checks above.
 D=$(ls -d "$T"/vrelay-demo.*)
+# The cluster's daemons log there, not in $T: sanitizer reports too.
+if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$D"/*.log \
+    >/dev/null 2>&1; then
+	fail "sanitizer report in $(grep -l -E \
+	    'ERROR: (Address|Leak)Sanitizer|runtime error:' "$D"/*.log)"
+fi
 grep -q 'migrated from' "$D"/cvm*.log || fail "no containerVM migrated"
 grep -q 'session-resumed' "$D"/cvm*.log || fail "no agent session resumed"
 grep -q 'session-resumed' "$D"/relay-h*.log ||

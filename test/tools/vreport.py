@@ -24,8 +24,9 @@ sha256_in (the two ends must agree on every byte); 0 otherwise.  With
 plot draws with gnuplot (pngcairo, else png): x is seconds since the
 first timeline sample, one thin line per session (its receive rate in
 MB/s, 10^6 bytes, over 250 ms bins, left axis), a bold total (right
-axis), vertical lines at appliance and containerVM migrations, "e=N" at
-the top for each epoch, and relay/locator down/up marks at the bottom.
+axis), vertical lines at appliance and containerVM migrations, the
+appliance host of each new epoch at the top ("e:h3", or "e=N" if the
+event names no host), and relay/locator down/up marks at the bottom.
 
 Exit status 2: bad usage or input (the message names file and line),
 or gnuplot missing or failing.
@@ -73,6 +74,12 @@ COLOUR = {"total": "#000000", "appliance": "#d62728", "cvm": "#1f77b4",
 class InputError(Exception):
     """Bad input; the message names the file and line."""
 
+
+
+def epoch_label(e):
+    """A published epoch's label: where it sends legs (epochs are
+    wall-clock ms, too long to read on a plot)."""
+    return "e:%s" % e["name"] if e.get("name") else "e=%s" % e.get("epoch", "?")
 
 def die(status, msg):
     """Print msg on stderr and exit with status."""
@@ -324,7 +331,7 @@ def plot(timeline_path, events_path, out, title=None):
                 # Alternate two rows so close epochs stay readable.
                 gp.append("set label %s at first %.3f, graph 1 offset 0,%s"
                           " center tc rgb '%s' front"
-                          % (gp_str("e=%s" % e.get("epoch", "?")), ex,
+                          % (gp_str(epoch_label(e)), ex,
                              "1.8" if stagger % 2 else "0.7",
                              COLOUR["epoch"]))
                 stagger += 1
