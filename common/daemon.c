@@ -133,6 +133,25 @@ daemon_leg(struct daemon *d, int fd, const struct xaddr *a,
 	return (bev);
 }
 
+/*
+ * The client end of a session for the accepted connection FD (PEER in
+ * logs) of a guest identified by HOST, CID and PORT; refused, FD
+ * closed and NULL returned, once LIMIT sessions exist.
+ */
+struct sess *
+daemon_client(struct daemon *d, int fd, const char *peer, long long limit,
+    const char *host, uint32_t cid, uint32_t port)
+{
+	if (sess_ctx_count(d->sessions) >= (size_t)limit) {
+		log_warnx("guest=%s refused: session limit %lld reached",
+		    peer, limit);
+		close(fd);
+		return (NULL);
+	}
+	xaddr_tune(fd);
+	return (sess_client_new(d->sessions, fd, host, cid, port));
+}
+
 /* Listen on A into *LP; an xaddr code (errno set on XADDR_E_SYSTEM). */
 int
 daemon_listen_on(struct daemon *d, const struct xaddr *a,

@@ -181,17 +181,9 @@ guest_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	struct xaddr_peer	 peer;
 
 	xaddr_peer_describe(sa, salen, &peer);
-	if (sess_ctx_count(g->d.sessions) >=
-	    (size_t)g->conf.sess.max_sessions) {
-		log_warnx("local=%s refused: session limit %lld reached",
-		    peer.str, g->conf.sess.max_sessions);
-		close(fd);
-		return;
-	}
-	g->accepted++;
-	xaddr_tune(fd);
-	sess_client_new(g->d.sessions, fd, g->conf.name, xaddr_vsock_cid(),
-	    0);
+	if (daemon_client(&g->d, fd, peer.str, g->conf.sess.max_sessions,
+	    g->conf.name, xaddr_vsock_cid(), 0) != NULL)
+		g->accepted++;
 }
 
 /* vguest run: configure, listen, loop, tear down. */

@@ -80,6 +80,9 @@ struct evconnlistener *daemon_listen(struct daemon *, const char *,
 /* A client leg on FD connecting to A, for sess_ops.connect. */
 struct bufferevent *daemon_leg(struct daemon *, int, const struct xaddr *,
 	    const char **);
+/* A client session for an accepted guest, unless at the limit. */
+struct sess *daemon_client(struct daemon *, int, const char *, long long,
+	    const char *, uint32_t, uint32_t);
 /* Emulated vSocket {dir, cid} for status, or JSON null (new ref). */
 json_t	*daemon_vsock_json(void);
 /* Listen on an address; an xaddr code, errno set on XADDR_E_SYSTEM. */

@@ -77,14 +77,7 @@ ingress_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 			return;
 		}
 	}
-	if (sess_ctx_count(r->d.sessions) >=
-	    (size_t)r->conf.sess.max_sessions) {
-		log_warnx("guest=%s refused: session limit %lld reached",
-		    peer.str, r->conf.sess.max_sessions);
-		close(fd);
-		return;
-	}
-	r->accepted++;
-	xaddr_tune(fd);
-	sess_client_new(r->d.sessions, fd, r->conf.host, peer.cid, peer.port);
+	if (daemon_client(&r->d, fd, peer.str, r->conf.sess.max_sessions,
+	    r->conf.host, peer.cid, peer.port) != NULL)
+		r->accepted++;
 }

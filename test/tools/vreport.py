@@ -87,23 +87,30 @@ def die(status, msg):
     sys.exit(status)
 
 
-def read_jsonl(path):
-    """Yield (line number, object) for each non-blank line of path."""
+def input_lines(path):
+    """Yield (line number, line) of path; a file that cannot be read is
+    an InputError naming it."""
     try:
         f = open(path, encoding="utf-8")
     except OSError as e:
         raise InputError("%s: %s" % (path, e.strerror))
     with f:
         for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                raise InputError("%s:%d: bad JSON: %s" % (path, n, e))
-            if not isinstance(obj, dict):
-                raise InputError("%s:%d: not a JSON object" % (path, n))
-            yield n, obj
+            yield n, line
+
+
+def read_jsonl(path):
+    """Yield (line number, object) for each non-blank line of path."""
+    for n, line in input_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise InputError("%s:%d: bad JSON: %s" % (path, n, e))
+        if not isinstance(obj, dict):
+            raise InputError("%s:%d: not a JSON object" % (path, n))
+        yield n, obj
 
 
 def field(obj, key, kind, where, default=None):
@@ -197,24 +204,19 @@ def load_events(path):
 def load_timeline(path):
     """The timeline as a list of (t_ms, (label, session), rx_bytes)."""
     out = []
-    try:
-        f = open(path, encoding="utf-8")
-    except OSError as e:
-        raise InputError("%s: %s" % (path, e.strerror))
-    with f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split(",")
-            try:
-                if len(parts) != 4:
-                    raise ValueError
-                t, rx = int(parts[0]), int(parts[3])
-            except ValueError:
-                raise InputError("%s:%d: want t_ms,label,session,rx_bytes:"
-                                 " %r" % (path, n, line))
-            out.append((t, (parts[1], parts[2]), rx))
+    for n, line in input_lines(path):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split(",")
+        try:
+            if len(parts) != 4:
+                raise ValueError
+            t, rx = int(parts[0]), int(parts[3])
+        except ValueError:
+            raise InputError("%s:%d: want t_ms,label,session,rx_bytes:"
+                             " %r" % (path, n, line))
+        out.append((t, (parts[1], parts[2]), rx))
     return out
 
 
