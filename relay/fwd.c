@@ -452,12 +452,12 @@ fwd_writecb(struct bufferevent *bev, void *arg)
 	struct fwd		*f = arg;
 	struct bufferevent	*src = bev == f->in ? f->out : f->in;
 
-	if (f->state != FWD_OPEN) {
+	if (f->state == FWD_CLOSING) {
 		fwd_side_flushed(f, bev);
 		return;
 	}
-	if (!f->connected)
-		return;
+	if (f->state != FWD_OPEN || !f->connected)
+		return;			/* parked: the far side comes later */
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_enable(src, EV_READ);
 }
