@@ -53,7 +53,7 @@ static uint32_t	 xaddr_emu_seq;		/* connector counter */
 static int	xaddr_decimal(const char *, size_t, uint32_t, uint32_t,
 		    uint32_t *);
 static int	xaddr_hostchars(const char *, size_t, int);
-static int	xaddr_parse_tcp(const char *, struct xaddr *);
+static int	xaddr_parse_tcp(const char *, struct xaddr *, int);
 static int	xaddr_parse_unix(const char *, struct xaddr *);
 static int	xaddr_parse_vsock(const char *, struct xaddr *);
 static int	xaddr_inet_str(const struct sockaddr *, char *, size_t);
@@ -212,9 +212,12 @@ xaddr_tcp_split(const char *s, char *host, uint32_t *port, int *v6)
 	return (XADDR_OK);
 }
 
-/* tcp://HOST:PORT, resolved now (blocking for a name). */
+/*
+ * tcp://HOST:PORT, resolved now (blocking for a name), or with NUMERIC
+ * only a numeric HOST (XADDR_E_RESOLVE for a name, never waiting).
+ */
 static int
-xaddr_parse_tcp(const char *s, struct xaddr *xa)
+xaddr_parse_tcp(const char *s, struct xaddr *xa, int numeric)
 {
 	struct addrinfo	 hints, *res = NULL;
 	char		 host[XADDR_MAXHOST + 1], serv[16];
@@ -228,7 +231,8 @@ xaddr_parse_tcp(const char *s, struct xaddr *xa)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = v6 ? AF_INET6 : AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (v6 ? AI_NUMERICHOST : 0);
+	hints.ai_flags = AI_NUMERICSERV |
+	    (v6 || numeric ? AI_NUMERICHOST : 0);
 	if ((error = getaddrinfo(host, serv, &hints, &res)) != 0) {
 		if (v6)
 			return (XADDR_E_SYNTAX);	/* bad IPv6 literal */
@@ -321,9 +325,9 @@ xaddr_check(const char *s)
 	return (rv);
 }
 
-/* Turn configuration or command-line text into an address. */
-int
-xaddr_parse(const char *s, struct xaddr **out)
+/* Parse S; NUMERIC refuses tcp host names rather than resolve them. */
+static int
+xaddr_parse_any(const char *s, struct xaddr **out, int numeric)
 {
 	struct xaddr	*xa;
 	int		 rv;
@@ -334,7 +338,7 @@ xaddr_parse(const char *s, struct xaddr **out)
 	xa = xcalloc(1, sizeof(*xa));
 	if (strncmp(s, "tcp://", 6) == 0) {
 		xa->type = XADDR_TCP;
-		rv = xaddr_parse_tcp(s + 6, xa);
+		rv = xaddr_parse_tcp(s + 6, xa, numeric);
 	} else if (strncmp(s, "unix:", 5) == 0) {
 		xa->type = XADDR_UNIX;
 		rv = xaddr_parse_unix(s + 5, xa);
@@ -349,6 +353,23 @@ xaddr_parse(const char *s, struct xaddr **out)
 	}
 	*out = xa;
 	return (XADDR_OK);
+}
+
+/* Turn configuration or command-line text into an address. */
+int
+xaddr_parse(const char *s, struct xaddr **out)
+{
+	return (xaddr_parse_any(s, out, 0));
+}
+
+/*
+ * The same without name lookups, for addresses a peer sent, which the
+ * event loop must not wait on: a tcp host name is XADDR_E_RESOLVE.
+ */
+int
+xaddr_parse_numeric(const char *s, struct xaddr **out)
+{
+	return (xaddr_parse_any(s, out, 1));
 }
 
 /* Release an address; NULL is fine. */

@@ -54,6 +54,8 @@ const char	*xaddr_strerror(int);
 
 /* Parse (and for tcp resolve, blocking) STR into a new address. */
 int		 xaddr_parse(const char *, struct xaddr **);
+/* The same, but a tcp host name is refused, never looked up. */
+int		 xaddr_parse_numeric(const char *, struct xaddr **);
 /* Syntax only: never resolves a name (for addresses from peers). */
 int		 xaddr_check(const char *);
 void		 xaddr_free(struct xaddr *);

@@ -168,8 +168,9 @@ warm_hint(struct warm *w, const char *host, const char *relay, size_t want)
 	if (want == 0 || strcmp(host, w->r->conf.host) == 0)
 		return (0);	/* nothing to move, or local delivery */
 	if ((a = target_mesh(w->r->target, host)) == NULL) {
+		/* Best effort: never wait on a name lookup here. */
 		if (*relay == '\0' ||
-		    xaddr_parse(relay, &parsed) != XADDR_OK)
+		    xaddr_parse_numeric(relay, &parsed) != XADDR_OK)
 			return (0);
 		a = parsed;
 	}

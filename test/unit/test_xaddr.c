@@ -298,7 +298,10 @@ test_parse_bad(void **state)
 	assert_null(xa);
 }
 
-/* Host names resolve at parse time; the canonical text is numeric. */
+/*
+ * Host names resolve at parse time; the canonical text is numeric.
+ * xaddr_parse_numeric() refuses them instead.
+ */
 static void
 test_parse_hostname(void **state)
 {
@@ -318,6 +321,24 @@ test_parse_hostname(void **state)
 	assert_int_equal(xaddr_parse("tcp://nonexistent.invalid:80", &xa),
 	    XADDR_E_RESOLVE);
 	assert_null(xa);
+
+	/* Numeric only: a name (even one that resolves) is never looked up. */
+	xa = (struct xaddr *)&xa;
+	assert_int_equal(xaddr_parse_numeric("tcp://localhost:7000", &xa),
+	    XADDR_E_RESOLVE);
+	assert_null(xa);
+	assert_int_equal(xaddr_parse_numeric("tcp://10.0.0.1:7", &xa),
+	    XADDR_OK);
+	assert_string_equal(xaddr_str(xa), "tcp://10.0.0.1:7");
+	xaddr_free(xa);
+	assert_int_equal(xaddr_parse_numeric("tcp://[::1]:7", &xa), XADDR_OK);
+	assert_string_equal(xaddr_str(xa), "tcp://[::1]:7");
+	xaddr_free(xa);
+	assert_int_equal(xaddr_parse_numeric("vsock://3:1024", &xa),
+	    XADDR_OK);
+	xaddr_free(xa);
+	assert_int_equal(xaddr_parse_numeric("tcp://10.0.0.1", &xa),
+	    XADDR_E_SYNTAX);
 }
 
 /* unix paths must fit sun_path including the terminating NUL. */
