@@ -55,54 +55,74 @@ cl_wait_sock() {
 	cl_die "$1 did not appear"
 }
 
-# Hosts as namespaces on a bridge, or loopback addresses.
-cl_net() {
-	local i ns id=$(( $$ % 250 + 1 ))
-	CL_LOCIP=
-	if [ "${VRELAY_NETNS:-1}" != 0 ] && [ "$(id -u)" = 0 ] &&
-	    command -v ip >/dev/null && ip netns add "vr$$-probe" 2>/dev/null
-	then
-		ip netns del "vr$$-probe"
-		CL_BR="vrb$$"
-		if ip link add "$CL_BR" type bridge 2>/dev/null &&
-		    ip addr add "10.213.$id.1/24" dev "$CL_BR" &&
-		    ip link set "$CL_BR" up; then
-			CL_LOCIP=10.213.$id.1
-		else
-			ip link del "$CL_BR" 2>/dev/null
-			CL_BR=
-		fi
-	fi
+# Hosts as network namespaces on a bridge: nonzero if the machine does
+# not allow it (not root, no iproute2, no netns) or if TCP between two of
+# them does not pass (a firewall that filters bridged traffic).
+cl_net_ns() {
+	local i ns id=$1
+	[ "${VRELAY_NETNS:-1}" != 0 ] && [ "$(id -u)" = 0 ] &&
+	    command -v ip >/dev/null || return 1
+	CL_BR="vrb$$"
+	ip link add "$CL_BR" type bridge 2>/dev/null || { CL_BR=; return 1; }
+	ip addr add "10.213.$id.1/24" dev "$CL_BR" &&
+	    ip link set "$CL_BR" up || return 1
 	for i in $(seq 1 "$HOSTS"); do
-		if [ -n "$CL_LOCIP" ]; then
-			ns="vr$$-h$i"
-			ip netns add "$ns" &&
-			    ip link add "vr$$h$i" type veth peer name eth0 \
-			    netns "$ns" &&
-			    ip link set "vr$$h$i" master "$CL_BR" up &&
-			    ip -n "$ns" addr add "10.213.$id.$((10 + i))/24" \
-			    dev eth0 && ip -n "$ns" link set eth0 up &&
-			    ip -n "$ns" link set lo up ||
-			    cl_die "network namespace $ns"
-			CL_NS="$CL_NS $ns"
-			eval "CL_IP_$i=10.213.$id.$((10 + i))"
-			eval "CL_EXEC_$i='ip netns exec $ns'"
-		else
-			eval "CL_IP_$i=127.$((100 + id % 100)).$id.$((10 + i))"
-			eval "CL_EXEC_$i="
-		fi
+		ns="vr$$-h$i"
+		ip netns add "$ns" 2>/dev/null || return 1
+		CL_NS="$CL_NS $ns"
+		ip link add "vr$$h$i" type veth peer name eth0 netns "$ns" &&
+		    ip link set "vr$$h$i" master "$CL_BR" up &&
+		    ip -n "$ns" addr add "10.213.$id.$((10 + i))/24" dev eth0 &&
+		    ip -n "$ns" link set eth0 up &&
+		    ip -n "$ns" link set lo up || return 1
 	done
-	if [ -n "$CL_LOCIP" ]; then
+	[ "$HOSTS" -lt 2 ] && return 0
+	# One connection from h1's namespace to h2's.
+	ip netns exec "vr$$-h2" python3 -c 'import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], 7)); s.listen(1); s.settimeout(3)
+s.accept()' "10.213.$id.12" 2>/dev/null &
+	local lp=$!
+	sleep 0.2
+	ip netns exec "vr$$-h1" python3 -c 'import socket, sys
+socket.create_connection((sys.argv[1], 7), 2)' "10.213.$id.12" 2>/dev/null
+	local ok=$?
+	wait "$lp" 2>/dev/null || ok=1
+	return $ok
+}
+
+# Remove the namespaces and the bridge.
+cl_net_down() {
+	local ns
+	for ns in $CL_NS; do ip netns del "$ns" 2>/dev/null; done
+	CL_NS=""
+	[ -n "$CL_BR" ] && ip link del "$CL_BR" 2>/dev/null
+	CL_BR=""
+}
+
+# Hosts as namespaces on a bridge, or else loopback addresses.
+cl_net() {
+	local i id=$(( $$ % 250 + 1 ))
+	if cl_net_ns "$id"; then
+		CL_LOCIP=10.213.$id.1
 		CL_NETMODE="network namespaces on bridge $CL_BR"
-	else
-		CL_LOCIP=127.$((100 + id % 100)).$id.1
-		CL_NETMODE="loopback addresses"
+		for i in $(seq 1 "$HOSTS"); do
+			eval "CL_IP_$i=10.213.$id.$((10 + i))"
+			eval "CL_EXEC_$i='ip netns exec vr$$-h$i'"
+		done
+		return
 	fi
+	cl_net_down
+	CL_LOCIP=127.$((100 + id % 100)).$id.1
+	CL_NETMODE="loopback addresses"
+	for i in $(seq 1 "$HOSTS"); do
+		eval "CL_IP_$i=127.$((100 + id % 100)).$id.$((10 + i))"
+		eval "CL_EXEC_$i="
+	done
 }
 
 # Stop everything, remove namespaces and the bridge.
 cl_stop() {
-	local p ns live
+	local p live
 	exec 7>&- 2>/dev/null
 	for p in $CL_PIDS; do kill "$p" 2>/dev/null; done
 	# Give them 2 s to go, then no more.
@@ -115,10 +135,7 @@ cl_stop() {
 	for p in $CL_PIDS; do kill -9 "$p" 2>/dev/null; done
 	for p in $CL_PIDS; do wait "$p" 2>/dev/null; done
 	CL_PIDS=""
-	for ns in $CL_NS; do ip netns del "$ns" 2>/dev/null; done
-	CL_NS=""
-	[ -n "$CL_BR" ] && ip link del "$CL_BR" 2>/dev/null
-	CL_BR=""
+	cl_net_down
 }
 
 cl_bg() { CL_PIDS="$CL_PIDS $1"; }
