@@ -16,8 +16,9 @@
 #
 # vsock is emulated (unix sockets in one directory per host, as in
 # test/regress).  Topologies run alternately (A B C ... A B C ...) for
-# ROUNDS rounds and the report quotes medians.  Idle memory and
-# retarget latency run after the rounds.  bench/report.py prints the
+# ROUNDS rounds and the report quotes medians.  Idle memory, retarget
+# latency and resume latency (appliance vMotions in the simulated
+# cluster) run after the rounds.  bench/report.py prints the
 # tables and writes the JSON document.
 #
 # BENCH_SMOKE=1 runs every topology and workload for a fraction of a
@@ -31,11 +32,12 @@ SMOKE=${BENCH_SMOKE:-}
 if [ -n "$SMOKE" ]; then
 	: "${SECONDS_PER_RUN:=0.15}" "${ROUNDS:=1}" "${RTT_COUNT:=200}"
 	: "${SESSIONS_LIST:=20}" "${RELAYS_LIST:=2}" "${RELOCATES:=1}"
-	: "${SETUP_SECONDS:=0.15}"
+	: "${SETUP_SECONDS:=0.15}" "${RESUME_SESSIONS:=20}" "${RESUME_MOVES:=1}"
 else
 	: "${SECONDS_PER_RUN:=2}" "${ROUNDS:=3}" "${RTT_COUNT:=20000}"
 	: "${SESSIONS_LIST:=1000 10000}" "${RELAYS_LIST:=8 64}"
 	: "${RELOCATES:=10}" "${SETUP_SECONDS:=$SECONDS_PER_RUN}"
+	: "${RESUME_SESSIONS:=1000}" "${RESUME_MOVES:=10}"
 fi
 : "${STREAMS_LIST:=1 4}" "${SETUP_CONCURRENCY:=16}" "${RTT_CPU:=0}"
 : "${IDLE_ROUNDS:=1}"
@@ -513,6 +515,74 @@ PY
 	exec 7>&-
 }
 
+# --- resume latency: live sessions through the simulated cluster ------
+# (deploy/cluster.sh).  N idle sessions from an agentless guest on h2
+# through relay h2; the appliance is vMotioned RESUME_MOVES times; for
+# each move, every session's resume time (leg lost -> resumed, at its
+# client end) and how long vSphere and the locator took to push the
+# new target.  Runs in a subshell: the cluster's errors end only it.
+resume_one() (
+	local n=$1 i to t0 ip
+	T=$T/resume$n
+	mkdir -p "$T"
+	HOSTS=3 CVMS=0 PLAIN=0 HOLD=60s
+	. "$ROOT/deploy/cluster.sh"
+	trap cl_stop EXIT
+	cl_start >/dev/null
+	timeout 600 "$BIN/vload" idle --connect vsock://2:2000 \
+	    --vsock-dir "$T/h2" --vsock-cid 9 --sessions "$n" \
+	    --hold-file "$T/hold" --concurrency 64 >"$T/idle.json" \
+	    2>"$T/idle.err" &
+	ip=$!
+	cl_bg "$ip"
+	for i in $(seq 1 3000); do
+		[ -e "$T/hold" ] && break
+		kill -0 "$ip" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -e "$T/hold" ] || { say "resume: $n sessions did not open:" \
+	    "$(tail -n 2 "$T/idle.err")"; return 1; }
+	for i in $(seq 1 "$RESUME_MOVES"); do
+		to=$(cl_other_host "$CL_APP_HOST")
+		t0=$(now_ms)
+		cl_app_migrate "$to"
+		python3 - "$BIN/vrelay" "$T/relay-h2.sock" "$n" "$i" "$t0" \
+		    "$T/locwatch.jsonl" "h$to" >>"$RAW" <<'PY'
+import json, subprocess, sys, time
+vrelay, sock, n, move, t0, watch, to = sys.argv[1:8]
+n, move, t0 = int(n), int(move), int(t0)
+out = {"workload": "resume", "sessions": n, "move": move, "to": to}
+deadline = time.time() + 30
+while True:
+    p = subprocess.run([vrelay, "sessions", "--status", sock, "--json"],
+                       capture_output=True, text=True)
+    ss = json.loads(p.stdout)["sessions"] if p.returncode == 0 else []
+    up = [s for s in ss if s["state"] == "established" and
+          s.get("resumes", 0) >= move]
+    if len(up) == n or time.time() > deadline:
+        break
+    time.sleep(0.1)
+ms = sorted(s["last_resume_ms"] for s in up if "last_resume_ms" in s)
+push = None
+for line in open(watch):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "publish" and e.get("appliance_host") == to \
+            and e["ts"] >= t0:
+        push = e["ts"] - t0
+if len(ms) < n:
+    out["error"] = "%d of %d sessions resumed within 30 s" % (len(ms), n)
+else:
+    pct = lambda q: ms[min(len(ms) - 1, int(q / 100.0 * len(ms)))]
+    out["result"] = {"p50_ms": pct(50), "p99_ms": pct(99), "max_ms": ms[-1],
+                     "hint_to_publish_ms": push}
+print(json.dumps(out))
+PY
+	done
+)
+
 # --- the run --------------------------------------------------------
 say "machine: $NCPU CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "results: $OUT; logs: $T"
@@ -562,6 +632,11 @@ for n in $RELAYS_LIST; do
 	topo_stop
 done
 
+for n in $RESUME_SESSIONS; do
+	say "resume: $n sessions, $RESUME_MOVES appliance migrations"
+	resume_one "$n" || FAILED=1
+done
+
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$(dirname "$OUT")"
 python3 "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" \
@@ -581,5 +656,7 @@ python3 "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" \
     --meta "setup_concurrency=$SETUP_CONCURRENCY" \
     --meta "sessions_list=$SESSIONS_LIST" --meta "nofile=$NOFILE" \
     --meta "relays_list=$RELAYS_LIST" --meta "relocates=$RELOCATES" \
+    --meta "resume_sessions=$RESUME_SESSIONS" \
+    --meta "resume_moves=$RESUME_MOVES" \
     --meta "smoke=${SMOKE:+1}" || FAILED=1
 exit $FAILED
