@@ -11,6 +11,10 @@
  * not at accept, so a warm leg may arrive before that host runs the
  * appliance.  Unused connections go after WARM_TTL_MS, or as soon as
  * the far end closes them (a watch on readability).
+ *
+ * Connects are paced: at most WARM_BURST in progress, the next one
+ * started as one completes.  A burst of a thousand SYNs loses some on
+ * the way, and a lost SYN costs its session a 1 s retransmit.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -30,13 +34,15 @@
 
 #define WARM_TTL_MS	30000
 #define WARM_MAX	1024	/* pooled connections at most */
+#define WARM_BURST	64	/* connects in progress at most */
 
 struct warm_conn {
 	struct warm		*w;
 	int			 fd;
 	char			*dest;		/* canonical address */
 	long long		 expires_ms;
-	struct event		*ev;		/* far end closed? */
+	int			 connecting;
+	struct event		*ev;		/* connected? far end closed? */
 	TAILQ_ENTRY(warm_conn)	 entry;
 };
 TAILQ_HEAD(warm_list, warm_conn);
@@ -45,6 +51,9 @@ struct warm {
 	struct relay		*r;
 	struct warm_list	 pool;		/* oldest first */
 	size_t			 n;
+	size_t			 connecting;
+	struct xaddr		*todo_addr;	/* more to open, to here */
+	size_t			 todo;
 	struct event		*expire_ev;
 	uint64_t		 opened;
 	uint64_t		 used;
@@ -52,6 +61,8 @@ struct warm {
 };
 
 static void	warm_expire_cb(evutil_socket_t, short, void *);
+static void	warm_conn_cb(evutil_socket_t, short, void *);
+static void	warm_fill(struct warm *);
 
 /* The pool of relay R. */
 struct warm *
@@ -74,6 +85,8 @@ warm_conn_free(struct warm_conn *c, int keep)
 {
 	TAILQ_REMOVE(&c->w->pool, c, entry);
 	c->w->n--;
+	if (c->connecting)
+		c->w->connecting--;
 	event_free(c->ev);
 	if (!keep)
 		close(c->fd);
@@ -91,6 +104,7 @@ warm_free(struct warm *w)
 		return;
 	while ((c = TAILQ_FIRST(&w->pool)) != NULL)
 		warm_conn_free(c, 0);
+	xaddr_free(w->todo_addr);
 	event_free(w->expire_ev);
 	free(w);
 }
@@ -123,19 +137,72 @@ warm_expire_cb(evutil_socket_t fd, short ev, void *arg)
 		w->wasted++;
 		warm_conn_free(c, 0);
 	}
+	warm_fill(w);
 	warm_schedule(w);
 }
 
-/* A pooled connection became readable: the far end closed it. */
+/*
+ * A connect completed (writable): from now on watch for the far end
+ * closing, and start the next one.  Readable, or a failed connect: the
+ * connection is no use.
+ */
 static void
 warm_conn_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct warm_conn	*c = arg;
 	struct warm		*w = c->w;
+	socklen_t		 len = sizeof(int);
+	int			 err = 0;
 
-	w->wasted++;
-	warm_conn_free(c, 0);
+	if (c->connecting && (ev & EV_WRITE) && !(ev & EV_READ) &&
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+	    err == 0) {
+		c->connecting = 0;
+		w->connecting--;
+		event_free(c->ev);
+		if ((c->ev = event_new(w->r->d.base, fd, EV_READ,
+		    warm_conn_cb, c)) == NULL)
+			fatalx("event_new");
+		event_add(c->ev, NULL);
+	} else {
+		w->wasted++;
+		warm_conn_free(c, 0);
+	}
+	warm_fill(w);
 	warm_schedule(w);
+}
+
+/* Start connects towards todo_addr while fewer than WARM_BURST run. */
+static void
+warm_fill(struct warm *w)
+{
+	struct warm_conn	*c;
+	int			 fd, e;
+
+	while (w->todo > 0 && w->connecting < WARM_BURST && w->n < WARM_MAX) {
+		if ((e = xaddr_connect(w->todo_addr, &fd)) != XADDR_OK) {
+			log_info("pre-warm to %s: %s",
+			    xaddr_str(w->todo_addr), e == XADDR_E_SYSTEM ?
+			    strerror(errno) : xaddr_strerror(e));
+			w->todo = 0;
+			return;
+		}
+		c = xcalloc(1, sizeof(*c));
+		c->w = w;
+		c->fd = fd;
+		c->dest = xstrdup(xaddr_str(w->todo_addr));
+		c->expires_ms = xtime_mono_ms() + WARM_TTL_MS;
+		c->connecting = 1;
+		if ((c->ev = event_new(w->r->d.base, fd, EV_READ | EV_WRITE,
+		    warm_conn_cb, c)) == NULL)
+			fatalx("event_new");
+		event_add(c->ev, NULL);
+		TAILQ_INSERT_TAIL(&w->pool, c, entry);
+		w->n++;
+		w->connecting++;
+		w->todo--;
+		w->opened++;
+	}
 }
 
 /* Pooled connections to DEST. */
@@ -154,16 +221,15 @@ warm_count(struct warm *w, const char *dest)
 /*
  * The appliance is heading for HOST, whose relay the locator names
  * RELAY ("" if it does not know): open connections to that relay until
- * WANT are pooled for it.  Returns how many were opened.
+ * WANT are pooled for it, WARM_BURST at a time.  Returns how many more
+ * it will open.
  */
 size_t
 warm_hint(struct warm *w, const char *host, const char *relay, size_t want)
 {
 	const struct xaddr	*a;
 	struct xaddr		*parsed = NULL;
-	struct warm_conn	*c;
-	size_t			 have, opened = 0;
-	int			 fd, e;
+	size_t			 have;
 
 	if (want == 0 || strcmp(host, w->r->conf.host) == 0)
 		return (0);	/* nothing to move, or local delivery */
@@ -175,30 +241,16 @@ warm_hint(struct warm *w, const char *host, const char *relay, size_t want)
 		a = parsed;
 	}
 	have = warm_count(w, xaddr_str(a));
-	while (have + opened < want && w->n < WARM_MAX) {
-		if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
-			log_info("pre-warm to %s (%s): %s", host, xaddr_str(a),
-			    e == XADDR_E_SYSTEM ? strerror(errno) :
-			    xaddr_strerror(e));
-			break;
-		}
-		c = xcalloc(1, sizeof(*c));
-		c->w = w;
-		c->fd = fd;
-		c->dest = xstrdup(xaddr_str(a));
-		c->expires_ms = xtime_mono_ms() + WARM_TTL_MS;
-		if ((c->ev = event_new(w->r->d.base, fd, EV_READ,
-		    warm_conn_cb, c)) == NULL)
-			fatalx("event_new");
-		event_add(c->ev, NULL);
-		TAILQ_INSERT_TAIL(&w->pool, c, entry);
-		w->n++;
-		opened++;
-	}
-	w->opened += opened;
+	/* A new destination replaces what was still to open. */
+	xaddr_free(w->todo_addr);
+	w->todo_addr = parsed != NULL ? parsed : xaddr_dup(a);
+	w->todo = want > have ? want - have : 0;
+	if (w->todo > WARM_MAX - w->n)
+		w->todo = WARM_MAX - w->n;
+	want = w->todo;
+	warm_fill(w);
 	warm_schedule(w);
-	xaddr_free(parsed);
-	return (opened);
+	return (want);
 }
 
 /*
@@ -218,6 +270,7 @@ warm_connect(struct warm *w, const struct xaddr *a, int *fdp)
 		*fdp = c->fd;
 		w->used++;
 		warm_conn_free(c, 1);
+		warm_fill(w);
 		warm_schedule(w);
 		return (XADDR_OK);
 	}
