@@ -110,7 +110,7 @@ control_set_target(json_t *req, void *arg, const char **err)
 	struct relay	*r = arg;
 	static char	 msg[300];
 
-	if (target_set(r->target, req, msg, sizeof(msg)) != 0) {
+	if (target_set(r->target, req, 0, msg, sizeof(msg)) != 0) {
 		*err = msg;
 		return (NULL);
 	}

@@ -59,6 +59,7 @@ struct relay {
 	size_t			 nagent;
 	struct evconnlistener	*mesh_l;
 	struct xaddr		*mesh_a;
+	struct xaddr		*adv_a;		/* --mesh-advertise */
 	uint64_t		 accepted;
 };
 
@@ -66,8 +67,11 @@ struct relay {
 int		 target_host_ok(const char *);
 struct target	*target_new(const char *);
 void		 target_free(struct target *);
-/* Replace the target from a JSON object; error text in ERR. */
-int		 target_set(struct target *, json_t *, char *, size_t);
+/*
+ * Replace the target from a JSON object; error text in ERR.  NUMERIC:
+ * tcp host names are refused, not looked up (pushes from a peer).
+ */
+int		 target_set(struct target *, json_t *, int, char *, size_t);
 /* Where a new leg should go now; NULL with *why if nowhere. */
 const struct xaddr *target_route(struct target *, const char **);
 /* Whether this host runs the appliance (mesh legs are forwarded). */

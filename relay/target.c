@@ -76,14 +76,25 @@ target_host_ok(const char *h)
 	return (*h == '\0' ? -1 : frame_host_ok(h, strlen(h)));
 }
 
-/* Parse one address for KEY, with a message naming both. */
+/*
+ * Parse one address for KEY, with a message naming both.  NUMERIC (a
+ * push from the locator) refuses tcp host names: the event loop must
+ * not wait on DNS for a peer.
+ */
 static int
-target_addr(const char *key, const char *str, struct xaddr **ap, char *err,
-    size_t errlen)
+target_addr(const char *key, const char *str, int numeric,
+    struct xaddr **ap, char *err, size_t errlen)
 {
 	int	r;
 
-	if ((r = xaddr_parse(str, ap)) != XADDR_OK) {
+	r = numeric ? xaddr_parse_numeric(str, ap) : xaddr_parse(str, ap);
+	if (r == XADDR_E_RESOLVE && numeric) {
+		snprintf(err, errlen, "%s: \"%s\": a pushed address must be "
+		    "numeric (host names are not looked up at run time)", key,
+		    str);
+		return (-1);
+	}
+	if (r != XADDR_OK) {
 		snprintf(err, errlen, "%s: \"%s\": %s", key, str,
 		    xaddr_strerror(r));
 		return (-1);
@@ -95,10 +106,12 @@ target_addr(const char *key, const char *str, struct xaddr **ap, char *err,
  * Apply {"epoch": N, "appliance_host": "B", "appliance": "ADDR",
  * "peers": {"B": "ADDR", ...}}.  Absent keys keep their value; a null
  * appliance_host means "no peer relay: go to the appliance directly".
- * Nothing changes unless the whole update is valid.
+ * Nothing changes unless the whole update is valid.  NUMERIC refuses
+ * tcp host names instead of resolving them (blocking) on the loop.
  */
 int
-target_set(struct target *t, json_t *o, char *err, size_t errlen)
+target_set(struct target *t, json_t *o, int numeric, char *err,
+    size_t errlen)
 {
 	json_t			*v, *pv;
 	struct xaddr		*app = NULL;
@@ -157,8 +170,8 @@ target_set(struct target *t, json_t *o, char *err, size_t errlen)
 			snprintf(err, errlen, "appliance: expected an address");
 			goto fail;
 		}
-		if (target_addr("appliance", json_string_value(v), &app, err,
-		    errlen) != 0)
+		if (target_addr("appliance", json_string_value(v), numeric,
+		    &app, err, errlen) != 0)
 			goto fail;
 	}
 	if ((v = json_object_get(o, "peers")) != NULL) {
@@ -180,7 +193,7 @@ target_set(struct target *t, json_t *o, char *err, size_t errlen)
 				    "address", key);
 				goto fail;
 			}
-			if (target_addr(key, json_string_value(pv),
+			if (target_addr(key, json_string_value(pv), numeric,
 			    &peers[npeers].addr, err, errlen) != 0)
 				goto fail;
 			peers[npeers++].name = xstrdup(key);

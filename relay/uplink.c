@@ -419,7 +419,7 @@ uplink_on_target(struct uplink *u, const struct push_msg *m)
 		return;
 	}
 	o = uplink_target_json(m);
-	if (o == NULL || target_set(r->target, o, err, sizeof(err)) != 0) {
+	if (o == NULL || target_set(r->target, o, 1, err, sizeof(err)) != 0) {
 		if (o == NULL)
 			strlcpy(err, "out of memory", sizeof(err));
 		json_decref(o);

@@ -89,7 +89,7 @@ relay_target_init(struct relay *r)
 	if (r->conf.appliance != NULL && json_object_set_new(o, "appliance",
 	    json_string(r->conf.appliance)) != 0)
 		fatalx("--appliance: the address is not valid text");
-	if (target_set(r->target, o, err, sizeof(err)) != 0)
+	if (target_set(r->target, o, 0, err, sizeof(err)) != 0)
 		fatalx("target: %s", err);
 	json_decref(o);
 }
@@ -102,17 +102,19 @@ relay_target_init(struct relay *r)
 static const char *
 relay_mesh_advertise(struct relay *r)
 {
-	struct xaddr	*xa;
 	const char	*s;
 	int		 e;
 
+	/*
+	 * Registered in canonical form (a name resolved now, at startup):
+	 * relays take pushed addresses only if numeric.
+	 */
 	if (r->conf.mesh_advertise != NULL) {
-		if ((e = xaddr_parse(r->conf.mesh_advertise, &xa)) !=
+		if ((e = xaddr_parse(r->conf.mesh_advertise, &r->adv_a)) !=
 		    XADDR_OK)
 			fatalx("--mesh-advertise \"%s\": %s",
 			    r->conf.mesh_advertise, xaddr_strerror(e));
-		xaddr_free(xa);
-		return (r->conf.mesh_advertise);
+		return (xaddr_str(r->adv_a));
 	}
 	if (r->mesh_a == NULL)
 		return ("");
@@ -203,6 +205,7 @@ relay_run(int argc, char **argv)
 	}
 	uplink_free(r.uplink);
 	xaddr_free(r.mesh_a);
+	xaddr_free(r.adv_a);
 	sess_ctx_free(r.d.sessions);
 	fwd_free(r.fwd);
 	warm_free(r.warm);
