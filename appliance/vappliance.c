@@ -120,8 +120,7 @@ appliance_open(struct sess *s, void *arg, const char **why)
 
 	if ((e = xaddr_connect(a->backend, &fd)) != XADDR_OK) {
 		a->backend_fail++;
-		*why = e == XADDR_E_SYSTEM ? strerror(errno) :
-		    xaddr_strerror(e);
+		*why = xaddr_why(e);
 		log_warnx("session=%s backend %s unreachable: %s",
 		    sess_idstr(s), xaddr_str(a->backend), *why);
 		return (-1);

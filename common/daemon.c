@@ -247,8 +247,7 @@ daemon_migrate(struct daemon *d, json_t *req, struct evconnlistener **l,
 		if ((r = daemon_listen_on(d, a[i], cb, arg, &l[i])) !=
 		    XADDR_OK) {
 			log_warnx("migrate: listen on %s: %s", xaddr_str(a[i]),
-			    r == XADDR_E_SYSTEM ? strerror(errno) :
-			    xaddr_strerror(r));
+			    xaddr_why(r));
 			continue;
 		}
 		json_array_append_new(relisted, json_string(xaddr_str(a[i])));

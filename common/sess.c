@@ -585,18 +585,15 @@ sess_ctx_retarget(struct sess_ctx *ctx, const char *route)
 	snprintf(msg, sizeof(msg), "target moved to %s",
 	    route != NULL ? route : "nowhere");
 	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
-		if (s->leg != NULL)
-			s->backoff_ms = 0;	/* the next try goes at once */
+		s->backoff_ms = 0;	/* the next try goes at once */
 		if (s->leg != NULL && s->leg->state != LEG_UP)
 			sess_detach(s, "target changed during handshake");
 		else if (s->leg != NULL && route != NULL &&
 		    strcmp(s->leg->peer, route) != 0)
 			sess_detach(s, msg);
 		else if (s->state == SESS_DETACHED ||
-		    s->state == SESS_CONNECTING) {
-			s->backoff_ms = 0;
+		    s->state == SESS_CONNECTING)
 			sess_retry_schedule(s);
-		}
 	}
 }
 
@@ -612,20 +609,20 @@ sess_ctx_reset_legs(struct sess_ctx *ctx, const char *prefix,
 {
 	struct sess	*s, *next;
 	struct leg	*leg, *lnext;
-	size_t		 n = 0, plen = prefix != NULL ? strlen(prefix) : 0;
+	size_t		 n = 0, plen;
 
+	if (prefix == NULL)
+		prefix = "";
+	plen = strlen(prefix);
 	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
-		if (s->leg == NULL ||
-		    strncmp(s->leg->peer, prefix != NULL ? prefix : "",
-		    plen) != 0)
+		if (s->leg == NULL || strncmp(s->leg->peer, prefix, plen) != 0)
 			continue;
 		xaddr_reset(bufferevent_getfd(s->leg->bev));
 		sess_detach(s, reason);
 		n++;
 	}
 	TAILQ_FOREACH_SAFE(leg, &ctx->legs, entry, lnext) {
-		if (strncmp(leg->peer, prefix != NULL ? prefix : "",
-		    plen) != 0)
+		if (strncmp(leg->peer, prefix, plen) != 0)
 			continue;
 		xaddr_reset(bufferevent_getfd(leg->bev));
 		leg_free_later(leg);

@@ -372,6 +372,16 @@ xaddr_parse_numeric(const char *s, struct xaddr **out)
 	return (xaddr_parse_any(s, out, 1));
 }
 
+/*
+ * What went wrong, for messages: the errno text for XADDR_E_SYSTEM
+ * (call it before anything else can change errno), else the code's.
+ */
+const char *
+xaddr_why(int e)
+{
+	return (e == XADDR_E_SYSTEM ? strerror(errno) : xaddr_strerror(e));
+}
+
 /* Release an address; NULL is fine. */
 void
 xaddr_free(struct xaddr *xa)

@@ -153,8 +153,7 @@ guest_connect(struct sess *s, void *arg, const char **desc)
 	int		 fd, e;
 
 	if ((e = xaddr_connect(g->relay, &fd)) != XADDR_OK) {
-		*desc = e == XADDR_E_SYSTEM ? strerror(errno) :
-		    xaddr_strerror(e);
+		*desc = xaddr_why(e);
 		return (NULL);
 	}
 	return (daemon_leg(&g->d, fd, g->relay, desc));

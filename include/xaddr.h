@@ -51,6 +51,8 @@ struct xaddr_peer {
 };
 
 const char	*xaddr_strerror(int);
+/* strerror(errno) for XADDR_E_SYSTEM, else xaddr_strerror(). */
+const char	*xaddr_why(int);
 
 /* Parse (and for tcp resolve, blocking) STR into a new address. */
 int		 xaddr_parse(const char *, struct xaddr **);

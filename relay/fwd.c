@@ -357,8 +357,7 @@ fwd_open(struct fwd *f)
 	if ((e = warm_connect(ctx->r->warm, a, &fd)) != XADDR_OK) {
 		snprintf(msg, sizeof(msg), "%s %s unreachable: %s",
 		    f->kind == FWD_MESH ? "appliance" : "next hop",
-		    xaddr_str(a), e == XADDR_E_SYSTEM ? strerror(errno) :
-		    xaddr_strerror(e));
+		    xaddr_str(a), xaddr_why(e));
 		fwd_park(f, msg);
 		return;
 	}
@@ -579,10 +578,8 @@ fwd_reroute(struct fwd *f)
 {
 	log_debug("forward=%llu %s peer=%s rerouted from %s",
 	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, f->dest);
-	fwd_side_stop(f->out);
-	if (f->out_failed != NULL)
-		bufferevent_free(f->out_failed);
-	f->out_failed = f->out;		/* not in its callback, but alike */
+	/* Called on a target change, never from this forward's callbacks. */
+	bufferevent_free(f->out);
 	f->out = NULL;
 	f->connected = 0;
 	f->out_gone = 0;

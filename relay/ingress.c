@@ -26,8 +26,7 @@ ingress_connect(struct sess *s, void *arg, const char **desc)
 	if ((a = target_route(r->target, desc)) == NULL)
 		return (NULL);
 	if ((e = warm_connect(r->warm, a, &fd)) != XADDR_OK) {
-		*desc = e == XADDR_E_SYSTEM ? strerror(errno) :
-		    xaddr_strerror(e);
+		*desc = xaddr_why(e);
 		return (NULL);
 	}
 	return (daemon_leg(&r->d, fd, a, desc));

@@ -607,7 +607,7 @@ uplink_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	if ((e = xaddr_connect(u->addr, &sfd)) != XADDR_OK) {
 		(void)snprintf(why, sizeof(why), "connect failed: %s",
-		    e == XADDR_E_SYSTEM ? strerror(errno) : xaddr_strerror(e));
+		    xaddr_why(e));
 		uplink_lost(u, why);
 		return;
 	}

@@ -182,8 +182,7 @@ warm_fill(struct warm *w)
 	while (w->todo > 0 && w->connecting < WARM_BURST && w->n < WARM_MAX) {
 		if ((e = xaddr_connect(w->todo_addr, &fd)) != XADDR_OK) {
 			log_info("pre-warm to %s: %s",
-			    xaddr_str(w->todo_addr), e == XADDR_E_SYSTEM ?
-			    strerror(errno) : xaddr_strerror(e));
+			    xaddr_str(w->todo_addr), xaddr_why(e));
 			w->todo = 0;
 			return;
 		}

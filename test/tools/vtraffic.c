@@ -1708,8 +1708,7 @@ session_connect(evutil_socket_t unused, short what, void *arg)
 	}
 	if (rc != XADDR_OK) {
 		session_end(s, RESULT_ERROR, "error: connect: %s",
-		    rc == XADDR_E_SYSTEM ? strerror(errno) :
-		    xaddr_strerror(rc));
+		    xaddr_why(rc));
 		return;
 	}
 	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
