@@ -33,6 +33,7 @@ struct appliance_conf {
 	int			 debug;
 	int			 quiet;
 	struct daemon_sessconf	 sess;
+	struct daemon_tlsconf	 tls;
 };
 
 struct appliance {

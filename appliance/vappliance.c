@@ -40,6 +40,7 @@ static const struct conf_opt appliance_opts[] = {
 	{ "quiet", CONF_BOOL, OPT(quiet), 0, 0, 0, NULL,
 	    "log warnings only" },
 	DAEMON_SESS_OPTS(OPT(sess)),
+	DAEMON_TLS_OPTS(OPT(tls)),
 };
 #define NOPTS	(sizeof(appliance_opts) / sizeof(appliance_opts[0]))
 
@@ -74,7 +75,7 @@ appliance_status(json_t *req, void *arg, const char **err)
 		json_array_append_new(l,
 		    json_string(xaddr_str(a->listen_a[i])));
 	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:b, s:o, s:{s:I, "
-	    "s:I, s:I}}",
+	    "s:I, s:I}, s:o}",
 	    "daemon", "vappliance", "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - a->d.started_ms),
 	    "listen", l, "vsock", daemon_vsock_json(),
@@ -83,7 +84,8 @@ appliance_status(json_t *req, void *arg, const char **err)
 	    "sessions", daemon_sess_summary(&a->d),
 	    "legs", "accepted", (json_int_t)a->legs,
 	    "refused", (json_int_t)a->refused,
-	    "backend_failures", (json_int_t)a->backend_fail));
+	    "backend_failures", (json_int_t)a->backend_fail,
+	    "tls", tls_json(a->d.tls)));
 }
 
 static void	appliance_accept_cb(struct evconnlistener *, evutil_socket_t,
@@ -165,14 +167,21 @@ appliance_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	struct appliance	*a = arg;
 	struct xaddr_peer	 peer;
 	struct bufferevent	*bev;
+	const struct xaddr	*la = NULL;
+	size_t			 i;
 
 	xaddr_peer_describe(sa, salen, &peer);
 	xaddr_tune(fd);
 	a->legs++;
-	bev = bufferevent_socket_new(a->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
+	for (i = 0; i < a->nlisten; i++)
+		if (a->listen_l[i] == l)
+			la = a->listen_a[i];
+	/* Over TCP (TLS), only a relay's certificate may deliver legs. */
+	if (la == NULL ||
+	    (bev = daemon_accepted(&a->d, fd, la, TLS_ROLE_RELAY)) == NULL) {
 		log_warnx("leg from %s: out of memory", peer.str);
-		close(fd);
+		if (la == NULL)
+			close(fd);
 		return;
 	}
 	sess_accept(a->d.sessions, bev, peer.str);
@@ -202,6 +211,7 @@ appliance_run(int argc, char **argv)
 		fatalx("--listen: at most %d", APPLIANCE_LISTEN_MAX);
 	daemon_init(&a.d, "vappliance");
 	daemon_vsock(a.conf.vsock_dir, a.conf.vsock_cid);
+	daemon_tls(&a.d, &a.conf.tls, TLS_ROLE_APPLIANCE);
 	if ((e = xaddr_parse(a.conf.backend, &a.backend)) != XADDR_OK)
 		fatalx("--backend \"%s\": %s", a.conf.backend,
 		    xaddr_strerror(e));

@@ -111,6 +111,74 @@ daemon_listen(struct daemon *d, const char *str, evconnlistener_cb cb,
 	return (l);
 }
 
+/* Load the daemon's TLS identity, or die saying what is wrong. */
+void
+daemon_tls(struct daemon *d, const struct daemon_tlsconf *tc,
+    enum tls_role role)
+{
+	char	detail[300];
+	int	r;
+
+	if (tc->cert == NULL && tc->key == NULL && tc->ca == NULL)
+		return;
+	r = tls_new(tc->cert, tc->key, tc->ca, role, &d->tls, detail,
+	    sizeof(detail));
+	if (r != TLS_OK)
+		fatalx("TLS: %s%s%s", tls_strerror(r),
+		    r == TLS_E_SYSTEM || *detail != '\0' ? ": " : "",
+		    r == TLS_E_SYSTEM ? strerror(errno) : detail);
+	log_info("TLS on TCP links as %s (%s)", tls_strrole(role),
+	    tc->cert);
+}
+
+/* Whether a link to or from A runs TLS. */
+static int
+daemon_tls_link(struct daemon *d, const struct xaddr *a, enum tls_role role)
+{
+	return (d->tls != NULL && role != TLS_ROLE_NONE &&
+	    xaddr_type(a) == XADDR_TCP);
+}
+
+/* A bufferevent for a connect in progress on FD; see daemon.h. */
+struct bufferevent *
+daemon_connected(struct daemon *d, int fd, const struct xaddr *a,
+    enum tls_role role, const char *host)
+{
+	struct bufferevent	*bev;
+
+	if (daemon_tls_link(d, a, role)) {
+		if ((bev = tls_wrap(d->tls, d->base, fd, 0, role, host)) ==
+		    NULL)
+			close(fd);
+		return (bev);
+	}
+	bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		close(fd);
+		return (NULL);
+	}
+	/* Connected or not, this reports BEV_EVENT_CONNECTED or an error. */
+	bufferevent_socket_connect(bev, NULL, 0);
+	return (bev);
+}
+
+/* A bufferevent for FD accepted on A; see daemon.h. */
+struct bufferevent *
+daemon_accepted(struct daemon *d, int fd, const struct xaddr *a,
+    enum tls_role role)
+{
+	struct bufferevent	*bev;
+
+	if (daemon_tls_link(d, a, role))
+		bev = tls_wrap(d->tls, d->base, fd, 1, role, NULL);
+	else
+		bev = bufferevent_socket_new(d->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		close(fd);
+	return (bev);
+}
+
 /*
  * A client session's new leg on FD, whose connect to A is in progress
  * (sess_ops.connect): the bufferevent, with *desc naming A; or NULL
@@ -118,17 +186,14 @@ daemon_listen(struct daemon *d, const char *str, evconnlistener_cb cb,
  */
 struct bufferevent *
 daemon_leg(struct daemon *d, int fd, const struct xaddr *a,
-    const char **desc)
+    enum tls_role role, const char *host, const char **desc)
 {
 	struct bufferevent	*bev;
 
-	bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		close(fd);
-		*desc = "out of memory";
+	if ((bev = daemon_connected(d, fd, a, role, host)) == NULL) {
+		*desc = "cannot set up the leg (out of memory)";
 		return (NULL);
 	}
-	bufferevent_socket_connect(bev, NULL, 0);
 	*desc = xaddr_str(a);
 	return (bev);
 }
@@ -297,6 +362,8 @@ daemon_fini(struct daemon *d)
 	event_free(d->sigint);
 	event_free(d->sigterm);
 	event_base_free(d->base);
+	tls_free(d->tls);
+	d->tls = NULL;
 	d->sigint = d->sigterm = NULL;
 	d->base = NULL;
 }

@@ -49,6 +49,7 @@
 #include "frame.h"
 #include "proto.h"
 #include "sess.h"
+#include "tls.h"
 #include "xaddr.h"
 #include "xmalloc.h"
 #include "xtime.h"
@@ -692,8 +693,7 @@ sess_ctx_free(struct sess_ctx *ctx)
 		TAILQ_REMOVE(&ctx->legs, leg, entry);
 		/* The loop is over: one non-blocking try to send CLOSE. */
 		if (leg->state == LEG_CLOSING)
-			evbuffer_write(bufferevent_get_output(leg->bev),
-			    bufferevent_getfd(leg->bev));
+			tls_bev_write_now(leg->bev);
 		if (leg->state == LEG_S_HELLO ||
 		    leg->state == LEG_S_CHALLENGED)
 			ctx->npending--;
@@ -1540,7 +1540,8 @@ static void
 leg_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct leg	*leg = arg;
-	char		 msg[200];
+	char		 msg[300];
+	const char	*why = tls_bev_error(bev);
 	int		 err = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
@@ -1548,6 +1549,8 @@ leg_eventcb(struct bufferevent *bev, short what, void *arg)
 			sess_hello(leg->s, leg);
 		return;
 	}
+	if (why == NULL && err != 0)
+		why = strerror(err);
 	if (leg->state == LEG_CLOSING) {
 		leg_free_later(leg);
 		return;
@@ -1561,7 +1564,7 @@ leg_eventcb(struct bufferevent *bev, short what, void *arg)
 	else
 		snprintf(msg, sizeof(msg), "mesh leg %s: %s",
 		    leg->state == LEG_CONNECTING ? "connect failed" : "error",
-		    err != 0 ? strerror(err) : "unknown error");
+		    why != NULL ? why : "unknown error");
 	leg_lost(leg, msg);
 }
 

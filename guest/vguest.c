@@ -156,7 +156,7 @@ guest_connect(struct sess *s, void *arg, const char **desc)
 		*desc = xaddr_why(e);
 		return (NULL);
 	}
-	return (daemon_leg(&g->d, fd, g->relay, desc));
+	return (daemon_leg(&g->d, fd, g->relay, TLS_ROLE_NONE, NULL, desc));
 }
 
 static void

@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "sess.h"
+#include "tls.h"
 
 struct bufferevent;
 struct ctl;
@@ -49,6 +50,23 @@ struct daemon_sessconf {
 	    offsetof(struct daemon_sessconf, max_pending), 1, 1000000, 0, \
 	    "N", "legs in handshake at most (default 1024)" }
 
+/* Mutual TLS for TCP links (docs/security.md), in each daemon's config. */
+struct daemon_tlsconf {
+	char		*cert;
+	char		*key;
+	char		*ca;
+};
+
+/* conf_opt rows for daemon_tlsconf at offset OFF in the config. */
+#define DAEMON_TLS_OPTS(OFF) \
+	{ "tls-cert", CONF_STR, (OFF) + offsetof(struct daemon_tlsconf, \
+	    cert), 0, 0, 0, "FILE", \
+	    "this daemon's certificate (PEM chain): TLS on TCP links" }, \
+	{ "tls-key", CONF_STR, (OFF) + offsetof(struct daemon_tlsconf, \
+	    key), 0, 0, 0, "FILE", "its private key (PEM, mode 0600)" }, \
+	{ "tls-ca", CONF_STR, (OFF) + offsetof(struct daemon_tlsconf, ca), \
+	    0, 0, 0, "FILE", "the cluster CA that peers must chain to" }
+
 /*
  * Each daemon's own struct starts with this one, so status commands
  * shared by all of them (below) can take the daemon as their argument.
@@ -58,6 +76,7 @@ struct daemon {
 	struct sess_ctx		*sessions;
 	struct event_base	*base;
 	struct ctl		*ctl;
+	struct tls		*tls;	/* NULL: TCP links in plaintext */
 	struct event		*sigint;
 	struct event		*sigterm;
 	long long		 started_ms;
@@ -77,9 +96,26 @@ void	daemon_vsock(const char *, long long);
 /* Listen on ADDR (fatal on failure: startup only). */
 struct evconnlistener *daemon_listen(struct daemon *, const char *,
 	    evconnlistener_cb, void *, struct xaddr **);
+/*
+ * Load --tls-cert/--tls-key/--tls-ca for a daemon playing ROLE (none
+ * given: plaintext), or die saying why.
+ */
+void	daemon_tls(struct daemon *, const struct daemon_tlsconf *,
+	    enum tls_role);
+/*
+ * A bufferevent for FD, whose connect to A is in progress: TLS when
+ * this daemon has certificates, A is TCP and ROLE is not NONE (the
+ * peer must carry ROLE and, unless HOST is NULL, name HOST).  It
+ * reports BEV_EVENT_CONNECTED once usable.  NULL: FD closed.
+ */
+struct bufferevent *daemon_connected(struct daemon *, int,
+	    const struct xaddr *, enum tls_role, const char *);
+/* The same for FD accepted on listener address A. */
+struct bufferevent *daemon_accepted(struct daemon *, int,
+	    const struct xaddr *, enum tls_role);
 /* A client leg on FD connecting to A, for sess_ops.connect. */
 struct bufferevent *daemon_leg(struct daemon *, int, const struct xaddr *,
-	    const char **);
+	    enum tls_role, const char *, const char **);
 /* A client session for an accepted guest, unless at the limit. */
 struct sess *daemon_client(struct daemon *, int, const char *, long long,
 	    const char *, uint32_t, uint32_t);

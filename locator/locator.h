@@ -44,6 +44,7 @@ struct locator_conf {
 	long long		 max_relays;
 	int			 debug;
 	int			 quiet;
+	struct daemon_tlsconf	 tls;
 };
 
 /* The target as published: what every relay should converge on. */

@@ -343,12 +343,21 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	struct registry		*reg = c->reg;
 	struct registry_relay	*r;
 	struct push_msg		 w;
-	char			 why[XADDR_PEER_STRLEN + 64];
+	char			 why[XADDR_PEER_STRLEN + 300];
 
 	if (m->epoch > (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS) {
 		/* Epochs are wall-clock ms; this one would pin us forever. */
 		snprintf(why, sizeof(why), "epoch %" PRIu64 " is more than a "
 		    "day ahead of this locator's clock", m->epoch);
+		reg->refused++;
+		registry_close(c, why, 1);
+		return;
+	}
+	/* A relay speaks for its own host only: its certificate says which. */
+	if (tls_bev_check_host(c->bev, m->host) != TLS_OK) {
+		snprintf(why, sizeof(why), "certificate %s does not name host "
+		    "%s", tls_bev_peer(c->bev), m->host);
+		log_warnx("relay %s: refused: %s", c->peer, why);
 		reg->refused++;
 		registry_close(c, why, 1);
 		return;
@@ -546,10 +555,19 @@ registry_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct registry_conn	*c = arg;
 
+	char			 why[300];
+	const char		*tlswhy;
+
 	if (what & BEV_EVENT_EOF)
 		registry_close(c, "connection closed by the relay", 0);
-	else if (what & BEV_EVENT_ERROR)
-		registry_close(c, "connection error", 0);
+	else if (what & BEV_EVENT_ERROR) {
+		tlswhy = tls_bev_error(bev);
+		snprintf(why, sizeof(why), "connection error%s%s",
+		    tlswhy != NULL ? ": " : "", tlswhy != NULL ? tlswhy : "");
+		if (tlswhy != NULL)
+			log_warnx("relay %s: %s", c->peer, why);
+		registry_close(c, why, 0);
+	}
 }
 
 /* Hello deadline, keepalive tick, or the end of a closing flush. */
@@ -609,8 +627,8 @@ registry_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 	c->id = ++reg->next_id;
 	strlcpy(c->peer, peer.str, sizeof(c->peer));
 	c->rx_ms = c->tx_ms = xtime_mono_ms();
-	c->bev = bufferevent_socket_new(reg->l->d.base, fd,
-	    BEV_OPT_CLOSE_ON_FREE);
+	/* Only relays' certificates may register (TLS). */
+	c->bev = daemon_accepted(&reg->l->d, fd, reg->addr, TLS_ROLE_RELAY);
 	c->timer = evtimer_new(reg->l->d.base, registry_timer_cb, c);
 	if (c->bev == NULL || c->timer == NULL)
 		fatalx("registry: out of memory for a connection");

@@ -61,6 +61,7 @@ static const struct conf_opt locator_opts[] = {
 	    "log debug lines (state changes, pushes)" },
 	{ "quiet", CONF_BOOL, OPT(quiet), 0, 0, 0, NULL,
 	    "log warnings only" },
+	DAEMON_TLS_OPTS(OPT(tls)),
 };
 #define NOPTS	(sizeof(locator_opts) / sizeof(locator_opts[0]))
 
@@ -180,6 +181,7 @@ locator_run(int argc, char **argv)
 	locator_check(&l);
 	locator_credentials(&l, l.conf.credentials);
 	daemon_init(&l.d, "vlocator");
+	daemon_tls(&l.d, &l.conf.tls, TLS_ROLE_LOCATOR);
 	l.watch = watch_new(&l);
 	l.reg = registry_new(&l);
 	/* Last, so a status socket means the daemon is ready. */

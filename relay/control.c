@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "ctl.h"
 #include "log.h"
 #include "proto.h"
@@ -52,7 +53,7 @@ control_status(json_t *req, void *arg, const char **err)
 		json_array_append_new(al,
 		    json_string(xaddr_str(r->agent_a[i])));
 	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
-	    "s:o, s:o}",
+	    "s:o, s:o, s:o, s:{s:o, s:o}}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - r->d.started_ms),
@@ -64,7 +65,10 @@ control_status(json_t *req, void *arg, const char **err)
 	    "forwards", fwd_json(r->fwd),
 	    "prewarm", warm_json(r->warm),
 	    "uplink", r->uplink != NULL ? uplink_json(r->uplink) :
-	    json_null()));
+	    json_null(),
+	    "tls", tls_json(r->d.tls),
+	    "admission", "handshakes", admit_json(r->pending),
+	    "guests", admit_json(r->guests)));
 }
 
 /* Subscribe to events; answer with the current target. */
@@ -86,7 +90,7 @@ void
 control_target_changed(struct relay *r, const char *source)
 {
 	const struct xaddr	*a;
-	const char		*why;
+	const char		*why, *host;
 	json_t			*ev;
 
 	log_info("target-change epoch=%llu source=%s",
@@ -98,7 +102,7 @@ control_target_changed(struct relay *r, const char *source)
 		ctl_broadcast(r->d.ctl, ev);
 		json_decref(ev);
 	}
-	a = target_route(r->target, &why);
+	a = target_route(r->target, &why, &host);
 	sess_ctx_retarget(r->d.sessions, a != NULL ? xaddr_str(a) : NULL);
 	fwd_retarget(r->fwd);
 }

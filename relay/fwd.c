@@ -53,6 +53,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "admit.h"
 #include "frame.h"
 #include "log.h"
 #include "relay.h"
@@ -90,6 +91,9 @@ struct fwd {
 	char			*why;		/* parked: why */
 	struct evbuffer		*first;		/* sent, not yet answered */
 	char			 peer[XADDR_PEER_STRLEN];
+	char			 src[ADMIT_SOURCE_MAX];
+	int			 pending;	/* holds a handshake slot */
+	int			 guest;		/* holds a guest's slot */
 	char			*dest;		/* canonical, once open */
 	uint64_t		 to_out;
 	uint64_t		 to_in;
@@ -120,6 +124,7 @@ struct fwd_ctx {
 static const char *fwd_kinds[] = { "mesh", "agent" };
 
 static void	fwd_readcb(struct bufferevent *, void *);
+static void	fwd_authed(struct fwd *);
 static void	fwd_writecb(struct bufferevent *, void *);
 static void	fwd_eventcb(struct bufferevent *, short, void *);
 
@@ -197,6 +202,11 @@ fwd_drop(struct fwd *f)
 	if (f->state == FWD_DEAD)
 		return;
 	fwd_enter_state(f, FWD_DEAD);
+	fwd_authed(f);
+	if (f->guest) {
+		admit_release(f->ctx->r->guests, f->src);
+		f->guest = 0;
+	}
 	TAILQ_REMOVE(&f->ctx->live, f, entry);
 	f->ctx->nlive[f->kind]--;
 	evtimer_del(f->deadline);
@@ -291,8 +301,7 @@ fwd_free(struct fwd_ctx *ctx)
 		return;
 	while ((f = TAILQ_FIRST(&ctx->live)) != NULL) {
 		/* The loop is over: one non-blocking try at what is queued. */
-		evbuffer_write(bufferevent_get_output(f->in),
-		    bufferevent_getfd(f->in));
+		tls_bev_write_now(f->in);
 		fwd_drop(f);
 	}
 	fwd_reap_cb(-1, 0, ctx);
@@ -300,14 +309,19 @@ fwd_free(struct fwd_ctx *ctx)
 	free(ctx);
 }
 
-/* Where a forward of this kind goes now; NULL with *why if nowhere. */
+/*
+ * Where a forward of this kind goes now, and *host, whose relay that
+ * is (NULL: the appliance); NULL with *why if nowhere.
+ */
 static const struct xaddr *
-fwd_route(struct fwd_ctx *ctx, enum fwd_kind kind, const char **why)
+fwd_route(struct fwd_ctx *ctx, enum fwd_kind kind, const char **why,
+    const char **host)
 {
 	const struct xaddr	*a;
 
+	*host = NULL;
 	if (kind == FWD_AGENT)
-		return (target_route(ctx->r->target, why));
+		return (target_route(ctx->r->target, why, host));
 	if ((a = target_local_appliance(ctx->r->target)) == NULL)
 		*why = "this relay's host does not run the appliance";
 	return (a);
@@ -342,32 +356,28 @@ fwd_open(struct fwd *f)
 {
 	struct fwd_ctx		*ctx = f->ctx;
 	const struct xaddr	*a;
-	const char		*why;
-	char			 msg[200];
-	int			 fd, e;
+	const char		*why, *host;
+	char			 msg[300];
 
 	if (f->out_failed != NULL) {
 		bufferevent_free(f->out_failed);
 		f->out_failed = NULL;
 	}
-	if ((a = fwd_route(ctx, f->kind, &why)) == NULL) {
+	if ((a = fwd_route(ctx, f->kind, &why, &host)) == NULL) {
 		fwd_park(f, why);
 		return;
 	}
-	if ((e = warm_connect(ctx->r->warm, a, &fd)) != XADDR_OK) {
-		snprintf(msg, sizeof(msg), "%s %s unreachable: %s",
-		    f->kind == FWD_MESH ? "appliance" : "next hop",
-		    xaddr_str(a), xaddr_why(e));
+	if ((f->out = warm_leg(ctx->r->warm, a, host, &why)) == NULL) {
+		snprintf(msg, sizeof(msg), "%s %s",
+		    f->kind == FWD_MESH ? "appliance" : "next hop", why);
 		fwd_park(f, msg);
 		return;
 	}
 	evtimer_del(f->deadline);
 	/* The session ends ping through us: silence means a peer is gone. */
 	if (ctx->r->conf.sess.keepalive_ms > 0)
-		xaddr_dead_after(fd, ctx->r->conf.sess.keepalive_ms * 3);
-	if ((f->out = bufferevent_socket_new(ctx->r->d.base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
-		fatalx("bufferevent_socket_new");
+		xaddr_dead_after(bufferevent_getfd(f->out),
+		    ctx->r->conf.sess.keepalive_ms * 3);
 	free(f->dest);
 	f->dest = xstrdup(xaddr_str(a));
 	bufferevent_setcb(f->out, fwd_readcb, fwd_writecb, fwd_eventcb, f);
@@ -376,7 +386,6 @@ fwd_open(struct fwd *f)
 	fwd_enter_state(f, FWD_OPEN);
 	/* The leg waits (its first bytes held) until the far side is up. */
 	bufferevent_disable(f->in, EV_READ);
-	bufferevent_socket_connect(f->out, NULL, 0);
 	log_debug("forward=%llu %s peer=%s -> %s", (unsigned long long)f->id,
 	    fwd_kinds[f->kind], f->peer, f->dest);
 }
@@ -415,6 +424,7 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 	size_t			 n = evbuffer_get_length(in);
 
 	if (f->state == FWD_WAITING) {
+		fwd_authed(f);
 		fwd_open(f);
 		return;
 	}
@@ -465,9 +475,25 @@ static void
 fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct fwd	*f = arg;
-	char		 msg[200];
+	char		 msg[300];
+	const char	*why = tls_bev_error(bev);
 	int		 err = EVUTIL_SOCKET_ERROR();
+	struct timeval	 tv;
 
+	if (why == NULL && err != 0)
+		why = strerror(err);
+	if ((what & BEV_EVENT_CONNECTED) && bev == f->in) {
+		/* Its TLS handshake is done: now it may wait for a byte. */
+		log_debug("forward=%llu %s peer=%s TLS up: %s",
+		    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer,
+		    tls_bev_peer(bev));
+		fwd_authed(f);
+		if (f->state == FWD_WAITING) {
+			xtime_tv(FWD_IDLE_MS, &tv);
+			evtimer_add(f->deadline, &tv);
+		}
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		f->connected = 1;
 		bufferevent_enable(f->in, EV_READ | EV_WRITE);
@@ -486,7 +512,10 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (f->state == FWD_WAITING) {
-		/* A pre-warmed leg that was never used. */
+		/* A pre-warmed leg that was never used, or a failed TLS one. */
+		if (tls_bev_is_tls(bev) && why != NULL)
+			log_info("%s leg from %s dropped: %s",
+			    fwd_kinds[f->kind], f->peer, why);
 		fwd_drop(f);
 		return;
 	}
@@ -497,7 +526,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		 */
 		snprintf(msg, sizeof(msg), "%s %s unreachable: %s",
 		    f->kind == FWD_MESH ? "appliance" : "next hop", f->dest,
-		    err != 0 ? strerror(err) : "connect failed");
+		    why != NULL ? why : "connect failed");
 		fwd_side_stop(f->out);
 		f->out_failed = f->out;
 		f->out = NULL;
@@ -509,8 +538,8 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 	    bev == f->in ? fwd_kinds[f->kind] : "far",
 	    (what & BEV_EVENT_EOF) ? "closed" :
 	    (what & BEV_EVENT_TIMEOUT) ? "timed out" : "error",
-	    (what & BEV_EVENT_ERROR) && err != 0 ? ": " : "",
-	    (what & BEV_EVENT_ERROR) && err != 0 ? strerror(err) : "");
+	    (what & BEV_EVENT_ERROR) && why != NULL ? ": " : "",
+	    (what & BEV_EVENT_ERROR) && why != NULL ? why : "");
 	/* Whatever was read before EOF still goes through. */
 	if ((what & BEV_EVENT_EOF) && f->connected)
 		fwd_readcb(bev, f);
@@ -522,11 +551,33 @@ static void
 fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
     struct sockaddr *sa, int salen)
 {
+	struct relay		*r = ctx->r;
 	struct xaddr_peer	 peer;
 	struct fwd		*f;
 	struct timeval		 tv;
+	char			 src[ADMIT_SOURCE_MAX];
+	int			 pending, e = ADMIT_OK;
 
 	xaddr_peer_describe(sa, salen, &peer);
+	admit_source(&peer, src, sizeof(src));
+	/*
+	 * Bounded pre-authentication work: a mesh leg holds a handshake
+	 * slot until its TLS handshake is done (a plaintext mesh has no
+	 * authentication to wait for), an agent leg until its first bytes.
+	 * A guest's agent legs count towards its sessions.
+	 */
+	pending = kind == FWD_AGENT || (r->d.tls != NULL &&
+	    xaddr_type(r->mesh_a) == XADDR_TCP);
+	if (pending && (e = admit_take(r->pending, src)) == ADMIT_OK &&
+	    kind == FWD_AGENT && (e = admit_take(r->guests, src)) != ADMIT_OK)
+		admit_release(r->pending, src);
+	if (e != ADMIT_OK) {
+		ctx->refused++;
+		log_debug("%s leg from %s refused: %s", fwd_kinds[kind],
+		    peer.str, admit_strerror(e));
+		close(fd);
+		return;
+	}
 	xaddr_tune(fd);
 	if (ctx->r->conf.sess.keepalive_ms > 0)
 		xaddr_dead_after(fd, ctx->r->conf.sess.keepalive_ms * 3);
@@ -538,18 +589,34 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	    NULL)
 		fatalx("evtimer_new");
 	strlcpy(f->peer, peer.str, sizeof(f->peer));
-	if ((f->in = bufferevent_socket_new(ctx->r->d.base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
-		fatalx("bufferevent_socket_new");
+	strlcpy(f->src, src, sizeof(f->src));
+	f->pending = pending;
+	f->guest = kind == FWD_AGENT;
+	/* Mesh legs come from relays (TLS); agent legs over vSocket. */
+	if ((f->in = daemon_accepted(&ctx->r->d, fd, ctx->r->mesh_a,
+	    kind == FWD_MESH ? TLS_ROLE_RELAY : TLS_ROLE_NONE)) == NULL)
+		fatalx("bufferevent for an accepted leg");
 	bufferevent_setcb(f->in, fwd_readcb, fwd_writecb, fwd_eventcb, f);
 	bufferevent_set_max_single_read(f->in, FWD_CHUNK);
 	bufferevent_set_max_single_write(f->in, FWD_CHUNK);
 	TAILQ_INSERT_TAIL(&ctx->live, f, entry);
 	ctx->nlive[kind]++;
 	ctx->total[kind]++;
-	xtime_tv(FWD_IDLE_MS, &tv);
+	/* Before its TLS handshake it is unauthenticated: keep it short. */
+	xtime_tv(tls_bev_is_tls(f->in) ? ctx->r->conf.sess.handshake_ms :
+	    FWD_IDLE_MS, &tv);
 	evtimer_add(f->deadline, &tv);
 	bufferevent_enable(f->in, EV_READ);
+}
+
+/* F is past its handshake (or gone): give its slot back. */
+static void
+fwd_authed(struct fwd *f)
+{
+	if (!f->pending)
+		return;
+	admit_release(f->ctx->r->pending, f->src);
+	f->pending = 0;
 }
 
 /* A mesh leg arrived from another relay. */
@@ -604,7 +671,7 @@ fwd_retarget(struct fwd_ctx *ctx)
 {
 	struct fwd		*f, *next;
 	const struct xaddr	*a;
-	const char		*why;
+	const char		*why, *host;
 
 	TAILQ_FOREACH_SAFE(f, &ctx->live, entry, next) {
 		/*
@@ -618,7 +685,7 @@ fwd_retarget(struct fwd_ctx *ctx)
 		}
 		if (f->state != FWD_OPEN)
 			continue;
-		a = fwd_route(ctx, f->kind, &why);
+		a = fwd_route(ctx, f->kind, &why, &host);
 		if (a != NULL && strcmp(xaddr_str(a), f->dest) == 0)
 			continue;
 		ctx->moved++;

@@ -4,16 +4,19 @@
  * says at the moment they are opened.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "admit.h"
 #include "ctl.h"
 #include "log.h"
 #include "relay.h"
 #include "xaddr.h"
+#include "xmalloc.h"
 
 /* Open a leg to the current target. */
 static struct bufferevent *
@@ -21,15 +24,11 @@ ingress_connect(struct sess *s, void *arg, const char **desc)
 {
 	struct relay		*r = arg;
 	const struct xaddr	*a;
-	int			 fd, e;
+	const char		*host;
 
-	if ((a = target_route(r->target, desc)) == NULL)
+	if ((a = target_route(r->target, desc, &host)) == NULL)
 		return (NULL);
-	if ((e = warm_connect(r->warm, a, &fd)) != XADDR_OK) {
-		*desc = xaddr_why(e);
-		return (NULL);
-	}
-	return (daemon_leg(&r->d, fd, a, desc));
+	return (warm_leg(r->warm, a, host, desc));
 }
 
 static void
@@ -37,8 +36,14 @@ ingress_event(struct sess *s, enum sess_event ev, const char *reason,
     void *arg)
 {
 	struct relay	*r = arg;
+	char		*src;
 
 	daemon_sess_event(&r->d, s, ev, reason);
+	if (ev == SESS_EV_CLOSED && (src = sess_get_data(s)) != NULL) {
+		admit_release(r->guests, src);
+		sess_set_data(s, NULL);
+		free(src);
+	}
 }
 
 /* The ingress end of every session on this relay. */
@@ -62,7 +67,10 @@ ingress_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 {
 	struct relay		*r = arg;
 	struct xaddr_peer	 peer;
+	struct sess		*s;
+	char			 src[ADMIT_SOURCE_MAX];
 	size_t			 i;
+	int			 e;
 
 	xaddr_peer_describe(sa, salen, &peer);
 	/* A guest's identity is its CID: no CID, no session. */
@@ -76,7 +84,18 @@ ingress_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 			return;
 		}
 	}
-	if (daemon_client(&r->d, fd, peer.str, r->conf.sess.max_sessions,
-	    r->conf.host, peer.cid, peer.port) != NULL)
-		r->accepted++;
+	admit_source(&peer, src, sizeof(src));
+	if ((e = admit_take(r->guests, src)) != ADMIT_OK) {
+		log_warnx("guest=%s refused: %s (%zu sessions)", peer.str,
+		    admit_strerror(e), admit_count(r->guests, src));
+		close(fd);
+		return;
+	}
+	if ((s = daemon_client(&r->d, fd, peer.str, r->conf.sess.max_sessions,
+	    r->conf.host, peer.cid, peer.port)) == NULL) {
+		admit_release(r->guests, src);
+		return;
+	}
+	sess_set_data(s, xstrdup(src));
+	r->accepted++;
 }

@@ -25,6 +25,7 @@ struct target;
 struct fwd_ctx;
 struct uplink;
 struct warm;
+struct admit;
 
 struct relay_conf {
 	char			*host;
@@ -41,7 +42,10 @@ struct relay_conf {
 	long long		 vsock_cid;
 	int			 debug;
 	int			 quiet;
+	long long		 max_pending_source;
+	long long		 max_per_guest;
 	struct daemon_sessconf	 sess;
+	struct daemon_tlsconf	 tls;
 };
 
 struct relay {
@@ -51,6 +55,8 @@ struct relay {
 	struct fwd_ctx		*fwd;
 	struct uplink		*uplink;	/* NULL without --locator */
 	struct warm		*warm;
+	struct admit		*pending;	/* legs not authenticated */
+	struct admit		*guests;	/* sessions per guest */
 	struct evconnlistener	*guest_l[16];
 	struct xaddr		*guest_a[16];
 	size_t			 nguest;
@@ -72,8 +78,13 @@ void		 target_free(struct target *);
  * tcp host names are refused, not looked up (pushes from a peer).
  */
 int		 target_set(struct target *, json_t *, int, char *, size_t);
-/* Where a new leg should go now; NULL with *why if nowhere. */
-const struct xaddr *target_route(struct target *, const char **);
+/*
+ * Where a new leg should go now; NULL with *why if nowhere.  *host is
+ * the appliance host whose relay that is, or NULL for the appliance
+ * endpoint itself (local delivery).
+ */
+const struct xaddr *target_route(struct target *, const char **,
+		    const char **);
 /* Whether this host runs the appliance (mesh legs are forwarded). */
 const struct xaddr *target_local_appliance(struct target *);
 /* The mesh address of HOST's relay, or NULL. */
@@ -103,8 +114,12 @@ struct warm	*warm_new(struct relay *);
 void		 warm_free(struct warm *);
 /* Pre-connect to HOST's relay (at ADDR) until WANT are pooled. */
 size_t		 warm_hint(struct warm *, const char *, const char *, size_t);
-/* A socket to A for a new leg, pooled if possible (xaddr code). */
-int		 warm_connect(struct warm *, const struct xaddr *, int *);
+/*
+ * A leg to A, HOST's relay (NULL: the appliance), pooled if possible;
+ * NULL with *why.  On success *why names A.
+ */
+struct bufferevent *warm_leg(struct warm *, const struct xaddr *,
+		    const char *, const char **);
 json_t		*warm_json(const struct warm *);
 
 /* control.c */

@@ -243,10 +243,11 @@ target_peer(const struct target *t, const char *name)
  * appliance is reachable from every host).
  */
 const struct xaddr *
-target_route(struct target *t, const char **why)
+target_route(struct target *t, const char **why, const char **host)
 {
 	const struct target_peer	*p;
 
+	*host = NULL;
 	if (t->appliance_host != NULL &&
 	    strcmp(t->appliance_host, t->self) != 0) {
 		if ((p = target_peer(t, t->appliance_host)) == NULL) {
@@ -254,6 +255,7 @@ target_route(struct target *t, const char **why)
 			return (NULL);
 		}
 		*why = xaddr_str(p->addr);
+		*host = t->appliance_host;
 		return (p->addr);
 	}
 	if (t->appliance == NULL) {

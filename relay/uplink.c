@@ -538,6 +538,7 @@ uplink_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct timeval	 tv;
 	long long	 ka = u->r->conf.sess.keepalive_ms;
 	char		 why[UPLINK_ERR_MAX];
+	const char	*tlswhy = tls_bev_error(bev);
 	int		 err = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
@@ -567,7 +568,8 @@ uplink_eventcb(struct bufferevent *bev, short what, void *arg)
 	else
 		(void)snprintf(why, sizeof(why), "%s: %s",
 		    u->state == UPLINK_CONNECTING ? "connect failed" : "error",
-		    err != 0 ? strerror(err) : "unknown error");
+		    tlswhy != NULL ? tlswhy : err != 0 ? strerror(err) :
+		    "unknown error");
 	uplink_lost(u, why);
 }
 
@@ -613,10 +615,11 @@ uplink_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	u->conn = xcalloc(1, sizeof(*u->conn));
 	u->conn->u = u;
-	u->conn->bev = bufferevent_socket_new(u->r->d.base, sfd,
-	    BEV_OPT_CLOSE_ON_FREE);
+	/* Pushes move every session: only the locator's certificate. */
+	u->conn->bev = daemon_connected(&u->r->d, sfd, u->addr,
+	    TLS_ROLE_LOCATOR, NULL);
 	if (u->conn->bev == NULL)
-		fatalx("bufferevent_socket_new");
+		fatalx("bufferevent for the locator connection");
 	bufferevent_setcb(u->conn->bev, uplink_readcb, NULL, uplink_eventcb,
 	    u);
 	bufferevent_setwatermark(u->conn->bev, EV_READ, 0, UPLINK_READ_HIGH);
@@ -625,7 +628,6 @@ uplink_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	xtime_tv(u->r->conf.sess.handshake_ms, &tv);
 	evtimer_add(u->deadline_ev, &tv);
 	uplink_enter_state(u, UPLINK_CONNECTING, NULL);
-	bufferevent_socket_connect(u->conn->bev, NULL, 0);
 }
 
 /* Keep a connection to the locator at ADDR; MESH is what to register. */
@@ -690,8 +692,7 @@ uplink_free(struct uplink *u)
 	uplink_close(u);
 	while ((c = TAILQ_FIRST(&u->closing)) != NULL) {
 		/* The loop is over: one non-blocking try at what is queued. */
-		(void)evbuffer_write(bufferevent_get_output(c->bev),
-		    bufferevent_getfd(c->bev));
+		tls_bev_write_now(c->bev);
 		uplink_conn_dead(c);
 	}
 	uplink_reap_cb(-1, 0, u);

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "admit.h"
 #include "conf.h"
 #include "ctl.h"
 #include "log.h"
@@ -50,7 +51,15 @@ static const struct conf_opt relay_opts[] = {
 	    "log debug lines (state changes, forwards)" },
 	{ "quiet", CONF_BOOL, OPT(quiet), 0, 0, 0, NULL,
 	    "log warnings only" },
+	{ "max-handshakes-per-source", CONF_INT, OPT(max_pending_source), 1,
+	    1000000, 0, "N", "legs one address or guest may have "
+	    "unauthenticated (TLS handshake, agent's first bytes; "
+	    "default 256)" },
+	{ "max-sessions-per-guest", CONF_INT, OPT(max_per_guest), 1,
+	    10000000, 0, "N", "sessions and agent legs of one guest CID "
+	    "(default 16384)" },
 	DAEMON_SESS_OPTS(OPT(sess)),
+	DAEMON_TLS_OPTS(OPT(tls)),
 };
 #define NOPTS	(sizeof(relay_opts) / sizeof(relay_opts[0]))
 
@@ -140,6 +149,8 @@ relay_run(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	r.conf.vsock_cid = XADDR_CID_HOST;
 	daemon_sessconf_defaults(&r.conf.sess);
+	r.conf.max_pending_source = 256;
+	r.conf.max_per_guest = 16384;
 	daemon_parse("vrelay", relay_opts, NOPTS, &r.conf, argc, argv);
 	log_init("vrelay", r.conf.debug ? LOG_LEVEL_DEBUG :
 	    r.conf.quiet ? LOG_LEVEL_WARN : LOG_LEVEL_INFO);
@@ -162,6 +173,10 @@ relay_run(int argc, char **argv)
 		    sizeof(r.agent_l) / sizeof(r.agent_l[0]));
 	daemon_init(&r.d, "vrelay");
 	daemon_vsock(r.conf.vsock_dir, r.conf.vsock_cid);
+	daemon_tls(&r.d, &r.conf.tls, TLS_ROLE_RELAY);
+	r.pending = admit_new((size_t)r.conf.max_pending_source,
+	    (size_t)r.conf.sess.max_pending);
+	r.guests = admit_new((size_t)r.conf.max_per_guest, 0);
 	relay_target_init(&r);
 	ingress_init(&r);
 	r.fwd = fwd_new(&r);
@@ -209,6 +224,8 @@ relay_run(int argc, char **argv)
 	sess_ctx_free(r.d.sessions);
 	fwd_free(r.fwd);
 	warm_free(r.warm);
+	admit_free(r.pending);
+	admit_free(r.guests);
 	target_free(r.target);
 	daemon_fini(&r.d);
 	conf_free(relay_opts, NOPTS, &r.conf);

@@ -15,15 +15,22 @@
  * Connects are paced: at most WARM_BURST in progress, the next one
  * started as one completes.  A burst of a thousand SYNs loses some on
  * the way, and a lost SYN costs its session a 1 s retransmit.
+ *
+ * The pool holds bufferevents, not sockets: with TLS the handshake
+ * (and the check of the far relay's certificate) is paid ahead too,
+ * and the far relay sees an authenticated leg that may wait for its
+ * first byte, not a pre-authentication one it must time out.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "log.h"
@@ -38,11 +45,11 @@
 
 struct warm_conn {
 	struct warm		*w;
-	int			 fd;
+	struct bufferevent	*bev;
 	char			*dest;		/* canonical address */
-	long long		 expires_ms;
+	char			*host;		/* whose relay it is */
+	long long		 expires_ms;	/* 0: dead, reap it */
 	int			 connecting;
-	struct event		*ev;		/* connected? far end closed? */
 	TAILQ_ENTRY(warm_conn)	 entry;
 };
 TAILQ_HEAD(warm_list, warm_conn);
@@ -53,6 +60,7 @@ struct warm {
 	size_t			 n;
 	size_t			 connecting;
 	struct xaddr		*todo_addr;	/* more to open, to here */
+	char			*todo_host;	/* the relay of this host */
 	size_t			 todo;
 	struct event		*expire_ev;
 	uint64_t		 opened;
@@ -61,8 +69,8 @@ struct warm {
 };
 
 static void	warm_expire_cb(evutil_socket_t, short, void *);
-static void	warm_conn_cb(evutil_socket_t, short, void *);
 static void	warm_fill(struct warm *);
+static void	warm_schedule(struct warm *);
 
 /* The pool of relay R. */
 struct warm *
@@ -79,7 +87,7 @@ warm_new(struct relay *r)
 	return (w);
 }
 
-/* Unlink C; close its socket unless KEEP (it was handed out). */
+/* Unlink C; free its leg unless KEEP (it was handed out). */
 static void
 warm_conn_free(struct warm_conn *c, int keep)
 {
@@ -87,10 +95,10 @@ warm_conn_free(struct warm_conn *c, int keep)
 	c->w->n--;
 	if (c->connecting)
 		c->w->connecting--;
-	event_free(c->ev);
-	if (!keep)
-		close(c->fd);
+	if (!keep && c->bev != NULL)
+		bufferevent_free(c->bev);
 	free(c->dest);
+	free(c->host);
 	free(c);
 }
 
@@ -105,6 +113,7 @@ warm_free(struct warm *w)
 	while ((c = TAILQ_FIRST(&w->pool)) != NULL)
 		warm_conn_free(c, 0);
 	xaddr_free(w->todo_addr);
+	free(w->todo_host);
 	event_free(w->expire_ev);
 	free(w);
 }
@@ -121,6 +130,11 @@ warm_schedule(struct warm *w)
 		evtimer_del(w->expire_ev);
 		return;
 	}
+	TAILQ_FOREACH(c, &w->pool, entry)
+		if (c->expires_ms == 0)
+			break;		/* a dead one: reap it now */
+	if (c == NULL)
+		c = TAILQ_FIRST(&w->pool);
 	ms = c->expires_ms - xtime_mono_ms();
 	xtime_tv(ms > 0 ? ms : 0, &tv);
 	evtimer_add(w->expire_ev, &tv);
@@ -130,10 +144,13 @@ static void
 warm_expire_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct warm		*w = arg;
-	struct warm_conn	*c;
+	struct warm_conn	*c, *next;
 	long long		 now = xtime_mono_ms();
 
-	while ((c = TAILQ_FIRST(&w->pool)) != NULL && c->expires_ms <= now) {
+	/* Oldest first, but a dead one may sit anywhere. */
+	TAILQ_FOREACH_SAFE(c, &w->pool, entry, next) {
+		if (c->expires_ms > now)
+			continue;
 		w->wasted++;
 		warm_conn_free(c, 0);
 	}
@@ -141,35 +158,47 @@ warm_expire_cb(evutil_socket_t fd, short ev, void *arg)
 	warm_schedule(w);
 }
 
+/* A pooled leg is dead: reap it outside its callback. */
+static void
+warm_conn_dead(struct warm_conn *c)
+{
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	if (c->connecting) {
+		c->connecting = 0;
+		c->w->connecting--;
+	}
+	c->expires_ms = 0;
+	warm_schedule(c->w);
+}
+
 /*
- * A connect completed (writable): from now on watch for the far end
- * closing, and start the next one.  Readable, or a failed connect: the
- * connection is no use.
+ * A pooled leg is up (connected, TLS verified): start the next one.
+ * EOF or an error: the far end closed it, or would not have it.
  */
 static void
-warm_conn_cb(evutil_socket_t fd, short ev, void *arg)
+warm_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct warm_conn	*c = arg;
 	struct warm		*w = c->w;
-	socklen_t		 len = sizeof(int);
-	int			 err = 0;
+	const char		*why;
 
-	if (c->connecting && (ev & EV_WRITE) && !(ev & EV_READ) &&
-	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
-	    err == 0) {
+	if (what & BEV_EVENT_CONNECTED) {
 		c->connecting = 0;
 		w->connecting--;
-		event_free(c->ev);
-		if ((c->ev = event_new(w->r->d.base, fd, EV_READ,
-		    warm_conn_cb, c)) == NULL)
-			fatalx("event_new");
-		event_add(c->ev, NULL);
-	} else {
-		w->wasted++;
-		warm_conn_free(c, 0);
+		warm_fill(w);
+		return;
 	}
-	warm_fill(w);
-	warm_schedule(w);
+	if (c->connecting && (why = tls_bev_error(bev)) != NULL)
+		log_info("pre-warm to %s: %s", c->dest, why);
+	warm_conn_dead(c);
+}
+
+/* The far end spoke first: that is no relay waiting for a leg. */
+static void
+warm_conn_readcb(struct bufferevent *bev, void *arg)
+{
+	warm_conn_dead(arg);
 }
 
 /* Start connects towards todo_addr while fewer than WARM_BURST run. */
@@ -177,6 +206,7 @@ static void
 warm_fill(struct warm *w)
 {
 	struct warm_conn	*c;
+	struct bufferevent	*bev;
 	int			 fd, e;
 
 	while (w->todo > 0 && w->connecting < WARM_BURST && w->n < WARM_MAX) {
@@ -186,16 +216,21 @@ warm_fill(struct warm *w)
 			w->todo = 0;
 			return;
 		}
+		if ((bev = daemon_connected(&w->r->d, fd, w->todo_addr,
+		    TLS_ROLE_RELAY, w->todo_host)) == NULL) {
+			w->todo = 0;
+			return;
+		}
 		c = xcalloc(1, sizeof(*c));
 		c->w = w;
-		c->fd = fd;
+		c->bev = bev;
 		c->dest = xstrdup(xaddr_str(w->todo_addr));
+		c->host = xstrdup(w->todo_host);
 		c->expires_ms = xtime_mono_ms() + WARM_TTL_MS;
 		c->connecting = 1;
-		if ((c->ev = event_new(w->r->d.base, fd, EV_READ | EV_WRITE,
-		    warm_conn_cb, c)) == NULL)
-			fatalx("event_new");
-		event_add(c->ev, NULL);
+		bufferevent_setcb(bev, warm_conn_readcb, NULL,
+		    warm_conn_eventcb, c);
+		bufferevent_enable(bev, EV_READ);
 		TAILQ_INSERT_TAIL(&w->pool, c, entry);
 		w->n++;
 		w->connecting++;
@@ -204,15 +239,16 @@ warm_fill(struct warm *w)
 	}
 }
 
-/* Pooled connections to DEST. */
+/* Pooled legs to HOST's relay at DEST. */
 static size_t
-warm_count(struct warm *w, const char *dest)
+warm_count(struct warm *w, const char *dest, const char *host)
 {
 	struct warm_conn	*c;
 	size_t			 n = 0;
 
 	TAILQ_FOREACH(c, &w->pool, entry)
-		if (strcmp(c->dest, dest) == 0)
+		if (c->expires_ms != 0 && strcmp(c->dest, dest) == 0 &&
+		    strcmp(c->host, host) == 0)
 			n++;
 	return (n);
 }
@@ -239,10 +275,12 @@ warm_hint(struct warm *w, const char *host, const char *relay, size_t want)
 			return (0);
 		a = parsed;
 	}
-	have = warm_count(w, xaddr_str(a));
+	have = warm_count(w, xaddr_str(a), host);
 	/* A new destination replaces what was still to open. */
 	xaddr_free(w->todo_addr);
 	w->todo_addr = parsed != NULL ? parsed : xaddr_dup(a);
+	free(w->todo_host);
+	w->todo_host = xstrdup(host);
 	w->todo = want > have ? want - have : 0;
 	if (w->todo > WARM_MAX - w->n)
 		w->todo = WARM_MAX - w->n;
@@ -253,27 +291,50 @@ warm_hint(struct warm *w, const char *host, const char *relay, size_t want)
 }
 
 /*
- * A connecting (or connected) socket to A for a new leg: a pooled one
- * if there is one, else a fresh connect.  Returns an xaddr code.
+ * A new leg to A (HOST's relay, or the appliance if HOST is NULL): a
+ * pooled one if there is one, else a fresh connect.  It reports
+ * BEV_EVENT_CONNECTED to whoever sets its callbacks next.  NULL with
+ * *why saying why.
  */
-int
-warm_connect(struct warm *w, const struct xaddr *a, int *fdp)
+struct bufferevent *
+warm_leg(struct warm *w, const struct xaddr *a, const char *host,
+    const char **why)
 {
+	static char		 msg[200];
 	struct warm_conn	*c;
+	struct bufferevent	*bev;
 	const char		*dest = xaddr_str(a);
+	int			 fd, e;
 
-	*fdp = -1;
 	TAILQ_FOREACH(c, &w->pool, entry) {
-		if (strcmp(c->dest, dest) != 0)
+		if (c->expires_ms == 0 || host == NULL ||
+		    strcmp(c->dest, dest) != 0 || strcmp(c->host, host) != 0)
 			continue;
-		*fdp = c->fd;
+		bev = c->bev;
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		/* Up already: tell its new owner once its callbacks are set. */
+		if (!c->connecting)
+			bufferevent_trigger_event(bev, BEV_EVENT_CONNECTED,
+			    BEV_TRIG_DEFER_CALLBACKS);
 		w->used++;
 		warm_conn_free(c, 1);
 		warm_fill(w);
 		warm_schedule(w);
-		return (XADDR_OK);
+		return (bev);
 	}
-	return (xaddr_connect(a, fdp));
+	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
+		snprintf(msg, sizeof(msg), "%s unreachable: %s",
+		    xaddr_str(a), xaddr_why(e));
+		*why = msg;
+		return (NULL);
+	}
+	if ((bev = daemon_connected(&w->r->d, fd, a, host != NULL ?
+	    TLS_ROLE_RELAY : TLS_ROLE_APPLIANCE, host)) == NULL) {
+		*why = "cannot set up the leg (out of memory)";
+		return (NULL);
+	}
+	*why = dest;
+	return (bev);
 }
 
 /* Pool counters for vrelay status. */

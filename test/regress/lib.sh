@@ -42,6 +42,9 @@ trap cleanup EXIT
 
 log() { echo "  $NAME: $*" >&2; }
 fail() { log "FAIL: $*"; FAILED=1; exit 1; }
+# Not possible here (say why): exit 77, which test/faults/run.sh shows
+# as SKIP.
+skip() { log "SKIP: $*"; exit 77; }
 check() {	# check "what" command...
 	local what=$1; shift
 	"$@" || fail "$what"
@@ -203,6 +206,32 @@ except Exception:
     sys.exit(1)
 PY
 		then return 0; fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# --- TLS: a cluster CA and certificates (deploy/mkcerts.sh) -----------
+# mint_certs: CA, relays A B C, locator, appliance in $T/pki.
+mint_certs() {
+	local mk h
+	mk="$(dirname "$0")/../../deploy/mkcerts.sh"
+	{ "$mk" -d "$T/pki" ca &&
+	  for h in A B C; do "$mk" -d "$T/pki" relay "$h" 127.0.0.1; done &&
+	  "$mk" -d "$T/pki" locator vlocator 127.0.0.1 &&
+	  "$mk" -d "$T/pki" appliance vappliance 127.0.0.1; } \
+	    >>"$T/mkcerts.log" 2>&1 || fail "mkcerts: $(cat "$T/mkcerts.log")"
+}
+# tls NAME: the flags for the certificate NAME in $T/pki.
+tls() {
+	echo "--tls-cert $T/pki/$1.pem --tls-key $T/pki/$1.key" \
+	    "--tls-ca $T/pki/ca.pem"
+}
+# wait_for SECS command...: until the command succeeds, or return 1.
+wait_for() {
+	local i n=$(( $1 * 20 )); shift
+	for i in $(seq 1 $n); do
+		"$@" 2>/dev/null && return 0
 		sleep 0.05
 	done
 	return 1

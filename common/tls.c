@@ -1,0 +1,470 @@
+/*
+ * tls.c -- mutual TLS for the mesh's TCP links, over libevent's
+ * bufferevent_openssl.  Design notes:
+ *
+ * - TLS 1.3 only: both ends are ours, so nothing older need be spoken.
+ *   No session tickets or cache: legs are long-lived, and a server
+ *   writing tickets after the handshake would race our half-closes.
+ * - One SSL_CTX serves both ends of every link.  What a link demands
+ *   of its peer (a role, a host name) is set per connection, and the
+ *   verify callback checks the role at depth 0, so a wrong peer never
+ *   completes the handshake.
+ * - A peer that closes without close_notify is an EOF, not an error:
+ *   the session layer above has its own CLOSE, and a relay killed
+ *   mid-stream is an event we resume from, not an attack on framing.
+ * - SSL_MODE_RELEASE_BUFFERS: an idle leg keeps no 34 KiB buffers.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+#include "xmalloc.h"
+
+#define TLS_ROLE_PREFIX		"urn:vrelay:role:"
+#define TLS_WRITE_NOW_MAX	16384
+
+struct tls {
+	SSL_CTX		*ctx;
+	X509		*cert;		/* ours, for status */
+};
+
+static int	tls_ex_role = -1;	/* SSL ex_data: enum tls_role */
+
+static const char *tls_roles[] = {
+	[TLS_ROLE_NONE] = "none",
+	[TLS_ROLE_RELAY] = "relay",
+	[TLS_ROLE_LOCATOR] = "locator",
+	[TLS_ROLE_APPLIANCE] = "appliance",
+};
+
+static const char *tls_errors[] = {
+	[-TLS_OK] = "success",
+	[-TLS_E_SYSTEM] = "system error",
+	[-TLS_E_CERT] = "cannot load the certificate",
+	[-TLS_E_KEY] = "cannot load the private key",
+	[-TLS_E_KEYMODE] = "private key is readable by group or others",
+	[-TLS_E_MISMATCH] = "private key does not match the certificate",
+	[-TLS_E_CA] = "cannot load the CA bundle",
+	[-TLS_E_UNTRUSTED] = "certificate does not verify against the CA",
+	[-TLS_E_ROLE] = "certificate does not carry the role",
+	[-TLS_E_HOST] = "peer certificate does not name the host",
+	[-TLS_E_INCOMPLETE] =
+	    "--tls-cert, --tls-key and --tls-ca go together",
+};
+
+/* A TLS_E_* code as text. */
+const char *
+tls_strerror(int e)
+{
+	if (e > 0 || -e >= (int)(sizeof(tls_errors) / sizeof(tls_errors[0])))
+		return ("unknown TLS error");
+	return (tls_errors[-e]);
+}
+
+/* A role's name, as it appears in urn:vrelay:role:NAME. */
+const char *
+tls_strrole(enum tls_role r)
+{
+	if ((size_t)r >= sizeof(tls_roles) / sizeof(tls_roles[0]))
+		return ("unknown");
+	return (tls_roles[r]);
+}
+
+/* OpenSSL's last error, for a detail buffer. */
+static void
+tls_detail(char *buf, size_t len, const char *what)
+{
+	unsigned long	e;
+	const char	*r;
+
+	if (buf == NULL || len == 0)
+		return;
+	e = ERR_peek_last_error();
+	r = e != 0 ? ERR_reason_error_string(e) : NULL;
+	snprintf(buf, len, "%s%s%s", what, r != NULL ? ": " : "",
+	    r != NULL ? r : "");
+	ERR_clear_error();
+}
+
+/* Whether CERT carries ROLE in a subjectAltName URI. */
+static int
+tls_cert_has_role(X509 *cert, enum tls_role role)
+{
+	GENERAL_NAMES		*sans;
+	const GENERAL_NAME	*gn;
+	char			 want[64];
+	int			 i, found = 0;
+
+	snprintf(want, sizeof(want), TLS_ROLE_PREFIX "%s",
+	    tls_strrole(role));
+	sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+		gn = sk_GENERAL_NAME_value(sans, i);
+		if (gn->type != GEN_URI)
+			continue;
+		if ((size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier)
+		    == strlen(want) && memcmp(ASN1_STRING_get0_data(
+		    gn->d.uniformResourceIdentifier), want, strlen(want)) == 0)
+			found = 1;
+	}
+	GENERAL_NAMES_free(sans);
+	return (found);
+}
+
+/* The peer's chain is verified; at depth 0, check its role too. */
+static int
+tls_verify_cb(int ok, X509_STORE_CTX *sctx)
+{
+	SSL		*ssl;
+	enum tls_role	 role;
+
+	if (!ok || X509_STORE_CTX_get_error_depth(sctx) != 0)
+		return (ok);
+	ssl = X509_STORE_CTX_get_ex_data(sctx,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	role = (enum tls_role)(intptr_t)SSL_get_ex_data(ssl, tls_ex_role);
+	if (role != TLS_ROLE_NONE &&
+	    !tls_cert_has_role(X509_STORE_CTX_get_current_cert(sctx), role)) {
+		X509_STORE_CTX_set_error(sctx,
+		    X509_V_ERR_APPLICATION_VERIFICATION);
+		return (0);
+	}
+	return (1);
+}
+
+/* Check that our own certificate chains to the CA in CTX. */
+static int
+tls_self_verify(SSL_CTX *ctx, X509 *cert, char *detail, size_t len)
+{
+	X509_STORE_CTX	*sctx;
+	STACK_OF(X509)	*chain = NULL;
+	int		 ok = 0;
+
+	if ((sctx = X509_STORE_CTX_new()) == NULL)
+		return (0);
+	(void)SSL_CTX_get0_chain_certs(ctx, &chain);
+	if (X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), cert,
+	    chain) == 1) {
+		ok = X509_verify_cert(sctx) == 1;
+		if (!ok && detail != NULL)
+			snprintf(detail, len, "%s",
+			    X509_verify_cert_error_string(
+			    X509_STORE_CTX_get_error(sctx)));
+	}
+	X509_STORE_CTX_free(sctx);
+	return (ok);
+}
+
+/* Load the cluster identity of a daemon playing ROLE. */
+int
+tls_new(const char *cert, const char *key, const char *ca,
+    enum tls_role role, struct tls **tp, char *detail, size_t len)
+{
+	struct tls	*t = NULL;
+	STACK_OF(X509_NAME) *names;
+	struct stat	 st;
+	int		 rv;
+
+	*tp = NULL;
+	if (detail != NULL && len > 0)
+		*detail = '\0';
+	if (cert == NULL || key == NULL || ca == NULL)
+		return (TLS_E_INCOMPLETE);
+	if (stat(key, &st) == -1) {
+		rv = TLS_E_SYSTEM;
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		if (detail != NULL)
+			snprintf(detail, len, "%s has mode %04o", key,
+			    (unsigned)(st.st_mode & 07777));
+		rv = TLS_E_KEYMODE;
+		goto out;
+	}
+	if (tls_ex_role == -1 &&
+	    (tls_ex_role = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL))
+	    == -1) {
+		rv = TLS_E_SYSTEM;
+		goto out;
+	}
+	t = xcalloc(1, sizeof(*t));
+	if ((t->ctx = SSL_CTX_new(TLS_method())) == NULL) {
+		rv = TLS_E_SYSTEM;
+		goto out;
+	}
+	SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION);
+	SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(t->ctx, 0);
+	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1) {
+		tls_detail(detail, len, cert);
+		rv = TLS_E_CERT;
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1) {
+		tls_detail(detail, len, key);
+		rv = TLS_E_KEY;
+		goto out;
+	}
+	if (SSL_CTX_check_private_key(t->ctx) != 1) {
+		tls_detail(detail, len, key);
+		rv = TLS_E_MISMATCH;
+		goto out;
+	}
+	if (SSL_CTX_load_verify_locations(t->ctx, ca, NULL) != 1 ||
+	    (names = SSL_load_client_CA_file(ca)) == NULL) {
+		tls_detail(detail, len, ca);
+		rv = TLS_E_CA;
+		goto out;
+	}
+	SSL_CTX_set_client_CA_list(t->ctx, names);
+	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER |
+	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tls_verify_cb);
+	SSL_CTX_set_verify_depth(t->ctx, 4);
+	t->cert = SSL_CTX_get0_certificate(t->ctx);
+	if (!tls_self_verify(t->ctx, t->cert, detail, len)) {
+		rv = TLS_E_UNTRUSTED;
+		goto out;
+	}
+	if (!tls_cert_has_role(t->cert, role)) {
+		if (detail != NULL)
+			snprintf(detail, len, "%s has no URI %s%s", cert,
+			    TLS_ROLE_PREFIX, tls_strrole(role));
+		rv = TLS_E_ROLE;
+		goto out;
+	}
+	*tp = t;
+	t = NULL;
+	rv = TLS_OK;
+out:
+	tls_free(t);
+	return (rv);
+}
+
+/* Free; NULL is fine. */
+void
+tls_free(struct tls *t)
+{
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->ctx);
+	free(t);
+}
+
+/* ASN1_TIME as "YYYY-MM-DDTHH:MM:SSZ". */
+static json_t *
+tls_time_json(const ASN1_TIME *at)
+{
+	struct tm	tm;
+	char		buf[32];
+
+	if (ASN1_TIME_to_tm(at, &tm) != 1)
+		return (json_null());
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return (json_string(buf));
+}
+
+/* Our certificate for the status socket. */
+json_t *
+tls_json(const struct tls *t)
+{
+	GENERAL_NAMES		*sans;
+	const GENERAL_NAME	*gn;
+	json_t			*o, *names, *roles;
+	unsigned char		 md[EVP_MAX_MD_SIZE];
+	unsigned int		 mdlen, i;
+	char			 subj[256], hex[EVP_MAX_MD_SIZE * 3 + 1];
+	int			 k;
+
+	if (t == NULL)
+		return (json_null());
+	names = json_array();
+	roles = json_array();
+	sans = X509_get_ext_d2i(t->cert, NID_subject_alt_name, NULL, NULL);
+	for (k = 0; sans != NULL && k < sk_GENERAL_NAME_num(sans); k++) {
+		gn = sk_GENERAL_NAME_value(sans, k);
+		if (gn->type == GEN_DNS)
+			json_array_append_new(names, json_stringn((const char *)
+			    ASN1_STRING_get0_data(gn->d.dNSName),
+			    (size_t)ASN1_STRING_length(gn->d.dNSName)));
+	}
+	GENERAL_NAMES_free(sans);
+	for (k = TLS_ROLE_RELAY; k <= TLS_ROLE_APPLIANCE; k++)
+		if (tls_cert_has_role(t->cert, (enum tls_role)k))
+			json_array_append_new(roles,
+			    json_string(tls_strrole((enum tls_role)k)));
+	X509_NAME_oneline(X509_get_subject_name(t->cert), subj, sizeof(subj));
+	hex[0] = '\0';
+	if (X509_digest(t->cert, EVP_sha256(), md, &mdlen) == 1)
+		for (i = 0; i < mdlen; i++)
+			snprintf(hex + i * 3, sizeof(hex) - i * 3, "%s%02X",
+			    i > 0 ? ":" : "", md[i]);
+	o = json_pack("{s:s, s:o, s:o, s:o, s:s}", "subject", subj,
+	    "hosts", names, "roles", roles,
+	    "not_after", tls_time_json(X509_get0_notAfter(t->cert)),
+	    "sha256", hex);
+	return (o);
+}
+
+/* A TLS end on FD; see tls.h. */
+struct bufferevent *
+tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
+    enum tls_role role, const char *host)
+{
+	struct bufferevent	*bev;
+	struct in6_addr		 in6;
+	struct in_addr		 in4;
+	SSL			*ssl;
+
+	if ((ssl = SSL_new(t->ctx)) == NULL)
+		return (NULL);
+	SSL_set_ex_data(ssl, tls_ex_role, (void *)(intptr_t)role);
+	if (!accepting && host != NULL) {
+		if (inet_pton(AF_INET, host, &in4) == 1 ||
+		    inet_pton(AF_INET6, host, &in6) == 1)
+			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+			    host);
+		else {
+			SSL_set_hostflags(ssl,
+			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			if (SSL_set1_host(ssl, host) != 1) {
+				SSL_free(ssl);
+				return (NULL);
+			}
+			(void)SSL_set_tlsext_host_name(ssl, host);
+		}
+	}
+	bev = bufferevent_openssl_socket_new(base, fd, ssl, accepting ?
+	    BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return (NULL);
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return (bev);
+}
+
+/* Whether BEV runs TLS. */
+int
+tls_bev_is_tls(struct bufferevent *bev)
+{
+	return (bev != NULL && bufferevent_openssl_get_ssl(bev) != NULL);
+}
+
+/* Why a TLS link failed, in words; NULL if TLS has nothing to say. */
+const char *
+tls_bev_error(struct bufferevent *bev)
+{
+	static char	 buf[256];
+	SSL		*ssl;
+	long		 vr;
+	unsigned long	 e;
+	const char	*host, *r;
+
+	if (bev == NULL || (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+		return (NULL);
+	vr = SSL_get_verify_result(ssl);
+	if (vr == X509_V_ERR_APPLICATION_VERIFICATION) {
+		snprintf(buf, sizeof(buf), "TLS: peer certificate has no "
+		    "role %s", tls_strrole((enum tls_role)(intptr_t)
+		    SSL_get_ex_data(ssl, tls_ex_role)));
+		return (buf);
+	}
+	if (vr == X509_V_ERR_HOSTNAME_MISMATCH ||
+	    vr == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+		host = X509_VERIFY_PARAM_get0_host(SSL_get0_param(ssl), 0);
+		snprintf(buf, sizeof(buf), "TLS: peer certificate does not "
+		    "name %s", host != NULL ? host : "the address");
+		return (buf);
+	}
+	if (vr != X509_V_OK) {
+		snprintf(buf, sizeof(buf), "TLS: peer certificate: %s",
+		    X509_verify_cert_error_string(vr));
+		return (buf);
+	}
+	if ((e = bufferevent_get_openssl_error(bev)) == 0)
+		return (NULL);
+	r = ERR_reason_error_string(e);
+	snprintf(buf, sizeof(buf), "TLS: %s", r != NULL ? r : "error");
+	while (bufferevent_get_openssl_error(bev) != 0)
+		;
+	return (buf);
+}
+
+/* TLS_OK if the peer certificate on BEV names HOST, or BEV is plain. */
+int
+tls_bev_check_host(struct bufferevent *bev, const char *host)
+{
+	SSL	*ssl;
+	X509	*peer;
+
+	if (bev == NULL || (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+		return (TLS_OK);
+	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    X509_check_host(peer, host, strlen(host),
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) != 1)
+		return (TLS_E_HOST);
+	return (TLS_OK);
+}
+
+/* The peer certificate's subject ("" if none). */
+const char *
+tls_bev_peer(struct bufferevent *bev)
+{
+	static char	 buf[256];
+	SSL		*ssl;
+	X509		*peer;
+
+	buf[0] = '\0';
+	if (bev != NULL && (ssl = bufferevent_openssl_get_ssl(bev)) != NULL &&
+	    (peer = SSL_get0_peer_certificate(ssl)) != NULL)
+		X509_NAME_oneline(X509_get_subject_name(peer), buf,
+		    sizeof(buf));
+	return (buf);
+}
+
+/*
+ * The loop is over: one non-blocking try at what BEV has queued (a
+ * last CLOSE).  Plain sockets write directly; a TLS link whose
+ * handshake is done gets one record.
+ */
+void
+tls_bev_write_now(struct bufferevent *bev)
+{
+	struct evbuffer	*out = bufferevent_get_output(bev);
+	SSL		*ssl;
+	size_t		 n;
+	int		 w;
+
+	if ((ssl = bufferevent_openssl_get_ssl(bev)) == NULL) {
+		(void)evbuffer_write(out, bufferevent_getfd(bev));
+		return;
+	}
+	if (!SSL_is_init_finished(ssl) ||
+	    (n = evbuffer_get_length(out)) == 0)
+		return;
+	if (n > TLS_WRITE_NOW_MAX)
+		n = TLS_WRITE_NOW_MAX;
+	if ((w = SSL_write(ssl, evbuffer_pullup(out, (ev_ssize_t)n),
+	    (int)n)) > 0)
+		evbuffer_drain(out, (size_t)w);
+	ERR_clear_error();
+}

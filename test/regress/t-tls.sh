@@ -1,0 +1,159 @@
+# Mutual TLS on every TCP link (docs/security.md): relays, locator and
+# the vCenter simulator, certificates from deploy/mkcerts.sh.  Sessions
+# flow byte-exact over TLS mesh legs; then each kind of wrong peer is
+# refused with a reason that names what is wrong, and nothing else is
+# disturbed.
+. ./lib.sh
+
+mint_certs
+write_creds
+start_vcsim -tls -cert "$T/vcsim.pem"
+start_backend $((BASE + 10)) --report "$T/backend.jsonl"
+start_appliance B $((BASE + 10))
+start_locator --thumbprint "$VCSIM_SHA256" $(tls locator)
+for h in A B; do
+	start_lrelay $h $((BASE + $(printf '%d' "'$h") - 64)) $(tls $h)
+done
+check "relays converge over TLS" wait_loc \
+    'W["appliance_host"] == "B" and len(R["relays"]) == 2 and
+     all(r["connected"] and r["converged"] for r in R["relays"])'
+
+# 1. Sessions A -> B over TLS mesh legs, every byte checked.
+traffic A 5 --sessions 20 --bytes 1:4M --seed 3 --timeout 120 \
+    >"$T/ok.json" || fail "sessions over TLS: $(cat "$T/ok.json")"
+[ "$(json_get bytes_lost <"$T/ok.json")" = 0 ] || fail "bytes lost"
+sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
+[ "$(echo "$sb" | json_get forwards.total)" -ge 20 ] ||
+    fail "B forwarded too few: $sb"
+[ "$(echo "$sb" | json_get tls.roles.0)" = relay ] || fail "B status tls: $sb"
+grep -q "TLS on TCP links as relay" "$T/relayB.log" || fail "B: no TLS line"
+
+# 2. Plaintext into a TLS mesh listener: dropped, with the reason.
+python3 - "$((BASE + 2))" <<'PY' || fail "plaintext leg was not closed"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"\x01\x00\x00\x00\x00\x00\x00\x10" + b"x" * 16)
+try:
+    data = s.recv(100)
+    while data and not data.startswith(b"\x15"):	# a TLS alert is fine
+        data = s.recv(100)
+except ConnectionResetError:
+    pass
+PY
+check "plaintext refused with a TLS reason" wait_for 5 \
+    grep -q "mesh leg from .* dropped: TLS: " "$T/relayB.log"
+
+# 3. A relay whose certificate names C, registering as host B: refused.
+"$BINDIR/vrelay" run --host B --mesh-listen "tcp://127.0.0.1:$((BASE + 3))" \
+    --locator "tcp://127.0.0.1:$LOC_PORT" --status "$T/relayX.sock" \
+    $(tls C) 2>>"$T/relayX.log" &
+PIDS="$PIDS $!"
+check "impersonation refused" wait_for 5 \
+    grep -q "refused: certificate .*CN=C does not name host B" "$T/loc.log"
+kill $! 2>/dev/null
+# The real B is still registered and converged.
+check "B unaffected" wait_loc \
+    'any(r["host"] == "B" and r["connected"] and r["converged"]
+         for r in R["relays"])'
+
+# 4. A "locator" that presents a relay's certificate: no pushes taken.
+openssl s_server -accept "$((BASE + 21))" -cert "$T/pki/A.pem" \
+    -key "$T/pki/A.key" -CAfile "$T/pki/ca.pem" -Verify 1 -quiet \
+    </dev/null >>"$T/fakeloc.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_listen $((BASE + 21))
+"$BINDIR/vrelay" run --host C --mesh-listen "tcp://127.0.0.1:$((BASE + 4))" \
+    --locator "tcp://127.0.0.1:$((BASE + 21))" --status "$T/relayY.sock" \
+    $(tls C) 2>>"$T/relayY.log" &
+PIDS="$PIDS $!"
+check "relay refuses a non-locator certificate" wait_for 5 \
+    grep -q "TLS: peer certificate has no role locator" "$T/relayY.log"
+kill $! 2>/dev/null
+
+# 5. A certificate from another CA: refused by the locator.
+"$(dirname "$0")/../../deploy/mkcerts.sh" -d "$T/rogue" ca >/dev/null &&
+"$(dirname "$0")/../../deploy/mkcerts.sh" -d "$T/rogue" relay C \
+    >/dev/null || fail "rogue CA"
+"$BINDIR/vrelay" run --host C --mesh-listen "tcp://127.0.0.1:$((BASE + 5))" \
+    --locator "tcp://127.0.0.1:$LOC_PORT" --status "$T/relayZ.sock" \
+    --tls-cert "$T/rogue/C.pem" --tls-key "$T/rogue/C.key" \
+    --tls-ca "$T/pki/ca.pem" 2>>"$T/relayZ.log" &
+p=$!
+sleep 0.5
+kill $p 2>/dev/null; wait $p 2>/dev/null
+grep -q "certificate does not verify against the CA" "$T/relayZ.log" ||
+    fail "a certificate from another CA was not refused at start: \
+$(cat "$T/relayZ.log")"
+
+# 6. A relay at B's address whose certificate names C: legs refused.
+"$BINDIR/vrelay" run --host C --mesh-listen "tcp://127.0.0.1:$((BASE + 6))" \
+    --status "$T/relayC.sock" $(tls C) 2>>"$T/relayC.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/relayC.sock"
+"$BINDIR/vrelay" run --host A2 --guest-listen vsock://any:2001 \
+    --vsock-dir "$T/A" --appliance-host B --appliance vsock://3:1024 \
+    --peer "B=tcp://127.0.0.1:$((BASE + 6))" --status "$T/relayA2.sock" \
+    $(tls A) 2>>"$T/relayA2.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/relayA2.sock"
+"$BINDIR/vtraffic" run --connect vsock://2:2001 --vsock-dir "$T/A" \
+    --vsock-cid 9 --sessions 1 --bytes 1K --timeout 4 >"$T/wrong.json" 2>&1 &
+p=$!
+# The session never opens, and says why.
+check "host-name reason" wait_for 4 sh -c "'$BINDIR/vrelay' sessions \
+    --status '$T/relayA2.sock' --json | grep -q \
+    'connect failed: TLS: peer certificate does not name B'"
+wait $p && fail "a session went through a relay with the wrong host \
+certificate: $(cat "$T/wrong.json")"
+grep -q "dropped: TLS: .*bad certificate" "$T/relayC.log" ||
+    fail "C does not say why: $(tail -3 "$T/relayC.log")"
+
+# 7. A private key others can read: refused at start.
+cp "$T/pki/A.key" "$T/loose.key"; chmod 644 "$T/loose.key"
+"$BINDIR/vrelay" run --host A --mesh-listen "tcp://127.0.0.1:$((BASE + 7))" \
+    --tls-cert "$T/pki/A.pem" --tls-key "$T/loose.key" \
+    --tls-ca "$T/pki/ca.pem" >"$T/loose.out" 2>&1 &&
+    fail "started with a world-readable key"
+grep -q "readable by group or others: .*loose.key has mode 0644" \
+    "$T/loose.out" || fail "key mode message: $(cat "$T/loose.out")"
+
+# 8. Bounded pre-authentication work: a relay taking at most 2 TLS
+# handshakes per source and 3 sessions per guest.
+"$BINDIR/vrelay" run --host A3 --guest-listen vsock://any:2002 \
+    --vsock-dir "$T/A" --mesh-listen "tcp://127.0.0.1:$((BASE + 8))" \
+    --appliance-host B --appliance vsock://3:1024 \
+    --peer "B=tcp://127.0.0.1:$((BASE + 2))" --status "$T/relayA3.sock" \
+    --max-handshakes-per-source 2 --max-sessions-per-guest 3 \
+    --handshake-timeout 1s $(tls A) 2>>"$T/relayA3.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/relayA3.sock"
+a3() { "$BINDIR/vrelay" status --status "$T/relayA3.sock" --json |
+    json_get "$1"; }
+a3_is() { [ "$(a3 "$1")" = "$2" ]; }
+python3 - "$((BASE + 8))" "$T/flood.done" <<'PY' &
+import os, socket, sys, time
+# Five silent connections from one address: two may wait, three go.
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+         for _ in range(5)]
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+PY
+fp=$!
+check "3 of 5 silent legs refused" wait_for 5 \
+    a3_is admission.handshakes.refused_source 3
+[ "$(a3 admission.handshakes.total)" = 2 ] || fail "2 pending expected"
+check "pending legs time out" wait_for 5 a3_is admission.handshakes.total 0
+touch "$T/flood.done"; wait $fp
+"$BINDIR/vtraffic" run --connect vsock://2:2002 --vsock-dir "$T/A" \
+    --vsock-cid 11 --sessions 5 --bytes 8M --timeout 30 \
+    >"$T/perguest.json" 2>/dev/null
+[ "$(json_get ok <"$T/perguest.json")" = 3 ] &&
+[ "$(json_get failed <"$T/perguest.json")" = 2 ] ||
+    fail "per-guest cap: $(cat "$T/perguest.json")"
+grep -q "guest=vsock://11:.* refused: too many from this source (3 " \
+    "$T/relayA3.log" || fail "per-guest refusal not logged"
+check "slots given back" wait_for 5 a3_is admission.guests.total 0
+
+# After all that, sessions still flow A -> B.
+check "sessions still flow" traffic A 6 --sessions 4 --bytes 64K >/dev/null
+exit 0
