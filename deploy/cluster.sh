@@ -27,13 +27,25 @@
 # Caller sets: T (a private directory), BIN, VCSIMH; optionally HOSTS
 # (3), CVMS (3), SESSIONS (per containerVM, 10), PLAIN (sessions of the
 # plain guest, 4), HOLD (hold time, 60s), VRELAY_NETNS (0: loopback
-# only).  Every daemon logs to $T/NAME.log; events go to $T/events.jsonl.
+# only), SESS_ARGS (more session options for every relay, vappliance and
+# vguest, e.g. "--keepalive 500ms"), APP_ARGS (more vappliance options),
+# BACKEND_ARGS (more options of the echo backend, e.g. "--slow 4M"),
+# VCSIM_TLS (0: the simulator serves plain http and the locator pins
+# nothing, so it can restart with another certificate), TLS (0: relays
+# and locator talk plaintext; else mutual TLS with certificates from
+# deploy/mkcerts.sh in $T/pki).  Every daemon logs to $T/NAME.log;
+# events go to $T/events.jsonl.
 
 HOSTS=${HOSTS:-3}
 CVMS=${CVMS:-3}
 SESSIONS=${SESSIONS:-10}
 PLAIN=${PLAIN:-4}
 HOLD=${HOLD:-60s}
+SESS_ARGS=${SESS_ARGS:-}
+APP_ARGS=${APP_ARGS:-}
+BACKEND_ARGS=${BACKEND_ARGS:-}
+VCSIM_TLS=${VCSIM_TLS:-1}
+TLS=${TLS:-1}
 CL_PIDS=""
 CL_NS=""
 CL_BR=""
@@ -140,12 +152,34 @@ cl_stop() {
 
 cl_bg() { CL_PIDS="$CL_PIDS $1"; }
 
+# The TLS flags for certificate NAME in $T/pki (none if TLS=0).
+cl_tls() {
+	[ "$TLS" = 0 ] && return 0
+	echo "--tls-cert $T/pki/$1.pem --tls-key $T/pki/$1.key" \
+	    "--tls-ca $T/pki/ca.pem"
+}
+
+# The cluster CA, a certificate per host's relay and the locator's.
+cl_pki() {
+	local i ip mk="$CL_TOP/deploy/mkcerts.sh"
+	[ "$TLS" = 0 ] && return 0
+	"$mk" -d "$T/pki" ca >>"$T/mkcerts.log" 2>&1 || return 1
+	for i in $(seq 1 "$HOSTS"); do
+		eval "ip=\$CL_IP_$i"
+		"$mk" -d "$T/pki" relay "h$i" "$ip" >>"$T/mkcerts.log" 2>&1 ||
+		    return 1
+	done
+	"$mk" -d "$T/pki" locator vlocator "$CL_LOCIP" \
+	    >>"$T/mkcerts.log" 2>&1
+}
+
 cl_locator_start() {
 	rm -f "$T/loc.sock"
 	"$BIN/vlocator" run --vcenter "$VCSIM_URL" \
-	    --credentials "$T/vcenter.json" --thumbprint "$VCSIM_SHA256" \
+	    --credentials "$T/vcenter.json" \
+	    ${VCSIM_SHA256:+--thumbprint "$VCSIM_SHA256"} \
 	    --vm vch-appliance --listen "tcp://$CL_LOCIP:$CL_PORT" \
-	    --status "$T/loc.sock" 2>>"$T/locator.log" &
+	    --status "$T/loc.sock" $(cl_tls locator) 2>>"$T/locator.log" &
 	CL_LOC_PID=$!; cl_bg $!
 	cl_wait_sock "$T/loc.sock"
 	# Its publish events become the epochs on the plot (cl_collect).
@@ -168,9 +202,72 @@ cl_relay_start() {
 	    --guest-listen vsock://any:2000 --agent-listen vsock://any:2001 \
 	    --mesh-listen "tcp://$ip:$CL_PORT" \
 	    --locator "tcp://$CL_LOCIP:$CL_PORT" --hold-time "$HOLD" \
-	    --status "$T/relay-h$i.sock" 2>>"$T/relay-h$i.log" &
+	    --status "$T/relay-h$i.sock" $SESS_ARGS $(cl_tls "h$i") \
+	    2>>"$T/relay-h$i.log" &
 	eval "CL_RELAY_PID_$i=$!"; cl_bg $!
 	cl_wait_sock "$T/relay-h$i.sock"
+}
+
+# The simulator, with the appliance VM and the containerVMs on the hosts
+# they run on now; extra args for vcsimh (-listen to keep a port).
+cl_vcsim_start() {
+	local i k hosts="h1" cvms=""
+	for i in $(seq 2 "$HOSTS"); do hosts="$hosts,h$i"; done
+	for k in $(seq 1 "$CVMS"); do
+		eval "i=\$CL_CVM_HOST_$k"
+		cvms="$cvms${cvms:+,}cvm$k@h$i"
+	done
+	. "$CL_TOP/test/vcsim/vcsim.sh"
+	vcsim_start "$T" -host-names "$hosts" -vm vch-appliance \
+	    -on "h$CL_APP_HOST" -vmci-cid 3 ${cvms:+-cvms "$cvms"} \
+	    $([ "$VCSIM_TLS" = 0 ] || echo -tls) -user vrelay \
+	    -password cluster-pass "$@" || return 1
+	cl_bg "$VCSIM_PID"
+}
+
+# kill -9 of the simulator, then the same one again on the same port
+# (a vCenter restart: every session and collector on it is gone).
+cl_vcsim_restart() {
+	local port=${VCSIM_URL#*://127.0.0.1:}
+	port=${port%%/*}
+	kill -9 "$VCSIM_PID" 2>/dev/null; wait "$VCSIM_PID" 2>/dev/null
+	exec 7>&-
+	sleep "${1:-0}"
+	cl_vcsim_start -listen "127.0.0.1:$port"
+}
+
+# The appliance VM on the host it runs on now.
+cl_app_start() {
+	rm -f "$T/app.sock"
+	"$BIN/vappliance" run --listen vsock://any:1024 \
+	    --vsock-dir "$T/h$CL_APP_HOST" --vsock-cid 3 \
+	    --backend "unix:$T/backend.sock" --hold-time "$HOLD" \
+	    --status "$T/app.sock" $SESS_ARGS $APP_ARGS 2>>"$T/app.log" &
+	CL_APP_PID=$!; cl_bg $!
+	cl_wait_sock "$T/app.sock"
+}
+
+cl_app_kill() {
+	kill -9 "$CL_APP_PID" 2>/dev/null; wait "$CL_APP_PID" 2>/dev/null
+}
+
+# The guest agent of containerVM K, on its host with its CID.
+cl_cvm_start() {
+	local k=$1 i cid
+	eval "i=\$CL_CVM_HOST_$k; cid=\$CL_CVM_CID_$k"
+	rm -f "$T/cvm$k.ctl"
+	"$BIN/vguest" run --name "cvm$k" --listen "unix:$T/cvm$k.sock" \
+	    --vsock-dir "$T/h$i" --vsock-cid "$cid" \
+	    --hold-time "$HOLD" --status "$T/cvm$k.ctl" $SESS_ARGS \
+	    2>>"$T/cvm$k.log" &
+	eval "CL_CVM_PID_$k=$!"; cl_bg $!
+	cl_wait_sock "$T/cvm$k.ctl"
+}
+
+cl_cvm_kill() {
+	local pid
+	eval "pid=\$CL_CVM_PID_$1"
+	kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 }
 
 cl_relay_kill() {
@@ -178,6 +275,49 @@ cl_relay_kill() {
 	eval "pid=\$CL_RELAY_PID_$1"
 	kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 	cl_event relay-down "h$1" "" ""
+}
+
+# Host I's link to the bridge: cl_link I up|down (a partition: with
+# network namespaces only; nonzero under loopback addresses).
+cl_link() {
+	[ -n "$CL_BR" ] || return 1
+	ip link set "vr$$h$1" "$2"
+}
+
+# Host I loses PCT % of its packets both ways: cl_loss I PCT, or
+# cl_loss I 0 to stop (network namespaces only).  tc netem where the
+# kernel has it, else an nftables rule in the host's namespace
+# (CL_LOSS_HOW says which); nonzero if neither is possible.
+cl_loss() {
+	local i=$1 pct=$2 ns="vr$$-h$1"
+	[ -n "$CL_BR" ] || return 1
+	if [ "$pct" = 0 ]; then
+		tc qdisc del dev "vr$$h$i" root 2>/dev/null
+		ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null
+		ip netns exec "$ns" nft delete table inet vrloss 2>/dev/null
+		return 0
+	fi
+	if tc qdisc replace dev "vr$$h$i" root netem loss "$pct%" \
+	    2>/dev/null; then
+		CL_LOSS_HOW=netem
+		ip netns exec "$ns" tc qdisc replace dev eth0 root netem \
+		    loss "$pct%"
+		return
+	fi
+	command -v nft >/dev/null || return 1
+	CL_LOSS_HOW=nftables
+	ip netns exec "$ns" nft -f - <<EOF
+table inet vrloss {
+	chain in {
+		type filter hook input priority 0
+		numgen random mod 100 < $pct drop
+	}
+	chain out {
+		type filter hook output priority 0
+		numgen random mod 100 < $pct drop
+	}
+}
+EOF
 }
 
 # Every relay ACKed the locator's current epoch (at most 10 s).
@@ -209,41 +349,23 @@ cl_start() {
 	CL_PORT=$(python3 "$CL_TOP/test/tools/portblock.py" 1) ||
 	    cl_die "no free port"
 	cl_net
-	local hosts="h1" cvms=""
-	for i in $(seq 2 "$HOSTS"); do hosts="$hosts,h$i"; done
+	cl_pki || cl_die "cannot mint certificates: $(cat "$T/mkcerts.log")"
 	for k in $(seq 1 "$CVMS"); do
-		cvms="$cvms${cvms:+,}cvm$k@h$(( (k % HOSTS) + 1 ))"
 		eval "CL_CVM_HOST_$k=$(( (k % HOSTS) + 1 ))"
 		eval "CL_CVM_CID_$k=$((10 + k))"
 	done
-	. "$CL_TOP/test/vcsim/vcsim.sh"
-	vcsim_start "$T" -host-names "$hosts" -vm vch-appliance -on h1 \
-	    -vmci-cid 3 ${cvms:+-cvms "$cvms"} -tls -user vrelay \
-	    -password cluster-pass || cl_die "the simulator did not start"
-	cl_bg "$VCSIM_PID"
+	CL_APP_HOST=1
+	cl_vcsim_start || cl_die "the simulator did not start"
 	(umask 077; echo '{"user": "vrelay", "password": "cluster-pass"}' \
 	    >"$T/vcenter.json")
 	cl_locator_start
 	"$BIN/vtraffic" serve --listen "unix:$T/backend.sock" --mode echo \
-	    --report "$T/backend.jsonl" 2>>"$T/backend.log" &
-	cl_bg $!
-	CL_APP_HOST=1
-	"$BIN/vappliance" run --listen vsock://any:1024 --vsock-dir "$T/h1" \
-	    --vsock-cid 3 --backend "unix:$T/backend.sock" \
-	    --hold-time "$HOLD" --status "$T/app.sock" 2>>"$T/app.log" &
-	cl_bg $!
-	cl_wait_sock "$T/app.sock"
+	    --report "$T/backend.jsonl" $BACKEND_ARGS 2>>"$T/backend.log" &
+	CL_BACKEND_PID=$!; cl_bg $!
+	cl_app_start
 	for i in $(seq 1 "$HOSTS"); do cl_relay_start "$i"; done
 	cl_converged "$HOSTS" || cl_die "relays did not converge"
-	for k in $(seq 1 "$CVMS"); do
-		eval "i=\$CL_CVM_HOST_$k"
-		"$BIN/vguest" run --name "cvm$k" --listen "unix:$T/cvm$k.sock" \
-		    --vsock-dir "$T/h$i" --vsock-cid "$((10 + k))" \
-		    --hold-time "$HOLD" --status "$T/cvm$k.ctl" \
-		    2>>"$T/cvm$k.log" &
-		cl_bg $!
-		cl_wait_sock "$T/cvm$k.ctl"
-	done
+	for k in $(seq 1 "$CVMS"); do cl_cvm_start "$k"; done
 }
 
 # Traffic for DURATION seconds: SESSIONS per containerVM through its

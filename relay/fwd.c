@@ -513,7 +513,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (f->state == FWD_WAITING) {
 		/* A pre-warmed leg that was never used, or a failed TLS one. */
-		if (tls_bev_is_tls(bev) && why != NULL)
+		if (f->pending && tls_bev_is_tls(bev) && why != NULL)
 			log_info("%s leg from %s dropped: %s",
 			    fwd_kinds[f->kind], f->peer, why);
 		fwd_drop(f);

@@ -290,6 +290,16 @@ warm_hint(struct warm *w, const char *host, const char *relay, size_t want)
 	return (want);
 }
 
+/* A pooled leg handed out: its owner hears that it is connected. */
+static void
+warm_ready_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct bufferevent	*bev = arg;
+
+	bufferevent_trigger_event(bev, BEV_EVENT_CONNECTED, 0);
+	bufferevent_decref(bev);
+}
+
 /*
  * A new leg to A (HOST's relay, or the appliance if HOST is NULL): a
  * pooled one if there is one, else a fresh connect.  It reports
@@ -304,6 +314,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 	struct warm_conn	*c;
 	struct bufferevent	*bev;
 	const char		*dest = xaddr_str(a);
+	struct timeval		 tv0 = { 0, 0 };
 	int			 fd, e;
 
 	TAILQ_FOREACH(c, &w->pool, entry) {
@@ -312,10 +323,17 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 			continue;
 		bev = c->bev;
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-		/* Up already: tell its new owner once its callbacks are set. */
-		if (!c->connecting)
-			bufferevent_trigger_event(bev, BEV_EVENT_CONNECTED,
-			    BEV_TRIG_DEFER_CALLBACKS);
+		/*
+		 * Up already: tell its new owner, from the loop, once its
+		 * callbacks are set.  The reference keeps the bufferevent
+		 * valid if the owner frees it first.
+		 */
+		if (!c->connecting) {
+			bufferevent_incref(bev);
+			if (event_base_once(w->r->d.base, -1, EV_TIMEOUT,
+			    warm_ready_cb, bev, &tv0) == -1)
+				fatalx("event_base_once");
+		}
 		w->used++;
 		warm_conn_free(c, 1);
 		warm_fill(w);
