@@ -1542,6 +1542,7 @@ leg_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct leg	*leg = arg;
 	char		 msg[300];
 	const char	*why = tls_bev_error(bev);
+	int		 tlsfail = why != NULL;
 	int		 err = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
@@ -1565,6 +1566,10 @@ leg_eventcb(struct bufferevent *bev, short what, void *arg)
 		snprintf(msg, sizeof(msg), "mesh leg %s: %s",
 		    leg->state == LEG_CONNECTING ? "connect failed" : "error",
 		    why != NULL ? why : "unknown error");
+	/* A server leg that failed TLS never reached HELLO: say so. */
+	if (tlsfail && leg->s == NULL && leg->state == LEG_S_HELLO &&
+	    leg->ctx->ops.refused != NULL)
+		leg->ctx->ops.refused(leg->peer, msg, leg->ctx->arg);
 	leg_lost(leg, msg);
 }
 

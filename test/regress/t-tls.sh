@@ -154,6 +154,28 @@ grep -q "guest=vsock://11:.* refused: too many from this source (3 " \
     "$T/relayA3.log" || fail "per-guest refusal not logged"
 check "slots given back" wait_for 5 a3_is admission.guests.total 0
 
+# 9. A relay delivering to an appliance over TCP: TLS both ways, and the
+# appliance takes legs from relays' certificates only.
+"$BINDIR/vappliance" run --listen "tcp://127.0.0.1:$((BASE + 9))" \
+    --backend "tcp://127.0.0.1:$((BASE + 10))" --status "$T/appT.sock" \
+    $(tls appliance) 2>>"$T/appT.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/appT.sock"
+"$BINDIR/vrelay" run --host A4 --guest-listen vsock://any:2003 \
+    --vsock-dir "$T/A" --appliance "tcp://127.0.0.1:$((BASE + 9))" \
+    --status "$T/relayA4.sock" $(tls A) 2>>"$T/relayA4.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/relayA4.sock"
+"$BINDIR/vtraffic" run --connect vsock://2:2003 --vsock-dir "$T/A" \
+    --vsock-cid 12 --sessions 3 --bytes 256K >"$T/appT.json" 2>&1 ||
+    fail "sessions into a TLS appliance: $(cat "$T/appT.json")"
+openssl s_client -connect "127.0.0.1:$((BASE + 9))" \
+    -cert "$T/pki/appliance.pem" -key "$T/pki/appliance.key" \
+    -CAfile "$T/pki/ca.pem" </dev/null >/dev/null 2>&1
+check "appliance refuses a non-relay certificate" wait_for 5 grep -q \
+    'leg refused .*reason="mesh leg error: TLS: peer certificate has no role relay"' \
+    "$T/appT.log"
+
 # After all that, sessions still flow A -> B.
 check "sessions still flow" traffic A 6 --sessions 4 --bytes 64K >/dev/null
 exit 0
