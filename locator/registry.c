@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "admit.h"
 #include "locator.h"
 #include "log.h"
 #include "push.h"
@@ -35,6 +36,7 @@
 #define REGISTRY_FLUSH_MS	1000	/* last words before close */
 #define REGISTRY_OUT_MAX	(256 * 1024)	/* queued to one relay */
 #define REGISTRY_CONNS_MAX	8192
+#define REGISTRY_PENDING_SOURCE	16	/* before HELLO, per address */
 #define REGISTRY_EPOCH_AHEAD_MS	(24 * 3600 * 1000LL)
 
 enum registry_state {
@@ -54,6 +56,8 @@ struct registry_conn {
 	struct event		*timer;	/* hello deadline, keepalive, flush */
 	struct registry_relay	*relay;	/* once READY */
 	char			 peer[XADDR_PEER_STRLEN];
+	char			 src[ADMIT_SOURCE_MAX];
+	int			 pending;	/* no HELLO yet */
 	long long		 rx_ms;	/* last byte in */
 	long long		 tx_ms;	/* last message out */
 	TAILQ_ENTRY(registry_conn) entry;
@@ -85,6 +89,7 @@ struct registry {
 	struct registry_conns	 dead;
 	struct registry_relays	 relays;
 	struct event		*reap;
+	struct admit		*pending;	/* connections before HELLO */
 	size_t			 nconns;
 	size_t			 nrelays;
 	uint64_t		 next_id;
@@ -101,6 +106,7 @@ static void	registry_accept_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 static void	registry_timer_cb(evutil_socket_t, short, void *);
 static void	registry_close(struct registry_conn *, const char *, int);
+static void	registry_helloed(struct registry_conn *);
 
 static const char *const registry_states[] = {
 	"hello", "ready", "closing", "dead"
@@ -187,6 +193,7 @@ registry_close(struct registry_conn *c, const char *why, int error)
 
 	if (c->state == REGISTRY_DEAD)
 		return;
+	registry_helloed(c);
 	if (r != NULL) {
 		r->conn = NULL;
 		r->since_ms = xtime_mono_ms();
@@ -213,6 +220,16 @@ registry_close(struct registry_conn *c, const char *why, int error)
 	event_del(c->timer);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_active(reg->reap, EV_TIMEOUT, 0);
+}
+
+/* C said HELLO (or goes): it no longer holds a pre-HELLO slot. */
+static void
+registry_helloed(struct registry_conn *c)
+{
+	if (!c->pending)
+		return;
+	admit_release(c->reg->pending, c->src);
+	c->pending = 0;
 }
 
 /* The record for HOST, or NULL. */
@@ -345,6 +362,7 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	struct push_msg		 w;
 	char			 why[XADDR_PEER_STRLEN + 300];
 
+	registry_helloed(c);
 	if (m->epoch > (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS) {
 		/* Epochs are wall-clock ms; this one would pin us forever. */
 		snprintf(why, sizeof(why), "epoch %" PRIu64 " is more than a "
@@ -611,11 +629,23 @@ registry_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 	struct registry		*reg = arg;
 	struct registry_conn	*c;
 	struct xaddr_peer	 peer;
+	char			 src[ADMIT_SOURCE_MAX];
+	int			 e;
 
 	xaddr_peer_describe(sa, salen, &peer);
+	/* One address cannot hold every pre-HELLO slot (half-open floods). */
+	admit_source(&peer, src, sizeof(src));
+	if ((e = admit_take(reg->pending, src)) != ADMIT_OK) {
+		log_info("relay %s: refused before HELLO: %s", peer.str,
+		    admit_strerror(e));
+		reg->refused++;
+		evutil_closesocket(fd);
+		return;
+	}
 	if (reg->nconns >= REGISTRY_CONNS_MAX) {
 		log_warnx("relay %s: refused: %zu connections already",
 		    peer.str, reg->nconns);
+		admit_release(reg->pending, src);
 		reg->refused++;
 		evutil_closesocket(fd);
 		return;
@@ -626,6 +656,8 @@ registry_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 	c->reg = reg;
 	c->id = ++reg->next_id;
 	strlcpy(c->peer, peer.str, sizeof(c->peer));
+	strlcpy(c->src, src, sizeof(c->src));
+	c->pending = 1;
 	c->rx_ms = c->tx_ms = xtime_mono_ms();
 	/* Only relays' certificates may register (TLS). */
 	c->bev = daemon_accepted(&reg->l->d, fd, reg->addr, TLS_ROLE_RELAY);
@@ -653,6 +685,7 @@ registry_new(struct locator *l)
 	TAILQ_INIT(&reg->conns);
 	TAILQ_INIT(&reg->dead);
 	TAILQ_INIT(&reg->relays);
+	reg->pending = admit_new(REGISTRY_PENDING_SOURCE, REGISTRY_CONNS_MAX);
 	if ((reg->reap = event_new(l->d.base, -1, 0, registry_reap_cb,
 	    reg)) == NULL)
 		fatalx("event_new");
@@ -685,6 +718,7 @@ registry_free(struct registry *reg)
 		free(r);
 	}
 	event_free(reg->reap);
+	admit_free(reg->pending);
 	free(reg);
 }
 

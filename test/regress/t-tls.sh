@@ -43,6 +43,25 @@ PY
 check "plaintext refused with a TLS reason" wait_for 5 \
     grep -q "mesh leg from .* dropped: TLS: " "$T/relayB.log"
 
+# The locator's push listener: one address holds at most 16 connections
+# that have not said HELLO; the relays stay registered meanwhile.
+python3 - "$LOC_PORT" "$T/lflood.done" <<'PY' &
+import os, socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+         for _ in range(20)]
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+PY
+lp=$!
+PIDS="$PIDS $lp"
+check "locator refuses the 17th silent connection" wait_for 5 \
+    grep -q "refused before HELLO: too many from this source" "$T/loc.log"
+[ "$(grep -c "refused before HELLO" "$T/loc.log")" = 4 ] ||
+    fail "locator: $(grep -c "refused before HELLO" "$T/loc.log") refused"
+check "relays still registered" wait_loc \
+    'all(r["connected"] and r["converged"] for r in R["relays"])'
+touch "$T/lflood.done"; wait $lp
+
 # 3. A relay whose certificate names C, registering as host B: refused.
 "$BINDIR/vrelay" run --host B --mesh-listen "tcp://127.0.0.1:$((BASE + 3))" \
     --locator "tcp://127.0.0.1:$LOC_PORT" --status "$T/relayX.sock" \
@@ -139,6 +158,7 @@ while not os.path.exists(sys.argv[2]):
     time.sleep(0.05)
 PY
 fp=$!
+PIDS="$PIDS $fp"
 check "3 of 5 silent legs refused" wait_for 5 \
     a3_is admission.handshakes.refused_source 3
 [ "$(a3 admission.handshakes.total)" = 2 ] || fail "2 pending expected"
