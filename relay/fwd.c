@@ -496,6 +496,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_CONNECTED) {
 		f->connected = 1;
+		bufferevent_setwatermark(f->in, EV_READ, 0, 0);
 		bufferevent_enable(f->in, EV_READ | EV_WRITE);
 		bufferevent_enable(f->out, EV_READ);
 		/* What arrived while connecting goes now. */
@@ -599,6 +600,8 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	bufferevent_setcb(f->in, fwd_readcb, fwd_writecb, fwd_eventcb, f);
 	bufferevent_set_max_single_read(f->in, FWD_CHUNK);
 	bufferevent_set_max_single_write(f->in, FWD_CHUNK);
+	/* Until its far side is up, a leg may make us hold a handshake. */
+	bufferevent_setwatermark(f->in, EV_READ, 0, PROTO_HANDSHAKE_MAX * 2);
 	TAILQ_INSERT_TAIL(&ctx->live, f, entry);
 	ctx->nlive[kind]++;
 	ctx->total[kind]++;
