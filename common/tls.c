@@ -221,8 +221,10 @@ tls_new(const char *cert, const char *key, const char *ca,
 		goto out;
 	}
 	if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1) {
+		/* OpenSSL checks the pair as it loads the key. */
+		rv = ERR_GET_REASON(ERR_peek_last_error()) ==
+		    X509_R_KEY_VALUES_MISMATCH ? TLS_E_MISMATCH : TLS_E_KEY;
 		tls_detail(detail, len, key);
-		rv = TLS_E_KEY;
 		goto out;
 	}
 	if (SSL_CTX_check_private_key(t->ctx) != 1) {
@@ -314,10 +316,12 @@ tls_json(const struct tls *t)
 			    json_string(tls_strrole((enum tls_role)k)));
 	X509_NAME_oneline(X509_get_subject_name(t->cert), subj, sizeof(subj));
 	hex[0] = '\0';
-	if (X509_digest(t->cert, EVP_sha256(), md, &mdlen) == 1)
+	if (X509_digest(t->cert, EVP_sha256(), md, &mdlen) == 1 && mdlen > 0) {
 		for (i = 0; i < mdlen; i++)
-			snprintf(hex + i * 3, sizeof(hex) - i * 3, "%s%02X",
-			    i > 0 ? ":" : "", md[i]);
+			snprintf(hex + i * 3, sizeof(hex) - i * 3, "%02X:",
+			    md[i]);
+		hex[mdlen * 3 - 1] = '\0';
+	}
 	o = json_pack("{s:s, s:o, s:o, s:o, s:s}", "subject", subj,
 	    "hosts", names, "roles", roles,
 	    "not_after", tls_time_json(X509_get0_notAfter(t->cert)),

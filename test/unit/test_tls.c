@@ -1,0 +1,288 @@
+/*
+ * test_tls.c -- unit tests for mutual TLS (tls.h): loading and checking
+ * a daemon's identity, and real handshakes over socketpairs with the
+ * role and host checks.  Certificates come from deploy/mkcerts.sh.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "tls.h"
+
+static char	dir[64];
+
+/* path of FILE in the scratch directory (one static buffer per call). */
+static const char *
+path(const char *file)
+{
+	static char	buf[4][256];
+	static int	i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, file);
+	return (buf[i]);
+}
+
+/* A CA, relays h1 and h2, a locator; a rogue CA with its own h1. */
+static int
+setup(void **state)
+{
+	char	cmd[1024];
+
+	strlcpy(dir, "/tmp/vrelay-tls.XXXXXX", sizeof(dir));
+	if (mkdtemp(dir) == NULL)
+		return (-1);
+	/* Run from the top of the tree, as make unit does. */
+	snprintf(cmd, sizeof(cmd), "set -e; m=deploy/mkcerts.sh; "
+	    "$m -d %s ca; $m -d %s relay h1 127.0.0.1; $m -d %s relay h2; "
+	    "$m -d %s locator; $m -d %s/rogue ca; $m -d %s/rogue relay h1"
+	    " >/dev/null", dir, dir, dir, dir, dir, dir);
+	if (system(cmd) != 0)
+		return (-1);
+	return (0);
+}
+
+static int
+teardown(void **state)
+{
+	char	cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return (system(cmd) == 0 ? 0 : -1);
+}
+
+/* Every way an identity can be wrong is refused with its own code. */
+static void
+test_load(void **state)
+{
+	struct tls	*t = (struct tls *)1;
+	json_t		*j;
+	char		 detail[300];
+
+	assert_int_equal(tls_new(path("h1.pem"), NULL, path("ca.pem"),
+	    TLS_ROLE_RELAY, &t, detail, sizeof(detail)), TLS_E_INCOMPLETE);
+	assert_null(t);
+	assert_int_equal(tls_new(path("none.pem"), path("h1.key"),
+	    path("ca.pem"), TLS_ROLE_RELAY, &t, detail, sizeof(detail)),
+	    TLS_E_CERT);
+	assert_non_null(strstr(detail, "none.pem"));
+	assert_int_equal(chmod(path("h2.key"), 0640), 0);
+	assert_int_equal(tls_new(path("h2.pem"), path("h2.key"),
+	    path("ca.pem"), TLS_ROLE_RELAY, &t, detail, sizeof(detail)),
+	    TLS_E_KEYMODE);
+	assert_non_null(strstr(detail, "mode 0640"));
+	assert_int_equal(chmod(path("h2.key"), 0600), 0);
+	assert_int_equal(tls_new(path("h1.pem"), path("h2.key"),
+	    path("ca.pem"), TLS_ROLE_RELAY, &t, detail, sizeof(detail)),
+	    TLS_E_MISMATCH);
+	assert_int_equal(tls_new(path("rogue/h1.pem"), path("rogue/h1.key"),
+	    path("ca.pem"), TLS_ROLE_RELAY, &t, detail, sizeof(detail)),
+	    TLS_E_UNTRUSTED);
+	assert_int_equal(tls_new(path("h1.pem"), path("h1.key"),
+	    path("ca.pem"), TLS_ROLE_LOCATOR, &t, detail, sizeof(detail)),
+	    TLS_E_ROLE);
+	assert_non_null(strstr(detail, "urn:vrelay:role:locator"));
+	assert_int_equal(tls_new(path("h1.pem"), path("h1.key"),
+	    path("ca.pem"), TLS_ROLE_RELAY, &t, detail, sizeof(detail)),
+	    TLS_OK);
+	j = tls_json(t);
+	assert_string_equal(json_string_value(json_array_get(
+	    json_object_get(j, "roles"), 0)), "relay");
+	assert_string_equal(json_string_value(json_array_get(
+	    json_object_get(j, "hosts"), 0)), "h1");
+	assert_int_equal(strlen(json_string_value(json_object_get(j,
+	    "sha256"))), 95);
+	json_decref(j);
+	tls_free(t);
+	tls_free(NULL);
+	assert_string_equal(tls_strerror(TLS_E_HOST),
+	    "peer certificate does not name the host");
+}
+
+struct end {
+	short	 what;		/* first event seen */
+	char	 why[256];
+};
+
+static void
+end_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct end	*e = arg;
+	const char	*why;
+
+	if (e->what != 0)
+		return;
+	e->what = what;
+	if ((why = tls_bev_error(bev)) != NULL)
+		strlcpy(e->why, why, sizeof(e->why));
+}
+
+/*
+ * A handshake between a server with certificate SRV demanding CROLE of
+ * its client and a client with CLI demanding SROLE (and HOST) of the
+ * server.  Fills *C and *S with each end's first event.
+ */
+static void
+handshake(const char *srv, enum tls_role srole, const char *cli,
+    enum tls_role crole, const char *host, struct end *c, struct end *s,
+    char **peer_subject, int *host_ok)
+{
+	struct event_base	*base = event_base_new();
+	struct tls		*ts, *tc;
+	struct bufferevent	*bs, *bc;
+	struct timeval		 tv = { 0, 10000 };
+	char			 pem[64], key[64];
+	int			 sv[2], i;
+
+	memset(c, 0, sizeof(*c));
+	memset(s, 0, sizeof(*s));
+	snprintf(pem, sizeof(pem), "%s.pem", srv);
+	snprintf(key, sizeof(key), "%s.key", srv);
+	assert_int_equal(tls_new(path(pem), path(key), path("ca.pem"),
+	    srole, &ts, NULL, 0), TLS_OK);
+	snprintf(pem, sizeof(pem), "%s.pem", cli);
+	snprintf(key, sizeof(key), "%s.key", cli);
+	assert_int_equal(tls_new(path(pem), path(key), path("ca.pem"),
+	    crole, &tc, NULL, 0), TLS_OK);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sv), 0);
+	bs = tls_wrap(ts, base, sv[0], 1, crole, NULL);
+	bc = tls_wrap(tc, base, sv[1], 0, srole, host);
+	assert_non_null(bs);
+	assert_non_null(bc);
+	assert_true(tls_bev_is_tls(bs));
+	bufferevent_setcb(bs, NULL, NULL, end_eventcb, s);
+	bufferevent_setcb(bc, NULL, NULL, end_eventcb, c);
+	bufferevent_enable(bs, EV_READ | EV_WRITE);
+	bufferevent_enable(bc, EV_READ | EV_WRITE);
+	for (i = 0; i < 500 && (c->what == 0 || s->what == 0); i++) {
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	if (peer_subject != NULL)
+		*peer_subject = strdup(tls_bev_peer(bs));
+	if (host_ok != NULL)
+		*host_ok = tls_bev_check_host(bs, "h1");
+	bufferevent_free(bs);
+	bufferevent_free(bc);
+	tls_free(ts);
+	tls_free(tc);
+	event_base_free(base);
+}
+
+/* Right roles and host: both ends connect; the server sees who. */
+static void
+test_handshake_ok(void **state)
+{
+	struct end	c, s;
+	char		*subj;
+	int		 hok;
+
+	handshake("h2", TLS_ROLE_RELAY, "h1", TLS_ROLE_RELAY, "h2", &c, &s,
+	    &subj, &hok);
+	assert_int_equal(c.what, BEV_EVENT_CONNECTED);
+	assert_int_equal(s.what, BEV_EVENT_CONNECTED);
+	assert_non_null(strstr(subj, "CN=h1"));
+	assert_int_equal(hok, TLS_OK);
+	free(subj);
+	/* The relay h1's certificate does not name h2. */
+	handshake("h2", TLS_ROLE_RELAY, "h2", TLS_ROLE_RELAY, "h2", &c, &s,
+	    NULL, &hok);
+	assert_int_equal(hok, TLS_E_HOST);
+}
+
+/* A server without the role the client wants: refused, and said so. */
+static void
+test_handshake_role(void **state)
+{
+	struct end	c, s;
+
+	/* A relay posing as the locator. */
+	handshake("h2", TLS_ROLE_RELAY, "h1", TLS_ROLE_RELAY, NULL, &c, &s,
+	    NULL, NULL);
+	assert_int_equal(c.what, BEV_EVENT_CONNECTED);
+	handshake("h2", TLS_ROLE_RELAY, "h1", TLS_ROLE_RELAY, NULL, &c, &s,
+	    NULL, NULL);
+	/* The client demands the locator role of h2 (a relay). */
+	{
+		struct event_base	*base = event_base_new();
+		struct tls		*ts, *tc;
+		struct bufferevent	*bs, *bc;
+		struct timeval		 tv = { 0, 10000 };
+		int			 sv[2], i;
+
+		memset(&c, 0, sizeof(c));
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(tls_new(path("h2.pem"), path("h2.key"),
+		    path("ca.pem"), TLS_ROLE_RELAY, &ts, NULL, 0), TLS_OK);
+		assert_int_equal(tls_new(path("h1.pem"), path("h1.key"),
+		    path("ca.pem"), TLS_ROLE_RELAY, &tc, NULL, 0), TLS_OK);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM |
+		    SOCK_NONBLOCK, 0, sv), 0);
+		bs = tls_wrap(ts, base, sv[0], 1, TLS_ROLE_RELAY, NULL);
+		bc = tls_wrap(tc, base, sv[1], 0, TLS_ROLE_LOCATOR, NULL);
+		bufferevent_setcb(bs, NULL, NULL, end_eventcb, &s);
+		bufferevent_setcb(bc, NULL, NULL, end_eventcb, &c);
+		bufferevent_enable(bs, EV_READ | EV_WRITE);
+		bufferevent_enable(bc, EV_READ | EV_WRITE);
+		for (i = 0; i < 500 && (c.what == 0 || s.what == 0); i++) {
+			event_base_loopexit(base, &tv);
+			event_base_dispatch(base);
+		}
+		assert_true(c.what & BEV_EVENT_ERROR);
+		assert_string_equal(c.why,
+		    "TLS: peer certificate has no role locator");
+		assert_false(s.what & BEV_EVENT_CONNECTED);
+		bufferevent_free(bs);
+		bufferevent_free(bc);
+		tls_free(ts);
+		tls_free(tc);
+		event_base_free(base);
+	}
+}
+
+/* The wrong host name: the client refuses, naming the host it wanted. */
+static void
+test_handshake_host(void **state)
+{
+	struct end	c, s;
+
+	handshake("h2", TLS_ROLE_RELAY, "h1", TLS_ROLE_RELAY, "h3", &c, &s,
+	    NULL, NULL);
+	assert_true(c.what & BEV_EVENT_ERROR);
+	assert_string_equal(c.why, "TLS: peer certificate does not name h3");
+	assert_false(s.what & BEV_EVENT_CONNECTED);
+	/* An IP address is checked against the IP SANs. */
+	handshake("h1", TLS_ROLE_RELAY, "h2", TLS_ROLE_RELAY, "127.0.0.1",
+	    &c, &s, NULL, NULL);
+	assert_int_equal(c.what, BEV_EVENT_CONNECTED);
+	handshake("h2", TLS_ROLE_RELAY, "h1", TLS_ROLE_RELAY, "127.0.0.1",
+	    &c, &s, NULL, NULL);
+	assert_true(c.what & BEV_EVENT_ERROR);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_handshake_ok),
+		cmocka_unit_test(test_handshake_role),
+		cmocka_unit_test(test_handshake_host),
+	};
+
+	return (cmocka_run_group_tests(tests, setup, teardown));
+}
