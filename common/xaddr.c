@@ -1039,8 +1039,9 @@ xaddr_tune(int fd)
 
 /*
  * Make the coming close() abortive (SO_LINGER {1, 0}): a TCP peer gets
- * a reset, not a FIN it could take for a complete stream.  Unix
- * sockets (emulated vsock) have no reset; their peer sees the close.
+ * a reset, not a FIN it could take for a complete stream.  Unix and
+ * AF_VSOCK sockets have no reset (Linux vsock sends a shutdown, seen
+ * in make check-vsock); their peer reads EOF.
  */
 void
 xaddr_reset(int fd)
