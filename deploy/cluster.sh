@@ -52,7 +52,8 @@ CL_BR=""
 
 cl_now() { date +%s%3N; }
 cl_say() { printf '%s\n' "$*"; }
-cl_die() { echo "cluster: $*; logs in $T" >&2; exit 1; }
+# FAILED (test/regress/lib.sh) keeps the logs of a scenario that dies here.
+cl_die() { echo "cluster: $*; logs in $T" >&2; FAILED=1; exit 1; }
 
 # Append one event line: KIND NAME FROM TO [EPOCH].
 cl_event() {
@@ -135,7 +136,7 @@ cl_net() {
 # Stop everything, remove namespaces and the bridge.
 cl_stop() {
 	local p live
-	exec 7>&- 2>/dev/null
+	{ exec 7>&-; } 2>/dev/null
 	for p in $CL_PIDS; do kill "$p" 2>/dev/null; done
 	# Give them 2 s to go, then no more.
 	for _ in $(seq 1 40); do

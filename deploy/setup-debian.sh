@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential pkg-config libevent-dev libjansson-dev libssl-dev
 libbsd-dev libcmocka-dev libcurl4-openssl-dev libxml2-dev python3 socat
 procps clang libclang-rt-dev golang-go golang-github-vmware-govmomi-dev
-haproxy gnuplot-nox iproute2 openssl"
+haproxy gnuplot-nox iproute2 openssl valgrind"
 # make check-vsock: a Debian kernel booted in qemu (TCG) for real
 # AF_VSOCK.  Recommends would pull in ~900 MB (GUI, firmware), so these
 # go in without them; the kernel is fetched by test/vsock/, not here.

@@ -19,6 +19,10 @@ NAME=$(basename "$0" .sh)
 # RSS figures stay meaningful.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=16:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
+# Under valgrind (make valgrind sets VALGRIND=1) the daemons start and
+# answer 20-50 times slower: the wait loops below wait WAIT_SCALE times
+# as long before they give up.
+: "${WAIT_SCALE:=$([ -n "${VALGRIND:-}" ] && echo 10 || echo 1)}"
 
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
@@ -53,11 +57,25 @@ check() {	# check "what" command...
 # Wait until a unix socket exists (a daemon is up) or fail.
 wait_sock() {
 	local i
-	for i in $(seq 1 100); do
+	for i in $(seq 1 $((100 * WAIT_SCALE))); do
 		[ -S "$1" ] && return 0
 		sleep 0.05
 	done
 	fail "no socket $1"
+}
+
+# Wait (up to $4 s, default 10) until PATTERN is on at least N lines
+# of FILE: wait_lines FILE PATTERN N [SECS], nonzero on timeout.  For
+# "every session has opened" and the like, where a fixed sleep is a
+# guess that a slow machine (or valgrind) loses.
+wait_lines() {
+	local i c n=$(( ${4:-10} * 20 * WAIT_SCALE ))
+	for i in $(seq 1 $n); do
+		c=$(grep -c -- "$2" "$1" 2>/dev/null)
+		[ "${c:-0}" -ge "$3" ] && return 0
+		sleep 0.05
+	done
+	return 1
 }
 
 # Wait until something listens on loopback TCP PORT (from /proc, so the
@@ -65,7 +83,7 @@ wait_sock() {
 wait_listen() {
 	local i hex
 	hex=$(printf '%04X' "$1")
-	for i in $(seq 1 100); do
+	for i in $(seq 1 $((100 * WAIT_SCALE))); do
 		awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { f = 1 }
 		    END { exit !f }' /proc/net/tcp /proc/net/tcp6 && return 0
 		sleep 0.05
@@ -193,7 +211,7 @@ loc() {
 # Wait (up to $2 s, default 10) until python expression $1 over the
 # "relays" answer R, "where" answer W and "status" answer S is true.
 wait_loc() {
-	local i n=$(( ${2:-10} * 20 ))
+	local i n=$(( ${2:-10} * 20 * WAIT_SCALE ))
 	for i in $(seq 1 $n); do
 		if python3 - "$1" "$(loc relays 2>/dev/null)" \
 		    "$(loc where 2>/dev/null)" "$(loc status 2>/dev/null)" <<'PY'
@@ -229,7 +247,7 @@ tls() {
 }
 # wait_for SECS command...: until the command succeeds, or return 1.
 wait_for() {
-	local i n=$(( $1 * 20 )); shift
+	local i n=$(( $1 * 20 * WAIT_SCALE )); shift
 	for i in $(seq 1 $n); do
 		"$@" 2>/dev/null && return 0
 		sleep 0.05

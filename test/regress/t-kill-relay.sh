@@ -11,7 +11,7 @@ start_relay A $((BASE + 1)) B
 traffic A 5 --sessions 40 --bytes 2M:6M --seed 3 --timeout 120 \
     >"$T/result.json" &
 TP=$!
-sleep 0.8
+wait_lines "$T/relayA.log" session-open 40 || fail "sessions did not open"
 kill -9 "$RELAY_B_PID"
 sleep 0.3
 start_relay B $((BASE + 2)) B

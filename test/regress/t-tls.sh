@@ -98,7 +98,7 @@ kill $! 2>/dev/null
     --tls-cert "$T/rogue/C.pem" --tls-key "$T/rogue/C.key" \
     --tls-ca "$T/pki/ca.pem" 2>>"$T/relayZ.log" &
 p=$!
-sleep 0.5
+wait_lines "$T/relayZ.log" "certificate does not verify against the CA" 1 5
 kill $p 2>/dev/null; wait $p 2>/dev/null
 grep -q "certificate does not verify against the CA" "$T/relayZ.log" ||
     fail "a certificate from another CA was not refused at start: \
@@ -165,7 +165,7 @@ check "3 of 5 silent legs refused" wait_for 5 \
 check "pending legs time out" wait_for 5 a3_is admission.handshakes.total 0
 touch "$T/flood.done"; wait $fp
 "$BINDIR/vtraffic" run --connect vsock://2:2002 --vsock-dir "$T/A" \
-    --vsock-cid 11 --sessions 5 --bytes 8M --timeout 30 \
+    --vsock-cid 11 --sessions 5 --bytes 8M --timeout $((30 * WAIT_SCALE)) \
     >"$T/perguest.json" 2>/dev/null
 [ "$(json_get ok <"$T/perguest.json")" = 3 ] &&
 [ "$(json_get failed <"$T/perguest.json")" = 2 ] ||
