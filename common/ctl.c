@@ -206,15 +206,17 @@ ctl_client_answer(struct ctl_client *cc, json_t *answer)
 	free(s);
 }
 
-/* Answer {"ok":false,"error":MSG}; MSG made plain ASCII for JSON. */
-static void
-ctl_client_error(struct ctl_client *cc, const char *msg)
+/* {"ok":false,"error":MSG} (new reference); MSG made plain ASCII. */
+static json_t *
+ctl_error(const char *msg)
 {
+	json_t	*o;
 	char	*m = xstrdup(msg != NULL ? msg : "command failed");
 
 	text_ascii(m);
-	ctl_client_answer(cc, json_pack("{s:b, s:s}", "ok", 0, "error", m));
+	o = json_pack("{s:b, s:s}", "ok", 0, "error", m);
 	free(m);
+	return (o);
 }
 
 /* Arm the read and write timeouts; zero disarms one. */
@@ -253,67 +255,53 @@ ctl_client_finish(struct ctl_client *cc)
 
 /* The built-in "help": the table, so the CLI never hard-codes it. */
 static json_t *
-ctl_help(const struct ctl *ctl)
+ctl_help(const struct ctl_cmd *cmds, size_t n)
 {
 	json_t	*list;
 	size_t	 i;
 
 	list = json_array();
-	for (i = 0; i < ctl->c_ncmds; i++) {
+	for (i = 0; i < n; i++) {
 		json_array_append_new(list, json_pack("{s:s, s:s}",
-		    "name", ctl->c_cmds[i].name,
-		    "help", ctl->c_cmds[i].help != NULL ?
-		    ctl->c_cmds[i].help : ""));
+		    "name", cmds[i].name,
+		    "help", cmds[i].help != NULL ? cmds[i].help : ""));
 	}
 	json_array_append_new(list, json_pack("{s:s, s:s}", "name", "help",
 	    "help", "list the commands"));
 	return (json_pack("{s:b, s:o}", "ok", 1, "commands", list));
 }
 
-/* Run REQ (borrowed, an object with a string "cmd") and queue the answer. */
-static void
-ctl_client_dispatch(struct ctl_client *cc, json_t *req, const char *name)
+/* Run REQ (borrowed, an object with a string "cmd"): its answer. */
+static json_t *
+ctl_dispatch(const struct ctl_cmd *cmds, size_t n, void *arg, json_t *req,
+    const char *name, int *what)
 {
-	struct ctl		*ctl = cc->cc_ctl;
 	const struct ctl_cmd	*cmd = NULL;
 	json_t			*result, *answer;
 	const char		*err = NULL;
 	char			 msg[128];
 	size_t			 i;
 
-	for (i = 0; i < ctl->c_ncmds; i++) {
-		if (strcmp(ctl->c_cmds[i].name, name) == 0) {
-			cmd = &ctl->c_cmds[i];
+	for (i = 0; i < n; i++) {
+		if (strcmp(cmds[i].name, name) == 0) {
+			cmd = &cmds[i];
 			break;
 		}
 	}
 	if (cmd == NULL) {
-		if (strcmp(name, "help") == 0) {
-			ctl_client_answer(cc, ctl_help(ctl));
-			return;
-		}
+		if (strcmp(name, "help") == 0)
+			return (ctl_help(cmds, n));
 		snprintf(msg, sizeof(msg), "unknown command \"%.*s\" "
 		    "(try \"help\")", CTL_CMD_QUOTE_MAX, name);
 		text_ascii(msg);
-		ctl_client_error(cc, msg);
-		return;
+		return (ctl_error(msg));
 	}
 
-	result = cmd->fn(req, ctl->c_arg, &err);
-	if (cc->cc_flags & (CTL_CLIENT_DEAD | CTL_CLIENT_CLOSING) ||
-	    ctl->c_freeing) {
-		/* The command dropped us (a broadcast) or freed the ctl. */
-		json_decref(result);
-		return;
-	}
-	if (result == NULL) {
-		ctl_client_error(cc, err);
-		return;
-	}
+	if ((result = cmd->fn(req, arg, &err)) == NULL)
+		return (ctl_error(err));
 	if (!json_is_object(result)) {
 		json_decref(result);
-		ctl_client_error(cc, "internal error: answer is not an object");
-		return;
+		return (ctl_error("internal error: answer is not an object"));
 	}
 	/* "ok" first, whatever the command put in its object. */
 	answer = json_object();
@@ -321,49 +309,79 @@ ctl_client_dispatch(struct ctl_client *cc, json_t *req, const char *name)
 	json_object_update(answer, result);
 	json_object_set_new(answer, "ok", json_true());
 	json_decref(result);
-	ctl_client_answer(cc, answer);
-
-	if ((cmd->flags & CTL_WATCH) &&
-	    !(cc->cc_flags & (CTL_CLIENT_WATCH | CTL_CLIENT_DEAD))) {
-		cc->cc_flags |= CTL_CLIENT_WATCH;
-		ctl->c_nwatchers++;
-		/* Watchers are silent by design; the queue cap bounds them. */
-		ctl_client_timeouts(cc, 0, 0);
-	}
+	if (cmd->flags & CTL_WATCH)
+		*what |= CTL_LINE_WATCH;
+	return (answer);
 }
 
-/* One request line: parse, check the shape, dispatch. */
-static void
-ctl_client_line(struct ctl_client *cc, const char *line, size_t len)
+/*
+ * One request line: parse, check the shape, dispatch (see ctl.h).  It
+ * knows no client, so the fuzzer reaches it without a socket.
+ */
+json_t *
+ctl_line(const struct ctl_cmd *cmds, size_t n, void *arg, const char *line,
+    size_t len, int *what)
 {
 	json_error_t	 jerr;
-	json_t		*req, *cmd;
+	json_t		*req, *cmd, *answer;
 	char		 msg[256];
 
+	*what = 0;
 	/* Blank lines (a human at socat pressing return) are not requests. */
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' ||
 	    line[len - 1] == '\t'))
 		len--;
 	if (len == 0)
-		return;
+		return (NULL);
 
 	req = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
 	if (req == NULL) {
 		/* The stream cannot be trusted past a bad line: close. */
 		snprintf(msg, sizeof(msg), "invalid JSON: %s", jerr.text);
 		text_ascii(msg);
-		ctl_client_error(cc, msg);
-		ctl_client_finish(cc);
-		return;
+		*what |= CTL_LINE_CLOSE;
+		return (ctl_error(msg));
 	}
 	if (!json_is_object(req))
-		ctl_client_error(cc, "request is not a JSON object");
+		answer = ctl_error("request is not a JSON object");
 	else if ((cmd = json_object_get(req, "cmd")) == NULL ||
 	    !json_is_string(cmd))
-		ctl_client_error(cc, "request has no string \"cmd\"");
+		answer = ctl_error("request has no string \"cmd\"");
 	else
-		ctl_client_dispatch(cc, req, json_string_value(cmd));
+		answer = ctl_dispatch(cmds, n, arg, req,
+		    json_string_value(cmd), what);
 	json_decref(req);
+	return (answer);
+}
+
+/* One request line from a client: answer it, then close or watch. */
+static void
+ctl_client_line(struct ctl_client *cc, const char *line, size_t len)
+{
+	struct ctl	*ctl = cc->cc_ctl;
+	json_t		*answer;
+	int		 what;
+
+	answer = ctl_line(ctl->c_cmds, ctl->c_ncmds, ctl->c_arg, line, len,
+	    &what);
+	if (answer == NULL)
+		return;
+	if (cc->cc_flags & (CTL_CLIENT_DEAD | CTL_CLIENT_CLOSING) ||
+	    ctl->c_freeing) {
+		/* The command dropped us (a broadcast) or freed the ctl. */
+		json_decref(answer);
+		return;
+	}
+	ctl_client_answer(cc, answer);
+	if (what & CTL_LINE_CLOSE)
+		ctl_client_finish(cc);
+	else if ((what & CTL_LINE_WATCH) &&
+	    !(cc->cc_flags & (CTL_CLIENT_WATCH | CTL_CLIENT_DEAD))) {
+		cc->cc_flags |= CTL_CLIENT_WATCH;
+		ctl->c_nwatchers++;
+		/* Watchers are silent by design; the queue cap bounds them. */
+		ctl_client_timeouts(cc, 0, 0);
+	}
 }
 
 /*
@@ -398,7 +416,7 @@ ctl_client_read_cb(struct bufferevent *bev, void *arg)
 	}
 	if (!(cc->cc_flags & (CTL_CLIENT_DEAD | CTL_CLIENT_CLOSING)) &&
 	    !ctl->c_freeing && evbuffer_get_length(in) > CTL_LINE_MAX) {
-		ctl_client_error(cc, "request too long");
+		ctl_client_answer(cc, ctl_error("request too long"));
 		ctl_client_finish(cc);
 	}
 	if (--ctl->c_busy == 0 && ctl->c_freeing)

@@ -51,6 +51,19 @@ const char	*ctl_strerror(int);
 /* Listen on PATH with TABLE of N commands; ARG goes to every fn. */
 int		 ctl_open(struct event_base *, const char *,
 		    const struct ctl_cmd *, size_t, void *, struct ctl **);
+/*
+ * The server's work for one request LINE of LEN bytes (no newline)
+ * with TABLE of N commands and ARG, without a socket: the answer (new
+ * reference; "ok" false with "error" for any refusal), or NULL for a
+ * blank line.  *WHAT gets CTL_LINE_CLOSE when the server then closes
+ * the client (the line is not JSON), CTL_LINE_WATCH when it streams
+ * events to it from then on.  The status socket runs every line
+ * through here; the fuzzer calls it directly.
+ */
+#define CTL_LINE_CLOSE		0x1
+#define CTL_LINE_WATCH		0x2
+json_t		*ctl_line(const struct ctl_cmd *, size_t, void *,
+		    const char *, size_t, int *);
 /* Close every client, remove the socket; NULL is fine. */
 void		 ctl_free(struct ctl *);
 /*

@@ -4,10 +4,12 @@
  *
  * The input is a stream of bytes off the locator connection, fed to
  * push_read() in two slices (the first byte says where to cut), so
- * partial lines, several lines per buffer and the line cap are all
- * exercised.  Every message a decoder accepts must satisfy the
- * documented rules (hosts, texts, epochs) and encode again to a line
- * that decodes to the same message: what is received can be sent.
+ * partial lines and several lines per buffer are exercised; a first
+ * byte 0xff pads the first line to the line cap, give or take two
+ * (fz_padded()), so the cap is too, from short inputs.  Every message
+ * a decoder accepts must satisfy the documented rules (hosts, texts,
+ * epochs) and encode again to a line that decodes to the same message:
+ * what is received can be sent.
  * push_decode() on the whole input (a line without its newline) runs
  * too, in its own heap block so ASan sees a read past the length.
  *
@@ -141,21 +143,14 @@ fz_drain(void)
 	}
 }
 
-/* Entry point: one stream per input. */
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One stream: decoded whole, then fed to push_read() cut at CUT. */
+static void
+fz_stream(const uint8_t *data, size_t size, size_t cut)
 {
 	struct push_msg	 m;
 	char		 err[256];
 	char		*copy;
-	size_t		 cut;
 	int		 r;
-
-	if (fz_in == NULL) {
-		fz_in = evbuffer_new();
-		fz_out = evbuffer_new();
-		CHECK(fz_in != NULL && fz_out != NULL);
-	}
 
 	copy = malloc(size == 0 ? 1 : size);
 	CHECK(copy != NULL);
@@ -168,11 +163,53 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_refused(r, &m, err);
 	free(copy);
 
-	cut = size == 0 ? 0 : data[0] % (size + 1);
 	evbuffer_add(fz_in, data, cut);
 	fz_drain();
 	evbuffer_add(fz_in, data + cut, size - cut);
 	fz_drain();
 	evbuffer_drain(fz_in, evbuffer_get_length(fz_in));
+}
+
+/*
+ * 0xff K REST: REST with its first line padded with spaces before its
+ * newline to PUSH_LINE_MAX - 2 + K % 5 bytes, the newline counted, so
+ * the line cap is met from either side by an input of a few bytes (a
+ * 16 KB seed would make libFuzzer's -max_len 16 KB for every input,
+ * and each one a 16 KB parse).  K's high nibble says where to cut.
+ */
+static void
+fz_padded(const uint8_t *data, size_t size)
+{
+	const uint8_t	*rest = data + 2, *nl;
+	uint8_t		*buf;
+	size_t		 rlen = size - 2, l1, want, pad, cut;
+
+	nl = memchr(rest, '\n', rlen);
+	l1 = nl != NULL ? (size_t)(nl - rest) : rlen;	/* without '\n' */
+	want = PUSH_LINE_MAX - 2 + data[1] % 5;
+	pad = want > l1 + 1 ? want - l1 - 1 : 0;
+	buf = malloc(rlen + pad);
+	CHECK(buf != NULL);
+	memcpy(buf, rest, l1);
+	memset(buf + l1, ' ', pad);
+	memcpy(buf + l1 + pad, rest + l1, rlen - l1);
+	cut = (l1 + pad) * (data[1] >> 4) / 15;
+	fz_stream(buf, rlen + pad, cut);
+	free(buf);
+}
+
+/* Entry point: one stream per input (the first byte says where to cut). */
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (fz_in == NULL) {
+		fz_in = evbuffer_new();
+		fz_out = evbuffer_new();
+		CHECK(fz_in != NULL && fz_out != NULL);
+	}
+	if (size >= 2 && data[0] == 0xff)
+		fz_padded(data, size);
+	else
+		fz_stream(data, size, size == 0 ? 0 : data[0] % (size + 1));
 	return (0);
 }

@@ -1,0 +1,1038 @@
+/*
+ * hs_fuzz.c -- libFuzzer harness for the server end of a session
+ * (sess.c, SESS_SERVER): the handshake and the stream as a peer drives
+ * them, on a real sess_ctx and a real event loop.
+ *
+ * frame_fuzz covers the payload decoders; what decides what to do with
+ * a decoded HELLO, PROOF, DATA or ACK (sessions by id, the limits, the
+ * resume proof and the secret's rotation, offsets, FIN, the replay,
+ * refusals and leg closes) is in sess.c and is reached only through a
+ * leg.  Here every leg is a socketpair whose far end the harness holds,
+ * and every session's backend is another socketpair (ops->open).
+ *
+ * The input is a script, one byte per step (low nibble the step, high
+ * nibble its argument, more bytes taken as the step needs them): open
+ * a leg, write raw bytes on it, or send a frame the harness builds --
+ * HELLO NEW with the harness's own X25519 key, HELLO RESUME, a PROOF
+ * with the right MAC (or the previous secret's, or a wrong one), DATA,
+ * ACK, FIN, PING, CLOSE, ERROR -- with offsets that are right, stale,
+ * ahead or arbitrary; shut or close a leg; write to, shut or reset a
+ * backend; reset every leg (a vMotion) or close a session (an
+ * operator).  After each step the loop runs (EVLOOP_NONBLOCK) until
+ * nothing moves, and the harness reads everything the server wrote.
+ *
+ * The harness is the client end: it derives the session secret from
+ * the WELCOME as docs/protocol.md says (its own kdf, not sess.c's), so
+ * resumes verify and the server's side of them runs.  What the server
+ * sends must be well-formed frames in a legal order, DATA must carry
+ * the backend's bytes at their offsets, FIN the backend's length, ACK
+ * no more than was sent; the backend must get the preamble, then the
+ * harness's bytes in order, each once.  Raw bytes make the harness's
+ * model unreliable, so after them only the framing is checked.
+ *
+ * Timers (hold time, handshake deadline, keepalive) are set far out and
+ * never fire here: their paths are the unit tests' (test_sess.c).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "frame.h"
+#include "proto.h"
+#include "sess.h"
+
+/* Not assert(): must stay on even if someone builds with NDEBUG. */
+#define CHECK(x) do {							\
+	if (!(x)) {							\
+		fprintf(stderr, "%s:%d: check failed: %s\n",		\
+		    __FILE__, __LINE__, #x);				\
+		abort();						\
+	}								\
+} while (0)
+
+#define FZ_LEGS		6
+#define FZ_SIDS		4		/* ids the script can name */
+#define FZ_BACKENDS	8
+#define FZ_PASSES	1000		/* loop passes per step, at most */
+#define FZ_SPIN		64		/* busy passes with nothing moving */
+#define FZ_PRE		"PROXY fuzz\r\n"	/* odd sids' preamble */
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int	LLVMFuzzerInitialize(int *, char ***);
+
+/* One session id as the client end knows it. */
+struct fz_sid {
+	uint64_t	 id;
+	int		 have_secret;
+	uint8_t		 secret[PROTO_MAC_LEN];
+	uint8_t		 prev[PROTO_MAC_LEN];	/* before the last rotation */
+	int		 have_prev;
+	uint64_t	 up_next;	/* our next DATA offset */
+	uint64_t	 up_max;	/* end of the furthest DATA sent */
+	int		 fin_sent;
+	uint64_t	 down;		/* backend bytes received in order */
+	int		 lied;		/* claimed an offset we lack */
+	int		 gen;		/* sessions opened under this id */
+};
+
+/* One backend connection (ops->open), our end. */
+struct fz_backend {
+	int		 fd;
+	int		 sidx;		/* -1: an id the script cannot name */
+	int		 gen;
+	size_t		 prelen;
+	size_t		 pre_rd;
+	uint64_t	 rd;		/* stream bytes read (after the pre) */
+	uint64_t	 written;	/* g() bytes written into it */
+	int		 shut;		/* our write side shut cleanly */
+};
+
+/* One leg, our end. */
+struct fz_leg {
+	int		 fd;
+	int		 sidx;		/* named by our first HELLO; -1 */
+	int		 raw;		/* raw bytes went out: no model */
+	int		 hello;		/* 0, PROTO_HELLO_NEW or _RESUME */
+	int		 up;		/* WELCOME or RESUMED seen */
+	int		 refused;	/* ERROR seen */
+	int		 gen;
+	uint8_t		 nonce_c[PROTO_NONCE_LEN];
+	uint8_t		 nonce_s[PROTO_NONCE_LEN];
+	int		 challenged;
+	uint8_t		 used[PROTO_MAC_LEN];	/* the PROOF's secret */
+	int		 proved;
+	int		 paused;	/* we stopped reading it */
+	struct evbuffer	*rx;
+};
+
+struct fz_world {
+	struct sess_ctx		*ctx;
+	struct fz_sid		 sid[FZ_SIDS];
+	struct fz_backend	 be[FZ_BACKENDS];
+	struct fz_leg		 leg[FZ_LEGS];
+	int			 cur;		/* current leg, -1: none */
+	int			 refuse_open;
+	int			 raw;		/* raw bytes went out */
+	int			 spun;		/* abandoned: a busy loop */
+	const uint8_t		*in;		/* the rest of the script */
+	size_t			 inlen;
+};
+
+static struct event_base	*fz_base;
+static struct event		*fz_break;	/* ends a loop pass */
+static int			 fz_spin_ignore;	/* HS_FUZZ_SPIN */
+static unsigned long		 fz_spins;	/* runs abandoned so */
+static struct sess_ctx		*fz_keep;	/* keeps sess.c's crypto up */
+static EVP_PKEY			*fz_key;	/* our X25519 key */
+static uint8_t			 fz_pub[PROTO_KEY_LEN];
+static struct fz_world		 w;
+
+static const uint64_t fz_ids[FZ_SIDS] = {
+	1, 2, 0x8000000000000000ULL, 0xfedcba9876543210ULL
+};
+
+/* The script's next byte, 0 past its end. */
+static uint8_t
+fz_byte(void)
+{
+	uint8_t	b;
+
+	if (w.inlen == 0)
+		return (0);
+	b = *w.in++;
+	w.inlen--;
+	return (b);
+}
+
+/* The script's next 8 bytes as a big-endian number. */
+static uint64_t
+fz_u64(void)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | fz_byte();
+	return (v);
+}
+
+/* Upstream byte at offset I of sid index X; downstream: fz_g. */
+static uint8_t
+fz_f(int x, uint64_t i)
+{
+	return ((uint8_t)(i * 13 + (uint64_t)x * 17 + 5));
+}
+
+static uint8_t
+fz_g(int x, uint64_t i)
+{
+	return ((uint8_t)(i * 7 + (uint64_t)x * 31 + 1));
+}
+
+/* docs/protocol.md's kdf: HMAC-SHA256(key, label|sid|nc|ns|tail). */
+static void
+fz_kdf(const uint8_t *key, const char *label, uint64_t sid,
+    const uint8_t *nc, const uint8_t *ns, const uint8_t *tail, size_t tlen,
+    uint8_t out[PROTO_MAC_LEN])
+{
+	uint8_t	 buf[32 + 8 + 2 * PROTO_NONCE_LEN + 2 * PROTO_KEY_LEN];
+	size_t	 n, olen = 0;
+	int	 i;
+
+	n = strlen(label);
+	memcpy(buf, label, n);
+	for (i = 7; i >= 0; i--)
+		buf[n++] = (uint8_t)(sid >> (i * 8));
+	memcpy(buf + n, nc, PROTO_NONCE_LEN);
+	n += PROTO_NONCE_LEN;
+	memcpy(buf + n, ns, PROTO_NONCE_LEN);
+	n += PROTO_NONCE_LEN;
+	if (tlen > 0)
+		memcpy(buf + n, tail, tlen);
+	n += tlen;
+	CHECK(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key,
+	    PROTO_MAC_LEN, buf, n, out, PROTO_MAC_LEN, &olen) != NULL &&
+	    olen == PROTO_MAC_LEN);
+}
+
+/* The secret of a session the WELCOME W opened on LEG. */
+static void
+fz_secret(struct fz_leg *leg, const struct proto_welcome *wl,
+    uint8_t out[PROTO_MAC_LEN])
+{
+	EVP_PKEY	*peer;
+	EVP_PKEY_CTX	*pc;
+	uint8_t		 shared[PROTO_KEY_LEN], pubs[2 * PROTO_KEY_LEN];
+	size_t		 len = sizeof(shared);
+
+	peer = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL,
+	    wl->pubkey, PROTO_KEY_LEN);
+	CHECK(peer != NULL);
+	pc = EVP_PKEY_CTX_new_from_pkey(NULL, fz_key, NULL);
+	CHECK(pc != NULL && EVP_PKEY_derive_init(pc) == 1 &&
+	    EVP_PKEY_derive_set_peer(pc, peer) == 1 &&
+	    EVP_PKEY_derive(pc, shared, &len) == 1 && len == sizeof(shared));
+	EVP_PKEY_CTX_free(pc);
+	EVP_PKEY_free(peer);
+	memcpy(pubs, fz_pub, PROTO_KEY_LEN);
+	memcpy(pubs + PROTO_KEY_LEN, wl->pubkey, PROTO_KEY_LEN);
+	fz_kdf(shared, "vrelay-v1-secret", wl->sid, leg->nonce_c, wl->nonce,
+	    pubs, sizeof(pubs), out);
+}
+
+/* Printable ASCII, as every reason and message must be. */
+static void
+fz_text(const char *s)
+{
+	for (; *s != '\0'; s++)
+		CHECK((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e);
+}
+
+/* Which of our ids ID is, or -1. */
+static int
+fz_sidx(uint64_t id)
+{
+	int	i;
+
+	for (i = 0; i < FZ_SIDS; i++)
+		if (fz_ids[i] == id)
+			return (i);
+	return (-1);
+}
+
+/* ops->open: a backend socketpair, unless the script says refuse. */
+static int
+fz_open(struct sess *s, void *arg, const char **why)
+{
+	struct fz_backend	*b = NULL;
+	int			 fds[2], i, x;
+
+	for (i = 0; i < FZ_BACKENDS; i++)
+		if (w.be[i].fd == -1) {
+			b = &w.be[i];
+			break;
+		}
+	if (w.refuse_open || b == NULL) {
+		*why = "fuzz: backend refused";
+		return (-1);
+	}
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, fds) == 0);
+	memset(b, 0, sizeof(*b));
+	b->fd = fds[1];
+	b->sidx = x = fz_sidx(sess_id(s));
+	if (x >= 0)
+		b->gen = ++w.sid[x].gen;
+	b->prelen = x >= 0 && (x & 1) ? strlen(FZ_PRE) : 0;
+	sess_set_local(s, fds[0], FZ_PRE, b->prelen);
+	return (0);
+}
+
+/* ops->event: reasons are text; OPEN has none. */
+static void
+fz_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
+{
+	CHECK((reason == NULL) == (ev == SESS_EV_OPEN));
+	if (reason != NULL)
+		fz_text(reason);
+	fz_text(sess_idstr(s));
+	CHECK(sess_host(s) != NULL);
+	fz_text(sess_host(s));
+}
+
+/* ops->refused. */
+static void
+fz_refused(const char *peer, const char *reason, void *arg)
+{
+	fz_text(peer);
+	fz_text(reason);
+}
+
+/* The current backend of our id X, or NULL. */
+static struct fz_backend *
+fz_be(int x)
+{
+	int	i;
+
+	for (i = 0; i < FZ_BACKENDS; i++)
+		if (w.be[i].fd != -1 && w.be[i].sidx == x &&
+		    w.be[i].gen == w.sid[x].gen)
+			return (&w.be[i]);
+	return (NULL);
+}
+
+/* One frame the server sent on LEG. */
+static void
+fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
+{
+	struct fz_sid		*sd = leg->sidx >= 0 ? &w.sid[leg->sidx] : NULL;
+	struct fz_backend	*b = leg->sidx >= 0 ? fz_be(leg->sidx) : NULL;
+	struct proto_welcome	 wl;
+	struct proto_challenge	 ch;
+	struct proto_error	 er;
+	uint64_t		 v, off, i;
+	int			 model = !leg->raw && sd != NULL;
+
+	/* Nothing follows an ERROR: the server closes the leg. */
+	CHECK(!leg->refused);
+	switch (type) {
+	case PROTO_WELCOME:
+		CHECK(frame_welcome_decode(p, len, &wl) == FRAME_OK);
+		if (!model)
+			return;
+		CHECK(leg->hello == PROTO_HELLO_NEW && !leg->up);
+		CHECK(wl.sid == sd->id);
+		fz_secret(leg, &wl, sd->secret);
+		sd->have_secret = 1;
+		sd->have_prev = 0;
+		sd->up_next = sd->up_max = sd->down = 0;
+		sd->fin_sent = sd->lied = 0;
+		leg->up = 1;
+		leg->gen = sd->gen;
+		return;
+	case PROTO_CHALLENGE:
+		CHECK(frame_challenge_decode(p, len, &ch) == FRAME_OK);
+		if (!model)
+			return;
+		CHECK(leg->hello == PROTO_HELLO_RESUME && !leg->up &&
+		    !leg->challenged);
+		memcpy(leg->nonce_s, ch.nonce, sizeof(ch.nonce));
+		leg->challenged = 1;
+		return;
+	case PROTO_RESUMED:
+		CHECK(frame_u64_decode(p, len, &v) == FRAME_OK);
+		if (!model)
+			return;
+		CHECK(leg->proved && !leg->up);
+		CHECK(v <= sd->up_max + (sd->fin_sent ? 1 : 0));
+		memcpy(sd->prev, leg->used, PROTO_MAC_LEN);
+		memcpy(sd->secret, leg->used, PROTO_MAC_LEN);
+		fz_kdf(sd->prev, "vrelay-v1-rotate", sd->id, leg->nonce_c,
+		    leg->nonce_s, NULL, 0, sd->secret);
+		sd->have_prev = 1;
+		sd->up_next = v > sd->up_max ? sd->up_max : v;
+		leg->up = 1;
+		leg->gen = sd->gen;
+		return;
+	case PROTO_ERROR:
+	case PROTO_CLOSE:
+		CHECK(frame_error_decode(p, len, &er) == FRAME_OK);
+		CHECK(er.code <= PROTO_CODE_MAX && er.code != PROTO_E_NONE);
+		fz_text(er.reason);
+		if (type == PROTO_ERROR)
+			leg->refused = 1;
+		else if (model)
+			CHECK(leg->up);
+		return;
+	case PROTO_DATA:
+		CHECK(len > 8 && len <= 8 + PROTO_DATA_MAX);
+		CHECK(frame_u64_decode(p, 8, &off) == FRAME_OK);
+		if (!model)
+			return;
+		CHECK(leg->up);
+		for (i = 0; i < len - 8; i++)
+			CHECK(p[8 + i] == fz_g(leg->sidx, off + i));
+		if (leg->gen != sd->gen)
+			return;
+		if (b != NULL)
+			CHECK(off + (len - 8) <= b->written);
+		if (off <= sd->down && off + (len - 8) > sd->down)
+			sd->down = off + (len - 8);
+		else if (off > sd->down)
+			CHECK(sd->lied);	/* a gap we did not ask for */
+		return;
+	case PROTO_ACK:
+	case PROTO_FIN:
+	case PROTO_PING:
+	case PROTO_PONG:
+		CHECK(frame_u64_decode(p, len, &v) == FRAME_OK);
+		if (!model)
+			return;
+		CHECK(leg->up);
+		if (type == PROTO_ACK && leg->gen == sd->gen)
+			CHECK(v <= sd->up_max + (sd->fin_sent ? 1 : 0));
+		if (type == PROTO_FIN && leg->gen == sd->gen && b != NULL) {
+			CHECK(v <= b->written);
+			if (b->shut)
+				CHECK(v == b->written);
+		}
+		return;
+	default:
+		/* HELLO, PROOF or worse: never from a server. */
+		CHECK(!"server sent a client's frame");
+	}
+}
+
+/* Read what the server wrote on LEG; frames are checked as they end. */
+static size_t
+fz_leg_read(struct fz_leg *leg)
+{
+	struct frame_hdr	 h;
+	uint8_t			 buf[16384], *p;
+	size_t			 total = 0, have;
+	ssize_t			 n;
+
+	if (leg->fd == -1 || leg->paused)
+		return (0);
+	for (;;) {
+		n = recv(leg->fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		evbuffer_add(leg->rx, buf, (size_t)n);
+		total += (size_t)n;
+	}
+	for (;;) {
+		have = evbuffer_get_length(leg->rx);
+		if (have < PROTO_HDR_LEN)
+			break;
+		p = evbuffer_pullup(leg->rx, PROTO_HDR_LEN);
+		CHECK(frame_hdr_decode(p, have, &h) == FRAME_OK);
+		if (have < PROTO_HDR_LEN + h.len)
+			break;
+		p = evbuffer_pullup(leg->rx, PROTO_HDR_LEN + h.len);
+		fz_frame(leg, h.type, p + PROTO_HDR_LEN, h.len);
+		evbuffer_drain(leg->rx, PROTO_HDR_LEN + h.len);
+	}
+	return (total);
+}
+
+/* Read what the server wrote to backend B: the preamble, then f(). */
+static size_t
+fz_be_read(struct fz_backend *b)
+{
+	uint8_t		 buf[16384];
+	size_t		 total = 0, i;
+	ssize_t		 n;
+
+	for (;;) {
+		n = recv(b->fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+		for (i = 0; i < (size_t)n; i++) {
+			if (b->pre_rd < b->prelen) {
+				CHECK(buf[i] == (uint8_t)FZ_PRE[b->pre_rd]);
+				b->pre_rd++;
+				continue;
+			}
+			if (b->sidx >= 0 && !w.raw) {
+				CHECK(buf[i] == fz_f(b->sidx, b->rd));
+				if (b->gen == w.sid[b->sidx].gen)
+					CHECK(b->rd < w.sid[b->sidx].up_max);
+			}
+			b->rd++;
+		}
+	}
+	return (total);
+}
+
+/* Read whatever our ends have waiting (one poll(), no idle recv()). */
+static size_t
+fz_read_ready(void)
+{
+	struct pollfd	 pfd[FZ_LEGS + FZ_BACKENDS];
+	void		*who[FZ_LEGS + FZ_BACKENDS];
+	size_t		 moved = 0;
+	int		 i, n = 0;
+
+	for (i = 0; i < FZ_LEGS; i++)
+		if (w.leg[i].fd != -1 && !w.leg[i].paused) {
+			pfd[n].fd = w.leg[i].fd;
+			pfd[n].events = POLLIN;
+			who[n++] = &w.leg[i];
+		}
+	for (i = 0; i < FZ_BACKENDS; i++)
+		if (w.be[i].fd != -1) {
+			pfd[n].fd = w.be[i].fd;
+			pfd[n].events = POLLIN;
+			who[n++] = &w.be[i];
+		}
+	if (n == 0 || poll(pfd, n, 0) <= 0)
+		return (0);
+	for (i = 0; i < n; i++) {
+		if (pfd[i].revents == 0)
+			continue;
+		if ((char *)who[i] >= (char *)w.leg &&
+		    (char *)who[i] < (char *)(w.leg + FZ_LEGS))
+			moved += fz_leg_read(who[i]);
+		else
+			moved += fz_be_read(who[i]);
+	}
+	return (moved);
+}
+
+/* Ends one pass of the loop: see fz_settle(). */
+static void
+fz_break_cb(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(fz_base);
+}
+
+/*
+ * Run the loop and read everything until nothing moves.  A NONBLOCK
+ * pass of event_base_loop() only returns once no callback is active,
+ * so a callback that keeps itself active (a busy loop, which in a
+ * daemon is 100% CPU) would hang the run here: each pass is ended by
+ * fz_break, queued behind whatever is active, and a loop still busy
+ * after FZ_SPIN passes without a byte moving is reported.  With
+ * HS_FUZZ_SPIN=ignore the input is abandoned instead and counted, so a
+ * long run can go on past a known one.
+ */
+static int
+fz_settle(void)
+{
+	size_t	moved;
+	int	i, idle = 0, quiet = 0;
+
+	for (i = 0; i < FZ_PASSES; i++) {
+		event_active(fz_break, EV_TIMEOUT, 0);
+		event_base_loop(fz_base, EVLOOP_NONBLOCK);
+		moved = fz_read_ready();
+		if (moved > 0) {
+			idle = quiet = 0;
+			continue;
+		}
+		/*
+		 * Quiet twice: a write queued in one pass is only seen
+		 * ready (and flushed) by the next one's epoll_wait().
+		 */
+		if (event_base_get_num_events(fz_base,
+		    EVENT_BASE_COUNT_ACTIVE) == 0) {
+			if (++quiet == 2)
+				return (0);
+			continue;
+		}
+		quiet = 0;
+		if (++idle < FZ_SPIN)
+			continue;
+		if (fz_spin_ignore) {
+			w.spun = 1;
+			return (-1);
+		}
+		fprintf(stderr, "hs_fuzz: the event loop stays busy with "
+		    "nothing moving (a busy loop; see docs/fuzzing.md)\n");
+		abort();
+	}
+	return (0);
+}
+
+/* Send the frames in OUT on the current leg, whole or marked raw. */
+static void
+fz_send(struct evbuffer *out)
+{
+	struct fz_leg	*leg;
+	size_t		 len = evbuffer_get_length(out);
+	ssize_t		 n;
+
+	if (w.cur < 0 || (leg = &w.leg[w.cur])->fd == -1) {
+		evbuffer_drain(out, len);
+		return;
+	}
+	n = send(leg->fd, evbuffer_pullup(out, -1), len, MSG_NOSIGNAL);
+	if (n != (ssize_t)len && n > 0)
+		leg->raw = w.raw = 1;	/* a frame cut: framing is lost */
+	evbuffer_drain(out, len);
+}
+
+/* A new leg: a socketpair, the server's end to sess_accept(). */
+static void
+fz_newleg(void)
+{
+	struct bufferevent	*bev;
+	struct fz_leg		*leg = NULL;
+	char			 peer[32];
+	int			 fds[2], i;
+
+	for (i = 0; i < FZ_LEGS; i++)
+		if (w.leg[i].fd == -1 && w.leg[i].rx == NULL) {
+			leg = &w.leg[i];
+			break;
+		}
+	if (leg == NULL)
+		return;
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, fds) == 0);
+	memset(leg, 0, sizeof(*leg));
+	leg->fd = fds[1];
+	leg->sidx = -1;
+	leg->rx = evbuffer_new();
+	CHECK(leg->rx != NULL);
+	bev = bufferevent_socket_new(fz_base, fds[0], BEV_OPT_CLOSE_ON_FREE);
+	CHECK(bev != NULL);
+	snprintf(peer, sizeof(peer), "unix:fuzz-leg-%d", i);
+	sess_accept(w.ctx, bev, peer);
+	w.cur = i;
+}
+
+/* HELLO, NEW or RESUME, for our id X. */
+static void
+fz_hello(struct evbuffer *out, int kind, int arg)
+{
+	struct proto_hello	 h;
+	struct fz_leg		*leg;
+	size_t			 n, i;
+	int			 x = arg & 3;
+
+	if (w.cur < 0)
+		return;
+	leg = &w.leg[w.cur];
+	memset(&h, 0, sizeof(h));
+	h.version = PROTO_VERSION;
+	h.kind = kind;
+	h.sid = fz_ids[x];
+	memset(h.nonce, fz_byte(), sizeof(h.nonce));
+	h.nonce[0] = (uint8_t)w.cur;
+	if (kind == PROTO_HELLO_NEW) {
+		if (arg & 8)
+			memset(h.pubkey, 0, sizeof(h.pubkey));	/* low order */
+		else
+			memcpy(h.pubkey, fz_pub, sizeof(h.pubkey));
+		h.guest_cid = 42;
+		h.guest_port = fz_byte();
+		if (arg & 4) {
+			n = fz_byte() % 40;
+			for (i = 0; i < n; i++)
+				h.host[i] = (char)fz_byte();
+		} else
+			strlcpy(h.host, "guest.example", sizeof(h.host));
+	}
+	frame_hello_add(out, &h);
+	if (leg->hello == 0 && !leg->raw) {
+		leg->sidx = x;
+		leg->hello = kind;
+		memcpy(leg->nonce_c, h.nonce, sizeof(h.nonce));
+	} else
+		leg->raw = w.raw = 1;	/* a second HELLO: off the model */
+}
+
+/* PROOF for the current leg's resume. */
+static void
+fz_proof(struct evbuffer *out, int arg)
+{
+	struct proto_proof	 pr;
+	struct fz_leg		*leg;
+	struct fz_sid		*sd;
+	uint8_t			 tail[8];
+	int			 i;
+
+	if (w.cur < 0 || (leg = &w.leg[w.cur])->sidx < 0)
+		return;
+	sd = &w.sid[leg->sidx];
+	switch (arg & 3) {
+	case 0:
+		pr.next = sd->down;
+		break;
+	case 1:
+		pr.next = 0;
+		break;
+	case 2:
+		pr.next = fz_u64();
+		break;
+	default:
+		pr.next = sd->down + 1;
+		break;
+	}
+	if (pr.next != sd->down)
+		sd->lied = 1;
+	memcpy(leg->used, (arg & 4) && sd->have_prev ? sd->prev : sd->secret,
+	    PROTO_MAC_LEN);
+	for (i = 7; i >= 0; i--)
+		tail[7 - i] = (uint8_t)(pr.next >> (i * 8));
+	fz_kdf(leg->used, "vrelay-v1-proof", sd->id, leg->nonce_c,
+	    leg->nonce_s, tail, sizeof(tail), pr.mac);
+	if (arg & 8)
+		pr.mac[fz_byte() % PROTO_MAC_LEN] ^= 1;
+	if (!sd->have_secret || !leg->challenged)
+		leg->raw = w.raw = 1;	/* no secret or no nonce: a guess */
+	leg->proved = 1;
+	frame_proof_add(out, &pr);
+}
+
+/* DATA from the current leg's id, f() bytes at the chosen offset. */
+static void
+fz_data(struct evbuffer *out, int arg)
+{
+	struct fz_leg	*leg;
+	struct fz_sid	*sd;
+	uint8_t		 buf[256];
+	uint64_t	 off;
+	size_t		 n, i;
+	int		 x;
+
+	if (w.cur < 0)
+		return;
+	leg = &w.leg[w.cur];
+	x = leg->sidx >= 0 ? leg->sidx : 0;
+	sd = &w.sid[x];
+	switch (arg & 3) {
+	case 0:
+		off = sd->up_next;
+		break;
+	case 1:
+		off = sd->up_next - (sd->up_next < 16 ? sd->up_next :
+		    fz_byte() % 16);
+		break;
+	case 2:
+		off = sd->up_next + 1;
+		break;
+	default:
+		off = fz_u64();
+		break;
+	}
+	n = fz_byte();
+	for (i = 0; i < n; i++)
+		buf[i] = fz_f(x, off + i);
+	frame_data_hdr_add(out, off, n);
+	evbuffer_add(out, buf, n);
+	if ((arg & 3) <= 1 && n > 0 && off + n > sd->up_next)
+		sd->up_next = off + n;
+	/* The server holds at most up_max; beyond it DATA is a gap. */
+	if (n > 0 && off <= sd->up_max && off + n > sd->up_max)
+		sd->up_max = off + n;
+}
+
+/* A backend step for our id X. */
+static void
+fz_backend(int arg)
+{
+	struct fz_backend	*b;
+	struct linger		 lg = { 1, 0 };
+	uint8_t			 buf[256];
+	size_t			 n, i;
+	ssize_t			 r;
+
+	if ((b = fz_be(arg & 3)) == NULL)
+		return;
+	if (arg & 4) {
+		shutdown(b->fd, SHUT_WR);
+		b->shut = 1;
+	} else if (arg & 8) {
+		setsockopt(b->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(b->fd);
+		b->fd = -1;
+	} else if (!b->shut) {
+		n = fz_byte();
+		for (i = 0; i < n; i++)
+			buf[i] = fz_g(arg & 3, b->written + i);
+		if ((r = send(b->fd, buf, n, MSG_NOSIGNAL)) > 0)
+			b->written += (size_t)r;
+	}
+}
+
+/* Anything else: pause a leg, refuse opens, reset, close, status. */
+static void
+fz_misc(int arg)
+{
+	struct sess	*s;
+	size_t		 counts[SESS_CLOSED + 1];
+	json_t		*j;
+
+	switch (arg) {
+	case 0:
+		if (w.cur >= 0)
+			w.leg[w.cur].paused = !w.leg[w.cur].paused;
+		break;
+	case 1:
+		w.refuse_open = !w.refuse_open;
+		break;
+	case 2:
+		(void)sess_ctx_reset_legs(w.ctx, "unix:", "fuzz: vMotion");
+		break;
+	case 3:
+		if ((s = sess_ctx_find(w.ctx, fz_ids[fz_byte() & 3])) != NULL)
+			sess_close(s, PROTO_E_SHUTDOWN, "closed by operator");
+		break;
+	case 4:
+		sess_ctx_states(w.ctx, counts);
+		j = sess_ctx_json(w.ctx);
+		CHECK(json_array_size(j) == sess_ctx_count(w.ctx));
+		json_decref(j);
+		j = sess_ctx_stats(w.ctx);
+		CHECK(j != NULL);
+		json_decref(j);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * A stream frame on a leg whose WELCOME or RESUMED we have not read
+ * yet (a paused leg): the server may take it, but our model of the
+ * session would be reset under it when the answer is read.  Off it.
+ */
+static void
+fz_pipelined(struct fz_leg *leg)
+{
+	if (leg != NULL && leg->hello != 0 && !leg->up)
+		leg->raw = w.raw = 1;
+}
+
+/* One step of the script. */
+static void
+fz_step(struct evbuffer *out)
+{
+	struct fz_leg	*leg = w.cur >= 0 ? &w.leg[w.cur] : NULL;
+	struct fz_sid	*sd;
+	uint8_t		 b = fz_byte(), buf[256];
+	size_t		 n, i;
+	int		 op = b & 15, arg = b >> 4, code;
+	char		 reason[64];
+
+	if (op % 14 >= 6 && op % 14 <= 10)
+		fz_pipelined(leg);
+	switch (op % 14) {
+	case 0:
+		fz_newleg();
+		return;
+	case 1:
+		if (w.leg[arg % FZ_LEGS].fd != -1)
+			w.cur = arg % FZ_LEGS;
+		return;
+	case 2:
+		n = fz_byte();
+		for (i = 0; i < n; i++)
+			buf[i] = fz_byte();
+		evbuffer_add(out, buf, n);
+		if (leg != NULL)
+			leg->raw = w.raw = 1;
+		break;
+	case 3:
+		fz_hello(out, PROTO_HELLO_NEW, arg);
+		break;
+	case 4:
+		fz_hello(out, PROTO_HELLO_RESUME, arg);
+		break;
+	case 5:
+		fz_proof(out, arg);
+		break;
+	case 6:
+		fz_data(out, arg);
+		break;
+	case 7:
+		if (leg == NULL || leg->sidx < 0) {
+			frame_u64_add(out, PROTO_ACK, fz_u64());
+			break;
+		}
+		sd = &w.sid[leg->sidx];
+		switch (arg & 3) {
+		case 0:
+			frame_u64_add(out, PROTO_ACK, sd->down);
+			break;
+		case 1:
+			frame_u64_add(out, PROTO_ACK, sd->down + 1);
+			sd->lied = 1;
+			break;
+		case 2:
+			frame_u64_add(out, PROTO_ACK, fz_u64());
+			sd->lied = 1;
+			break;
+		default:
+			frame_u64_add(out, PROTO_ACK, 0);
+			break;
+		}
+		break;
+	case 8:
+		if (leg == NULL || leg->sidx < 0 || (arg & 1)) {
+			frame_u64_add(out, PROTO_FIN, fz_u64());
+			if (leg != NULL && leg->sidx >= 0)
+				w.sid[leg->sidx].fin_sent = 1;
+			break;
+		}
+		frame_u64_add(out, PROTO_FIN, w.sid[leg->sidx].up_next);
+		w.sid[leg->sidx].fin_sent = 1;
+		break;
+	case 9:
+		frame_u64_add(out, arg & 1 ? PROTO_PONG : PROTO_PING,
+		    fz_byte());
+		break;
+	case 10:
+		code = fz_byte();
+		n = fz_byte() % sizeof(reason);
+		for (i = 0; i + 1 < n; i++)
+			reason[i] = (char)fz_byte();
+		reason[i] = '\0';
+		frame_error_add(out, arg & 1 ? PROTO_CLOSE : PROTO_ERROR, code,
+		    reason);
+		break;
+	case 11:
+		if (leg == NULL || leg->fd == -1)
+			return;
+		if (arg & 1) {
+			close(leg->fd);
+			leg->fd = -1;
+		} else
+			shutdown(leg->fd, SHUT_WR);
+		return;
+	case 12:
+		fz_backend(arg);
+		return;
+	default:
+		fz_misc(arg);
+		return;
+	}
+	fz_send(out);
+}
+
+/* At exit: how many inputs a busy loop cost (HS_FUZZ_SPIN=ignore). */
+static void
+fz_report(void)
+{
+	if (fz_spin_ignore)
+		fprintf(stderr, "hs_fuzz: %lu executions abandoned on a busy "
+		    "loop\n", fz_spins);
+}
+
+/* The event base, our key, SIGPIPE off (the daemons ignore it too). */
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	static const struct sess_ops	 ops = { NULL, fz_open, fz_event,
+					    fz_refused };
+	static const uint8_t		 priv[PROTO_KEY_LEN] = {
+		0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d,
+		0x3c, 0x16, 0xc1, 0x72, 0x51, 0xb2, 0x66, 0x45,
+		0xdf, 0x4c, 0x2f, 0x87, 0xeb, 0xc0, 0x99, 0x2a,
+		0xb1, 0x77, 0xfb, 0xa5, 0x1d, 0xb9, 0x2c, 0x2a,
+	};
+	struct sess_conf		 conf;
+	size_t				 len = PROTO_KEY_LEN;
+
+	signal(SIGPIPE, SIG_IGN);
+	fz_base = event_base_new();
+	CHECK(fz_base != NULL);
+	fz_break = event_new(fz_base, -1, 0, fz_break_cb, NULL);
+	CHECK(fz_break != NULL);
+	fz_spin_ignore = getenv("HS_FUZZ_SPIN") != NULL &&
+	    strcmp(getenv("HS_FUZZ_SPIN"), "ignore") == 0;
+	atexit(fz_report);
+	fz_key = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv,
+	    sizeof(priv));
+	CHECK(fz_key != NULL);
+	CHECK(EVP_PKEY_get_raw_public_key(fz_key, fz_pub, &len) == 1 &&
+	    len == PROTO_KEY_LEN);
+	/* sess.c sets its crypto up with the first context, not per run. */
+	memset(&conf, 0, sizeof(conf));
+	fz_keep = sess_ctx_new(fz_base, SESS_SERVER, &conf, &ops, NULL);
+	return (0);
+}
+
+/* Entry point: one script against a fresh server context. */
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct sess_ops	 ops = { NULL, fz_open, fz_event,
+					    fz_refused };
+	struct sess_conf		 conf;
+	struct evbuffer			*out;
+	int				 i;
+
+	memset(&w, 0, sizeof(w));
+	for (i = 0; i < FZ_SIDS; i++)
+		w.sid[i].id = fz_ids[i];
+	for (i = 0; i < FZ_BACKENDS; i++)
+		w.be[i].fd = -1;
+	for (i = 0; i < FZ_LEGS; i++)
+		w.leg[i].fd = -1;
+	w.cur = -1;
+	w.in = data;
+	w.inlen = size;
+
+	/* Small limits, so the script reaches them; timers far out. */
+	memset(&conf, 0, sizeof(conf));
+	conf.replay_max = 1024;
+	conf.hold_ms = 600000;
+	conf.handshake_ms = 600000;
+	conf.keepalive_ms = 600000;
+	conf.max_sessions = 3;
+	conf.max_pending = 3;
+	w.ctx = sess_ctx_new(fz_base, SESS_SERVER, &conf, &ops, &w);
+	out = evbuffer_new();
+	CHECK(out != NULL);
+
+	while (w.inlen > 0) {
+		fz_step(out);
+		if (fz_settle() != 0)
+			break;
+	}
+
+	/* Every leg and backend goes; the server sees them go. */
+	for (i = 0; i < FZ_LEGS; i++)
+		if (w.leg[i].fd != -1) {
+			close(w.leg[i].fd);
+			w.leg[i].fd = -1;
+		}
+	for (i = 0; i < FZ_BACKENDS; i++)
+		if (w.be[i].fd != -1) {
+			close(w.be[i].fd);
+			w.be[i].fd = -1;
+		}
+	(void)fz_settle();
+	if (w.spun)
+		fz_spins++;
+	sess_ctx_free(w.ctx);
+	w.ctx = NULL;
+	/* bufferevents are finalized from the loop. */
+	for (i = 0; i < 4; i++)
+		event_base_loop(fz_base, EVLOOP_NONBLOCK);
+	for (i = 0; i < FZ_LEGS; i++)
+		if (w.leg[i].rx != NULL)
+			evbuffer_free(w.leg[i].rx);
+	evbuffer_free(out);
+	return (0);
+}
