@@ -431,6 +431,7 @@ conf_set_json(struct conf *c, const struct conf_opt *o, const json_t *j)
 	char		 show[CONF_SHOW_MAX + 8];
 	struct conf_list *l;
 	const json_t	*e;
+	json_int_t	 v;
 	size_t		 i;
 	int		 rv;
 
@@ -469,9 +470,11 @@ conf_set_json(struct conf *c, const struct conf_opt *o, const json_t *j)
 	case CONF_MSEC:
 	case CONF_SIZE:
 		if (json_is_integer(j)) {
-			if (o->type != CONF_INT && json_integer_value(j) < 0)
+			/* LLONG_MIN is refused, as in flags. */
+			v = json_integer_value(j);
+			if ((o->type != CONF_INT && v < 0) || v == LLONG_MIN)
 				return (conf_json_type(c, o, j));
-			return (conf_set_number(c, o, json_integer_value(j)));
+			return (conf_set_number(c, o, v));
 		}
 		break;
 	default:

@@ -227,8 +227,9 @@ daemon_listen_on(struct daemon *d, const struct xaddr *a,
 	*lp = NULL;
 	if ((r = xaddr_listen(a, 1024, &fd)) != XADDR_OK)
 		return (r);
+	/* Backlog 0: already listening (-1 would listen() again, at 128). */
 	*lp = evconnlistener_new(d->base, cb, arg,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (*lp == NULL)
 		fatalx("evconnlistener_new %s", xaddr_str(a));
 	log_info("listening on %s", xaddr_str(a));

@@ -1634,14 +1634,19 @@ leg_readcb(struct bufferevent *bev, void *arg)
 			leg_violation(leg, "bad frame header", e);
 			return;
 		}
+		/*
+		 * Refused from its header, before waiting for the rest: a
+		 * handshake leg reads at most PROTO_HANDSHAKE_MAX * 2, and
+		 * libevent 2.1.11+ calls us again and again while the input
+		 * sits at that mark (a busy loop until the deadline).
+		 */
+		if (leg->state != LEG_UP && h.len > PROTO_HANDSHAKE_MAX) {
+			leg_violation(leg, "oversized handshake frame", 0);
+			return;
+		}
 		if (evbuffer_get_length(in) < PROTO_HDR_LEN + h.len)
 			return;
 		if (leg->state != LEG_UP) {
-			if (h.len > PROTO_HANDSHAKE_MAX) {
-				leg_violation(leg, "oversized handshake frame",
-				    0);
-				return;
-			}
 			evbuffer_remove(in, buf, PROTO_HDR_LEN + h.len);
 			if (leg_handshake(leg, &h, buf + PROTO_HDR_LEN) != 0)
 				return;

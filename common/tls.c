@@ -338,9 +338,12 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 	struct in6_addr		 in6;
 	struct in_addr		 in4;
 	SSL			*ssl;
+	char			 sni[256];
 
 	if ((ssl = SSL_new(t->ctx)) == NULL)
 		return (NULL);
+	if (host != NULL)
+		strlcpy(sni, host, sizeof(sni));
 	SSL_set_ex_data(ssl, tls_ex_role, (void *)(intptr_t)role);
 	if (!accepting && host != NULL) {
 		if (inet_pton(AF_INET, host, &in4) == 1 ||
@@ -354,7 +357,12 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 				SSL_free(ssl);
 				return (NULL);
 			}
-			(void)SSL_set_tlsext_host_name(ssl, host);
+			/*
+			 * SNI; SSL_set_tlsext_host_name() is this call with
+			 * a cast that drops const (clang warns in the macro).
+			 */
+			(void)SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME,
+			    TLSEXT_NAMETYPE_host_name, sni);
 		}
 	}
 	bev = bufferevent_openssl_socket_new(base, fd, ssl, accepting ?

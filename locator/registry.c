@@ -201,8 +201,13 @@ registry_close(struct registry_conn *c, const char *why, int error)
 		    "{s:s, s:s, s:s}", "host", r->host, "peer", c->peer,
 		    "reason", why));
 		c->relay = NULL;
-	} else
-		log_info("relay %s: closed: %s", c->peer, why);
+	} else if (c->state != REGISTRY_CLOSING) {
+		/* A TLS failure is a warning: a peer without our CA. */
+		if (strncmp(why, "connection error: TLS", 21) == 0)
+			log_warnx("relay %s: closed: %s", c->peer, why);
+		else
+			log_info("relay %s: closed: %s", c->peer, why);
+	}
 	if (error && c->state != REGISTRY_CLOSING) {
 		registry_enter_state(c, REGISTRY_CLOSING);
 		memset(&m, 0, sizeof(m));
@@ -582,8 +587,6 @@ registry_eventcb(struct bufferevent *bev, short what, void *arg)
 		tlswhy = tls_bev_error(bev);
 		snprintf(why, sizeof(why), "connection error%s%s",
 		    tlswhy != NULL ? ": " : "", tlswhy != NULL ? tlswhy : "");
-		if (tlswhy != NULL)
-			log_warnx("relay %s: %s", c->peer, why);
 		registry_close(c, why, 0);
 	}
 }

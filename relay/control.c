@@ -53,7 +53,7 @@ control_status(json_t *req, void *arg, const char **err)
 		json_array_append_new(al,
 		    json_string(xaddr_str(r->agent_a[i])));
 	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
-	    "s:o, s:o, s:o, s:{s:o, s:o}}",
+	    "s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - r->d.started_ms),
@@ -68,6 +68,7 @@ control_status(json_t *req, void *arg, const char **err)
 	    json_null(),
 	    "tls", tls_json(r->d.tls),
 	    "admission", "handshakes", admit_json(r->pending),
+	    "agent_legs", admit_json(r->agents),
 	    "guests", admit_json(r->guests)));
 }
 

@@ -92,7 +92,7 @@ struct fwd {
 	struct evbuffer		*first;		/* sent, not yet answered */
 	char			 peer[XADDR_PEER_STRLEN];
 	char			 src[ADMIT_SOURCE_MAX];
-	int			 pending;	/* holds a handshake slot */
+	struct admit		*pending;	/* where it holds a slot */
 	int			 guest;		/* holds a guest's slot */
 	char			*dest;		/* canonical, once open */
 	uint64_t		 to_out;
@@ -514,7 +514,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (f->state == FWD_WAITING) {
 		/* A pre-warmed leg that was never used, or a failed TLS one. */
-		if (f->pending && tls_bev_is_tls(bev) && why != NULL)
+		if (f->pending != NULL && tls_bev_is_tls(bev) && why != NULL)
 			log_info("%s leg from %s dropped: %s",
 			    fwd_kinds[f->kind], f->peer, why);
 		fwd_drop(f);
@@ -556,22 +556,26 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	struct xaddr_peer	 peer;
 	struct fwd		*f;
 	struct timeval		 tv;
+	struct admit		*pool = NULL;
 	char			 src[ADMIT_SOURCE_MAX];
-	int			 pending, e = ADMIT_OK;
+	int			 e = ADMIT_OK;
 
 	xaddr_peer_describe(sa, salen, &peer);
 	admit_source(&peer, src, sizeof(src));
 	/*
 	 * Bounded pre-authentication work: a mesh leg holds a handshake
 	 * slot until its TLS handshake is done (a plaintext mesh has no
-	 * authentication to wait for), an agent leg until its first bytes.
+	 * authentication to wait for), an agent leg a slot of its own pool
+	 * until its first bytes, so guests cannot starve relays of slots.
 	 * A guest's agent legs count towards its sessions.
 	 */
-	pending = kind == FWD_AGENT || (r->d.tls != NULL &&
-	    xaddr_type(r->mesh_a) == XADDR_TCP);
-	if (pending && (e = admit_take(r->pending, src)) == ADMIT_OK &&
+	if (kind == FWD_AGENT)
+		pool = r->agents;
+	else if (r->d.tls != NULL && xaddr_type(r->mesh_a) == XADDR_TCP)
+		pool = r->pending;
+	if (pool != NULL && (e = admit_take(pool, src)) == ADMIT_OK &&
 	    kind == FWD_AGENT && (e = admit_take(r->guests, src)) != ADMIT_OK)
-		admit_release(r->pending, src);
+		admit_release(pool, src);
 	if (e != ADMIT_OK) {
 		ctx->refused++;
 		log_debug("%s leg from %s refused: %s", fwd_kinds[kind],
@@ -591,7 +595,7 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 		fatalx("evtimer_new");
 	strlcpy(f->peer, peer.str, sizeof(f->peer));
 	strlcpy(f->src, src, sizeof(f->src));
-	f->pending = pending;
+	f->pending = pool;
 	f->guest = kind == FWD_AGENT;
 	/* Mesh legs come from relays (TLS); agent legs over vSocket. */
 	if ((f->in = daemon_accepted(&ctx->r->d, fd, ctx->r->mesh_a,
@@ -605,9 +609,12 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	TAILQ_INSERT_TAIL(&ctx->live, f, entry);
 	ctx->nlive[kind]++;
 	ctx->total[kind]++;
-	/* Before its TLS handshake it is unauthenticated: keep it short. */
-	xtime_tv(tls_bev_is_tls(f->in) ? ctx->r->conf.sess.handshake_ms :
-	    FWD_IDLE_MS, &tv);
+	/*
+	 * Unauthenticated (before its TLS handshake, or an agent's first
+	 * bytes) it is kept short; a plaintext mesh leg may be pre-warmed.
+	 */
+	xtime_tv(pool != NULL ? ctx->r->conf.sess.handshake_ms : FWD_IDLE_MS,
+	    &tv);
 	evtimer_add(f->deadline, &tv);
 	bufferevent_enable(f->in, EV_READ);
 }
@@ -616,10 +623,10 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 static void
 fwd_authed(struct fwd *f)
 {
-	if (!f->pending)
+	if (f->pending == NULL)
 		return;
-	admit_release(f->ctx->r->pending, f->src);
-	f->pending = 0;
+	admit_release(f->pending, f->src);
+	f->pending = NULL;
 }
 
 /* A mesh leg arrived from another relay. */

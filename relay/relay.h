@@ -55,7 +55,8 @@ struct relay {
 	struct fwd_ctx		*fwd;
 	struct uplink		*uplink;	/* NULL without --locator */
 	struct warm		*warm;
-	struct admit		*pending;	/* legs not authenticated */
+	struct admit		*pending;	/* mesh legs before TLS is up */
+	struct admit		*agents;	/* agent legs before a byte */
 	struct admit		*guests;	/* sessions per guest */
 	struct evconnlistener	*guest_l[16];
 	struct xaddr		*guest_a[16];

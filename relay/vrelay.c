@@ -176,6 +176,8 @@ relay_run(int argc, char **argv)
 	daemon_tls(&r.d, &r.conf.tls, TLS_ROLE_RELAY);
 	r.pending = admit_new((size_t)r.conf.max_pending_source,
 	    (size_t)r.conf.sess.max_pending);
+	r.agents = admit_new((size_t)r.conf.max_pending_source,
+	    (size_t)r.conf.sess.max_pending);
 	r.guests = admit_new((size_t)r.conf.max_per_guest, 0);
 	relay_target_init(&r);
 	ingress_init(&r);
@@ -225,6 +227,7 @@ relay_run(int argc, char **argv)
 	fwd_free(r.fwd);
 	warm_free(r.warm);
 	admit_free(r.pending);
+	admit_free(r.agents);
 	admit_free(r.guests);
 	target_free(r.target);
 	daemon_fini(&r.d);

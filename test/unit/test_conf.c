@@ -542,6 +542,15 @@ test_err_json_types(void **state)
 	EXPECT_ERR(f, PARSE(f, "-c", p), CONF_E_INVALID,
 	    "\"peer\": expected a string or an array of strings,"
 	    " got an object");
+	/* As in flags, LLONG_MIN is refused and LLONG_MIN + 1 is not. */
+	p = write_file(f, 0,
+	    "{\"listen\": \"x\", \"offset\": -9223372036854775808}");
+	EXPECT_ERR(f, PARSE(f, "-c", p), CONF_E_INVALID, "\"offset\": ",
+	    "-9223372036854775808");
+	p = write_file(f, 0,
+	    "{\"listen\": \"x\", \"offset\": -9223372036854775807}");
+	assert_int_equal(PARSE(f, "-c", p), CONF_OK);
+	assert_int_equal(f->cfg.offset, -LLONG_MAX);
 }
 
 /* Required options: absent, then satisfied by either source. */
