@@ -24,7 +24,8 @@ COLUMNS = [
     ("setup", "setup", "/s", True, ("setup", "per_s")),
 ]
 TOPOS = ["direct", "socat-1", "socat-2", "haproxy-1", "haproxy-tuned-1",
-         "haproxy-2", "haproxy-tuned-2", "vrelay-local", "vrelay-2hop"]
+         "haproxy-2", "haproxy-tuned-2", "vrelay-local", "vrelay-2hop",
+         "vrelay-2hop-tls"]
 
 
 def median(v):
@@ -159,6 +160,7 @@ def main():
 
     ratios = {}
     for name, vr, hops in (("vrelay-2hop", "vrelay-2hop", 2),
+                           ("vrelay-2hop-tls", "vrelay-2hop-tls", 2),
                            ("vrelay-local", "vrelay-local", 1)):
         for key, _, _, higher, _ in COLUMNS:
             hv, ht = best_hap(key, hops, higher)

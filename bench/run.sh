@@ -11,6 +11,7 @@
 #   haproxy-tuned-1/-2  the same with tune.bufsize 65536 and
 #                   option splice-request/splice-response
 #   vrelay-local    client -vsock-> relay B -vsock-> vappliance -> backend
+#   vrelay-2hop-tls the same with mutual TLS between relays A and B
 #   vrelay-2hop     client -vsock-> relay A -tcp-> relay B -vsock->
 #                   vappliance -> backend
 #
@@ -42,9 +43,9 @@ fi
 : "${STREAMS_LIST:=1 4}" "${SETUP_CONCURRENCY:=16}" "${RTT_CPU:=0}"
 : "${IDLE_ROUNDS:=1}"
 : "${TOPOLOGIES:=direct socat-1 socat-2 haproxy-1 haproxy-tuned-1 \
-haproxy-2 haproxy-tuned-2 vrelay-local vrelay-2hop}"
+haproxy-2 haproxy-tuned-2 vrelay-local vrelay-2hop vrelay-2hop-tls}"
 : "${IDLE_TOPOLOGIES:=haproxy-1 haproxy-tuned-1 haproxy-2 haproxy-tuned-2 \
-vrelay-local vrelay-2hop}"
+vrelay-local vrelay-2hop vrelay-2hop-tls}"
 if [ -n "$SMOKE" ]; then
 	OUT=${BENCH_OUT:-$ROOT/obj/bench/smoke.json}
 else
@@ -192,15 +193,26 @@ start_appliance() {
 	wait_sock "$D/app.sock"
 }
 
-# A relay for host H (A or B) with static routing to the appliance on B.
+# A relay for host H (A or B) with static routing to the appliance on B;
+# TLS=1: with its certificate from $T/pki (deploy/mkcerts.sh).
 start_relay() {
-	local h=$1 p=$2
+	local h=$1 p=$2 tls=()
+	if [ "${TLS:-0}" = 1 ]; then
+		if [ ! -f "$T/pki/B.pem" ]; then
+			{ "$ROOT/deploy/mkcerts.sh" -d "$T/pki" ca &&
+			  "$ROOT/deploy/mkcerts.sh" -d "$T/pki" relay A &&
+			  "$ROOT/deploy/mkcerts.sh" -d "$T/pki" relay B; } \
+			    >>"$T/mkcerts.log" 2>&1 || return 1
+		fi
+		tls=(--tls-cert "$T/pki/$h.pem" --tls-key "$T/pki/$h.key"
+		    --tls-ca "$T/pki/ca.pem")
+	fi
 	"$BIN/vrelay" run --host "$h" --mesh-listen "tcp://127.0.0.1:$p" \
 	    --guest-listen vsock://any:2000 --vsock-dir "$D/$h" \
 	    --appliance-host B --appliance vsock://3:1024 \
 	    --peer "A=tcp://127.0.0.1:$MESH_A" \
 	    --peer "B=tcp://127.0.0.1:$MESH_B" \
-	    --max-sessions $((MAXSESS + 1000)) \
+	    --max-sessions $((MAXSESS + 1000)) "${tls[@]}" \
 	    --status "$D/relay$h.sock" --quiet 2>>"$T/relay$h.log" &
 	bg_add "relay-$h" $!
 	wait_sock "$D/relay$h.sock"
@@ -244,10 +256,12 @@ topo_start() {
 		CONNECT=vsock://2:2000
 		CARGS=(--vsock-dir "$D/B" --vsock-cid 5)
 		MEASURE="relay-B vappliance" ;;
-	vrelay-2hop)
+	vrelay-2hop|vrelay-2hop-tls)
+		[ "$1" = vrelay-2hop-tls ] && TLS=1
 		start_appliance || return 1
-		start_relay B "$MESH_B" || return 1
-		start_relay A "$MESH_A" || return 1
+		start_relay B "$MESH_B" || { TLS=0; return 1; }
+		start_relay A "$MESH_A" || { TLS=0; return 1; }
+		TLS=0
 		CONNECT=vsock://2:2000
 		CARGS=(--vsock-dir "$D/A" --vsock-cid 5)
 		MEASURE="relay-A relay-B vappliance" ;;

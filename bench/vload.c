@@ -56,6 +56,7 @@
 #define VL_BACKLOG		4096
 #define VL_EVENTS		256
 #define VL_ACCEPT_PAUSE_NS	(100 * 1000000ULL)	/* after EMFILE */
+#define VL_OVERRUN_S		10	/* a bulk run may go on this long */
 #define VL_CONNECT_MS		10000	/* one connect, bulk and rtt */
 #define VL_SESSION_NS		(10 * 1000000000ULL)	/* setup, idle */
 #define VL_SIZE_MAX		65536	/* rtt and setup message */
@@ -640,6 +641,18 @@ struct stream {
 	uint64_t	 bytes;
 };
 
+/* Whether one of the streams has moved nothing yet. */
+static int
+idle_stream(const struct stream *st)
+{
+	u_int	i;
+
+	for (i = 0; i < opt.streams; i++)
+		if (st[i].bytes == 0)
+			return (1);
+	return (0);
+}
+
 /* Throughput: N streams one way for --seconds, after a warm-up. */
 static int
 bulk_main(void)
@@ -669,7 +682,13 @@ bulk_main(void)
 	}
 	t0 = now = now_ns();
 	tend = t0 + (uint64_t)(opt.seconds * NSEC);
-	while (now < tend) {
+	/*
+	 * Past the end, go on (for up to VL_OVERRUN_S more) until time has
+	 * passed since the warm-up ended and every stream has moved bytes:
+	 * on a loaded machine one wait can outlast a short run.
+	 */
+	while (now < tend || ((!warmed || now == tw || idle_stream(st)) &&
+	    now < tend + (uint64_t)VL_OVERRUN_S * NSEC)) {
 		n = epoll_wait(epfd, evs, VL_EVENTS, ms_until(tend, now));
 		if (n == -1 && errno != EINTR)
 			fatal("epoll_wait");
@@ -942,9 +961,11 @@ setup_main(void)
 	t0 = now = now_ns();
 	tend = t0 + (uint64_t)(opt.seconds * NSEC);
 	next_expire = t0 + NSEC / 10;
-	while (now < tend) {
+	/* Past the end, go on until one completes (see bulk_main). */
+	while (now < tend || (pg.ok == 0 &&
+	    now < tend + (uint64_t)VL_OVERRUN_S * NSEC)) {
 		ping_refill();
-		tmo = ms_until(tend, now);
+		tmo = now < tend ? ms_until(tend, now) : 1;
 		if (pg.waiting > 0 && tmo > 1)
 			tmo = 1;	/* a slot waits for a retry */
 		n = epoll_wait(epfd, evs, VL_EVENTS, tmo);
