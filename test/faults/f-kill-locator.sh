@@ -38,18 +38,7 @@ cl_locator_start
 cl_converged "$HOSTS" || fail "relays did not converge after the restart"
 [ "$(relay_field 2 target.epoch)" -gt "$e" ] ||
     fail "the restarted locator did not publish above epoch $e"
-cl_app_migrate 3
-check "the locator followed the vMotion" until_ok 5 \
-    eval '[ "$(cl_where)" = h3 ]'
-all_established 50 || fail "sessions not back after the vMotion"
-set -- $(last_move_resumes)
-log "the vMotion: $1 sessions resumed on h3, the slowest in $2 ms"
-[ "$1" -ge 8 ] || fail "only $1 sessions resumed at the appliance"
-# The push comes ~0.2 s after the switchover; each resume a few ms later.
-[ "$2" -le 2000 ] || fail "a resume took $2 ms"
-cl_traffic_wait || log "a generator failed (verdict below)"
-ft verdict "$T" --ok cvm1,cvm2,plain >"$T/verdict.jsonl" ||
-    fail "$(cat "$T/verdict.jsonl")"
+move_and_verify 3
 grep -q "session-resumed.*leg=tcp://$CL_IP_3:" "$T/relay-h2.log" ||
     fail "the plain guest's sessions did not resume at h3"
 all_answer || fail "a daemon does not answer"

@@ -109,3 +109,21 @@ until_ok() {
 	for i in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
 	return 1
 }
+
+# The appliance moves to host N (WHY says after what): the locator
+# follows, at least 8 sessions resume there, each within 2 s (the push
+# comes ~0.2 s after the switchover, each resume a few ms later), and
+# the generators' every byte checks out.
+move_and_verify() {
+	cl_app_migrate "$1"
+	check "the locator followed the vMotion${2:+ $2}" until_ok 5 \
+	    eval '[ "$(cl_where)" = h'"$1"' ]'
+	all_established 50 || fail "sessions not back after the vMotion"
+	set -- "$1" $(last_move_resumes)
+	log "the vMotion: $2 sessions resumed on h$1, the slowest in $3 ms"
+	[ "$2" -ge 8 ] || fail "only $2 sessions resumed at the appliance"
+	[ "$3" -le 2000 ] || fail "a resume took $3 ms"
+	cl_traffic_wait || log "a generator failed (verdict below)"
+	ft verdict "$T" --ok cvm1,cvm2,plain >"$T/verdict.jsonl" ||
+	    fail "$(cat "$T/verdict.jsonl")"
+}

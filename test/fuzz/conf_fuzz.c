@@ -36,20 +36,11 @@
 
 #include "conf.h"
 #include "daemon.h"
-
-/* Not assert(): must stay on even if someone builds with NDEBUG. */
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n",		\
-		    __FILE__, __LINE__, #x);				\
-		abort();						\
-	}								\
-} while (0)
+#include "fuzz.h"
 
 #define FZ_ARGS_MAX	64		/* words taken from one input */
 #define FZ_UNSET	0x5a5a5a5a5a5aLL	/* a scalar nobody set */
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int	LLVMFuzzerInitialize(int *, char ***);
 
 /* Room for either table's fields. */

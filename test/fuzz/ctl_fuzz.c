@@ -48,19 +48,10 @@
 #include "log.h"
 #include "sess.h"
 #include "../../relay/relay.h"
-
-/* Not assert(): must stay on even if someone builds with NDEBUG. */
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n",		\
-		    __FILE__, __LINE__, #x);				\
-		abort();						\
-	}								\
-} while (0)
+#include "fuzz.h"
 
 #define FZ_SELF		"esx-b"		/* this relay's --host */
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int	LLVMFuzzerInitialize(int *, char ***);
 int	getaddrinfo(const char *, const char *, const struct addrinfo *,
 	    struct addrinfo **);

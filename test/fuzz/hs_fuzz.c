@@ -55,15 +55,7 @@
 #include "frame.h"
 #include "proto.h"
 #include "sess.h"
-
-/* Not assert(): must stay on even if someone builds with NDEBUG. */
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n",		\
-		    __FILE__, __LINE__, #x);				\
-		abort();						\
-	}								\
-} while (0)
+#include "fuzz.h"
 
 #define FZ_LEGS		6
 #define FZ_SIDS		4		/* ids the script can name */
@@ -72,7 +64,6 @@
 #define FZ_SPIN		64		/* busy passes with nothing moving */
 #define FZ_PRE		"PROXY fuzz\r\n"	/* odd sids' preamble */
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int	LLVMFuzzerInitialize(int *, char ***);
 
 /* One session id as the client end knows it. */

@@ -30,17 +30,8 @@
 #include <event2/buffer.h>
 
 #include "push.h"
+#include "fuzz.h"
 
-/* Not assert(): must stay on even if someone builds with NDEBUG. */
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n",		\
-		    __FILE__, __LINE__, #x);				\
-		abort();						\
-	}								\
-} while (0)
-
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int	getaddrinfo(const char *, const char *, const struct addrinfo *,
 	    struct addrinfo **);
 

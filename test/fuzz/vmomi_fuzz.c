@@ -18,17 +18,7 @@
 #include <string.h>
 
 #include "vmomi.h"
-
-/* Not assert(): must stay on even if someone builds with NDEBUG. */
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n",		\
-		    __FILE__, __LINE__, #x);				\
-		abort();						\
-	}								\
-} while (0)
-
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+#include "fuzz.h"
 
 /* The methods vmomi_parse() knows; the seed files use these indexes. */
 static const char *const fz_methods[] = {

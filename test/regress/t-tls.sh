@@ -28,6 +28,18 @@ sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
 [ "$(echo "$sb" | json_get tls.roles.0)" = relay ] || fail "B status tls: $sb"
 grep -q "TLS on TCP links as relay" "$T/relayB.log" || fail "B: no TLS line"
 
+# silent N PORT DONE: N silent connections to loopback PORT, held (in
+# the background) until the file DONE exists.
+silent() {
+	python3 - "$@" <<'PY' &
+import os, socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+         for _ in range(int(sys.argv[1]))]
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+PY
+}
+
 # 2. Plaintext into a TLS mesh listener: dropped, with the reason.
 python3 - "$((BASE + 2))" <<'PY' || fail "plaintext leg was not closed"
 import socket, sys
@@ -45,13 +57,7 @@ check "plaintext refused with a TLS reason" wait_for 5 \
 
 # The locator's push listener: one address holds at most 16 connections
 # that have not said HELLO; the relays stay registered meanwhile.
-python3 - "$LOC_PORT" "$T/lflood.done" <<'PY' &
-import os, socket, sys, time
-socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-         for _ in range(20)]
-while not os.path.exists(sys.argv[2]):
-    time.sleep(0.05)
-PY
+silent 20 "$LOC_PORT" "$T/lflood.done"
 lp=$!
 PIDS="$PIDS $lp"
 check "locator refuses the 17th silent connection" wait_for 5 \
@@ -149,14 +155,8 @@ wait_sock "$T/relayA3.sock"
 a3() { "$BINDIR/vrelay" status --status "$T/relayA3.sock" --json |
     json_get "$1"; }
 a3_is() { [ "$(a3 "$1")" = "$2" ]; }
-python3 - "$((BASE + 8))" "$T/flood.done" <<'PY' &
-import os, socket, sys, time
 # Five silent connections from one address: two may wait, three go.
-socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-         for _ in range(5)]
-while not os.path.exists(sys.argv[2]):
-    time.sleep(0.05)
-PY
+silent 5 "$((BASE + 8))" "$T/flood.done"
 fp=$!
 PIDS="$PIDS $fp"
 check "3 of 5 silent legs refused" wait_for 5 \
