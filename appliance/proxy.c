@@ -25,20 +25,47 @@ proxy_tlv(uint8_t *p, uint8_t type, const void *v, size_t len)
 	return (p + 3 + len);
 }
 
+/* The fixed 16 bytes; the TLVs go from BUF + 16. */
+static uint8_t *
+proxy_start(uint8_t *buf)
+{
+	memcpy(buf, proxy_sig, sizeof(proxy_sig));
+	buf[12] = 0x21;		/* version 2, PROXY */
+	buf[13] = 0x00;		/* AF_UNSPEC, UNSPEC */
+	return (buf + 16);
+}
+
+/* Close the header that ends at P: its TLV length; its size. */
+static size_t
+proxy_end(uint8_t *buf, const uint8_t *p)
+{
+	size_t	len = (size_t)(p - buf) - 16;
+
+	buf[14] = (uint8_t)(len >> 8);
+	buf[15] = (uint8_t)len;
+	return ((size_t)(p - buf));
+}
+
+/* A string TLV, if S is set, cut at MAX bytes. */
+static uint8_t *
+proxy_tlv_str(uint8_t *p, uint8_t type, const char *s, size_t max)
+{
+	if (s == NULL)
+		return (p);
+	return (proxy_tlv(p, type, s, strnlen(s, max)));
+}
+
 /* Build the header into BUF (at least PROXY_HDR_MAX); returns its size. */
 size_t
 proxy_v2_header(uint8_t *buf, size_t size, const char *host, uint32_t cid,
     uint32_t port, const char *id)
 {
 	uint8_t	*p, be[4];
-	size_t	 hlen = strnlen(host, 255), ilen = strnlen(id, 16), len;
+	size_t	 hlen = strnlen(host, 255), ilen = strnlen(id, 16);
 
 	if (size < PROXY_HDR_MAX)
 		return (0);
-	memcpy(buf, proxy_sig, sizeof(proxy_sig));
-	buf[12] = 0x21;		/* version 2, PROXY */
-	buf[13] = 0x00;		/* AF_UNSPEC, UNSPEC */
-	p = buf + 16;
+	p = proxy_start(buf);
 	p = proxy_tlv(p, PROXY_TLV_HOST, host, hlen);
 	be[0] = cid >> 24;
 	be[1] = cid >> 16;
@@ -51,8 +78,26 @@ proxy_v2_header(uint8_t *buf, size_t size, const char *host, uint32_t cid,
 	be[3] = port;
 	p = proxy_tlv(p, PROXY_TLV_PORT, be, 4);
 	p = proxy_tlv(p, PROXY_TLV_UNIQUE_ID, id, ilen);
-	len = (size_t)(p - buf) - 16;
-	buf[14] = (uint8_t)(len >> 8);
-	buf[15] = (uint8_t)len;
-	return ((size_t)(p - buf));
+	return (proxy_end(buf, p));
+}
+
+/*
+ * A serial VM's header (docs/operations.md): host, service, then what
+ * the VM said of itself, then the VM stream's id.
+ */
+size_t
+proxy_v2_serial_header(uint8_t *buf, size_t size, const struct proxy_id *id)
+{
+	uint8_t	*p;
+
+	if (size < PROXY_HDR_MAX)
+		return (0);
+	p = proxy_start(buf);
+	p = proxy_tlv_str(p, PROXY_TLV_HOST, id->host, 255);
+	p = proxy_tlv_str(p, PROXY_TLV_SERVICE, id->service, 16);
+	p = proxy_tlv_str(p, PROXY_TLV_VM_UUID, id->uuid, 128);
+	p = proxy_tlv_str(p, PROXY_TLV_VM_NAME, id->name, 160);
+	p = proxy_tlv_str(p, PROXY_TLV_BIOS_UUID, id->bios, 128);
+	p = proxy_tlv_str(p, PROXY_TLV_UNIQUE_ID, id->id, 16);
+	return (proxy_end(buf, p));
 }

@@ -29,6 +29,18 @@ static const struct conf_opt appliance_opts[] = {
 	    "the local service; one connection per session" },
 	{ "proxy-v2", CONF_BOOL, OPT(proxy_v2), 0, 0, 0, NULL,
 	    "send a PROXY v2 header with the guest's identity to the backend" },
+	{ "vspc-motion-timeout", CONF_MSEC, OPT(serial.motion_ms), 100,
+	    86400000, 0, "DURATION", "vSPC: a vMotion's GOAHEAD to COMPLETE "
+	    "at most (default 120s)" },
+	{ "vspc-ident-timeout", CONF_MSEC, OPT(serial.ident_ms), 100,
+	    600000, 0, "DURATION", "vSPC: a new connection names its VM "
+	    "within (default 10s)" },
+	{ "serial-hold", CONF_MSEC, OPT(serial.hold_ms), 100, 86400000, 0,
+	    "DURATION", "keep a serial VM's backend connection this long "
+	    "with no VM side (default 60s)" },
+	{ "serial-buffer", CONF_SIZE, OPT(serial.buffer_max), 4096,
+	    1LL << 30, 0, "SIZE", "bytes held per serial VM, each way "
+	    "(default 1M)" },
 	{ "status", CONF_STR, OPT(status), 0, 0, 0, "PATH",
 	    "status socket (unix, mode 0600)" },
 	{ "vsock-dir", CONF_STR, OPT(vsock_dir), 0, 0, 0, "DIR",
@@ -75,7 +87,7 @@ appliance_status(json_t *req, void *arg, const char **err)
 		json_array_append_new(l,
 		    json_string(xaddr_str(a->listen_a[i])));
 	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:b, s:o, s:{s:I, "
-	    "s:I, s:I}, s:o}",
+	    "s:I, s:I}, s:o, s:o}",
 	    "daemon", "vappliance", "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - a->d.started_ms),
 	    "listen", l, "vsock", daemon_vsock_json(),
@@ -85,7 +97,7 @@ appliance_status(json_t *req, void *arg, const char **err)
 	    "legs", "accepted", (json_int_t)a->legs,
 	    "refused", (json_int_t)a->refused,
 	    "backend_failures", (json_int_t)a->backend_fail,
-	    "tls", tls_json(a->d.tls)));
+	    "tls", tls_json(a->d.tls), "serial", serial_json(a->serial)));
 }
 
 static void	appliance_accept_cb(struct evconnlistener *, evutil_socket_t,
@@ -111,7 +123,10 @@ appliance_watch(json_t *req, void *arg, const char **err)
 	return (json_pack("{s:s}", "watching", "vappliance"));
 }
 
-/* A session was admitted: give it its own backend connection. */
+/*
+ * A session was admitted: a stream gets its own backend connection, a
+ * serial port goes to its VM's (serial.c).
+ */
 static int
 appliance_open(struct sess *s, void *arg, const char **why)
 {
@@ -120,12 +135,23 @@ appliance_open(struct sess *s, void *arg, const char **why)
 	size_t			 len = 0;
 	int			 fd, e;
 
+	switch (sess_service(s)) {
+	case PROTO_SVC_STREAM:
+		break;
+	case PROTO_SVC_VSPC:
+	case PROTO_SVC_SERIAL:
+		return (serial_open(a->serial, s, why) == 0 ? 0 :
+		    PROTO_E_BACKEND);
+	default:
+		*why = "no such service here";
+		return (PROTO_E_SERVICE);
+	}
 	if ((e = xaddr_connect(a->backend, &fd)) != XADDR_OK) {
 		a->backend_fail++;
 		*why = xaddr_why(e);
 		log_warnx("session=%s backend %s unreachable: %s",
 		    sess_idstr(s), xaddr_str(a->backend), *why);
-		return (-1);
+		return (PROTO_E_BACKEND);
 	}
 	if (a->conf.proxy_v2)
 		len = proxy_v2_header(hdr, sizeof(hdr), sess_host(s),
@@ -203,6 +229,10 @@ appliance_run(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	a.conf.vsock_cid = 3;
+	a.conf.serial.motion_ms = 120000;
+	a.conf.serial.ident_ms = 10000;
+	a.conf.serial.hold_ms = 60000;
+	a.conf.serial.buffer_max = 1024 * 1024;
 	daemon_sessconf_defaults(&a.conf.sess);
 	daemon_parse("vappliance", appliance_opts, NOPTS, &a.conf, argc, argv);
 	log_init("vappliance", a.conf.debug ? LOG_LEVEL_DEBUG :
@@ -217,6 +247,8 @@ appliance_run(int argc, char **argv)
 		    xaddr_strerror(e));
 	daemon_sessconf_apply(&a.conf.sess, &sc);
 	a.d.sessions = sess_ctx_new(a.d.base, SESS_SERVER, &sc, &ops, &a);
+	a.serial = serial_new(a.d.base, a.backend, a.conf.proxy_v2,
+	    &a.conf.serial);
 	for (i = 0; i < a.conf.listen.n; i++)
 		a.listen_l[a.nlisten++] = daemon_listen(&a.d,
 		    a.conf.listen.v[i], appliance_accept_cb, &a,
@@ -238,6 +270,7 @@ appliance_run(int argc, char **argv)
 		xaddr_free(a.listen_a[i]);
 	}
 	sess_ctx_free(a.d.sessions);
+	serial_free(a.serial);
 	xaddr_free(a.backend);
 	daemon_fini(&a.d);
 	conf_free(appliance_opts, NOPTS, &a.conf);

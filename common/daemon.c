@@ -200,12 +200,12 @@ daemon_leg(struct daemon *d, int fd, const struct xaddr *a,
 
 /*
  * The client end of a session for the accepted connection FD (PEER in
- * logs) of a guest identified by HOST, CID and PORT; refused, FD
- * closed and NULL returned, once LIMIT sessions exist.
+ * logs) of guest G; refused, FD closed and NULL returned, once LIMIT
+ * sessions exist.
  */
 struct sess *
 daemon_client(struct daemon *d, int fd, const char *peer, long long limit,
-    const char *host, uint32_t cid, uint32_t port)
+    const struct sess_guest *g)
 {
 	if (sess_ctx_count(d->sessions) >= (size_t)limit) {
 		log_warnx("guest=%s refused: session limit %lld reached",
@@ -214,7 +214,7 @@ daemon_client(struct daemon *d, int fd, const char *peer, long long limit,
 		return (NULL);
 	}
 	xaddr_tune(fd);
-	return (sess_client_new(d->sessions, fd, host, cid, port));
+	return (sess_client_new(d->sessions, fd, g));
 }
 
 /* Listen on A into *LP; an xaddr code (errno set on XADDR_E_SYSTEM). */

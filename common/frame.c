@@ -47,7 +47,12 @@ static const char *frame_codes[PROTO_CODE_MAX + 1] = {
 	[PROTO_E_TOO_FAR] = "too-far-behind",
 	[PROTO_E_INTERNAL] = "internal",
 	[PROTO_E_DONE] = "done",
+	[PROTO_E_SERVICE] = "no-such-service",
 };
+
+/* The largest HELLO is a handshake frame like any other. */
+_Static_assert(92 + PROTO_HOST_MAX + PROTO_NAME_MAX <= PROTO_HANDSHAKE_MAX,
+    "HELLO NEW does not fit PROTO_HANDSHAKE_MAX");
 
 /* Text for a FRAME_* code. */
 const char *
@@ -194,6 +199,22 @@ frame_host_ok(const void *s, size_t n)
 	return (0);
 }
 
+/*
+ * A VM name: UTF-8 is the peer's business, but no control bytes (it
+ * goes into logs and headers) and no NUL.
+ */
+static int
+frame_name_ok(const void *s, size_t n)
+{
+	const uint8_t	*p = s;
+	size_t		 i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return (-1);
+	return (0);
+}
+
 /* Magic and version, common to HELLO and WELCOME. */
 static int
 frame_check_magic(const uint8_t *p, uint16_t *version)
@@ -213,7 +234,7 @@ frame_check_magic(const uint8_t *p, uint16_t *version)
 int
 frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 {
-	size_t	hostlen;
+	size_t	hostlen, namelen;
 	int	r;
 
 	memset(m, 0, sizeof(*m));
@@ -240,12 +261,23 @@ frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 	m->guest_cid = get32(p + 80);
 	m->guest_port = get32(p + 84);
 	hostlen = p[88];
-	if (len != 89 + hostlen)
+	if (len < 89 + hostlen + 3)
 		return (FRAME_E_SIZE);
 	if (frame_host_ok(p + 89, hostlen) != 0)
 		return (FRAME_E_FIELD);
 	memcpy(m->host, p + 89, hostlen);
 	m->host[hostlen] = '\0';
+	p += 89 + hostlen;
+	m->service = get16(p);
+	namelen = p[2];
+	if (len != 89 + hostlen + 3 + namelen)
+		return (FRAME_E_SIZE);
+	if (namelen > PROTO_NAME_MAX)
+		return (FRAME_E_FIELD);
+	if (frame_name_ok(p + 3, namelen) != 0)
+		return (FRAME_E_FIELD);
+	memcpy(m->name, p + 3, namelen);
+	m->name[namelen] = '\0';
 	return (FRAME_OK);
 }
 
@@ -330,12 +362,13 @@ frame_u64_decode(const uint8_t *p, size_t len, uint64_t *v)
 void
 frame_hello_add(struct evbuffer *out, const struct proto_hello *m)
 {
-	uint8_t	 buf[PROTO_HDR_LEN + 89 + PROTO_HOST_MAX], *p;
-	size_t	 hostlen = 0, len = 48;
+	uint8_t	 buf[PROTO_HDR_LEN + 92 + PROTO_HOST_MAX + PROTO_NAME_MAX], *p;
+	size_t	 hostlen = 0, namelen = 0, len = 48;
 
 	if (m->kind == PROTO_HELLO_NEW) {
 		hostlen = strnlen(m->host, PROTO_HOST_MAX);
-		len = 89 + hostlen;
+		namelen = strnlen(m->name, PROTO_NAME_MAX);
+		len = 92 + hostlen + namelen;
 	}
 	p = puthdr(buf, PROTO_HELLO, len);
 	p = put32(p, PROTO_MAGIC);
@@ -352,6 +385,10 @@ frame_hello_add(struct evbuffer *out, const struct proto_hello *m)
 		*p++ = (uint8_t)hostlen;
 		memcpy(p, m->host, hostlen);
 		p += hostlen;
+		p = put16(p, m->service);
+		*p++ = (uint8_t)namelen;
+		memcpy(p, m->name, namelen);
+		p += namelen;
 	}
 	evbuffer_add(out, buf, p - buf);
 }

@@ -108,6 +108,8 @@ struct sess {
 	char			*host;	/* guest's host (allocated) */
 	uint32_t		 cid;
 	uint32_t		 port;
+	enum proto_service	 service;
+	char			*name;	/* serial VM (allocated), or NULL */
 
 	struct bufferevent	*local;
 	int			 local_rd_eof;	/* read() saw EOF */
@@ -806,6 +808,7 @@ sess_free(struct sess *s)
 	OPENSSL_cleanse(s->secret, sizeof(s->secret));
 	OPENSSL_cleanse(s->prev, sizeof(s->prev));
 	free(s->host);
+	free(s->name);
 	free(s->why);
 	free(s);
 }
@@ -850,15 +853,17 @@ sess_new_id(struct sess_ctx *ctx)
 
 /* A new ingress session for an accepted guest. */
 struct sess *
-sess_client_new(struct sess_ctx *ctx, int fd, const char *host,
-    uint32_t cid, uint32_t port)
+sess_client_new(struct sess_ctx *ctx, int fd, const struct sess_guest *g)
 {
 	struct sess	*s;
 
 	s = sess_alloc(ctx, sess_new_id(ctx));
-	s->host = xstrdup(host);
-	s->cid = cid;
-	s->port = port;
+	s->host = xstrdup(g->host);
+	s->cid = g->cid;
+	s->port = g->port;
+	s->service = g->service;
+	if (g->name != NULL && g->name[0] != '\0')
+		s->name = xstrdup(g->name);
 	s->local = sess_local_wrap(s, fd);
 	s->local_connected = 1;		/* accepted */
 	/* Guest bytes wait in the kernel until the session is open. */
@@ -1057,6 +1062,9 @@ sess_hello(struct sess *s, struct leg *leg)
 		h.guest_cid = s->cid;
 		h.guest_port = s->port;
 		strlcpy(h.host, s->host, sizeof(h.host));
+		h.service = s->service;
+		if (s->name != NULL)
+			strlcpy(h.name, s->name, sizeof(h.name));
 	} else
 		h.kind = PROTO_HELLO_RESUME;
 	frame_hello_add(bufferevent_get_output(leg->bev), &h);
@@ -1830,6 +1838,9 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 	s->host = xstrdup(h.host);
 	s->cid = h.guest_cid;
 	s->port = h.guest_port;
+	s->service = h.service;
+	if (h.name[0] != '\0')
+		s->name = xstrdup(h.name);
 	memset(&w, 0, sizeof(w));
 	if (kx_keygen(&kx, w.pubkey) != 0 ||
 	    sess_derive(s, kx, h.pubkey, h.nonce, leg->nonce_s, h.pubkey,
@@ -1842,11 +1853,12 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 	EVP_PKEY_free(kx);
 	RB_INSERT(sess_tree, &ctx->tree, s);
 	ctx->count++;
-	if (ctx->ops.open(s, ctx->arg, &why) != 0) {
+	if ((e = ctx->ops.open(s, ctx->arg, &why)) != 0) {
 		RB_REMOVE(sess_tree, &ctx->tree, s);
 		ctx->count--;
 		sess_free(s);
-		leg_refuse(leg, PROTO_E_BACKEND, why);
+		leg_refuse(leg, e > 0 && e <= PROTO_CODE_MAX ? e :
+		    PROTO_E_BACKEND, why);
 		return (-1);
 	}
 	w.version = PROTO_VERSION;
@@ -2094,6 +2106,32 @@ sess_port(const struct sess *s)
 	return (s->port);
 }
 
+enum proto_service
+sess_service(const struct sess *s)
+{
+	return (s->service);
+}
+
+const char *
+sess_name(const struct sess *s)
+{
+	return (s->name != NULL ? s->name : "");
+}
+
+static const char *sess_services[] = {
+	[PROTO_SVC_STREAM] = "stream",
+	[PROTO_SVC_VSPC] = "vspc",
+	[PROTO_SVC_SERIAL] = "serial",
+};
+
+const char *
+sess_strservice(enum proto_service svc)
+{
+	if ((unsigned)svc > PROTO_SVC_MAX)
+		return ("unknown");
+	return (sess_services[svc]);
+}
+
 enum sess_state
 sess_state(const struct sess *s)
 {
@@ -2124,11 +2162,12 @@ sess_json(const struct sess *s)
 {
 	json_t	*o;
 
-	o = json_pack("{s:s, s:{s:s, s:I, s:I}, s:s, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I}",
+	o = json_pack("{s:s, s:{s:s, s:I, s:I, s:s, s:s}, s:s, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:I}",
 	    "id", s->idstr,
 	    "guest", "host", s->host, "cid", (json_int_t)s->cid,
 	    "port", (json_int_t)s->port,
+	    "service", sess_strservice(s->service), "name", sess_name(s),
 	    "state", sess_strstate(s->state),
 	    "bytes_in", (json_int_t)s->deliv_off,
 	    "bytes_out", (json_int_t)s->read_off,

@@ -178,10 +178,13 @@ guest_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 {
 	struct guest		*g = arg;
 	struct xaddr_peer	 peer;
+	struct sess_guest	 sg = { .host = g->conf.name,
+				    .cid = xaddr_vsock_cid(), .port = 0,
+				    .service = PROTO_SVC_STREAM };
 
 	xaddr_peer_describe(sa, salen, &peer);
 	if (daemon_client(&g->d, fd, peer.str, g->conf.sess.max_sessions,
-	    g->conf.name, xaddr_vsock_cid(), 0) != NULL)
+	    &sg) != NULL)
 		g->accepted++;
 }
 

@@ -118,7 +118,7 @@ struct bufferevent *daemon_leg(struct daemon *, int, const struct xaddr *,
 	    enum tls_role, const char *, const char **);
 /* A client session for an accepted guest, unless at the limit. */
 struct sess *daemon_client(struct daemon *, int, const char *, long long,
-	    const char *, uint32_t, uint32_t);
+	    const struct sess_guest *);
 /* Emulated vSocket {dir, cid} for status, or JSON null (new ref). */
 json_t	*daemon_vsock_json(void);
 /* Listen on an address; an xaddr code, errno set on XADDR_E_SYSTEM. */

@@ -1,5 +1,5 @@
 /*
- * proto.h -- the vrelay session protocol, wire version 1.
+ * proto.h -- the vrelay session protocol, wire version 2.
  *
  * Don't forget to bump PROTO_VERSION if anything in this file changes
  * on the wire.  docs/protocol.md is the prose version of this header.
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION		1
+#define PROTO_VERSION		2
 #define PROTO_MAGIC		0x56524c59U	/* "VRLY" */
 
 #define PROTO_HDR_LEN		8
@@ -27,6 +27,7 @@
 #define PROTO_NONCE_LEN		32
 #define PROTO_MAC_LEN		32		/* HMAC-SHA256 */
 #define PROTO_HOST_MAX		255
+#define PROTO_NAME_MAX		160		/* a VM name: HELLO fits 512 */
 #define PROTO_REASON_MAX	255
 
 enum proto_type {
@@ -70,14 +71,24 @@ enum proto_code {
 	PROTO_E_TOO_FAR = 12,		/* asked for bytes no longer held */
 	PROTO_E_INTERNAL = 13,
 	PROTO_E_DONE = 14,		/* resume of a session that completed */
+	PROTO_E_SERVICE = 15,		/* the service is not offered here */
 };
-#define PROTO_CODE_MAX		PROTO_E_DONE
+#define PROTO_CODE_MAX		PROTO_E_SERVICE
+
+/* What a session carries into the appliance (HELLO NEW). */
+enum proto_service {
+	PROTO_SVC_STREAM = 0,	/* a guest's vSocket stream, to the backend */
+	PROTO_SVC_VSPC = 1,	/* a network serial port's telnet (vSPC) */
+	PROTO_SVC_SERIAL = 2,	/* a pipe-backed serial port's bytes */
+};
+#define PROTO_SVC_MAX		PROTO_SVC_SERIAL
 
 /*
  * HELLO payload:
  *	u32 magic | u16 version | u16 kind | u64 session id | nonce[32]
  * and for kind NEW:
- *	pubkey[32] | u32 guest cid | u32 guest port | u8 hostlen | host
+ *	pubkey[32] | u32 guest cid | u32 guest port | u8 hostlen | host |
+ *	u16 service | u8 namelen | name
  */
 struct proto_hello {
 	uint16_t	version;
@@ -88,6 +99,8 @@ struct proto_hello {
 	uint32_t	guest_cid;			/* NEW only */
 	uint32_t	guest_port;			/* NEW only */
 	char		host[PROTO_HOST_MAX + 1];	/* NEW only */
+	uint16_t	service;			/* NEW only */
+	char		name[PROTO_NAME_MAX + 1];	/* NEW only */
 };
 
 /* WELCOME: u32 magic | u16 version | u16 0 | u64 sid | nonce | pubkey */

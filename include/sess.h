@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "proto.h"
+
 struct bufferevent;
 struct event_base;
 
@@ -70,7 +72,8 @@ struct sess_ops {
 	    const char **);
 	/*
 	 * Server: a new session was admitted; connect its local end and
-	 * call sess_set_local().  Nonzero refuses it with *reason.
+	 * call sess_set_local().  Nonzero refuses it with *reason, and
+	 * with that PROTO_E_* code if it is one (else PROTO_E_BACKEND).
 	 */
 	int	(*open)(struct sess *, void *, const char **);
 	/* Lifecycle events; reason is NULL for SESS_EV_OPEN. */
@@ -93,12 +96,21 @@ json_t		*sess_ctx_json(struct sess_ctx *);
 /* Find a session by id (status commands); NULL if gone. */
 struct sess	*sess_ctx_find(struct sess_ctx *, uint64_t);
 
+/* Who a session serves and what it carries: the HELLO NEW fields. */
+struct sess_guest {
+	const char		*host;		/* the ingress relay's host */
+	uint32_t		 cid;		/* vSocket CID, or 0 */
+	uint32_t		 port;		/* vSocket or TCP port */
+	enum proto_service	 service;
+	const char		*name;		/* a serial port's VM, or NULL */
+};
+
 /*
- * Client: a new session for an accepted guest whose connection is FD,
- * identified by HOST, CID and PORT.  It connects at once.
+ * Client: a new session for an accepted connection FD of guest G (its
+ * strings are copied).  It connects at once.
  */
-struct sess	*sess_client_new(struct sess_ctx *, int, const char *,
-		    uint32_t, uint32_t);
+struct sess	*sess_client_new(struct sess_ctx *, int,
+		    const struct sess_guest *);
 /*
  * Client: the target moved to ROUTE (canonical address or NULL); legs
  * in handshake or up to another address are dropped and resumed there.
@@ -133,6 +145,11 @@ const char	*sess_idstr(const struct sess *);
 const char	*sess_host(const struct sess *);
 uint32_t	 sess_cid(const struct sess *);
 uint32_t	 sess_port(const struct sess *);
+enum proto_service sess_service(const struct sess *);
+/* A serial port's VM name ("" if none). */
+const char	*sess_name(const struct sess *);
+/* "stream", "vspc", "serial". */
+const char	*sess_strservice(enum proto_service);
 enum sess_state	 sess_state(const struct sess *);
 const char	*sess_strstate(enum sess_state);
 long long	 sess_resume_ms(const struct sess *);

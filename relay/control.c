@@ -33,31 +33,37 @@ static const struct ctl_cmd control_table[] = {
 	{ "log", "set verbosity: {level: warn|info|debug}", 0, daemon_cmd_log },
 };
 
+/* Listener addresses as a JSON array (new reference). */
+static json_t *
+control_addrs(struct xaddr **a, size_t n)
+{
+	json_t	*l;
+	size_t	 i;
+
+	l = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(l, json_string(xaddr_str(a[i])));
+	return (l);
+}
+
 /* The whole relay at a glance. */
 static json_t *
 control_status(json_t *req, void *arg, const char **err)
 {
 	struct relay	*r = arg;
-	json_t		*sess, *gl, *al;
-	size_t		 i;
+	json_t		*sess;
 
 	sess = daemon_sess_summary(&r->d);
 	json_object_set_new(sess, "accepted", json_integer(
 	    (json_int_t)r->accepted));
-	gl = json_array();
-	for (i = 0; i < r->nguest; i++)
-		json_array_append_new(gl,
-		    json_string(xaddr_str(r->guest_a[i])));
-	al = json_array();
-	for (i = 0; i < r->nagent; i++)
-		json_array_append_new(al,
-		    json_string(xaddr_str(r->agent_a[i])));
 	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
-	    "s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
+	    "s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - r->d.started_ms),
-	    "guest_listen", gl, "agent_listen", al,
+	    "guest_listen", control_addrs(r->guest_a, r->nguest),
+	    "agent_listen", control_addrs(r->agent_a, r->nagent),
+	    "vspc_listen", control_addrs(r->vspc_a, r->nvspc),
 	    "mesh_listen", r->mesh_a != NULL ?
 	    json_string(xaddr_str(r->mesh_a)) : json_null(),
 	    "target", target_json(r->target),

@@ -1,7 +1,8 @@
 /*
- * ingress.c -- the guest side: each accepted vSocket connection is the
- * client end of a resumable session whose legs go wherever the target
- * says at the moment they are opened.
+ * ingress.c -- the guest side: each accepted vSocket connection (or
+ * ESX's telnet connection for a network serial port) is the client end
+ * of a resumable session whose legs go wherever the target says at the
+ * moment they are opened.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -60,13 +61,17 @@ ingress_init(struct relay *r)
 	r->d.sessions = sess_ctx_new(r->d.base, SESS_CLIENT, &sc, &ops, r);
 }
 
-/* A guest connected: its identity is its vSocket CID and port. */
-void
-ingress_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+/*
+ * A connection for a new session of SERVICE on listener L: a guest
+ * over vSocket (identified by its CID and port), or ESX's telnet for a
+ * network serial port (by its address; the VM names itself inside).
+ */
+static void
+ingress_start(struct relay *r, struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, enum proto_service service)
 {
-	struct relay		*r = arg;
 	struct xaddr_peer	 peer;
+	struct sess_guest	 sg = { 0 };
 	struct sess		*s;
 	char			 src[ADMIT_SOURCE_MAX];
 	size_t			 i;
@@ -86,16 +91,37 @@ ingress_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	admit_source(&peer, src, sizeof(src));
 	if ((e = admit_take(r->guests, src)) != ADMIT_OK) {
-		log_warnx("guest=%s refused: %s (%zu sessions)", peer.str,
+		log_warnx("%s=%s refused: %s (%zu sessions)",
+		    service == PROTO_SVC_VSPC ? "vspc" : "guest", peer.str,
 		    admit_strerror(e), admit_count(r->guests, src));
 		close(fd);
 		return;
 	}
+	sg.host = r->conf.host;
+	sg.cid = peer.type == XADDR_VSOCK ? peer.cid : 0;
+	sg.port = peer.port;
+	sg.service = service;
 	if ((s = daemon_client(&r->d, fd, peer.str, r->conf.sess.max_sessions,
-	    r->conf.host, peer.cid, peer.port)) == NULL) {
+	    &sg)) == NULL) {
 		admit_release(r->guests, src);
 		return;
 	}
 	sess_set_data(s, xstrdup(src));
 	r->accepted++;
+}
+
+/* A guest connected. */
+void
+ingress_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	ingress_start(arg, l, fd, sa, salen, PROTO_SVC_STREAM);
+}
+
+/* ESX connected a network serial port (telnet) to the vSPC. */
+void
+ingress_vspc_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	ingress_start(arg, l, fd, sa, salen, PROTO_SVC_VSPC);
 }

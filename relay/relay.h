@@ -27,10 +27,13 @@ struct uplink;
 struct warm;
 struct admit;
 
+#define RELAY_LISTEN_MAX	16	/* addresses per kind of listener */
+
 struct relay_conf {
 	char			*host;
 	struct conf_list	 guest_listen;
 	struct conf_list	 agent_listen;
+	struct conf_list	 vspc_listen;
 	char			*mesh_listen;
 	char			*status;
 	struct conf_list	 peers;
@@ -58,12 +61,15 @@ struct relay {
 	struct admit		*pending;	/* mesh legs before TLS is up */
 	struct admit		*agents;	/* agent legs before a byte */
 	struct admit		*guests;	/* sessions per guest */
-	struct evconnlistener	*guest_l[16];
-	struct xaddr		*guest_a[16];
+	struct evconnlistener	*guest_l[RELAY_LISTEN_MAX];
+	struct xaddr		*guest_a[RELAY_LISTEN_MAX];
 	size_t			 nguest;
-	struct evconnlistener	*agent_l[16];
-	struct xaddr		*agent_a[16];
+	struct evconnlistener	*agent_l[RELAY_LISTEN_MAX];
+	struct xaddr		*agent_a[RELAY_LISTEN_MAX];
 	size_t			 nagent;
+	struct evconnlistener	*vspc_l[RELAY_LISTEN_MAX];
+	struct xaddr		*vspc_a[RELAY_LISTEN_MAX];
+	size_t			 nvspc;
 	struct evconnlistener	*mesh_l;
 	struct xaddr		*mesh_a;
 	struct xaddr		*adv_a;		/* --mesh-advertise */
@@ -96,6 +102,8 @@ json_t		*target_json(const struct target *);
 /* ingress.c */
 void		 ingress_init(struct relay *);
 void		 ingress_accept_cb(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+void		 ingress_vspc_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 
 /* fwd.c */

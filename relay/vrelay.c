@@ -27,6 +27,9 @@ static const struct conf_opt relay_opts[] = {
 	    "accept containerVMs here (vsock://any:PORT in production)" },
 	{ "agent-listen", CONF_STRLIST, OPT(agent_listen), 0, 0, 0, "ADDR",
 	    "accept guest agents' session legs here (vsock://any:PORT)" },
+	{ "vspc-listen", CONF_STRLIST, OPT(vspc_listen), 0, 0, 0, "ADDR",
+	    "accept ESX's network serial ports (telnet, vSPC URI) here "
+	    "(tcp://HOST:PORT)" },
 	{ "mesh-listen", CONF_STR, OPT(mesh_listen), 0, 0, 0, "ADDR",
 	    "accept legs from other relays here (tcp://HOST:PORT)" },
 	{ "status", CONF_STR, OPT(status), 0, 0, 0, "PATH",
@@ -62,6 +65,37 @@ static const struct conf_opt relay_opts[] = {
 	DAEMON_TLS_OPTS(OPT(tls)),
 };
 #define NOPTS	(sizeof(relay_opts) / sizeof(relay_opts[0]))
+
+/*
+ * Listen on every address of LIST (option NAME) into L and A, at most
+ * RELAY_LISTEN_MAX; how many.
+ */
+static size_t
+relay_listen(struct relay *r, const char *name, const struct conf_list *list,
+    struct evconnlistener **l, struct xaddr **a, evconnlistener_cb cb,
+    void *arg)
+{
+	size_t	i;
+
+	if (list->n > RELAY_LISTEN_MAX)
+		fatalx("--%s: at most %d", name, RELAY_LISTEN_MAX);
+	for (i = 0; i < list->n; i++)
+		l[i] = daemon_listen(&r->d, list->v[i], cb, arg, &a[i]);
+	return (list->n);
+}
+
+/* Close N listeners and remove their sockets. */
+static void
+relay_unlisten(struct evconnlistener **l, struct xaddr **a, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		evconnlistener_free(l[i]);
+		xaddr_unlisten(a[i]);
+		xaddr_free(a[i]);
+	}
+}
 
 /* The static target from flags, through the same path as updates. */
 static void
@@ -144,7 +178,6 @@ static int
 relay_run(int argc, char **argv)
 {
 	struct relay	 r;
-	size_t		 i;
 
 	memset(&r, 0, sizeof(r));
 	r.conf.vsock_cid = XADDR_CID_HOST;
@@ -159,18 +192,12 @@ relay_run(int argc, char **argv)
 		    "characters, no spaces (it names this host to the "
 		    "appliance end)", r.conf.host);
 	if (r.conf.guest_listen.n == 0 && r.conf.agent_listen.n == 0 &&
-	    r.conf.mesh_listen == NULL)
-		fatalx("nothing to do: give --guest-listen, --agent-listen "
-		    "and/or --mesh-listen");
+	    r.conf.vspc_listen.n == 0 && r.conf.mesh_listen == NULL)
+		fatalx("nothing to do: give --guest-listen, --agent-listen, "
+		    "--vspc-listen and/or --mesh-listen");
 	if (r.conf.mesh_advertise != NULL && r.conf.mesh_listen == NULL)
 		fatalx("--mesh-advertise needs --mesh-listen (no mesh "
 		    "listener, nothing to advertise)");
-	if (r.conf.guest_listen.n > sizeof(r.guest_l) / sizeof(r.guest_l[0]))
-		fatalx("--guest-listen: at most %zu",
-		    sizeof(r.guest_l) / sizeof(r.guest_l[0]));
-	if (r.conf.agent_listen.n > sizeof(r.agent_l) / sizeof(r.agent_l[0]))
-		fatalx("--agent-listen: at most %zu",
-		    sizeof(r.agent_l) / sizeof(r.agent_l[0]));
 	daemon_init(&r.d, "vrelay");
 	daemon_vsock(r.conf.vsock_dir, r.conf.vsock_cid);
 	daemon_tls(&r.d, &r.conf.tls, TLS_ROLE_RELAY);
@@ -183,14 +210,12 @@ relay_run(int argc, char **argv)
 	ingress_init(&r);
 	r.fwd = fwd_new(&r);
 	r.warm = warm_new(&r);
-	for (i = 0; i < r.conf.guest_listen.n; i++)
-		r.guest_l[r.nguest++] = daemon_listen(&r.d,
-		    r.conf.guest_listen.v[i], ingress_accept_cb, &r,
-		    &r.guest_a[i]);
-	for (i = 0; i < r.conf.agent_listen.n; i++)
-		r.agent_l[r.nagent++] = daemon_listen(&r.d,
-		    r.conf.agent_listen.v[i], fwd_agent_cb, r.fwd,
-		    &r.agent_a[i]);
+	r.nguest = relay_listen(&r, "guest-listen", &r.conf.guest_listen,
+	    r.guest_l, r.guest_a, ingress_accept_cb, &r);
+	r.nagent = relay_listen(&r, "agent-listen", &r.conf.agent_listen,
+	    r.agent_l, r.agent_a, fwd_agent_cb, r.fwd);
+	r.nvspc = relay_listen(&r, "vspc-listen", &r.conf.vspc_listen,
+	    r.vspc_l, r.vspc_a, ingress_vspc_cb, &r);
 	if (r.conf.mesh_listen != NULL)
 		r.mesh_l = daemon_listen(&r.d, r.conf.mesh_listen,
 		    fwd_accept_cb, r.fwd, &r.mesh_a);
@@ -206,16 +231,9 @@ relay_run(int argc, char **argv)
 
 	log_info("vrelay stopping sessions=%zu",
 	    sess_ctx_count(r.d.sessions));
-	for (i = 0; i < r.nguest; i++) {
-		evconnlistener_free(r.guest_l[i]);
-		xaddr_unlisten(r.guest_a[i]);
-		xaddr_free(r.guest_a[i]);
-	}
-	for (i = 0; i < r.nagent; i++) {
-		evconnlistener_free(r.agent_l[i]);
-		xaddr_unlisten(r.agent_a[i]);
-		xaddr_free(r.agent_a[i]);
-	}
+	relay_unlisten(r.guest_l, r.guest_a, r.nguest);
+	relay_unlisten(r.agent_l, r.agent_a, r.nagent);
+	relay_unlisten(r.vspc_l, r.vspc_a, r.nvspc);
 	if (r.mesh_l != NULL) {
 		evconnlistener_free(r.mesh_l);
 		xaddr_unlisten(r.mesh_a);

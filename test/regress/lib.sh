@@ -39,7 +39,7 @@ cleanup() {
 		rm -rf "$T"
 	else
 		echo "  logs kept in $T" >&2
-		exit 1
+		[ "$FAILED" = 0 ] || exit 1
 	fi
 }
 trap cleanup EXIT
