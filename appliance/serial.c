@@ -47,6 +47,7 @@
 #include "log.h"
 #include "sess.h"
 #include "telnet.h"
+#include "text.h"
 #include "xaddr.h"
 #include "xmalloc.h"
 #include "xtime.h"
@@ -731,7 +732,10 @@ serial_sb(struct serial_conn *c, uint8_t cmd, const void *p, size_t len)
 	    p, len);
 }
 
-/* A printable copy of a VM's identity string (spaces dropped if SQ). */
+/*
+ * A copy of a VM's identity string (spaces dropped if SQUEEZE) that is
+ * safe in logs, JSON and headers: UTF-8 as sent, or printable ASCII.
+ */
 static char *
 serial_idstr(const uint8_t *p, size_t len, int squeeze)
 {
@@ -742,9 +746,11 @@ serial_idstr(const uint8_t *p, size_t len, int squeeze)
 	for (i = 0; i < len; i++) {
 		if (squeeze && p[i] == ' ')
 			continue;
-		s[j++] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+		s[j++] = (char)p[i];
 	}
 	s[j] = '\0';
+	if (!text_utf8_ok(s, j))
+		text_ascii(s);
 	return (s);
 }
 

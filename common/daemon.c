@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "proto.h"
+#include "text.h"
 #include "xaddr.h"
 #include "xmalloc.h"
 #include "xtime.h"
@@ -210,6 +211,13 @@ daemon_client(struct daemon *d, int fd, const char *peer, long long limit,
 	if (sess_ctx_count(d->sessions) >= (size_t)limit) {
 		log_warnx("guest=%s refused: session limit %lld reached",
 		    peer, limit);
+		close(fd);
+		return (NULL);
+	}
+	if (g->name != NULL && (strlen(g->name) > PROTO_NAME_MAX ||
+	    !text_utf8_ok(g->name, strlen(g->name)))) {
+		log_warnx("guest=%s refused: its name is not 1 to %d bytes of "
+		    "UTF-8 without control characters", peer, PROTO_NAME_MAX);
 		close(fd);
 		return (NULL);
 	}

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "frame.h"
+#include "text.h"
 
 /* Smallest and largest payload for each frame type. */
 static const struct {
@@ -17,7 +18,7 @@ static const struct {
 	uint32_t	 min;
 	uint32_t	 max;
 } frame_types[PROTO_TYPE_MAX + 1] = {
-	[PROTO_HELLO] = { "HELLO", 48, 48 + 32 + 9 + PROTO_HOST_MAX },
+	[PROTO_HELLO] = { "HELLO", 48, 92 + PROTO_HOST_MAX + PROTO_NAME_MAX },
 	[PROTO_WELCOME] = { "WELCOME", 80, 80 },
 	[PROTO_CHALLENGE] = { "CHALLENGE", 32, 32 },
 	[PROTO_PROOF] = { "PROOF", 40, 40 },
@@ -199,22 +200,6 @@ frame_host_ok(const void *s, size_t n)
 	return (0);
 }
 
-/*
- * A VM name: UTF-8 is the peer's business, but no control bytes (it
- * goes into logs and headers) and no NUL.
- */
-static int
-frame_name_ok(const void *s, size_t n)
-{
-	const uint8_t	*p = s;
-	size_t		 i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] < 0x20 || p[i] == 0x7f)
-			return (-1);
-	return (0);
-}
-
 /* Magic and version, common to HELLO and WELCOME. */
 static int
 frame_check_magic(const uint8_t *p, uint16_t *version)
@@ -274,7 +259,8 @@ frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 		return (FRAME_E_SIZE);
 	if (namelen > PROTO_NAME_MAX)
 		return (FRAME_E_FIELD);
-	if (frame_name_ok(p + 3, namelen) != 0)
+	/* It goes into logs, JSON and the backend's header. */
+	if (!text_utf8_ok(p + 3, namelen))
 		return (FRAME_E_FIELD);
 	memcpy(m->name, p + 3, namelen);
 	m->name[namelen] = '\0';

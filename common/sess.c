@@ -2106,12 +2106,14 @@ sess_port(const struct sess *s)
 	return (s->port);
 }
 
+/* What the session carries (HELLO NEW service). */
 enum proto_service
 sess_service(const struct sess *s)
 {
 	return (s->service);
 }
 
+/* A serial port's VM name ("" if none). */
 const char *
 sess_name(const struct sess *s)
 {
@@ -2124,6 +2126,7 @@ static const char *sess_services[] = {
 	[PROTO_SVC_SERIAL] = "serial",
 };
 
+/* A service's name for logs and status. */
 const char *
 sess_strservice(enum proto_service svc)
 {

@@ -42,8 +42,8 @@ static const char *telnet_errs[] = {
 	[-TELNET_OK] = "ok",
 	[-TELNET_EAGAIN] = "incomplete",
 	[-TELNET_E_SB_TOO_LONG] = "subnegotiation too long",
-	[-TELNET_E_SB_IAC] = "IAC followed by neither SE nor IAC in a "
-	    "subnegotiation",
+	[-TELNET_E_SB_IAC] =
+	    "IAC followed by neither SE nor IAC in a subnegotiation",
 };
 
 /* Names of the two-byte commands, 240 (SE) to 255 (IAC). */

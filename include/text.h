@@ -14,5 +14,10 @@ char	*text_ascii(char *);
  * way; a copy cut short ends in "..." when SIZE allows.
  */
 char	*text_ascii_copy(char *, size_t, const void *, size_t);
+/*
+ * Whether LEN bytes are a name that may be shown as it is: well-formed
+ * UTF-8 without control characters.
+ */
+int	 text_utf8_ok(const void *, size_t);
 
 #endif

@@ -173,7 +173,7 @@ def rate(args):
 
 
 HELLO_PART = bytes([1, 0, 0, 0, 0, 0, 0, 48]) + b"VRLY" + \
-    bytes([0, 1, 0, 2]) + b"\x11" * 4
+    bytes([0, 2, 0, 2]) + b"\x11" * 4      # wire version 2, RESUME
 
 
 def flood(args):

@@ -64,7 +64,8 @@ fz_hello_eq(const struct proto_hello *a, const struct proto_hello *b)
 	    memcmp(a->nonce, b->nonce, sizeof(a->nonce)) == 0 &&
 	    memcmp(a->pubkey, b->pubkey, sizeof(a->pubkey)) == 0 &&
 	    a->guest_cid == b->guest_cid && a->guest_port == b->guest_port &&
-	    strcmp(a->host, b->host) == 0);
+	    strcmp(a->host, b->host) == 0 && a->service == b->service &&
+	    strcmp(a->name, b->name) == 0);
 }
 
 /* HELLO: accepted means well-formed and canonical. */
@@ -73,16 +74,25 @@ fz_hello(const uint8_t *pl, size_t plen)
 {
 	struct proto_hello	 m, m2;
 	struct evbuffer		*b;
+	size_t			 i, hl, nl;
 
 	if (frame_hello_decode(pl, plen, &m) != FRAME_OK)
 		return;
 	CHECK(m.version == PROTO_VERSION);
 	CHECK(m.sid != 0);
 	CHECK(m.kind == PROTO_HELLO_NEW || m.kind == PROTO_HELLO_RESUME);
+	hl = strlen(m.host);
+	nl = strlen(m.name);
 	if (m.kind == PROTO_HELLO_RESUME)
-		CHECK(plen == 48);
+		CHECK(plen == 48 && hl == 0 && nl == 0 && m.service == 0);
 	else
-		CHECK(plen == 89 + strlen(m.host));
+		CHECK(plen == 92 + hl + nl);
+	/* What goes into logs and status: no control bytes, in bounds. */
+	CHECK(hl <= PROTO_HOST_MAX && nl <= PROTO_NAME_MAX);
+	for (i = 0; i < hl; i++)
+		CHECK((uint8_t)m.host[i] > 0x20 && (uint8_t)m.host[i] < 0x7f);
+	for (i = 0; i < nl; i++)
+		CHECK((uint8_t)m.name[i] >= 0x20 && (uint8_t)m.name[i] != 0x7f);
 
 	b = fz_evbuffer();
 	frame_hello_add(b, &m);

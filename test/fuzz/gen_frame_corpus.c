@@ -47,6 +47,22 @@ gen_write(struct evbuffer *b, const char *name)
 	evbuffer_drain(b, len);
 }
 
+/* Write the first LEN bytes of the buffer to DIR/NAME; empty it. */
+static void
+gen_write_n(struct evbuffer *b, size_t len, const char *name)
+{
+	struct evbuffer	*c;
+
+	if ((c = evbuffer_new()) == NULL ||
+	    evbuffer_add(c, evbuffer_pullup(b, -1), len) != 0) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	evbuffer_drain(b, evbuffer_get_length(b));
+	gen_write(c, name);
+	evbuffer_free(c);
+}
+
 /* Fill key material with something that is not all zeroes. */
 static void
 gen_pattern(uint8_t *p, size_t n, uint8_t seed)
@@ -68,6 +84,7 @@ main(int argc, char *argv[])
 	struct evbuffer		*b;
 	uint8_t			 bytes[1024], *p;
 	char			 host[PROTO_HOST_MAX + 1];
+	size_t			 len;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s corpus-dir\n", argv[0]);
@@ -98,6 +115,51 @@ main(int argc, char *argv[])
 	strlcpy(hello.host, host, sizeof(hello.host));
 	frame_hello_add(b, &hello);
 	gen_write(b, "hello-new-maxhost");
+
+	/* v2's tail: a service and a VM name (UTF-8 is allowed). */
+	strlcpy(hello.host, "esx01.example.com", sizeof(hello.host));
+	hello.service = PROTO_SVC_VSPC;
+	strlcpy(hello.name, "vm-01 caf\xc3\xa9", sizeof(hello.name));
+	frame_hello_add(b, &hello);
+	gen_write(b, "hello-new-vspc");
+
+	hello.service = PROTO_SVC_SERIAL;
+	strlcpy(hello.name, "serial-vm", sizeof(hello.name));
+	frame_hello_add(b, &hello);
+	gen_write(b, "hello-new-serial");
+
+	/* The largest HELLO: 255 bytes of host, 160 of name. */
+	strlcpy(hello.host, host, sizeof(hello.host));
+	memset(hello.name, 'n', PROTO_NAME_MAX);
+	hello.name[PROTO_NAME_MAX] = '\0';
+	hello.service = 0xffff;
+	frame_hello_add(b, &hello);
+	gen_write(b, "hello-new-maxall");
+
+	/* Near misses: a DEL in the name, and a v1 peer's NEW. */
+	strlcpy(hello.host, "esx01.example.com", sizeof(hello.host));
+	strlcpy(hello.name, "vm-01", sizeof(hello.name));
+	hello.service = PROTO_SVC_SERIAL;
+	frame_hello_add(b, &hello);
+	p = evbuffer_pullup(b, -1);
+	p[evbuffer_get_length(b) - 1] = 0x7f;
+	gen_write(b, "hello-new-name-del");
+
+	hello.version = 1;
+	hello.name[0] = '\0';
+	hello.service = 0;
+	frame_hello_add(b, &hello);
+	len = evbuffer_get_length(b) - 3;	/* no service, no name */
+	p = evbuffer_pullup(b, -1);
+	p[4] = (uint8_t)((len - PROTO_HDR_LEN) >> 24);
+	p[5] = (uint8_t)((len - PROTO_HDR_LEN) >> 16);
+	p[6] = (uint8_t)((len - PROTO_HDR_LEN) >> 8);
+	p[7] = (uint8_t)(len - PROTO_HDR_LEN);
+	gen_write_n(b, len, "hello-new-v1");
+	hello.version = PROTO_VERSION;
+	hello.name[0] = '\0';
+	hello.service = 0;
+	strlcpy(hello.host, host, sizeof(hello.host));
 
 	hello.kind = PROTO_HELLO_RESUME;
 	frame_hello_add(b, &hello);

@@ -27,6 +27,12 @@ def hello_new(sidx, nonce=1, port=7):
     return op(HNEW, sidx, nonce, port)
 
 
+def hello_new_as(sidx, host, service, name, nonce=1, port=7):
+    """HELLO NEW with the host, service and VM name given (bytes)."""
+    return (op(HNEW, 4 | sidx, nonce, port, len(host)) + host +
+            bytes([service, len(name)]) + name)
+
+
 def hello_resume(sidx, nonce=2):
     return op(HRES, sidx, nonce)
 
@@ -86,6 +92,13 @@ SEEDS = {
     "ping-pong": op(NEWLEG) + hello_new(0) + op(PING, 0, 9) + op(PING, 1, 9),
     "low-order-key": op(NEWLEG) + op(HNEW, 8, 1, 1),
     "bad-host": op(NEWLEG) + op(HNEW, 4, 1, 1, 5) + b"a b\x01c",
+    # Wire version 2: a service and a VM name in HELLO NEW, then status.
+    "service-name": (op(NEWLEG) +
+                     hello_new_as(0, b"esx01", 2, "vm-01 caf\u00e9".encode()) +
+                     data(50) + be_write(0, 40) + op(ACK) + op(MISC, 4)),
+    "name-max": (op(NEWLEG) + hello_new_as(1, b"h", 1, b"n" * 160) +
+                 data(10) + op(MISC, 4)),
+    "bad-name": op(NEWLEG) + hello_new_as(0, b"h", 0, b"vm\x01"),
     "leg-eof-then-resume": (open_with_traffic() + op(SHUT) + op(NEWLEG) +
                             hello_resume(0) + op(PROOF)),
     "leg-close": open_with_traffic() + op(SHUT, 1),

@@ -13,7 +13,8 @@
  * The input is a script, one byte per step (low nibble the step, high
  * nibble its argument, more bytes taken as the step needs them): open
  * a leg, write raw bytes on it, or send a frame the harness builds --
- * HELLO NEW with the harness's own X25519 key, HELLO RESUME, a PROOF
+ * HELLO NEW with the harness's own X25519 key (and any host, service
+ * and VM name the script gives), HELLO RESUME, a PROOF
  * with the right MAC (or the previous secret's, or a wrong one), DATA,
  * ACK, FIN, PING, CLOSE, ERROR -- with offsets that are right, stale,
  * ahead or arbitrary; shut or close a leg; write to, shut or reset a
@@ -79,6 +80,8 @@ struct fz_sid {
 	uint64_t	 down;		/* backend bytes received in order */
 	int		 lied;		/* claimed an offset we lack */
 	int		 gen;		/* sessions opened under this id */
+	uint16_t	 service;	/* of our last HELLO NEW */
+	char		 name[PROTO_NAME_MAX + 1];
 };
 
 /* One backend connection (ops->open), our end. */
@@ -269,6 +272,11 @@ fz_open(struct sess *s, void *arg, const char **why)
 	b->sidx = x = fz_sidx(sess_id(s));
 	if (x >= 0)
 		b->gen = ++w.sid[x].gen;
+	/* What our HELLO NEW said is what the server took. */
+	if (x >= 0 && !w.raw) {
+		CHECK(sess_service(s) == w.sid[x].service);
+		CHECK(strcmp(sess_name(s), w.sid[x].name) == 0);
+	}
 	b->prelen = x >= 0 && (x & 1) ? strlen(FZ_PRE) : 0;
 	sess_set_local(s, fds[0], FZ_PRE, b->prelen);
 	return (0);
@@ -278,12 +286,19 @@ fz_open(struct sess *s, void *arg, const char **why)
 static void
 fz_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 {
+	const char	*p;
+
 	CHECK((reason == NULL) == (ev == SESS_EV_OPEN));
 	if (reason != NULL)
 		fz_text(reason);
 	fz_text(sess_idstr(s));
 	CHECK(sess_host(s) != NULL);
 	fz_text(sess_host(s));
+	/* A VM name may be UTF-8, but never has control bytes. */
+	CHECK(sess_name(s) != NULL && strlen(sess_name(s)) <= PROTO_NAME_MAX);
+	for (p = sess_name(s); *p != '\0'; p++)
+		CHECK((unsigned char)*p >= 0x20 && (unsigned char)*p != 0x7f);
+	CHECK(sess_strservice(sess_service(s)) != NULL);
 }
 
 /* ops->refused. */
@@ -639,8 +654,17 @@ fz_hello(struct evbuffer *out, int kind, int arg)
 			n = fz_byte() % 40;
 			for (i = 0; i < n; i++)
 				h.host[i] = (char)fz_byte();
+			/* v2's tail: any service, a name of any bytes. */
+			h.service = fz_byte();
+			n = fz_byte();
+			if (n > PROTO_NAME_MAX)
+				n = PROTO_NAME_MAX;
+			for (i = 0; i < n; i++)
+				h.name[i] = (char)fz_byte();
 		} else
 			strlcpy(h.host, "guest.example", sizeof(h.host));
+		w.sid[x].service = h.service;
+		strlcpy(w.sid[x].name, h.name, sizeof(w.sid[x].name));
 	}
 	frame_hello_add(out, &h);
 	if (leg->hello == 0 && !leg->raw) {

@@ -21,7 +21,8 @@
 
 /* Payload sizes straight from the comments in proto.h. */
 #define HELLO_RESUME_LEN	48	/* magic ver kind sid nonce */
-#define HELLO_NEW_MIN		89	/* + pubkey cid port hostlen */
+#define HELLO_NEW_MIN		92	/* + pubkey cid port hostlen svc nlen */
+#define HELLO_HOSTLEN_OFF	88	/* u8 hostlen; host at 89 */
 #define WELCOME_LEN		80
 #define ERROR_MIN		3
 
@@ -33,7 +34,7 @@ struct size_case {
 };
 
 static const struct size_case size_cases[] = {
-	{ PROTO_HELLO, 48, 89 + 255 },
+	{ PROTO_HELLO, 48, 92 + 255 + 160 },
 	{ PROTO_WELCOME, 80, 80 },
 	{ PROTO_CHALLENGE, 32, 32 },
 	{ PROTO_PROOF, 40, 40 },
@@ -123,7 +124,7 @@ check_frame(struct evbuffer *b, int type, uint32_t plen)
 	return (p + PROTO_HDR_LEN);
 }
 
-/* A NEW hello with every field distinguishable. */
+/* A NEW hello with every field distinguishable (service 0, no name). */
 static void
 mkhello_new(struct proto_hello *m, const char *host)
 {
@@ -197,6 +198,10 @@ test_hello_new_roundtrip(void **state)
 		assert_int_equal(pl[87], 0x01);
 		assert_int_equal(pl[88], hl);
 		assert_memory_equal(pl + 89, host, hl);
+		/* v2: u16 service 0 and namelen 0 end it. */
+		assert_int_equal(pl[89 + hl], 0);
+		assert_int_equal(pl[90 + hl], 0);
+		assert_int_equal(pl[91 + hl], 0);
 
 		memset(&d, 0xa5, sizeof(d));
 		assert_int_equal(frame_hello_decode(pl, HELLO_NEW_MIN + hl, &d),
@@ -205,6 +210,82 @@ test_hello_new_roundtrip(void **state)
 		assert_string_equal(d.host, host);
 		evbuffer_free(b);
 	}
+}
+
+/* HELLO NEW's v2 tail: services (any u16 decodes) and VM names. */
+static const uint16_t	 svcs[] = {
+	PROTO_SVC_STREAM, PROTO_SVC_VSPC, PROTO_SVC_SERIAL, 65535
+};
+#define NSVCS	(sizeof(svcs) / sizeof(svcs[0]))
+static const char	*names[] = {
+	"", "vm-01", NULL /* 160 bytes */, "caf\xc3\xa9 vm \xe2\x82\xac"
+};
+#define NNAMES	(sizeof(names) / sizeof(names[0]))
+
+/*
+ * v2's tail: every service value and a range of names, with a short
+ * host and the longest one (the largest HELLO there is).
+ */
+static void
+test_hello_new_service_name(void **state)
+{
+	struct proto_hello	 m, d;
+	struct evbuffer		*b;
+	const uint8_t		*pl;
+	char			 bigname[PROTO_NAME_MAX + 1];
+	char			 bighost[PROTO_HOST_MAX + 1];
+	const char		*host, *name;
+	size_t			 i, j, k, n, hl, nl, plen;
+
+	assert_int_equal(PROTO_SVC_STREAM, 0);
+	assert_int_equal(PROTO_SVC_VSPC, 1);
+	assert_int_equal(PROTO_SVC_SERIAL, 2);
+	assert_int_equal(PROTO_NAME_MAX, 160);
+	for (k = 0; k < sizeof(bigname) - 1; k++)
+		bigname[k] = 0x20 + (k % 95);	/* ' ' .. '~' */
+	bigname[sizeof(bigname) - 1] = '\0';
+	memset(bighost, 'h', sizeof(bighost) - 1);
+	bighost[sizeof(bighost) - 1] = '\0';
+
+	for (n = 0; n < 2 * NSVCS * NNAMES; n++) {
+		k = n / (NSVCS * NNAMES);
+		i = n / NNAMES % NSVCS;
+		j = n % NNAMES;
+		host = k == 0 ? "esx01" : bighost;
+		name = names[j] != NULL ? names[j] : bigname;
+		mkhello_new(&m, host);
+		m.service = svcs[i];
+		strlcpy(m.name, name, sizeof(m.name));
+		hl = strlen(host);
+		nl = strlen(name);
+		plen = HELLO_NEW_MIN + hl + nl;
+		b = evbuffer_new();
+		assert_non_null(b);
+		frame_hello_add(b, &m);
+		/* The header, too, must take up to 92 + 255 + 160. */
+		pl = check_frame(b, PROTO_HELLO, plen);
+		assert_true(plen <= 92 + 255 + 160);
+
+		/* u16 service at 89 + hl, namelen at 91, name at 92. */
+		assert_int_equal(pl[HELLO_HOSTLEN_OFF], hl);
+		assert_memory_equal(pl + 89, host, hl);
+		assert_int_equal(pl[89 + hl], svcs[i] >> 8);
+		assert_int_equal(pl[90 + hl], svcs[i] & 0xff);
+		assert_int_equal(pl[91 + hl], nl);
+		if (nl > 0)
+			assert_memory_equal(pl + 92 + hl, name, nl);
+
+		memset(&d, 0xa5, sizeof(d));
+		assert_int_equal(frame_hello_decode(pl, plen, &d), FRAME_OK);
+		assert_int_equal(d.service, svcs[i]);
+		assert_string_equal(d.name, name);
+		assert_string_equal(d.host, host);
+		assert_memory_equal(&d, &m, sizeof(m));
+		evbuffer_free(b);
+	}
+	/* The largest is exactly 507. */
+	assert_int_equal(HELLO_NEW_MIN + PROTO_HOST_MAX + PROTO_NAME_MAX, 507);
+	assert_true(507 <= PROTO_HANDSHAKE_MAX);
 }
 
 /* RESUME hello: 48 bytes, NEW-only fields come back zero. */
@@ -628,7 +709,7 @@ test_hello_bad_magic(void **state)
 static void
 test_hello_bad_version(void **state)
 {
-	static const uint16_t	 vers[] = { 0, 2, 0x0100, 0xffff };
+	static const uint16_t	 vers[] = { 0, 1, 3, 0x0100, 0xffff };
 	struct proto_hello	 m, d;
 	struct proto_welcome	 w, wd;
 	struct evbuffer		*b;
@@ -641,6 +722,12 @@ test_hello_bad_version(void **state)
 		len = hello_payload(&m, pl, sizeof(pl));
 		memset(&d, 0xa5, sizeof(d));
 		assert_int_equal(frame_hello_decode(pl, len, &d),
+		    FRAME_E_VERSION);
+		assert_int_equal(d.version, vers[i]);
+
+		/* A v1 peer's NEW (no service or name): version first. */
+		memset(&d, 0xa5, sizeof(d));
+		assert_int_equal(frame_hello_decode(pl, len - 3, &d),
 		    FRAME_E_VERSION);
 		assert_int_equal(d.version, vers[i]);
 
@@ -725,7 +812,7 @@ test_hello_new_hostlen(void **state)
 {
 	struct proto_hello	m, d;
 	uint8_t			pl[512];
-	size_t			len;
+	size_t			len, i;
 
 	mkhello_new(&m, "abcd");
 	len = hello_payload(&m, pl, sizeof(pl));
@@ -746,8 +833,10 @@ test_hello_new_hostlen(void **state)
 	pl[len] = 'e';
 	assert_int_equal(frame_hello_decode(pl, len + 1, &d), FRAME_E_SIZE);
 
-	/* NEW cut off before (or at) the hostlen byte. */
-	assert_int_equal(frame_hello_decode(pl, HELLO_NEW_MIN - 1, &d),
+	/* NEW cut off anywhere, before or after the hostlen byte. */
+	for (i = HELLO_RESUME_LEN + 1; i < len; i++)
+		assert_int_equal(frame_hello_decode(pl, i, &d), FRAME_E_SIZE);
+	assert_int_equal(frame_hello_decode(pl, HELLO_HOSTLEN_OFF, &d),
 	    FRAME_E_SIZE);
 	assert_int_equal(frame_hello_decode(pl, HELLO_RESUME_LEN, &d),
 	    FRAME_E_SIZE);
@@ -777,6 +866,110 @@ test_hello_host_nul(void **state)
 		pl[89 + i] = "abcd"[i];
 	}
 	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
+}
+
+/*
+ * NEW: namelen must account for the rest exactly, at most 160 bytes of
+ * anything but control bytes and DEL; a v1-shaped NEW is too short.
+ */
+static void
+test_hello_name_bad(void **state)
+{
+	static const uint8_t	 bad[] = {
+		0x00, 0x01, '\t', '\n', '\r', 0x1b, 0x1f, 0x7f
+	};
+	static const uint8_t	 good[] = { 0x20, 0x7e };
+	static const uint8_t	 notutf8[] = { 0x80, 0xc3, 0xff, 0xf8 };
+	struct proto_hello	 m, d;
+	uint8_t			 pl[600];
+	size_t			 len, i, j, nl;
+
+	mkhello_new(&m, "abcd");
+	strlcpy(m.name, "vm-01", sizeof(m.name));
+	m.service = PROTO_SVC_SERIAL;
+	len = hello_payload(&m, pl, sizeof(pl));
+	assert_int_equal(len, HELLO_NEW_MIN + 4 + 5);
+	assert_int_equal(pl[91 + 4], 5);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
+
+	/* A control byte or DEL anywhere in the name. */
+	for (i = 0; i < 5; i++) {
+		for (j = 0; j < sizeof(bad); j++) {
+			pl[96 + i] = bad[j];
+			memset(&d, 0xa5, sizeof(d));
+			assert_int_equal(frame_hello_decode(pl, len, &d),
+			    FRAME_E_FIELD);
+		}
+		/* A byte past ASCII that does not make UTF-8. */
+		for (j = 0; j < sizeof(notutf8); j++) {
+			pl[96 + i] = notutf8[j];
+			assert_int_equal(frame_hello_decode(pl, len, &d),
+			    FRAME_E_FIELD);
+		}
+		/* Space and '~' are fine. */
+		for (j = 0; j < sizeof(good); j++) {
+			pl[96 + i] = good[j];
+			assert_int_equal(frame_hello_decode(pl, len, &d),
+			    FRAME_OK);
+			assert_int_equal((uint8_t)d.name[i], good[j]);
+			assert_int_equal(strlen(d.name), 5);
+		}
+		pl[96 + i] = "vm-01"[i];
+	}
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
+	assert_string_equal(d.name, "vm-01");
+	/* UTF-8 stays: "v\xc3\xa9-1"; an overlong '/' and a surrogate go. */
+	memcpy(pl + 96, "v\xc3\xa9-1", 5);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
+	assert_string_equal(d.name, "v\xc3\xa9-1");
+	memcpy(pl + 96, "v\xc0\xaf-1", 5);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_FIELD);
+	memcpy(pl + 96, "\xed\xa0\x80-1", 5);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_FIELD);
+	memcpy(pl + 96, "vm-01", 5);
+
+	/* namelen one short of the payload, one past it, far past it. */
+	pl[95] = 4;
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_SIZE);
+	pl[95] = 6;
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_SIZE);
+	pl[95] = 255;
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_SIZE);
+	pl[95] = 5;
+	assert_int_equal(frame_hello_decode(pl, len - 1, &d), FRAME_E_SIZE);
+	pl[len] = 'x';
+	assert_int_equal(frame_hello_decode(pl, len + 1, &d), FRAME_E_SIZE);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
+
+	/* 160 bytes pass, 161 (length agreeing) is out of range. */
+	for (nl = PROTO_NAME_MAX; nl <= PROTO_NAME_MAX + 1; nl++) {
+		pl[95] = (uint8_t)nl;
+		memset(pl + 96, 'n', nl);
+		memset(&d, 0xa5, sizeof(d));
+		assert_int_equal(frame_hello_decode(pl, HELLO_NEW_MIN + 4 + nl,
+		    &d), nl <= PROTO_NAME_MAX ? FRAME_OK : FRAME_E_FIELD);
+		if (nl <= PROTO_NAME_MAX)
+			assert_int_equal(strlen(d.name), nl);
+	}
+	pl[95] = 255;
+	memset(pl + 96, 'n', 255);
+	assert_int_equal(frame_hello_decode(pl, HELLO_NEW_MIN + 4 + 255, &d),
+	    FRAME_E_FIELD);
+
+	/* A v1-style NEW: the same HELLO without its last 3 bytes. */
+	mkhello_new(&m, "abcd");
+	len = hello_payload(&m, pl, sizeof(pl));
+	assert_int_equal(len, HELLO_NEW_MIN + 4);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
+	for (i = 1; i <= 3; i++) {
+		memset(&d, 0xa5, sizeof(d));
+		assert_int_equal(frame_hello_decode(pl, len - i, &d),
+		    FRAME_E_SIZE);
+	}
+	mkhello_new(&m, "");
+	len = hello_payload(&m, pl, sizeof(pl));
+	assert_int_equal(len, HELLO_NEW_MIN);
+	assert_int_equal(frame_hello_decode(pl, 89, &d), FRAME_E_SIZE);
 }
 
 /* RESUME is exactly 48 bytes: nothing may follow the nonce. */
@@ -1039,6 +1232,9 @@ test_strings(void **state)
 	for (i = PROTO_E_NONE; i <= PROTO_CODE_MAX; i++)
 		assert_string_not_equal(frame_strcode(i), "unknown");
 	assert_string_equal(frame_strcode(PROTO_E_AUTH), "auth");
+	assert_int_equal(PROTO_E_SERVICE, 15);
+	assert_int_equal(PROTO_CODE_MAX, PROTO_E_SERVICE);
+	assert_string_equal(frame_strcode(PROTO_E_SERVICE), "no-such-service");
 	assert_string_equal(frame_strcode(PROTO_CODE_MAX + 1), "unknown");
 	assert_string_equal(frame_strcode(-1), "unknown");
 }
@@ -1073,6 +1269,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hello_new_roundtrip),
+		cmocka_unit_test(test_hello_new_service_name),
 		cmocka_unit_test(test_hello_resume_roundtrip),
 		cmocka_unit_test(test_welcome_roundtrip),
 		cmocka_unit_test(test_challenge_roundtrip),
@@ -1090,6 +1287,7 @@ main(void)
 		cmocka_unit_test(test_hello_bad_kind),
 		cmocka_unit_test(test_hello_new_hostlen),
 		cmocka_unit_test(test_hello_host_nul),
+		cmocka_unit_test(test_hello_name_bad),
 		cmocka_unit_test(test_hello_resume_trailing),
 		cmocka_unit_test(test_welcome_bad),
 		cmocka_unit_test(test_fixed_bad_size),

@@ -536,19 +536,28 @@ world_start_split(struct world *w, size_t cl_replay, size_t sv_replay)
 	assert_non_null(w->sv.ctx);
 }
 
-/* A guest connection and its client session. */
+/* A connection of guest G and its client session. */
 static void
-world_guest(struct world *w)
+world_guest_as(struct world *w, const struct sess_guest *g)
 {
 	int	fd[2];
 
 	nonblock_pair(fd);
-	w->cl.s = sess_client_new(w->cl.ctx, fd[0], GUEST_HOST, GUEST_CID,
-	    GUEST_PORT);
+	w->cl.s = sess_client_new(w->cl.ctx, fd[0], g);
 	assert_non_null(w->cl.s);
 	if (w->guest != -1)
 		close(w->guest);
 	w->guest = fd[1];
+}
+
+/* A guest connection and its client session: a vSocket stream. */
+static void
+world_guest(struct world *w)
+{
+	const struct sess_guest	g = { GUEST_HOST, GUEST_CID, GUEST_PORT,
+				    PROTO_SVC_STREAM, NULL };
+
+	world_guest_as(w, &g);
 }
 
 /* Move test traffic on whichever local streams exist. */
@@ -615,6 +624,18 @@ world_idle(struct world *w, long long ms)
 	w->deadline = now_ms() + ms;
 	while (world_step(w))
 		;
+}
+
+/* Guest G's connection and the backend both connected and open. */
+static void
+world_open_as(struct world *w, const struct sess_guest *g)
+{
+	world_guest_as(w, g);
+	WAIT(w, w->cl.n_open == 1 && w->sv.n_open == 1);
+	assert_non_null(w->cl.s);
+	assert_non_null(w->sv.s);
+	assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
+	assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
 }
 
 /* Guest and backend both connected and open. */
@@ -825,6 +846,13 @@ test_open_echo(void **state)
 	    sess_idstr(w->sv.s));
 	assert_string_equal(json_string_value(json_object_get(
 	    json_object_get(o, "guest"), "host")), GUEST_HOST);
+	/* A plain guest: the stream service, no VM name. */
+	assert_int_equal(sess_service(w->sv.s), PROTO_SVC_STREAM);
+	assert_string_equal(sess_name(w->sv.s), "");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(o, "guest"), "service")), "stream");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(o, "guest"), "name")), "");
 	json_decref(o);
 	o = sess_ctx_json(w->cl.ctx);
 	assert_true(json_is_array(o));
@@ -833,6 +861,118 @@ test_open_echo(void **state)
 
 	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(w->refusals, 0);
+}
+
+/* The service and the VM name of guest G, as status shows them. */
+static void
+check_guest_json(const struct sess *s, const struct sess_guest *g)
+{
+	json_t	*o, *gj;
+
+	o = sess_json(s);
+	assert_non_null(o);
+	gj = json_object_get(o, "guest");
+	assert_true(json_is_object(gj));
+	assert_string_equal(json_string_value(json_object_get(gj, "host")),
+	    g->host);
+	assert_int_equal(json_integer_value(json_object_get(gj, "cid")),
+	    g->cid);
+	assert_int_equal(json_integer_value(json_object_get(gj, "port")),
+	    g->port);
+	assert_string_equal(json_string_value(json_object_get(gj,
+	    "service")), sess_strservice(g->service));
+	assert_string_equal(json_string_value(json_object_get(gj, "name")),
+	    g->name);
+	json_decref(o);
+}
+
+/* HELLO NEW carries the service and the VM name to the server. */
+static void
+test_service_name(void **state)
+{
+	static const char	 name[] = "vm-01 caf\xc3\xa9";
+	const struct sess_guest	 g = { GUEST_HOST, 0, 1024,
+				    PROTO_SVC_SERIAL, name };
+	struct world		*w = *state;
+
+	assert_string_equal(sess_strservice(PROTO_SVC_STREAM), "stream");
+	assert_string_equal(sess_strservice(PROTO_SVC_VSPC), "vspc");
+	assert_string_equal(sess_strservice(PROTO_SVC_SERIAL), "serial");
+	assert_string_equal(sess_strservice(PROTO_SVC_MAX + 1), "unknown");
+	assert_string_equal(sess_strservice((enum proto_service)65535),
+	    "unknown");
+
+	world_start(w);
+	world_open_as(w, &g);
+	/* The client keeps its own copy, the server has the HELLO's. */
+	assert_int_equal(sess_service(w->cl.s), PROTO_SVC_SERIAL);
+	assert_string_equal(sess_name(w->cl.s), name);
+	assert_int_equal(sess_service(w->sv.s), PROTO_SVC_SERIAL);
+	assert_string_equal(sess_name(w->sv.s), name);
+	assert_string_equal(sess_host(w->sv.s), GUEST_HOST);
+	assert_int_equal(sess_cid(w->sv.s), 0);
+	assert_int_equal(sess_port(w->sv.s), 1024);
+	check_guest_json(w->cl.s, &g);
+	check_guest_json(w->sv.s, &g);
+
+	/* And the session works as any other. */
+	flow_init(&w->up, 5000, 11);
+	flow_init(&w->down, 5000, 12);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->refusals, 0);
+}
+
+/* A VM name of PROTO_NAME_MAX bytes arrives whole, not cut. */
+static void
+test_name_max(void **state)
+{
+	struct world		*w = *state;
+	struct sess_guest	 g = { GUEST_HOST, GUEST_CID, GUEST_PORT,
+				    PROTO_SVC_VSPC, NULL };
+	char			 name[PROTO_NAME_MAX + 1];
+	size_t			 i;
+
+	for (i = 0; i < PROTO_NAME_MAX; i++)
+		name[i] = 'a' + i % 26;
+	name[PROTO_NAME_MAX - 1] = 'Z';		/* the last one counts */
+	name[PROTO_NAME_MAX] = '\0';
+	g.name = name;
+	world_start(w);
+	world_open_as(w, &g);
+	assert_int_equal(strlen(sess_name(w->sv.s)), PROTO_NAME_MAX);
+	assert_string_equal(sess_name(w->sv.s), name);
+	assert_int_equal(sess_service(w->sv.s), PROTO_SVC_VSPC);
+	check_guest_json(w->sv.s, &g);
+	assert_int_equal(w->refusals, 0);
+}
+
+/*
+ * The largest HELLO there is (a 255-byte host and a 160-byte name,
+ * 507 bytes of payload) opens a session like any other.
+ */
+static void
+test_hello_largest(void **state)
+{
+	struct world		*w = *state;
+	struct sess_guest	 g = { NULL, GUEST_CID, GUEST_PORT,
+				    PROTO_SVC_SERIAL, NULL };
+	char			 host[PROTO_HOST_MAX + 1];
+	char			 name[PROTO_NAME_MAX + 1];
+
+	memset(host, 'h', PROTO_HOST_MAX);
+	host[PROTO_HOST_MAX] = '\0';
+	memset(name, 'n', PROTO_NAME_MAX);
+	name[PROTO_NAME_MAX] = '\0';
+	g.host = host;
+	g.name = name;
+	world_start(w);
+	world_open_as(w, &g);
+	assert_string_equal(sess_host(w->sv.s), host);
+	assert_string_equal(sess_name(w->sv.s), name);
+	check_guest_json(w->sv.s, &g);
 	assert_int_equal(w->refusals, 0);
 }
 
@@ -993,7 +1133,8 @@ test_bad_hello(void **state)
 	struct evbuffer		*b;
 	struct proto_hello	 hn;
 	struct proto_error	 er;
-	uint8_t			 raw[PROTO_HDR_LEN + 48];
+	uint8_t			 raw[PROTO_HDR_LEN + 48], *v1;
+	size_t			 v1len;
 	int			 i;
 
 	/* Leaked handshake slots would show as LIMIT refusals later. */
@@ -1014,16 +1155,36 @@ test_bad_hello(void **state)
 	rogue_expect_error(w, &r, PROTO_E_VERSION, &er);
 	/* docs/protocol.md gives this text. */
 	assert_string_equal(er.reason,
-	    "protocol version 9 not supported; this end speaks version 1");
+	    "protocol version 9 not supported; this end speaks version 2");
 	assert_int_equal(w->refusals, 1);
 	assert_string_equal(w->why_refused, er.reason);
+	rogue_free(&r);
+
+	/*
+	 * A version 1 peer's NEW: 89 + hostlen bytes, without v2's
+	 * service and name.  Refused by version, not as malformed.
+	 */
+	hn.version = 1;
+	frame_hello_add(b, &hn);
+	v1 = evbuffer_pullup(b, -1);
+	assert_non_null(v1);
+	v1len = evbuffer_get_length(b) - 3;
+	assert_int_equal(v1len, PROTO_HDR_LEN + 89 + 1);
+	v1[7] = (uint8_t)(v1len - PROTO_HDR_LEN);
+	rogue_open(w, &r, "rogue-v1");
+	rogue_send(&r, v1, v1len);
+	evbuffer_drain(b, evbuffer_get_length(b));
+	rogue_expect_error(w, &r, PROTO_E_VERSION, &er);
+	assert_string_equal(er.reason,
+	    "protocol version 1 not supported; this end speaks version 2");
+	assert_int_equal(w->refusals, 2);
 	rogue_free(&r);
 
 	/* Not this protocol at all. */
 	rogue_open(w, &r, "rogue-http");
 	rogue_send(&r, garbage, sizeof(garbage) - 1);
 	rogue_expect_error(w, &r, PROTO_E_MALFORMED, &er);
-	assert_int_equal(w->refusals, 2);
+	assert_int_equal(w->refusals, 3);
 	assert_string_equal(w->why_refused, er.reason);
 	rogue_free(&r);
 
@@ -1037,7 +1198,7 @@ test_bad_hello(void **state)
 	rogue_expect_error(w, &r, PROTO_E_MALFORMED, &er);
 	assert_string_equal(er.reason,
 	    "bad HELLO: bad magic (not a vrelay peer)");
-	assert_int_equal(w->refusals, 3);
+	assert_int_equal(w->refusals, 4);
 	rogue_free(&r);
 
 	/* A stream frame before any handshake. */
@@ -1045,7 +1206,7 @@ test_bad_hello(void **state)
 	rogue_open(w, &r, "rogue-early");
 	rogue_send_buf(&r, b);
 	rogue_expect_error(w, &r, PROTO_E_MALFORMED, &er);
-	assert_int_equal(w->refusals, 4);
+	assert_int_equal(w->refusals, 5);
 	rogue_free(&r);
 
 	/* Half a header, then hang up: closed quietly, slot given back. */
@@ -1057,7 +1218,7 @@ test_bad_hello(void **state)
 		assert_int_equal(evbuffer_get_length(r.in), 0);
 		rogue_free(&r);
 	}
-	assert_int_equal(w->refusals, 4);
+	assert_int_equal(w->refusals, 5);
 	evbuffer_free(b);
 	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
 	assert_int_equal(w->opens, 0);
@@ -1069,7 +1230,7 @@ test_bad_hello(void **state)
 	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
 	flow_check(&w->up, "guest -> backend");
 	flow_check(&w->down, "backend -> guest");
-	assert_int_equal(w->refusals, 4);
+	assert_int_equal(w->refusals, 5);
 	assert_int_equal(sess_ctx_count(w->sv.ctx), 1);
 }
 
@@ -1493,6 +1654,8 @@ test_client_handshake(void **state)
 	assert_int_equal(hi.guest_cid, GUEST_CID);
 	assert_int_equal(hi.guest_port, GUEST_PORT);
 	assert_string_equal(hi.host, GUEST_HOST);
+	assert_int_equal(hi.service, PROTO_SVC_STREAM);
+	assert_string_equal(hi.name, "");
 	assert_int_equal(sess_state(w->cl.s), SESS_HANDSHAKE);
 
 	/* A transient refusal: the client tries again. */
@@ -1520,7 +1683,7 @@ test_client_handshake(void **state)
 	assert_true(evbuffer_write(b, r.fd) > 0);
 	WAIT(w, w->cl.n_closed == 1);
 	assert_string_equal(w->cl.why_closed,
-	    "appliance end speaks protocol version 9, we speak 1");
+	    "appliance end speaks protocol version 9, we speak 2");
 	WAIT(w, rogue_closed(&r));
 	WAIT(w, w->down.eof);
 	assert_int_equal(w->connects, 2);
@@ -2046,6 +2209,12 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_echo, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_service_name, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_name_max, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hello_largest, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_large_transfer, setup,
 		    teardown),
