@@ -52,6 +52,7 @@ static const char *telnet_verbs[] = {
 	"WILL", "WONT", "DO", "DONT", "IAC"
 };
 
+/* A parser; see telnet.h. */
 struct telnet *
 telnet_new(size_t sb_max)
 {
@@ -63,6 +64,7 @@ telnet_new(size_t sb_max)
 	return (t);
 }
 
+/* Free a parser; NULL is fine. */
 void
 telnet_free(struct telnet *t)
 {
@@ -72,14 +74,16 @@ telnet_free(struct telnet *t)
 	free(t);
 }
 
+/* Text for a telnet_next() code. */
 const char *
 telnet_strerror(int e)
 {
-	if (e > 0 || -e >= (int)(sizeof(telnet_errs) / sizeof(telnet_errs[0])))
+	if (e > 0 || e <= -(int)(sizeof(telnet_errs) / sizeof(telnet_errs[0])))
 		return ("unknown error");
 	return (telnet_errs[-e]);
 }
 
+/* A command byte's name. */
 const char *
 telnet_strverb(uint8_t v)
 {
@@ -116,7 +120,11 @@ again:
 		c = chunk[i];
 		switch (t->state) {
 		case TS_DATA:
-			if (c == TELNET_IAC) {
+			if (c == TELNET_IAC && i + 1 < n &&
+			    chunk[i + 1] == TELNET_IAC) {
+				/* An escaped 0xff inside the run. */
+				i++;
+			} else if (c == TELNET_IAC) {
 				if (t->data_len > 0) {
 					/* The run first; the IAC stays. */
 					evbuffer_drain(in, i);
@@ -222,6 +230,7 @@ telnet_add_data(struct evbuffer *out, const void *v, size_t len)
 	}
 }
 
+/* An option verb out: IAC VERB OPT. */
 void
 telnet_add_opt(struct evbuffer *out, uint8_t verb, uint8_t opt)
 {
@@ -230,6 +239,7 @@ telnet_add_opt(struct evbuffer *out, uint8_t verb, uint8_t opt)
 	evbuffer_add(out, b, sizeof(b));
 }
 
+/* A subnegotiation out, its command and payload escaped. */
 void
 telnet_add_sb(struct evbuffer *out, uint8_t opt, uint8_t cmd,
     const void *p, size_t len)

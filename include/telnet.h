@@ -56,8 +56,9 @@ struct telnet	*telnet_new(size_t);
 void		 telnet_free(struct telnet *);
 /*
  * The next event from IN, whose bytes it consumes: TELNET_OK with *EV
- * filled in, TELNET_EAGAIN when IN holds no complete event (partial
- * commands are kept), or an error after which the stream is garbage.
+ * filled in, TELNET_EAGAIN when IN holds no complete event (IN is then
+ * empty: a partial command is kept in the parser), or an error after
+ * which the stream is garbage.
  */
 int		 telnet_next(struct telnet *, struct evbuffer *,
 		    struct telnet_ev *);
