@@ -102,7 +102,7 @@ struct sess_guest {
 	uint32_t		 cid;		/* vSocket CID, or 0 */
 	uint32_t		 port;		/* vSocket or TCP port */
 	enum proto_service	 service;
-	const char		*name;		/* a serial port's VM, or NULL */
+	const char		*name;		/* a serial VM, or NULL */
 };
 
 /*
