@@ -586,13 +586,24 @@ serial_vm_attach(struct serial_vm *vm, struct serial_conn *c)
 	serial_conn_enter_state(c, SERIAL_CONN_ATTACHED);
 	evtimer_del(c->deadline);
 	vm->conn = c;
-	if (old != NULL) {
-		old->vm = NULL;
-		serial_conn_close(old, "replaced by a new connection");
-	}
 	if (vm->state == SERIAL_VM_DETACHED) {
 		serial_vm_timer(vm, 0);
 		serial_vm_enter_state(vm, SERIAL_VM_ATTACHED);
+	}
+	if (old != NULL) {
+		/*
+		 * The VM came back through another session (a pipe on its
+		 * new host, a reconnect) before the old one ended: the old
+		 * one's last bytes go first, as after a vMotion.
+		 */
+		if (vm->retiring != NULL) {
+			vm->retiring->vm = NULL;
+			serial_conn_close(vm->retiring,
+			    "replaced by a newer connection");
+		}
+		vm->retiring = old;
+		serial_conn_enter_state(old, SERIAL_CONN_RETIRING);
+		serial_vm_timer(vm, SERIAL_RETIRE_MS);
 	}
 	log_info("serial vm=%s session=%s attached (from %s)%s", vm->key,
 	    c->sidstr, c->host, old != NULL ? ", replacing one" : "");

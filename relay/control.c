@@ -51,12 +51,12 @@ static json_t *
 control_status(json_t *req, void *arg, const char **err)
 {
 	struct relay	*r = arg;
-	json_t		*sess;
+	json_t		*sess, *o;
 
 	sess = daemon_sess_summary(&r->d);
 	json_object_set_new(sess, "accepted", json_integer(
 	    (json_int_t)r->accepted));
-	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
+	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
 	    "s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
@@ -75,7 +75,12 @@ control_status(json_t *req, void *arg, const char **err)
 	    "tls", tls_json(r->d.tls),
 	    "admission", "handshakes", admit_json(r->pending),
 	    "agent_legs", admit_json(r->agents),
-	    "guests", admit_json(r->guests)));
+	    "guests", admit_json(r->guests));
+	if (o == NULL)
+		abort();
+	json_object_set_new(o, "pipes", pipe_json(r->pipes));
+	json_object_set_new(o, "pipes_skipped", pipe_skipped_json(r->pipes));
+	return (o);
 }
 
 /* Subscribe to events; answer with the current target. */

@@ -40,6 +40,8 @@ ingress_event(struct sess *s, enum sess_event ev, const char *reason,
 	char		*src;
 
 	daemon_sess_event(&r->d, s, ev, reason);
+	if (sess_service(s) == PROTO_SVC_SERIAL)
+		pipe_sess_event(r->pipes, s, ev);
 	if (ev == SESS_EV_CLOSED && (src = sess_get_data(s)) != NULL) {
 		admit_release(r->guests, src);
 		sess_set_data(s, NULL);

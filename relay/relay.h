@@ -26,6 +26,7 @@ struct fwd_ctx;
 struct uplink;
 struct warm;
 struct admit;
+struct pipe_ctx;
 
 #define RELAY_LISTEN_MAX	16	/* addresses per kind of listener */
 
@@ -34,6 +35,8 @@ struct relay_conf {
 	struct conf_list	 guest_listen;
 	struct conf_list	 agent_listen;
 	struct conf_list	 vspc_listen;
+	struct conf_list	 pipes;		/* --pipe [listen:]PATH=NAME */
+	struct conf_list	 pipe_dirs;	/* --pipe-dir DIR */
 	char			*mesh_listen;
 	char			*status;
 	struct conf_list	 peers;
@@ -58,6 +61,7 @@ struct relay {
 	struct fwd_ctx		*fwd;
 	struct uplink		*uplink;	/* NULL without --locator */
 	struct warm		*warm;
+	struct pipe_ctx		*pipes;		/* pipe-backed serial ports */
 	struct admit		*pending;	/* mesh legs before TLS is up */
 	struct admit		*agents;	/* agent legs before a byte */
 	struct admit		*guests;	/* sessions per guest */
@@ -130,6 +134,23 @@ size_t		 warm_hint(struct warm *, const char *, const char *, size_t);
 struct bufferevent *warm_leg(struct warm *, const struct xaddr *,
 		    const char *, const char **);
 json_t		*warm_json(const struct warm *);
+
+/* pipe.c */
+/*
+ * Pipe-backed serial ports from --pipe and --pipe-dir, each carried as
+ * an ingress session (PROTO_SVC_SERIAL, its VM's name); fatal on a bad
+ * flag (startup only).  Connects and rescans from the event loop.
+ */
+struct pipe_ctx	*pipe_new(struct relay *);
+/* Stop listening and watching; NULL is fine.  Sessions go on. */
+void		 pipe_free(struct pipe_ctx *);
+/* A serial session's event (from ingress.c's): its pipe follows it. */
+void		 pipe_sess_event(struct pipe_ctx *, struct sess *,
+		    enum sess_event);
+/* The "pipes" array of vrelay status (new reference). */
+json_t		*pipe_json(const struct pipe_ctx *);
+/* Sockets skipped in --pipe-dir directories, and why (new ref). */
+json_t		*pipe_skipped_json(const struct pipe_ctx *);
 
 /* control.c */
 void		 control_init(struct relay *);

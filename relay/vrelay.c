@@ -30,6 +30,13 @@ static const struct conf_opt relay_opts[] = {
 	{ "vspc-listen", CONF_STRLIST, OPT(vspc_listen), 0, 0, 0, "ADDR",
 	    "accept ESX's network serial ports (telnet, vSPC URI) here "
 	    "(tcp://HOST:PORT)" },
+	{ "pipe", CONF_STRLIST, OPT(pipes), 0, 0, 0, "[listen:]PATH=NAME",
+	    "carry VM NAME's pipe-backed serial port: connect to the unix "
+	    "socket PATH (the VM is the server), or with listen: listen "
+	    "there (the VM is the client)" },
+	{ "pipe-dir", CONF_STRLIST, OPT(pipe_dirs), 0, 0, 0, "DIR",
+	    "carry every unix socket in DIR (watched) as a pipe-backed "
+	    "serial port; its VM is the file name less \".sock\"" },
 	{ "mesh-listen", CONF_STR, OPT(mesh_listen), 0, 0, 0, "ADDR",
 	    "accept legs from other relays here (tcp://HOST:PORT)" },
 	{ "status", CONF_STR, OPT(status), 0, 0, 0, "PATH",
@@ -192,9 +199,10 @@ relay_run(int argc, char **argv)
 		    "characters, no spaces (it names this host to the "
 		    "appliance end)", r.conf.host);
 	if (r.conf.guest_listen.n == 0 && r.conf.agent_listen.n == 0 &&
-	    r.conf.vspc_listen.n == 0 && r.conf.mesh_listen == NULL)
+	    r.conf.vspc_listen.n == 0 && r.conf.mesh_listen == NULL &&
+	    r.conf.pipes.n == 0 && r.conf.pipe_dirs.n == 0)
 		fatalx("nothing to do: give --guest-listen, --agent-listen, "
-		    "--vspc-listen and/or --mesh-listen");
+		    "--vspc-listen, --pipe, --pipe-dir and/or --mesh-listen");
 	if (r.conf.mesh_advertise != NULL && r.conf.mesh_listen == NULL)
 		fatalx("--mesh-advertise needs --mesh-listen (no mesh "
 		    "listener, nothing to advertise)");
@@ -210,6 +218,8 @@ relay_run(int argc, char **argv)
 	ingress_init(&r);
 	r.fwd = fwd_new(&r);
 	r.warm = warm_new(&r);
+	/* Before the listeners: a bad --pipe stops us with nothing open. */
+	r.pipes = pipe_new(&r);
 	r.nguest = relay_listen(&r, "guest-listen", &r.conf.guest_listen,
 	    r.guest_l, r.guest_a, ingress_accept_cb, &r);
 	r.nagent = relay_listen(&r, "agent-listen", &r.conf.agent_listen,
@@ -234,6 +244,7 @@ relay_run(int argc, char **argv)
 	relay_unlisten(r.guest_l, r.guest_a, r.nguest);
 	relay_unlisten(r.agent_l, r.agent_a, r.nagent);
 	relay_unlisten(r.vspc_l, r.vspc_a, r.nvspc);
+	pipe_free(r.pipes);
 	if (r.mesh_l != NULL) {
 		evconnlistener_free(r.mesh_l);
 		xaddr_unlisten(r.mesh_a);
