@@ -645,10 +645,16 @@ serial_conn_forward(struct serial_conn *c)
 		vm->to_backend += n;
 		evbuffer_add_buffer(out, c->pending);
 	}
+	/*
+	 * Paused while its bytes wait, the backend lags, or it does not
+	 * read our answers (every command may make one: a peer that sends
+	 * commands and never reads would grow our output without bound).
+	 */
 	if (evbuffer_get_length(c->pending) >= (size_t)c->sr->conf.buffer_max ||
 	    (vm != NULL && vm->backend != NULL &&
 	    evbuffer_get_length(bufferevent_get_output(vm->backend)) >=
-	    SERIAL_HIGH))
+	    SERIAL_HIGH) ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) >= SERIAL_HIGH)
 		bufferevent_disable(c->bev, EV_READ);
 	else {
 		bufferevent_enable(c->bev, EV_READ);
@@ -1080,7 +1086,9 @@ serial_conn_readcb(struct bufferevent *bev, void *arg)
 	while (c->state != SERIAL_CONN_CLOSING &&
 	    c->state != SERIAL_CONN_DEAD) {
 		if (evbuffer_get_length(c->pending) >=
-		    (size_t)c->sr->conf.buffer_max)
+		    (size_t)c->sr->conf.buffer_max ||
+		    evbuffer_get_length(bufferevent_get_output(bev)) >=
+		    SERIAL_HIGH)
 			break;		/* serial_conn_forward pauses it */
 		if (c->tn == NULL) {
 			evbuffer_add_buffer(c->pending, in);
@@ -1129,6 +1137,7 @@ serial_conn_writecb(struct bufferevent *bev, void *arg)
 	}
 	if (c->vm != NULL && c->vm->conn == c)
 		serial_vm_to_conn(c->vm);
+	serial_conn_forward(c);		/* it may read again */
 }
 
 static void
