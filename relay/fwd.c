@@ -38,11 +38,28 @@
  * for it, then a half-close, and the forward lingers (reading and
  * discarding) until both sides have closed or FWD_FLUSH_MS passes, so
  * a last frame (a CLOSE, an ERROR) is not destroyed by a reset.
+ *
+ * Splice: once the far side has answered (the first bytes are no longer
+ * kept) and neither side is TLS, the forward stops copying through
+ * userspace.  Its bufferevents are disabled (they stay as the owners of
+ * the sockets) and one event per socket moves each direction with
+ * splice(2): source -> pipe -> destination.  What the bufferevents
+ * still held goes first, in order.  A direction reads its source only
+ * while its pipe is empty and nothing is queued for its destination, so
+ * a slow destination stops the source and FWD_PIPE_SZ bounds the
+ * memory (pipe pages) per direction.  Pipes are lent from a small pool
+ * only while they hold bytes: an idle spliced forward holds no extra
+ * descriptor.  A kernel that refuses splice for a socket (EINVAL:
+ * AF_VSOCK may) puts the forward back on the copy path for good.  On
+ * EOF, an error or fwd_close the forward leaves splice mode: what its
+ * pipes hold is read into the destinations' output buffers, and the
+ * bufferevent path above flushes, half-closes and lingers as always.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +84,17 @@
 #define FWD_PARK_MS	1000		/* a leg with nowhere to go */
 #define FWD_FIRST_MAX	1024		/* kept until the far side answers */
 #define FWD_CHUNK	(256 * 1024)	/* per read()/write() */
+/*
+ * Per direction in flight in splice mode: the pipe's capacity (64 pipe
+ * slots).  Like FWD_CHUNK: one splice moves what one read would, and a
+ * stuck direction pins at most this much.  Larger pipes did not move
+ * more here, and an unprivileged user may only hold 16,384 pipe pages
+ * (fs.pipe-user-pages-soft) before new pipes fall back to 16 slots:
+ * 256 KiB allows 256 full-size pipes at once, 1 MiB only 64.
+ */
+#define FWD_PIPE_SZ	(256 * 1024)
+#define FWD_PIPES_IDLE	32		/* empty pipes kept for reuse */
+#define FWD_SPLICE_ROUNDS 4		/* pipe loads per wakeup, at most */
 
 enum fwd_kind {
 	FWD_MESH = 0,		/* from a relay: into the local appliance */
@@ -102,9 +130,24 @@ struct fwd {
 	int			 in_gone;	/* EOF or error seen */
 	int			 out_gone;
 	struct event		*deadline;	/* idle wait, closing flush */
+	struct fwd_splice	*sp;		/* once spliced; reaper frees */
+	int			 splicing;	/* sp's events own the fds */
+	int			 nosplice;	/* refused: copy for good */
 	TAILQ_ENTRY(fwd)	 entry;
 };
 TAILQ_HEAD(fwd_list, fwd);
+
+/*
+ * Splice state: side 0 is the accepted leg (in), side 1 the far side
+ * (out); way W moves side W's bytes to side 1 - W.
+ */
+struct fwd_splice {
+	int			 fd[2];
+	struct event		*ev[2];		/* per side, as armed */
+	short			 armed[2];	/* EV_READ / EV_WRITE */
+	int			 pipe[2][2];	/* per way; -1: none lent */
+	size_t			 held[2];	/* bytes in the way's pipe */
+};
 
 struct fwd_ctx {
 	struct relay		*r;
@@ -119,6 +162,11 @@ struct fwd_ctx {
 	uint64_t		 rerouted;
 	uint64_t		 moved;		/* closed: target moved */
 	uint64_t		 bytes;
+	uint64_t		 spliced;	/* forwards that spliced */
+	uint64_t		 splice_bytes;
+	uint64_t		 splice_refused;
+	int			 pipes[FWD_PIPES_IDLE][2];	/* empty */
+	size_t			 npipes;
 };
 
 static const char *fwd_kinds[] = { "mesh", "agent" };
@@ -127,6 +175,9 @@ static void	fwd_readcb(struct bufferevent *, void *);
 static void	fwd_authed(struct fwd *);
 static void	fwd_writecb(struct bufferevent *, void *);
 static void	fwd_eventcb(struct bufferevent *, short, void *);
+static void	fwd_unsplice(struct fwd *);
+static void	fwd_splice_start(struct fwd *);
+static void	fwd_splice_cb(evutil_socket_t, short, void *);
 
 static void
 fwd_reap_cb(evutil_socket_t fd, short ev, void *arg)
@@ -143,6 +194,11 @@ fwd_reap_cb(evutil_socket_t fd, short ev, void *arg)
 		if (f->out_failed != NULL)
 			bufferevent_free(f->out_failed);
 		event_free(f->deadline);
+		if (f->sp != NULL) {
+			event_free(f->sp->ev[0]);
+			event_free(f->sp->ev[1]);
+			free(f->sp);
+		}
 		if (f->first != NULL)
 			evbuffer_free(f->first);
 		free(f->why);
@@ -210,6 +266,7 @@ fwd_drop(struct fwd *f)
 	TAILQ_REMOVE(&f->ctx->live, f, entry);
 	f->ctx->nlive[f->kind]--;
 	evtimer_del(f->deadline);
+	fwd_unsplice(f);
 	fwd_side_stop(f->in);
 	fwd_side_stop(f->out);
 	TAILQ_INSERT_TAIL(&f->ctx->dead, f, entry);
@@ -255,6 +312,8 @@ fwd_close(struct fwd *f, const char *reason)
 	if (f->state != FWD_OPEN && f->state != FWD_WAITING &&
 	    f->state != FWD_PARKED)
 		return;
+	/* The pipes' bytes go to the output buffers flushed below. */
+	fwd_unsplice(f);
 	fwd_enter_state(f, FWD_CLOSING);
 	log_debug("forward=%llu %s peer=%s closed to_out=%llu to_in=%llu "
 	    "reason=\"%s\"", (unsigned long long)f->id, fwd_kinds[f->kind],
@@ -301,10 +360,16 @@ fwd_free(struct fwd_ctx *ctx)
 		return;
 	while ((f = TAILQ_FIRST(&ctx->live)) != NULL) {
 		/* The loop is over: one non-blocking try at what is queued. */
+		fwd_unsplice(f);
 		tls_bev_write_now(f->in);
 		fwd_drop(f);
 	}
 	fwd_reap_cb(-1, 0, ctx);
+	while (ctx->npipes > 0) {
+		ctx->npipes--;
+		close(ctx->pipes[ctx->npipes][0]);
+		close(ctx->pipes[ctx->npipes][1]);
+	}
 	event_free(ctx->reap_ev);
 	free(ctx);
 }
@@ -414,6 +479,347 @@ fwd_keep_first(struct fwd *f, struct evbuffer *in, size_t n)
 		fatalx("fwd_keep_first");
 }
 
+/* An empty pipe for splicing, from the pool or new; -1 if none. */
+static int
+fwd_pipe_get(struct fwd_ctx *ctx, int p[2])
+{
+	if (ctx->npipes > 0) {
+		ctx->npipes--;
+		p[0] = ctx->pipes[ctx->npipes][0];
+		p[1] = ctx->pipes[ctx->npipes][1];
+		return (0);
+	}
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1) {
+		p[0] = p[1] = -1;
+		return (-1);
+	}
+	/* Best effort: past the user's pipe pages it stays at 16 slots. */
+	(void)fcntl(p[1], F_SETPIPE_SZ, FWD_PIPE_SZ);
+	return (0);
+}
+
+/* Give a pipe back: pooled if EMPTY and there is room, else closed. */
+static void
+fwd_pipe_put(struct fwd_ctx *ctx, int p[2], int empty)
+{
+	if (p[0] == -1)
+		return;
+	if (empty && ctx->npipes < FWD_PIPES_IDLE) {
+		ctx->pipes[ctx->npipes][0] = p[0];
+		ctx->pipes[ctx->npipes][1] = p[1];
+		ctx->npipes++;
+	} else {
+		close(p[0]);
+		close(p[1]);
+	}
+	p[0] = p[1] = -1;
+}
+
+/* The bufferevent of side I (0: the accepted leg, 1: the far side). */
+static struct bufferevent *
+fwd_side(struct fwd *f, int i)
+{
+	return (i == 0 ? f->in : f->out);
+}
+
+/* A side is back on the copy path: read unless its peer is full. */
+static void
+fwd_side_resume(struct fwd *f, struct bufferevent *src)
+{
+	struct bufferevent	*dst = src == f->in ? f->out : f->in;
+
+	bufferevent_setwatermark(dst, EV_WRITE, 0, 0);
+	bufferevent_enable(src, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_output(dst)) >= FWD_HIGH) {
+		bufferevent_disable(src, EV_READ);
+		bufferevent_setwatermark(dst, EV_WRITE, FWD_HIGH / 2, FWD_HIGH);
+	}
+}
+
+/*
+ * Leave splice mode: the events let go of the sockets, and what each
+ * pipe holds is appended to its destination's output buffer (after
+ * what was queued there: it was read later), so a close or the copy
+ * path sends it next.  NULL-safe, and a no-op when not splicing.
+ */
+static void
+fwd_unsplice(struct fwd *f)
+{
+	struct fwd_splice	*sp = f->sp;
+	struct evbuffer		*out;
+	int			 w, n;
+
+	if (!f->splicing)
+		return;
+	f->splicing = 0;
+	for (w = 0; w < 2; w++) {
+		event_del(sp->ev[w]);
+		sp->armed[w] = 0;
+	}
+	for (w = 0; w < 2; w++) {
+		out = bufferevent_get_output(fwd_side(f, 1 - w));
+		while (sp->held[w] > 0) {
+			n = evbuffer_read(out, sp->pipe[w][0],
+			    (int)sp->held[w]);
+			if (n <= 0) {
+				log_warnx("forward=%llu: %zu spliced bytes "
+				    "lost: %s", (unsigned long long)f->id,
+				    sp->held[w], n == 0 ? "pipe empty" :
+				    strerror(errno));
+				break;
+			}
+			sp->held[w] -= (size_t)n;
+		}
+		fwd_pipe_put(f->ctx, sp->pipe[w], sp->held[w] == 0);
+		sp->held[w] = 0;
+	}
+}
+
+/* The kernel will not splice these sockets: copy, for good. */
+static void
+fwd_splice_refused(struct fwd *f, int err)
+{
+	log_debug("forward=%llu %s peer=%s: splice refused (%s), copying",
+	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer,
+	    strerror(err));
+	f->ctx->splice_refused++;
+	f->nosplice = 1;
+	fwd_unsplice(f);
+	fwd_side_resume(f, f->in);
+	fwd_side_resume(f, f->out);
+}
+
+/* Side I ended (EOF, or an error ERR) in splice mode: close as usual. */
+static void
+fwd_splice_ended(struct fwd *f, int i, short what, int err)
+{
+	fwd_unsplice(f);
+	errno = err;
+	fwd_eventcb(fwd_side(f, i), what, f);
+}
+
+/* Splice can never work for these sockets (rather than failed once). */
+static int
+fwd_splice_unsupported(int err)
+{
+	return (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP);
+}
+
+/*
+ * Send what way W holds to its destination: first what the
+ * bufferevent had queued there, then the pipe.  -1 if the forward
+ * left splice mode (ended or refused); 0 otherwise, held[w] > 0 if the
+ * destination is full.
+ */
+static int
+fwd_splice_push(struct fwd *f, int w)
+{
+	struct fwd_splice	*sp = f->sp;
+	int			 d = 1 - w;
+	struct evbuffer		*out = bufferevent_get_output(fwd_side(f, d));
+	ssize_t			 n;
+	int			 err;
+
+	while (evbuffer_get_length(out) > 0) {
+		/* A bufferevent's output is frozen at the front but for it. */
+		evbuffer_unfreeze(out, 1);
+		n = evbuffer_write(out, sp->fd[d]);
+		err = errno;
+		evbuffer_freeze(out, 1);
+		if (n > 0 || (n == -1 && err == EINTR))
+			continue;
+		if (n == 0 || err == EAGAIN)
+			return (0);
+		fwd_splice_ended(f, d, BEV_EVENT_ERROR | BEV_EVENT_WRITING,
+		    err);
+		return (-1);
+	}
+	while (sp->held[w] > 0) {
+		n = splice(sp->pipe[w][0], NULL, sp->fd[d], NULL, sp->held[w],
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			sp->held[w] -= (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return (0);
+		if (n == -1 && fwd_splice_unsupported(errno)) {
+			fwd_splice_refused(f, errno);
+			return (-1);
+		}
+		fwd_splice_ended(f, d, BEV_EVENT_ERROR | BEV_EVENT_WRITING,
+		    n == 0 ? EPIPE : errno);
+		return (-1);
+	}
+	fwd_pipe_put(f->ctx, sp->pipe[w], 1);
+	return (0);
+}
+
+/*
+ * Move what side W has to side 1 - W through way W's pipe, a few pipe
+ * loads at most, while the destination takes it all.  -1 if the
+ * forward left splice mode.
+ */
+static int
+fwd_splice_pull(struct fwd *f, int w)
+{
+	struct fwd_ctx		*ctx = f->ctx;
+	struct fwd_splice	*sp = f->sp;
+	ssize_t			 n;
+	int			 round, err;
+
+	for (round = 0; round < FWD_SPLICE_ROUNDS; round++) {
+		if (sp->held[w] > 0 || evbuffer_get_length(
+		    bufferevent_get_output(fwd_side(f, 1 - w))) > 0)
+			return (0);
+		if (sp->pipe[w][0] == -1 &&
+		    fwd_pipe_get(ctx, sp->pipe[w]) == -1) {
+			fwd_splice_refused(f, errno);
+			return (-1);
+		}
+		n = splice(sp->fd[w], NULL, sp->pipe[w][1], NULL, FWD_PIPE_SZ,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		err = errno;
+		if (n > 0) {
+			sp->held[w] = (size_t)n;
+			if (w == 0)
+				f->to_out += (uint64_t)n;
+			else
+				f->to_in += (uint64_t)n;
+			ctx->bytes += (uint64_t)n;
+			ctx->splice_bytes += (uint64_t)n;
+			if (fwd_splice_push(f, w) == -1)
+				return (-1);
+			if (n < FWD_PIPE_SZ)
+				return (0);	/* most likely drained */
+			continue;
+		}
+		fwd_pipe_put(ctx, sp->pipe[w], 1);
+		if (n == -1 && err == EINTR)
+			continue;
+		if (n == -1 && err == EAGAIN)
+			return (0);
+		if (n == -1 && fwd_splice_unsupported(err)) {
+			fwd_splice_refused(f, err);
+			return (-1);
+		}
+		if (n == 0)
+			fwd_splice_ended(f, w, BEV_EVENT_EOF |
+			    BEV_EVENT_READING, 0);
+		else
+			fwd_splice_ended(f, w, BEV_EVENT_ERROR |
+			    BEV_EVENT_READING, err);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Arm each side's event for what it is waiting for: readable while its
+ * way is clear (empty pipe, nothing queued ahead), writable while
+ * bytes wait for it.
+ */
+static void
+fwd_splice_arm(struct fwd *f)
+{
+	struct fwd_splice	*sp = f->sp;
+	struct event_base	*base = f->ctx->r->d.base;
+	short			 want;
+	int			 i;
+
+	for (i = 0; i < 2; i++) {
+		want = 0;
+		if (sp->held[i] == 0 && evbuffer_get_length(
+		    bufferevent_get_output(fwd_side(f, 1 - i))) == 0)
+			want |= EV_READ;
+		if (sp->held[1 - i] > 0 || evbuffer_get_length(
+		    bufferevent_get_output(fwd_side(f, i))) > 0)
+			want |= EV_WRITE;
+		if (want == sp->armed[i])
+			continue;
+		event_del(sp->ev[i]);
+		sp->armed[i] = want;
+		if (want == 0)
+			continue;
+		if (event_assign(sp->ev[i], base, sp->fd[i], want | EV_PERSIST,
+		    fwd_splice_cb, f) == -1 ||
+		    event_add(sp->ev[i], NULL) == -1)
+			fatalx("fwd_splice_arm");
+	}
+}
+
+/* A side's socket is ready in splice mode. */
+static void
+fwd_splice_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fwd	*f = arg;
+	int		 i = fd == f->sp->fd[0] ? 0 : 1;
+
+	if (!f->splicing)
+		return;
+	/* Writable: the way into this side; readable: the way out of it. */
+	if ((what & EV_WRITE) && fwd_splice_push(f, 1 - i) == -1)
+		return;
+	if ((what & EV_READ) && fwd_splice_pull(f, i) == -1)
+		return;
+	fwd_splice_arm(f);
+}
+
+/*
+ * Switch an open forward to splice once it qualifies: connected, the
+ * far side has answered (so its first bytes need not be kept for a
+ * reroute), both sides plain sockets, neither ended.
+ */
+static void
+fwd_splice_start(struct fwd *f)
+{
+	struct event_base	*base = f->ctx->r->d.base;
+	struct fwd_splice	*sp;
+	struct bufferevent	*bev;
+	struct evbuffer		*in;
+	size_t			 n;
+	int			 i;
+
+	if (f->splicing || f->nosplice || f->state != FWD_OPEN ||
+	    !f->connected || f->first != NULL || f->to_in == 0 ||
+	    f->in_gone || f->out_gone || tls_bev_is_tls(f->in) ||
+	    tls_bev_is_tls(f->out))
+		return;
+	if ((sp = f->sp) == NULL) {
+		sp = f->sp = xcalloc(1, sizeof(*sp));
+		for (i = 0; i < 2; i++) {
+			sp->fd[i] = bufferevent_getfd(fwd_side(f, i));
+			sp->pipe[i][0] = sp->pipe[i][1] = -1;
+			if ((sp->ev[i] = event_new(base, sp->fd[i], 0,
+			    fwd_splice_cb, f)) == NULL)
+				fatalx("event_new");
+		}
+	}
+	f->splicing = 1;
+	f->ctx->spliced++;
+	log_debug("forward=%llu %s peer=%s spliced", (unsigned long long)f->id,
+	    fwd_kinds[f->kind], f->peer);
+	/* The bufferevents keep their callbacks for fwd_unsplice. */
+	for (i = 0; i < 2; i++) {
+		bev = fwd_side(f, i);
+		bufferevent_disable(bev, EV_READ | EV_WRITE);
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		/* Read, not yet passed on (none when open): first. */
+		in = bufferevent_get_input(bev);
+		n = evbuffer_get_length(in);
+		if (i == 0)
+			f->to_out += n;
+		else
+			f->to_in += n;
+		f->ctx->bytes += n;
+		evbuffer_add_buffer(bufferevent_get_output(fwd_side(f, 1 - i)),
+		    in);
+	}
+	fwd_splice_arm(f);
+}
+
 /* Copy what one side has to the other, pausing at the high mark. */
 static void
 fwd_readcb(struct bufferevent *bev, void *arg)
@@ -452,6 +858,7 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 		bufferevent_disable(bev, EV_READ);
 		bufferevent_setwatermark(dst, EV_WRITE, FWD_HIGH / 2, FWD_HIGH);
 	}
+	fwd_splice_start(f);
 }
 
 /* Output drained: let the other side read again, or finish closing. */
@@ -711,7 +1118,8 @@ fwd_retarget(struct fwd_ctx *ctx)
 json_t *
 fwd_json(const struct fwd_ctx *ctx)
 {
-	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I}",
 	    "active", (json_int_t)ctx->nlive[FWD_MESH],
 	    "total", (json_int_t)ctx->total[FWD_MESH],
 	    "agent_active", (json_int_t)ctx->nlive[FWD_AGENT],
@@ -720,7 +1128,10 @@ fwd_json(const struct fwd_ctx *ctx)
 	    "parked", (json_int_t)ctx->parked,
 	    "rerouted", (json_int_t)ctx->rerouted,
 	    "moved", (json_int_t)ctx->moved,
-	    "bytes", (json_int_t)ctx->bytes));
+	    "bytes", (json_int_t)ctx->bytes,
+	    "spliced", (json_int_t)ctx->spliced,
+	    "spliced_bytes", (json_int_t)ctx->splice_bytes,
+	    "splice_refused", (json_int_t)ctx->splice_refused));
 }
 
 /* Agent forwards now open (each needs a new leg when the target moves). */

@@ -25,6 +25,10 @@ traffic A 5 --sessions 20 --bytes 1:4M --seed 3 --timeout 120 \
 sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
 [ "$(echo "$sb" | json_get forwards.total)" -ge 20 ] ||
     fail "B forwarded too few: $sb"
+# TLS mesh legs cannot be spliced: B copied every byte.
+[ "$(echo "$sb" | json_get forwards.spliced)" = 0 ] &&
+    [ "$(echo "$sb" | json_get forwards.bytes)" -gt 20 ] ||
+    fail "B status splice/copy counts: $sb"
 [ "$(echo "$sb" | json_get tls.roles.0)" = relay ] || fail "B status tls: $sb"
 grep -q "TLS on TCP links as relay" "$T/relayB.log" || fail "B: no TLS line"
 
