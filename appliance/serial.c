@@ -212,6 +212,7 @@ static void	serial_vm_close(struct serial_vm *, const char *);
 static void	serial_vm_to_conn(struct serial_vm *);
 static void	serial_conn_forward(struct serial_conn *);
 
+/* A VM's state change, logged old -> new. */
 static void
 serial_vm_enter_state(struct serial_vm *vm, enum serial_vm_state st)
 {
@@ -222,6 +223,7 @@ serial_vm_enter_state(struct serial_vm *vm, enum serial_vm_state st)
 	vm->state = st;
 }
 
+/* A conn's state change, logged old -> new. */
 static void
 serial_conn_enter_state(struct serial_conn *c, enum serial_conn_state st)
 {
@@ -270,6 +272,7 @@ serial_reap_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
+/* The module: VMs go to BACKEND, with a PROXY v2 header if PROXY_V2. */
 struct serial *
 serial_new(struct event_base *base, const struct xaddr *backend,
     int proxy_v2, const struct serial_conf *conf)
@@ -290,6 +293,7 @@ serial_new(struct event_base *base, const struct xaddr *backend,
 	return (sr);
 }
 
+/* Close every VM and conn and free the module; NULL is fine. */
 void
 serial_free(struct serial *sr)
 {
@@ -369,6 +373,7 @@ serial_backend_writecb(struct bufferevent *bev, void *arg)
 		serial_conn_forward(vm->retiring);
 }
 
+/* The backend connected, or is gone: then so is the VM. */
 static void
 serial_backend_eventcb(struct bufferevent *bev, short what, void *arg)
 {
@@ -1140,6 +1145,7 @@ serial_conn_writecb(struct bufferevent *bev, void *arg)
 	serial_conn_forward(c);		/* it may read again */
 }
 
+/* The session ended (EOF on our half) or broke. */
 static void
 serial_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 {
