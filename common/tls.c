@@ -13,6 +13,11 @@
  *   the session layer above has its own CLOSE, and a relay killed
  *   mid-stream is an event we resume from, not an attack on framing.
  * - SSL_MODE_RELEASE_BUFFERS: an idle leg keeps no 34 KiB buffers.
+ * - SSL_MODE_NO_AUTO_CHAIN: we send the chain in --tls-cert as it is;
+ *   OpenSSL would otherwise append the CA from the bundle, which every
+ *   peer has, and each peer would keep a parsed copy per link.  What
+ *   an idle link still costs (~20 KiB, mostly OpenSSL's own per-SSL
+ *   state and the peer's parsed certificate) is in docs/benchmarks.md.
  */
 #include <sys/stat.h>
 
@@ -214,7 +219,14 @@ tls_new(const char *cert, const char *key, const char *ca,
 	    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_num_tickets(t->ctx, 0);
 	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS);
+	/*
+	 * Send only what the certificate file holds, not a chain built
+	 * from the CA bundle: every peer has the cluster CA already, and a
+	 * CA certificate sent along is parsed and kept in each link's
+	 * session on the other end (~5 KiB a link, docs/benchmarks.md).
+	 */
+	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS |
+	    SSL_MODE_NO_AUTO_CHAIN);
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1) {
 		tls_detail(detail, len, cert);
 		rv = TLS_E_CERT;
