@@ -67,6 +67,7 @@
 #define RETRY_MAX_MS	1000
 #define FLUSH_MS	5000		/* a closing leg gets this long */
 #define IO_CHUNK	(256 * 1024)	/* per read()/write(): fewer syscalls */
+#define DISCARD_READ	PROTO_HANDSHAKE_MAX	/* refused leg: per read() */
 #define TOMB_MAX	65536		/* completed ids a server remembers */
 
 enum leg_state {
@@ -1460,6 +1461,7 @@ leg_free_later(struct leg *leg)
 static void
 leg_close(struct leg *leg, int type, int code, const char *reason)
 {
+	int	 was_up = leg->state == LEG_UP;
 
 	if (leg->state == LEG_DEAD || leg->state == LEG_CLOSING)
 		return;
@@ -1479,6 +1481,14 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	 */
 	bufferevent_setwatermark(leg->bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(leg->bev, EV_WRITE, 0, 0);
+	/*
+	 * libevent sizes a read's buffer by what it may read, not by what
+	 * came: the last read, of EOF, would take 8 KiB per leg.  A leg that
+	 * never carried a stream (a refusal: anyone can make those) expects
+	 * at most the rest of a handshake frame.
+	 */
+	if (!was_up)
+		bufferevent_set_max_single_read(leg->bev, DISCARD_READ);
 	bufferevent_set_timeouts(leg->bev, NULL, NULL);
 	leg_deadline(leg, FLUSH_MS);
 	bufferevent_enable(leg->bev, EV_READ | EV_WRITE);
