@@ -29,7 +29,6 @@
 #include <sys/socket.h>
 #include <sys/queue.h>
 #include <sys/tree.h>
-#include <sys/uio.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -38,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -53,6 +51,7 @@
 #include "sess.h"
 #include "tls.h"
 #include "xaddr.h"
+#include "xbev.h"
 #include "xmalloc.h"
 #include "xtime.h"
 
@@ -68,8 +67,7 @@
 #define RETRY_MIN_MS	25
 #define RETRY_MAX_MS	1000
 #define FLUSH_MS	5000		/* a closing leg gets this long */
-#define IO_CHUNK	(256 * 1024)	/* per write(); reads: below */
-#define READ_MORE	(64 * 1024)	/* per read() (sess_read_more) */
+#define IO_CHUNK	(256 * 1024)	/* per write(); read ahead (xbev.h) */
 #define DISCARD_READ	PROTO_HANDSHAKE_MAX	/* refused leg: per read() */
 #define TOMB_MAX	65536		/* completed ids a server remembers */
 
@@ -1327,59 +1325,11 @@ sess_local_shut(struct sess *s)
 	sess_check_done(s);
 }
 
-/*
- * libevent 2.1 reads at most 4 KiB per wakeup (EVBUFFER_MAX_READ): a
- * loop turn, an ioctl and a readv per 4 KiB.  Before handling what a
- * plain socket's BEV read, read on into its input, in up to 64 KiB
- * reads, to its read high mark (IO_CHUNK if none).  EOF and errors are
- * left for libevent's next read to report.
- */
-static void
-sess_read_more(struct bufferevent *bev)
-{
-	struct evbuffer		*in = bufferevent_get_input(bev);
-	struct evbuffer_iovec	 v[2];
-	struct iovec		 iov[2];
-	size_t			 high, have, want, left;
-	ssize_t			 n;
-	int			 nv, i, fd;
-
-	if (tls_bev_is_tls(bev) || (fd = bufferevent_getfd(bev)) == -1)
-		return;
-	bufferevent_getwatermark(bev, EV_READ, NULL, &high);
-	if (high == 0 || high > IO_CHUNK)
-		high = IO_CHUNK;
-	evbuffer_unfreeze(in, 0);
-	while ((have = evbuffer_get_length(in)) < high) {
-		want = high - have < READ_MORE ? high - have : READ_MORE;
-		if ((nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <
-		    1)
-			break;
-		for (i = 0; i < nv; i++) {
-			iov[i].iov_base = v[i].iov_base;
-			iov[i].iov_len = v[i].iov_len;
-		}
-		if ((n = readv(fd, iov, nv)) <= 0) {
-			evbuffer_commit_space(in, v, 0);
-			break;
-		}
-		for (i = 0, left = (size_t)n; i < nv && left > 0; i++) {
-			if (v[i].iov_len > left)
-				v[i].iov_len = left;
-			left -= v[i].iov_len;
-		}
-		evbuffer_commit_space(in, v, i);	/* the vectors filled */
-		if ((size_t)n < want)
-			break;		/* drained */
-	}
-	evbuffer_freeze(in, 0);
-}
-
 /* Local stream readable. */
 static void
 local_readcb(struct bufferevent *bev, void *arg)
 {
-	sess_read_more(bev);
+	xbev_read_more(bev, IO_CHUNK);	/* libevent reads 4 KiB */
 	sess_local_take(arg);
 }
 
@@ -1698,7 +1648,7 @@ leg_readcb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (leg->state == LEG_UP && !leg->paused)
-		sess_read_more(bev);
+		xbev_read_more(bev, IO_CHUNK);
 	while (leg->state != LEG_DEAD && !leg->paused) {
 		if ((e = frame_peek(in, &h)) == FRAME_EAGAIN)
 			return;

@@ -75,6 +75,7 @@
 #include "log.h"
 #include "relay.h"
 #include "xaddr.h"
+#include "xbev.h"
 #include "xmalloc.h"
 #include "xtime.h"
 
@@ -842,6 +843,12 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 	}
 	if (!f->connected)
 		return;				/* held until connected */
+	/* libevent reads 4 KiB at a time: read on, up to the high mark. */
+	if (evbuffer_get_length(bufferevent_get_output(dst)) < FWD_HIGH) {
+		xbev_read_more(bev, FWD_HIGH -
+		    evbuffer_get_length(bufferevent_get_output(dst)));
+		n = evbuffer_get_length(in);
+	}
 	if (bev == f->in) {
 		f->to_out += n;
 		fwd_keep_first(f, in, n);

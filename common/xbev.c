@@ -1,0 +1,66 @@
+/*
+ * xbev.c -- larger reads for socket bufferevents (xbev.h).
+ *
+ * libevent 2.1 reads at most 4 KiB per wakeup (EVBUFFER_MAX_READ in
+ * buffer.c, whatever bufferevent_set_max_single_read() says): a loop
+ * turn, an ioctl(FIONREAD) and a readv for every 4 KiB of a bulk
+ * stream.  A read callback calls xbev_read_more() first and handles
+ * what is then in the input: the same bytes, in 64 KiB reads.  The
+ * input's end is frozen by libevent between its own reads; we unfreeze
+ * it the way its read callback does.
+ */
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/bufferevent.h>
+
+#include "tls.h"
+#include "xbev.h"
+
+/* Read ahead into BEV's input; see xbev.h. */
+size_t
+xbev_read_more(struct bufferevent *bev, size_t max)
+{
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct evbuffer_iovec	 v[2];
+	struct iovec		 iov[2];
+	size_t			 high, have, want, left, total = 0;
+	ssize_t			 n;
+	int			 nv, i, fd;
+
+	if (tls_bev_is_tls(bev) || (fd = bufferevent_getfd(bev)) == -1)
+		return (0);
+	bufferevent_getwatermark(bev, EV_READ, NULL, &high);
+	if (high == 0 || high > max)
+		high = max;
+	evbuffer_unfreeze(in, 0);
+	while ((have = evbuffer_get_length(in)) < high) {
+		want = high - have < XBEV_READ ? high - have : XBEV_READ;
+		if ((nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <
+		    1)
+			break;
+		for (i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		if ((n = readv(fd, iov, nv)) <= 0) {
+			evbuffer_commit_space(in, v, 0);
+			break;
+		}
+		for (i = 0, left = (size_t)n; i < nv && left > 0; i++) {
+			if (v[i].iov_len > left)
+				v[i].iov_len = left;
+			left -= v[i].iov_len;
+		}
+		evbuffer_commit_space(in, v, i);	/* the vectors filled */
+		total += (size_t)n;
+		if ((size_t)n < want)
+			break;		/* drained */
+	}
+	evbuffer_freeze(in, 0);
+	return (total);
+}
