@@ -255,6 +255,29 @@ uint64_t	 vmomi_events_create(struct vmomi *, const struct vmomi_moref *,
 uint64_t	 vmomi_events_destroy(struct vmomi *,
 		    const struct vmomi_moref *, vmomi_done_cb *, void *);
 
+/* One extraConfig entry to write; an empty VALUE deletes KEY. */
+struct vmomi_option {
+	const char	*key;
+	const char	*value;
+};
+
+#define VMOMI_OPTIONS_MAX	256	/* entries in one reconfigure */
+
+/*
+ * VirtualMachine.ReconfigVM_Task(VM) with a VirtualMachineConfigSpec
+ * whose extraConfig holds the N entries OPTS (values xsd:string), then
+ * the Task followed to its end by RetrievePropertiesEx of info.state
+ * and info.error: at once, then after 50 ms doubling up to 1 s, for at
+ * most 5 minutes (VMOMI_E_TIMEOUT; the task may still complete).  A
+ * task that ends in error reports its fault's code (a vanished VM is
+ * VMOMI_E_NOTFOUND, else VMOMI_E_FAULT) and "ReconfigVM_Task: Type:
+ * localizedMessage".  Keys and values are not interpreted here (see
+ * guestinfo.h for the guestinfo.* rules).
+ */
+uint64_t	 vmomi_reconfig_extra(struct vmomi *,
+		    const struct vmomi_moref *, const struct vmomi_option *,
+		    size_t, vmomi_done_cb *, void *);
+
 /*
  * Values inside an update (valid during the callback only).  A value
  * is one XML element: its xsi:type ("ManagedObjectReference",

@@ -105,6 +105,15 @@ void		 publish_floor(struct locator *, uint64_t);
 json_t		*publish_json(const struct locator *);
 void		 publish_free(struct publish *);
 
+/* vlocator.c: the option table and credentials, shared with ginfo.c */
+extern const struct conf_opt	locator_opts[];
+extern const size_t		locator_nopts;
+void		 locator_credentials(const char *, char **, char **);
+void		 locator_wipe(char **);
+
+/* ginfo.c: vlocator guestinfo get|set|watch; ARGV from the verb on */
+int		 ginfo_main(int, char **);
+
 /* control.c */
 void		 control_init(struct locator *);
 /* Log and broadcast a locator event (EV is stolen). */

@@ -22,7 +22,7 @@
 #define OPT(f)	offsetof(struct locator_conf, f)
 #define LOCATOR_CRED_MAX	4096
 
-static const struct conf_opt locator_opts[] = {
+const struct conf_opt locator_opts[] = {
 	{ "vcenter", CONF_STR, OPT(vcenter), 0, 0, CONF_REQUIRED, "URL",
 	    "vCenter SDK URL, https://HOST/sdk" },
 	{ "credentials", CONF_STR, OPT(credentials), 0, 0, CONF_REQUIRED,
@@ -64,15 +64,16 @@ static const struct conf_opt locator_opts[] = {
 	DAEMON_TLS_OPTS(OPT(tls)),
 };
 #define NOPTS	(sizeof(locator_opts) / sizeof(locator_opts[0]))
+const size_t locator_nopts = NOPTS;
 
 /*
- * Read PATH's {"user", "password"} into L, or die saying what is
- * wrong.  The file must be ours or root's and not readable by others:
+ * Read PATH's {"user", "password"} into *USER and *PASSWORD, or die
+ * saying what is wrong (vlocator run, vlocator guestinfo).  The file must be ours or root's and not readable by others:
  * credentials never travel on the command line, and neither they nor
  * their contents appear in logs or status output.
  */
-static void
-locator_credentials(struct locator *l, const char *path)
+void
+locator_credentials(const char *path, char **user, char **password)
 {
 	struct stat	 st;
 	json_t		*o, *u, *p;
@@ -122,13 +123,13 @@ locator_credentials(struct locator *l, const char *path)
 	if (!json_is_string(p) || *json_string_value(p) == '\0')
 		fatalx("--credentials %s: \"password\": expected a "
 		    "non-empty string", path);
-	l->user = xstrdup(json_string_value(u));
-	l->password = xstrdup(json_string_value(p));
+	*user = xstrdup(json_string_value(u));
+	*password = xstrdup(json_string_value(p));
 	json_decref(o);
 }
 
 /* Wipe and free a secret string. */
-static void
+void
 locator_wipe(char **s)
 {
 	if (*s == NULL)
@@ -179,7 +180,7 @@ locator_run(int argc, char **argv)
 	log_init("vlocator", l.conf.debug ? LOG_LEVEL_DEBUG :
 	    l.conf.quiet ? LOG_LEVEL_WARN : LOG_LEVEL_INFO);
 	locator_check(&l);
-	locator_credentials(&l, l.conf.credentials);
+	locator_credentials(l.conf.credentials, &l.user, &l.password);
 	daemon_init(&l.d, "vlocator");
 	daemon_tls(&l.d, &l.conf.tls, TLS_ROLE_LOCATOR);
 	l.watch = watch_new(&l);
@@ -213,6 +214,8 @@ static const char usage[] =
 	"       vlocator status --status PATH [--json]\n"
 	"       vlocator watch  --status PATH [--json]  vSphere changes, "
 	"pushes, ACKs\n"
+	"       vlocator guestinfo get|set|watch ...  VMs' guestinfo keys "
+	"(vlocator guestinfo help)\n"
 	"       vlocator help --status PATH      commands the daemon takes\n"
 	"       vlocator run --help              every run option\n";
 
@@ -220,5 +223,7 @@ static const char usage[] =
 int
 main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "guestinfo") == 0)
+		return (ginfo_main(argc - 2, argv + 2));
 	return (daemon_main("vlocator", argc, argv, locator_run, usage));
 }

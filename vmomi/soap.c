@@ -96,6 +96,7 @@ static const struct soap_method soap_methods[] = {
 	{ "CurrentTime",		soap_p_any },
 	{ "FindByUuid",			soap_p_moref_opt },
 	{ "FindByInventoryPath",	soap_p_moref_opt },
+	{ "ReconfigVM_Task",		soap_p_moref },
 	{ "CreateContainerView",	soap_p_moref },
 	{ "DestroyView",		soap_p_any },
 	{ "RetrievePropertiesEx",	soap_p_retrieve },
@@ -265,6 +266,20 @@ void
 soap_msg_text(struct soap_msg *m, const char *name, const char *text)
 {
 	soap_msg_open(m, name);
+	soap_msg_esc(m, text);
+	soap_msg_close(m, name);
+}
+
+/* <NAME xsi:type="TYPE">escaped TEXT</NAME>; TYPE is ours ("xsd:string"). */
+void
+soap_msg_typed(struct soap_msg *m, const char *name, const char *type,
+    const char *text)
+{
+	soap_msg_raw(m, "<");
+	soap_msg_raw(m, name);
+	soap_msg_raw(m, " xsi:type=\"");
+	soap_msg_raw(m, type);
+	soap_msg_raw(m, "\">");
 	soap_msg_esc(m, text);
 	soap_msg_close(m, name);
 }
@@ -579,7 +594,7 @@ soap_moref(struct vmomi_parsed *p, const xmlNode *n, struct vmomi_moref *r)
 }
 
 /* The code for fault type NAME. */
-static int
+int
 soap_fault_code(const char *name)
 {
 	size_t	i;

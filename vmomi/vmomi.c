@@ -41,12 +41,19 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "text.h"
 #include "vmomi.h"
 #include "vmomi_int.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 #define VMOMI_TOKEN_MAX		4096	/* a retrieve continuation token */
 #define VMOMI_NAME_MAX		1024	/* a VM name to find */
+#define VMOMI_TASK_MS		300000	/* follow a task this long */
+#define VMOMI_TASK_POLL_MS	50	/* first delay between polls */
+#define VMOMI_TASK_POLL_MAX_MS	1000	/* longest delay */
+#define VMOMI_STR2(x)		#x
+#define VMOMI_STR(x)		VMOMI_STR2(x)
 
 enum req_kind {
 	REQ_DONE,
@@ -86,6 +93,10 @@ struct vmomi_req {
 	struct vmomi_moref	 r_found;
 	size_t			 r_nfound;
 	char			*r_name;	/* find: name or uuid */
+	struct vmomi_moref	 r_task;	/* reconfigure: its Task */
+	struct event		*r_timer;	/* reconfigure: next poll */
+	long long		 r_poll_ms;
+	long long		 r_deadline;
 	TAILQ_ENTRY(vmomi_req)	 r_entry;
 };
 TAILQ_HEAD(vmomi_reqs, vmomi_req);
@@ -172,6 +183,8 @@ req_free(struct vmomi_req *r)
 	if (r->r_later != NULL)
 		event_free(r->r_later);
 	free(r->r_name);
+	if (r->r_timer != NULL)
+		event_free(r->r_timer);
 	explicit_bzero(r->r_cookie, sizeof(r->r_cookie));
 	explicit_bzero(r->r_ended, sizeof(r->r_ended));
 	free(r);
@@ -1233,6 +1246,179 @@ vmomi_events_destroy(struct vmomi *v, const struct vmomi_moref *c,
 		return (0);
 	return (vmomi_simple(r, "DestroyCollector",
 	    req_begin(r, "DestroyCollector", c), 0));
+}
+
+/* ---- reconfigure: extraConfig, then follow the Task ---- */
+
+static void	task_poll(struct vmomi_req *);
+
+/* The poll delay passed: ask again. */
+static void
+task_timer(evutil_socket_t fd, short what, void *arg)
+{
+	task_poll(arg);
+}
+
+/*
+ * The Task's info.state and info.error: success ends R; error ends it
+ * with the task's fault ("Type: localizedMessage", the type's code);
+ * queued or running asks again after a delay that doubles, up to the
+ * deadline.
+ */
+static void
+task_state(struct vmomi_req *r, int err, const char *msg,
+    const struct vmomi_parsed *p)
+{
+	const struct vmomi_update	*u;
+	const struct vmomi_change	*c;
+	const struct vmomi_val		*fault = NULL;
+	const char			*state = NULL, *type, *lm;
+	char				 m2[VMOMI_MSG_MAX];
+	struct timeval			 tv;
+	size_t				 i;
+
+	if (err != VMOMI_OK) {
+		req_finish(r, err, msg, NULL, NULL);
+		return;
+	}
+	u = soap_parsed_update(p);
+	for (i = 0; u != NULL && u->nobjects > 0 &&
+	    i < u->objects[0].nchanges; i++) {
+		c = &u->objects[0].changes[i];
+		if (strcmp(c->name, "info.state") == 0)
+			state = soap_val_text(c->val);
+		else if (strcmp(c->name, "info.error") == 0)
+			fault = c->val;
+	}
+	if (state == NULL) {
+		snprintf(m2, sizeof(m2), "task %.100s: no info.state",
+		    r->r_task.value);
+		req_finish(r, VMOMI_E_PARSE, m2, NULL, NULL);
+		return;
+	}
+	if (strcmp(state, "success") == 0) {
+		req_finish(r, VMOMI_OK, NULL, NULL, NULL);
+		return;
+	}
+	if (strcmp(state, "error") == 0) {
+		type = soap_val_type(soap_val_child(fault, "fault"));
+		lm = soap_val_text(soap_val_child(fault, "localizedMessage"));
+		if (type == NULL || type[0] == '\0')
+			type = "unknown fault";
+		if (lm != NULL && lm[0] != '\0')
+			snprintf(m2, sizeof(m2), "ReconfigVM_Task: %.100s: "
+			    "%.300s", type, lm);
+		else
+			snprintf(m2, sizeof(m2), "ReconfigVM_Task: %.100s",
+			    type);
+		text_ascii(m2);
+		req_finish(r, soap_fault_code(type), m2, NULL, NULL);
+		return;
+	}
+	if (strcmp(state, "queued") != 0 && strcmp(state, "running") != 0) {
+		snprintf(m2, sizeof(m2), "task %.100s: bad info.state %.40s",
+		    r->r_task.value, state);
+		text_ascii(m2);
+		req_finish(r, VMOMI_E_PARSE, m2, NULL, NULL);
+		return;
+	}
+	if (xtime_mono_ms() >= r->r_deadline) {
+		snprintf(m2, sizeof(m2), "task %.100s still %s after %d s "
+		    "(it may yet complete)", r->r_task.value, state,
+		    VMOMI_TASK_MS / 1000);
+		req_finish(r, VMOMI_E_TIMEOUT, m2, NULL, NULL);
+		return;
+	}
+	xtime_tv(r->r_poll_ms, &tv);
+	evtimer_add(r->r_timer, &tv);
+	r->r_poll_ms *= 2;
+	if (r->r_poll_ms > VMOMI_TASK_POLL_MAX_MS)
+		r->r_poll_ms = VMOMI_TASK_POLL_MAX_MS;
+}
+
+/* RetrievePropertiesEx(info.state, info.error) of R's Task. */
+static void
+task_poll(struct vmomi_req *r)
+{
+	static const char *const	 paths[] = { "info.state",
+					    "info.error", NULL };
+	struct vmomi_spec		 spec;
+	struct soap_msg			*m;
+
+	if (!r->r_v->v_logged_in) {
+		req_fail(r, VMOMI_E_NOSESSION, "the session was reset while "
+		    "following the task");
+		return;
+	}
+	memset(&spec, 0, sizeof(spec));
+	spec.obj = r->r_task;
+	spec.type = "Task";
+	spec.paths = paths;
+	m = soap_msg_new("RetrievePropertiesEx",
+	    &r->r_v->v_svc.property_collector);
+	soap_msg_spec(m, "specSet", &spec);
+	soap_msg_raw(m, "<options/>");
+	req_send(r, "RetrievePropertiesEx", m, task_state, 0, 0);
+}
+
+/* ReconfigVM_Task answered with its Task: follow it, first at once. */
+static void
+reconfig_started(struct vmomi_req *r, int err, const char *msg,
+    const struct vmomi_parsed *p)
+{
+	if (err != VMOMI_OK) {
+		req_finish(r, err, msg, NULL, NULL);
+		return;
+	}
+	if (soap_parsed_moref(p, &r->r_task) == -1) {
+		req_finish(r, VMOMI_E_PARSE, "ReconfigVM_Task: no Task",
+		    NULL, NULL);
+		return;
+	}
+	r->r_poll_ms = VMOMI_TASK_POLL_MS;
+	r->r_deadline = xtime_mono_ms() + VMOMI_TASK_MS;
+	task_poll(r);
+}
+
+/* ReconfigVM_Task(VM, extraConfig OPTS[N]), followed to its end. */
+uint64_t
+vmomi_reconfig_extra(struct vmomi *v, const struct vmomi_moref *vm,
+    const struct vmomi_option *opts, size_t n, vmomi_done_cb *cb, void *arg)
+{
+	struct vmomi_req	*r;
+	struct soap_msg		*m;
+	size_t			 i;
+
+	if ((r = req_new(v, REQ_DONE, (void *)cb, arg)) == NULL)
+		return (0);
+	if ((r->r_timer = evtimer_new(v->v_base, task_timer, r)) == NULL)
+		fatalx("vmomi: evtimer_new failed");
+	if ((m = req_begin(r, "ReconfigVM_Task", vm)) == NULL)
+		return (r->r_id);
+	if (opts == NULL || n == 0 || n > VMOMI_OPTIONS_MAX) {
+		soap_msg_free(m);
+		req_fail(r, VMOMI_E_ARG, "extraConfig: 1 to "
+		    VMOMI_STR(VMOMI_OPTIONS_MAX) " entries");
+		return (r->r_id);
+	}
+	for (i = 0; i < n; i++)
+		if (opts[i].key == NULL || opts[i].key[0] == '\0' ||
+		    opts[i].value == NULL) {
+			soap_msg_free(m);
+			req_fail(r, VMOMI_E_ARG, "extraConfig: an entry "
+			    "without a key or a value");
+			return (r->r_id);
+		}
+	soap_msg_open(m, "spec");
+	for (i = 0; i < n; i++) {
+		soap_msg_open(m, "extraConfig");
+		soap_msg_text(m, "key", opts[i].key);
+		soap_msg_typed(m, "value", "xsd:string", opts[i].value);
+		soap_msg_close(m, "extraConfig");
+	}
+	soap_msg_close(m, "spec");
+	req_send(r, "ReconfigVM_Task", m, reconfig_started, 0, 0);
+	return (r->r_id);
 }
 
 /* ---- the parser and values (soap.c), for callers and fuzzers ---- */

@@ -61,6 +61,8 @@ void		 soap_msg_open(struct soap_msg *, const char *);
 void		 soap_msg_close(struct soap_msg *, const char *);
 void		 soap_msg_raw(struct soap_msg *, const char *);
 void		 soap_msg_text(struct soap_msg *, const char *, const char *);
+void		 soap_msg_typed(struct soap_msg *, const char *, const char *,
+		    const char *);
 void		 soap_msg_moref(struct soap_msg *, const char *,
 		    const struct vmomi_moref *);
 int		 soap_msg_finish(struct soap_msg *, char **, size_t *, char *,
@@ -92,5 +94,7 @@ const struct vmomi_val *soap_val_child(const struct vmomi_val *,
 		    const char *);
 const struct vmomi_val *soap_val_next(const struct vmomi_val *);
 int		 soap_thumbprint_parse(const char *, unsigned char *, size_t);
+/* The VMOMI_E_* code of a fault type ("ManagedObjectNotFound"). */
+int		 soap_fault_code(const char *);
 
 #endif

@@ -19,6 +19,8 @@
 //	where               the appliance's current runtime.host
 //	where-vm VM         the runtime.host of the VM named VM
 //	kick                terminate every client session (NotAuthenticated)
+//	destroy-vm VM       power the VM named VM off and destroy it
+//	                    (Destroy_Task): watchers see it leave
 //	quit                shut down (EOF on stdin does the same)
 //
 // Every VM has the simulator's stock VMCI device; only the appliance's
@@ -564,6 +566,17 @@ func (fx *fixture) command(args []string) bool {
 			return true
 		}
 		emit(map[string]interface{}{"hinted": args[1]})
+	case args[0] == "destroy-vm" && len(args) == 2:
+		vm, err := fx.lookupVM(args[1])
+		if err == nil {
+			err = fx.destroy(ctx, vm)
+		}
+		if err != nil {
+			emitError(err)
+			return true
+		}
+		delete(fx.vms, vm.name)
+		emit(map[string]interface{}{"destroyed": vm.name})
 	case args[0] == "kick" && len(args) == 1:
 		n, err := fx.kick(ctx)
 		if err != nil {
@@ -572,7 +585,7 @@ func (fx *fixture) command(args []string) bool {
 		}
 		emit(map[string]interface{}{"kicked": n})
 	default:
-		emitError(fmt.Errorf("unknown command %q (want: relocate HOST, relocate-vm VM HOST, hint HOST, vmci CID, where, where-vm VM, kick, quit)", strings.Join(args, " ")))
+		emitError(fmt.Errorf("unknown command %q (want: relocate HOST, relocate-vm VM HOST, hint HOST, vmci CID, where, where-vm VM, destroy-vm VM, kick, quit)", strings.Join(args, " ")))
 	}
 	return true
 }
@@ -668,6 +681,23 @@ func (fx *fixture) post(ctx context.Context, ev types.BaseEvent) error {
 	req := types.PostEvent{This: *fx.client.ServiceContent.EventManager, EventToPost: ev}
 	_, err := methods.PostEvent(ctx, fx.client, &req)
 	return err
+}
+
+// destroy powers VM off and destroys it, as an administrator deleting
+// a containerVM would.
+func (fx *fixture) destroy(ctx context.Context, vm *fxVM) error {
+	task, err := vm.obj.PowerOff(ctx)
+	if err != nil {
+		return err
+	}
+	if err := task.Wait(ctx); err != nil {
+		return err
+	}
+	task, err = vm.obj.Destroy(ctx)
+	if err != nil {
+		return err
+	}
+	return task.Wait(ctx)
 }
 
 // kick terminates every client session, as a vCenter restart or an
