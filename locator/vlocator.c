@@ -68,8 +68,8 @@ const size_t locator_nopts = NOPTS;
 
 /*
  * Read PATH's {"user", "password"} into *USER and *PASSWORD, or die
- * saying what is wrong (vlocator run, vlocator guestinfo).  The file must be ours or root's and not readable by others:
- * credentials never travel on the command line, and neither they nor
+ * saying what is wrong (vlocator run, vlocator guestinfo).  The file
+ * must be ours or root's and not readable by others: credentials never travel on the command line, and neither they nor
  * their contents appear in logs or status output.
  */
 void
