@@ -69,8 +69,9 @@ const size_t locator_nopts = NOPTS;
 /*
  * Read PATH's {"user", "password"} into *USER and *PASSWORD, or die
  * saying what is wrong (vlocator run, vlocator guestinfo).  The file
- * must be ours or root's and not readable by others: credentials never travel on the command line, and neither they nor
- * their contents appear in logs or status output.
+ * must be ours or root's and not readable by others: credentials never
+ * travel on the command line, and neither they nor their contents
+ * appear in logs or status output.
  */
 void
 locator_credentials(const char *path, char **user, char **password)
