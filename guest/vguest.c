@@ -14,8 +14,22 @@
  * the guest's connection.
  *
  * Under emulation the status command "migrate" plays the vMotion.
+ *
+ * With open-vm-tools the agent publishes the containerVM's state in
+ * guestinfo (docs/guestinfo.md, rpctool.c): its address, re-checked
+ * every --guestinfo-interval; component errors (a listener that cannot
+ * accept, legs to the relay failing for --relay-error-after, errors
+ * the container runtime reports with "report-error"); and the
+ * container's exit status ("container-exit").
  */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +45,7 @@
 #include "daemon.h"
 #include "frame.h"
 #include "log.h"
+#include "rpctool.h"
 #include "xaddr.h"
 #include "xtime.h"
 
@@ -45,6 +60,9 @@ struct guest_conf {
 	long long		 vsock_cid;
 	int			 debug;
 	int			 quiet;
+	char			*rpctool;
+	long long		 gi_interval_ms;
+	long long		 relay_error_ms;
 	struct daemon_sessconf	 sess;
 };
 
@@ -57,6 +75,13 @@ struct guest {
 	size_t			 nlisten;
 	uint64_t		 accepted;
 	uint64_t		 migrations;
+	struct rpctool		*rt;
+	struct event		*gi_timer;
+	char			 gi_addr[INET6_ADDRSTRLEN];
+	long long		 relay_fail_ms;	/* failing since (mono) */
+	char			 relay_why[160];
+	int			 relay_error;	/* published */
+	int			 listen_error;	/* published */
 };
 
 #define OPT(f)	offsetof(struct guest_conf, f)
@@ -78,6 +103,14 @@ static const struct conf_opt guest_opts[] = {
 	    "log debug lines (state changes)" },
 	{ "quiet", CONF_BOOL, OPT(quiet), 0, 0, 0, NULL,
 	    "log warnings only" },
+	{ "rpctool", CONF_STR, OPT(rpctool), 0, 0, 0, "PATH",
+	    "publish guestinfo with this vmware-rpctool (default: on PATH)" },
+	{ "guestinfo-interval", CONF_MSEC, OPT(gi_interval_ms), 100,
+	    3600000, 0, "DURATION", "re-check the address and errors to "
+	    "publish this often (default 5s)" },
+	{ "relay-error-after", CONF_MSEC, OPT(relay_error_ms), 100,
+	    86400000, 0, "DURATION", "publish a relay error once its legs "
+	    "have failed this long (default 30s)" },
 	DAEMON_SESS_OPTS(OPT(sess)),
 };
 #define NOPTS	(sizeof(guest_opts) / sizeof(guest_opts[0]))
@@ -85,6 +118,8 @@ static const struct conf_opt guest_opts[] = {
 static json_t	*guest_status(json_t *, void *, const char **);
 static json_t	*guest_watch(json_t *, void *, const char **);
 static json_t	*guest_migrate(json_t *, void *, const char **);
+static json_t	*guest_exit(json_t *, void *, const char **);
+static json_t	*guest_report(json_t *, void *, const char **);
 
 static const struct ctl_cmd guest_cmds[] = {
 	{ "status", "agent, relay and session summary", 0, guest_status },
@@ -97,6 +132,10 @@ static const struct ctl_cmd guest_cmds[] = {
 	    "{vsock_dir, vsock_cid}", 0, guest_migrate },
 	{ "log", "set verbosity: {level: warn|info|debug}", 0,
 	    daemon_cmd_log },
+	{ "container-exit", "publish the container's exit status: {code, "
+	    "signal (optional)}", 0, guest_exit },
+	{ "report-error", "publish a component's error: {component, error} "
+	    "(\"\" clears it)", 0, guest_report },
 };
 
 /* The agent at a glance. */
@@ -112,7 +151,7 @@ guest_status(json_t *req, void *arg, const char **err)
 		json_array_append_new(l,
 		    json_string(xaddr_str(g->listen_a[i])));
 	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:s, s:o, s:o, s:I, "
-	    "s:I}",
+	    "s:I, s:s, s:o}",
 	    "daemon", "vguest", "name", g->conf.name,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - g->d.started_ms),
@@ -120,7 +159,227 @@ guest_status(json_t *req, void *arg, const char **err)
 	    "vsock", daemon_vsock_json(),
 	    "sessions", daemon_sess_summary(&g->d),
 	    "accepted", (json_int_t)g->accepted,
-	    "migrations", (json_int_t)g->migrations));
+	    "migrations", (json_int_t)g->migrations,
+	    "guestinfo", rpctool_state(g->rt),
+	    "guestinfo_detail", rpctool_json(g->rt)));
+}
+
+/* ---- guestinfo: what this containerVM publishes ---- */
+
+/* KEY (under guestinfo.vrelay.) = {"error": WHY, "since": now}. */
+static void
+guest_publish_error(struct guest *g, const char *component, const char *why)
+{
+	json_t	*o;
+	char	 key[96], t[XTIME_UTC_LEN], *s;
+
+	snprintf(key, sizeof(key), "vrelay.error.%s", component);
+	if (why == NULL || why[0] == '\0') {
+		rpctool_set(g->rt, key, "");
+		return;
+	}
+	o = json_pack("{s:s, s:s}", "error", why, "since",
+	    xtime_utc(xtime_wall_ms(), t, sizeof(t)));
+	if (o != NULL && (s = json_dumps(o, JSON_COMPACT)) != NULL) {
+		rpctool_set(g->rt, key, s);
+		free(s);
+	}
+	json_decref(o);
+}
+
+/*
+ * The assigned address: the first global address (not loopback, not
+ * link-local) on the interface of the IPv4 default route, else of the
+ * IPv6 one; "" when there is none.
+ */
+static void
+guest_address(char *out, size_t outlen)
+{
+	static const char *const routes[] = { "/proc/net/route",
+	    "/proc/net/ipv6_route" };
+	struct ifaddrs	*ifa, *i;
+	FILE		*f;
+	char		 line[512], ifname[IF_NAMESIZE + 1], dst[40];
+	size_t		 r;
+	int		 af, plen;
+
+	out[0] = '\0';
+	if (getifaddrs(&ifa) == -1)
+		return;
+	for (r = 0; r < 2 && out[0] == '\0'; r++) {
+		ifname[0] = '\0';
+		if ((f = fopen(routes[r], "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (r == 0 && sscanf(line, "%16s %39s", ifname,
+			    dst) == 2 && strcmp(dst, "00000000") == 0)
+				break;
+			if (r == 1 && sscanf(line, "%39s %x %*s %*s %*s "
+			    "%*s %*s %*s %*s %16s", dst, &plen, ifname) == 3 &&
+			    plen == 0 && strcmp(ifname, "lo") != 0 &&
+			    strspn(dst, "0") == 32)
+				break;
+			ifname[0] = '\0';
+		}
+		fclose(f);
+		if (ifname[0] == '\0')
+			continue;
+		af = r == 0 ? AF_INET : AF_INET6;
+		for (i = ifa; i != NULL; i = i->ifa_next) {
+			if (i->ifa_addr == NULL || i->ifa_addr->sa_family !=
+			    af || strcmp(i->ifa_name, ifname) != 0)
+				continue;
+			if (af == AF_INET) {
+				struct sockaddr_in *s4 =
+				    (struct sockaddr_in *)i->ifa_addr;
+				uint32_t a = ntohl(s4->sin_addr.s_addr);
+
+				if ((a >> 24) == 127 || (a >> 16) == 0xa9fe)
+					continue;
+				inet_ntop(AF_INET, &s4->sin_addr, out, outlen);
+			} else {
+				struct sockaddr_in6 *s6 =
+				    (struct sockaddr_in6 *)i->ifa_addr;
+
+				if (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr) ||
+				    IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+					continue;
+				inet_ntop(AF_INET6, &s6->sin6_addr, out,
+				    outlen);
+			}
+			break;
+		}
+	}
+	freeifaddrs(ifa);
+}
+
+/* Every --guestinfo-interval: the address, and a long relay failure. */
+static void
+guest_gi_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct guest	*g = arg;
+	struct timeval	 tv;
+	char		 addr[INET6_ADDRSTRLEN];
+
+	guest_address(addr, sizeof(addr));
+	if (strcmp(addr, g->gi_addr) != 0) {
+		log_info("guestinfo: address %s -> %s",
+		    g->gi_addr[0] != '\0' ? g->gi_addr : "none",
+		    addr[0] != '\0' ? addr : "none");
+		strlcpy(g->gi_addr, addr, sizeof(g->gi_addr));
+		rpctool_set(g->rt, "vrelay.ip", addr);
+	}
+	if (g->relay_fail_ms != 0 && !g->relay_error &&
+	    xtime_mono_ms() - g->relay_fail_ms >= g->conf.relay_error_ms) {
+		guest_publish_error(g, "relay", g->relay_why);
+		g->relay_error = 1;
+	}
+	xtime_tv(g->conf.gi_interval_ms, &tv);
+	evtimer_add(g->gi_timer, &tv);
+}
+
+/* A leg to the relay failed (WHY): start or continue the clock. */
+static void
+guest_relay_failed(struct guest *g, const char *why)
+{
+	if (g->relay_fail_ms == 0)
+		g->relay_fail_ms = xtime_mono_ms();
+	snprintf(g->relay_why, sizeof(g->relay_why), "legs to %s failing: "
+	    "%s", xaddr_str(g->relay), why != NULL ? why : "?");
+}
+
+/* A leg to the relay works: the relay error, if any, is over. */
+static void
+guest_relay_ok(struct guest *g)
+{
+	g->relay_fail_ms = 0;
+	if (g->relay_error)
+		guest_publish_error(g, "relay", "");
+	g->relay_error = 0;
+}
+
+/* A listener cannot accept (EMFILE...): publish it. */
+static void
+guest_listen_error(struct evconnlistener *l, void *arg)
+{
+	struct guest	*g = arg;
+	char		 why[128];
+
+	snprintf(why, sizeof(why), "accept: %s", strerror(errno));
+	log_warnx("listener: %s", why);
+	if (!g->listen_error)
+		guest_publish_error(g, "listener", why);
+	g->listen_error = 1;
+}
+
+/*
+ * The container runtime says the container ended: {code: 0-255,
+ * signal: "KILL"}.  Published as guestinfo.vrelay.exit, JSON.
+ */
+static json_t *
+guest_exit(json_t *req, void *arg, const char **err)
+{
+	struct guest	*g = arg;
+	json_t		*code, *sig, *o;
+	char		 t[XTIME_UTC_LEN], *s;
+
+	code = json_object_get(req, "code");
+	sig = json_object_get(req, "signal");
+	if (!json_is_integer(code) || json_integer_value(code) < 0 ||
+	    json_integer_value(code) > 255) {
+		*err = "code: expected an integer 0-255";
+		return (NULL);
+	}
+	if (sig != NULL && !json_is_null(sig) && (!json_is_string(sig) ||
+	    json_string_length(sig) == 0 || json_string_length(sig) > 16)) {
+		*err = "signal: expected a signal name like KILL";
+		return (NULL);
+	}
+	if (!rpctool_available(g->rt)) {
+		*err = rpctool_state(g->rt);
+		return (NULL);
+	}
+	o = json_pack("{s:I, s:O?, s:s}", "code",
+	    (json_int_t)json_integer_value(code), "signal",
+	    json_is_null(sig) ? NULL : sig, "at",
+	    xtime_utc(xtime_wall_ms(), t, sizeof(t)));
+	s = json_dumps(o, JSON_COMPACT);
+	rpctool_set(g->rt, "vrelay.exit", s);
+	log_info("guestinfo: container exit %s", s);
+	free(s);
+	return (o);
+}
+
+/* The container runtime reports a component's error ("" clears it). */
+static json_t *
+guest_report(json_t *req, void *arg, const char **err)
+{
+	struct guest	*g = arg;
+	const char	*c, *e;
+	size_t		 i;
+
+	c = json_string_value(json_object_get(req, "component"));
+	e = json_string_value(json_object_get(req, "error"));
+	if (c == NULL || c[0] == '\0' || strlen(c) > 32) {
+		*err = "component: expected 1 to 32 of a-z 0-9 _ -";
+		return (NULL);
+	}
+	for (i = 0; c[i] != '\0'; i++)
+		if (strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", c[i]) ==
+		    NULL) {
+			*err = "component: expected 1 to 32 of a-z 0-9 _ -";
+			return (NULL);
+		}
+	if (e == NULL || strlen(e) > 4096) {
+		*err = "error: expected a string of at most 4096 bytes";
+		return (NULL);
+	}
+	if (!rpctool_available(g->rt)) {
+		*err = rpctool_state(g->rt);
+		return (NULL);
+	}
+	guest_publish_error(g, c, e);
+	return (json_pack("{s:s, s:s}", "component", c, "error", e));
 }
 
 static json_t *
@@ -154,6 +413,7 @@ guest_connect(struct sess *s, void *arg, const char **desc)
 
 	if ((e = xaddr_connect(g->relay, &fd)) != XADDR_OK) {
 		*desc = xaddr_why(e);
+		guest_relay_failed(g, *desc);
 		return (NULL);
 	}
 	return (daemon_leg(&g->d, fd, g->relay, TLS_ROLE_NONE, NULL, desc));
@@ -165,6 +425,10 @@ guest_event(struct sess *s, enum sess_event ev, const char *reason,
 {
 	struct guest	*g = arg;
 
+	if (ev == SESS_EV_OPEN || ev == SESS_EV_RESUMED)
+		guest_relay_ok(g);
+	else if (ev == SESS_EV_DETACHED)
+		guest_relay_failed(g, reason);
 	daemon_sess_event(&g->d, s, ev, reason);
 }
 
@@ -182,6 +446,10 @@ guest_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 				    .cid = xaddr_vsock_cid(), .port = 0,
 				    .service = PROTO_SVC_STREAM };
 
+	if (g->listen_error) {
+		guest_publish_error(g, "listener", "");
+		g->listen_error = 0;
+	}
 	xaddr_peer_describe(sa, salen, &peer);
 	if (daemon_client(&g->d, fd, peer.str, g->conf.sess.max_sessions,
 	    &sg) != NULL)
@@ -203,6 +471,8 @@ guest_run(int argc, char **argv)
 
 	memset(&g, 0, sizeof(g));
 	g.conf.vsock_cid = 4;
+	g.conf.gi_interval_ms = 5000;
+	g.conf.relay_error_ms = 30000;
 	daemon_sessconf_defaults(&g.conf.sess);
 	daemon_parse("vguest", guest_opts, NOPTS, &g.conf, argc, argv);
 	log_init("vguest", g.conf.debug ? LOG_LEVEL_DEBUG :
@@ -231,8 +501,22 @@ guest_run(int argc, char **argv)
 			fatalx("--listen %s: local programs connect over "
 			    "unix or tcp; vSocket is the agent's uplink",
 			    g.conf.listen.v[i]);
+		evconnlistener_set_error_cb(g.listen_l[g.nlisten],
+		    guest_listen_error);
 		g.nlisten++;
 	}
+	g.rt = rpctool_new(g.d.base, g.conf.rpctool);
+	if ((g.gi_timer = evtimer_new(g.d.base, guest_gi_tick, &g)) == NULL)
+		fatalx("evtimer_new failed");
+	if (rpctool_available(g.rt)) {
+		/* A new run: no exit status, no stale errors. */
+		rpctool_set(g.rt, "vrelay.exit", "");
+		guest_publish_error(&g, "relay", "");
+		guest_publish_error(&g, "listener", "");
+		guest_gi_tick(-1, 0, &g);
+	} else
+		log_warnx("guestinfo: %s; not publishing",
+		    rpctool_state(g.rt));
 	/* Last, so a status socket means the daemon is ready. */
 	daemon_status(&g.d, g.conf.status, guest_cmds,
 	    sizeof(guest_cmds) / sizeof(guest_cmds[0]), &g);
@@ -249,6 +533,9 @@ guest_run(int argc, char **argv)
 		xaddr_free(g.listen_a[i]);
 	}
 	sess_ctx_free(g.d.sessions);
+	if (g.gi_timer != NULL)
+		event_free(g.gi_timer);
+	rpctool_free(g.rt);
 	xaddr_free(g.relay);
 	daemon_fini(&g.d);
 	conf_free(guest_opts, NOPTS, &g.conf);
@@ -262,6 +549,10 @@ static const char usage[] =
 	"       vguest watch    --status PATH [--json]\n"
 	"       vguest migrate  --status PATH --arg vsock_dir=DIR "
 	"[--arg vsock_cid:=N]\n"
+	"       vguest container-exit --status PATH --arg code:=N "
+	"[--arg signal=KILL]\n"
+	"       vguest report-error --status PATH --arg component=NAME "
+	"--arg error=TEXT\n"
 	"       vguest help --status PATH      commands the daemon takes\n"
 	"       vguest run --help              every run option\n";
 
