@@ -118,6 +118,9 @@ rpctool_ended(struct rpctool *rt, int status)
 	event_del(rt->timer);
 	rt->outfd = -1;
 	rt->pid = 0;
+	while (rt->outlen > 0 && (rt->out[rt->outlen - 1] == '\n' ||
+	    rt->out[rt->outlen - 1] == '\r' || rt->out[rt->outlen - 1] == ' '))
+		rt->outlen--;
 	text_ascii_copy(out, sizeof(out), rt->out, rt->outlen);
 	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		if (rt->failing)
