@@ -6,7 +6,9 @@
  * accepts is walked the way a caller would: every object, change,
  * missing property and value, through the public accessors, so a
  * dangling pointer or a missed bound in the update shows up under ASan.
- * Errors must come with a message of printable ASCII.
+ * Errors must come with a message of printable ASCII.  Every change of
+ * an accepted update is also applied to a guestinfo key set
+ * (guestinfo_keys_apply), which must stay sorted, unique and capped.
  *
  * The body is copied into its own heap block so ASan catches a read
  * past LEN.
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guestinfo.h"
 #include "vmomi.h"
 #include "fuzz.h"
 
@@ -42,6 +45,7 @@ static const char *const fz_methods[] = {
 	"CreateCollectorForEvents",	/* 17 */
 	"DestroyCollector",		/* 18 */
 	"QueryEvents",			/* 19 */
+	"ReconfigVM_Task",		/* 20 */
 };
 #define FZ_NMETHODS	(sizeof(fz_methods) / sizeof(fz_methods[0]))
 
@@ -73,11 +77,28 @@ fz_val(const struct vmomi_val *v, int depth, size_t *budget)
 		fz_val(c, depth + 1, budget);
 }
 
+/* A key set after any change: sorted, unique, no empty value. */
+static void
+fz_keys(const struct guestinfo_keys *k)
+{
+	size_t	i;
+
+	CHECK(k->n <= GUESTINFO_KEYS_MAX);
+	for (i = 0; i < k->n; i++) {
+		CHECK(k->kv[i].value[0] != '\0');
+		CHECK(guestinfo_keys_get(k, k->kv[i].key) == k->kv[i].value);
+		if (i > 0)
+			CHECK(strcmp(k->kv[i - 1].key, k->kv[i].key) < 0);
+	}
+}
+
 /* Everything an accepted update promises. */
 static void
 fz_update(const struct vmomi_update *u)
 {
 	const struct vmomi_object	*o;
+	struct guestinfo_keys		 k;
+	char				 msg[256];
 	size_t				 i, j, budget = 10000;
 
 	CHECK(u->nobjects == 0 || u->objects != NULL);
@@ -95,6 +116,13 @@ fz_update(const struct vmomi_update *u)
 			    o->changes[j].op <= VMOMI_OP_INDIRECT_REMOVE);
 			fz_val(o->changes[j].val, 0, &budget);
 		}
+		memset(&k, 0, sizeof(k));
+		for (j = 0; j < o->nchanges; j++)
+			if (guestinfo_keys_apply(&k, &o->changes[j], NULL,
+			    NULL, msg, sizeof(msg)) != VMOMI_OK)
+				CHECK(msg[0] != '\0');
+		fz_keys(&k);
+		guestinfo_keys_clear(&k);
 		for (j = 0; j < o->nmissing; j++) {
 			CHECK(o->missing[j].path != NULL);
 			CHECK(o->missing[j].fault != NULL);
