@@ -150,13 +150,8 @@ static struct bufferevent *
 guest_connect(struct sess *s, void *arg, const char **desc)
 {
 	struct guest	*g = arg;
-	int		 fd, e;
 
-	if ((e = xaddr_connect(g->relay, &fd)) != XADDR_OK) {
-		*desc = xaddr_why(e);
-		return (NULL);
-	}
-	return (daemon_leg(&g->d, fd, g->relay, TLS_ROLE_NONE, NULL, desc));
+	return (daemon_dial(&g->d, g->relay, TLS_ROLE_NONE, NULL, desc));
 }
 
 static void
