@@ -181,7 +181,10 @@ def closes(path):
     return {e["id"]: e for e in map(json.loads, open(path))
             if e.get("event") == "session-close" and
             e.get("guest", {}).get("service") == "vmomi"}
-A = [e for e in closes(sys.argv[1]).values() if e["bytes_out"] > 100000]
+# The stream's session: the one the vMotion detached.
+moved = {e["id"] for e in map(json.loads, open(sys.argv[1]))
+         if e.get("event") == "session-detached"}
+A = [e for i, e in closes(sys.argv[1]).items() if i in moved]
 L = closes(sys.argv[2])
 assert len(A) == 1, A
 a = A[0]; l = L[a["id"]]
