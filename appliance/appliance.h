@@ -50,6 +50,8 @@ struct serial_conf {
 
 struct appliance_conf {
 	struct conf_list	 listen;
+	struct conf_list	 vmomi_listen;
+	char			*vmomi_relay;
 	char			*backend;
 	int			 proxy_v2;
 	char			*status;
@@ -73,6 +75,12 @@ struct appliance {
 	uint64_t		 refused;
 	uint64_t		 backend_fail;
 	struct serial		*serial;
+	/* vSphere SOAP to the locator's agent: client sessions (d.clients). */
+	struct evconnlistener	*vmomi_l[APPLIANCE_LISTEN_MAX];
+	struct xaddr		*vmomi_a[APPLIANCE_LISTEN_MAX];
+	size_t			 nvmomi;
+	struct xaddr		*vmomi_relay;
+	uint64_t		 vmomi_accepted;
 };
 
 /* proxy.c */

@@ -27,6 +27,12 @@ static const struct conf_opt appliance_opts[] = {
 	    "accept session legs here (vsock://any:PORT in production)" },
 	{ "backend", CONF_STR, OPT(backend), 0, 0, CONF_REQUIRED, "ADDR",
 	    "the local service; one connection per session" },
+	{ "vmomi-listen", CONF_STRLIST, OPT(vmomi_listen), 0, 0, 0, "ADDR",
+	    "accept vSphere SOAP clients here (tcp://127.0.0.1:PORT or "
+	    "unix:PATH); each connection goes to the locator's agent as a "
+	    "session" },
+	{ "vmomi-relay", CONF_STR, OPT(vmomi_relay), 0, 0, 0, "ADDR",
+	    "the host relay's vmomi listener (default vsock://2:2003)" },
 	{ "proxy-v2", CONF_BOOL, OPT(proxy_v2), 0, 0, 0, NULL,
 	    "send a PROXY v2 header with the guest's identity to the backend" },
 	{ "vspc-motion-timeout", CONF_MSEC, OPT(serial.motion_ms), 100,
@@ -63,8 +69,8 @@ static json_t	*appliance_migrate(json_t *, void *, const char **);
 static const struct ctl_cmd appliance_cmds[] = {
 	{ "status", "endpoint, listener and session summary", 0,
 	    appliance_status },
-	{ "sessions", "every session this endpoint terminates", 0,
-	    daemon_cmd_sessions },
+	{ "sessions", "every session this endpoint terminates, then its "
+	    "vmomi sessions (client end)", 0, daemon_cmd_sessions },
 	{ "watch", "stream events: session open/close/detach/resume",
 	    CTL_WATCH, appliance_watch },
 	{ "close-session", "abort one session: {id}", 0, daemon_cmd_close },
@@ -79,15 +85,23 @@ static json_t *
 appliance_status(json_t *req, void *arg, const char **err)
 {
 	struct appliance	*a = arg;
-	json_t			*l;
+	json_t			*l, *vl, *vmomi;
 	size_t			 i;
 
 	l = json_array();
 	for (i = 0; i < a->nlisten; i++)
 		json_array_append_new(l,
 		    json_string(xaddr_str(a->listen_a[i])));
+	vl = json_array();
+	for (i = 0; i < a->nvmomi; i++)
+		json_array_append_new(vl,
+		    json_string(xaddr_str(a->vmomi_a[i])));
+	vmomi = json_pack("{s:o, s:s, s:I, s:o}", "listen", vl,
+	    "relay", xaddr_str(a->vmomi_relay),
+	    "accepted", (json_int_t)a->vmomi_accepted,
+	    "sessions", daemon_ctx_summary(a->d.clients));
 	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:b, s:o, s:{s:I, "
-	    "s:I, s:I}, s:o, s:o}",
+	    "s:I, s:I}, s:o, s:o, s:o}",
 	    "daemon", "vappliance", "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - a->d.started_ms),
 	    "listen", l, "vsock", daemon_vsock_json(),
@@ -97,15 +111,18 @@ appliance_status(json_t *req, void *arg, const char **err)
 	    "legs", "accepted", (json_int_t)a->legs,
 	    "refused", (json_int_t)a->refused,
 	    "backend_failures", (json_int_t)a->backend_fail,
-	    "tls", tls_json(a->d.tls), "serial", serial_json(a->serial)));
+	    "tls", tls_json(a->d.tls), "serial", serial_json(a->serial),
+	    "vmomi", vmomi));
 }
 
 static void	appliance_accept_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 
 /*
- * Simulation: a vMotion of the appliance VM.  Legs reset, the vSocket
- * listeners move; sessions and backend connections stay.
+ * Simulation: a vMotion of the appliance VM.  Legs reset (the vmomi
+ * sessions' too: daemon_migrate resets d.clients, whose legs then go
+ * to the new host's relay), the vSocket listeners move; sessions and
+ * backend connections stay.
  */
 static json_t *
 appliance_migrate(json_t *req, void *arg, const char **err)
@@ -185,6 +202,79 @@ appliance_refused(const char *peer, const char *reason, void *arg)
 	json_decref(o);
 }
 
+/*
+ * A vmomi session's new leg: to the relay of the host this VM runs on
+ * now (vsock://2:2003 reaches whichever host that is).
+ */
+static struct bufferevent *
+appliance_vmomi_connect(struct sess *s, void *arg, const char **desc)
+{
+	struct appliance	*a = arg;
+
+	return (daemon_dial(&a->d, a->vmomi_relay, TLS_ROLE_NONE, NULL,
+	    desc));
+}
+
+/*
+ * A vSphere client (govc, pyvmomi) connected: the client end of a
+ * session to the locator's agent, as vguest is for its programs.  The
+ * agent does not believe what HELLO says about us: the relay attests
+ * the leg's vSocket peer (docs/protocol.md).
+ */
+static void
+appliance_vmomi_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct appliance	*a = arg;
+	struct xaddr_peer	 peer;
+	struct sess_guest	 sg = { .host = "vappliance",
+				    .cid = xaddr_vsock_cid(),
+				    .service = PROTO_SVC_VMOMI };
+
+	xaddr_peer_describe(sa, salen, &peer);
+	sg.port = peer.port;
+	if (daemon_client_in(&a->d, a->d.clients, fd, peer.str,
+	    a->conf.sess.max_sessions, &sg) != NULL)
+		a->vmomi_accepted++;
+}
+
+/* --vmomi-listen and --vmomi-relay, or die saying what is wrong. */
+static void
+appliance_vmomi_init(struct appliance *a, const struct sess_conf *sc)
+{
+	static const struct sess_ops	 ops = {
+		.connect = appliance_vmomi_connect,
+		.event = appliance_event,
+	};
+	const char			*relay;
+	size_t				 i;
+	int				 e;
+
+	if (a->conf.vmomi_listen.n > APPLIANCE_LISTEN_MAX)
+		fatalx("--vmomi-listen: at most %d", APPLIANCE_LISTEN_MAX);
+	relay = a->conf.vmomi_relay != NULL ? a->conf.vmomi_relay :
+	    "vsock://2:2003";
+	if ((e = xaddr_parse(relay, &a->vmomi_relay)) != XADDR_OK)
+		fatalx("--vmomi-relay \"%s\": %s", relay, xaddr_strerror(e));
+	if (xaddr_type(a->vmomi_relay) == XADDR_VSOCK &&
+	    xaddr_cid(a->vmomi_relay) == XADDR_CID_ANY)
+		fatalx("--vmomi-relay %s: give the host's CID (2), not any",
+		    xaddr_str(a->vmomi_relay));
+	if (a->conf.vmomi_listen.n == 0)
+		return;
+	a->d.clients = sess_ctx_new(a->d.base, SESS_CLIENT, sc, &ops, a);
+	for (i = 0; i < a->conf.vmomi_listen.n; i++) {
+		a->vmomi_l[a->nvmomi] = daemon_listen(&a->d,
+		    a->conf.vmomi_listen.v[i], appliance_vmomi_cb, a,
+		    &a->vmomi_a[a->nvmomi]);
+		if (xaddr_type(a->vmomi_a[a->nvmomi]) == XADDR_VSOCK)
+			fatalx("--vmomi-listen %s: vSphere clients connect "
+			    "over tcp or unix; vSocket is the way out",
+			    a->conf.vmomi_listen.v[i]);
+		a->nvmomi++;
+	}
+}
+
 /* A leg arrived (from the relay on this host, or directly). */
 static void
 appliance_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -253,6 +343,7 @@ appliance_run(int argc, char **argv)
 		a.listen_l[a.nlisten++] = daemon_listen(&a.d,
 		    a.conf.listen.v[i], appliance_accept_cb, &a,
 		    &a.listen_a[i]);
+	appliance_vmomi_init(&a, &sc);
 	/* Last, so a status socket means the daemon is ready. */
 	daemon_status(&a.d, a.conf.status, appliance_cmds,
 	    sizeof(appliance_cmds) / sizeof(appliance_cmds[0]), &a);
@@ -269,6 +360,13 @@ appliance_run(int argc, char **argv)
 		xaddr_unlisten(a.listen_a[i]);
 		xaddr_free(a.listen_a[i]);
 	}
+	for (i = 0; i < a.nvmomi; i++) {
+		evconnlistener_free(a.vmomi_l[i]);
+		xaddr_unlisten(a.vmomi_a[i]);
+		xaddr_free(a.vmomi_a[i]);
+	}
+	sess_ctx_free(a.d.clients);
+	xaddr_free(a.vmomi_relay);
 	sess_ctx_free(a.d.sessions);
 	serial_free(a.serial);
 	xaddr_free(a.backend);

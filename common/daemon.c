@@ -208,7 +208,15 @@ struct sess *
 daemon_client(struct daemon *d, int fd, const char *peer, long long limit,
     const struct sess_guest *g)
 {
-	if (sess_ctx_count(d->sessions) >= (size_t)limit) {
+	return (daemon_client_in(d, d->sessions, fd, peer, limit, g));
+}
+
+/* daemon_client() in the session context CTX. */
+struct sess *
+daemon_client_in(struct daemon *d, struct sess_ctx *ctx, int fd,
+    const char *peer, long long limit, const struct sess_guest *g)
+{
+	if (sess_ctx_count(ctx) >= (size_t)limit) {
 		log_warnx("guest=%s refused: session limit %lld reached",
 		    peer, limit);
 		close(fd);
@@ -222,7 +230,24 @@ daemon_client(struct daemon *d, int fd, const char *peer, long long limit,
 		return (NULL);
 	}
 	xaddr_tune(fd);
-	return (sess_client_new(d->sessions, fd, g));
+	return (sess_client_new(ctx, fd, g));
+}
+
+/*
+ * A client leg to A, the one place the daemon's legs go (a guest
+ * agent's or vappliance's host relay): see daemon.h.
+ */
+struct bufferevent *
+daemon_dial(struct daemon *d, const struct xaddr *a, enum tls_role role,
+    const char *host, const char **desc)
+{
+	int	fd, e;
+
+	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
+		*desc = xaddr_why(e);
+		return (NULL);
+	}
+	return (daemon_leg(d, fd, a, role, host, desc));
 }
 
 /* Listen on A into *LP; an xaddr code (errno set on XADDR_E_SYSTEM). */
@@ -299,6 +324,10 @@ daemon_migrate(struct daemon *d, json_t *req, struct evconnlistener **l,
 	olddir = xstrdup(old);
 	reset = sess_ctx_reset_legs(d->sessions, "vsock://",
 	    "vMotion: vSocket reset");
+	/* A client's retry runs from the loop: after the move, below. */
+	if (d->clients != NULL)
+		reset += sess_ctx_reset_legs(d->clients, "vsock://",
+		    "vMotion: vSocket reset");
 	for (i = 0; i < n; i++) {
 		if (l[i] == NULL || xaddr_type(a[i]) != XADDR_VSOCK)
 			continue;
@@ -466,8 +495,15 @@ json_t *
 daemon_cmd_sessions(json_t *req, void *arg, const char **err)
 {
 	struct daemon	*d = arg;
+	json_t		*a, *b;
 
-	return (json_pack("{s:o}", "sessions", sess_ctx_json(d->sessions)));
+	a = d->sessions != NULL ? sess_ctx_json(d->sessions) : json_array();
+	if (d->clients != NULL) {
+		b = sess_ctx_json(d->clients);
+		json_array_extend(a, b);
+		json_decref(b);
+	}
+	return (json_pack("{s:o}", "sessions", a));
 }
 
 /* "close-session": abort one session by id, on both ends. */
@@ -485,7 +521,12 @@ daemon_cmd_close(json_t *req, void *arg, const char **err)
 		return (NULL);
 	}
 	v = strtoull(id, &end, 16);
-	if (*end != '\0' || (s = sess_ctx_find(d->sessions, v)) == NULL) {
+	s = NULL;
+	if (*end == '\0' && d->sessions != NULL)
+		s = sess_ctx_find(d->sessions, v);
+	if (*end == '\0' && s == NULL && d->clients != NULL)
+		s = sess_ctx_find(d->clients, v);
+	if (s == NULL) {
 		*err = "no such session";
 		return (NULL);
 	}
@@ -515,19 +556,28 @@ daemon_cmd_log(json_t *req, void *arg, const char **err)
 json_t *
 daemon_sess_summary(struct daemon *d)
 {
+	return (daemon_ctx_summary(d->sessions));
+}
+
+/* Session counts by state in CTX; {"count": 0} for NULL. */
+json_t *
+daemon_ctx_summary(struct sess_ctx *ctx)
+{
 	size_t	 counts[SESS_CLOSED + 1];
 	json_t	*o, *stats;
 	int	 st;
 
-	sess_ctx_states(d->sessions, counts);
+	if (ctx == NULL)
+		return (json_pack("{s:i}", "count", 0));
+	sess_ctx_states(ctx, counts);
 	o = json_object();
 	for (st = SESS_CONNECTING; st <= SESS_CLOSED; st++)
 		if (counts[st] > 0)
 			json_object_set_new(o, sess_strstate(st),
 			    json_integer((json_int_t)counts[st]));
 	json_object_set_new(o, "count",
-	    json_integer((json_int_t)sess_ctx_count(d->sessions)));
-	stats = sess_ctx_stats(d->sessions);
+	    json_integer((json_int_t)sess_ctx_count(ctx)));
+	stats = sess_ctx_stats(ctx);
 	json_object_update(o, stats);
 	json_decref(stats);
 	return (o);

@@ -79,7 +79,8 @@ static const struct push_type_row push_types[PUSH_PONG + 1] = {
 		{ "epoch", PUSH_K_EPOCH, PUSH_REQ, F(epoch) } } },
 	[PUSH_WELCOME] = { "welcome", {
 		{ "version", PUSH_K_VERSION, PUSH_REQ, F(version) },
-		{ "known", PUSH_K_BOOL, PUSH_REQ, F(known) } } },
+		{ "known", PUSH_K_BOOL, PUSH_REQ, F(known) },
+		{ "vmomi", PUSH_K_ADDR, PUSH_OPT, F(vmomi) } } },
 	[PUSH_TARGET] = { "target", {
 		{ "epoch", PUSH_K_EPOCH, PUSH_REQ, F(epoch) },
 		{ "appliance_host", PUSH_K_HOST, PUSH_REQ, F(host) },

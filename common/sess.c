@@ -1867,7 +1867,9 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 	EVP_PKEY_free(kx);
 	RB_INSERT(sess_tree, &ctx->tree, s);
 	ctx->count++;
-	if ((e = ctx->ops.open(s, ctx->arg, &why)) != 0) {
+	if ((ctx->ops.admit != NULL &&
+	    (e = ctx->ops.admit(s, leg->peer, 0, ctx->arg, &why)) != 0) ||
+	    (e = ctx->ops.open(s, ctx->arg, &why)) != 0) {
 		RB_REMOVE(sess_tree, &ctx->tree, s);
 		ctx->count--;
 		sess_free(s);
@@ -1892,6 +1894,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 {
 	struct proto_proof	 pr;
 	struct sess		*s;
+	const char		*why = "refused";
 	uint8_t			 mac[PROTO_MAC_LEN];
 	int			 e, ok = 0, prev = 0;
 
@@ -1918,6 +1921,12 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	if (pr.next < s->acked_off ||
 	    pr.next > s->read_off + (s->local_eof ? 1 : 0)) {
 		leg_refuse(leg, PROTO_E_TOO_FAR, "resume offset out of range");
+		return (-1);
+	}
+	if (leg->ctx->ops.admit != NULL && (e = leg->ctx->ops.admit(s,
+	    leg->peer, 1, leg->ctx->arg, &why)) != 0) {
+		leg_refuse(leg, e > 0 && e <= PROTO_CODE_MAX ? e :
+		    PROTO_E_AUTH, why);
 		return (-1);
 	}
 	/*
@@ -2138,6 +2147,7 @@ static const char *sess_services[] = {
 	[PROTO_SVC_STREAM] = "stream",
 	[PROTO_SVC_VSPC] = "vspc",
 	[PROTO_SVC_SERIAL] = "serial",
+	[PROTO_SVC_VMOMI] = "vmomi",
 };
 
 /* A service's name for logs and status. */

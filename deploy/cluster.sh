@@ -7,7 +7,10 @@
 # a private bridge when the machine allows it (root, iproute2), else its
 # own loopback address (127.X.Y.I); either way it has its own emulated
 # vSocket directory $T/hI, and its vrelay listens for guests
-# (vsock://any:2000), guest agents (vsock://any:2001) and mesh legs.
+# (vsock://any:2000), guest agents (vsock://any:2001), the appliance's
+# vmomi legs (vsock://any:2003) and mesh legs.  The appliance's vSphere
+# API (vappliance --vmomi-listen) is http://127.0.0.1:$CL_VMOMI_PORT/sdk,
+# served by the locator's vmomi agent (--vmomi-listen, port CL_PORT+1).
 # vlocator follows the appliance VM and pushes the target to every
 # relay.  The appliance VM is vappliance plus an echo backend on a unix
 # socket (its local service); a containerVM is a guest agent (vguest)
@@ -180,6 +183,7 @@ cl_locator_start() {
 	    --credentials "$T/vcenter.json" \
 	    ${VCSIM_SHA256:+--thumbprint "$VCSIM_SHA256"} \
 	    --vm vch-appliance --listen "tcp://$CL_LOCIP:$CL_PORT" \
+	    --vmomi-listen "tcp://$CL_LOCIP:$((CL_PORT + 1))" \
 	    --status "$T/loc.sock" $(cl_tls locator) 2>>"$T/locator.log" &
 	CL_LOC_PID=$!; cl_bg $!
 	cl_wait_sock "$T/loc.sock"
@@ -201,7 +205,7 @@ cl_relay_start() {
 	rm -f "$T/relay-h$i.sock"
 	$ex "$BIN/vrelay" run --host "h$i" --vsock-dir "$T/h$i" \
 	    --guest-listen vsock://any:2000 --agent-listen vsock://any:2001 \
-	    --mesh-listen "tcp://$ip:$CL_PORT" \
+	    --vmomi-listen vsock://any:2003 --mesh-listen "tcp://$ip:$CL_PORT" \
 	    --locator "tcp://$CL_LOCIP:$CL_PORT" --hold-time "$HOLD" \
 	    --status "$T/relay-h$i.sock" $SESS_ARGS $(cl_tls "h$i") \
 	    2>>"$T/relay-h$i.log" &
@@ -243,6 +247,7 @@ cl_app_start() {
 	"$BIN/vappliance" run --listen vsock://any:1024 \
 	    --vsock-dir "$T/h$CL_APP_HOST" --vsock-cid 3 \
 	    --backend "unix:$T/backend.sock" --hold-time "$HOLD" \
+	    --vmomi-listen "tcp://127.0.0.1:$CL_VMOMI_PORT" \
 	    --status "$T/app.sock" $SESS_ARGS $APP_ARGS 2>>"$T/app.log" &
 	CL_APP_PID=$!; cl_bg $!
 	cl_wait_sock "$T/app.sock"
@@ -348,6 +353,8 @@ cl_start() {
 	mkdir -p "$T"
 	: >"$T/events.jsonl"
 	CL_PORT=$(python3 "$CL_TOP/test/tools/portblock.py" 1) ||
+	    cl_die "no free port"
+	CL_VMOMI_PORT=$(python3 "$CL_TOP/test/tools/portblock.py" 1) ||
 	    cl_die "no free port"
 	cl_net
 	cl_pki || cl_die "cannot mint certificates: $(cat "$T/mkcerts.log")"

@@ -32,6 +32,7 @@ show() { [ -n "$QUIET" ] || printf '%s\n' "$*"; }
 say "starting the cluster: vCenter simulator, vlocator, $HOSTS hosts"
 cl_start
 show "hosts: $CL_NETMODE; logs in $T"
+show "the appliance's vSphere API (vmomi agent): http://127.0.0.1:$CL_VMOMI_PORT/sdk"
 if [ -z "$QUIET" ]; then
 	"$BIN/vlocator" where --status "$T/loc.sock"
 	"$BIN/vlocator" relays --status "$T/loc.sock"

@@ -408,15 +408,13 @@ guest_migrate(json_t *req, void *arg, const char **err)
 static struct bufferevent *
 guest_connect(struct sess *s, void *arg, const char **desc)
 {
-	struct guest	*g = arg;
-	int		 fd, e;
+	struct guest		*g = arg;
+	struct bufferevent	*bev;
 
-	if ((e = xaddr_connect(g->relay, &fd)) != XADDR_OK) {
-		*desc = xaddr_why(e);
+	if ((bev = daemon_dial(&g->d, g->relay, TLS_ROLE_NONE, NULL,
+	    desc)) == NULL)
 		guest_relay_failed(g, *desc);
-		return (NULL);
-	}
-	return (daemon_leg(&g->d, fd, g->relay, TLS_ROLE_NONE, NULL, desc));
+	return (bev);
 }
 
 static void

@@ -74,6 +74,7 @@ struct daemon_tlsconf {
 struct daemon {
 	const char		*prog;
 	struct sess_ctx		*sessions;
+	struct sess_ctx		*clients;	/* a second set, or NULL */
 	struct event_base	*base;
 	struct ctl		*ctl;
 	struct tls		*tls;	/* NULL: TCP links in plaintext */
@@ -119,6 +120,15 @@ struct bufferevent *daemon_leg(struct daemon *, int, const struct xaddr *,
 /* A client session for an accepted guest, unless at the limit. */
 struct sess *daemon_client(struct daemon *, int, const char *, long long,
 	    const struct sess_guest *);
+/* The same in the context CTX (e.g. the daemon's clients). */
+struct sess *daemon_client_in(struct daemon *, struct sess_ctx *, int,
+	    const char *, long long, const struct sess_guest *);
+/*
+ * sess_ops.connect for a client whose legs all go to A: connect, then
+ * daemon_leg(); NULL with *desc saying why (retried with backoff).
+ */
+struct bufferevent *daemon_dial(struct daemon *, const struct xaddr *,
+	    enum tls_role, const char *, const char **);
 /* Emulated vSocket {dir, cid} for status, or JSON null (new ref). */
 json_t	*daemon_vsock_json(void);
 /* Listen on an address; an xaddr code, errno set on XADDR_E_SYSTEM. */
@@ -144,6 +154,8 @@ json_t	*daemon_cmd_close(json_t *, void *, const char **);
 json_t	*daemon_cmd_log(json_t *, void *, const char **);
 /* Session counts by state, for "status". */
 json_t	*daemon_sess_summary(struct daemon *);
+/* The same for one context (NULL: none, an empty summary). */
+json_t	*daemon_ctx_summary(struct sess_ctx *);
 
 /* Parse argv for "run" with TABLE into CFG, or print usage and exit. */
 void	daemon_parse(const char *, const struct conf_opt *, size_t, void *,

@@ -80,8 +80,9 @@ enum proto_service {
 	PROTO_SVC_STREAM = 0,	/* a guest's vSocket stream, to the backend */
 	PROTO_SVC_VSPC = 1,	/* a network serial port's telnet (vSPC) */
 	PROTO_SVC_SERIAL = 2,	/* a pipe-backed serial port's bytes */
+	PROTO_SVC_VMOMI = 3,	/* vSphere SOAP to the locator's agent */
 };
-#define PROTO_SVC_MAX		PROTO_SVC_SERIAL
+#define PROTO_SVC_MAX		PROTO_SVC_VMOMI
 
 /*
  * HELLO payload:

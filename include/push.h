@@ -39,7 +39,7 @@ struct evbuffer;
 
 enum push_type {
 	PUSH_HELLO = 1,		/* relay: version, host, mesh, epoch */
-	PUSH_WELCOME,		/* locator: version, known */
+	PUSH_WELCOME,		/* locator: version, known, vmomi */
 	PUSH_TARGET,		/* locator: epoch, appliance_host, relay,
 				   appliance */
 	PUSH_ACK,		/* relay: epoch */
@@ -73,6 +73,8 @@ struct push_msg {
 	char		appliance[PUSH_ADDR_MAX + 1];	/* TARGET */
 	char		text[PUSH_TEXT_MAX + 1];	/* NACK, ERROR: why;
 							   HINT: event type */
+	char		vmomi[PUSH_ADDR_MAX + 1];	/* WELCOME: the vmomi
+							   agent's address */
 };
 
 const char	*push_strerror(int);

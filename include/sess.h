@@ -81,6 +81,15 @@ struct sess_ops {
 		    void *);
 	/* Server: a leg was refused before it belonged to a session. */
 	void	(*refused)(const char *, const char *, void *);
+	/*
+	 * Server, optional: the leg named PEER is about to carry session
+	 * S, as the leg that opens it (RESUME 0, just before ops->open)
+	 * or as a resume whose proof verified (RESUME 1).  Nonzero
+	 * refuses the leg with that PROTO_E_* code and *reason; a
+	 * refused resume leaves the session as it was.
+	 */
+	int	(*admit)(struct sess *, const char *, int, void *,
+		    const char **);
 };
 
 struct sess_ctx	*sess_ctx_new(struct event_base *, enum sess_role,
@@ -148,7 +157,7 @@ uint32_t	 sess_port(const struct sess *);
 enum proto_service sess_service(const struct sess *);
 /* A serial port's VM name ("" if none). */
 const char	*sess_name(const struct sess *);
-/* "stream", "vspc", "serial". */
+/* "stream", "vspc", "serial", "vmomi". */
 const char	*sess_strservice(enum proto_service);
 enum sess_state	 sess_state(const struct sess *);
 const char	*sess_strstate(enum sess_state);

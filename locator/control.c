@@ -27,6 +27,10 @@ static const struct ctl_cmd control_table[] = {
 	    "lag", 0, control_relays },
 	{ "watch", "stream events: vSphere changes, hints, pushes, ACKs "
 	    "and NACKs, relays (dis)connecting", CTL_WATCH, control_watch },
+	{ "sessions", "the vmomi agent's sessions (server end)", 0,
+	    daemon_cmd_sessions },
+	{ "close-session", "abort one vmomi session: {id}", 0,
+	    daemon_cmd_close },
 	{ "log", "set verbosity: {level: warn|info|debug}", 0,
 	    daemon_cmd_log },
 };
@@ -37,13 +41,14 @@ control_status(json_t *req, void *arg, const char **err)
 {
 	struct locator	*l = arg;
 
-	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o}",
+	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
 	    "daemon", "vlocator", "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - l->d.started_ms),
 	    "vsphere", watch_json(l->watch),
 	    "target", publish_json(l),
 	    "relays", registry_summary(l->reg),
-	    "tls", tls_json(l->d.tls)));
+	    "tls", tls_json(l->d.tls),
+	    "gate", gate_json(l->gate)));
 }
 
 /* Where the appliance is, as published. */

@@ -11,6 +11,9 @@
  *   publish.c   the published target and its epoch: what watch.c
  *               knows plus the appliance host's relay address
  *   control.c   the status socket: status, where, relays, watch
+ *   gate.c      the vmomi agent's door: TLS legs from relays, their
+ *               attestation line, the server end of the appliance's
+ *               vmomi sessions, each one's local end an agent.c stream
  */
 #ifndef VRELAY_LOCATOR_H
 #define VRELAY_LOCATOR_H
@@ -24,6 +27,8 @@
 
 struct registry;
 struct watch;
+struct agent;
+struct gate;
 
 struct locator_conf {
 	char			*vcenter;
@@ -42,6 +47,8 @@ struct locator_conf {
 	long long		 timeout_ms;
 	long long		 retry_max_ms;
 	long long		 max_relays;
+	char			*vmomi_listen;
+	char			*vmomi_advertise;
 	int			 debug;
 	int			 quiet;
 	struct daemon_tlsconf	 tls;
@@ -67,6 +74,8 @@ struct locator {
 	struct watch		*watch;
 	struct registry		*reg;
 	struct publish		 pub;
+	struct gate		*gate;	/* NULL without --vmomi-listen */
+	struct agent		*agent;
 };
 
 /* watch.c */
@@ -113,6 +122,30 @@ void		 locator_wipe(char **);
 
 /* ginfo.c: vlocator guestinfo get|set|watch; ARGV from the verb on */
 int		 ginfo_main(int, char **);
+
+/* Who is calling, as the current leg's relay attested it. */
+struct agent_caller {
+	char		host[256];	/* the relay's host (vSphere name) */
+	uint32_t	cid;		/* the caller VM's vSocket CID */
+};
+
+/* agent.c */
+struct agent	*agent_new(struct locator *);
+void		 agent_free(struct agent *);
+/* Serve SOAP over HTTP on FD (connected, the agent owns it), session ID. */
+void		 agent_serve(struct agent *, int, uint64_t);
+json_t		*agent_json(const struct agent *);
+
+/* gate.c */
+/* The vmomi listener, or NULL without --vmomi-listen (fatal: startup). */
+struct gate	*gate_new(struct locator *);
+void		 gate_free(struct gate *);
+/* The caller of session ID now; -1 if that session is gone. */
+int		 gate_caller(const struct gate *, uint64_t,
+		    struct agent_caller *);
+/* The address relays reach the agent at (WELCOME's "vmomi"), or NULL. */
+const char	*gate_advertise(const struct gate *);
+json_t		*gate_json(const struct gate *);
 
 /* control.c */
 void		 control_init(struct locator *);

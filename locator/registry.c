@@ -418,6 +418,9 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	w.type = PUSH_WELCOME;
 	w.version = PUSH_VERSION;
 	w.known = r->known == 1;
+	if (gate_advertise(reg->l->gate) != NULL)
+		strlcpy(w.vmomi, gate_advertise(reg->l->gate),
+		    sizeof(w.vmomi));
 	registry_send(c, &w);
 	control_event(reg->l, "relay-connect", json_pack(
 	    "{s:s, s:s, s:s, s:I, s:o}", "host", r->host, "mesh", r->mesh,

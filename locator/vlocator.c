@@ -55,6 +55,12 @@ const struct conf_opt locator_opts[] = {
 	    "per vSphere call (default 30s)" },
 	{ "retry-max", CONF_MSEC, OPT(retry_max_ms), 250, 3600000, 0,
 	    "DURATION", "longest wait between vCenter retries (default 30s)" },
+	{ "vmomi-listen", CONF_STR, OPT(vmomi_listen), 0, 0, 0, "ADDR",
+	    "run the vmomi agent: accept relays' vmomi legs here "
+	    "(tcp://HOST:PORT, TLS)" },
+	{ "vmomi-advertise", CONF_STR, OPT(vmomi_advertise), 0, 0, 0, "ADDR",
+	    "the agent address relays are told (default: --vmomi-listen, "
+	    "unless a wildcard)" },
 	{ "max-relays", CONF_INT, OPT(max_relays), 1, 1000000, 0, "N",
 	    "relay hosts remembered at most (default 4096)" },
 	{ "debug", CONF_BOOL, OPT(debug), 0, 0, 0, NULL,
@@ -185,6 +191,9 @@ locator_run(int argc, char **argv)
 	daemon_init(&l.d, "vlocator");
 	daemon_tls(&l.d, &l.conf.tls, TLS_ROLE_LOCATOR);
 	l.watch = watch_new(&l);
+	if (l.conf.vmomi_listen != NULL)
+		l.agent = agent_new(&l);
+	l.gate = gate_new(&l);
 	l.reg = registry_new(&l);
 	/* Last, so a status socket means the daemon is ready. */
 	control_init(&l);
@@ -196,6 +205,8 @@ locator_run(int argc, char **argv)
 
 	log_info("vlocator stopping");
 	registry_free(l.reg);
+	gate_free(l.gate);
+	agent_free(l.agent);
 	watch_free(l.watch);
 	publish_free(&l.pub);
 	daemon_fini(&l.d);

@@ -57,13 +57,14 @@ control_status(json_t *req, void *arg, const char **err)
 	json_object_set_new(sess, "accepted", json_integer(
 	    (json_int_t)r->accepted));
 	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
-	    "s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
+	    "s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - r->d.started_ms),
 	    "guest_listen", control_addrs(r->guest_a, r->nguest),
 	    "agent_listen", control_addrs(r->agent_a, r->nagent),
 	    "vspc_listen", control_addrs(r->vspc_a, r->nvspc),
+	    "vmomi_listen", control_addrs(r->vmomi_a, r->nvmomi),
 	    "mesh_listen", r->mesh_a != NULL ?
 	    json_string(xaddr_str(r->mesh_a)) : json_null(),
 	    "target", target_json(r->target),

@@ -7,7 +7,13 @@
  *          only if this relay's host runs the appliance;
  *   agent  from a guest agent on this host (guest/vguest), which is
  *          its own session end: sent on wherever the target says, to
- *          the appliance host's relay or into the local appliance.
+ *          the appliance host's relay or into the local appliance;
+ *   vmomi  from the appliance VM's vappliance (--vmomi-listen), the
+ *          client end of a session to the locator's vmomi agent: sent
+ *          over TLS to the agent's address (--vmomi-agent, else the
+ *          locator's WELCOME), behind one attestation line naming the
+ *          leg's vSocket peer (caller.h), which only this relay knows.
+ *          A leg whose peer is not a vSocket one is refused.
  *
  * Bytes are copied both ways without being read (the session ends do
  * all the protocol work, so this hop keeps no state worth saving and
@@ -71,6 +77,7 @@
 #include <event2/listener.h>
 
 #include "admit.h"
+#include "caller.h"
 #include "frame.h"
 #include "log.h"
 #include "relay.h"
@@ -100,7 +107,9 @@
 enum fwd_kind {
 	FWD_MESH = 0,		/* from a relay: into the local appliance */
 	FWD_AGENT,		/* from a guest agent: to the target */
+	FWD_VMOMI,		/* from vappliance: to the vmomi agent */
 };
+#define FWD_NKINDS	3
 
 enum fwd_state {
 	FWD_WAITING = 0,	/* accepted; no byte yet, no far side */
@@ -121,6 +130,7 @@ struct fwd {
 	struct evbuffer		*first;		/* sent, not yet answered */
 	char			 peer[XADDR_PEER_STRLEN];
 	char			 src[ADMIT_SOURCE_MAX];
+	struct caller		 caller;	/* vmomi: the vSocket peer */
 	struct admit		*pending;	/* where it holds a slot */
 	int			 guest;		/* holds a guest's slot */
 	char			*dest;		/* canonical, once open */
@@ -156,9 +166,10 @@ struct fwd_ctx {
 	struct fwd_list		 dead;
 	struct event		*reap_ev;
 	uint64_t		 next_id;
-	uint64_t		 total[2];	/* by kind */
-	size_t			 nlive[2];
+	uint64_t		 total[FWD_NKINDS];	/* by kind */
+	size_t			 nlive[FWD_NKINDS];
 	uint64_t		 refused;
+	uint64_t		 vmomi_not_vsock;	/* refused: peer */
 	uint64_t		 parked;
 	uint64_t		 rerouted;
 	uint64_t		 moved;		/* closed: target moved */
@@ -170,7 +181,7 @@ struct fwd_ctx {
 	size_t			 npipes;
 };
 
-static const char *fwd_kinds[] = { "mesh", "agent" };
+static const char *fwd_kinds[FWD_NKINDS] = { "mesh", "agent", "vmomi" };
 
 static void	fwd_readcb(struct bufferevent *, void *);
 static void	fwd_authed(struct fwd *);
@@ -376,6 +387,24 @@ fwd_free(struct fwd_ctx *ctx)
 }
 
 /*
+ * The locator's vmomi agent: --vmomi-agent, else what the locator's
+ * WELCOME named; NULL if neither.  *SOURCE (may be NULL) says which.
+ */
+static const struct xaddr *
+fwd_vmomi_agent(const struct fwd_ctx *ctx, const char **source)
+{
+	const struct xaddr	*a;
+
+	if (source != NULL)
+		*source = "flag";
+	if ((a = ctx->r->vmomi_agent) != NULL)
+		return (a);
+	if (source != NULL)
+		*source = "locator";
+	return (uplink_vmomi(ctx->r->uplink));
+}
+
+/*
  * Where a forward of this kind goes now, and *host, whose relay that
  * is (NULL: the appliance); NULL with *why if nowhere.
  */
@@ -388,6 +417,12 @@ fwd_route(struct fwd_ctx *ctx, enum fwd_kind kind, const char **why,
 	*host = NULL;
 	if (kind == FWD_AGENT)
 		return (target_route(ctx->r->target, why, host));
+	if (kind == FWD_VMOMI) {
+		if ((a = fwd_vmomi_agent(ctx, NULL)) == NULL)
+			*why = "no vmomi agent address (no --vmomi-agent, and "
+			    "the locator named none)";
+		return (a);
+	}
 	if ((a = target_local_appliance(ctx->r->target)) == NULL)
 		*why = "this relay's host does not run the appliance";
 	return (a);
@@ -416,6 +451,42 @@ fwd_park(struct fwd *f, const char *why)
 	evtimer_add(f->deadline, &tv);
 }
 
+/* What the far side of F is, for messages. */
+static const char *
+fwd_far(const struct fwd *f)
+{
+	static const char *const far[FWD_NKINDS] = { "appliance", "next hop",
+	    "vmomi agent" };
+
+	return (far[f->kind]);
+}
+
+/*
+ * A vmomi forward's far side is new: the attestation line goes first,
+ * ahead of any byte of the leg's (docs/protocol.md).  -1 (the forward
+ * refused) if this relay cannot write one.
+ */
+static int
+fwd_attest(struct fwd *f)
+{
+	char	line[CALLER_LINE_MAX + 1];
+	size_t	len;
+	int	e;
+
+	strlcpy(f->caller.host, f->ctx->r->conf.host, sizeof(f->caller.host));
+	if ((e = caller_format(&f->caller, line, sizeof(line), &len)) !=
+	    CALLER_OK) {
+		/* --host was checked at startup: a broken invariant. */
+		log_warnx("forward=%llu vmomi: no caller line: %s",
+		    (unsigned long long)f->id, caller_strerror(e));
+		fwd_refuse(f, "this relay cannot attest the caller");
+		return (-1);
+	}
+	if (bufferevent_write(f->out, line, len) != 0)
+		fatalx("bufferevent_write");
+	return (0);
+}
+
 /* The first byte arrived (or the target moved): connect onwards. */
 static void
 fwd_open(struct fwd *f)
@@ -433,12 +504,21 @@ fwd_open(struct fwd *f)
 		fwd_park(f, why);
 		return;
 	}
-	if ((f->out = warm_leg(ctx->r->warm, a, host, &why)) == NULL) {
-		snprintf(msg, sizeof(msg), "%s %s",
-		    f->kind == FWD_MESH ? "appliance" : "next hop", why);
+	/* The agent is the locator: only its certificate may take these. */
+	if (f->kind == FWD_VMOMI)
+		f->out = daemon_dial(&ctx->r->d, a, TLS_ROLE_LOCATOR, NULL,
+		    &why);
+	else
+		f->out = warm_leg(ctx->r->warm, a, host, &why);
+	if (f->out == NULL) {
+		snprintf(msg, sizeof(msg), "%s %s%s%s", fwd_far(f),
+		    f->kind == FWD_VMOMI ? xaddr_str(a) : "",
+		    f->kind == FWD_VMOMI ? " unreachable: " : "", why);
 		fwd_park(f, msg);
 		return;
 	}
+	if (f->kind == FWD_VMOMI && fwd_attest(f) != 0)
+		return;
 	evtimer_del(f->deadline);
 	/* The session ends ping through us: silence means a peer is gone. */
 	if (ctx->r->conf.sess.keepalive_ms > 0)
@@ -940,8 +1020,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		 * target to move (freeing this side outside its callback).
 		 */
 		snprintf(msg, sizeof(msg), "%s %s unreachable: %s",
-		    f->kind == FWD_MESH ? "appliance" : "next hop", f->dest,
-		    why != NULL ? why : "connect failed");
+		    fwd_far(f), f->dest, why != NULL ? why : "connect failed");
 		fwd_side_stop(f->out);
 		f->out_failed = f->out;
 		f->out = NULL;
@@ -975,6 +1054,18 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	int			 e = ADMIT_OK;
 
 	xaddr_peer_describe(sa, salen, &peer);
+	/*
+	 * The agent trusts the caller line, so a leg whose peer is no VM
+	 * (a local process over unix or tcp) gets no line and no forward.
+	 */
+	if (kind == FWD_VMOMI && peer.type != XADDR_VSOCK) {
+		ctx->refused++;
+		ctx->vmomi_not_vsock++;
+		log_info("vmomi leg from %s refused: not a vSocket peer, so "
+		    "there is no VM to attest", peer.str);
+		close(fd);
+		return;
+	}
 	admit_source(&peer, src, sizeof(src));
 	/*
 	 * Bounded pre-authentication work: a mesh leg holds a handshake
@@ -983,12 +1074,12 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	 * until its first bytes, so guests cannot starve relays of slots.
 	 * A guest's agent legs count towards its sessions.
 	 */
-	if (kind == FWD_AGENT)
+	if (kind == FWD_AGENT || kind == FWD_VMOMI)
 		pool = r->agents;
 	else if (r->d.tls != NULL && xaddr_type(r->mesh_a) == XADDR_TCP)
 		pool = r->pending;
 	if (pool != NULL && (e = admit_take(pool, src)) == ADMIT_OK &&
-	    kind == FWD_AGENT && (e = admit_take(r->guests, src)) != ADMIT_OK)
+	    kind != FWD_MESH && (e = admit_take(r->guests, src)) != ADMIT_OK)
 		admit_release(pool, src);
 	if (e != ADMIT_OK) {
 		ctx->refused++;
@@ -1010,7 +1101,9 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	strlcpy(f->peer, peer.str, sizeof(f->peer));
 	strlcpy(f->src, src, sizeof(f->src));
 	f->pending = pool;
-	f->guest = kind == FWD_AGENT;
+	f->guest = kind != FWD_MESH;
+	f->caller.cid = peer.cid;
+	f->caller.port = peer.port;
 	/* Mesh legs come from relays (TLS); agent legs over vSocket. */
 	if ((f->in = daemon_accepted(&ctx->r->d, fd, ctx->r->mesh_a,
 	    kind == FWD_MESH ? TLS_ROLE_RELAY : TLS_ROLE_NONE)) == NULL)
@@ -1049,6 +1142,14 @@ fwd_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	fwd_start(arg, FWD_MESH, fd, sa, salen);
+}
+
+/* A vmomi leg arrived from vappliance (vsock://any:2003). */
+void
+fwd_vmomi_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	fwd_start(arg, FWD_VMOMI, fd, sa, salen);
 }
 
 /* A leg arrived from a guest agent on this host. */
@@ -1125,12 +1226,22 @@ fwd_retarget(struct fwd_ctx *ctx)
 json_t *
 fwd_json(const struct fwd_ctx *ctx)
 {
-	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I}",
+	const struct xaddr	*a;
+	const char		*source;
+
+	a = fwd_vmomi_agent(ctx, &source);
+	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
+	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "active", (json_int_t)ctx->nlive[FWD_MESH],
 	    "total", (json_int_t)ctx->total[FWD_MESH],
 	    "agent_active", (json_int_t)ctx->nlive[FWD_AGENT],
 	    "agent_total", (json_int_t)ctx->total[FWD_AGENT],
+	    "vmomi_active", (json_int_t)ctx->nlive[FWD_VMOMI],
+	    "vmomi_total", (json_int_t)ctx->total[FWD_VMOMI],
+	    "vmomi_not_vsock", (json_int_t)ctx->vmomi_not_vsock,
+	    "vmomi_agent", a != NULL ? json_string(xaddr_str(a)) : json_null(),
+	    "vmomi_agent_source", a != NULL ? json_string(source) :
+	    json_null(),
 	    "refused", (json_int_t)ctx->refused,
 	    "parked", (json_int_t)ctx->parked,
 	    "rerouted", (json_int_t)ctx->rerouted,

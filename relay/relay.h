@@ -35,6 +35,8 @@ struct relay_conf {
 	struct conf_list	 guest_listen;
 	struct conf_list	 agent_listen;
 	struct conf_list	 vspc_listen;
+	struct conf_list	 vmomi_listen;
+	char			*vmomi_agent;
 	struct conf_list	 pipes;		/* --pipe [listen:]PATH=NAME */
 	struct conf_list	 pipe_dirs;	/* --pipe-dir DIR */
 	char			*mesh_listen;
@@ -74,6 +76,10 @@ struct relay {
 	struct evconnlistener	*vspc_l[RELAY_LISTEN_MAX];
 	struct xaddr		*vspc_a[RELAY_LISTEN_MAX];
 	size_t			 nvspc;
+	struct evconnlistener	*vmomi_l[RELAY_LISTEN_MAX];
+	struct xaddr		*vmomi_a[RELAY_LISTEN_MAX];
+	size_t			 nvmomi;
+	struct xaddr		*vmomi_agent;	/* --vmomi-agent */
 	struct evconnlistener	*mesh_l;
 	struct xaddr		*mesh_a;
 	struct xaddr		*adv_a;		/* --mesh-advertise */
@@ -116,6 +122,9 @@ void		 fwd_free(struct fwd_ctx *);
 void		 fwd_accept_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 void		 fwd_agent_cb(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+/* A vmomi leg (vappliance): attested, then to the locator's agent. */
+void		 fwd_vmomi_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 /* The target moved: close forwards whose far side is now wrong. */
 void		 fwd_retarget(struct fwd_ctx *);
@@ -175,5 +184,7 @@ void		 uplink_free(struct uplink *);
 const char	*uplink_strstate(enum uplink_state);
 /* The "uplink" object of vrelay status (new reference). */
 json_t		*uplink_json(const struct uplink *);
+/* The vmomi agent the locator's WELCOME named, or NULL; NULL is fine. */
+const struct xaddr *uplink_vmomi(const struct uplink *);
 
 #endif

@@ -82,6 +82,7 @@ struct uplink {
 	long long		 backoff_ms;
 	int			 sent;		/* wrote since the last tick */
 	int			 known;		/* WELCOME's "known" */
+	struct xaddr		*vmomi;		/* WELCOME's "vmomi" */
 	int			 have_applied;
 	struct push_msg		 applied;	/* last TARGET applied */
 	uint64_t		 connects;
@@ -354,11 +355,42 @@ uplink_bad(struct uplink *u, const char *what)
 		uplink_lost(u, why);
 }
 
+/*
+ * WELCOME's "vmomi": where the locator's vmomi agent listens (numeric,
+ * like every pushed address: no DNS on the loop).  Forwards parked for
+ * want of it go now, and those to an address it no longer names close.
+ */
+static void
+uplink_set_vmomi(struct uplink *u, const char *addr)
+{
+	struct xaddr	*a = NULL;
+	int		 e;
+
+	if (addr[0] != '\0' && (e = xaddr_parse_numeric(addr, &a)) !=
+	    XADDR_OK) {
+		log_warnx("locator %s: welcome: \"vmomi\" %s: %s; ignored",
+		    xaddr_str(u->addr), addr, xaddr_strerror(e));
+		a = NULL;
+	}
+	if (a == NULL && u->vmomi == NULL)
+		return;
+	if (a != NULL && u->vmomi != NULL && xaddr_equal(a, u->vmomi)) {
+		xaddr_free(a);
+		return;
+	}
+	log_info("locator %s: vmomi agent %s", xaddr_str(u->addr),
+	    a != NULL ? xaddr_str(a) : "none");
+	xaddr_free(u->vmomi);
+	u->vmomi = a;
+	fwd_retarget(u->r->fwd);
+}
+
 /* WELCOME: registered; targets flow from now on. */
 static void
 uplink_on_welcome(struct uplink *u, const struct push_msg *m)
 {
 	u->known = m->known;
+	uplink_set_vmomi(u, m->vmomi);
 	u->backoff_ms = UPLINK_BACKOFF_MIN_MS;
 	evtimer_del(u->deadline_ev);
 	if (!m->known)
@@ -701,7 +733,15 @@ uplink_free(struct uplink *u)
 	event_free(u->ka_ev);
 	event_free(u->reap_ev);
 	xaddr_free(u->addr);
+	xaddr_free(u->vmomi);
 	free(u);
+}
+
+/* The vmomi agent the locator's last WELCOME named, or NULL. */
+const struct xaddr *
+uplink_vmomi(const struct uplink *u)
+{
+	return (u != NULL ? u->vmomi : NULL);
 }
 
 /* The "uplink" object of vrelay status. */
@@ -709,7 +749,7 @@ json_t *
 uplink_json(const struct uplink *u)
 {
 	return (json_pack("{s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:o}",
+	    "s:I, s:I, s:o, s:o}",
 	    "address", xaddr_str(u->addr),
 	    "mesh", u->mesh,
 	    "state", uplink_strstate(u->state),
@@ -722,5 +762,7 @@ uplink_json(const struct uplink *u)
 	    "hints", (json_int_t)u->hints,
 	    "epoch", (json_int_t)u->epoch,
 	    "last_error", u->last_error[0] != '\0' ?
-	    json_string(u->last_error) : json_null()));
+	    json_string(u->last_error) : json_null(),
+	    "vmomi", u->vmomi != NULL ? json_string(xaddr_str(u->vmomi)) :
+	    json_null()));
 }

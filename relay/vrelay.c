@@ -30,6 +30,12 @@ static const struct conf_opt relay_opts[] = {
 	{ "vspc-listen", CONF_STRLIST, OPT(vspc_listen), 0, 0, 0, "ADDR",
 	    "accept ESX's network serial ports (telnet, vSPC URI) here "
 	    "(tcp://HOST:PORT)" },
+	{ "vmomi-listen", CONF_STRLIST, OPT(vmomi_listen), 0, 0, 0, "ADDR",
+	    "accept the appliance's vSphere SOAP legs here "
+	    "(vsock://any:2003); vSocket peers only" },
+	{ "vmomi-agent", CONF_STR, OPT(vmomi_agent), 0, 0, 0, "ADDR",
+	    "the locator's vmomi agent (tcp://HOST:PORT; default: what the "
+	    "locator's welcome names)" },
 	{ "pipe", CONF_STRLIST, OPT(pipes), 0, 0, 0, "[listen:]PATH=NAME",
 	    "carry VM NAME's pipe-backed serial port: connect to the unix "
 	    "socket PATH (the VM is the server), or with listen: listen "
@@ -180,6 +186,29 @@ relay_mesh_advertise(struct relay *r)
 	return (s);
 }
 
+/*
+ * --vmomi-listen and --vmomi-agent: the appliance's vSphere SOAP legs
+ * go to the locator's agent over TLS (a name is resolved now, at
+ * startup); fatal on a bad flag.
+ */
+static void
+relay_vmomi_init(struct relay *r)
+{
+	int	e;
+
+	if (r->conf.vmomi_agent != NULL) {
+		if ((e = xaddr_parse(r->conf.vmomi_agent, &r->vmomi_agent)) !=
+		    XADDR_OK)
+			fatalx("--vmomi-agent \"%s\": %s", r->conf.vmomi_agent,
+			    xaddr_strerror(e));
+		if (xaddr_type(r->vmomi_agent) == XADDR_VSOCK)
+			fatalx("--vmomi-agent %s: expected tcp://HOST:PORT "
+			    "(or unix:PATH)", xaddr_str(r->vmomi_agent));
+	}
+	r->nvmomi = relay_listen(r, "vmomi-listen", &r->conf.vmomi_listen,
+	    r->vmomi_l, r->vmomi_a, fwd_vmomi_cb, r->fwd);
+}
+
 /* vrelay run: configure, listen, loop, tear down. */
 static int
 relay_run(int argc, char **argv)
@@ -200,9 +229,11 @@ relay_run(int argc, char **argv)
 		    "appliance end)", r.conf.host);
 	if (r.conf.guest_listen.n == 0 && r.conf.agent_listen.n == 0 &&
 	    r.conf.vspc_listen.n == 0 && r.conf.mesh_listen == NULL &&
+	    r.conf.vmomi_listen.n == 0 &&
 	    r.conf.pipes.n == 0 && r.conf.pipe_dirs.n == 0)
 		fatalx("nothing to do: give --guest-listen, --agent-listen, "
-		    "--vspc-listen, --pipe, --pipe-dir and/or --mesh-listen");
+		    "--vspc-listen, --vmomi-listen, --pipe, --pipe-dir and/or "
+		    "--mesh-listen");
 	if (r.conf.mesh_advertise != NULL && r.conf.mesh_listen == NULL)
 		fatalx("--mesh-advertise needs --mesh-listen (no mesh "
 		    "listener, nothing to advertise)");
@@ -226,6 +257,7 @@ relay_run(int argc, char **argv)
 	    r.agent_l, r.agent_a, fwd_agent_cb, r.fwd);
 	r.nvspc = relay_listen(&r, "vspc-listen", &r.conf.vspc_listen,
 	    r.vspc_l, r.vspc_a, ingress_vspc_cb, &r);
+	relay_vmomi_init(&r);
 	if (r.conf.mesh_listen != NULL)
 		r.mesh_l = daemon_listen(&r.d, r.conf.mesh_listen,
 		    fwd_accept_cb, r.fwd, &r.mesh_a);
@@ -244,6 +276,8 @@ relay_run(int argc, char **argv)
 	relay_unlisten(r.guest_l, r.guest_a, r.nguest);
 	relay_unlisten(r.agent_l, r.agent_a, r.nagent);
 	relay_unlisten(r.vspc_l, r.vspc_a, r.nvspc);
+	relay_unlisten(r.vmomi_l, r.vmomi_a, r.nvmomi);
+	xaddr_free(r.vmomi_agent);
 	pipe_free(r.pipes);
 	if (r.mesh_l != NULL) {
 		evconnlistener_free(r.mesh_l);

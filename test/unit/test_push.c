@@ -96,6 +96,10 @@ test_roundtrip_each_type(void **state)
 	roundtrip(&m, "{\"type\":\"welcome\",\"version\":1,\"known\":true}");
 	m.known = 0;
 	roundtrip(&m, "{\"type\":\"welcome\",\"version\":1,\"known\":false}");
+	/* The locator's vmomi agent, when it runs one. */
+	strlcpy(m.vmomi, "tcp://10.0.0.5:8443", sizeof(m.vmomi));
+	roundtrip(&m, "{\"type\":\"welcome\",\"version\":1,\"known\":false,"
+	    "\"vmomi\":\"tcp://10.0.0.5:8443\"}");
 
 	memset(&m, 0, sizeof(m));
 	m.type = PUSH_TARGET;
@@ -201,6 +205,9 @@ static const struct bad_case bad_cases[] = {
 	    "ack: \"epoch\": expected an integer" },
 	{ "{\"type\":\"welcome\",\"version\":1,\"known\":1}", PUSH_E_FIELD,
 	    "welcome: \"known\": expected true or false" },
+	{ "{\"type\":\"welcome\",\"version\":1,\"known\":true,"
+	    "\"vmomi\":\"http://x\"}", PUSH_E_FIELD, "welcome: \"vmomi\": "
+	    "expected an address" },
 	{ "{\"type\":\"welcome\",\"version\":\"1\",\"known\":true}",
 	    PUSH_E_FIELD, "welcome: \"version\": expected an integer from 0 "
 	    "to 65535" },

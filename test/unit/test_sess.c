@@ -110,6 +110,9 @@ struct world {
 	int			 no_target;	/* ops->connect says no */
 	int			 opens;		/* ops->open calls */
 	int			 open_fail;	/* ops->open refuses */
+	int			 admits[2];	/* ops->admit: new, resume */
+	int			 admit_refuse[2];	/* ...refuses these */
+	char			 admit_peer[64];	/* its last PEER */
 	int			 refusals;
 	char			 why_refused[512];
 	int			 check_cap;	/* replay cap, every step */
@@ -445,11 +448,28 @@ t_refused(const char *peer, const char *reason, void *arg)
 	    sizeof(sd->w->why_refused));
 }
 
+/* The server's say on a leg that opens or resumes a session. */
+static int
+t_admit(struct sess *s, const char *peer, int resume, void *arg,
+    const char **why)
+{
+	struct side	*sd = arg;
+
+	sd->w->admits[resume]++;
+	strlcpy(sd->w->admit_peer, peer, sizeof(sd->w->admit_peer));
+	if (!sd->w->admit_refuse[resume])
+		return (0);
+	*why = resume ? "not the caller that opened it (test)" :
+	    "no such service (test)";
+	return (resume ? PROTO_E_AUTH : PROTO_E_SERVICE);
+}
+
 static const struct sess_ops t_ops = {
 	.connect = t_connect,
 	.open = t_open,
 	.event = t_event,
 	.refused = t_refused,
+	.admit = t_admit,
 };
 
 /* Keeps EVLOOP_ONCE from sleeping longer than a millisecond. */
@@ -899,6 +919,7 @@ test_service_name(void **state)
 	assert_string_equal(sess_strservice(PROTO_SVC_STREAM), "stream");
 	assert_string_equal(sess_strservice(PROTO_SVC_VSPC), "vspc");
 	assert_string_equal(sess_strservice(PROTO_SVC_SERIAL), "serial");
+	assert_string_equal(sess_strservice(PROTO_SVC_VMOMI), "vmomi");
 	assert_string_equal(sess_strservice(PROTO_SVC_MAX + 1), "unknown");
 	assert_string_equal(sess_strservice((enum proto_service)65535),
 	    "unknown");
@@ -1415,6 +1436,55 @@ test_backend_refused(void **state)
 	assert_int_equal(sess_ctx_count(w->cl.ctx), 0);
 	assert_int_equal(w->connects, 1);
 	WAIT(w, w->down.eof);
+}
+
+/*
+ * ops->admit: asked before ops->open for the opening leg and after a
+ * verified PROOF for each resume, with the leg's name.  A refused open
+ * never reaches ops->open; a refused resume ends the client's session
+ * (PROTO_E_AUTH is final) and leaves the server's as it was, detached.
+ */
+static void
+test_admit(void **state)
+{
+	struct world	*w = *state;
+
+	world_start(w);
+	world_open(w);
+	assert_int_equal(w->admits[0], 1);
+	assert_int_equal(w->admits[1], 0);
+	assert_string_equal(w->admit_peer, "test-leg");
+	flow_init(&w->up, 64 * 1024, 71);
+	WAIT(w, w->up.rd == 64 * 1024);
+	/* A resume the server lets in. */
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
+	assert_int_equal(w->admits[1], 1);
+	/* One it refuses. */
+	w->admit_refuse[1] = 1;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_closed == 1);
+	assert_int_equal(w->admits[1], 2);
+	assert_int_equal(w->sv.n_resumed, 1);
+	assert_string_equal(w->why_refused,
+	    "not the caller that opened it (test)");
+	if (strstr(w->cl.why_closed, "not the caller") == NULL)
+		fail_msg("client reason: %s", w->cl.why_closed);
+	assert_non_null(w->sv.s);
+	assert_int_equal(sess_state(w->sv.s), SESS_DETACHED);
+	assert_int_equal(w->sv.n_closed, 0);
+	assert_int_equal(jint(w->sv.s, "bytes_in"), 64 * 1024);
+
+	/* A refused open: the client is told, ops->open never called. */
+	w->admit_refuse[0] = 1;
+	w->opens = 0;
+	world_guest(w);
+	WAIT(w, w->cl.n_closed == 2);
+	assert_int_equal(w->admits[0], 2);
+	assert_int_equal(w->opens, 0);
+	if (strstr(w->cl.why_closed, "no such service (test)") == NULL)
+		fail_msg("client reason: %s", w->cl.why_closed);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 1);
 }
 
 /*
@@ -2231,6 +2301,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_close_one_end, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_admit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_refused, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resumed_lost, setup,

@@ -1,0 +1,211 @@
+# The vmomi agent's path (docs/protocol.md, "vmomi legs"): a vSphere
+# client's bytes go vappliance --vmomi-listen -> (vsock) the relay of
+# the appliance's host -> (TLS, behind the caller line) vlocator's gate
+# -> the agent, and come back unchanged.  The relay attests the VM it
+# heard from (host=B cid=3); a caller that is not a vSocket peer and a
+# caller line naming another host than the relay's certificate are
+# refused; a vMotion of the appliance mid-stream loses nothing (the
+# session resumes through the new host's relay, same CID).
+#
+# The agent behind the gate: whatever agent_serve() the tree has.
+# VMOMI_ECHO=1 (the plumbing's stand-in, an echo) also checks every
+# byte that comes back (vtraffic's echo pattern); without it only the
+# agent-independent checks run: the bytes counted into the locator's
+# session equal those the appliance sent, across the vMotion.
+. ./lib.sh
+
+ECHO=${VMOMI_ECHO:-0}
+VPORT=$((BASE + 30))			# vappliance --vmomi-listen
+GPORT=$((BASE + 21))			# vlocator --vmomi-listen
+
+mint_certs
+write_creds
+start_vcsim -tls -cert "$T/vcsim.pem"
+start_backend $((BASE + 10))
+start_locator --thumbprint "$VCSIM_SHA256" $(tls locator) \
+    --vmomi-listen "tcp://127.0.0.1:$GPORT"
+"$BINDIR/vlocator" watch --status "$T/loc.sock" --json \
+    >"$T/loc-watch.jsonl" 2>&1 &
+PIDS="$PIDS $!"
+for h in B C; do
+	start_lrelay $h $((BASE + $(printf '%d' "'$h") - 64)) $(tls $h) \
+	    --vmomi-listen vsock://any:2003 \
+	    --vmomi-listen "unix:$T/vmomi$h.sock"
+done
+# The appliance VM on B (where the simulator has it, CID 3).
+start_appliance B $((BASE + 10)) --vmomi-listen "tcp://127.0.0.1:$VPORT"
+
+"$BINDIR/vappliance" watch --status "$T/app.sock" --json \
+    >"$T/app-watch.jsonl" 2>&1 &
+PIDS="$PIDS $!"
+vr() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json; }
+va() { "$BINDIR/vappliance" "$1" --status "$T/app.sock" --json; }
+
+# The relays learn the agent's address from the locator's welcome.
+check "relay B has the agent's address" wait_for 10 sh -c \
+    "'$BINDIR/vrelay' status --status '$T/relayB.sock' --json |
+    grep -q '\"vmomi_agent\": *\"tcp://127.0.0.1:$GPORT\"'"
+[ "$(vr B | json_get forwards.vmomi_agent_source)" = locator ] ||
+    fail "relay B: agent address source: $(vr B)"
+
+# 1. A vSocket caller's bytes reach the agent, attested as B/CID 3.
+if [ "$ECHO" = 1 ]; then
+	check "bytes through and back" "$BINDIR/vtraffic" run \
+	    --connect "tcp://127.0.0.1:$VPORT" --sessions 2 --bytes 256K \
+	    --pattern echo --timeout 10 >"$T/echo1.json"
+else
+	python3 - "$VPORT" <<'PY' || fail "send to the agent"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /sdk HTTP/1.1\r\nHost: vcenter\r\nContent-Length: 0\r\n\r\n")
+s.settimeout(5)
+try:
+    s.recv(65536)
+except OSError:
+    pass
+PY
+fi
+# A connection held open while the locator is asked who it is.
+python3 -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST"); time.sleep(20)' "$VPORT" &
+HOLD=$!
+PIDS="$PIDS $HOLD"
+check "the held session opens at the locator" wait_for 10 sh -c \
+    "'$BINDIR/vlocator' sessions --status '$T/loc.sock' --json |
+    grep -q '\"bytes_in\": *4'"
+python3 - "$(loc sessions)" "$(loc status)" <<'PY' || fail "attestation"
+import json, sys
+S = json.loads(sys.argv[1])["sessions"]; st = json.loads(sys.argv[2])
+assert len(S) == 1, S
+s = S[0]
+assert s["guest"]["service"] == "vmomi", s
+# Its leg is named after what relay B attested, not what HELLO said.
+assert s["leg"].startswith("host=B cid=3 port="), s
+assert st["gate"]["legs"]["attested"] >= 1, st["gate"]
+PY
+kill "$HOLD"
+check "the held session ends" wait_for 10 sh -c \
+    "'$BINDIR/vlocator' sessions --status '$T/loc.sock' --json |
+    grep -q '\"sessions\": *\[\]'"
+grep -q 'session-open.*' "$T/loc.log" || fail "no session opened at the gate"
+
+# 2. A caller that is no VM (unix) gets no line and no forward.
+python3 - "$T/vmomiB.sock" <<'PY' || fail "unix caller not refused"
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+assert s.recv(100) == b""
+PY
+[ "$(vr B | json_get forwards.vmomi_not_vsock)" = 1 ] ||
+    fail "relay B did not count the unix caller: $(vr B)"
+
+# 3. Relay C's certificate, attesting for host B: refused; for C: let in.
+forge() {
+	python3 - "$T/pki" "$GPORT" "$1" <<'PY'
+import socket, ssl, sys
+pki, port, host = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.load_verify_locations(pki + "/ca.pem")
+ctx.load_cert_chain(pki + "/C.pem", pki + "/C.key")
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
+s.sendall(("VRELAY-CALLER 1 host=%s cid=3 port=1\r\n" % host).encode())
+s.settimeout(3)
+try:
+    print("closed" if s.recv(100) == b"" else "open")
+except socket.timeout:
+    print("open")
+except OSError:
+    print("closed")
+PY
+}
+[ "$(forge B)" = closed ] || fail "a caller line for B on C's certificate"
+[ "$(forge C)" = open ] || fail "C's own caller line was refused"
+grep -q 'vmomi-leg-refused.*host B, not a host the relay' "$T/loc.log" ||
+    fail "no refusal event for the forged host: $(grep vmomi "$T/loc.log")"
+
+# 4. The appliance is vMotioned to C mid-stream: the session resumes
+# through relay C, the caller is now C/3, nothing is lost.
+n0=$(loc status | json_get gate.legs.attested)
+if [ "$ECHO" = 1 ]; then
+	"$BINDIR/vtraffic" run --connect "tcp://127.0.0.1:$VPORT" \
+	    --duration 4 --pattern echo --timeout 20 --json \
+	    >"$T/echo2.json" 2>"$T/echo2.err" &
+else
+	# SOAP requests on one keep-alive connection, answers drained.
+	python3 - "$VPORT" >"$T/echo2.json" 2>"$T/echo2.err" <<'PY' &
+import socket, sys, threading, time
+body = (b'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+    b'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+    b'xmlns:vim25="urn:vim25"><soapenv:Body><vim25:RetrieveServiceContent>'
+    b'<vim25:_this type="ServiceInstance">ServiceInstance</vim25:_this>'
+    b'</vim25:RetrieveServiceContent></soapenv:Body></soapenv:Envelope>')
+req = (b"POST /sdk HTTP/1.1\r\nHost: vcenter\r\nContent-Type: text/xml\r\n"
+    b"SOAPAction: urn:vim25/6.0\r\nContent-Length: %d\r\n\r\n" %
+    len(body)) + body
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+got = [0]
+def drain():
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return
+        got[0] += len(b)
+t = threading.Thread(target=drain); t.start()
+n, end = 0, time.time() + 4
+while time.time() < end:
+    s.sendall(req); n += len(req); time.sleep(0.005)
+s.shutdown(socket.SHUT_WR)
+t.join(15)
+print('{"bytes_sent": %d, "bytes_received": %d}' % (n, got[0]))
+sys.exit(0 if not t.is_alive() else 1)
+PY
+fi
+TPID=$!
+check "the stream is flowing" wait_for 10 sh -c \
+    "'$BINDIR/vlocator' sessions --status '$T/loc.sock' --json |
+    grep -q '\"bytes_in\": *[1-9]'"
+sleep 1
+"$BINDIR/vappliance" migrate --status "$T/app.sock" \
+    --arg vsock_dir="$T/C" >/dev/null || fail "migrate"
+vcsim_cmd relocate C
+wait "$TPID" || fail "the stream across the vMotion: $(cat "$T/echo2.err")"
+# The session's last word at each end (the watchers' session-close).
+check "the stream's session closed at both ends" wait_for 10 sh -c \
+    "grep -q session-close '$T/app-watch.jsonl' &&
+    grep -q '\"session-close\"' '$T/loc-watch.jsonl'"
+python3 - "$T/app-watch.jsonl" "$T/loc-watch.jsonl" "$T/echo2.json" \
+    "$ECHO" <<'PY' || fail "after the vMotion: $(cat "$T/app-watch.jsonl")"
+import json, sys
+def closes(path):
+    return {e["id"]: e for e in map(json.loads, open(path))
+            if e.get("event") == "session-close" and
+            e.get("guest", {}).get("service") == "vmomi"}
+# The stream's session: the one the vMotion detached.
+moved = {e["id"] for e in map(json.loads, open(sys.argv[1]))
+         if e.get("event") == "session-detached"}
+A = [e for i, e in closes(sys.argv[1]).items() if i in moved]
+L = closes(sys.argv[2])
+assert len(A) == 1, A
+a = A[0]; l = L[a["id"]]
+assert a["reason"] == "done" and l["reason"] == "done", (a, l)
+assert a["resumes"] >= 1 and l["resumes"] >= 1, (a, l)
+# Every byte the appliance read reached the agent's stream, once.
+assert l["bytes_in"] == a["bytes_out"], (a, l)
+assert a["bytes_in"] == l["bytes_out"], (a, l)
+if sys.argv[4] == "1":
+    r = json.loads(open(sys.argv[3]).read().splitlines()[-1])
+    assert r["failed"] == 0 and r["bytes_verified"] > 0, r
+    print("  t-vmomi-path: %d bytes echoed across the vMotion" %
+          r["bytes_verified"], file=sys.stderr)
+print("  t-vmomi-path: %d bytes in, %d resume(s) across the vMotion" %
+      (l["bytes_in"], l["resumes"]), file=sys.stderr)
+PY
+grep -q 'session-resumed session=.* leg=host=C cid=3 port=' "$T/loc.log" ||
+    fail "no resume through relay C as C/3: $(grep resumed "$T/loc.log")"
+[ "$(loc status | json_get gate.legs.attested)" -gt "$n0" ] ||
+    fail "no new attested leg after the vMotion"
+grep -q 'vmomi-caller-moved' "$T/loc.log" || fail "no caller-moved event"
+[ "$(vr C | json_get forwards.vmomi_total)" -ge 1 ] ||
+    fail "relay C forwarded nothing: $(vr C)"
+exit 0
