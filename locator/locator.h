@@ -24,6 +24,8 @@
 
 struct registry;
 struct watch;
+struct agent;
+struct gate;
 
 struct locator_conf {
 	char			*vcenter;
@@ -38,6 +40,8 @@ struct locator_conf {
 	long long		 appliance_port;
 	long long		 keepalive_ms;
 	long long		 poll_ms;
+	char			*vmomi_policy;
+	long long		 vmomi_max_request;
 	long long		 session_check_ms;
 	long long		 timeout_ms;
 	long long		 retry_max_ms;
@@ -67,6 +71,8 @@ struct locator {
 	struct watch		*watch;
 	struct registry		*reg;
 	struct publish		 pub;
+	struct gate		*gate;	/* NULL without --vmomi-listen */
+	struct agent		*agent;
 };
 
 /* watch.c */
@@ -79,6 +85,9 @@ const char	*watch_host(const struct watch *);
 long long	 watch_cid(const struct watch *);
 /* 1 if vSphere has a HostSystem named NAME, 0 if not, -1 if unsure. */
 int		 watch_host_known(const struct watch *, const char *);
+/* The appliance VM's moref, or NULL before it was found. */
+struct vmomi_moref;
+const struct vmomi_moref *watch_vm(const struct watch *);
 /* The watch state's name ("live" when in sync). */
 const char	*watch_state(const struct watch *);
 json_t		*watch_json(const struct watch *);
@@ -104,6 +113,30 @@ void		 publish_update(struct locator *, const char *);
 void		 publish_floor(struct locator *, uint64_t);
 json_t		*publish_json(const struct locator *);
 void		 publish_free(struct publish *);
+
+/* Who is calling, as the current leg's relay attested it. */
+struct agent_caller {
+	char		host[256];	/* the relay's host (vSphere name) */
+	uint32_t	cid;		/* the caller VM's vSocket CID */
+};
+
+/* agent.c */
+struct agent	*agent_new(struct locator *);
+void		 agent_free(struct agent *);
+/* Serve SOAP over HTTP on FD (connected, the agent owns it), session ID. */
+void		 agent_serve(struct agent *, int, uint64_t);
+json_t		*agent_json(const struct agent *);
+
+/* gate.c */
+/* The vmomi listener, or NULL without --vmomi-listen (fatal: startup). */
+struct gate	*gate_new(struct locator *);
+void		 gate_free(struct gate *);
+/* The caller of session ID now; -1 if that session is gone. */
+int		 gate_caller(const struct gate *, uint64_t,
+		    struct agent_caller *);
+/* The address relays reach the agent at (WELCOME's "vmomi"), or NULL. */
+const char	*gate_advertise(const struct gate *);
+json_t		*gate_json(const struct gate *);
 
 /* control.c */
 void		 control_init(struct locator *);
