@@ -327,4 +327,60 @@ void		 vmomi_parsed_free(struct vmomi_parsed *);
 /* "aa:bb:..." or "aabb..." to 20 or 32 bytes; returns the length, or -1. */
 int		 vmomi_thumbprint_parse(const char *, unsigned char *, size_t);
 
+/*
+ * The agent's side (locator/agent.c): requests that arrive from a
+ * client, and forwarding them with our session.
+ *
+ * vmomi_request_parse() reads one incoming SOAP 1.1 request envelope:
+ * the call is the local name of the Body's only element, _this its
+ * managed object reference (type "" when the call has none).  Anything
+ * else -- not XML, a document type declaration, not a SOAP Envelope, no
+ * Body or several, a Body with no call or several, a Fault, a call name
+ * that is not a plain identifier, _this twice or not a moref, elements
+ * nested deeper than VMOMI_REQUEST_DEPTH -- is VMOMI_E_PARSE with a
+ * message saying what and where; a body over VMOMI_REQUEST_BODY_MAX
+ * bytes is VMOMI_E_TOOBIG.  Exposed for the fuzzer
+ * (test/fuzz/vmomi_request_fuzz.c).
+ */
+#define VMOMI_REQUEST_DEPTH	100
+#define VMOMI_REQUEST_BODY_MAX	(64 * 1024 * 1024)
+
+struct vmomi_request {
+	char			method[128];
+	struct vmomi_moref	this;
+};
+
+int		 vmomi_request_parse(const char *, size_t,
+		    struct vmomi_request *, char *, size_t);
+
+/*
+ * A forwarded call's answer, as the server sent it (valid during the
+ * callback only).  NOTAUTH: it says our session is not authenticated
+ * (a NotAuthenticated fault, or an HTTP 200 with NotAuthenticated in a
+ * missingSet): log in again and send it once more.
+ */
+struct vmomi_answer {
+	long		 status;	/* any HTTP status */
+	const char	*ctype;		/* its Content-Type, or NULL */
+	const char	*body;		/* LEN bytes, NUL-terminated */
+	size_t		 len;
+	int		 notauth;
+};
+
+typedef void	vmomi_answer_cb(uint64_t, int, const char *,
+		    const struct vmomi_answer *, void *);
+
+/*
+ * POST BODY (LEN bytes, copied; at most VMOMI_REQUEST_BODY_MAX) as it
+ * is, with our session's cookie and SOAPACTION as the SOAPAction value
+ * (printable ASCII, at most 256 bytes, quotes included as given; NULL:
+ * ours), within TIMEOUT_MS (0: the client's).  The answer comes back
+ * unchanged whatever its status; ERR is not OK only when there is none
+ * (transport, TLS, timeout, body over max_response, VMOMI_E_NOSESSION
+ * before vmomi_login, VMOMI_E_ARG).  Nothing is parsed but what
+ * NOTAUTH needs.
+ */
+uint64_t	 vmomi_forward(struct vmomi *, const char *, size_t,
+		    const char *, long long, vmomi_answer_cb *, void *);
+
 #endif

@@ -17,12 +17,16 @@ static json_t	*control_status(json_t *, void *, const char **);
 static json_t	*control_where(json_t *, void *, const char **);
 static json_t	*control_relays(json_t *, void *, const char **);
 static json_t	*control_watch(json_t *, void *, const char **);
+static json_t	*control_vmomi_policy(json_t *, void *, const char **);
 
 static const struct ctl_cmd control_table[] = {
 	{ "status", "locator, vSphere watch, published target, relays "
 	    "summary", 0, control_status },
 	{ "where", "where the appliance runs: host, its relay, vSocket "
 	    "address, epoch, since", 0, control_where },
+	{ "vmomi-policy", "the vmomi agent's policy: methods by class "
+	    "(read, vm, login, logout), denied, scope", 0,
+	    control_vmomi_policy },
 	{ "relays", "every relay: host, address, connected, acked epoch, "
 	    "lag", 0, control_relays },
 	{ "watch", "stream events: vSphere changes, hints, pushes, ACKs "
@@ -48,7 +52,8 @@ control_status(json_t *req, void *arg, const char **err)
 	    "target", publish_json(l),
 	    "relays", registry_summary(l->reg),
 	    "tls", tls_json(l->d.tls),
-	    "gate", gate_json(l->gate)));
+	    "gate", gate_json(l->gate),
+	    "agent", agent_json(l->agent)));
 }
 
 /* Where the appliance is, as published. */
@@ -81,6 +86,23 @@ control_watch(json_t *req, void *arg, const char **err)
 
 	return (json_pack("{s:s, s:o}", "watching", "vlocator",
 	    "target", publish_json(l)));
+}
+
+/* The vmomi agent's effective policy table. */
+static json_t *
+control_vmomi_policy(json_t *req, void *arg, const char **err)
+{
+	struct locator	*l = arg;
+	json_t		*a, *p;
+
+	if (l->agent == NULL) {
+		*err = "no vmomi agent (--vmomi-listen)";
+		return (NULL);
+	}
+	a = agent_json(l->agent);
+	p = json_incref(json_object_get(a, "policy"));
+	json_decref(a);
+	return (p);
 }
 
 /* Per-relay events, one per relay per move: debug, not info. */

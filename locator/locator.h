@@ -43,6 +43,8 @@ struct locator_conf {
 	long long		 appliance_port;
 	long long		 keepalive_ms;
 	long long		 poll_ms;
+	char			*vmomi_policy;
+	long long		 vmomi_max_request;
 	long long		 session_check_ms;
 	long long		 timeout_ms;
 	long long		 retry_max_ms;
@@ -88,6 +90,9 @@ const char	*watch_host(const struct watch *);
 long long	 watch_cid(const struct watch *);
 /* 1 if vSphere has a HostSystem named NAME, 0 if not, -1 if unsure. */
 int		 watch_host_known(const struct watch *, const char *);
+/* The appliance VM's moref, or NULL before it was found. */
+struct vmomi_moref;
+const struct vmomi_moref *watch_vm(const struct watch *);
 /* The watch state's name ("live" when in sync). */
 const char	*watch_state(const struct watch *);
 json_t		*watch_json(const struct watch *);

@@ -63,6 +63,12 @@ const struct conf_opt locator_opts[] = {
 	    "unless a wildcard)" },
 	{ "max-relays", CONF_INT, OPT(max_relays), 1, 1000000, 0, "N",
 	    "relay hosts remembered at most (default 4096)" },
+	{ "vmomi-policy", CONF_STR, OPT(vmomi_policy), 0, 0, 0, "FILE",
+	    "the vmomi agent's policy changes (JSON: read, vm, deny, "
+	    "scope)" },
+	{ "vmomi-max-request", CONF_SIZE, OPT(vmomi_max_request), 1024,
+	    64LL * 1024 * 1024, 0, "SIZE",
+	    "largest SOAP request the agent takes (default 1M)" },
 	{ "debug", CONF_BOOL, OPT(debug), 0, 0, 0, NULL,
 	    "log debug lines (state changes, pushes)" },
 	{ "quiet", CONF_BOOL, OPT(quiet), 0, 0, 0, NULL,

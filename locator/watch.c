@@ -304,6 +304,13 @@ watch_cid(const struct watch *w)
 	return (w->cid);
 }
 
+/* The appliance VM's moref, or NULL before it was found. */
+const struct vmomi_moref *
+watch_vm(const struct watch *w)
+{
+	return (w->vm.value[0] != '\0' ? &w->vm : NULL);
+}
+
 /* Whether vSphere has a HostSystem named NAME (-1: not read yet). */
 int
 watch_host_known(const struct watch *w, const char *name)

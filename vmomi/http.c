@@ -61,6 +61,7 @@
 #define HTTP_CTYPE	"Content-Type: text/xml; charset=utf-8"
 #define HTTP_COOKIE	"vmware_soap_session"
 #define HTTP_BODY_INIT	4096
+#define HTTP_CTYPE_MAX	128	/* a response's Content-Type, kept */
 
 struct http_sock {
 	struct http		*hs_http;
@@ -84,6 +85,7 @@ struct http_xfer {
 	char			 x_pin_seen[3 * EVP_MAX_MD_SIZE];
 	char			 x_cookie[VMOMI_COOKIE_MAX + 1];
 	char			 x_errbuf[CURL_ERROR_SIZE];
+	char			 x_ctype[HTTP_CTYPE_MAX];
 	int			 x_done;	/* on h_done */
 	int			 x_err;
 	long			 x_status;
@@ -358,6 +360,28 @@ http_xfer_destroy(struct http_xfer *x)
 	free(x);
 }
 
+/*
+ * Keep the response's Content-Type when it is short printable ASCII
+ * (a forward hands it back to its caller as is); else none.
+ */
+static void
+http_ctype(struct http_xfer *x)
+{
+	char	*ct = NULL;
+	size_t	 i;
+
+	if (curl_easy_getinfo(x->x_easy, CURLINFO_CONTENT_TYPE, &ct) !=
+	    CURLE_OK || ct == NULL ||
+	    strlcpy(x->x_ctype, ct, sizeof(x->x_ctype)) >= sizeof(x->x_ctype))
+		goto none;
+	for (i = 0; x->x_ctype[i] != '\0'; i++)
+		if (x->x_ctype[i] < 0x20 || x->x_ctype[i] > 0x7e)
+			goto none;
+	return;
+none:
+	x->x_ctype[0] = '\0';
+}
+
 /* Work out a finished transfer's result code and message. */
 static void
 http_result(struct http_xfer *x, CURLcode rc)
@@ -402,6 +426,7 @@ http_result(struct http_xfer *x, CURLcode rc)
 		return;
 	}
 	curl_easy_getinfo(x->x_easy, CURLINFO_RESPONSE_CODE, &x->x_status);
+	http_ctype(x);
 }
 
 /*
@@ -455,6 +480,7 @@ http_deliver(evutil_socket_t fd, short what, void *arg)
 	r.body = x->x_resp != NULL ? x->x_resp : "";
 	r.len = x->x_len;
 	r.cookie = x->x_cookie[0] != '\0' ? x->x_cookie : NULL;
+	r.ctype = x->x_ctype[0] != '\0' ? x->x_ctype : NULL;
 	x->x_cb(&r, x->x_arg);
 	http_xfer_destroy(x);
 }
@@ -585,9 +611,22 @@ http_post(struct http *h, char *body, size_t len, const char *cookie,
     long long timeout_ms, http_cb *cb, void *arg, struct http_xfer **out,
     char *msg, size_t msglen)
 {
+	return (http_post_action(h, body, len, cookie, NULL, timeout_ms, cb,
+	    arg, out, msg, msglen));
+}
+
+/*
+ * http_post() with SOAPACTION as the SOAPAction header's value (the
+ * caller checked it: printable ASCII, no CR or LF); NULL: ours.
+ */
+int
+http_post_action(struct http *h, char *body, size_t len, const char *cookie,
+    const char *soapaction, long long timeout_ms, http_cb *cb, void *arg,
+    struct http_xfer **out, char *msg, size_t msglen)
+{
 	struct http_xfer	*x;
 	CURL			*e;
-	char			*c = NULL;
+	char			*c = NULL, *sa = NULL;
 	long long		 cto;
 	int			 rc = 0;
 
@@ -604,8 +643,12 @@ http_post(struct http *h, char *body, size_t len, const char *cookie,
 		return (VMOMI_E_SYSTEM);
 	}
 	x->x_hdrs = curl_slist_append(x->x_hdrs, HTTP_CTYPE);
+	if (soapaction != NULL)
+		xasprintf(&sa, "SOAPAction: %s", soapaction);
 	if (x->x_hdrs != NULL)
-		x->x_hdrs = curl_slist_append(x->x_hdrs, HTTP_SOAPACTION);
+		x->x_hdrs = curl_slist_append(x->x_hdrs, sa != NULL ? sa :
+		    HTTP_SOAPACTION);
+	free(sa);
 	if (x->x_hdrs != NULL)
 		x->x_hdrs = curl_slist_append(x->x_hdrs, "Expect:");
 	cto = timeout_ms < VMOMI_CONNECT_MS ? timeout_ms : VMOMI_CONNECT_MS;

@@ -1355,3 +1355,203 @@ soap_thumbprint_parse(const char *s, unsigned char *out, size_t outlen)
 		return (-1);
 	return ((int)n);
 }
+
+/* ---- incoming requests (the agent's side) ---- */
+
+/*
+ * The deepest element below N, counted from DEPTH at N, walked without
+ * recursion; stops as soon as MAX is passed.
+ */
+static int
+soap_depth(const xmlNode *n, int depth, int max)
+{
+	const xmlNode	*c = n;
+	int		 d = depth, deepest = depth;
+
+	while (c != NULL) {
+		if (c->type == XML_ELEMENT_NODE && c->children != NULL) {
+			c = c->children;
+			if (++d > deepest && (deepest = d) > max)
+				return (deepest);
+			continue;
+		}
+		while (c != NULL && c != n && c->next == NULL) {
+			c = c->parent;
+			d--;
+		}
+		if (c == NULL || c == n)
+			break;
+		c = c->next;
+	}
+	return (deepest);
+}
+
+/* A call name: a plain identifier, as every vim25 method is. */
+static int
+soap_ident_ok(const char *s)
+{
+	size_t	i;
+
+	if (s[0] == '\0' || (s[0] >= '0' && s[0] <= '9'))
+		return (0);
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return (0);
+	return (1);
+}
+
+/*
+ * Parse one incoming request envelope (vmomi_request_parse in
+ * vmomi.h).  Ambiguity is refused rather than resolved: a second Body,
+ * call or _this could make what the policy checks differ from what the
+ * server runs.
+ */
+int
+soap_request_parse(const char *body, size_t len, struct vmomi_request *req,
+    char *msg, size_t msglen)
+{
+	struct vmomi_parsed	*p = NULL;
+	const xmlNode		*root, *c, *b = NULL, *call = NULL;
+	const xmlNode		*this = NULL;
+	size_t			 nbody = 0, ncall = 0, nthis = 0;
+	int			 err, depth;
+
+	if (msg != NULL && msglen > 0)
+		msg[0] = '\0';
+	if (req == NULL || (body == NULL && len != 0)) {
+		soap_err(msg, msglen, "no request or no output");
+		return (VMOMI_E_ARG);
+	}
+	memset(req, 0, sizeof(*req));
+	if (len > VMOMI_REQUEST_BODY_MAX) {
+		soap_err(msg, msglen, "request of %zu bytes (at most %d)", len,
+		    VMOMI_REQUEST_BODY_MAX);
+		return (VMOMI_E_TOOBIG);
+	}
+	/* soap_read's own words would say "response". */
+	if (len == 0 || memmem(body, len, "<!DOCTYPE", 9) != NULL) {
+		soap_err(msg, msglen, len == 0 ? "empty request body" :
+		    "request has a document type declaration (refused)");
+		return (VMOMI_E_PARSE);
+	}
+	p = xcalloc(1, sizeof(*p));
+	if ((err = soap_read(p, body, len, msg, msglen)) != VMOMI_OK)
+		goto out;
+
+	err = VMOMI_E_PARSE;
+	root = xmlDocGetRootElement(p->doc);
+	if (!soap_is(root, "Envelope", SOAP_ENV_NS)) {
+		soap_err(msg, msglen, "root element is %.60s, not a SOAP 1.1 "
+		    "Envelope", root != NULL ? (const char *)root->name :
+		    "missing");
+		goto out;
+	}
+	if ((depth = soap_depth(root, 1, VMOMI_REQUEST_DEPTH)) >
+	    VMOMI_REQUEST_DEPTH) {
+		soap_err(msg, msglen, "elements nested deeper than %d",
+		    VMOMI_REQUEST_DEPTH);
+		goto out;
+	}
+	for (c = soap_child(root, NULL); c != NULL; c = c->next)
+		if (soap_is(c, "Body", SOAP_ENV_NS) && nbody++ == 0)
+			b = c;
+	if (nbody != 1) {
+		soap_err(msg, msglen, nbody == 0 ? "SOAP Envelope without a "
+		    "Body" : "SOAP Envelope with %zu Body elements", nbody);
+		goto out;
+	}
+	for (c = soap_child(b, NULL); c != NULL; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && ncall++ == 0)
+			call = c;
+	if (ncall != 1) {
+		soap_err(msg, msglen, ncall == 0 ? "empty SOAP Body" :
+		    "SOAP Body with %zu elements (one call per request)",
+		    ncall);
+		goto out;
+	}
+	if (soap_is(call, "Fault", SOAP_ENV_NS)) {
+		soap_err(msg, msglen, "SOAP Body holds a Fault, not a call");
+		goto out;
+	}
+	if (!soap_ident_ok((const char *)call->name) ||
+	    strlcpy(req->method, (const char *)call->name,
+	    sizeof(req->method)) >= sizeof(req->method)) {
+		soap_err(msg, msglen, "Body element %.60s is not a method "
+		    "name", (const char *)call->name);
+		memset(req, 0, sizeof(*req));
+		goto out;
+	}
+	for (c = soap_child(call, "_this"); c != NULL; c = soap_next(c))
+		if (nthis++ == 0)
+			this = c;
+	if (nthis > 1) {
+		soap_err(msg, msglen, "%s: %zu _this elements", req->method,
+		    nthis);
+		goto out;
+	}
+	if (this != NULL && soap_moref(p, this, &req->this) == -1) {
+		soap_err(msg, msglen, "%s: _this is not a managed object "
+		    "reference (type attribute and text value)", req->method);
+		goto out;
+	}
+	err = VMOMI_OK;
+out:
+	if (err != VMOMI_OK)
+		memset(req, 0, sizeof(*req));
+	soap_parsed_free(p);
+	return (err);
+}
+
+/*
+ * Does a forwarded answer say our session is not authenticated?  A
+ * NotAuthenticated fault, or (HTTP 200) NotAuthenticated in any
+ * missingSet.  A 200 without the word is not parsed at all.
+ */
+int
+soap_notauth(const char *body, size_t len, long status)
+{
+	struct vmomi_parsed	*p;
+	const xmlNode		*root, *b, *n;
+	char			 msg[VMOMI_MSG_MAX];
+	int			 err, found = 0;
+
+	if ((status != 200 && status != 500) || body == NULL ||
+	    memmem(body, len, "NotAuthenticated", 16) == NULL)
+		return (0);
+	p = xcalloc(1, sizeof(*p));
+	if (soap_read(p, body, len, msg, sizeof(msg)) != VMOMI_OK)
+		goto out;
+	root = xmlDocGetRootElement(p->doc);
+	if (!soap_is(root, "Envelope", SOAP_ENV_NS))
+		goto out;
+	for (b = soap_child(root, NULL); b != NULL && !soap_is(b, "Body",
+	    SOAP_ENV_NS); b = b->next)
+		;
+	if ((n = soap_child(b, NULL)) == NULL)
+		goto out;
+	if (soap_is(n, "Fault", SOAP_ENV_NS)) {
+		found = soap_fault(p, n, msg, sizeof(msg)) == VMOMI_E_NOTAUTH;
+		goto out;
+	}
+	if (status != 200)
+		goto out;
+	/* Every element below the Body, in document order. */
+	for (n = b->children; n != NULL && !found; ) {
+		if (soap_is(n, "missingSet", NULL)) {
+			soap_missing_fault(p, n, "forward", &err);
+			found = err == VMOMI_E_NOTAUTH;
+		}
+		if (n->type == XML_ELEMENT_NODE && n->children != NULL) {
+			n = n->children;
+			continue;
+		}
+		while (n != b && n->next == NULL)
+			n = n->parent;
+		n = n == b ? NULL : n->next;
+	}
+out:
+	soap_parsed_free(p);
+	return (found);
+}

@@ -54,11 +54,13 @@
 #define VMOMI_TASK_POLL_MAX_MS	1000	/* longest delay */
 #define VMOMI_STR2(x)		#x
 #define VMOMI_STR(x)		VMOMI_STR2(x)
+#define VMOMI_ACTION_MAX	256	/* a forwarded SOAPAction value */
 
 enum req_kind {
 	REQ_DONE,
 	REQ_REF,
 	REQ_UPDATE,
+	REQ_FORWARD,
 };
 
 struct vmomi_req;
@@ -73,6 +75,7 @@ struct vmomi_req {
 		vmomi_done_cb	*done;
 		vmomi_ref_cb	*ref;
 		vmomi_update_cb	*update;
+		vmomi_answer_cb	*answer;
 	}			 r_cb;
 	void			*r_arg;
 	const char		*r_method;	/* the call in flight */
@@ -86,6 +89,7 @@ struct vmomi_req {
 	char			 r_msg[VMOMI_MSG_MAX];
 	char			 r_cookie[VMOMI_COOKIE_MAX + 1];
 	char			 r_ended[VMOMI_COOKIE_MAX + 1];	/* Logout */
+	const struct vmomi_answer *r_answer;	/* forward: during req_call */
 
 	/* Operation state. */
 	struct vmomi_moref	 r_pc;		/* retrieve: collector */
@@ -225,6 +229,11 @@ req_call(struct vmomi_req *r, int err, const char *msg,
 		if (r->r_cb.update != NULL)
 			r->r_cb.update(r->r_id, err, msg, u, r->r_arg);
 		break;
+	case REQ_FORWARD:
+		if (r->r_cb.answer != NULL)
+			r->r_cb.answer(r->r_id, err, msg, err == VMOMI_OK ?
+			    r->r_answer : NULL, r->r_arg);
+		break;
 	}
 	r->r_incb = 0;
 	v->v_busy--;
@@ -287,6 +296,9 @@ req_new(struct vmomi *v, enum req_kind kind, void *cb, void *arg)
 		break;
 	case REQ_UPDATE:
 		r->r_cb.update = (vmomi_update_cb *)cb;
+		break;
+	case REQ_FORWARD:
+		r->r_cb.answer = (vmomi_answer_cb *)cb;
 		break;
 	}
 	r->r_arg = arg;
@@ -378,6 +390,10 @@ req_step_simple(struct vmomi_req *r, int err, const char *msg,
 		break;
 	case REQ_UPDATE:
 		req_finish(r, VMOMI_OK, NULL, NULL, soap_parsed_update(p));
+		break;
+	case REQ_FORWARD:	/* never a one-call operation */
+		req_finish(r, VMOMI_E_ARG, "forward is not a step", NULL,
+		    NULL);
 		break;
 	}
 }
@@ -1513,4 +1529,84 @@ int
 vmomi_thumbprint_parse(const char *s, unsigned char *out, size_t outlen)
 {
 	return (soap_thumbprint_parse(s, out, outlen));
+}
+
+/* ---- the agent's side: incoming requests, forwarding ---- */
+
+/* Parse one incoming request envelope (see vmomi.h). */
+int
+vmomi_request_parse(const char *body, size_t len, struct vmomi_request *req,
+    char *msg, size_t msglen)
+{
+	return (soap_request_parse(body, len, req, msg, msglen));
+}
+
+/* A SOAPAction value we pass on: printable ASCII, not too long. */
+static int
+vmomi_action_ok(const char *s)
+{
+	size_t	i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e || i >= VMOMI_ACTION_MAX)
+			return (0);
+	return (1);
+}
+
+/* The forwarded call answered: hand the answer over as it came. */
+static void
+forward_done(const struct http_result *res, void *arg)
+{
+	struct vmomi_req	*r = arg;
+	struct vmomi_answer	 a;
+
+	r->r_xfer = NULL;
+	if (res->err != VMOMI_OK) {
+		req_finish(r, res->err, res->msg, NULL, NULL);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	a.status = res->status;
+	a.ctype = res->ctype;
+	a.body = res->body;
+	a.len = res->len;
+	a.notauth = soap_notauth(res->body, res->len, res->status);
+	r->r_answer = &a;
+	req_finish(r, VMOMI_OK, NULL, NULL, NULL);	/* may free R */
+}
+
+/* POST a caller's envelope as it is, with our session (see vmomi.h). */
+uint64_t
+vmomi_forward(struct vmomi *v, const char *body, size_t len,
+    const char *soapaction, long long timeout_ms, vmomi_answer_cb *cb,
+    void *arg)
+{
+	struct vmomi_req	*r;
+	char			*copy, msg[VMOMI_MSG_MAX];
+	int			 err;
+
+	if ((r = req_new(v, REQ_FORWARD, (void *)cb, arg)) == NULL)
+		return (0);
+	r->r_method = "forward";
+	if (!v->v_logged_in) {
+		req_fail(r, VMOMI_E_NOSESSION, "call vmomi_login first");
+		return (r->r_id);
+	}
+	if (body == NULL || len == 0 || len > VMOMI_REQUEST_BODY_MAX ||
+	    (soapaction != NULL && !vmomi_action_ok(soapaction))) {
+		req_fail(r, VMOMI_E_ARG, "empty or oversized body, or a "
+		    "SOAPAction that is not short printable ASCII");
+		return (r->r_id);
+	}
+	copy = xmalloc(len + 1);
+	memcpy(copy, body, len);
+	copy[len] = '\0';
+	log_debug("vmomi: request %llu: forward (%zu bytes)",
+	    (unsigned long long)r->r_id, len);
+	err = http_post_action(v->v_http, copy, len, v->v_cookie, soapaction,
+	    timeout_ms > 0 ? timeout_ms : v->v_timeout_ms, forward_done, r,
+	    &r->r_xfer, msg, sizeof(msg));
+	if (err != VMOMI_OK)
+		req_fail(r, err, msg);
+	return (r->r_id);
 }

@@ -40,6 +40,7 @@ struct http_result {
 	const char	*body;		/* NUL-terminated, LEN bytes */
 	size_t		 len;
 	const char	*cookie;	/* vmware_soap_session value or NULL */
+	const char	*ctype;		/* Content-Type, or NULL */
 };
 
 typedef void	http_cb(const struct http_result *, void *);
@@ -96,5 +97,13 @@ const struct vmomi_val *soap_val_next(const struct vmomi_val *);
 int		 soap_thumbprint_parse(const char *, unsigned char *, size_t);
 /* The VMOMI_E_* code of a fault type ("ManagedObjectNotFound"). */
 int		 soap_fault_code(const char *);
+
+/* http.c, soap.c: what vmomi_forward and vmomi_request_parse need. */
+int		 http_post_action(struct http *, char *, size_t,
+		    const char *, const char *, long long, http_cb *, void *,
+		    struct http_xfer **, char *, size_t);
+int		 soap_request_parse(const char *, size_t,
+		    struct vmomi_request *, char *, size_t);
+int		 soap_notauth(const char *, size_t, long);
 
 #endif

@@ -4,7 +4,8 @@
 // It builds a one-cluster vCenter inventory whose hosts carry chosen names,
 // creates one powered-on VM (the appliance) on a chosen host, and with
 // -cvms NAME@HOST,... more powered-on VMs (containerVMs) on the named
-// hosts, serves the SOAP API on /sdk, prints one JSON line describing the
+// hosts, with -outside NAME@HOST,... powered-on VMs in a resource pool and
+// a VM folder of their own ("outside", not the appliance's), serves the SOAP API on /sdk, prints one JSON line describing the
 // fixture (the containerVMs under "cvms"), then reads commands from stdin
 // (one per line) and answers each with one JSON line on stdout:
 //
@@ -87,6 +88,7 @@ type config struct {
 	vmciCID     int64
 	noEvents    bool
 	cvms        []cvmSpec
+	outside     []cvmSpec
 }
 
 // cvmSpec is one -cvms entry: a containerVM and the host it starts on.
@@ -111,6 +113,7 @@ type helloLine struct {
 	VMMoref          string            `json:"vm_moref"`
 	On               string            `json:"on"`
 	CVMs             []cvmLine         `json:"cvms,omitempty"`
+	Outside          []cvmLine         `json:"outside,omitempty"`
 	User             string            `json:"user,omitempty"`
 	ThumbprintSHA256 string            `json:"thumbprint_sha256,omitempty"`
 	ThumbprintSHA1   string            `json:"thumbprint_sha1,omitempty"`
@@ -128,6 +131,8 @@ type fixture struct {
 	vms    map[string]*fxVM                        // name -> VM, appliance too
 	hosts  map[string]types.ManagedObjectReference // name -> moref
 	names  map[string]string                       // moref value -> name
+	apart  *object.ResourcePool                    // -outside VMs' pool
+	apartF *object.Folder                          // ... and folder
 }
 
 // fxVM is one VM of the fixture: the simulator's object has no inventory
@@ -172,6 +177,13 @@ func main() {
 			On:    c.host,
 		})
 	}
+	for _, c := range cfg.outside {
+		hello.Outside = append(hello.Outside, cvmLine{
+			Name:  c.name,
+			Moref: fx.vms[c.name].obj.Reference().Value,
+			On:    c.host,
+		})
+	}
 	if cfg.useTLS {
 		der := fx.server.Certificate().Raw
 		s256, s1 := sha256.Sum256(der), sha1.Sum(der)
@@ -209,7 +221,7 @@ func main() {
 
 func parseFlags() (*config, error) {
 	cfg := new(config)
-	var names, cvms string
+	var names, cvms, outside string
 	flag.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address to serve on (port 0 picks a free one)")
 	flag.IntVar(&cfg.hosts, "hosts", 3, "number of ESX hosts in the cluster")
 	flag.StringVar(&names, "host-names", "", "comma-separated host names (default esx-a,esx-b,...)")
@@ -225,6 +237,7 @@ func parseFlags() (*config, error) {
 	flag.Int64Var(&cfg.vmciCID, "vmci-cid", 0, "give the VM a VMCI device with this context id (0 = none)")
 	flag.BoolVar(&cfg.noEvents, "no-events", false, "relocate posts no migration events (as the bare simulator)")
 	flag.StringVar(&cvms, "cvms", "", "extra powered-on VMs (containerVMs): NAME@HOST,NAME@HOST,...")
+	flag.StringVar(&outside, "outside", "", "powered-on VMs in another resource pool and folder: NAME@HOST,...")
 	flag.Parse()
 
 	if flag.NArg() != 0 {
@@ -259,9 +272,12 @@ func parseFlags() (*config, error) {
 	if !seen[cfg.on] {
 		return nil, fmt.Errorf("-on %q is not one of the hosts", cfg.on)
 	}
-	if cvms != "" {
-		taken := map[string]bool{cfg.vmName: true}
-		for _, item := range strings.Split(cvms, ",") {
+	taken := map[string]bool{cfg.vmName: true}
+	for _, list := range []string{cvms, outside} {
+		if list == "" {
+			continue
+		}
+		for _, item := range strings.Split(list, ",") {
 			at := strings.LastIndexByte(item, '@')
 			if at <= 0 || at == len(item)-1 {
 				return nil, fmt.Errorf("-cvms %q: want NAME@HOST", item)
@@ -274,7 +290,11 @@ func parseFlags() (*config, error) {
 				return nil, fmt.Errorf("-cvms %q: %q is not one of the hosts", item, c.host)
 			}
 			taken[c.name] = true
-			cfg.cvms = append(cfg.cvms, c)
+			if list == outside {
+				cfg.outside = append(cfg.outside, c)
+			} else {
+				cfg.cvms = append(cfg.cvms, c)
+			}
 		}
 	}
 	if (cfg.user == "") != (cfg.password == "") {
@@ -354,6 +374,12 @@ func start(cfg *config) (*fixture, error) {
 			return nil, err
 		}
 	}
+	for _, c := range cfg.outside {
+		if _, err := fx.createVMApart(ctx, c.name, fx.hosts[c.host]); err != nil {
+			model.Remove()
+			return nil, err
+		}
+	}
 
 	listen := &url.URL{Host: cfg.listen}
 	if cfg.user != "" {
@@ -428,6 +454,18 @@ func (fx *fixture) renameHosts(ctx context.Context, names []string) error {
 
 // createVM creates VM NAME on HOST, powers it on and adds it to fx.vms.
 func (fx *fixture) createVM(ctx context.Context, name string, host types.ManagedObjectReference) (*fxVM, error) {
+	return fx.createVMIn(ctx, name, host, false)
+}
+
+// createVMApart is createVM in the "outside" resource pool (a child of
+// HOST's) and VM folder, made on first use: not the appliance's.
+func (fx *fixture) createVMApart(ctx context.Context, name string, host types.ManagedObjectReference) (*fxVM, error) {
+	return fx.createVMIn(ctx, name, host, true)
+}
+
+// createVMIn creates VM NAME on HOST, in the outside pool and folder when
+// APART, powers it on and adds it to fx.vms.
+func (fx *fixture) createVMIn(ctx context.Context, name string, host types.ManagedObjectReference, apart bool) (*fxVM, error) {
 	finder := find.NewFinder(fx.client)
 	dc, err := finder.DefaultDatacenter(ctx)
 	if err != nil {
@@ -447,6 +485,19 @@ func (fx *fixture) createVM(ctx context.Context, name string, host types.Managed
 		return nil, err
 	}
 
+	folder := folders.VmFolder
+	if apart {
+		if fx.apart == nil {
+			if fx.apart, err = pool.Create(ctx, "outside", types.DefaultResourceConfigSpec()); err != nil {
+				return nil, err
+			}
+			if fx.apartF, err = folder.CreateFolder(ctx, "outside"); err != nil {
+				return nil, err
+			}
+		}
+		pool, folder = fx.apart, fx.apartF
+	}
+
 	spec := types.VirtualMachineConfigSpec{
 		Name:     name,
 		GuestId:  string(types.VirtualMachineGuestOsIdentifierOtherLinux64Guest),
@@ -454,7 +505,7 @@ func (fx *fixture) createVM(ctx context.Context, name string, host types.Managed
 		MemoryMB: 512,
 		Files:    &types.VirtualMachineFileInfo{VmPathName: "[" + ds.Name() + "]"},
 	}
-	task, err := folders.VmFolder.CreateVM(ctx, spec, pool, object.NewHostSystem(fx.client, host))
+	task, err := folder.CreateVM(ctx, spec, pool, object.NewHostSystem(fx.client, host))
 	if err != nil {
 		return nil, err
 	}

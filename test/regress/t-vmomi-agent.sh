@@ -1,0 +1,164 @@
+# The vmomi authenticating agent (docs/vmomi-agent.md) end to end: a
+# vSphere client on the appliance speaks SOAP to vappliance
+# --vmomi-listen; the relay on the appliance's host attests the caller
+# (host B, CID 3) to the locator's gate; the agent checks it and the
+# policy and forwards with its own vCenter session.  Against the
+# simulator: an allowed read, a local Login, an allowed reconfigure of
+# a VM in the appliance's pool (seen changed), a refused power-off of a
+# VM outside it (still on), a call outside the policy, a malformed
+# envelope, an oversized body, a request after the locator's own
+# vCenter session was killed (re-login, invisible), a caller that is
+# not the appliance VM; every decision in `vlocator watch`.
+. ./lib.sh
+
+VPORT=$((BASE + 30))			# vappliance --vmomi-listen
+VPORT2=$((BASE + 31))			# a second VM's (CID 9)
+GPORT=$((BASE + 21))			# vlocator --vmomi-listen
+CLIENT="python3 $(dirname "$0")/vmomi_client.py"
+
+# --- setup: appliance -> relay B -> locator's gate -> agent ---
+mint_certs
+write_creds
+start_vcsim -tls -cert "$T/vcsim.pem" -cvms c1@B -outside o1@B
+hello() { vcsim_hello "$1" | python3 -c 'import ast, sys
+print(ast.literal_eval(sys.stdin.read())[0]["moref"])'; }
+C1=$(hello cvms)
+O1=$(hello outside)
+start_backend $((BASE + 10))
+start_locator --thumbprint "$VCSIM_SHA256" $(tls locator) \
+    --vmomi-listen "tcp://127.0.0.1:$GPORT" --vmomi-max-request 256K
+"$BINDIR/vlocator" watch --status "$T/loc.sock" --json \
+    >"$T/loc-watch.jsonl" 2>&1 &
+PIDS="$PIDS $!"
+start_lrelay B $((BASE + 2)) $(tls B) --vmomi-listen vsock://any:2003
+start_appliance B $((BASE + 10)) --vmomi-listen "tcp://127.0.0.1:$VPORT"
+# Another VM on host B (CID 9) with its own vmomi listener.
+"$BINDIR/vappliance" run --listen vsock://any:1025 --vsock-dir "$T/B" \
+    --vsock-cid 9 --backend "tcp://127.0.0.1:$((BASE + 10))" \
+    --status "$T/app2.sock" --vmomi-listen "tcp://127.0.0.1:$VPORT2" \
+    2>>"$T/app2.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/app2.sock"
+check "locator in sync" wait_loc 'S["vsphere"]["state"] == "live"'
+check "relay B has the agent's address" wait_for 10 sh -c \
+    "'$BINDIR/vrelay' status --status '$T/relayB.sock' --json |
+    grep -q '\"vmomi_agent\": *\"tcp://127.0.0.1:$GPORT\"'"
+APP="127.0.0.1:$VPORT"
+STRANGER="127.0.0.1:$VPORT2"
+# --- end of setup ---
+
+# env METHOD TYPE VALUE [INNER]: a request envelope on stdout.
+env_() {
+	printf '<?xml version="1.0" encoding="UTF-8"?>\n<soapenv:Envelope '
+	printf 'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+	printf 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+	printf '<soapenv:Body><%s xmlns="urn:vim25"><_this type="%s">%s' \
+	    "$1" "$2" "$3"
+	printf '</_this>%s</%s></soapenv:Body></soapenv:Envelope>\n' \
+	    "${4:-}" "$1"
+}
+# A RetrievePropertiesEx of VM $1's property $2.
+getprop() {
+	env_ RetrievePropertiesEx PropertyCollector propertyCollector \
+	    "<specSet><propSet><type>VirtualMachine</type><pathSet>$2\
+</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$1</obj>\
+</objectSet></specSet><options/>"
+}
+R=$T/req
+mkdir -p "$R"
+env_ RetrieveServiceContent ServiceInstance ServiceInstance >"$R/sc.xml"
+env_ Login SessionManager SessionManager \
+    '<userName>appliance</userName><password>nothing</password>' \
+    >"$R/login.xml"
+getprop "$C1" name >"$R/read.xml"
+env_ ReconfigVM_Task VirtualMachine "$C1" \
+    '<spec><annotation>set through the vrelay agent</annotation></spec>' \
+    >"$R/reconfig.xml"
+getprop "$C1" config.annotation >"$R/annotation.xml"
+env_ PowerOffVM_Task VirtualMachine "$O1" >"$R/off-outside.xml"
+getprop "$O1" runtime.powerState >"$R/power-outside.xml"
+env_ CreateVM_Task Folder group-v3 >"$R/create.xml"
+printf '<soapenv:Envelope xmlns:soapenv="%s"><soapenv:Body><A/><B/>%s' \
+    "http://schemas.xmlsoap.org/soap/envelope/" \
+    "</soapenv:Body></soapenv:Envelope>" >"$R/twocalls.xml"
+printf '<soapenv:Envelope xmlns:soapenv="%s"><soapenv:Body><Curr' \
+    "http://schemas.xmlsoap.org/soap/envelope/" >"$R/truncated.xml"
+
+# ask N EXPR: answer N (1-based) of the last run satisfies python EXPR
+# over A (that answer's JSON).
+ask() {
+	sed -n "$1p" "$T/answers.jsonl" | python3 -c 'import json, sys
+A = json.loads(sys.stdin.read() or "{}")
+sys.exit(0 if eval("(" + sys.argv[1] + ")") else 1)' "$2" ||
+	    fail "answer $1: $(sed -n "$1p" "$T/answers.jsonl"), want $2"
+}
+
+# 1. One keep-alive connection from the appliance, every kind of call.
+$CLIENT "$APP" "$R/sc.xml" "$R/login.xml" "$R/read.xml" \
+    "$R/reconfig.xml" "$R/annotation.xml" "$R/off-outside.xml" \
+    "$R/power-outside.xml" "$R/create.xml" "$R/twocalls.xml" \
+    "$R/truncated.xml" "$R/read.xml" >"$T/answers.jsonl" ||
+    fail "client: $(cat "$T/answers.jsonl")"
+ask 1 'A["status"] == 200 and A["element"] == "RetrieveServiceContentResponse"'
+ask 2 'A["element"] == "LoginResponse" and "vrelay-agent" in A["set_cookie"]'
+ask 3 'A["status"] == 200 and A["text"].endswith("namec1")'
+ask 4 'A["status"] == 200 and A["element"] == "ReconfigVM_TaskResponse"'
+ask 5 'A["status"] == 200 and "set through the vrelay agent" in A["text"]'
+ask 6 'A["status"] == 500 and A["fault"] == "NoPermission" and
+    A["object"] == "'"$O1"'" and "PowerOffVM_Task refused" in
+    A["faultstring"] and "outside the appliance" in A["faultstring"]'
+ask 7 'A["status"] == 200 and A["text"].endswith("poweredOn")'
+ask 8 'A["fault"] == "NoPermission" and "not in the policy" in
+    A["faultstring"]'
+ask 9 'A["status"] == 500 and "malformed envelope: SOAP Body with 2" in
+    A["faultstring"]'
+ask 10 'A["status"] == 500 and "malformed envelope: XML error" in
+    A["faultstring"]'
+ask 11 'A["status"] == 200 and not A["close"]'
+grep -q 'nothing' "$T/loc.log" && fail "the appliance's password was logged"
+
+# 2. An oversized body: 413 with a fault, the connection closed.
+$CLIENT "$APP" big:300000 "$R/read.xml" >"$T/answers.jsonl"
+ask 1 'A["status"] == 413 and "over the 262144-byte limit" in
+    A["faultstring"] and A["close"]'
+ask 2 'A.get("closed")'
+
+# 3. The locator's own session dies: the next calls still work.
+logins=$(loc status | json_get agent.logins)
+vcsim_cmd kick
+$CLIENT "$APP" "$R/read.xml" "$R/reconfig.xml" >"$T/answers.jsonl"
+ask 1 'A["status"] == 200 and A["text"].endswith("namec1")'
+ask 2 'A["status"] == 200 and A["element"] == "ReconfigVM_TaskResponse"'
+[ "$(loc status | json_get agent.relogins)" -ge 1 ] ||
+    fail "no re-login: $(loc status)"
+[ "$(loc status | json_get agent.logins)" -gt "$logins" ] ||
+    fail "logins did not grow"
+
+# 4. Another VM on the same host is not the appliance.
+$CLIENT "$STRANGER" "$R/read.xml" >"$T/answers.jsonl"
+ask 1 'A["status"] == 500 and A["fault"] == "NoPermission" and
+    "CID 9 is not the appliance VM" in A["faultstring"]'
+
+# 5. Every decision is in `vlocator watch` and counted in status.
+check "decisions in vlocator watch" wait_for 5 python3 - \
+    "$T/loc-watch.jsonl" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if '"vmomi"' in l]
+ev = [e for e in ev if e.get("event") == "vmomi"]
+d = {(e["method"], e["decision"]) for e in ev}
+want = {("RetrievePropertiesEx", "allowed"), ("ReconfigVM_Task", "allowed"),
+        ("PowerOffVM_Task", "refused"), ("CreateVM_Task", "refused"),
+        ("Login", "allowed"), ("-", "error"), ("-", "refused")}
+assert want <= d, (want - d)
+assert any(e["caller_cid"] == 9 and e["decision"] == "refused" for e in ev)
+assert all(e["caller_host"] == "B" for e in ev)
+PY
+python3 - "$(loc status)" <<'PY' || fail "agent counters: $(loc status)"
+import json, sys
+a = json.loads(sys.argv[1])["agent"]
+assert a["requests"] == 15 and a["allowed"] == 9, a
+assert a["refused"] == 4 and a["errors"] == 2, a
+assert a["answered_locally"] == 1 and a["vcenter_session"] == "ready", a
+PY
+loc vmomi-policy | grep -q '"PowerOffVM_Task"' || fail "vmomi-policy"
+exit 0
