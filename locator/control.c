@@ -45,7 +45,7 @@ control_status(json_t *req, void *arg, const char **err)
 {
 	struct locator	*l = arg;
 
-	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
+	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "daemon", "vlocator", "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - l->d.started_ms),
 	    "vsphere", watch_json(l->watch),
