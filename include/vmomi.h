@@ -324,6 +324,13 @@ int		 vmomi_parsed_service(const struct vmomi_parsed *,
 		    struct vmomi_service *);
 void		 vmomi_parsed_free(struct vmomi_parsed *);
 
+/*
+ * S escaped for XML element content or an attribute value, as a new
+ * string to free, or NULL when S is not UTF-8 or holds a control
+ * character XML 1.0 cannot carry (tab and newline are fine).
+ */
+char		*vmomi_xml_escape(const char *);
+
 /* "aa:bb:..." or "aabb..." to 20 or 32 bytes; returns the length, or -1. */
 int		 vmomi_thumbprint_parse(const char *, unsigned char *, size_t);
 

@@ -435,27 +435,18 @@ agent_policy_load(struct agent *a, const char *path)
 
 /* ---- answers ---- */
 
-/* Append S to B escaped for XML text (S is printable ASCII). */
+/* Append S to B escaped for XML; "?" if XML cannot carry it. */
 static void
 agent_xml(struct evbuffer *b, const char *s)
 {
-	for (; *s != '\0'; s++)
-		switch (*s) {
-		case '&':
-			evbuffer_add(b, "&amp;", 5);
-			break;
-		case '<':
-			evbuffer_add(b, "&lt;", 4);
-			break;
-		case '>':
-			evbuffer_add(b, "&gt;", 4);
-			break;
-		case '"':
-			evbuffer_add(b, "&quot;", 6);
-			break;
-		default:
-			evbuffer_add(b, s, 1);
-		}
+	char	*e;
+
+	if ((e = vmomi_xml_escape(s)) == NULL) {
+		evbuffer_add(b, "?", 1);
+		return;
+	}
+	evbuffer_add(b, e, strlen(e));
+	free(e);
 }
 
 /* The envelope around a Body's content, as vCenter writes it. */

@@ -189,51 +189,67 @@ soap_msg_add(struct soap_msg *m, const char *s, size_t len)
 	m->buf[m->len] = '\0';
 }
 
+/*
+ * The entity for byte C in element content or an attribute value, ""
+ * when C goes as it is, or NULL when XML 1.0 cannot carry it.
+ */
+static const char *
+soap_entity(unsigned char c)
+{
+	static const char *const ents[] = {
+		['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
+		['"'] = "&quot;", ['\''] = "&apos;", ['\r'] = "&#13;",
+	};
+
+	if (c < sizeof(ents) / sizeof(ents[0]) && ents[c] != NULL)
+		return (ents[c]);
+	if (c < 0x20 && c != '\t' && c != '\n')
+		return (NULL);
+	return ("");
+}
+
 /* Append S escaped for element content or an attribute value. */
 static void
 soap_msg_esc(struct soap_msg *m, const char *s)
 {
 	const char	*rep;
 	size_t		 start, i;
-	unsigned char	 c;
 
 	if (s == NULL || !xmlCheckUTF8((const xmlChar *)s)) {
 		m->bad = 1;
 		return;
 	}
 	for (start = i = 0; s[i] != '\0'; i++) {
-		c = (unsigned char)s[i];
-		switch (c) {
-		case '&':
-			rep = "&amp;";
-			break;
-		case '<':
-			rep = "&lt;";
-			break;
-		case '>':
-			rep = "&gt;";
-			break;
-		case '"':
-			rep = "&quot;";
-			break;
-		case '\'':
-			rep = "&apos;";
-			break;
-		case '\r':
-			rep = "&#13;";
-			break;
-		default:
-			if (c < 0x20 && c != '\t' && c != '\n') {
-				m->bad = 1;	/* not allowed in XML 1.0 */
-				return;
-			}
-			continue;
+		if ((rep = soap_entity((unsigned char)s[i])) == NULL) {
+			m->bad = 1;
+			return;
 		}
+		if (*rep == '\0')
+			continue;
 		soap_msg_add(m, s + start, i - start);
 		soap_msg_add(m, rep, strlen(rep));
 		start = i + 1;
 	}
 	soap_msg_add(m, s + start, i - start);
+}
+
+/* S escaped for XML in a new string, or NULL (see vmomi_xml_escape). */
+char *
+soap_escape(const char *s)
+{
+	struct soap_msg	 m;
+	char		*out;
+
+	memset(&m, 0, sizeof(m));
+	m.cap = 64;
+	m.buf = xcalloc(1, m.cap);
+	soap_msg_esc(&m, s);
+	out = m.buf;
+	if (m.bad) {
+		free(out);
+		out = NULL;
+	}
+	return (out);
 }
 
 /* Append a literal piece of markup (ours, never a caller's). */

@@ -1531,6 +1531,13 @@ vmomi_thumbprint_parse(const char *s, unsigned char *out, size_t outlen)
 	return (soap_thumbprint_parse(s, out, outlen));
 }
 
+/* S escaped for XML in a new string, or NULL if XML cannot carry it. */
+char *
+vmomi_xml_escape(const char *s)
+{
+	return (soap_escape(s));
+}
+
 /* ---- the agent's side: incoming requests, forwarding ---- */
 
 /* Parse one incoming request envelope (see vmomi.h). */

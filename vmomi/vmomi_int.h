@@ -94,6 +94,7 @@ int		 soap_val_int(const struct vmomi_val *, long long *);
 const struct vmomi_val *soap_val_child(const struct vmomi_val *,
 		    const char *);
 const struct vmomi_val *soap_val_next(const struct vmomi_val *);
+char		*soap_escape(const char *);
 int		 soap_thumbprint_parse(const char *, unsigned char *, size_t);
 /* The VMOMI_E_* code of a fault type ("ManagedObjectNotFound"). */
 int		 soap_fault_code(const char *);

@@ -100,6 +100,39 @@ parse_ok(const char *file, struct vmomi_request *req)
 	free(b);
 }
 
+/* What the agent's faults and the request envelopes escape, and refuse. */
+static void
+test_xml_escape(void **state)
+{
+	static const struct {
+		const char	*in;
+		const char	*out;	/* NULL: refused */
+	} cases[] = {
+		{ "", "" },
+		{ "plain", "plain" },
+		{ "a<b>&\"c'", "a&lt;b&gt;&amp;&quot;c&apos;" },
+		{ "tab\tnl\ncr\r", "tab\tnl\ncr&#13;" },
+		{ "h\xc3\xa9llo \xe2\x82\xac", "h\xc3\xa9llo \xe2\x82\xac" },
+		{ "bell\a", NULL },
+		{ "esc\x1b[0m", NULL },
+		{ "bad utf-8 \xc3\x28", NULL },
+	};
+	size_t	 i;
+	char	*e;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		e = vmomi_xml_escape(cases[i].in);
+		if (cases[i].out == NULL)
+			assert_null(e);
+		else {
+			assert_non_null(e);
+			assert_string_equal(e, cases[i].out);
+		}
+		free(e);
+	}
+}
+
 /* Envelopes as clients send them. */
 static void
 test_request_good(void **state)
@@ -692,6 +725,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_xml_escape),
 		cmocka_unit_test(test_request_good),
 		cmocka_unit_test(test_request_bad),
 		cmocka_unit_test(test_forward_fake),
