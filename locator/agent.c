@@ -1412,14 +1412,7 @@ agent_new(struct locator *l)
 	if (l->conf.vmomi_policy != NULL)
 		agent_policy_load(a, l->conf.vmomi_policy);
 
-	memset(&vc, 0, sizeof(vc));
-	vc.url = l->conf.vcenter;
-	vc.user = l->user;
-	vc.password = l->password;
-	vc.cacert = l->conf.cacert;
-	vc.thumbprint = l->conf.thumbprint;
-	vc.insecure = l->conf.insecure;
-	vc.timeout_ms = l->conf.timeout_ms;
+	locator_vmomi_conf(&l->conf, l->user, l->password, &vc);
 	if ((rv = vmomi_new(l->d.base, &vc, &a->v)) != VMOMI_OK)
 		fatalx("--vcenter %s: %s", l->conf.vcenter,
 		    vmomi_strerror(rv));

@@ -488,14 +488,7 @@ ginfo_main(int argc, char **argv)
 	c.rc = GINFO_EXIT_FAIL;
 	if ((c.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	memset(&vc, 0, sizeof(vc));
-	vc.url = c.conf.lc.vcenter;
-	vc.user = c.user;
-	vc.password = c.password;
-	vc.cacert = c.conf.lc.cacert;
-	vc.thumbprint = c.conf.lc.thumbprint;
-	vc.insecure = c.conf.lc.insecure;
-	vc.timeout_ms = c.conf.lc.timeout_ms;
+	locator_vmomi_conf(&c.conf.lc, c.user, c.password, &vc);
 	if ((e = vmomi_new(c.base, &vc, &c.v)) != VMOMI_OK) {
 		fprintf(stderr, "vlocator guestinfo: --vcenter %s: %s\n",
 		    c.conf.lc.vcenter, vmomi_strerror(e));

@@ -124,6 +124,9 @@ extern const struct conf_opt	locator_opts[];
 extern const size_t		locator_nopts;
 void		 locator_credentials(const char *, char **, char **);
 void		 locator_wipe(char **);
+struct vmomi_conf;
+void		 locator_vmomi_conf(const struct locator_conf *, const char *,
+		    const char *, struct vmomi_conf *);
 
 /* ginfo.c: vlocator guestinfo get|set|watch; ARGV from the verb on */
 int		 ginfo_main(int, char **);

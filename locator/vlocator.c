@@ -15,6 +15,7 @@
 
 #include "conf.h"
 #include "locator.h"
+#include "vmomi.h"
 #include "log.h"
 #include "xaddr.h"
 #include "xmalloc.h"
@@ -150,6 +151,21 @@ locator_wipe(char **s)
 	explicit_bzero(*s, strlen(*s));
 	free(*s);
 	*s = NULL;
+}
+
+/* The vSphere client settings of C, logging in as USER/PASSWORD. */
+void
+locator_vmomi_conf(const struct locator_conf *c, const char *user,
+    const char *password, struct vmomi_conf *vc)
+{
+	memset(vc, 0, sizeof(*vc));
+	vc->url = c->vcenter;
+	vc->user = user;
+	vc->password = password;
+	vc->cacert = c->cacert;
+	vc->thumbprint = c->thumbprint;
+	vc->insecure = c->insecure;
+	vc->timeout_ms = c->timeout_ms;
 }
 
 /* Check what conf cannot: one TLS mode, a parsable appliance address. */

@@ -834,14 +834,7 @@ watch_new(struct locator *l)
 	w->event_key = -1;
 	w->backoff_ms = WATCH_BACKOFF_MIN_MS;
 	TAILQ_INIT(&w->hosts);
-	memset(&vc, 0, sizeof(vc));
-	vc.url = l->conf.vcenter;
-	vc.user = l->user;
-	vc.password = l->password;
-	vc.cacert = l->conf.cacert;
-	vc.thumbprint = l->conf.thumbprint;
-	vc.insecure = l->conf.insecure;
-	vc.timeout_ms = l->conf.timeout_ms;
+	locator_vmomi_conf(&l->conf, l->user, l->password, &vc);
 	if ((rv = vmomi_new(l->d.base, &vc, &w->v)) != VMOMI_OK)
 		fatalx("--vcenter %s: %s", l->conf.vcenter,
 		    vmomi_strerror(rv));
