@@ -249,7 +249,7 @@ fz_open(struct sess *s, void *arg, const char **why)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const struct sess_ops	 ops = { NULL, fz_open, NULL, NULL };
+	static const struct sess_ops	 ops = { .open = fz_open };
 	struct sess_conf		 conf;
 
 	log_init("ctl_fuzz", LOG_LEVEL_WARN);

@@ -957,8 +957,11 @@ fz_report(void)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const struct sess_ops	 ops = { NULL, fz_open, fz_event,
-					    fz_refused };
+	static const struct sess_ops	 ops = {
+		.open = fz_open,
+		.event = fz_event,
+		.refused = fz_refused,
+	};
 	static const uint8_t		 priv[PROTO_KEY_LEN] = {
 		0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d,
 		0x3c, 0x16, 0xc1, 0x72, 0x51, 0xb2, 0x66, 0x45,
@@ -991,8 +994,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct sess_ops	 ops = { NULL, fz_open, fz_event,
-					    fz_refused };
+	static const struct sess_ops	 ops = {
+		.open = fz_open,
+		.event = fz_event,
+		.refused = fz_refused,
+	};
 	struct sess_conf		 conf;
 	struct evbuffer			*out;
 	int				 i;
