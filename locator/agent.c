@@ -61,6 +61,8 @@
 #define AGENT_IDLE_MS		120000	/* keep-alive without a request */
 #define AGENT_WRITE_MS		60000	/* a client that does not read */
 #define AGENT_LONG_MS		(15 * 60 * 1000) /* WaitForUpdates* */
+#define AGENT_CALLER_MS		5000	/* wait for vSphere to show a move */
+#define AGENT_CALLER_POLL_MS	50
 #define AGENT_POLICY_MAX	(256 * 1024)	/* --vmomi-policy file */
 #define AGENT_LIST_MAX		1024	/* names in one policy list */
 #define AGENT_REASON_MAX	512
@@ -160,6 +162,8 @@ struct agent_rule {
 enum conn_state {
 	CONN_HEAD,	/* reading a request line and headers */
 	CONN_BODY,	/* reading Content-Length bytes */
+	CONN_CALLER,	/* the appliance's CID from another host: waiting
+			   for vSphere to show the vMotion */
 	CONN_LOGIN,	/* waiting for the agent's vCenter session */
 	CONN_SCOPE,	/* looking up _this and the appliance */
 	CONN_FORWARD,	/* the call is with vCenter */
@@ -167,7 +171,7 @@ enum conn_state {
 };
 
 static const char *const conn_states[] = {
-	"head", "body", "login", "scope", "forward", "closing",
+	"head", "body", "caller", "login", "scope", "forward", "closing",
 };
 
 enum agent_vstate {
@@ -182,11 +186,13 @@ struct agent_conn {
 	uint64_t		 sid;		/* the vmomi session */
 	struct bufferevent	*bev;
 	struct event		*next;		/* deferred: next request */
+	struct event		*wait;		/* CONN_CALLER's poll */
 	enum conn_state		 state;
 	int			 dead;
 
 	/* The request in hand. */
 	long long		 start_ms;
+	long long		 caller_until;	/* CONN_CALLER's deadline */
 	size_t			 clen;
 	int			 keepalive;
 	char			*action;	/* SOAPAction, or NULL */
@@ -239,10 +245,12 @@ struct agent {
 	uint64_t		 logins;
 	uint64_t		 relogins;
 	uint64_t		 retries;
+	uint64_t		 caller_waits;	/* requests held for a move */
 };
 
 static void	conn_read(struct agent_conn *);
 static void	conn_start(struct agent_conn *);
+static void	conn_check(struct agent_conn *);
 static void	conn_scope(struct agent_conn *);
 static void	conn_forward(struct agent_conn *);
 static void	agent_login(struct agent *);
@@ -679,6 +687,9 @@ conn_clear(struct agent_conn *c)
 	c->vreq = c->sreq[0] = c->sreq[1] = 0;
 	c->sdone[0] = c->sdone[1] = 0;
 	c->serr = VMOMI_OK;
+	c->caller_until = 0;
+	if (c->wait != NULL)
+		evtimer_del(c->wait);
 }
 
 /* Tear C down (once); freed later, out of any callback. */
@@ -695,6 +706,7 @@ conn_close(struct agent_conn *c, const char *why)
 	vmomi_abort(a->v, c->vreq);
 	vmomi_abort(a->v, c->sreq[0]);
 	vmomi_abort(a->v, c->sreq[1]);
+	evtimer_del(c->wait);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_REMOVE(&a->conns, c, entry);
 	TAILQ_INSERT_TAIL(&a->dead, c, entry);
@@ -710,6 +722,8 @@ conn_free(struct agent_conn *c)
 		bufferevent_free(c->bev);
 	if (c->next != NULL)
 		event_free(c->next);
+	if (c->wait != NULL)
+		event_free(c->wait);
 	free(c);
 }
 
@@ -987,9 +1001,11 @@ conn_next_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- one request ---- */
 
 /*
- * Is C's caller the appliance VM?  0, or -1 with REASON.  The watch's
- * view is the truth: after a vMotion both the relay's host and, on
- * vCenter, runtime.host move; the CID stays.
+ * Is C's caller the appliance VM?  0; -1 with REASON if not; 1 with
+ * REASON if it may be soon.  The watch's view is the truth: after a
+ * vMotion both the relay's host and, on vCenter, runtime.host move (the
+ * CID stays), and the session resumes through the new host's relay
+ * before or after the watch hears of the move.
  */
 static int
 conn_identity(struct agent_conn *c, char *why, size_t len)
@@ -1001,25 +1017,55 @@ conn_identity(struct agent_conn *c, char *why, size_t len)
 	if (host == NULL || cid < 0) {
 		snprintf(why, len, "the appliance VM's host and CID are not "
 		    "known yet (vSphere watch: %s)", watch_state(w));
-		return (-1);
+		return (1);
 	}
 	if ((long long)c->caller.cid != cid ||
 	    strcmp(c->caller.host, host) != 0) {
 		snprintf(why, len, "caller host %.100s CID %u is not the "
 		    "appliance VM (host %.100s CID %lld)", c->caller.host,
 		    c->caller.cid, host, cid);
-		return (-1);
+		return ((long long)c->caller.cid == cid ? 1 : -1);
 	}
 	return (0);
 }
 
-/* The request is read: who, what, and by which rule. */
+/* CONN_CALLER's poll: has vSphere caught up with the caller? */
+static void
+conn_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_check(arg);
+}
+
+/* The request is read: what is it? */
 static void
 conn_start(struct agent_conn *c)
 {
-	struct agent	*a = c->a;
 	char		 why[AGENT_REASON_MAX], msg[AGENT_REASON_MAX];
 	int		 err;
+
+	if ((err = vmomi_request_parse(c->body, c->len, &c->req, msg,
+	    sizeof(msg))) != VMOMI_OK) {
+		snprintf(why, sizeof(why), "malformed envelope: %.400s", msg);
+		conn_error(c, 500, why, 0);
+		conn_done(c);
+		return;
+	}
+	c->caller_until = xtime_mono_ms() + AGENT_CALLER_MS;
+	conn_check(c);
+}
+
+/*
+ * Who is calling, then by which rule.  The appliance's CID on a host
+ * the watch does not show it on yet is a vMotion in progress: the
+ * request waits (polling, up to AGENT_CALLER_MS) instead of failing.
+ */
+static void
+conn_check(struct agent_conn *c)
+{
+	struct agent	*a = c->a;
+	struct timeval	 tv;
+	char		 why[AGENT_REASON_MAX];
+	int		 id;
 
 	memset(&c->caller, 0, sizeof(c->caller));
 	if (a->l->gate == NULL ||
@@ -1028,14 +1074,19 @@ conn_start(struct agent_conn *c)
 		return;
 	}
 	c->caller.host[sizeof(c->caller.host) - 1] = '\0';
-	if ((err = vmomi_request_parse(c->body, c->len, &c->req, msg,
-	    sizeof(msg))) != VMOMI_OK) {
-		snprintf(why, sizeof(why), "malformed envelope: %.400s", msg);
-		conn_error(c, 500, why, 0);
-		conn_done(c);
+	if ((id = conn_identity(c, why, sizeof(why))) == 1 &&
+	    xtime_mono_ms() < c->caller_until) {
+		if (c->state != CONN_CALLER) {
+			a->caller_waits++;
+			log_debug("vmomi: conn %" PRIu64 ": waiting: %s",
+			    c->id, why);
+			conn_enter_state(c, CONN_CALLER);
+		}
+		xtime_tv(AGENT_CALLER_POLL_MS, &tv);
+		evtimer_add(c->wait, &tv);
 		return;
 	}
-	if (conn_identity(c, why, sizeof(why)) == -1) {
+	if (id != 0) {
 		conn_refuse(c, 500, why, 0);
 		conn_done(c);
 		return;
@@ -1374,7 +1425,8 @@ agent_serve(struct agent *a, int fd, uint64_t sid)
 	c->bev = bufferevent_socket_new(a->l->d.base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	c->next = event_new(a->l->d.base, -1, 0, conn_next_cb, c);
-	if (c->bev == NULL || c->next == NULL)
+	c->wait = evtimer_new(a->l->d.base, conn_wait_cb, c);
+	if (c->bev == NULL || c->next == NULL || c->wait == NULL)
 		fatalx("vmomi: bufferevent_socket_new/event_new");
 	a->nconns++;
 	TAILQ_INSERT_TAIL(&a->conns, c, entry);
@@ -1483,7 +1535,7 @@ agent_json(const struct agent *a)
 	    "max_request", (json_int_t)a->max_request);
 	json_decref(cls[AGENT_REFUSE]);
 	return (json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I, s:I, s:o, s:o}",
+	    "s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 	    "vcenter_session", a->vstate == AGENT_V_READY ? "ready" :
 	    a->vstate == AGENT_V_LOGIN ? "login" : "none",
 	    "policy_file", a->l->conf.vmomi_policy != NULL ?
@@ -1499,6 +1551,7 @@ agent_json(const struct agent *a)
 	    "logins", (json_int_t)a->logins,
 	    "relogins", (json_int_t)a->relogins,
 	    "retries", (json_int_t)a->retries,
+	    "caller_waits", (json_int_t)a->caller_waits,
 	    "last_login_error", a->login_error[0] != '\0' ?
 	    json_string(a->login_error) : json_null(),
 	    "policy", policy));
