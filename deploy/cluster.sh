@@ -262,8 +262,13 @@ cl_cvm_start() {
 	local k=$1 i cid
 	eval "i=\$CL_CVM_HOST_$k; cid=\$CL_CVM_CID_$k"
 	rm -f "$T/cvm$k.ctl"
+	# No open-vm-tools here: the stand-in turns the agent's guestinfo
+	# publications into reconfigures of its VM in the simulator.
+	FAKE_RPCTOOL_VLOCATOR="$BIN/vlocator" FAKE_RPCTOOL_VM="cvm$k" \
+	FAKE_RPCTOOL_CONF="$T/guestinfo.json" \
 	"$BIN/vguest" run --name "cvm$k" --listen "unix:$T/cvm$k.sock" \
 	    --vsock-dir "$T/h$i" --vsock-cid "$cid" \
+	    --rpctool "$CL_TOP/test/tools/fake-rpctool.sh" \
 	    --hold-time "$HOLD" --status "$T/cvm$k.ctl" $SESS_ARGS \
 	    2>>"$T/cvm$k.log" &
 	eval "CL_CVM_PID_$k=$!"; cl_bg $!
@@ -366,6 +371,12 @@ cl_start() {
 	cl_vcsim_start || cl_die "the simulator did not start"
 	(umask 077; echo '{"user": "vrelay", "password": "cluster-pass"}' \
 	    >"$T/vcenter.json")
+	# The guestinfo CLI's settings (vlocator guestinfo -c): what the
+	# containerVMs' stand-in vmware-rpctool writes through.
+	printf '{"vcenter": "%s", "credentials": "%s"%s}\n' "$VCSIM_URL" \
+	    "$T/vcenter.json" \
+	    "${VCSIM_SHA256:+, \"thumbprint\": \"$VCSIM_SHA256\"}" \
+	    >"$T/guestinfo.json"
 	cl_locator_start
 	"$BIN/vtraffic" serve --listen "unix:$T/backend.sock" --mode echo \
 	    --report "$T/backend.jsonl" $BACKEND_ARGS 2>>"$T/backend.log" &

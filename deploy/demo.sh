@@ -6,7 +6,10 @@
 # Shows the migrations live (the locator's view, the appliance's and
 # each move's effect on the sessions), then checks every byte on both
 # ends (SHA-256 of each stream at the generator and at the backend) and
-# ends with one JSON line:
+# The appliance calls vSphere all along through the vmomi agent (a
+# failed call fails the demo), and each containerVM's guest agent
+# publishes its guestinfo keys (shown at the end).  It ends with one
+# JSON line:
 #   {"sessions":..,"migrations":..,"bytes_sent":..,"bytes_verified":..,
 #    "bytes_lost":0,"duplicates":0,"max_resume_ms":..,"plot":"PATH"}
 # exiting nonzero if any stream differs.  The plot is a PNG timeline
@@ -53,6 +56,10 @@ say "traffic: $CVMS containerVMs x $SESSIONS sessions through guest" \
     "agents + $PLAIN agentless, echoed, ${DURATION}s"
 cl_traffic_start "$DURATION"
 t0=$(cl_now)
+# The appliance's own vSphere calls, through the vmomi agent, all along.
+python3 "$TOP/test/tools/soaploop.py" "127.0.0.1:$CL_VMOMI_PORT" \
+    "$DURATION" >"$T/soap.json" 2>"$T/soap.err" &
+SOAP_PID=$!
 
 # Migration moments: spread at random over the run, kinds shuffled, in
 # ms since the traffic started.
@@ -111,6 +118,21 @@ s = json.load(open(sys.argv[1]))["sessions"]
 print("resumes %d, replayed %d bytes, resume ms max %d avg %d" % (
     s["resumes"], s["replayed_bytes"], s["resume_ms_max"],
     s["resume_ms_avg"]))' "$T/status-cvm$k.json"
+	done
+fi
+wait "$SOAP_PID" || rc=1
+if [ -z "$QUIET" ]; then
+	python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print("vmomi agent: the appliance made %d vSphere calls through the mesh, "
+    "%d answered by vCenter, %d failed (slowest %.0f ms)%s" % (
+    r["requests"], r["answered"], r["failed"], r["max_ms"],
+    "".join("\n  " + f for f in r["failures"])))' "$T/soap.json" ||
+	    cat "$T/soap.err"
+	for k in $(seq 1 "$CVMS"); do
+		printf 'guestinfo of cvm%s (published by its vguest): ' "$k"
+		"$BIN/vlocator" guestinfo get "cvm$k" -c "$T/guestinfo.json" \
+		    --property config --json 2>&1 | cut -c 1-300
 	done
 fi
 say "summary (logs and plot in $T)"
