@@ -8,6 +8,12 @@
  * what is then in the input: the same bytes, in 64 KiB reads.  The
  * input's end is frozen by libevent between its own reads; we unfreeze
  * it the way its read callback does.
+ *
+ * libevent reads what FIONREAD says, up to 4 KiB: when the input holds
+ * less, that read emptied the socket, and one more read() would only
+ * say EAGAIN -- a syscall per small message per hop, which is what a
+ * ping-pong pays for.  So we read on only from an input of 4 KiB or
+ * more.
  */
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -32,7 +38,8 @@ xbev_read_more(struct bufferevent *bev, size_t max)
 	ssize_t			 n;
 	int			 nv, i, fd;
 
-	if (tls_bev_is_tls(bev) || (fd = bufferevent_getfd(bev)) == -1)
+	if (tls_bev_is_tls(bev) || (fd = bufferevent_getfd(bev)) == -1 ||
+	    evbuffer_get_length(in) < XBEV_LIBEVENT_READ)
 		return (0);
 	bufferevent_getwatermark(bev, EV_READ, NULL, &high);
 	if (high == 0 || high > max)
