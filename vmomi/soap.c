@@ -49,6 +49,7 @@
 
 #define SOAP_ENV_NS	"http://schemas.xmlsoap.org/soap/envelope/"
 #define SOAP_XSI_NS	"http://www.w3.org/2001/XMLSchema-instance"
+#define SOAP_VIM_NS	"urn:vim25"
 #define SOAP_PARSE_OPTS	(XML_PARSE_NONET | XML_PARSE_NOERROR | \
 			    XML_PARSE_NOWARNING)
 #define SOAP_MSG_INIT	1024
@@ -1402,6 +1403,87 @@ soap_depth(const xmlNode *n, int depth, int max)
 	return (deepest);
 }
 
+/* Only blank text and comments among N's children, besides elements. */
+static int
+soap_only_elements(const xmlNode *n)
+{
+	const xmlNode	*c;
+	const char	*t;
+
+	for (c = n->children; c != NULL; c = c->next) {
+		if (c->type == XML_ELEMENT_NODE || c->type == XML_COMMENT_NODE)
+			continue;
+		if (c->type != XML_TEXT_NODE)
+			return (0);
+		for (t = (const char *)c->content; t != NULL && *t != '\0';
+		    t++)
+			if (*t != ' ' && *t != '\t' && *t != '\r' &&
+			    *t != '\n')
+				return (0);
+	}
+	return (1);
+}
+
+/*
+ * The first element below ROOT, other than HDR and BODY, named like a
+ * part of an envelope (Envelope, Header, Body: any namespace), or
+ * NULL.  Servers differ in how they match those names (govmomi's
+ * decoder ignores the namespace, and the last Body wins), so a request
+ * carrying another one could run a call other than the one checked.
+ */
+static const xmlNode *
+soap_smuggled(const xmlNode *root, const xmlNode *hdr, const xmlNode *body)
+{
+	static const char *const names[] = { "Envelope", "Header", "Body" };
+	const xmlNode	*c = root->children;
+	size_t		 i;
+
+	while (c != NULL) {
+		if (c->type == XML_ELEMENT_NODE && c != hdr && c != body)
+			for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+				if (strcmp((const char *)c->name,
+				    names[i]) == 0)
+					return (c);
+		if (c->type == XML_ELEMENT_NODE && c->children != NULL) {
+			c = c->children;
+			continue;
+		}
+		while (c != NULL && c != root && c->next == NULL)
+			c = c->parent;
+		if (c == NULL || c == root)
+			break;
+		c = c->next;
+	}
+	return (NULL);
+}
+
+/*
+ * Is N a _this as vim clients write it: in urn:vim25, one plain text
+ * node (no comment, CDATA or entity splitting it: a server reading one
+ * piece would act on another object than the one checked), a "type"
+ * attribute in no namespace, and no attribute but that and xsi:type.
+ */
+static int
+soap_this_plain(const xmlNode *n)
+{
+	const xmlAttr	*a;
+	int		 type = 0;
+
+	if (!soap_is(n, "_this", SOAP_VIM_NS) || n->children == NULL ||
+	    n->children->next != NULL || n->children->type != XML_TEXT_NODE)
+		return (0);
+	for (a = n->properties; a != NULL; a = a->next) {
+		if (strcmp((const char *)a->name, "type") != 0)
+			return (0);
+		if (a->ns == NULL)
+			type++;
+		else if (a->ns->href == NULL ||
+		    strcmp((const char *)a->ns->href, SOAP_XSI_NS) != 0)
+			return (0);
+	}
+	return (type == 1);
+}
+
 /* A call name: a plain identifier, as every vim25 method is. */
 static int
 soap_ident_ok(const char *s)
@@ -1430,7 +1512,7 @@ soap_request_parse(const char *body, size_t len, struct vmomi_request *req,
 {
 	struct vmomi_parsed	*p = NULL;
 	const xmlNode		*root, *c, *b = NULL, *call = NULL;
-	const xmlNode		*this = NULL;
+	const xmlNode		*this = NULL, *hdr = NULL, *x;
 	size_t			 nbody = 0, ncall = 0, nthis = 0;
 	int			 err, depth;
 
@@ -1470,12 +1552,35 @@ soap_request_parse(const char *body, size_t len, struct vmomi_request *req,
 		    VMOMI_REQUEST_DEPTH);
 		goto out;
 	}
-	for (c = soap_child(root, NULL); c != NULL; c = c->next)
-		if (soap_is(c, "Body", SOAP_ENV_NS) && nbody++ == 0)
+	/* Envelope: an optional Header, then one Body, nothing else. */
+	for (c = soap_child(root, NULL); c != NULL; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (soap_is(c, "Header", SOAP_ENV_NS) && hdr == NULL &&
+		    nbody == 0)
+			hdr = c;
+		else if (soap_is(c, "Body", SOAP_ENV_NS) && nbody++ == 0)
 			b = c;
+		else if (!soap_is(c, "Body", SOAP_ENV_NS)) {
+			soap_err(msg, msglen, "SOAP Envelope holds %.60s (only "
+			    "a Header, then a Body)", (const char *)c->name);
+			goto out;
+		}
+	}
 	if (nbody != 1) {
 		soap_err(msg, msglen, nbody == 0 ? "SOAP Envelope without a "
 		    "Body" : "SOAP Envelope with %zu Body elements", nbody);
+		goto out;
+	}
+	if (!soap_only_elements(root) || !soap_only_elements(b)) {
+		soap_err(msg, msglen, "text outside the call in the SOAP "
+		    "Envelope or Body");
+		goto out;
+	}
+	if ((x = soap_smuggled(root, hdr, b)) != NULL) {
+		soap_err(msg, msglen, "a second %.20s element, at line %ld "
+		    "(one Envelope, Header and Body per request)",
+		    (const char *)x->name, (long)xmlGetLineNo(x));
 		goto out;
 	}
 	for (c = soap_child(b, NULL); c != NULL; c = c->next)
@@ -1499,6 +1604,11 @@ soap_request_parse(const char *body, size_t len, struct vmomi_request *req,
 		memset(req, 0, sizeof(*req));
 		goto out;
 	}
+	if (!soap_is(call, req->method, SOAP_VIM_NS)) {
+		soap_err(msg, msglen, "%s is not in namespace " SOAP_VIM_NS,
+		    req->method);
+		goto out;
+	}
 	for (c = soap_child(call, "_this"); c != NULL; c = soap_next(c))
 		if (nthis++ == 0)
 			this = c;
@@ -1507,7 +1617,8 @@ soap_request_parse(const char *body, size_t len, struct vmomi_request *req,
 		    nthis);
 		goto out;
 	}
-	if (this != NULL && soap_moref(p, this, &req->this) == -1) {
+	if (this != NULL && (!soap_this_plain(this) ||
+	    soap_moref(p, this, &req->this) == -1)) {
 		soap_err(msg, msglen, "%s: _this is not a managed object "
 		    "reference (type attribute and text value)", req->method);
 		goto out;

@@ -175,7 +175,8 @@ deep(int n)
 
 	b = malloc(cap);
 	assert_non_null(b);
-	len = snprintf(b, cap, "%s<soapenv:Body><X>", ENV_OPEN);
+	len = snprintf(b, cap, "%s<soapenv:Body><X xmlns=\"urn:vim25\">",
+	    ENV_OPEN);
 	for (i = 0; i < n; i++)
 		len += snprintf(b + len, cap - len, "<a>");
 	for (i = 0; i < n; i++)
@@ -210,15 +211,54 @@ test_request_bad(void **state)
 		{ BODY("<soapenv:Fault><faultstring>x</faultstring>"
 		    "</soapenv:Fault>"), VMOMI_E_PARSE, "holds a Fault" },
 		{ BODY("<A-B/>"), VMOMI_E_PARSE, "is not a method name" },
-		{ BODY("<A><_this type=\"VirtualMachine\">vm-1</_this>"
-		    "<_this type=\"VirtualMachine\">vm-2</_this></A>"),
-		    VMOMI_E_PARSE, "A: 2 _this elements" },
-		{ BODY("<A><_this>vm-1</_this></A>"), VMOMI_E_PARSE,
-		    "A: _this is not a managed object reference" },
-		{ BODY("<A><_this type=\"VirtualMachine\"><x/></_this></A>"),
-		    VMOMI_E_PARSE, "_this is not a managed object" },
-		{ BODY("<A><_this type=\"VirtualMachine\"></_this></A>"),
-		    VMOMI_E_PARSE, "_this is not a managed object" },
+		{ BODY("<A xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">"
+		    "vm-1</_this><_this type=\"VirtualMachine\">vm-2</_this>"
+		    "</A>"), VMOMI_E_PARSE, "A: 2 _this elements" },
+		{ BODY("<A xmlns=\"urn:vim25\"><_this>vm-1</_this></A>"),
+		    VMOMI_E_PARSE, "A: _this is not a managed object reference" },
+		{ BODY("<A xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">"
+		    "<x/></_this></A>"), VMOMI_E_PARSE,
+		    "_this is not a managed object" },
+		{ BODY("<A xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">"
+		    "</_this></A>"), VMOMI_E_PARSE,
+		    "_this is not a managed object" },
+		/* Smuggling: what the policy checks must be what runs. */
+		{ ENV_OPEN "<soapenv:Body><CurrentTime xmlns=\"urn:vim25\">"
+		    "<_this type=\"ServiceInstance\">ServiceInstance</_this>"
+		    "</CurrentTime></soapenv:Body><Body xmlns=\"urn:vim25\">"
+		    "<PowerOffVM_Task><_this type=\"VirtualMachine\">vm-39"
+		    "</_this></PowerOffVM_Task></Body>" ENV_CLOSE,
+		    VMOMI_E_PARSE, "SOAP Envelope holds Body (only a Header, "
+		    "then a Body)" },
+		{ BODY("<CurrentTime xmlns=\"urn:vim25\"><Body><PowerOffVM_Task"
+		    "/></Body></CurrentTime>"), VMOMI_E_PARSE,
+		    "a second Body element, at line 1" },
+		{ ENV_OPEN "<soapenv:Body><CurrentTime xmlns=\"urn:vim25\"/>"
+		    "</soapenv:Body><soapenv:Header/>" ENV_CLOSE, VMOMI_E_PARSE,
+		    "SOAP Envelope holds Header" },
+		{ ENV_OPEN "<soapenv:Header><x:Envelope xmlns:x=\"urn:x\"/>"
+		    "</soapenv:Header><soapenv:Body><CurrentTime xmlns=\""
+		    "urn:vim25\"/></soapenv:Body>" ENV_CLOSE, VMOMI_E_PARSE,
+		    "a second Envelope element" },
+		{ ENV_OPEN "<Extra/><soapenv:Body><CurrentTime xmlns=\""
+		    "urn:vim25\"/></soapenv:Body>" ENV_CLOSE, VMOMI_E_PARSE,
+		    "SOAP Envelope holds Extra" },
+		{ BODY("text<CurrentTime xmlns=\"urn:vim25\"/>"), VMOMI_E_PARSE,
+		    "text outside the call" },
+		{ BODY("<CurrentTime xmlns=\"urn:x\"/>"), VMOMI_E_PARSE,
+		    "CurrentTime is not in namespace urn:vim25" },
+		{ BODY("<A xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">"
+		    "vm-1<!--x-->2</_this></A>"), VMOMI_E_PARSE,
+		    "_this is not a managed object" },
+		{ BODY("<A xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">"
+		    "vm-1<![CDATA[2]]></_this></A>"), VMOMI_E_PARSE,
+		    "_this is not a managed object" },
+		{ BODY("<A xmlns=\"urn:vim25\" xmlns:y=\"urn:y\"><_this "
+		    "type=\"VirtualMachine\" y:type=\"Folder\">vm-1</_this>"
+		    "</A>"), VMOMI_E_PARSE, "_this is not a managed object" },
+		{ BODY("<A xmlns=\"urn:vim25\"><_this xmlns=\"urn:y\" type=\""
+		    "VirtualMachine\">vm-1</_this></A>"), VMOMI_E_PARSE,
+		    "_this is not a managed object" },
 		{ "\xff\xfe<x/>", VMOMI_E_PARSE, "XML error" },
 	};
 	struct vmomi_request	 r;
