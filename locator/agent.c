@@ -60,6 +60,7 @@
 #define AGENT_REQUEST_MAX	(1024 * 1024)	/* default body cap */
 #define AGENT_IDLE_MS		120000	/* keep-alive without a request */
 #define AGENT_WRITE_MS		60000	/* a client that does not read */
+#define AGENT_REQUEST_MS	30000	/* first byte to whole body */
 #define AGENT_LONG_MS		(15 * 60 * 1000) /* WaitForUpdates* */
 #define AGENT_CALLER_MS		5000	/* wait for vSphere to show a move */
 #define AGENT_CALLER_POLL_MS	50
@@ -187,6 +188,7 @@ struct agent_conn {
 	struct bufferevent	*bev;
 	struct event		*next;		/* deferred: next request */
 	struct event		*wait;		/* CONN_CALLER's poll */
+	struct event		*deadline;	/* AGENT_REQUEST_MS */
 	enum conn_state		 state;
 	int			 dead;
 
@@ -251,6 +253,8 @@ struct agent {
 static void	conn_read(struct agent_conn *);
 static void	conn_start(struct agent_conn *);
 static void	conn_check(struct agent_conn *);
+static int	conn_identity(struct agent_conn *, char *, size_t);
+static int	conn_caller(struct agent_conn *);
 static void	conn_scope(struct agent_conn *);
 static void	conn_forward(struct agent_conn *);
 static void	agent_login(struct agent *);
@@ -481,7 +485,8 @@ conn_respond(struct agent_conn *c, int status, const char *ctype,
 		{ 200, "OK" }, { 400, "Bad Request" },
 		{ 401, "Unauthorized" }, { 403, "Forbidden" },
 		{ 404, "Not Found" }, { 503, "Service Unavailable" },
-		{ 405, "Method Not Allowed" }, { 411, "Length Required" },
+		{ 405, "Method Not Allowed" }, { 408, "Request Timeout" },
+		{ 411, "Length Required" },
 		{ 413, "Payload Too Large" },
 		{ 431, "Request Header Fields Too Large" },
 		{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
@@ -688,8 +693,11 @@ conn_clear(struct agent_conn *c)
 	c->sdone[0] = c->sdone[1] = 0;
 	c->serr = VMOMI_OK;
 	c->caller_until = 0;
+	memset(&c->caller, 0, sizeof(c->caller));
 	if (c->wait != NULL)
 		evtimer_del(c->wait);
+	if (c->deadline != NULL)
+		evtimer_del(c->deadline);
 }
 
 /* Tear C down (once); freed later, out of any callback. */
@@ -707,6 +715,7 @@ conn_close(struct agent_conn *c, const char *why)
 	vmomi_abort(a->v, c->sreq[0]);
 	vmomi_abort(a->v, c->sreq[1]);
 	evtimer_del(c->wait);
+	evtimer_del(c->deadline);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_REMOVE(&a->conns, c, entry);
 	TAILQ_INSERT_TAIL(&a->dead, c, entry);
@@ -724,6 +733,8 @@ conn_free(struct agent_conn *c)
 		event_free(c->next);
 	if (c->wait != NULL)
 		event_free(c->wait);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
 	free(c);
 }
 
@@ -906,7 +917,8 @@ conn_read(struct agent_conn *c)
 {
 	struct evbuffer		*in = bufferevent_get_input(c->bev);
 	struct evbuffer_ptr	 p;
-	char			*head;
+	struct timeval		 tv;
+	char			*head, why[AGENT_REASON_MAX];
 	size_t			 hlen;
 
 	if (c->dead)
@@ -914,7 +926,14 @@ conn_read(struct agent_conn *c)
 	if (c->state == CONN_HEAD) {
 		if (evbuffer_get_length(in) == 0)
 			return;
-		c->start_ms = xtime_mono_ms();
+		if (!evtimer_pending(c->deadline, NULL)) {
+			/* A request's first byte: who, and how long. */
+			c->start_ms = xtime_mono_ms();
+			if (conn_caller(c) == -1)
+				return;
+			xtime_tv(AGENT_REQUEST_MS, &tv);
+			evtimer_add(c->deadline, &tv);
+		}
 		p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 		if (p.pos == -1) {
 			if (evbuffer_get_length(in) > AGENT_HEAD_MAX) {
@@ -946,6 +965,12 @@ conn_read(struct agent_conn *c)
 			return;
 		}
 		free(head);
+		/* Not the appliance: refused before its body is read. */
+		if (conn_identity(c, why, sizeof(why)) == -1) {
+			conn_refuse(c, 500, why, 1);
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
 		conn_enter_state(c, CONN_BODY);
 	}
 	if (c->state != CONN_BODY || evbuffer_get_length(in) < c->clen)
@@ -954,6 +979,7 @@ conn_read(struct agent_conn *c)
 	evbuffer_remove(in, c->body, c->clen);
 	c->body[c->clen] = '\0';
 	c->len = c->clen;
+	evtimer_del(c->deadline);
 	/* One at a time: pipelined requests wait in the socket. */
 	bufferevent_disable(c->bev, EV_READ);
 	conn_start(c);
@@ -1029,6 +1055,35 @@ conn_identity(struct agent_conn *c, char *why, size_t len)
 	return (0);
 }
 
+/*
+ * Who is calling C now (the current leg's attestation): 0, or -1 with
+ * C closed when its session is gone.
+ */
+static int
+conn_caller(struct agent_conn *c)
+{
+	memset(&c->caller, 0, sizeof(c->caller));
+	if (c->a->l->gate == NULL ||
+	    gate_caller(c->a->l->gate, c->sid, &c->caller) == -1) {
+		conn_close(c, "its session is gone");
+		return (-1);
+	}
+	c->caller.host[sizeof(c->caller.host) - 1] = '\0';
+	return (0);
+}
+
+/* A request not whole within AGENT_REQUEST_MS of its first byte. */
+static void
+conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent_conn	*c = arg;
+
+	if (c->state != CONN_HEAD && c->state != CONN_BODY)
+		return;
+	bufferevent_disable(c->bev, EV_READ);
+	conn_error(c, 408, "request not received whole within 30 s", 1);
+}
+
 /* CONN_CALLER's poll: has vSphere caught up with the caller? */
 static void
 conn_wait_cb(evutil_socket_t fd, short what, void *arg)
@@ -1067,13 +1122,8 @@ conn_check(struct agent_conn *c)
 	char		 why[AGENT_REASON_MAX];
 	int		 id;
 
-	memset(&c->caller, 0, sizeof(c->caller));
-	if (a->l->gate == NULL ||
-	    gate_caller(a->l->gate, c->sid, &c->caller) == -1) {
-		conn_close(c, "its session is gone");
+	if (conn_caller(c) == -1)
 		return;
-	}
-	c->caller.host[sizeof(c->caller.host) - 1] = '\0';
 	if ((id = conn_identity(c, why, sizeof(why))) == 1 &&
 	    xtime_mono_ms() < c->caller_until) {
 		if (c->state != CONN_CALLER) {
@@ -1426,7 +1476,9 @@ agent_serve(struct agent *a, int fd, uint64_t sid)
 	    BEV_OPT_CLOSE_ON_FREE);
 	c->next = event_new(a->l->d.base, -1, 0, conn_next_cb, c);
 	c->wait = evtimer_new(a->l->d.base, conn_wait_cb, c);
-	if (c->bev == NULL || c->next == NULL || c->wait == NULL)
+	c->deadline = evtimer_new(a->l->d.base, conn_deadline_cb, c);
+	if (c->bev == NULL || c->next == NULL || c->wait == NULL ||
+	    c->deadline == NULL)
 		fatalx("vmomi: bufferevent_socket_new/event_new");
 	a->nconns++;
 	TAILQ_INSERT_TAIL(&a->conns, c, entry);
