@@ -599,10 +599,20 @@ gate_new(struct locator *l)
 	if (xaddr_type(g->addr) != XADDR_TCP)
 		fatalx("--vmomi-listen %s: expected tcp://HOST:PORT (relays "
 		    "connect over TLS)", xaddr_str(g->addr));
+	/*
+	 * Without TLS anyone who reaches the port can write a caller line
+	 * and be the appliance: only this machine may (tests, one box).
+	 */
+	if (l->d.tls == NULL && !xaddr_loopback(g->addr))
+		fatalx("--vmomi-listen %s without TLS: anyone who can reach "
+		    "it could forge a relay's caller line and act as the "
+		    "appliance; give --tls-cert, --tls-key and --tls-ca, or "
+		    "listen on loopback (127.0.0.1, ::1) only",
+		    xaddr_str(g->addr));
 	if (l->d.tls == NULL)
-		log_warnx("--vmomi-listen %s without TLS: relays' caller lines "
-		    "cannot be checked against their certificates; use it on "
-		    "a trusted network only", xaddr_str(g->addr));
+		log_warnx("--vmomi-listen %s without TLS: on loopback only; "
+		    "any local process can act as the appliance",
+		    xaddr_str(g->addr));
 	gate_advertise_init(g);
 	log_info("vmomi agent on %s advertised as %s", xaddr_str(g->addr),
 	    g->advertise);
