@@ -22,6 +22,7 @@
 #include "guestinfo.h"
 #include "locator.h"
 #include "log.h"
+#include "text.h"
 #include "vmomi.h"
 #include "xmalloc.h"
 #include "xtime.h"
@@ -203,6 +204,31 @@ ginfo_fail(struct ginfo *c, int rc, const char *what, int err,
 	ginfo_end(c, rc);
 }
 
+/*
+ * Text mode: VAL (after "KEY=" unless KEY is NULL) and a newline, both
+ * escaped (text_vis): values are the guest's, and a terminal must not
+ * obey its escape sequences nor a script see its newlines as lines.
+ */
+static void
+ginfo_text(const char *key, const char *val)
+{
+	char	*k = NULL, *v;
+	size_t	 n;
+
+	n = TEXT_VIS_SIZE(strlen(val));
+	v = xmalloc(n);
+	text_vis(v, n, val, strlen(val));
+	if (key != NULL) {
+		n = TEXT_VIS_SIZE(strlen(key));
+		k = xmalloc(n);
+		text_vis(k, n, key, strlen(key));
+		printf("%s=%s\n", k, v);
+	} else
+		printf("%s\n", v);
+	free(k);
+	free(v);
+}
+
 /* get answered: print the keys asked for (or all). */
 static void
 ginfo_get_done(uint64_t id, int err, const char *msg,
@@ -225,7 +251,7 @@ ginfo_get_done(uint64_t id, int err, const char *msg,
 			json_object_set_new(keys, k->kv[i].key,
 			    ginfo_str(k->kv[i].value));
 			if (!c->conf.json)
-				printf("%s=%s\n", k->kv[i].key, k->kv[i].value);
+				ginfo_text(k->kv[i].key, k->kv[i].value);
 		}
 	}
 	for (i = 1; i < (size_t)c->npos; i++) {
@@ -235,10 +261,8 @@ ginfo_get_done(uint64_t id, int err, const char *msg,
 			unset = 1;
 			fprintf(stderr, "vlocator guestinfo get: %s: %s is "
 			    "not set\n", c->pos[0], c->pos[i]);
-		} else if (!c->conf.json && c->npos == 2)
-			printf("%s\n", val);
-		else if (!c->conf.json)
-			printf("%s=%s\n", c->pos[i], val);
+		} else if (!c->conf.json)
+			ginfo_text(c->npos == 2 ? NULL : c->pos[i], val);
 	}
 	if (c->conf.json)
 		ginfo_print(json_pack("{s:s, s:s, s:o}", "vm", c->pos[0],
