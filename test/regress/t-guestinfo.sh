@@ -3,8 +3,9 @@
 # a real `vlocator guestinfo set`; `vlocator guestinfo watch` sees each
 # change once; the container's exit status; long and non-ASCII values
 # byte-exact, one over the cap refused; a VM that disappears (watch
-# says gone, set fails NotFound); a killed session ends a watch;
-# guest-controlled values are escaped in get's text output.
+# says gone, set fails NotFound); a killed session ends a watch; a
+# vmware-rpctool that hangs never stalls vguest; guest-controlled values
+# are escaped in get's text output.
 . ./lib.sh
 
 VL="$BINDIR/vlocator"
@@ -59,6 +60,16 @@ if [ -n "$(ip route show default 2>/dev/null)" ]; then
 else
 	log "no default route here: the address is not published"
 fi
+
+# --- a vmware-rpctool that hangs (ignores SIGTERM): started here, its
+# RPCTOOL_TIMEOUT_MS (10 s) runs while the rest goes on, checked below ---
+FAKE_RPCTOOL_HANG=60 FAKE_RPCTOOL_LOG="$T/rpctool-hang.log" \
+    "$BINDIR/vguest" run --name cvm-hang --listen "unix:$T/gh.in" \
+    --relay tcp://127.0.0.1:1 --status "$T/guesth.sock" \
+    --rpctool "$PWD/../tools/fake-rpctool.sh" 2>>"$T/guesth.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/guesth.sock"
+wait_lines "$T/rpctool-hang.log" 'info-set' 1 || fail "no hanging run"
 
 # --- exit status after the container stops ---
 gi get cvm1 guestinfo.vrelay.exit >/dev/null 2>&1
@@ -142,6 +153,21 @@ gi set cvm2 guestinfo.dup=1 && gi set cvm2 guestinfo.dup=2 &&
 gi get cvm2 --json | python3 -c 'import json, sys
 k = json.load(sys.stdin)["keys"]; assert k["guestinfo.dup"] == "3"' ||
     fail "get --json"
+
+# --- the hanging rpctool: killed at its timeout, vguest answering all
+# along (2 s at most per status), and the next key started at once ---
+for i in $(seq 1 $((150 * WAIT_SCALE))); do
+	st=$(timeout 2 "$BINDIR/vguest" status --status "$T/guesth.sock" \
+	    --json) || fail "vguest stopped answering while its rpctool hung"
+	echo "$st" | json_get guestinfo | grep -q 'no answer in 10000 ms' &&
+	    break
+	sleep 0.1
+done
+echo "$st" | python3 -c 'import json, sys
+s = json.load(sys.stdin)
+assert "no answer in 10000 ms (killed)" in s["guestinfo"], s
+assert s["guestinfo_detail"]["runs"] >= 2, s' ||
+    fail "hanging rpctool: $st"
 
 # --- the VM disappears ---
 vcsim_cmd destroy-vm cvm1
