@@ -238,6 +238,30 @@ appliance_vmomi_cb(struct evconnlistener *l, evutil_socket_t fd,
 		a->vmomi_accepted++;
 }
 
+/*
+ * A --vmomi-listen address, or die: whoever connects gets the agent's
+ * rights with no credentials, so only unix:PATH (its file mode decides
+ * which local users) or loopback tcp; never vsock (that is the way out).
+ */
+static void
+appliance_vmomi_check(const char *addr)
+{
+	struct xaddr	*xa;
+	int		 e;
+
+	if ((e = xaddr_parse(addr, &xa)) != XADDR_OK)
+		fatalx("--vmomi-listen \"%s\": %s", addr, xaddr_strerror(e));
+	if (xaddr_type(xa) == XADDR_VSOCK)
+		fatalx("--vmomi-listen %s: vSphere clients connect over tcp "
+		    "or unix; vSocket is the way out", addr);
+	if (xaddr_type(xa) == XADDR_TCP && !xaddr_loopback(xa))
+		fatalx("--vmomi-listen %s: not a loopback address; every "
+		    "host that reached it would have the vmomi agent's "
+		    "rights with no credentials: use unix:PATH (mode 0600 "
+		    "or a group's) or tcp://127.0.0.1:PORT", addr);
+	xaddr_free(xa);
+}
+
 /* --vmomi-listen and --vmomi-relay, or die saying what is wrong. */
 static void
 appliance_vmomi_init(struct appliance *a, const struct sess_conf *sc)
@@ -262,15 +286,13 @@ appliance_vmomi_init(struct appliance *a, const struct sess_conf *sc)
 		    xaddr_str(a->vmomi_relay));
 	if (a->conf.vmomi_listen.n == 0)
 		return;
+	for (i = 0; i < a->conf.vmomi_listen.n; i++)
+		appliance_vmomi_check(a->conf.vmomi_listen.v[i]);
 	a->d.clients = sess_ctx_new(a->d.base, SESS_CLIENT, sc, &ops, a);
 	for (i = 0; i < a->conf.vmomi_listen.n; i++) {
 		a->vmomi_l[a->nvmomi] = daemon_listen(&a->d,
 		    a->conf.vmomi_listen.v[i], appliance_vmomi_cb, a,
 		    &a->vmomi_a[a->nvmomi]);
-		if (xaddr_type(a->vmomi_a[a->nvmomi]) == XADDR_VSOCK)
-			fatalx("--vmomi-listen %s: vSphere clients connect "
-			    "over tcp or unix; vSocket is the way out",
-			    a->conf.vmomi_listen.v[i]);
 		a->nvmomi++;
 	}
 }

@@ -1,8 +1,10 @@
 /*
- * text.c -- printable-ASCII copies of untrusted bytes, and the check
- * for names that may stay UTF-8 (text.h).
+ * text.c -- printable-ASCII copies of untrusted bytes, escaped copies
+ * that keep UTF-8, and the check for names that may stay UTF-8
+ * (text.h).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "text.h"
@@ -48,6 +50,88 @@ text_ascii_copy(char *dst, size_t size, const void *src, size_t len)
 }
 
 /*
+ * The length of the well-formed multi-byte UTF-8 sequence at P (LEN
+ * bytes left: no overlong form, no surrogate, nothing past U+10FFFF)
+ * with its code point in *CP, or 0.
+ */
+static size_t
+text_utf8_seq(const unsigned char *p, size_t len, uint32_t *cp)
+{
+	size_t	n, k;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 1;
+		*cp = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 2;
+		*cp = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 3;
+		*cp = p[0] & 0x07;
+	} else
+		return (0);
+	if (len <= n)
+		return (0);
+	for (k = 1; k <= n; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return (0);
+		*cp = (*cp << 6) | (p[k] & 0x3f);
+	}
+	if ((n == 2 && *cp < 0x800) || (n == 3 && *cp < 0x10000) ||
+	    (*cp >= 0xd800 && *cp <= 0xdfff) || *cp > 0x10ffff)
+		return (0);
+	return (n + 1);
+}
+
+/* An escaped copy that keeps UTF-8 (text.h has the rules). */
+size_t
+text_vis(char *dst, size_t size, const void *src, size_t len)
+{
+	const unsigned char	*s = src;
+	char			 esc[5];
+	const char		*add;
+	uint32_t		 cp;
+	size_t			 i, n, k, out = 0, used = 0;
+	int			 full = size == 0;
+
+	for (i = 0; i < len; i += n) {
+		add = esc;
+		n = 1;
+		if (s[i] == '\\')
+			add = "\\\\";
+		else if (s[i] == '\n')
+			add = "\\n";
+		else if (s[i] == '\r')
+			add = "\\r";
+		else if (s[i] == '\t')
+			add = "\\t";
+		else if (text_printable(s[i])) {
+			esc[0] = (char)s[i];
+			esc[1] = '\0';
+		} else if ((n = text_utf8_seq(s + i, len - i, &cp)) > 0 &&
+		    cp >= 0xa0) {
+			/* Not the C1 controls, which some terminals obey. */
+			memcpy(esc, s + i, n);
+			esc[n] = '\0';
+		} else {
+			n = 1;
+			snprintf(esc, sizeof(esc), "\\x%02x", s[i]);
+		}
+		k = strlen(add);
+		/* Whole escapes only: never half of one, nor of a char. */
+		if (!full && used + k < size) {
+			memcpy(dst + used, add, k);
+			used += k;
+		} else
+			full = 1;
+		out += k;
+	}
+	if (size > 0)
+		dst[used] = '\0';
+	return (out);
+}
+
+/*
  * Whether LEN bytes at P are well-formed UTF-8 (no overlong forms, no
  * surrogates, nothing past U+10FFFF) without C0 controls or DEL.
  */
@@ -56,7 +140,7 @@ text_utf8_ok(const void *v, size_t len)
 {
 	const unsigned char	*p = v;
 	uint32_t		 cp;
-	size_t			 i = 0, n, k;
+	size_t			 i = 0, n;
 
 	while (i < len) {
 		if (p[i] < 0x80) {
@@ -65,28 +149,9 @@ text_utf8_ok(const void *v, size_t len)
 			i++;
 			continue;
 		}
-		if (p[i] >= 0xc2 && p[i] <= 0xdf) {
-			n = 1;
-			cp = p[i] & 0x1f;
-		} else if (p[i] >= 0xe0 && p[i] <= 0xef) {
-			n = 2;
-			cp = p[i] & 0x0f;
-		} else if (p[i] >= 0xf0 && p[i] <= 0xf4) {
-			n = 3;
-			cp = p[i] & 0x07;
-		} else
+		if ((n = text_utf8_seq(p + i, len - i, &cp)) == 0)
 			return (0);
-		if (len - i <= n)
-			return (0);
-		for (k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return (0);
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return (0);
-		i += n + 1;
+		i += n;
 	}
 	return (1);
 }

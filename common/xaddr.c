@@ -443,6 +443,31 @@ xaddr_path(const struct xaddr *xa)
 	return (xa->type == XADDR_UNIX ? xa->path : NULL);
 }
 
+/*
+ * Whether XA is a tcp address on the loopback network (127.0.0.0/8,
+ * ::1 or ::ffff:127.0.0.0/104): reachable from this machine only.
+ */
+int
+xaddr_loopback(const struct xaddr *xa)
+{
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+
+	if (xa == NULL || xa->type != XADDR_TCP)
+		return (0);
+	if (xa->ss.ss_family == AF_INET) {
+		sin = (const struct sockaddr_in *)&xa->ss;
+		return ((ntohl(sin->sin_addr.s_addr) >> 24) == 127);
+	}
+	if (xa->ss.ss_family == AF_INET6) {
+		sin6 = (const struct sockaddr_in6 *)&xa->ss;
+		return (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
+		    sin6->sin6_addr.s6_addr[12] == 127));
+	}
+	return (0);
+}
+
 /* Same endpoint: same transport and same canonical text. */
 int
 xaddr_equal(const struct xaddr *a, const struct xaddr *b)

@@ -11,6 +11,11 @@
  * watched by SIGCHLD (a libevent signal event) and a timer that kills
  * it after RPCTOOL_TIMEOUT_MS; its stdout and stderr go to a pipe
  * whose first RPCTOOL_OUTPUT_MAX bytes explain a failure.
+ *
+ * Reaping never blocks: a killed child stuck in uninterruptible sleep
+ * (a hung backdoor call) dies only when the kernel lets it, so after
+ * SIGKILL the child stays ours (the next key waits) until SIGCHLD or
+ * the timer, re-armed every RPCTOOL_REAP_MS, sees it with WNOHANG.
  */
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -43,6 +48,7 @@ struct rpctool {
 	struct rpctool_kv	 pending[RPCTOOL_PENDING_MAX];
 	size_t			 npending;
 	pid_t			 pid;		/* the child, or 0 */
+	int			 killed;	/* SIGKILL sent, not reaped */
 	struct rpctool_kv	 running;
 	int			 outfd;
 	char			 out[RPCTOOL_OUTPUT_MAX + 1];
@@ -118,6 +124,7 @@ rpctool_ended(struct rpctool *rt, int status)
 	event_del(rt->timer);
 	rt->outfd = -1;
 	rt->pid = 0;
+	rt->killed = 0;
 	while (rt->outlen > 0 && (rt->out[rt->outlen - 1] == '\n' ||
 	    rt->out[rt->outlen - 1] == '\r' || rt->out[rt->outlen - 1] == ' '))
 		rt->outlen--;
@@ -156,31 +163,47 @@ rpctool_ended(struct rpctool *rt, int status)
 	rpctool_next(rt);
 }
 
+/* Reap our child if it ended, without waiting; 1 if it did. */
+static int
+rpctool_reap(struct rpctool *rt)
+{
+	int	status;
+
+	if (rt->pid == 0 || waitpid(rt->pid, &status, WNOHANG) != rt->pid)
+		return (0);
+	rpctool_ended(rt, rt->killed ? -1 : status);
+	return (1);
+}
+
 /* SIGCHLD: reap our child if it is the one that ended. */
 static void
 rpctool_sigchld(evutil_socket_t sig, short what, void *arg)
 {
-	struct rpctool	*rt = arg;
-	int		 status;
-
-	if (rt->pid == 0)
-		return;
-	if (waitpid(rt->pid, &status, WNOHANG) == rt->pid)
-		rpctool_ended(rt, status);
+	rpctool_reap(arg);
 }
 
-/* The child took too long: kill it and reap it. */
+/*
+ * The child took too long: kill it; then, until it is reaped, look
+ * again every RPCTOOL_REAP_MS (SIGCHLD may come first).
+ */
 static void
 rpctool_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct rpctool	*rt = arg;
-	int		 status;
+	struct timeval	 tv;
 
 	if (rt->pid == 0)
 		return;
-	kill(rt->pid, SIGKILL);
-	if (waitpid(rt->pid, &status, 0) == rt->pid)
-		rpctool_ended(rt, -1);
+	if (!rt->killed) {
+		kill(rt->pid, SIGKILL);
+		rt->killed = 1;
+		log_debug("guestinfo: info-set %s: killed pid %ld after %d ms",
+		    rt->running.key, (long)rt->pid, RPCTOOL_TIMEOUT_MS);
+	}
+	if (rpctool_reap(rt))
+		return;
+	xtime_tv(RPCTOOL_REAP_MS, &tv);
+	evtimer_add(rt->timer, &tv);
 }
 
 /* Start the next pending key, if nothing runs. */
@@ -189,7 +212,7 @@ rpctool_next(struct rpctool *rt)
 {
 	struct timeval	 tv;
 	char		*cmd, *argv[3];
-	int		 p[2], null;
+	int		 p[2], null, w;
 	pid_t		 pid;
 
 	if (rt->pid != 0 || rt->npending == 0 || rt->path == NULL)
@@ -223,10 +246,20 @@ rpctool_next(struct rpctool *rt)
 		return;
 	}
 	if (pid == 0) {
-		if ((null = open("/dev/null", O_RDONLY)) != -1)
+		/*
+		 * With fd 0, 1 or 2 closed when vguest started, the pipe
+		 * or /dev/null can be one of them, and dup2 onto itself
+		 * would leave close-on-exec set: move the write end above
+		 * 2 first, and clear the flag on a /dev/null that is 0.
+		 */
+		if ((w = fcntl(p[1], F_DUPFD_CLOEXEC, 3)) == -1)
+			_exit(127);
+		if ((null = open("/dev/null", O_RDONLY | O_CLOEXEC)) == 0)
+			fcntl(0, F_SETFD, 0);
+		else if (null != -1)
 			dup2(null, 0);
-		dup2(p[1], 1);
-		dup2(p[1], 2);
+		if (dup2(w, 1) == -1 || dup2(w, 2) == -1)
+			_exit(127);
 		execv(rt->path, argv);
 		_exit(127);
 	}
@@ -283,9 +316,10 @@ rpctool_free(struct rpctool *rt)
 
 	if (rt == NULL)
 		return;
+	/* Not waited for: a child in uninterruptible sleep would hang us. */
 	if (rt->pid != 0) {
 		kill(rt->pid, SIGKILL);
-		waitpid(rt->pid, &status, 0);
+		waitpid(rt->pid, &status, WNOHANG);
 	}
 	if (rt->outfd != -1)
 		close(rt->outfd);

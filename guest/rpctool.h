@@ -15,6 +15,7 @@ struct rpctool;
 #define RPCTOOL_NAME		"vmware-rpctool"
 #define RPCTOOL_PENDING_MAX	64	/* distinct keys waiting */
 #define RPCTOOL_TIMEOUT_MS	10000	/* one child, then SIGKILL */
+#define RPCTOOL_REAP_MS		200	/* then look for its end this often */
 #define RPCTOOL_OUTPUT_MAX	256	/* bytes of its output kept */
 
 /*

@@ -98,6 +98,13 @@ int		 guestinfo_new(struct event_base *, struct vmomi *,
 		    const struct guestinfo_conf *, struct guestinfo **);
 /* Abort everything (no callbacks); the collector is destroyed. */
 void		 guestinfo_free(struct guestinfo *);
+/*
+ * The same, then CB (from the loop) once the server has answered for
+ * the collector's destroy: a Logout sent before that runs beside the
+ * destroy on the server, which govmomi's simulator does not survive.
+ */
+void		 guestinfo_free_cb(struct guestinfo *, vmomi_done_cb *,
+		    void *);
 
 /* VMOMI_OK, or VMOMI_E_ARG and MSG saying why (see above). */
 int		 guestinfo_key_check(const char *, char *, size_t);

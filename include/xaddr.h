@@ -69,6 +69,8 @@ uint32_t	 xaddr_cid(const struct xaddr *);	/* vsock only */
 uint32_t	 xaddr_port(const struct xaddr *);	/* tcp, vsock */
 const char	*xaddr_path(const struct xaddr *);	/* unix only */
 int		 xaddr_equal(const struct xaddr *, const struct xaddr *);
+/* A tcp address on 127.0.0.0/8 or ::1 (this machine only)? */
+int		 xaddr_loopback(const struct xaddr *);
 
 /*
  * Emulate vsock inside DIR (created if missing) with this process as

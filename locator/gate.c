@@ -55,6 +55,14 @@
 #define GATE_PENDING_SOURCE	256	/* legs before the line, per address */
 #define GATE_PENDING_MAX	1024	/* ...in all */
 #define GATE_VIA		" via "	/* in a leg's name: caller, then peer */
+/*
+ * Live sessions (established or detached) per attested CID.  Each holds
+ * up to a replay buffer and an agent connection (about 1 MiB at worst),
+ * so one VM may not pile up detached sessions here; the appliance's
+ * vSphere clients use a few connections each.  One more is refused
+ * with PROTO_E_LIMIT, which the client end retries.
+ */
+#define GATE_CID_SESSIONS	64
 
 enum gate_state {
 	GATE_TLS = 0,		/* TLS handshake in progress */
@@ -73,6 +81,14 @@ struct gate_leg {
 };
 TAILQ_HEAD(gate_legs, gate_leg);
 
+/* Live sessions of one attested CID (GATE_CID_SESSIONS at most). */
+struct gate_cid {
+	uint32_t		 cid;
+	size_t			 n;
+	TAILQ_ENTRY(gate_cid)	 entry;
+};
+TAILQ_HEAD(gate_cids, gate_cid);
+
 /* Who a session's current leg came from, as its relay attested. */
 struct gate_sess {
 	struct caller		 now;		/* the current leg's */
@@ -90,6 +106,7 @@ struct gate {
 	struct admit		*pending;
 	struct gate_legs	 legs;
 	struct gate_legs	 dead;
+	struct gate_cids	 cids;		/* CIDs with live sessions */
 	struct event		*reap;
 	size_t			 nlegs;
 	long long		 handshake_ms;
@@ -97,6 +114,7 @@ struct gate {
 	uint64_t		 attested;
 	uint64_t		 refused;
 	uint64_t		 resume_refused;
+	uint64_t		 open_refused;	/* not the appliance; cap */
 	uint64_t		 moved;		/* resumed via another host */
 };
 
@@ -338,10 +356,77 @@ gate_leg_caller(const char *peer, struct caller *c)
 	return (0);
 }
 
+/* The live-session count of CID, created at 0 if CREATE. */
+static struct gate_cid *
+gate_cid_find(struct gate *g, uint32_t cid, int create)
+{
+	struct gate_cid	*gc;
+
+	TAILQ_FOREACH(gc, &g->cids, entry)
+		if (gc->cid == cid)
+			return (gc);
+	if (!create)
+		return (NULL);
+	gc = xcalloc(1, sizeof(*gc));
+	gc->cid = cid;
+	TAILQ_INSERT_TAIL(&g->cids, gc, entry);
+	return (gc);
+}
+
+/* Session S is over (or was refused after admit): drop our record. */
+static void
+gate_sess_drop(struct gate *g, struct sess *s)
+{
+	struct gate_sess	*gs = sess_get_data(s);
+	struct gate_cid		*gc;
+
+	if (gs == NULL)
+		return;
+	if ((gc = gate_cid_find(g, gs->cid, 0)) != NULL && --gc->n == 0) {
+		TAILQ_REMOVE(&g->cids, gc, entry);
+		free(gc);
+	}
+	free(gs);
+	sess_set_data(s, NULL);
+}
+
 /*
- * sess_ops.admit: a session opens on leg PEER (remember its caller) or
- * resumes on it (the same CID only: a VM keeps its CID when it moves,
- * its host is what changes).
+ * May caller C open a session?  Only the appliance VM, by the CID the
+ * watch knows for it (any host: a vMotion keeps the CID), and only
+ * GATE_CID_SESSIONS of them.  0, or a PROTO_E_* code with WHY (MSG):
+ * transient ones (not known yet, the cap) make the client end retry.
+ */
+static int
+gate_open_check(struct gate *g, const struct caller *c, char *msg,
+    size_t len)
+{
+	long long	 cid = watch_cid(g->l->watch);
+	struct gate_cid	*gc;
+
+	if (cid < 0) {
+		snprintf(msg, len, "CID %u on host %s: the appliance VM's "
+		    "CID is not known yet (vSphere watch: %s)", c->cid,
+		    c->host, watch_state(g->l->watch));
+		return (PROTO_E_NOT_APPLIANCE);
+	}
+	if ((long long)c->cid != cid) {
+		snprintf(msg, len, "CID %u on host %s is not the appliance "
+		    "VM (CID %lld)", c->cid, c->host, cid);
+		return (PROTO_E_AUTH);
+	}
+	if ((gc = gate_cid_find(g, c->cid, 0)) != NULL &&
+	    gc->n >= GATE_CID_SESSIONS) {
+		snprintf(msg, len, "CID %u already has %d sessions",
+		    c->cid, GATE_CID_SESSIONS);
+		return (PROTO_E_LIMIT);
+	}
+	return (0);
+}
+
+/*
+ * sess_ops.admit: a session opens on leg PEER (the appliance VM only;
+ * remember its caller) or resumes on it (the same CID only: a VM keeps
+ * its CID when it moves, its host is what changes).
  */
 static int
 gate_admit(struct sess *s, const char *peer, int resume, void *arg,
@@ -351,17 +436,24 @@ gate_admit(struct sess *s, const char *peer, int resume, void *arg,
 	struct gate		*g = arg;
 	struct gate_sess	*gs = sess_get_data(s);
 	struct caller		 c;
+	int			 e;
 
 	if (gate_leg_caller(peer, &c) != 0) {
 		*why = "leg without an attested caller";
 		return (PROTO_E_INTERNAL);
 	}
 	if (!resume) {
+		if ((e = gate_open_check(g, &c, msg, sizeof(msg))) != 0) {
+			*why = msg;
+			g->open_refused++;
+			return (e);
+		}
 		gs = xcalloc(1, sizeof(*gs));
 		gs->now = c;
 		gs->cid = c.cid;
 		gs->legs = 1;
 		sess_set_data(s, gs);
+		gate_cid_find(g, c.cid, 1)->n++;
 		return (0);
 	}
 	if (gs == NULL) {
@@ -405,16 +497,14 @@ gate_open(struct sess *s, void *arg, const char **why)
 	    sv) == -1) {
 		*why = "socketpair failed";
 		log_warn("session=%s: socketpair", sess_idstr(s));
-		free(sess_get_data(s));
-		sess_set_data(s, NULL);
+		gate_sess_drop(g, s);
 		return (PROTO_E_INTERNAL);
 	}
 	sess_set_local(s, sv[0], NULL, 0);
 	agent_serve(g->l->agent, sv[1], sess_id(s));
 	return (0);
 refuse:
-	free(sess_get_data(s));
-	sess_set_data(s, NULL);
+	gate_sess_drop(g, s);
 	return (PROTO_E_SERVICE);
 }
 
@@ -426,10 +516,8 @@ gate_event(struct sess *s, enum sess_event ev, const char *reason,
 	struct gate	*g = arg;
 
 	daemon_sess_event(&g->l->d, s, ev, reason);
-	if (ev == SESS_EV_CLOSED) {
-		free(sess_get_data(s));
-		sess_set_data(s, NULL);
-	}
+	if (ev == SESS_EV_CLOSED)
+		gate_sess_drop(g, s);
 }
 
 /* A leg the session layer refused (a bad HELLO, a failed resume). */
@@ -494,6 +582,7 @@ gate_new(struct locator *l)
 	g->l = l;
 	TAILQ_INIT(&g->legs);
 	TAILQ_INIT(&g->dead);
+	TAILQ_INIT(&g->cids);
 	g->pending = admit_new(GATE_PENDING_SOURCE, GATE_PENDING_MAX);
 	if ((g->reap = event_new(l->d.base, -1, 0, gate_reap_cb, g)) == NULL)
 		fatalx("event_new");
@@ -510,10 +599,20 @@ gate_new(struct locator *l)
 	if (xaddr_type(g->addr) != XADDR_TCP)
 		fatalx("--vmomi-listen %s: expected tcp://HOST:PORT (relays "
 		    "connect over TLS)", xaddr_str(g->addr));
+	/*
+	 * Without TLS anyone who reaches the port can write a caller line
+	 * and be the appliance: only this machine may (tests, one box).
+	 */
+	if (l->d.tls == NULL && !xaddr_loopback(g->addr))
+		fatalx("--vmomi-listen %s without TLS: anyone who can reach "
+		    "it could forge a relay's caller line and act as the "
+		    "appliance; give --tls-cert, --tls-key and --tls-ca, or "
+		    "listen on loopback (127.0.0.1, ::1) only",
+		    xaddr_str(g->addr));
 	if (l->d.tls == NULL)
-		log_warnx("--vmomi-listen %s without TLS: relays' caller lines "
-		    "cannot be checked against their certificates; use it on "
-		    "a trusted network only", xaddr_str(g->addr));
+		log_warnx("--vmomi-listen %s without TLS: on loopback only; "
+		    "any local process can act as the appliance",
+		    xaddr_str(g->addr));
 	gate_advertise_init(g);
 	log_info("vmomi agent on %s advertised as %s", xaddr_str(g->addr),
 	    g->advertise);
@@ -525,6 +624,7 @@ void
 gate_free(struct gate *g)
 {
 	struct gate_leg	*gl;
+	struct gate_cid	*gc;
 
 	if (g == NULL)
 		return;
@@ -534,6 +634,10 @@ gate_free(struct gate *g)
 		gate_leg_done(gl);
 	gate_reap_cb(-1, 0, g);
 	sess_ctx_free(g->ctx);
+	while ((gc = TAILQ_FIRST(&g->cids)) != NULL) {
+		TAILQ_REMOVE(&g->cids, gc, entry);
+		free(gc);
+	}
 	g->l->d.sessions = NULL;
 	event_free(g->reap);
 	admit_free(g->pending);
@@ -572,13 +676,14 @@ gate_json(const struct gate *g)
 	if (g == NULL)
 		return (json_null());
 	return (json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I}, s:I, s:I, "
-	    "s:o, s:o}",
+	    "s:I, s:o, s:o}",
 	    "listen", xaddr_str(g->addr), "advertise", g->advertise,
 	    "legs", "accepted", (json_int_t)g->accepted,
 	    "attested", (json_int_t)g->attested,
 	    "refused", (json_int_t)g->refused,
 	    "in_handshake", (json_int_t)g->nlegs,
 	    "resumes_refused", (json_int_t)g->resume_refused,
+	    "opens_refused", (json_int_t)g->open_refused,
 	    "caller_moved", (json_int_t)g->moved,
 	    "sessions", daemon_ctx_summary(g->ctx),
 	    "admission", admit_json(g->pending)));

@@ -22,6 +22,7 @@
 #include "guestinfo.h"
 #include "locator.h"
 #include "log.h"
+#include "text.h"
 #include "vmomi.h"
 #include "xmalloc.h"
 #include "xtime.h"
@@ -178,19 +179,35 @@ ginfo_logout_done(uint64_t id, int err, const char *msg, void *arg)
 	event_base_loopbreak(c->base);
 }
 
+/* The channel's collector is gone on the server: log out, then leave. */
+static void
+ginfo_freed(uint64_t id, int err, const char *msg, void *arg)
+{
+	struct ginfo	*c = arg;
+
+	if (vmomi_service(c->v) == NULL ||
+	    vmomi_logout(c->v, ginfo_logout_done, c) == 0)
+		event_base_loopbreak(c->base);
+}
+
 /*
  * Done with exit code RC: drop the channel (its collector with it) and
- * log out, so no session is left behind on vCenter; then leave.
+ * log out once that is done, so no session is left behind on vCenter;
+ * then leave.
  */
 static void
 ginfo_end(struct ginfo *c, int rc)
 {
+	struct guestinfo	*gi = c->gi;
+
 	c->rc = rc;
-	guestinfo_free(c->gi);
 	c->gi = NULL;
-	if (vmomi_service(c->v) == NULL ||
-	    vmomi_logout(c->v, ginfo_logout_done, c) == 0)
-		event_base_loopbreak(c->base);
+	if (gi == NULL || vmomi_service(c->v) == NULL) {
+		guestinfo_free(gi);
+		ginfo_freed(0, VMOMI_OK, NULL, c);
+		return;
+	}
+	guestinfo_free_cb(gi, ginfo_freed, c);
 }
 
 /* Report failure ERR about WHAT and leave the loop. */
@@ -201,6 +218,31 @@ ginfo_fail(struct ginfo *c, int rc, const char *what, int err,
 	fprintf(stderr, "vlocator guestinfo %s: %s: %s: %s\n",
 	    c->verb->name, what, vmomi_strerror(err), msg);
 	ginfo_end(c, rc);
+}
+
+/*
+ * Text mode: VAL (after "KEY=" unless KEY is NULL) and a newline, both
+ * escaped (text_vis): values are the guest's, and a terminal must not
+ * obey its escape sequences nor a script see its newlines as lines.
+ */
+static void
+ginfo_text(const char *key, const char *val)
+{
+	char	*k = NULL, *v;
+	size_t	 n;
+
+	n = TEXT_VIS_SIZE(strlen(val));
+	v = xmalloc(n);
+	text_vis(v, n, val, strlen(val));
+	if (key != NULL) {
+		n = TEXT_VIS_SIZE(strlen(key));
+		k = xmalloc(n);
+		text_vis(k, n, key, strlen(key));
+		printf("%s=%s\n", k, v);
+	} else
+		printf("%s\n", v);
+	free(k);
+	free(v);
 }
 
 /* get answered: print the keys asked for (or all). */
@@ -225,7 +267,7 @@ ginfo_get_done(uint64_t id, int err, const char *msg,
 			json_object_set_new(keys, k->kv[i].key,
 			    ginfo_str(k->kv[i].value));
 			if (!c->conf.json)
-				printf("%s=%s\n", k->kv[i].key, k->kv[i].value);
+				ginfo_text(k->kv[i].key, k->kv[i].value);
 		}
 	}
 	for (i = 1; i < (size_t)c->npos; i++) {
@@ -235,10 +277,8 @@ ginfo_get_done(uint64_t id, int err, const char *msg,
 			unset = 1;
 			fprintf(stderr, "vlocator guestinfo get: %s: %s is "
 			    "not set\n", c->pos[0], c->pos[i]);
-		} else if (!c->conf.json && c->npos == 2)
-			printf("%s\n", val);
-		else if (!c->conf.json)
-			printf("%s=%s\n", c->pos[i], val);
+		} else if (!c->conf.json)
+			ginfo_text(c->npos == 2 ? NULL : c->pos[i], val);
 	}
 	if (c->conf.json)
 		ginfo_print(json_pack("{s:s, s:s, s:o}", "vm", c->pos[0],

@@ -120,6 +120,8 @@ struct guestinfo {
 	struct event		*reap;
 	int			 busy;		/* in a user callback */
 	int			 freeing;
+	vmomi_done_cb		*freed_cb;	/* guestinfo_free_cb */
+	void			*freed_arg;
 };
 
 static const char *const gi_states[] = {
@@ -1022,11 +1024,28 @@ gi_free_now(struct guestinfo *g)
 	vmomi_abort(g->v, g->pc_req);
 	vmomi_abort(g->v, g->wait_req);
 	if (g->state == GI_LIVE)
-		vmomi_pc_destroy(g->v, &g->pc, NULL, NULL);
+		vmomi_pc_destroy(g->v, &g->pc, g->freed_cb, g->freed_arg);
+	else if (g->freed_cb != NULL)
+		vmomi_session_active(g->v, g->freed_cb, g->freed_arg);
 	gi_reap(-1, 0, g);
 	event_free(g->reap);
 	free(g->version);
 	free(g);
+}
+
+/*
+ * Free the channel, and call CB once the server has answered for its
+ * collector (destroyed; or, without one, a SessionIsActive round trip),
+ * always from the loop.
+ */
+void
+guestinfo_free_cb(struct guestinfo *g, vmomi_done_cb *cb, void *arg)
+{
+	if (g == NULL || g->freeing)
+		return;
+	g->freed_cb = cb;
+	g->freed_arg = arg;
+	guestinfo_free(g);
 }
 
 /* Free the channel (deferred while one of its callbacks runs). */

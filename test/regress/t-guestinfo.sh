@@ -3,7 +3,9 @@
 # a real `vlocator guestinfo set`; `vlocator guestinfo watch` sees each
 # change once; the container's exit status; long and non-ASCII values
 # byte-exact, one over the cap refused; a VM that disappears (watch
-# says gone, set fails NotFound); a killed session ends a watch.
+# says gone, set fails NotFound); a killed session ends a watch; a
+# vmware-rpctool that hangs never stalls vguest; guest-controlled values
+# are escaped in get's text output.
 . ./lib.sh
 
 VL="$BINDIR/vlocator"
@@ -59,6 +61,16 @@ else
 	log "no default route here: the address is not published"
 fi
 
+# --- a vmware-rpctool that hangs (ignores SIGTERM): started here, its
+# RPCTOOL_TIMEOUT_MS (10 s) runs while the rest goes on, checked below ---
+FAKE_RPCTOOL_HANG=60 FAKE_RPCTOOL_LOG="$T/rpctool-hang.log" \
+    "$BINDIR/vguest" run --name cvm-hang --listen "unix:$T/gh.in" \
+    --relay tcp://127.0.0.1:1 --status "$T/guesth.sock" \
+    --rpctool "$PWD/../tools/fake-rpctool.sh" 2>>"$T/guesth.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/guesth.sock"
+wait_lines "$T/rpctool-hang.log" 'info-set' 1 || fail "no hanging run"
+
 # --- exit status after the container stops ---
 gi get cvm1 guestinfo.vrelay.exit >/dev/null 2>&1
 [ $? = 3 ] || fail "exit status set before the container stopped"
@@ -97,9 +109,19 @@ open(sys.argv[1] + "/long.txt", "wb").write(v.encode())
 open(sys.argv[1] + "/over.txt", "wb").write(("x" * 64001).encode())
 PY
 gi set cvm2 "guestinfo.long=$(cat "$T/long.txt")" || fail "set long value"
-gi get cvm2 guestinfo.long >"$T/long.got" || fail "get long value"
-printf '\n' >>"$T/long.txt"
+# Byte for byte in --json; text mode escapes the tabs and newlines.
+gi get cvm2 guestinfo.long --json | python3 -c 'import json, sys
+sys.stdout.buffer.write(json.load(sys.stdin)["keys"]["guestinfo.long"]
+    .encode())' >"$T/long.got" || fail "get long value"
 cmp -s "$T/long.txt" "$T/long.got" || fail "long value changed on the way"
+gi get cvm2 guestinfo.long >"$T/long.text" || fail "get long value (text)"
+python3 - "$T/long.txt" "$T/long.text" <<'PY' || fail "long value as text"
+import sys
+v = open(sys.argv[1], encoding="utf-8").read()
+t = open(sys.argv[2], encoding="utf-8").read()
+want = v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+assert t == want + "\n", (len(t), len(want))
+PY
 wait_watch 'L.get("key") == "guestinfo.long" and L["vm"] == "cvm2" and '\
 'len(L["value"].encode()) > 63000'
 gi set cvm2 "guestinfo.long=$(cat "$T/over.txt")" 2>"$T/err.txt"
@@ -110,6 +132,20 @@ gi set cvm2 "guestinfo.bad key=x" 2>"$T/err.txt" && fail "bad key accepted"
 grep -q 'not one of' "$T/err.txt" || fail "key message: $(cat "$T/err.txt")"
 gi set cvm2 "other.key=x" 2>/dev/null && fail "key outside guestinfo accepted"
 
+# --- a value with terminal controls: escaped in text mode only ---
+# A raw ESC cannot cross vSphere's XML 1.0 (and `set` refuses it), but
+# the 8-bit CSI (U+009B, as UTF-8), newlines and backslashes can.
+ESCV=$(printf 'a\302\2332Jb\nFAKE=1\tc\\')
+gi set cvm2 "guestinfo.esc=$ESCV" || fail "set esc"
+[ "$(gi get cvm2 guestinfo.esc)" = 'a\xc2\x9b2Jb\nFAKE=1\tc\\' ] ||
+    fail "esc value as text: $(gi get cvm2 guestinfo.esc | od -c | head -3)"
+gi get cvm2 | grep -qx 'guestinfo.esc=a\\xc2\\x9b2Jb\\nFAKE=1\\tc\\\\' ||
+    fail "esc value in the KEY=VALUE list: $(gi get cvm2 | od -c | head)"
+gi get cvm2 | grep -q '^FAKE=1' && fail "a value's newline made a line"
+gi get cvm2 guestinfo.esc --json | python3 -c 'import json, sys
+v = json.load(sys.stdin)["keys"]["guestinfo.esc"]
+assert v == "a\x9b2Jb\nFAKE=1\tc\\", repr(v)' || fail "esc value in --json"
+
 # --- duplicate keys (the simulator appends): the last one wins ---
 gi set cvm2 guestinfo.dup=1 && gi set cvm2 guestinfo.dup=2 &&
     gi set cvm2 guestinfo.dup=3 || fail "set dup"
@@ -117,6 +153,21 @@ gi set cvm2 guestinfo.dup=1 && gi set cvm2 guestinfo.dup=2 &&
 gi get cvm2 --json | python3 -c 'import json, sys
 k = json.load(sys.stdin)["keys"]; assert k["guestinfo.dup"] == "3"' ||
     fail "get --json"
+
+# --- the hanging rpctool: killed at its timeout, vguest answering all
+# along (2 s at most per status), and the next key started at once ---
+for i in $(seq 1 $((150 * WAIT_SCALE))); do
+	st=$(timeout 2 "$BINDIR/vguest" status --status "$T/guesth.sock" \
+	    --json) || fail "vguest stopped answering while its rpctool hung"
+	echo "$st" | json_get guestinfo | grep -q 'no answer in 10000 ms' &&
+	    break
+	sleep 0.1
+done
+echo "$st" | python3 -c 'import json, sys
+s = json.load(sys.stdin)
+assert "no answer in 10000 ms (killed)" in s["guestinfo"], s
+assert s["guestinfo_detail"]["runs"] >= 2, s' ||
+    fail "hanging rpctool: $st"
 
 # --- the VM disappears ---
 vcsim_cmd destroy-vm cvm1

@@ -5,7 +5,8 @@
 # heard from (host=B cid=3); a caller that is not a vSocket peer and a
 # caller line naming another host than the relay's certificate are
 # refused; a vMotion of the appliance mid-stream loses nothing (the
-# session resumes through the new host's relay, same CID).
+# session resumes through the new host's relay, same CID).  Neither a
+# gate without TLS nor vappliance's listener starts off loopback.
 #
 # Behind the gate is the real agent (t-vmomi-agent tests its policy):
 # across the vMotion every request on one keep-alive connection gets
@@ -20,6 +21,23 @@ mint_certs
 write_creds
 start_vcsim -tls -cert "$T/vcsim.pem"
 start_backend $((BASE + 10))
+
+# 0. Listeners anyone could forge the appliance through do not start:
+# the gate without TLS off loopback, vappliance's off loopback.
+timeout 10 "$BINDIR/vlocator" run --vcenter "$VCSIM_URL" \
+    --credentials "$T/creds.json" --vm vch-appliance \
+    --listen "tcp://127.0.0.1:$((BASE + 40))" --status "$T/loc0.sock" \
+    --thumbprint "$VCSIM_SHA256" --vmomi-listen "tcp://0.0.0.0:$GPORT" \
+    --vmomi-advertise "tcp://127.0.0.1:$GPORT" 2>"$T/loc0.err" &&
+    fail "a gate without TLS on 0.0.0.0 started"
+grep -q 'vmomi-listen tcp://0.0.0.0:.* without TLS.*--tls-cert' \
+    "$T/loc0.err" || fail "gate without TLS: $(cat "$T/loc0.err")"
+timeout 10 "$BINDIR/vappliance" run --listen "unix:$T/app0.in" \
+    --backend "tcp://127.0.0.1:$((BASE + 10))" --status "$T/app0.sock" \
+    --vmomi-listen "tcp://0.0.0.0:$VPORT" 2>"$T/app0.err" &&
+    fail "vappliance --vmomi-listen 0.0.0.0 started"
+grep -q 'vmomi-listen tcp://0.0.0.0:.*not a loopback address.*unix:PATH' \
+    "$T/app0.err" || fail "vappliance on 0.0.0.0: $(cat "$T/app0.err")"
 start_locator --thumbprint "$VCSIM_SHA256" $(tls locator) \
     --vmomi-listen "tcp://127.0.0.1:$GPORT"
 "$BINDIR/vlocator" watch --status "$T/loc.sock" --json \

@@ -9,9 +9,15 @@
 #   FAKE_RPCTOOL_VM        the VM this "guest" is
 #   FAKE_RPCTOOL_CONF      a vlocator.json with vcenter and credentials
 #   FAKE_RPCTOOL_LOG       every call is appended here (optional)
+#   FAKE_RPCTOOL_HANG      if set, ignore SIGTERM and sleep this many
+#                          seconds instead (a tool stuck in its call)
 set -u
 cmd=${1-}
 [ -n "${FAKE_RPCTOOL_LOG-}" ] && printf '%.200s\n' "$cmd" >>"$FAKE_RPCTOOL_LOG"
+if [ -n "${FAKE_RPCTOOL_HANG-}" ]; then
+	trap '' TERM
+	exec sleep "$FAKE_RPCTOOL_HANG"
+fi
 case $cmd in
 "info-set guestinfo."*)
 	rest=${cmd#info-set }

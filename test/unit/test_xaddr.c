@@ -371,6 +371,41 @@ test_parse_unix_toolong(void **state)
 	assert_null(xa);
 }
 
+/* Loopback: 127/8, ::1 and v4-mapped 127/8 only, tcp only. */
+static void
+test_loopback(void **state)
+{
+	static const struct {
+		const char	*addr;
+		int		 loopback;
+	} t[] = {
+		{ "tcp://127.0.0.1:9", 1 },
+		{ "tcp://127.200.3.4:9", 1 },
+		{ "tcp://[::1]:9", 1 },
+		{ "tcp://[::ffff:127.0.0.2]:9", 1 },
+		{ "tcp://0.0.0.0:9", 0 },
+		{ "tcp://[::]:9", 0 },
+		{ "tcp://128.0.0.1:9", 0 },
+		{ "tcp://10.1.2.3:9", 0 },
+		{ "tcp://[::ffff:10.0.0.1]:9", 0 },
+		{ "tcp://[::2]:9", 0 },
+		{ "unix:/run/x.sock", 0 },
+		{ "vsock://2:9", 0 },
+	};
+	struct xaddr	*xa;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		xa = must_parse(t[i].addr);
+		if (xaddr_loopback(xa) != t[i].loopback)
+			fail_msg("%s: loopback %d, want %d", t[i].addr,
+			    xaddr_loopback(xa), t[i].loopback);
+		xaddr_free(xa);
+	}
+	assert_false(xaddr_loopback(NULL));
+}
+
 /* Accessors, deep copies, equality and the error strings. */
 static void
 test_accessors(void **state)
@@ -1080,6 +1115,7 @@ main(void)
 		cmocka_unit_test(test_parse_hostname),
 		cmocka_unit_test(test_parse_unix_toolong),
 		cmocka_unit_test(test_accessors),
+		cmocka_unit_test(test_loopback),
 		cmocka_unit_test(test_tcp4_roundtrip),
 		cmocka_unit_test(test_tcp6_roundtrip),
 		cmocka_unit_test(test_tcp_refused),
