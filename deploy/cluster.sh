@@ -178,12 +178,20 @@ cl_pki() {
 }
 
 cl_locator_start() {
+	local vmomi=()
+
 	rm -f "$T/loc.sock"
+	# The vmomi agent trusts relays' caller lines: off loopback only
+	# over TLS (vlocator refuses otherwise).
+	case "$TLS:$CL_LOCIP" in
+	1:*|*:127.*)
+		vmomi=(--vmomi-listen "tcp://$CL_LOCIP:$((CL_PORT + 1))") ;;
+	esac
 	"$BIN/vlocator" run --vcenter "$VCSIM_URL" \
 	    --credentials "$T/vcenter.json" \
 	    ${VCSIM_SHA256:+--thumbprint "$VCSIM_SHA256"} \
 	    --vm vch-appliance --listen "tcp://$CL_LOCIP:$CL_PORT" \
-	    --vmomi-listen "tcp://$CL_LOCIP:$((CL_PORT + 1))" \
+	    "${vmomi[@]}" \
 	    --status "$T/loc.sock" $(cl_tls locator) 2>>"$T/locator.log" &
 	CL_LOC_PID=$!; cl_bg $!
 	cl_wait_sock "$T/loc.sock"
