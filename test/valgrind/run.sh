@@ -40,7 +40,9 @@ WBIN=$OUT/bin
 LOGS=$OUT/logs
 SUPP=$TOP/test/valgrind/vrelay.supp
 
-command -v "$VG" >/dev/null ||
+# By its full path: a scenario may run a daemon with another PATH
+# (t-guestinfo hides vmware-rpctool with PATH=/nonexistent).
+VG=$(command -v "$VG") ||
     { echo "valgrind: $VG not found (deploy/setup-debian.sh)" >&2; exit 1; }
 for p in vrelay vappliance vlocator vguest vtraffic vload; do
 	[ -x "$REAL/$p" ] || { echo "valgrind: no $REAL/$p (make all)" >&2;
@@ -60,7 +62,7 @@ for p in vrelay vappliance vlocator vguest; do
 # waits up to 60 s (not 5) for a daemon under valgrind to answer; a
 # --timeout of the caller's own comes later and wins.
 case "\${1:-}" in
-""|help|-h|--help) ;;
+""|help|-h|--help|guestinfo) ;;	# guestinfo: a vSphere client, no query
 run)
 	exec $VG --tool=memcheck --leak-check=full \\
 	    --show-leak-kinds=definite,indirect \\
