@@ -19,30 +19,10 @@
 #include "guestinfo.h"
 #include "vmomi.h"
 #include "../../vmomi/vmomi_int.h"
+#include "utest.h"
 
 #define DATA	"test/data/guestinfo/"
 
-/* FILE's bytes, NUL-terminated. */
-static char *
-slurp(const char *file, size_t *len)
-{
-	FILE	*f;
-	char	*buf;
-	long	 n;
-
-	f = fopen(file, "rb");
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return (buf);
-}
 
 /* Parse FILE as the answer to METHOD. */
 static struct vmomi_parsed *
@@ -52,7 +32,7 @@ parse(const char *file, const char *method)
 	char			*body, msg[512];
 	size_t			 len;
 
-	body = slurp(file, &len);
+	body = utest_slurp(file, &len);
 	if (vmomi_parse(body, len, 200, method, &p, msg, sizeof(msg)) !=
 	    VMOMI_OK)
 		fail_msg("%s: %s", file, msg);

@@ -37,6 +37,7 @@
 
 #include "vmomi.h"
 #include "../../vmomi/vmomi_int.h"
+#include "utest.h"
 
 #define SAMPLES		"test/data/vmomi/samples/"
 #define BAD		"test/data/vmomi/bad/"
@@ -45,28 +46,6 @@
 
 /* ---- files ---- */
 
-/* A whole file, NUL-terminated; fails the test if it cannot. */
-static char *
-slurp(const char *path, size_t *lenp)
-{
-	FILE	*f;
-	char	*buf;
-	long	 n;
-
-	f = fopen(path, "rb");
-	if (f == NULL)
-		fail_msg("cannot open %s: %s", path, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*lenp = (size_t)n;
-	return (buf);
-}
 
 /* The status of sample NAME (.resp.xml) from its .hdr; 500 if none. */
 static long
@@ -80,7 +59,7 @@ sample_status(const char *dir, const char *name)
 	snprintf(path, sizeof(path), "%s%.*s.hdr", dir, (int)l, name);
 	if (access(path, R_OK) != 0)
 		return (st);
-	h = slurp(path, &len);
+	h = utest_slurp(path, &len);
 	if (strncmp(h, "HTTP/1.1 ", 9) == 0)
 		st = strtol(h + 9, NULL, 10);
 	free(h);
@@ -97,7 +76,7 @@ parse_file(const char *dir, const char *name, long status,
 	int	 err;
 
 	snprintf(path, sizeof(path), "%s%s", dir, name);
-	body = slurp(path, &len);
+	body = utest_slurp(path, &len);
 	if (status == 0)
 		status = sample_status(dir, name);
 	err = vmomi_parse(body, len, status, method, p, msg, msglen);
@@ -813,7 +792,7 @@ check_req(struct soap_msg *m, const char *file)
 	size_t	 wlen, glen;
 
 	snprintf(path, sizeof(path), SAMPLES "%s", file);
-	want = slurp(path, &wlen);
+	want = utest_slurp(path, &wlen);
 	while (wlen > 0 && want[wlen - 1] == '\n')
 		want[--wlen] = '\0';
 	assert_int_equal(soap_msg_finish(m, &got, &glen, msg, sizeof(msg)),
@@ -1021,18 +1000,7 @@ watchdog(evutil_socket_t fd, short what, void *arg)
 static void
 run(struct res *r)
 {
-	struct event	*ev;
-	struct timeval	 tv = { LIVE_WAIT_S, 0 };
-
-	sim.timed_out = 0;
-	ev = evtimer_new(sim.base, watchdog, NULL);
-	evtimer_add(ev, &tv);
-	while (r->called == 0 && !sim.timed_out)
-		event_base_loop(sim.base, EVLOOP_ONCE);
-	event_free(ev);
-	if (r->called == 0)
-		fail_msg("no callback within %d s", LIVE_WAIT_S);
-	assert_int_equal(r->called, 1);
+	utest_run(sim.base, &r->called, LIVE_WAIT_S);
 }
 
 /* Run the loop until A or B has been called (or the watchdog). */
@@ -1067,27 +1035,6 @@ run_for(int ms)
 	event_free(ev);
 }
 
-/* Read one line from FD within MS; 0 or -1. */
-static int
-read_line(int fd, char *buf, size_t len, int ms)
-{
-	struct pollfd	pfd = { fd, POLLIN, 0 };
-	size_t		n = 0;
-	ssize_t		k;
-
-	while (n + 1 < len) {
-		if (poll(&pfd, 1, ms) != 1)
-			return (-1);
-		if ((k = read(fd, buf + n, 1)) != 1)
-			return (-1);
-		if (buf[n] == '\n') {
-			buf[n] = '\0';
-			return (0);
-		}
-		n++;
-	}
-	return (-1);
-}
 
 /* Start obj/vcsimh once; fail the test (with how to fix it) if absent. */
 static void
@@ -1127,7 +1074,7 @@ sim_need(void)
 	close(pout[1]);
 	sim.in = pin[1];
 	sim.out = pout[0];
-	if (read_line(sim.out, line, sizeof(line), 60000) == -1)
+	if (utest_read_line(sim.out, line, sizeof(line), 60000) == -1)
 		fail_msg("%s printed no first line", VCSIMH);
 	if ((j = json_loads(line, 0, &je)) == NULL)
 		fail_msg("%s: bad first line: %s", VCSIMH, line);
@@ -1152,7 +1099,7 @@ sim_cmd(const char *cmd)
 	char	line[1024];
 
 	assert_int_equal(write(sim.in, cmd, strlen(cmd)), (ssize_t)strlen(cmd));
-	assert_int_equal(read_line(sim.out, line, sizeof(line), 20000), 0);
+	assert_int_equal(utest_read_line(sim.out, line, sizeof(line), 20000), 0);
 }
 
 /* The moref value of host NAME. */
@@ -1736,7 +1683,7 @@ fake_vc(int *port, int *report)
 	for (i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), SAMPLES "%s.resp.xml",
 		    answers[i].file);
-		bodies[i] = slurp(path, &lens[i]);
+		bodies[i] = utest_slurp(path, &lens[i]);
 	}
 	assert_int_equal(pipe(pfd), 0);
 	s = socket(AF_INET, SOCK_STREAM, 0);
@@ -1821,7 +1768,7 @@ fake_vc(int *port, int *report)
 static void
 fake_line(int fd, char *buf, size_t len)
 {
-	if (read_line(fd, buf, len, 5000) == -1)
+	if (utest_read_line(fd, buf, len, 5000) == -1)
 		fail_msg("the fake vCenter reported nothing");
 }
 
@@ -1884,7 +1831,7 @@ test_live_late_logout(void **state)
 	/* Without a session, reset sends nothing. */
 	vmomi_reset(v);
 	run_for(300);
-	assert_int_equal(read_line(rfd, l1, sizeof(l1), 100), -1);
+	assert_int_equal(utest_read_line(rfd, l1, sizeof(l1), 100), -1);
 	vmomi_free(v);
 	close(rfd);
 	kill(pid, SIGTERM);

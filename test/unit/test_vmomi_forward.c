@@ -33,6 +33,7 @@
 #include <jansson.h>
 
 #include "vmomi.h"
+#include "utest.h"
 
 #define REQS		"test/data/vmomi/requests/"
 #define VCSIMH		"obj/vcsimh"
@@ -48,7 +49,6 @@ static struct {
 	pid_t			 pid;
 	int			 in, out;
 	char			 url[256];
-	int			 timed_out;
 } sim;
 
 struct res {
@@ -62,27 +62,6 @@ struct res {
 	int	notauth;
 };
 
-/* A whole file, NUL-terminated. */
-static char *
-slurp(const char *path, size_t *lenp)
-{
-	FILE	*f;
-	char	*buf;
-	long	 n;
-
-	if ((f = fopen(path, "rb")) == NULL)
-		fail_msg("%s: cannot open", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*lenp = (size_t)n;
-	return (buf);
-}
 
 /* Parse a fixture file, asserting success. */
 static void
@@ -93,7 +72,7 @@ parse_ok(const char *file, struct vmomi_request *req)
 	int	 err;
 
 	snprintf(path, sizeof(path), REQS "%s", file);
-	b = slurp(path, &len);
+	b = utest_slurp(path, &len);
 	err = vmomi_request_parse(b, len, req, msg, sizeof(msg));
 	if (err != VMOMI_OK)
 		fail_msg("%s: %d %s", file, err, msg);
@@ -353,28 +332,12 @@ done_cb(uint64_t id, int err, const char *msg, void *arg)
 		strlcpy(r->msg, msg, sizeof(r->msg));
 }
 
-static void
-watchdog(evutil_socket_t fd, short what, void *arg)
-{
-	sim.timed_out = 1;
-}
 
 /* Run the loop until R reports. */
 static void
 run(struct res *r)
 {
-	struct event	*ev;
-	struct timeval	 tv = { WAIT_S, 0 };
-
-	sim.timed_out = 0;
-	ev = evtimer_new(sim.base, watchdog, NULL);
-	evtimer_add(ev, &tv);
-	while (r->called == 0 && !sim.timed_out)
-		event_base_loop(sim.base, EVLOOP_ONCE);
-	event_free(ev);
-	if (r->called == 0)
-		fail_msg("no callback within %d s", WAIT_S);
-	assert_int_equal(r->called, 1);
+	utest_run(sim.base, &r->called, WAIT_S);
 }
 
 /*
@@ -612,24 +575,6 @@ test_forward_fake(void **state)
 	waitpid(pid, &st, 0);
 }
 
-/* Read one line from FD within MS; 0 or -1. */
-static int
-read_line(int fd, char *buf, size_t len, int ms)
-{
-	struct pollfd	pfd = { fd, POLLIN, 0 };
-	size_t		n = 0;
-
-	while (n + 1 < len) {
-		if (poll(&pfd, 1, ms) != 1 || read(fd, buf + n, 1) != 1)
-			return (-1);
-		if (buf[n] == '\n') {
-			buf[n] = '\0';
-			return (0);
-		}
-		n++;
-	}
-	return (-1);
-}
 
 /* Start obj/vcsimh (plain http). */
 static void
@@ -658,7 +603,7 @@ sim_start(void)
 	close(pout[1]);
 	sim.in = pin[1];
 	sim.out = pout[0];
-	if (read_line(sim.out, line, sizeof(line), 60000) == -1)
+	if (utest_read_line(sim.out, line, sizeof(line), 60000) == -1)
 		fail_msg("%s printed no first line", VCSIMH);
 	assert_non_null(j = json_loads(line, 0, NULL));
 	strlcpy(sim.url, json_string_value(json_object_get(j, "url")),
@@ -702,7 +647,7 @@ test_forward_live(void **state)
 
 	/* The server forgets every session. */
 	assert_int_equal(write(sim.in, "kick\n", 5), 5);
-	assert_int_equal(read_line(sim.out, line, sizeof(line), 20000), 0);
+	assert_int_equal(utest_read_line(sim.out, line, sizeof(line), 20000), 0);
 	assert_non_null(strstr(line, "kicked"));
 
 	rp = BODY("<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this "

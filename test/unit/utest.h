@@ -1,0 +1,87 @@
+/*
+ * utest.h -- what the cmocka unit tests share: fixture files, the
+ * simulator helper's stdout, running an event loop until a callback.
+ * Header-only (static inline), so each test stays one .c file.
+ * Include after <cmocka.h>.
+ */
+#ifndef VRELAY_UTEST_H
+#define VRELAY_UTEST_H
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+/* A whole file, NUL-terminated, and its length; fails the test if not. */
+static inline char *
+utest_slurp(const char *path, size_t *lenp)
+{
+	FILE	*f;
+	char	*buf;
+	long	 n;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		fail_msg("%s: cannot open", path);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*lenp = (size_t)n;
+	return (buf);
+}
+
+/* Read one line from FD within MS (per byte): 0, or -1. */
+static inline int
+utest_read_line(int fd, char *buf, size_t len, int ms)
+{
+	struct pollfd	pfd = { fd, POLLIN, 0 };
+	size_t		n = 0;
+
+	while (n + 1 < len) {
+		if (poll(&pfd, 1, ms) != 1 || read(fd, buf + n, 1) != 1)
+			return (-1);
+		if (buf[n] == '\n') {
+			buf[n] = '\0';
+			return (0);
+		}
+		n++;
+	}
+	return (-1);
+}
+
+/* The watchdog of utest_run(). */
+static inline void
+utest_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	*(int *)arg = 1;
+}
+
+/*
+ * Run BASE until *CALLED is set or SECONDS pass; then the callback
+ * must have run exactly once.
+ */
+static inline void
+utest_run(struct event_base *base, const int *called, int seconds)
+{
+	struct event	*ev;
+	struct timeval	 tv = { seconds, 0 };
+	int		 timed_out = 0;
+
+	ev = evtimer_new(base, utest_watchdog, &timed_out);
+	assert_non_null(ev);
+	evtimer_add(ev, &tv);
+	while (*called == 0 && !timed_out)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(ev);
+	if (*called == 0)
+		fail_msg("no callback within %d s", seconds);
+	assert_int_equal(*called, 1);
+}
+
+#endif
