@@ -521,7 +521,7 @@ static struct evbuffer *
 agent_fault(const struct agent_conn *c, const char *what, int refused)
 {
 	struct evbuffer	*b = evbuffer_new();
-	char		 s[AGENT_REASON_MAX + 64];
+	char		 s[AGENT_REASON_MAX + 176];
 
 	if (b == NULL)
 		fatalx("evbuffer_new");
@@ -589,28 +589,36 @@ conn_decide(struct agent_conn *c, const char *decision, const char *reason,
 	    "ms", (json_int_t)(xtime_mono_ms() - c->start_ms)));
 }
 
-/* Refuse C's request (policy, identity, limits): 500 + NoPermission. */
+/*
+ * Answer C's request with a fault and decide it: REFUSED (policy,
+ * identity, limits: NoPermission) or an error (bad HTTP or envelope,
+ * vCenter: SystemError).
+ */
 static void
-conn_refuse(struct agent_conn *c, int status, const char *why, int close)
+conn_fault(struct agent_conn *c, int refused, int status, const char *why,
+    int close)
 {
 	char	what[AGENT_REASON_MAX + 160];
 
-	snprintf(what, sizeof(what), "%s refused: %s", c->req.method[0] !=
-	    '\0' ? c->req.method : "request", why);
-	conn_decide(c, "refused", why, status);
-	conn_respond(c, status, NULL, agent_fault(c, what, 1), NULL, close);
+	snprintf(what, sizeof(what), "%s %s: %s", c->req.method[0] != '\0' ?
+	    c->req.method : "request", refused ? "refused" : "failed", why);
+	conn_decide(c, refused ? "refused" : "error", why, status);
+	conn_respond(c, status, NULL, agent_fault(c, what, refused), NULL,
+	    close);
+}
+
+/* Refuse C's request (policy, identity, limits): NoPermission. */
+static void
+conn_refuse(struct agent_conn *c, int status, const char *why, int close)
+{
+	conn_fault(c, 1, status, why, close);
 }
 
 /* C's request failed (bad HTTP or envelope, vCenter): a SystemError. */
 static void
 conn_error(struct agent_conn *c, int status, const char *why, int close)
 {
-	char	what[AGENT_REASON_MAX + 160];
-
-	snprintf(what, sizeof(what), "%s failed: %s", c->req.method[0] !=
-	    '\0' ? c->req.method : "request", why);
-	conn_decide(c, "error", why, status);
-	conn_respond(c, status, NULL, agent_fault(c, what, 0), NULL, close);
+	conn_fault(c, 0, status, why, close);
 }
 
 /* Login: a UserSession of our own making; vCenter never sees it. */
