@@ -139,6 +139,9 @@ struct sess {
 
 	struct leg		*leg;
 	int			 opened;	/* established once */
+	int			 confirmed;	/* server: the client framed
+						   on an up leg (it has the
+						   WELCOME, so it can resume) */
 	unsigned		 new_tries;	/* HELLO NEW sent */
 	uint8_t			 secret[PROTO_MAC_LEN];
 	uint8_t			 prev[PROTO_MAC_LEN];
@@ -962,6 +965,7 @@ sess_detach(struct sess *s, const char *reason)
 {
 	struct leg	*leg;
 	struct timeval	 tv;
+	long long	 hold;
 	int		 was_up;
 
 	if ((leg = s->leg) != NULL) {
@@ -980,8 +984,20 @@ sess_detach(struct sess *s, const char *reason)
 	}
 	if (was_up) {
 		s->detached_ms = xtime_mono_ms();
-		if (s->ctx->conf.hold_ms > 0) {
-			xtime_tv(s->ctx->conf.hold_ms, &tv);
+		hold = s->ctx->conf.hold_ms;
+		/*
+		 * Server: a session whose client never framed on it may have
+		 * lost its WELCOME, and a client without it cannot resume:
+		 * it asks again under a fresh id.  Such an orphan is kept
+		 * only a handshake's time, not the hold time, so it does
+		 * not hold a slot (--max-sessions, a gate's cap) for long.
+		 */
+		if (s->ctx->role == SESS_SERVER && !s->confirmed &&
+		    s->ctx->conf.handshake_ms > 0 &&
+		    hold > s->ctx->conf.handshake_ms)
+			hold = s->ctx->conf.handshake_ms;
+		if (hold > 0) {
+			xtime_tv(hold, &tv);
 			evtimer_add(sess_timer(s, &s->hold_ev, sess_hold_cb),
 			    &tv);
 		}
@@ -1040,7 +1056,8 @@ sess_hello(struct sess *s, struct leg *leg)
 	 * A HELLO NEW whose WELCOME never came may still have opened the
 	 * session on the server, and we hold no secret to resume it: ask
 	 * again under a fresh id.  Nothing reached the guest, so nothing
-	 * can be duplicated; the orphan expires at the server's hold time.
+	 * can be duplicated; the server drops the orphan after its
+	 * handshake timeout (sess_detach).
 	 */
 	if (!s->opened && s->new_tries++ > 0) {
 		RB_REMOVE(sess_tree, &s->ctx->tree, s);
@@ -1972,6 +1989,7 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 	size_t			 n, skip;
 	int			 e;
 
+	s->confirmed = 1;
 	if (s->have_prev && s->ctx->role == SESS_SERVER &&
 	    h->type >= PROTO_DATA) {
 		OPENSSL_cleanse(s->prev, sizeof(s->prev));

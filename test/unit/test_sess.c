@@ -1888,13 +1888,17 @@ test_resume_fin_undelivered(void **state)
 /*
  * The leg breaks after the server opened the session but before its
  * WELCOME left: the client holds no secret to resume, so it asks again
- * under a fresh id, and the stream is still exact.
+ * under a fresh id, and the stream is still exact; the server drops its
+ * orphan after the handshake timeout.
  */
 static void
 test_break_before_welcome(void **state)
 {
 	struct world	*w = *state;
 
+	/* A long hold: the orphan must go after the handshake timeout. */
+	w->conf.hold_ms = 60000;
+	w->conf.handshake_ms = 500;
 	world_start(w);
 	w->break_in_open = 1;
 	world_guest(w);
@@ -1907,6 +1911,12 @@ test_break_before_welcome(void **state)
 	assert_int_equal(w->cl.n_open, 1);
 	assert_int_equal(w->opens, 2);
 	assert_int_equal(w->connects, 2);
+	/*
+	 * The server's orphan (its client never framed on it) is dropped
+	 * within the handshake timeout, not kept for the hold time.
+	 */
+	WAIT(w, sess_ctx_count(w->sv.ctx) == 1);
+	assert_int_equal(w->cl.n_closed, 0);
 }
 
 /*
