@@ -1670,8 +1670,6 @@ fake_vc(int *port, int *report)
 		{ "<Login>",			"04-Login-ok" },
 		{ "<Logout>",			"34-Logout" },
 	};
-	struct sockaddr_in	 sin;
-	socklen_t		 sl = sizeof(sin);
 	char			*bodies[3], path[256], req[16384], hdr[512];
 	char			 cookie[128], line[160];
 	const char		*p, *body;
@@ -1686,15 +1684,7 @@ fake_vc(int *port, int *report)
 		bodies[i] = utest_slurp(path, &lens[i]);
 	}
 	assert_int_equal(pipe(pfd), 0);
-	s = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(s >= 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(s, 16), 0);
-	assert_int_equal(getsockname(s, (struct sockaddr *)&sin, &sl), 0);
-	*port = ntohs(sin.sin_port);
+	s = utest_listen(16, port);
 	if ((pid = fork()) != 0) {
 		close(s);
 		close(pfd[1]);
@@ -1842,21 +1832,11 @@ test_live_late_logout(void **state)
 static pid_t
 one_shot_server(const char *reply, int *port)
 {
-	struct sockaddr_in	 sin;
-	socklen_t		 sl = sizeof(sin);
 	char			 buf[4096];
 	int			 s, c;
 	pid_t			 pid;
 
-	s = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(s >= 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(s, 4), 0);
-	assert_int_equal(getsockname(s, (struct sockaddr *)&sin, &sl), 0);
-	*port = ntohs(sin.sin_port);
+	s = utest_listen(4, port);
 	if ((pid = fork()) == 0) {
 		if (reply == NULL)
 			for (;;)

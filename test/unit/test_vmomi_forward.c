@@ -348,8 +348,6 @@ run(struct res *r)
 static pid_t
 fake_vc(const char *const *reply, int *port, int *rec)
 {
-	struct sockaddr_in	 sin;
-	socklen_t		 sl = sizeof(sin);
 	char			 buf[65536];
 	int			 s, c, p[2], i;
 	ssize_t			 n, k;
@@ -358,15 +356,7 @@ fake_vc(const char *const *reply, int *port, int *rec)
 	pid_t			 pid;
 
 	assert_int_equal(pipe(p), 0);
-	s = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(s >= 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(s, 4), 0);
-	assert_int_equal(getsockname(s, (struct sockaddr *)&sin, &sl), 0);
-	*port = ntohs(sin.sin_port);
+	s = utest_listen(4, port);
 	if ((pid = fork()) == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		close(p[0]);

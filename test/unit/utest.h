@@ -7,7 +7,12 @@
 #ifndef VRELAY_UTEST_H
 #define VRELAY_UTEST_H
 
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
 #include <poll.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -34,6 +39,26 @@ utest_slurp(const char *path, size_t *lenp)
 	fclose(f);
 	*lenp = (size_t)n;
 	return (buf);
+}
+
+/* A TCP listener on 127.0.0.1, any port (*PORT), with BACKLOG. */
+static inline int
+utest_listen(int backlog, int *port)
+{
+	struct sockaddr_in	sin;
+	socklen_t		sl = sizeof(sin);
+	int			s;
+
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(s >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(s, backlog), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	return (s);
 }
 
 /* Read one line from FD within MS (per byte): 0, or -1. */
