@@ -143,6 +143,7 @@ struct sess {
 						   on an up leg (it has the
 						   WELCOME, so it can resume) */
 	unsigned		 new_tries;	/* HELLO NEW sent */
+	unsigned		 resume_tries;	/* legs tried since one broke */
 	uint8_t			 secret[PROTO_MAC_LEN];
 	uint8_t			 prev[PROTO_MAC_LEN];
 	int			 have_prev;	/* rotation not confirmed */
@@ -578,7 +579,7 @@ sess_ctx_json(struct sess_ctx *ctx)
 
 /*
  * The target moved to ROUTE (its canonical address, NULL if none):
- * legs in handshake and legs up to any other address go, and every
+ * legs to any other address go, up or in handshake, and every
  * session without a leg tries the new target now, not after its
  * backoff.  A leg still up to the old place would otherwise carry on
  * until the move's reset reaches it, or a keepalive timeout if the
@@ -594,7 +595,8 @@ sess_ctx_retarget(struct sess_ctx *ctx, const char *route)
 	    route != NULL ? route : "nowhere");
 	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
 		s->backoff_ms = 0;	/* the next try goes at once */
-		if (s->leg != NULL && s->leg->state != LEG_UP)
+		if (s->leg != NULL && s->leg->state != LEG_UP &&
+		    (route == NULL || strcmp(s->leg->peer, route) != 0))
 			sess_detach(s, "target changed during handshake");
 		else if (s->leg != NULL && route != NULL &&
 		    strcmp(s->leg->peer, route) != 0)
@@ -1033,6 +1035,8 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (s->leg != NULL || s->dead)
 		return;
+	if (s->opened)
+		s->resume_tries++;
 	if ((bev = s->ctx->ops.connect(s, s->ctx->arg, &why)) == NULL) {
 		sess_set_why(s, why);
 		sess_retry_schedule(s);
@@ -1133,6 +1137,7 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	sess_timer_drop(&s->hold_ev);
 	sess_timer_drop(&s->retry_ev);
 	s->backoff_ms = 0;
+	s->resume_tries = 0;
 	sess_set_why(s, NULL);
 	sess_enter_state(s, SESS_ESTABLISHED);
 	if (s->local != NULL)
@@ -2115,6 +2120,13 @@ uint64_t
 sess_resume_replay(const struct sess *s)
 {
 	return (s->resume_replay);
+}
+
+/* Client: legs tried since the session's last one broke (0: none). */
+unsigned
+sess_resume_tries(const struct sess *s)
+{
+	return (s->resume_tries);
 }
 
 uint64_t

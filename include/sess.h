@@ -122,7 +122,8 @@ struct sess	*sess_client_new(struct sess_ctx *, int,
 		    const struct sess_guest *);
 /*
  * Client: the target moved to ROUTE (canonical address or NULL); legs
- * in handshake or up to another address are dropped and resumed there.
+ * to another address, up or in handshake, are dropped and resumed
+ * there.
  */
 void		 sess_ctx_retarget(struct sess_ctx *, const char *);
 /*
@@ -163,6 +164,11 @@ enum sess_state	 sess_state(const struct sess *);
 const char	*sess_strstate(enum sess_state);
 long long	 sess_resume_ms(const struct sess *);
 uint64_t	 sess_resume_replay(const struct sess *);
+/*
+ * Client: how many legs were tried since the session's leg last broke,
+ * the one being opened included; 0 before it was ever up.
+ */
+unsigned	 sess_resume_tries(const struct sess *);
 void		*sess_get_data(const struct sess *);
 void		 sess_set_data(struct sess *, void *);
 /* One session as a JSON object (new reference). */

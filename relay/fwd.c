@@ -137,6 +137,7 @@ struct fwd {
 	uint64_t		 to_out;
 	uint64_t		 to_in;
 	int			 connected;	/* out side is up */
+	int			 hinted;	/* routed by the hint */
 	enum fwd_state		 state;
 	int			 in_gone;	/* EOF or error seen */
 	int			 out_gone;
@@ -172,6 +173,7 @@ struct fwd_ctx {
 	uint64_t		 vmomi_not_vsock;	/* refused: peer */
 	uint64_t		 parked;
 	uint64_t		 rerouted;
+	uint64_t		 hinted;	/* rerouted by the hint */
 	uint64_t		 moved;		/* closed: target moved */
 	uint64_t		 bytes;
 	uint64_t		 spliced;	/* forwards that spliced */
@@ -190,6 +192,7 @@ static void	fwd_eventcb(struct bufferevent *, short, void *);
 static void	fwd_unsplice(struct fwd *);
 static void	fwd_splice_start(struct fwd *);
 static void	fwd_splice_cb(evutil_socket_t, short, void *);
+static int	fwd_try_hint(struct fwd *);
 
 static void
 fwd_reap_cb(evutil_socket_t fd, short ev, void *arg)
@@ -451,6 +454,28 @@ fwd_park(struct fwd *f, const char *why)
 	evtimer_add(f->deadline, &tv);
 }
 
+/*
+ * The far side is unreachable (WHY) and nothing has gone through yet.
+ * With a vMotion to or from here under way (a hint), the appliance has
+ * left, or the hint sent this leg too early or wrongly: close at once,
+ * so the relay in front (or the session end) tries the other place
+ * now.  Else park until the target moves.
+ */
+static void
+fwd_unreachable(struct fwd *f, const char *why)
+{
+	if (f->kind == FWD_MESH && target_hint_moving(f->ctx->r->target)) {
+		/* No ERROR: a forward in front may reroute (fwd_try_hint). */
+		f->ctx->refused++;
+		log_info("%s leg from %s closed: %s (a vMotion is under way)",
+		    fwd_kinds[f->kind], f->peer, why);
+		f->connected = 0;
+		fwd_close(f, why);
+		return;
+	}
+	fwd_park(f, why);
+}
+
 /* What the far side of F is, for messages. */
 static const char *
 fwd_far(const struct fwd *f)
@@ -500,7 +525,10 @@ fwd_open(struct fwd *f)
 		bufferevent_free(f->out_failed);
 		f->out_failed = NULL;
 	}
-	if ((a = fwd_route(ctx, f->kind, &why, &host)) == NULL) {
+	a = NULL;
+	if (f->hinted)
+		a = target_route_hint(ctx->r->target, &why, &host);
+	if (a == NULL && (a = fwd_route(ctx, f->kind, &why, &host)) == NULL) {
 		fwd_park(f, why);
 		return;
 	}
@@ -514,7 +542,7 @@ fwd_open(struct fwd *f)
 		snprintf(msg, sizeof(msg), "%s %s%s%s", fwd_far(f),
 		    f->kind == FWD_VMOMI ? xaddr_str(a) : "",
 		    f->kind == FWD_VMOMI ? " unreachable: " : "", why);
-		fwd_park(f, msg);
+		fwd_unreachable(f, msg);
 		return;
 	}
 	if (f->kind == FWD_VMOMI && fwd_attest(f) != 0)
@@ -995,6 +1023,13 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		bufferevent_enable(f->out, EV_READ);
 		/* What arrived while connecting goes now. */
 		fwd_readcb(f->in, f);
+		/*
+		 * The appliance took a leg here on a hint's word: it has
+		 * arrived, so every route follows the hint now (target.c).
+		 */
+		if (f->kind == FWD_MESH && f->state == FWD_OPEN &&
+		    target_hint_seen(f->ctx->r->target, f->dest))
+			control_target_changed(f->ctx->r, "hint");
 		return;
 	}
 	if (bev == f->in)
@@ -1015,19 +1050,20 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (bev == f->out && !f->connected) {
-		/*
-		 * Nothing has gone through yet: park the leg and wait for the
-		 * target to move (freeing this side outside its callback).
-		 */
 		snprintf(msg, sizeof(msg), "%s %s unreachable: %s",
 		    fwd_far(f), f->dest, why != NULL ? why : "connect failed");
+		if (fwd_try_hint(f))
+			return;
+		/* Freed outside this callback (fwd_open, fwd_free). */
 		fwd_side_stop(f->out);
 		f->out_failed = f->out;
 		f->out = NULL;
 		f->out_gone = 0;
-		fwd_park(f, msg);
+		fwd_unreachable(f, msg);
 		return;
 	}
+	if (bev == f->out && fwd_try_hint(f))
+		return;
 	snprintf(msg, sizeof(msg), "%s side %s%s%s",
 	    bev == f->in ? fwd_kinds[f->kind] : "far",
 	    (what & BEV_EVENT_EOF) ? "closed" :
@@ -1161,29 +1197,61 @@ fwd_agent_cb(struct evconnlistener *l, evutil_socket_t fd,
 }
 
 /*
- * The far side has answered nothing yet and the target moved: drop it,
- * put what it was sent back in front of the leg's input, and open
- * again at the new place (or park).
+ * The far side has answered nothing yet and the target moved (or the
+ * far side failed and a hint names another place): drop it, put what
+ * it was sent back in front of the leg's input, and open again at the
+ * new place (or park).  The far side is freed by fwd_open: this may run
+ * in its own callback.
  */
 static void
 fwd_reroute(struct fwd *f)
 {
-	log_debug("forward=%llu %s peer=%s rerouted from %s",
-	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, f->dest);
-	/* Called on a target change, never from this forward's callbacks. */
-	bufferevent_free(f->out);
+	log_debug("forward=%llu %s peer=%s rerouted from %s%s",
+	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, f->dest,
+	    f->hinted ? " by the hint" : "");
+	fwd_side_stop(f->out);
+	if (f->out_failed != NULL)
+		bufferevent_free(f->out_failed);
+	f->out_failed = f->out;
 	f->out = NULL;
 	f->connected = 0;
 	f->out_gone = 0;
 	f->ctx->bytes -= f->to_out;
 	f->to_out = 0;
-	evbuffer_prepend_buffer(bufferevent_get_input(f->in), f->first);
-	evbuffer_free(f->first);
-	f->first = NULL;
+	if (f->first != NULL) {
+		evbuffer_prepend_buffer(bufferevent_get_input(f->in),
+		    f->first);
+		evbuffer_free(f->first);
+		f->first = NULL;
+	}
 	bufferevent_setwatermark(f->in, EV_WRITE, 0, 0);
 	f->ctx->rerouted++;
 	fwd_enter_state(f, FWD_WAITING);
 	fwd_open(f);
+}
+
+/*
+ * An agent forward's far side failed before answering anything.  If a
+ * live migration hint names another route (target.c), the appliance
+ * has likely just left: try there once, first bytes and all.  1 if it
+ * did.
+ */
+static int
+fwd_try_hint(struct fwd *f)
+{
+	const struct xaddr	*a;
+	const char		*why, *host;
+
+	if (f->kind != FWD_AGENT || f->hinted || f->to_in != 0 ||
+	    (f->to_out != 0 && f->first == NULL))
+		return (0);
+	if ((a = target_route_hint(f->ctx->r->target, &why, &host)) == NULL ||
+	    (f->dest != NULL && strcmp(xaddr_str(a), f->dest) == 0))
+		return (0);
+	f->hinted = 1;
+	f->ctx->hinted++;
+	fwd_reroute(f);
+	return (1);
 }
 
 /*
@@ -1231,7 +1299,7 @@ fwd_json(const struct fwd_ctx *ctx)
 
 	a = fwd_vmomi_agent(ctx, &source);
 	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
-	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "active", (json_int_t)ctx->nlive[FWD_MESH],
 	    "total", (json_int_t)ctx->total[FWD_MESH],
 	    "agent_active", (json_int_t)ctx->nlive[FWD_AGENT],
@@ -1245,6 +1313,7 @@ fwd_json(const struct fwd_ctx *ctx)
 	    "refused", (json_int_t)ctx->refused,
 	    "parked", (json_int_t)ctx->parked,
 	    "rerouted", (json_int_t)ctx->rerouted,
+	    "hinted", (json_int_t)ctx->hinted,
 	    "moved", (json_int_t)ctx->moved,
 	    "bytes", (json_int_t)ctx->bytes,
 	    "spliced", (json_int_t)ctx->spliced,

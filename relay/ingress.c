@@ -19,15 +19,22 @@
 #include "xaddr.h"
 #include "xmalloc.h"
 
-/* Open a leg to the current target. */
+/*
+ * Open a leg to the current target.  A session whose leg broke while a
+ * vMotion is under way tries the hinted host first, then the target's,
+ * alternately (target.c): the switchover breaks every leg, and the
+ * appliance is already there, long before vCenter says so.
+ */
 static struct bufferevent *
 ingress_connect(struct sess *s, void *arg, const char **desc)
 {
 	struct relay		*r = arg;
-	const struct xaddr	*a;
+	const struct xaddr	*a = NULL;
 	const char		*host;
 
-	if ((a = target_route(r->target, desc, &host)) == NULL)
+	if (sess_resume_tries(s) % 2 == 1)
+		a = target_route_hint(r->target, desc, &host);
+	if (a == NULL && (a = target_route(r->target, desc, &host)) == NULL)
 		return (NULL);
 	return (warm_leg(r->warm, a, host, desc));
 }
@@ -40,6 +47,9 @@ ingress_event(struct sess *s, enum sess_event ev, const char *reason,
 	char		*src;
 
 	daemon_sess_event(&r->d, s, ev, reason);
+	/* Resumed where the hint said: the appliance has moved there. */
+	if (ev == SESS_EV_RESUMED && target_hint_seen(r->target, reason))
+		control_target_changed(r, "hint");
 	if (sess_service(s) == PROTO_SVC_SERIAL)
 		pipe_sess_event(r->pipes, s, ev);
 	if (ev == SESS_EV_CLOSED && (src = sess_get_data(s)) != NULL) {

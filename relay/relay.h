@@ -102,8 +102,27 @@ int		 target_set(struct target *, json_t *, int, char *, size_t);
  */
 const struct xaddr *target_route(struct target *, const char **,
 		    const char **);
-/* Whether this host runs the appliance (mesh legs are forwarded). */
+/*
+ * Where a resuming leg goes if the appliance is already where a live
+ * migration hint says (when that is not target_route()), else NULL.
+ */
+const struct xaddr *target_route_hint(struct target *, const char **,
+		    const char **);
+/*
+ * The appliance address if this host runs it (mesh legs are forwarded
+ * into it), or a live hint says the appliance is coming here.
+ */
 const struct xaddr *target_local_appliance(struct target *);
+/* A vMotion heads for HOST (relay RELAY or ""); SEEN: it is done. */
+int		 target_hint(struct target *, const char *, const char *,
+		    int, char *, size_t);
+void		 target_hint_clear(struct target *);
+/* A live, unseen hint moves the appliance to or from this host. */
+int		 target_hint_moving(const struct target *);
+/* A session resumed through ROUTE; 1 if that confirms the hint. */
+int		 target_hint_seen(struct target *, const char *);
+/* The mesh address of a live hint's relay, or NULL. */
+const struct xaddr *target_hint_mesh(struct target *);
 /* The mesh address of HOST's relay, or NULL. */
 const struct xaddr *target_mesh(struct target *, const char *);
 uint64_t	 target_epoch(const struct target *);
@@ -134,8 +153,9 @@ json_t		*fwd_json(const struct fwd_ctx *);
 /* warm.c */
 struct warm	*warm_new(struct relay *);
 void		 warm_free(struct warm *);
-/* Pre-connect to HOST's relay (at ADDR) until WANT are pooled. */
-size_t		 warm_hint(struct warm *, const char *, const char *, size_t);
+/* Pre-connect to HOST's relay at ADDR until WANT are pooled. */
+size_t		 warm_hint(struct warm *, const char *, const struct xaddr *,
+		    size_t);
 /*
  * A leg to A, HOST's relay (NULL: the appliance), pooled if possible;
  * NULL with *why.  On success *why names A.

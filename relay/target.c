@@ -3,6 +3,28 @@
  * the appliance endpoint's address as reached from that host, and the
  * mesh address of every peer relay.  Changes carry an epoch so a late
  * or replayed update can never move the target backwards.
+ *
+ * A migration hint from the locator (vSphere's VmBeingHotMigratedEvent)
+ * names the host a vMotion is taking the appliance to, before vCenter
+ * reports the move (runtime.host, 100 ms to seconds after the
+ * switchover).  The target keeps it beside the epoch's truth:
+ *
+ *   - a session whose leg broke while a hint is live tries the hinted
+ *     host first (target_route_hint), the target's host next, and so
+ *     on alternately (ingress.c): at a switchover every leg to the
+ *     appliance breaks, and the appliance is already where the hint
+ *     said;
+ *   - a relay on the hinted host delivers a mesh leg into the local
+ *     appliance (target_local_appliance): only a leg routed by the
+ *     hint comes here before the push, and if the appliance is not
+ *     here yet the leg parks until the push, as any leg does;
+ *   - once a session has resumed through the hinted route, the move
+ *     has been seen (target_hint_seen): every route follows the hint
+ *     until the push confirms it.
+ *
+ * A push that moves the appliance ends the hint, as do a failed
+ * migration's hint and TARGET_HINT_MS: a wrong hint costs a leg one
+ * park (fwd.c) before it tries the target's host.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,9 +36,11 @@
 #include "relay.h"
 #include "xaddr.h"
 #include "xmalloc.h"
+#include "xtime.h"
 
 #define TARGET_PEERS_MAX	1024
 #define TARGET_EPOCH_MAX	((1ULL << 53) - 1)	/* exact in any JSON */
+#define TARGET_HINT_MS		(10 * 60 * 1000)	/* longest pre-copy */
 
 struct target_peer {
 	char		*name;
@@ -30,6 +54,11 @@ struct target {
 	struct xaddr		*appliance;
 	struct target_peer	*peers;
 	size_t			 npeers;
+
+	char			*hint_host;	/* where a vMotion goes */
+	struct xaddr		*hint_relay;	/* its relay, as hinted */
+	long long		 hint_ms;	/* when (monotonic) */
+	int			 hint_seen;	/* a session resumed there */
 };
 
 /* An empty target for the relay on host SELF. */
@@ -66,6 +95,7 @@ target_free(struct target *t)
 	free(t->appliance_host);
 	xaddr_free(t->appliance);
 	target_peers_free(t->peers, t->npeers);
+	target_hint_clear(t);
 	free(t);
 }
 
@@ -205,6 +235,11 @@ target_set(struct target *t, json_t *o, int numeric, char *err,
 		goto fail;
 	}
 	t->epoch = epoch;
+	/* The move is known now (or another one is): the hint is done. */
+	if (host_set && t->hint_host != NULL && (host == NULL ||
+	    t->appliance_host == NULL || strcmp(host, t->hint_host) == 0 ||
+	    strcmp(host, t->appliance_host) != 0))
+		target_hint_clear(t);
 	if (host_set) {
 		free(t->appliance_host);
 		t->appliance_host = host != NULL ? xstrdup(host) : NULL;
@@ -237,26 +272,48 @@ target_peer(const struct target *t, const char *name)
 	return (NULL);
 }
 
+/* Whether a hint is in force. */
+static int
+target_hint_live(const struct target *t)
+{
+	return (t->hint_host != NULL &&
+	    xtime_mono_ms() - t->hint_ms < TARGET_HINT_MS);
+}
+
+/* The host the appliance runs on as far as routing goes. */
+static const char *
+target_host(const struct target *t)
+{
+	return (target_hint_live(t) && t->hint_seen ? t->hint_host :
+	    t->appliance_host);
+}
+
 /*
- * Where a leg goes: the appliance host's relay, or the appliance
- * itself when it runs here (local delivery) or no host is named (the
+ * Where a leg goes if the appliance runs on HOST: its relay, or the
+ * appliance itself when HOST is this one (local delivery) or NULL (the
  * appliance is reachable from every host).
  */
-const struct xaddr *
-target_route(struct target *t, const char **why, const char **host)
+static const struct xaddr *
+target_route_to(struct target *t, const char *host, const char **why,
+    const char **hostp)
 {
 	const struct target_peer	*p;
 
-	*host = NULL;
-	if (t->appliance_host != NULL &&
-	    strcmp(t->appliance_host, t->self) != 0) {
-		if ((p = target_peer(t, t->appliance_host)) == NULL) {
+	*hostp = NULL;
+	if (host != NULL && strcmp(host, t->self) != 0) {
+		if ((p = target_peer(t, host)) != NULL) {
+			*why = xaddr_str(p->addr);
+			*hostp = p->name;
+			return (p->addr);
+		}
+		if (t->hint_relay == NULL || t->hint_host == NULL ||
+		    strcmp(host, t->hint_host) != 0) {
 			*why = "no mesh address for the appliance host";
 			return (NULL);
 		}
-		*why = xaddr_str(p->addr);
-		*host = t->appliance_host;
-		return (p->addr);
+		*why = xaddr_str(t->hint_relay);
+		*hostp = t->hint_host;
+		return (t->hint_relay);
 	}
 	if (t->appliance == NULL) {
 		*why = "no appliance address";
@@ -266,14 +323,128 @@ target_route(struct target *t, const char **why, const char **host)
 	return (t->appliance);
 }
 
-/* The appliance address if this relay's host runs it. */
+/* Where a new leg goes now. */
+const struct xaddr *
+target_route(struct target *t, const char **why, const char **host)
+{
+	return (target_route_to(t, target_host(t), why, host));
+}
+
+/*
+ * Where a leg goes if the appliance is already where a live hint says,
+ * when that differs from target_route(); else NULL.
+ */
+const struct xaddr *
+target_route_hint(struct target *t, const char **why, const char **host)
+{
+	const char	*cur = target_host(t);
+
+	*host = NULL;
+	if (!target_hint_live(t) || t->hint_seen || (cur != NULL &&
+	    strcmp(cur, t->hint_host) == 0))
+		return (NULL);
+	return (target_route_to(t, t->hint_host, why, host));
+}
+
+/*
+ * The appliance address if this relay's host runs it, or a live hint
+ * says it has just come here (a leg routed by the hint).
+ */
 const struct xaddr *
 target_local_appliance(struct target *t)
 {
-	if (t->appliance_host == NULL ||
-	    strcmp(t->appliance_host, t->self) != 0)
+	const char	*host = target_host(t);
+
+	if ((host == NULL || strcmp(host, t->self) != 0) &&
+	    (!target_hint_live(t) || strcmp(t->hint_host, t->self) != 0))
 		return (NULL);
 	return (t->appliance);
+}
+
+/*
+ * A vMotion is taking the appliance to HOST, whose relay the locator
+ * named RELAY ("" if unknown; a numeric address).  SEEN: the event says
+ * the move is done.  Returns -1 with ERR if RELAY does not parse (the
+ * hint still holds, with the peer address this relay knows).
+ */
+int
+target_hint(struct target *t, const char *host, const char *relay, int seen,
+    char *err, size_t errlen)
+{
+	struct xaddr	*a = NULL;
+	int		 rv = 0;
+
+	if (*relay != '\0' && target_addr("relay", relay, 1, &a, err,
+	    errlen) != 0)
+		rv = -1;
+	/* vCenter says "moving" again where we saw the move: no news. */
+	if (t->hint_host != NULL && strcmp(t->hint_host, host) == 0 &&
+	    t->hint_seen)
+		seen = 1;
+	target_hint_clear(t);
+	t->hint_host = xstrdup(host);
+	t->hint_relay = a;
+	t->hint_ms = xtime_mono_ms();
+	t->hint_seen = seen;
+	return (rv);
+}
+
+/* No vMotion under way (any more). */
+void
+target_hint_clear(struct target *t)
+{
+	free(t->hint_host);
+	t->hint_host = NULL;
+	xaddr_free(t->hint_relay);
+	t->hint_relay = NULL;
+	t->hint_seen = 0;
+}
+
+/*
+ * A session resumed through ROUTE: if that is where the live hint
+ * points and the move was not seen yet, it is now.  Returns 1 then:
+ * every route changes.
+ */
+int
+target_hint_seen(struct target *t, const char *route)
+{
+	const struct xaddr	*a;
+	const char		*why, *host;
+
+	if (!target_hint_live(t) || t->hint_seen)
+		return (0);
+	if ((a = target_route_hint(t, &why, &host)) == NULL ||
+	    strcmp(xaddr_str(a), route) != 0)
+		return (0);
+	t->hint_seen = 1;
+	return (1);
+}
+
+/*
+ * Whether a live hint, not yet seen, moves the appliance to or from
+ * this host: then a local delivery that fails is no reason to wait.
+ */
+int
+target_hint_moving(const struct target *t)
+{
+	const char	*host = target_host(t);
+
+	return (target_hint_live(t) && !t->hint_seen &&
+	    (strcmp(t->hint_host, t->self) == 0) !=
+	    (host != NULL && strcmp(host, t->self) == 0));
+}
+
+/* The mesh address a live hint's relay has, or NULL. */
+const struct xaddr *
+target_hint_mesh(struct target *t)
+{
+	const struct target_peer	*p;
+
+	if (!target_hint_live(t))
+		return (NULL);
+	if ((p = target_peer(t, t->hint_host)) != NULL)
+		return (p->addr);
+	return (t->hint_relay);
 }
 
 /* The mesh address of HOST's relay, or NULL if none is known. */
@@ -303,7 +474,7 @@ target_json(const struct target *t)
 	for (i = 0; i < t->npeers; i++)
 		json_object_set_new(p, t->peers[i].name,
 		    json_string(xaddr_str(t->peers[i].addr)));
-	o = json_pack("{s:I, s:o, s:o, s:o, s:b}",
+	o = json_pack("{s:I, s:o, s:o, s:o, s:b, s:o}",
 	    "epoch", (json_int_t)t->epoch,
 	    "appliance_host", t->appliance_host != NULL ?
 	    json_string(t->appliance_host) : json_null(),
@@ -311,6 +482,11 @@ target_json(const struct target *t)
 	    json_string(xaddr_str(t->appliance)) : json_null(),
 	    "peers", p,
 	    "local", t->appliance_host != NULL &&
-	    strcmp(t->appliance_host, t->self) == 0);
+	    strcmp(t->appliance_host, t->self) == 0,
+	    "hint", target_hint_live(t) ? json_pack("{s:s, s:o, s:I, s:b}",
+	    "host", t->hint_host, "relay", t->hint_relay != NULL ?
+	    json_string(xaddr_str(t->hint_relay)) : json_null(), "age_ms",
+	    (json_int_t)(xtime_mono_ms() - t->hint_ms), "seen",
+	    t->hint_seen) : json_null());
 	return (o);
 }

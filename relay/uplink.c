@@ -474,24 +474,76 @@ uplink_on_target(struct uplink *u, const struct push_msg *m)
 	control_target_changed(r, "locator");
 }
 
+/* What a migration hint's vSphere event means for routing (target.c). */
+enum uplink_hint_kind {
+	UPLINK_HINT_ADVISORY = 0,	/* pre-warm only */
+	UPLINK_HINT_MOVING,		/* the move is under way */
+	UPLINK_HINT_MOVED,		/* it is done */
+	UPLINK_HINT_FAILED,		/* it will not happen */
+};
+
+static const struct {
+	const char		*event;
+	enum uplink_hint_kind	 kind;
+} uplink_hints[] = {
+	{ "VmBeingHotMigratedEvent",	UPLINK_HINT_MOVING },
+	{ "VmMigratedEvent",		UPLINK_HINT_MOVED },
+	{ "DrsVmMigratedEvent",		UPLINK_HINT_MOVED },
+	{ "VmRelocatedEvent",		UPLINK_HINT_MOVED },
+	{ "VmFailedMigrateEvent",	UPLINK_HINT_FAILED },
+};
+
+/* The kind of hint vSphere event EVENT is. */
+static enum uplink_hint_kind
+uplink_hint_kind(const char *event)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(uplink_hints) / sizeof(uplink_hints[0]); i++)
+		if (strcmp(event, uplink_hints[i].event) == 0)
+			return (uplink_hints[i].kind);
+	return (UPLINK_HINT_ADVISORY);
+}
+
 /*
- * HINT: the appliance is about to move to m->host.  Pre-warm one mesh
- * connection to its relay per leg that will need one, then log and
+ * HINT: the appliance is moving (or has moved, or failed to move) to
+ * m->host.  Routing follows it (target.c), and one mesh connection to
+ * its relay is pre-warmed per leg that will need one; then log and
  * broadcast.
  */
 static void
 uplink_on_hint(struct uplink *u, const struct push_msg *m)
 {
-	struct relay	*r = u->r;
-	json_t		*ev;
-	size_t		 warmed;
+	struct relay		*r = u->r;
+	enum uplink_hint_kind	 kind = uplink_hint_kind(m->text);
+	const struct xaddr	*a;
+	const char		*why, *host;
+	json_t			*ev;
+	char			 err[300], *before;
+	size_t			 warmed = 0;
 
 	u->hints++;
-	warmed = warm_hint(r->warm, m->host, m->relay,
-	    sess_ctx_count(r->d.sessions) + fwd_agents(r->fwd));
+	a = target_route(r->target, &why, &host);
+	before = xstrdup(a != NULL ? xaddr_str(a) : "");
+	if (kind == UPLINK_HINT_FAILED)
+		target_hint_clear(r->target);
+	else if (kind != UPLINK_HINT_ADVISORY) {
+		if (target_hint(r->target, m->host, m->relay,
+		    kind == UPLINK_HINT_MOVED, err, sizeof(err)) != 0)
+			log_warnx("locator %s: hint: %s", xaddr_str(u->addr),
+			    err);
+		warmed = warm_hint(r->warm, m->host,
+		    target_hint_mesh(r->target),
+		    sess_ctx_count(r->d.sessions) + fwd_agents(r->fwd));
+	}
 	log_info("locator %s: hint event=\"%s\" host=%s relay=%s "
 	    "prewarmed=%zu", xaddr_str(u->addr), m->text, m->host,
 	    m->relay[0] != '\0' ? m->relay : "-", warmed);
+	/* A finished (or failed) move moves every route, as a push does. */
+	a = target_route(r->target, &why, &host);
+	if (strcmp(before, a != NULL ? xaddr_str(a) : "") != 0)
+		control_target_changed(r, "hint");
+	free(before);
 	if (r->d.ctl == NULL || ctl_nwatchers(r->d.ctl) == 0)
 		return;
 	ev = json_pack("{s:s, s:s, s:s, s:o, s:I}", "event", "hint",

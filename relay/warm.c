@@ -254,31 +254,22 @@ warm_count(struct warm *w, const char *dest, const char *host)
 }
 
 /*
- * The appliance is heading for HOST, whose relay the locator names
- * RELAY ("" if it does not know): open connections to that relay until
- * WANT are pooled for it, WARM_BURST at a time.  Returns how many more
- * it will open.
+ * The appliance is heading for HOST, whose relay is at A (NULL if
+ * unknown): open connections to it until WANT are pooled for it,
+ * WARM_BURST at a time.  Returns how many more it will open.
  */
 size_t
-warm_hint(struct warm *w, const char *host, const char *relay, size_t want)
+warm_hint(struct warm *w, const char *host, const struct xaddr *a,
+    size_t want)
 {
-	const struct xaddr	*a;
-	struct xaddr		*parsed = NULL;
-	size_t			 have;
+	size_t	have;
 
-	if (want == 0 || strcmp(host, w->r->conf.host) == 0)
+	if (want == 0 || a == NULL || strcmp(host, w->r->conf.host) == 0)
 		return (0);	/* nothing to move, or local delivery */
-	if ((a = target_mesh(w->r->target, host)) == NULL) {
-		/* Best effort: never wait on a name lookup here. */
-		if (*relay == '\0' ||
-		    xaddr_parse_numeric(relay, &parsed) != XADDR_OK)
-			return (0);
-		a = parsed;
-	}
 	have = warm_count(w, xaddr_str(a), host);
 	/* A new destination replaces what was still to open. */
 	xaddr_free(w->todo_addr);
-	w->todo_addr = parsed != NULL ? parsed : xaddr_dup(a);
+	w->todo_addr = xaddr_dup(a);
 	free(w->todo_host);
 	w->todo_host = xstrdup(host);
 	w->todo = want > have ? want - have : 0;
@@ -335,6 +326,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 				fatalx("event_base_once");
 		}
 		w->used++;
+		*why = dest;
 		warm_conn_free(c, 1);
 		warm_fill(w);
 		warm_schedule(w);

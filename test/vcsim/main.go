@@ -16,6 +16,7 @@
 //	relocate-vm VM HOST the same for the VM named VM (a containerVM, or
 //	                    the appliance); the answer names the VM
 //	hint HOST           only post the appliance's VmBeingHotMigratedEvent
+//	fail-migrate HOST   only post the appliance's VmFailedMigrateEvent
 //	vmci CID            set the appliance's VMCI context id (vSocket CID)
 //	where               the appliance's current runtime.host
 //	where-vm VM         the runtime.host of the VM named VM
@@ -617,6 +618,12 @@ func (fx *fixture) command(args []string) bool {
 			return true
 		}
 		emit(map[string]interface{}{"hinted": args[1]})
+	case args[0] == "fail-migrate" && len(args) == 2:
+		if err := fx.failMigrate(ctx, fx.vm, args[1]); err != nil {
+			emitError(err)
+			return true
+		}
+		emit(map[string]interface{}{"failed": args[1]})
 	case args[0] == "destroy-vm" && len(args) == 2:
 		vm, err := fx.lookupVM(args[1])
 		if err == nil {
@@ -636,7 +643,7 @@ func (fx *fixture) command(args []string) bool {
 		}
 		emit(map[string]interface{}{"kicked": n})
 	default:
-		emitError(fmt.Errorf("unknown command %q (want: relocate HOST, relocate-vm VM HOST, hint HOST, vmci CID, where, where-vm VM, destroy-vm VM, kick, quit)", strings.Join(args, " ")))
+		emitError(fmt.Errorf("unknown command %q (want: relocate HOST, relocate-vm VM HOST, hint HOST, fail-migrate HOST, vmci CID, where, where-vm VM, destroy-vm VM, kick, quit)", strings.Join(args, " ")))
 	}
 	return true
 }
@@ -717,6 +724,22 @@ func (fx *fixture) hint(ctx context.Context, vm *fxVM, name string) error {
 	ev := &types.VmBeingHotMigratedEvent{
 		VmEvent:  types.VmEvent{Event: fx.vmEvent(vm, cur)},
 		DestHost: types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: name}, Host: ref},
+	}
+	return fx.post(ctx, ev)
+}
+
+// failMigrate posts VM's VmFailedMigrateEvent towards host NAME, as
+// vCenter does when a vMotion there fails.
+func (fx *fixture) failMigrate(ctx context.Context, vm *fxVM, name string) error {
+	ref, ok := fx.hosts[name]
+	if !ok {
+		return fmt.Errorf("no host named %q", name)
+	}
+	cur := fx.hosts[fx.mustWhere(ctx, vm)]
+	ev := &types.VmFailedMigrateEvent{
+		VmEvent:  types.VmEvent{Event: fx.vmEvent(vm, cur)},
+		DestHost: types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: name}, Host: ref},
+		Reason:   types.LocalizedMethodFault{LocalizedMessage: "the vMotion failed"},
 	}
 	return fx.post(ctx, ev)
 }

@@ -1,0 +1,100 @@
+# Routing on the migration hint (relay/target.c), in one simulated
+# cluster (3 hosts, two containerVMs with agents, an agentless guest on
+# h2), every stream checked byte by byte and by SHA-256 at the end:
+#   - hint, switchover, and no push: vCenter has not reported the move
+#     (no RelocateVM_Task yet), so the target's epoch stays, and yet
+#     every session resumes at the hinted host within moments, agents'
+#     included; the push that follows changes nothing and ends the hint;
+#   - a wrong hint: legs break while a hint names a host the appliance
+#     is not going to; sessions try there, are parked and refused, and
+#     resume at the target's host;
+#   - a failed migration's hint (VmFailedMigrateEvent) ends the hint.
+. ./lib.sh
+BIN=$BINDIR
+. ../../deploy/cluster.sh
+trap 'cl_stop; cleanup' EXIT
+HOSTS=3 CVMS=2 SESSIONS=3 PLAIN=4 HOLD=30s
+total=$((CVMS * SESSIONS))
+
+rstat() {	# rstat HOST KEY: a field of relay hHOST's status
+	"$BIN/vrelay" status --status "$T/relay-h$1.sock" --json |
+	    json_get "$2"
+}
+# Every session established again, agents' and the agentless ones at
+# relay h2, within $1 tenths of a second.
+all_back() {
+	local i
+	for i in $(seq 1 "$1"); do
+		[ "$(cl_established)" = "$total" ] &&
+		    [ "$(rstat 2 sessions.established)" = "$PLAIN" ] &&
+		    return 0
+		sleep 0.1
+	done
+	return 1
+}
+# The switchover of a vMotion to host $1 without vCenter's report: the
+# appliance's vSocket legs reset and its listeners move.
+switchover() {
+	"$BIN/vappliance" migrate --status "$T/app.sock" \
+	    --arg "vsock_dir=$T/h$1" >/dev/null || fail "migrate to h$1 failed"
+}
+
+cl_start
+cl_traffic_start 15
+all_back 100 || fail "sessions not established at the start"
+
+log "hint, switchover, no push"
+e=$(rstat 2 target.epoch)
+r0=$(rstat 2 sessions.resumes)
+vcsim_cmd hint h3 >/dev/null
+wait_for 5 grep -q 'hint event="VmBeingHotMigratedEvent" host=h3' \
+    "$T/relay-h2.log" || fail "no hint at relay h2"
+[ "$(rstat 2 target.hint.host)" = h3 ] || fail "relay h2 holds no hint"
+sleep 0.3
+switchover 3
+all_back 50 || fail "sessions not back on the hint alone: $(cl_established) \
+agent sessions, $(rstat 2 sessions.established) at relay h2"
+[ "$(rstat 2 target.epoch)" = "$e" ] || fail "a push came: the test is void"
+[ "$(rstat 2 sessions.resumes)" -ge $((r0 + PLAIN)) ] ||
+    fail "relay h2's sessions did not resume"
+[ "$(rstat 2 target.hint.seen)" = True ] || fail "the hint is not seen at h2"
+[ "$(rstat 2 target.local)" = False ] || fail "h2 thinks it is local"
+grep -q 'target-change epoch=[0-9]* source=hint' "$T/relay-h2.log" ||
+    fail "relay h2 did not move its routes on the hint"
+vcsim_cmd relocate h3 >/dev/null
+CL_APP_HOST=3
+cl_converged "$HOSTS" || fail "relays did not converge after the push"
+[ "$(rstat 2 target.appliance_host)" = h3 ] || fail "the push did not land"
+[ "$(rstat 2 target.hint)" = None ] || fail "the push left the hint: \
+$(rstat 2 target.hint)"
+
+log "a wrong hint"
+sleep 0.5
+vcsim_cmd hint h1 >/dev/null
+wait_for 5 grep -q 'hint event="VmBeingHotMigratedEvent" host=h1' \
+    "$T/relay-h2.log" || fail "no hint at relay h2"
+e=$(rstat 2 target.epoch)
+r0=$(rstat 2 sessions.resumes)
+switchover 3	# the legs reset; the appliance stays on h3
+resumed() { [ "$(rstat 2 sessions.resumes)" -ge $((r0 + PLAIN)) ]; }
+wait_for 5 resumed || fail "relay h2's sessions did not resume"
+all_back 50 || fail "sessions not back after a wrong hint"
+[ "$(rstat 2 target.epoch)" = "$e" ] || fail "a push came: the test is void"
+[ "$(rstat 2 target.hint.seen)" = False ] || fail "a wrong hint was seen"
+[ "$(rstat 2 target.appliance_host)" = h3 ] || fail "the target moved"
+# h1 refused the hinted legs at once rather than park them for 1 s.
+[ "$(rstat 2 sessions.resume_ms_max)" -lt 900 ] ||
+    fail "a resume took $(rstat 2 sessions.resume_ms_max) ms"
+
+log "a failed migration ends the hint"
+vcsim_cmd fail-migrate h1 >/dev/null
+wait_for 5 grep -q 'hint event="VmFailedMigrateEvent" host=h1' \
+    "$T/relay-h2.log" || fail "no failed-migration hint at relay h2"
+[ "$(rstat 2 target.hint)" = None ] || fail "the failed migration left \
+the hint: $(rstat 2 target.hint)"
+
+cl_traffic_wait || fail "a generator failed: $(cat "$T"/run-*.json)"
+cl_collect
+s=$(cl_report "") || fail "streams differ: $s"
+log "$s"
+exit 0
