@@ -3,8 +3,17 @@
  * bufferevent_openssl.  Design notes:
  *
  * - TLS 1.3 only: both ends are ours, so nothing older need be spoken.
- *   No session tickets or cache: legs are long-lived, and a server
- *   writing tickets after the handshake would race our half-closes.
+ * - Resumption only where a daemon asks for it (tls_set_resumable: the
+ *   relays' mesh, where a vMotion opens a leg per session at once and
+ *   full handshakes, two ECDSA signatures and three verifications each,
+ *   were most of a 1,000-session resume).  The server sends one
+ *   stateless ticket after each handshake; the client keeps the newest
+ *   per (role, host) and offers it on the next link to that host, with
+ *   a fresh X25519 share (psk_dhe_ke: forward secrecy stays).  The
+ *   session id context is the demanded role, so a ticket never resumes
+ *   a link that demands another role of its peer.  Elsewhere (the
+ *   locator's links) no tickets: a server writing one after the
+ *   handshake could race a short-lived client's close.
  * - One SSL_CTX serves both ends of every link.  What a link demands
  *   of its peer (a role, a host name) is set per connection, and the
  *   verify callback checks the role at depth 0, so a wrong peer never
@@ -44,12 +53,34 @@
 #define TLS_ROLE_PREFIX		"urn:vrelay:role:"
 #define TLS_WRITE_NOW_MAX	16384
 
+#define TLS_CACHE_MAX		256	/* peers whose ticket we keep */
+
+/* A ticket for links to HOST that demand ROLE of it. */
+struct tls_cached {
+	enum tls_role	 role;
+	char		*host;
+	SSL_SESSION	*sess;
+};
+
 struct tls {
-	SSL_CTX		*ctx;
-	X509		*cert;		/* ours, for status */
+	SSL_CTX			*ctx;
+	X509			*cert;		/* ours, for status */
+	unsigned		 resumable;	/* 1 << role */
+	struct tls_cached	 cache[TLS_CACHE_MAX];
+	size_t			 ncache;
+	size_t			 evict;		/* next slot to reuse */
+	uint64_t		 full;		/* handshakes done */
+	uint64_t		 resumed;
+};
+
+/* Per link: what the ticket callback and the counters need. */
+struct tls_link {
+	char		*host;		/* the host we dialled, or NULL */
+	int		 counted;	/* its handshake is in the counters */
 };
 
 static int	tls_ex_role = -1;	/* SSL ex_data: enum tls_role */
+static int	tls_ex_link = -1;	/* SSL ex_data: struct tls_link */
 
 static const char *tls_roles[] = {
 	[TLS_ROLE_NONE] = "none",
@@ -153,6 +184,85 @@ tls_verify_cb(int ok, X509_STORE_CTX *sctx)
 	return (1);
 }
 
+/* Free a link's ex_data with its SSL. */
+static void
+tls_link_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	struct tls_link	*l = ptr;
+
+	if (l == NULL)
+		return;
+	free(l->host);
+	free(l);
+}
+
+/* The cache slot for (ROLE, HOST), or NULL. */
+static struct tls_cached *
+tls_cache_find(struct tls *t, enum tls_role role, const char *host)
+{
+	size_t	i;
+
+	for (i = 0; i < t->ncache; i++)
+		if (t->cache[i].role == role &&
+		    strcmp(t->cache[i].host, host) == 0)
+			return (&t->cache[i]);
+	return (NULL);
+}
+
+/*
+ * Client: the server sent a ticket on a link we dialled; keep a copy as
+ * the newest for that host.  A copy, as the link keeps SESS and OpenSSL
+ * marks it not resumable when the link fails (a reset leg).
+ */
+static int
+tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls		*t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	struct tls_link		*l = SSL_get_ex_data(ssl, tls_ex_link);
+	struct tls_cached	*c;
+	enum tls_role		 role;
+
+	role = (enum tls_role)(intptr_t)SSL_get_ex_data(ssl, tls_ex_role);
+	if (t == NULL || l == NULL || l->host == NULL ||
+	    !(t->resumable & (1U << role)) ||
+	    !SSL_SESSION_is_resumable(sess) ||
+	    (sess = SSL_SESSION_dup(sess)) == NULL)
+		return (0);
+	if ((c = tls_cache_find(t, role, l->host)) == NULL) {
+		if (t->ncache < TLS_CACHE_MAX)
+			c = &t->cache[t->ncache++];
+		else {
+			c = &t->cache[t->evict++ % TLS_CACHE_MAX];
+			free(c->host);
+			SSL_SESSION_free(c->sess);
+		}
+		c->role = role;
+		c->host = xstrdup(l->host);
+	} else
+		SSL_SESSION_free(c->sess);
+	c->sess = sess;
+	return (0);
+}
+
+/* Count each link's handshake once, full or resumed. */
+static void
+tls_info_cb(const SSL *ssl, int where, int ret)
+{
+	struct tls	*t;
+	struct tls_link	*l;
+
+	if (!(where & SSL_CB_HANDSHAKE_DONE) ||
+	    (l = SSL_get_ex_data(ssl, tls_ex_link)) == NULL || l->counted ||
+	    (t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl))) == NULL)
+		return;
+	l->counted = 1;
+	if (SSL_session_reused(ssl))
+		t->resumed++;
+	else
+		t->full++;
+}
+
 /* Check that our own certificate chains to the CA in CTX. */
 static int
 tls_self_verify(SSL_CTX *ctx, X509 *cert, char *detail, size_t len)
@@ -202,9 +312,11 @@ tls_new(const char *cert, const char *key, const char *ca,
 		rv = TLS_E_KEYMODE;
 		goto out;
 	}
-	if (tls_ex_role == -1 &&
+	if ((tls_ex_role == -1 &&
 	    (tls_ex_role = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL))
-	    == -1) {
+	    == -1) || (tls_ex_link == -1 &&
+	    (tls_ex_link = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+	    tls_link_free)) == -1)) {
 		rv = TLS_E_SYSTEM;
 		goto out;
 	}
@@ -215,10 +327,14 @@ tls_new(const char *cert, const char *key, const char *ca,
 	}
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION);
 	/* OpenSSL 3 calls a close without close_notify an error. */
-	SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET |
-	    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* Tickets: none unless a link's role is resumable (tls_wrap). */
 	SSL_CTX_set_num_tickets(t->ctx, 0);
-	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(t->ctx, tls_new_session_cb);
+	SSL_CTX_set_info_callback(t->ctx, tls_info_cb);
+	SSL_CTX_set_app_data(t->ctx, t);
 	/*
 	 * Send only what the certificate file holds, not a chain built
 	 * from the CA bundle: every peer has the cluster CA already, and a
@@ -278,10 +394,27 @@ out:
 void
 tls_free(struct tls *t)
 {
+	size_t	i;
+
 	if (t == NULL)
 		return;
 	SSL_CTX_free(t->ctx);
+	for (i = 0; i < t->ncache; i++) {
+		free(t->cache[i].host);
+		SSL_SESSION_free(t->cache[i].sess);
+	}
 	free(t);
+}
+
+/*
+ * Links that demand ROLE of their peer may resume (both ends must ask
+ * it): the server sends a ticket, the client offers the newest it has
+ * for that host.
+ */
+void
+tls_set_resumable(struct tls *t, enum tls_role role)
+{
+	t->resumable |= 1U << role;
 }
 
 /* ASN1_TIME as "YYYY-MM-DDTHH:MM:SSZ". */
@@ -334,10 +467,12 @@ tls_json(const struct tls *t)
 			    md[i]);
 		hex[mdlen * 3 - 1] = '\0';
 	}
-	o = json_pack("{s:s, s:o, s:o, s:o, s:s}", "subject", subj,
-	    "hosts", names, "roles", roles,
+	o = json_pack("{s:s, s:o, s:o, s:o, s:s, s:{s:I, s:I}, s:I}",
+	    "subject", subj, "hosts", names, "roles", roles,
 	    "not_after", tls_time_json(X509_get0_notAfter(t->cert)),
-	    "sha256", hex);
+	    "sha256", hex, "handshakes", "full", (json_int_t)t->full,
+	    "resumed", (json_int_t)t->resumed, "tickets_held",
+	    (json_int_t)t->ncache);
 	return (o);
 }
 
@@ -352,11 +487,39 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 	SSL			*ssl;
 	char			 sni[256];
 
+	struct tls_link		*l;
+	struct tls_cached	*c;
+	SSL_SESSION		*dup;
+	const char		*rname = tls_strrole(role);
+
 	if ((ssl = SSL_new(t->ctx)) == NULL)
 		return (NULL);
 	if (host != NULL)
 		strlcpy(sni, host, sizeof(sni));
 	SSL_set_ex_data(ssl, tls_ex_role, (void *)(intptr_t)role);
+	l = xcalloc(1, sizeof(*l));
+	if (!accepting && host != NULL)
+		l->host = xstrdup(host);
+	SSL_set_ex_data(ssl, tls_ex_link, l);
+	/* A ticket resumes only a link that demands the same role. */
+	(void)SSL_set_session_id_context(ssl, (const unsigned char *)rname,
+	    (unsigned)strlen(rname));
+	if (t->resumable & (1U << role)) {
+		if (accepting)
+			(void)SSL_set_num_tickets(ssl, 1);
+		else if (host != NULL &&
+		    (c = tls_cache_find(t, role, host)) != NULL &&
+		    SSL_SESSION_is_resumable(c->sess) &&
+		    (dup = SSL_SESSION_dup(c->sess)) != NULL) {
+			/*
+			 * A copy per link: OpenSSL marks a link's session
+			 * not resumable when that link fails, and one reset
+			 * leg must not spoil the ticket for the others.
+			 */
+			(void)SSL_set_session(ssl, dup);
+			SSL_SESSION_free(dup);
+		}
+	}
 	if (!accepting && host != NULL) {
 		if (inet_pton(AF_INET, host, &in4) == 1 ||
 		    inet_pton(AF_INET6, host, &in6) == 1)

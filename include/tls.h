@@ -51,6 +51,8 @@ const char	*tls_strrole(enum tls_role);
 int		 tls_new(const char *, const char *, const char *,
 		    enum tls_role, struct tls **, char *, size_t);
 void		 tls_free(struct tls *);
+/* Links demanding this role of the peer resume by ticket (tls.c). */
+void		 tls_set_resumable(struct tls *, enum tls_role);
 /* Subject, roles, hosts, expiry and SHA-256 of our certificate. */
 json_t		*tls_json(const struct tls *);
 /*

@@ -240,6 +240,9 @@ relay_run(int argc, char **argv)
 	daemon_init(&r.d, "vrelay");
 	daemon_vsock(r.conf.vsock_dir, r.conf.vsock_cid);
 	daemon_tls(&r.d, &r.conf.tls, TLS_ROLE_RELAY);
+	/* A vMotion opens a mesh leg per session at once: resume them. */
+	if (r.d.tls != NULL)
+		tls_set_resumable(r.d.tls, TLS_ROLE_RELAY);
 	r.pending = admit_new((size_t)r.conf.max_pending_source,
 	    (size_t)r.conf.sess.max_pending);
 	r.agents = admit_new((size_t)r.conf.max_pending_source,

@@ -32,6 +32,35 @@ sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
 [ "$(echo "$sb" | json_get tls.roles.0)" = relay ] || fail "B status tls: $sb"
 grep -q "TLS on TCP links as relay" "$T/relayB.log" || fail "B: no TLS line"
 
+# 1b. Resumption (common/tls.c): B sent a ticket on each leg; A's next
+# legs offer the newest and resume (no certificates, no signatures),
+# both ends count it, and the bytes are still exact.  After B restarts
+# (a new ticket key), A's tickets fail to decrypt and its legs fall back
+# to full handshakes.
+rs() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json |
+    json_get "tls.handshakes.$2"; }
+ra=$(rs A resumed); rb=$(rs B resumed); fa=$(rs A full)
+traffic A 5 --sessions 5 --bytes 1:64K --seed 4 --timeout 60 \
+    >"$T/res.json" || fail "sessions on resumed legs: $(cat "$T/res.json")"
+[ "$(json_get bytes_lost <"$T/res.json")" = 0 ] || fail "bytes lost"
+na=$(rs A resumed); nb=$(rs B resumed)
+[ "$na" -ge $((ra + 5)) ] && [ "$nb" -ge $((rb + 5)) ] ||
+    fail "legs not resumed: A $ra -> $na, B $rb -> $nb, A full $fa -> \
+$(rs A full)"
+[ "$("$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
+    json_get tls.tickets_held)" = 1 ] || fail "A holds no ticket for B"
+kill "$RELAY_B_PID"; wait "$RELAY_B_PID" 2>/dev/null
+start_lrelay B $((BASE + 2)) $(tls B)
+check "relays converge again" wait_loc \
+    'len(R["relays"]) == 2 and
+     all(r["connected"] and r["converged"] for r in R["relays"])'
+fa=$(rs A full)
+traffic A 5 --sessions 3 --bytes 1:64K --seed 5 --timeout 60 \
+    >"$T/res2.json" || fail "sessions after B restarted: \
+$(cat "$T/res2.json")"
+[ "$(rs A full)" -gt "$fa" ] || fail "A did not fall back to a full handshake"
+[ "$(rs B resumed)" = 0 ] || fail "B resumed with an old ticket"
+
 # silent N PORT DONE: N silent connections to loopback PORT, held (in
 # the background) until the file DONE exists.
 silent() {

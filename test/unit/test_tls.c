@@ -20,6 +20,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <jansson.h>
+
 #include "tls.h"
 
 static char	dir[64];
@@ -138,35 +140,40 @@ own_role(const char *name)
 	    TLS_ROLE_RELAY);
 }
 
+/* A daemon's TLS identity from certificate NAME in the scratch dir. */
+static struct tls *
+identity(const char *name)
+{
+	struct tls	*t;
+	char		 pem[64], key[64];
+
+	snprintf(pem, sizeof(pem), "%s.pem", name);
+	snprintf(key, sizeof(key), "%s.key", name);
+	assert_int_equal(tls_new(path(pem), path(key), path("ca.pem"),
+	    own_role(name), &t, NULL, 0), TLS_OK);
+	return (t);
+}
+
 /*
- * A handshake between a server with certificate SRV and a client with
- * CLI, over a socketpair: the client demands SROLE (and HOST) of the
- * server, the server CROLE of the client.  Fills *C and *S with each
- * end's first event; *SUBJ and *HOK (if not NULL) with what the server
- * learnt of the client.
+ * One link between server TS and client TC over a socketpair: the
+ * client demands SROLE (and HOST) of the server, the server CROLE of
+ * the client.  Fills *C and *S with each end's first event; *SUBJ and
+ * *HOK (if not NULL) with what the server learnt of the client.  The
+ * loop runs on a little after both ends are up, so a ticket the server
+ * sends reaches the client.
  */
 static void
-handshake(const char *srv, enum tls_role srole, const char *cli,
+link_up(struct tls *ts, enum tls_role srole, struct tls *tc,
     enum tls_role crole, const char *host, struct end *c, struct end *s,
     char **subj, int *hok)
 {
 	struct event_base	*base = event_base_new();
-	struct tls		*ts, *tc;
 	struct bufferevent	*bs, *bc;
 	struct timeval		 tv = { 0, 10000 };
-	char			 pem[64], key[64];
-	int			 sv[2], i;
+	int			 sv[2], i, after = 5;
 
 	memset(c, 0, sizeof(*c));
 	memset(s, 0, sizeof(*s));
-	snprintf(pem, sizeof(pem), "%s.pem", srv);
-	snprintf(key, sizeof(key), "%s.key", srv);
-	assert_int_equal(tls_new(path(pem), path(key), path("ca.pem"),
-	    own_role(srv), &ts, NULL, 0), TLS_OK);
-	snprintf(pem, sizeof(pem), "%s.pem", cli);
-	snprintf(key, sizeof(key), "%s.key", cli);
-	assert_int_equal(tls_new(path(pem), path(key), path("ca.pem"),
-	    own_role(cli), &tc, NULL, 0), TLS_OK);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
 	    sv), 0);
 	bs = tls_wrap(ts, base, sv[0], 1, crole, NULL);
@@ -178,9 +185,11 @@ handshake(const char *srv, enum tls_role srole, const char *cli,
 	bufferevent_setcb(bc, NULL, NULL, end_eventcb, c);
 	bufferevent_enable(bs, EV_READ | EV_WRITE);
 	bufferevent_enable(bc, EV_READ | EV_WRITE);
-	for (i = 0; i < 500 && (c->what == 0 || s->what == 0); i++) {
+	for (i = 0; i < 500 && after > 0; i++) {
 		event_base_loopexit(base, &tv);
 		event_base_dispatch(base);
+		if (c->what != 0 && s->what != 0)
+			after--;
 	}
 	if (subj != NULL)
 		*subj = strdup(tls_bev_peer(bs));
@@ -188,9 +197,36 @@ handshake(const char *srv, enum tls_role srole, const char *cli,
 		*hok = tls_bev_check_host(bs, "h1");
 	bufferevent_free(bs);
 	bufferevent_free(bc);
+	event_base_free(base);
+}
+
+/* A handshake between fresh identities SRV and CLI; see link_up(). */
+static void
+handshake(const char *srv, enum tls_role srole, const char *cli,
+    enum tls_role crole, const char *host, struct end *c, struct end *s,
+    char **subj, int *hok)
+{
+	struct tls	*ts = identity(srv), *tc = identity(cli);
+
+	link_up(ts, srole, tc, crole, host, c, s, subj, hok);
 	tls_free(ts);
 	tls_free(tc);
-	event_base_free(base);
+}
+
+/* A counter of tls_json(T): "full", "resumed" or "tickets_held". */
+static long long
+count(struct tls *t, const char *what)
+{
+	json_t		*o = tls_json(t), *v;
+	long long	 n;
+
+	v = json_object_get(o, what);
+	if (v == NULL)
+		v = json_object_get(json_object_get(o, "handshakes"), what);
+	assert_non_null(v);
+	n = json_integer_value(v);
+	json_decref(o);
+	return (n);
 }
 
 /* Right roles and host: both ends connect; the server sees who. */
@@ -259,6 +295,63 @@ test_handshake_host(void **state)
 	assert_true(c.what & BEV_EVENT_ERROR);
 }
 
+/*
+ * Resumption where both ends ask for it: the first link is a full
+ * handshake and leaves the client a ticket; the next resumes, and the
+ * server still knows who the client is.  A ticket is never offered for
+ * another host, so the host check still runs; without
+ * tls_set_resumable no ticket is sent at all.
+ */
+static void
+test_resume(void **state)
+{
+	struct tls	*ts = identity("h2"), *tc = identity("h1");
+	struct end	 c, s;
+	char		*subj;
+	int		 hok;
+
+	tls_set_resumable(ts, TLS_ROLE_RELAY);
+	tls_set_resumable(tc, TLS_ROLE_RELAY);
+	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h2", &c, &s, NULL,
+	    NULL);
+	assert_int_equal(c.what, BEV_EVENT_CONNECTED);
+	assert_int_equal(count(tc, "full"), 1);
+	assert_int_equal(count(tc, "resumed"), 0);
+	assert_int_equal(count(tc, "tickets_held"), 1);
+	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h2", &c, &s, &subj,
+	    &hok);
+	assert_int_equal(c.what, BEV_EVENT_CONNECTED);
+	assert_int_equal(s.what, BEV_EVENT_CONNECTED);
+	assert_int_equal(count(tc, "resumed"), 1);
+	assert_int_equal(count(ts, "resumed"), 1);
+	assert_non_null(strstr(subj, "CN=h1"));
+	assert_int_equal(hok, TLS_OK);
+	free(subj);
+	/* Another host name: no ticket for it, a full handshake, refused. */
+	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h3", &c, &s, NULL,
+	    NULL);
+	assert_true(c.what & BEV_EVENT_ERROR);
+	assert_string_equal(c.why, "TLS: peer certificate does not name h3");
+	assert_int_equal(count(tc, "resumed"), 1);
+	tls_free(ts);
+	tls_free(tc);
+
+	/* The server does not ask for it: no ticket, every link full. */
+	ts = identity("h2");
+	tc = identity("h1");
+	tls_set_resumable(tc, TLS_ROLE_RELAY);
+	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h2", &c, &s, NULL,
+	    NULL);
+	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h2", &c, &s, NULL,
+	    NULL);
+	assert_int_equal(c.what, BEV_EVENT_CONNECTED);
+	assert_int_equal(count(tc, "tickets_held"), 0);
+	assert_int_equal(count(tc, "full"), 2);
+	assert_int_equal(count(ts, "resumed"), 0);
+	tls_free(ts);
+	tls_free(tc);
+}
+
 int
 main(void)
 {
@@ -267,6 +360,7 @@ main(void)
 		cmocka_unit_test(test_handshake_ok),
 		cmocka_unit_test(test_handshake_role),
 		cmocka_unit_test(test_handshake_host),
+		cmocka_unit_test(test_resume),
 	};
 
 	return (cmocka_run_group_tests(tests, setup, teardown));
