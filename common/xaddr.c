@@ -33,6 +33,7 @@
 #define XADDR_VSOCK_PORTMAX	0xfffffffeU
 #define XADDR_EMU_PORTBASE	0x40000000U	/* emulated ephemeral */
 #define XADDR_EMU_CDIR		".c"		/* connector names */
+#define XADDR_EMU_TAGMAX	48	/* "vrelay-emu:DEV:INO/", hex */
 #define XADDR_SUN_PATHMAX	(sizeof(((struct sockaddr_un *)0)->sun_path))
 
 struct xaddr {
@@ -49,6 +50,9 @@ struct xaddr {
 static char	*xaddr_emu_dir;		/* NULL: real AF_VSOCK */
 static uint32_t	 xaddr_emu_cid;
 static uint32_t	 xaddr_emu_seq;		/* connector counter */
+/* Abstract connector names' prefix; "" while DIR is not owner-only. */
+static char	 xaddr_emu_tag[XADDR_EMU_TAGMAX];
+static size_t	 xaddr_emu_taglen;
 
 static int	xaddr_decimal(const char *, size_t, uint32_t, uint32_t,
 		    uint32_t *);
@@ -66,9 +70,12 @@ static int	xaddr_listen_unix(const struct sockaddr_un *, socklen_t, int,
 		    int *);
 static int	xaddr_listen_fd(int, const struct sockaddr *, socklen_t,
 		    int, int *);
+static int	xaddr_emu_bind(int, struct sockaddr_un *, int *);
 static int	xaddr_connect_emu(const struct xaddr *, int *);
-static int	xaddr_mkdirs(const char *);
-static int	xaddr_emu_peer(const char *, uint32_t *, uint32_t *);
+static int	xaddr_mkdirs(const char *, struct stat *);
+static int	xaddr_emu_numbers(const char *, size_t, uint32_t *,
+		    uint32_t *);
+static int	xaddr_emu_peer(const char *, size_t, uint32_t *, uint32_t *);
 
 /* Map an error code to text for the caller's log line. */
 const char *
@@ -479,11 +486,10 @@ xaddr_equal(const struct xaddr *a, const struct xaddr *b)
 	return (a->type == b->type && strcmp(a->str, b->str) == 0);
 }
 
-/* mkdir -p with mode 0700 for components we create. */
+/* mkdir -p with mode 0700 for components we create; *ST: the last. */
 static int
-xaddr_mkdirs(const char *dir)
+xaddr_mkdirs(const char *dir, struct stat *st)
 {
-	struct stat	 st;
 	char		*p, *s;
 	int		 rv = -1, saved;
 
@@ -498,9 +504,9 @@ xaddr_mkdirs(const char *dir)
 	}
 	if (mkdir(p, 0700) == -1 && errno != EEXIST)
 		goto out;
-	if (stat(p, &st) == -1)
+	if (stat(p, st) == -1)
 		goto out;
-	if (!S_ISDIR(st.st_mode)) {
+	if (!S_ISDIR(st->st_mode)) {
 		errno = ENOTDIR;
 		goto out;
 	}
@@ -514,20 +520,25 @@ out:
 
 /*
  * Switch vsock emulation on (in DIR, as CID) or off (DIR NULL).  DIR
- * is made absolute so a daemon's chdir("/") does not move it.
+ * is made absolute so a daemon's chdir("/") does not move it.  An
+ * owner-only DIR gets abstract connector names, tagged with its device
+ * and inode so that no other emulation directory's names match.
  */
 int
 xaddr_vsock_emulate(const char *dir, uint32_t cid)
 {
-	char	 cwd[PATH_MAX];
-	char	*abs;
-	size_t	 len;
-	int	 saved;
+	struct stat	 st;
+	char		 cwd[PATH_MAX];
+	char		*abs;
+	size_t		 len;
+	int		 n, saved;
 
 	if (dir == NULL) {
 		free(xaddr_emu_dir);
 		xaddr_emu_dir = NULL;
 		xaddr_emu_cid = 0;
+		xaddr_emu_tag[0] = '\0';
+		xaddr_emu_taglen = 0;
 		return (XADDR_OK);
 	}
 	if (*dir == '\0' || cid == XADDR_CID_ANY) {
@@ -549,7 +560,7 @@ xaddr_vsock_emulate(const char *dir, uint32_t cid)
 		free(abs);
 		return (XADDR_E_TOOLONG);
 	}
-	if (xaddr_mkdirs(abs) == -1) {
+	if (xaddr_mkdirs(abs, &st) == -1) {
 		saved = errno;
 		free(abs);
 		errno = saved;
@@ -558,6 +569,20 @@ xaddr_vsock_emulate(const char *dir, uint32_t cid)
 	free(xaddr_emu_dir);
 	xaddr_emu_dir = abs;
 	xaddr_emu_cid = cid;
+	/*
+	 * Anyone in a network namespace may bind an abstract name, but
+	 * only who can search DIR reaches its listeners to present one:
+	 * with DIR owner-only that is who could bind a file in DIR/.c.
+	 */
+	xaddr_emu_taglen = 0;
+	n = snprintf(xaddr_emu_tag, sizeof(xaddr_emu_tag),
+	    "vrelay-emu:%llx:%llx/", (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino);
+	if ((st.st_mode & 077) == 0 && n > 0 &&
+	    (size_t)n < sizeof(xaddr_emu_tag))
+		xaddr_emu_taglen = (size_t)n;
+	else
+		xaddr_emu_tag[0] = '\0';
 	return (XADDR_OK);
 }
 
@@ -778,30 +803,42 @@ xaddr_unlisten(const struct xaddr *xa)
 }
 
 /*
- * Emulated vsock connect: bind a name carrying our CID and an
- * ephemeral port so accept() on the far side can report them, connect,
- * then unlink the name (the socket keeps it).  The port mixes in the
- * pid so processes sharing a CID rarely hand out the same one.
+ * Bind FD to a fresh emulated connector name, which carries our CID and
+ * an ephemeral port for the listener's accept(): the abstract "\0TAG"
+ * CID.PORT.PID.SEQ (no inode to create and remove) while DIR is
+ * owner-only, else, or when another socket in our network namespace
+ * holds that name, the file DIR/.c/CID.PORT.PID.SEQ; *FILE then says
+ * the caller has SELF's path to unlink.  The port mixes in the pid so
+ * processes sharing a CID rarely hand out the same one.
  */
 static int
-xaddr_connect_emu(const struct xaddr *xa, int *fdp)
+xaddr_emu_bind(int fd, struct sockaddr_un *self, int *file)
 {
-	struct sockaddr_un	 self, peer;
-	char			 path[XADDR_SUN_PATHMAX + 1];
-	socklen_t		 selflen, peerlen;
-	uint32_t		 seq, port;
-	pid_t			 pid = getpid();
-	int			 fd = -1, n, rv, saved, bound = 0;
+	char		path[XADDR_SUN_PATHMAX + 1];
+	socklen_t	len;
+	uint32_t	seq, port;
+	long		pid = (long)getpid();
+	int		n, rv;
 
-	if (xa->cid == XADDR_CID_ANY) {
-		errno = EADDRNOTAVAIL;	/* cannot connect to "any" */
-		return (XADDR_E_SYSTEM);
-	}
-	if ((rv = xaddr_emu_path(xa, &peer, &peerlen)) != XADDR_OK)
-		return (rv);
+	*file = 0;
 	seq = xaddr_emu_seq++;
 	port = XADDR_EMU_PORTBASE | (((uint32_t)pid & 0x3fff) << 16) |
 	    (seq & 0xffff);
+	if (xaddr_emu_taglen > 0) {
+		memset(self, 0, sizeof(*self));
+		self->sun_family = AF_UNIX;
+		n = snprintf(self->sun_path + 1, sizeof(self->sun_path) - 1,
+		    "%s%u.%u.%ld.%u", xaddr_emu_tag, xaddr_emu_cid, port, pid,
+		    seq);
+		if (n < 0 || (size_t)n >= sizeof(self->sun_path) - 1)
+			return (XADDR_E_TOOLONG);
+		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+		    (size_t)n);
+		if (bind(fd, (struct sockaddr *)self, len) == 0)
+			return (XADDR_OK);
+		if (errno != EADDRINUSE)
+			return (XADDR_E_SYSTEM);
+	}
 	n = snprintf(path, sizeof(path), "%s/%s", xaddr_emu_dir,
 	    XADDR_EMU_CDIR);
 	if (n < 0 || (size_t)n >= XADDR_SUN_PATHMAX)
@@ -809,27 +846,49 @@ xaddr_connect_emu(const struct xaddr *xa, int *fdp)
 	if (mkdir(path, 0700) == -1 && errno != EEXIST)
 		return (XADDR_E_SYSTEM);
 	n = snprintf(path, sizeof(path), "%s/%s/%u.%u.%ld.%u", xaddr_emu_dir,
-	    XADDR_EMU_CDIR, xaddr_emu_cid, port, (long)pid, seq);
+	    XADDR_EMU_CDIR, xaddr_emu_cid, port, pid, seq);
 	if (n < 0 || (size_t)n >= XADDR_SUN_PATHMAX)
 		return (XADDR_E_TOOLONG);
-	if ((rv = xaddr_sun(path, &self, &selflen)) != XADDR_OK)
+	if ((rv = xaddr_sun(path, self, &len)) != XADDR_OK)
 		return (rv);
+	(void)unlink(self->sun_path);	/* a dead process with our pid */
+	if (bind(fd, (struct sockaddr *)self, len) == -1)
+		return (XADDR_E_SYSTEM);
+	*file = 1;
+	return (XADDR_OK);
+}
 
-	rv = XADDR_E_SYSTEM;
+/*
+ * Emulated vsock connect: bind a name carrying our CID and an
+ * ephemeral port so accept() on the far side can report them, then
+ * connect; a file name is unlinked at once (the socket keeps it).
+ */
+static int
+xaddr_connect_emu(const struct xaddr *xa, int *fdp)
+{
+	struct sockaddr_un	 self, peer;
+	socklen_t		 peerlen;
+	int			 fd = -1, rv, saved, file = 0;
+
+	if (xa->cid == XADDR_CID_ANY) {
+		errno = EADDRNOTAVAIL;	/* cannot connect to "any" */
+		return (XADDR_E_SYSTEM);
+	}
+	if ((rv = xaddr_emu_path(xa, &peer, &peerlen)) != XADDR_OK)
+		return (rv);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
+	if (fd == -1) {
+		rv = XADDR_E_SYSTEM;
 		goto out;
-	(void)unlink(self.sun_path);	/* a dead process with our pid */
-	if (bind(fd, (struct sockaddr *)&self, selflen) == -1)
+	}
+	if ((rv = xaddr_emu_bind(fd, &self, &file)) != XADDR_OK)
 		goto out;
-	bound = 1;
 	if (connect(fd, (struct sockaddr *)&peer, peerlen) == -1 &&
 	    errno != EINPROGRESS)
-		goto out;
-	rv = XADDR_OK;
+		rv = XADDR_E_SYSTEM;
 out:
 	saved = errno;
-	if (bound)
+	if (file)
 		(void)unlink(self.sun_path);
 	if (rv == XADDR_OK)
 		*fdp = fd;
@@ -869,11 +928,9 @@ xaddr_connect(const struct xaddr *xa, int *fdp)
 			errno = EADDRNOTAVAIL;	/* cannot connect to "any" */
 			return (XADDR_E_SYSTEM);
 		}
-		if (xaddr_emu_dir != NULL) {
-			if ((rv = xaddr_connect_emu(xa, fdp)) == XADDR_OK)
-				xaddr_tune(*fdp);
-			return (rv);
-		}
+		/* A unix socket: xaddr_tune() has nothing to set. */
+		if (xaddr_emu_dir != NULL)
+			return (xaddr_connect_emu(xa, fdp));
 		memset(&svm, 0, sizeof(svm));
 		svm.svm_family = AF_VSOCK;
 		svm.svm_cid = xa->cid;
@@ -902,36 +959,22 @@ xaddr_connect(const struct xaddr *xa, int *fdp)
 	return (XADDR_OK);
 }
 
-/*
- * Recognise an emulated vsock connector's name, .../.c/CID.PORT.PID.SEQ,
- * and pull out CID and PORT.
- */
+/* Four dot-separated decimals in LEN bytes: CID.PORT.PID.SEQ. */
 static int
-xaddr_emu_peer(const char *path, uint32_t *cid, uint32_t *port)
+xaddr_emu_numbers(const char *s, size_t len, uint32_t *cid, uint32_t *port)
 {
-	const char	*base, *p, *dot;
+	const char	*p = s, *end = s + len, *dot;
 	uint32_t	 v[4];
-	size_t		 dlen = sizeof(XADDR_EMU_CDIR) - 1;
 	int		 i;
 
-	*cid = *port = 0;
-	/* Only names inside our own emulation directory carry a CID. */
-	if (xaddr_emu_dir == NULL || (base = strrchr(path, '/')) == NULL)
-		return (-1);
-	if ((size_t)(base - path) != strlen(xaddr_emu_dir) + 1 + dlen ||
-	    strncmp(path, xaddr_emu_dir, strlen(xaddr_emu_dir)) != 0 ||
-	    path[strlen(xaddr_emu_dir)] != '/' ||
-	    strncmp(base - dlen, XADDR_EMU_CDIR, dlen) != 0)
-		return (-1);
-	p = base + 1;
 	for (i = 0; i < 4; i++) {
-		dot = strchr(p, '.');
+		dot = memchr(p, '.', (size_t)(end - p));
 		if (i < 3 && dot == NULL)
 			return (-1);
 		if (i == 3) {
 			if (dot != NULL)
 				return (-1);
-			dot = p + strlen(p);
+			dot = end;
 		}
 		if (xaddr_decimal(p, (size_t)(dot - p), 0, UINT32_MAX,
 		    &v[i]) == -1)
@@ -941,6 +984,41 @@ xaddr_emu_peer(const char *path, uint32_t *cid, uint32_t *port)
 	*cid = v[0];
 	*port = v[1];
 	return (0);
+}
+
+/*
+ * Recognise an emulated vsock connector's name, sun_path's LEN bytes
+ * NAME: "\0TAG" CID.PORT.PID.SEQ with our own directory's tag, or the
+ * file DIR/.c/CID.PORT.PID.SEQ in our own directory; pull out CID and
+ * PORT.  Any other name is a plain unix peer, which can claim no CID.
+ */
+static int
+xaddr_emu_peer(const char *name, size_t len, uint32_t *cid, uint32_t *port)
+{
+	const char	*base;
+	size_t		 dlen, clen = sizeof(XADDR_EMU_CDIR) - 1;
+
+	*cid = *port = 0;
+	if (xaddr_emu_dir == NULL || len == 0)
+		return (-1);
+	if (name[0] == '\0') {
+		if (xaddr_emu_taglen == 0 || len < 1 + xaddr_emu_taglen ||
+		    memcmp(name + 1, xaddr_emu_tag, xaddr_emu_taglen) != 0)
+			return (-1);
+		base = name + 1 + xaddr_emu_taglen;
+	} else {
+		len = strnlen(name, len);
+		dlen = strlen(xaddr_emu_dir);
+		if (len < dlen + clen + 2 ||
+		    memcmp(name, xaddr_emu_dir, dlen) != 0 ||
+		    name[dlen] != '/' ||
+		    memcmp(name + dlen + 1, XADDR_EMU_CDIR, clen) != 0 ||
+		    name[dlen + 1 + clen] != '/')
+			return (-1);
+		base = name + dlen + clen + 2;
+	}
+	return (xaddr_emu_numbers(base, len - (size_t)(base - name), cid,
+	    port));
 }
 
 /*
@@ -1003,6 +1081,13 @@ xaddr_peer_describe(const struct sockaddr *sa, socklen_t salen,
 			plen = salen - offsetof(struct sockaddr_un, sun_path);
 		if (plen > sizeof(sun->sun_path))
 			plen = sizeof(sun->sun_path);
+		if (xaddr_emu_peer(sun->sun_path, plen, &peer->cid,
+		    &peer->port) == 0) {
+			peer->type = XADDR_VSOCK;
+			xaddr_vsock_fmt(peer->cid, peer->port, peer->str,
+			    sizeof(peer->str));
+			break;
+		}
 		if (plen > 0 && sun->sun_path[0] == '\0') {
 			/* Linux abstract namespace. */
 			text_ascii_copy(path, sizeof(path), sun->sun_path + 1,
@@ -1015,12 +1100,6 @@ xaddr_peer_describe(const struct sockaddr *sa, socklen_t salen,
 		path[plen] = '\0';
 		if (path[0] == '\0') {
 			(void)strlcpy(peer->str, "unix:(unnamed)",
-			    sizeof(peer->str));
-			break;
-		}
-		if (xaddr_emu_peer(path, &peer->cid, &peer->port) == 0) {
-			peer->type = XADDR_VSOCK;
-			xaddr_vsock_fmt(peer->cid, peer->port, peer->str,
 			    sizeof(peer->str));
 			break;
 		}

@@ -7,9 +7,11 @@
  * then vsock addresses are unix sockets inside one directory per
  * simulated ESX host.  A listener on vsock://any:P binds DIR/CID.P
  * (CID is this process's emulated CID); a connecting socket first
- * binds DIR/.c/CID.PORT.PID.SEQ (unlinked once connected) so the
- * listener learns the peer's CID and port from accept(), as with
- * AF_VSOCK.  docs/transports.md has more.
+ * binds a name carrying CID.PORT.PID.SEQ so the listener learns the
+ * peer's CID and port from accept(), as with AF_VSOCK: an abstract
+ * name tagged with DIR's device and inode when DIR is owner-only, else
+ * the file DIR/.c/CID.PORT.PID.SEQ (unlinked once connected).
+ * docs/transports.md has more.
  *
  * Functions return XADDR_OK or a negative XADDR_E_* code; on
  * XADDR_E_SYSTEM errno says why.  Out-parameters are cleared first.

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,6 +19,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -802,8 +804,12 @@ test_vsock_emulated(void **state)
 	wait_connected(cfd);
 	assert_int_equal(xaddr_connect(to2, &cfd2), XADDR_OK);
 	wait_connected(cfd2);
-	/* The connector names are unlinked once connected. */
-	assert_int_equal(count_entries(cdir), 0);
+	/* An owner-only DIR: abstract connector names, no file, no .c. */
+	assert_int_equal(lstat(cdir, &st), -1);
+	len = sizeof(ss);
+	assert_int_equal(getsockname(cfd, (struct sockaddr *)&ss, &len), 0);
+	assert_true(len > offsetof(struct sockaddr_un, sun_path) + 1);
+	assert_int_equal(((struct sockaddr_un *)&ss)->sun_path[0], '\0');
 
 	/* Back to CID 2: accept and see who called. */
 	assert_int_equal(xaddr_vsock_emulate(dir, 2), XADDR_OK);
@@ -880,7 +886,7 @@ test_vsock_emulated_missing(void **state)
 	assert_int_equal(rv, XADDR_E_SYSTEM);
 	assert_true(errno == ENOENT || errno == ECONNREFUSED);
 	assert_int_equal(fd, -1);
-	assert_int_equal(count_entries(cdir), 0);
+	assert_int_equal(count_entries(cdir), -1);	/* abstract names */
 	xaddr_free(xa);
 
 	/* A dead listener's file: refused. */
@@ -895,6 +901,13 @@ test_vsock_emulated_missing(void **state)
 	assert_int_equal(xaddr_connect(xa, &fd), XADDR_E_SYSTEM);
 	assert_int_equal(errno, ECONNREFUSED);
 	assert_int_equal(fd, -1);
+	assert_int_equal(count_entries(cdir), -1);
+	/* With file names (DIR not owner-only) none is left behind. */
+	assert_int_equal(chmod(dir, 0750), 0);
+	assert_int_equal(xaddr_vsock_emulate(dir, 7), XADDR_OK);
+	errno = 0;
+	assert_int_equal(xaddr_connect(xa, &fd), XADDR_E_SYSTEM);
+	assert_int_equal(errno, ECONNREFUSED);
 	assert_int_equal(count_entries(cdir), 0);
 	xaddr_free(xa);
 
@@ -906,6 +919,283 @@ test_vsock_emulated_missing(void **state)
 
 	assert_int_equal(xaddr_vsock_emulate(NULL, 0), XADDR_OK);
 	rmtmp(dir);
+}
+
+/* The abstract-name tag of emulation directory DIR, as xaddr.c makes it. */
+static void
+emu_tag(const char *dir, char *buf, size_t len)
+{
+	struct stat	st;
+
+	assert_int_equal(stat(dir, &st), 0);
+	assert_true(snprintf(buf, len, "vrelay-emu:%llx:%llx/",
+	    (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino) < (int)len);
+}
+
+/* Describe the abstract unix name "\0" NAME (LEN bytes). */
+static void
+describe_abstract(const char *name, size_t len, struct xaddr_peer *p)
+{
+	struct sockaddr_un	sun;
+
+	assert_true(len < sizeof(sun.sun_path));
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path + 1, name, len);
+	xaddr_peer_describe((struct sockaddr *)&sun,
+	    offsetof(struct sockaddr_un, sun_path) + 1 + len, p);
+}
+
+/*
+ * A connector falls back to a file name in DIR/.c when DIR is not
+ * owner-only, and when someone holds the abstract name it would bind;
+ * the listener reports the same vsock peer either way.
+ */
+static void
+test_vsock_emulated_files(void **state)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_un	 sq, *sun = (struct sockaddr_un *)&ss;
+	struct xaddr_peer	 peer;
+	struct xaddr		*any, *to2;
+	char			 dir[64], cdir[128], tag[64], name[108];
+	socklen_t		 len;
+	unsigned int		 cid, port, pid, seq;
+	int			 lfd, cfd, afd, sqfd, n;
+
+	(void)state;
+	mktmp(dir, sizeof(dir));
+	snprintf(cdir, sizeof(cdir), "%s/.c", dir);
+	emu_tag(dir, tag, sizeof(tag));
+	any = must_parse("vsock://any:1024");
+	to2 = must_parse("vsock://2:1024");
+	assert_int_equal(xaddr_vsock_emulate(dir, 2), XADDR_OK);
+	assert_int_equal(xaddr_listen(any, 8, &lfd), XADDR_OK);
+
+	/* Squat the abstract name our next connect would bind. */
+	assert_int_equal(xaddr_vsock_emulate(dir, 7), XADDR_OK);
+	assert_int_equal(xaddr_connect(to2, &cfd), XADDR_OK);
+	wait_connected(cfd);
+	len = sizeof(ss);
+	assert_int_equal(getsockname(cfd, (struct sockaddr *)&ss, &len), 0);
+	n = (int)(len - offsetof(struct sockaddr_un, sun_path)) - 1;
+	assert_true(n > (int)strlen(tag) && n < (int)sizeof(name));
+	assert_memory_equal(sun->sun_path + 1, tag, strlen(tag));
+	memcpy(name, sun->sun_path + 1 + strlen(tag), n - strlen(tag));
+	name[n - strlen(tag)] = '\0';
+	assert_int_equal(sscanf(name, "%u.%u.%u.%u", &cid, &port, &pid,
+	    &seq), 4);
+	assert_int_equal(cid, 7);
+	assert_int_equal(pid, (unsigned int)getpid());
+	assert_true((seq & 0xffff) != 0xffff);
+	close(cfd);
+	close(accept_one(lfd, &ss, &len));
+	memset(&sq, 0, sizeof(sq));
+	sq.sun_family = AF_UNIX;
+	n = snprintf(sq.sun_path + 1, sizeof(sq.sun_path) - 1,
+	    "%s%u.%u.%u.%u", tag, cid, port + 1, pid, seq + 1);
+	assert_true((sqfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(sqfd, (struct sockaddr *)&sq,
+	    offsetof(struct sockaddr_un, sun_path) + 1 + n), 0);
+	assert_int_equal(xaddr_connect(to2, &cfd), XADDR_OK);
+	wait_connected(cfd);
+	len = sizeof(ss);
+	assert_int_equal(getsockname(cfd, (struct sockaddr *)&ss, &len), 0);
+	assert_non_null(strstr(sun->sun_path, "/.c/"));
+	assert_int_equal(count_entries(cdir), 0);
+	close(sqfd);
+	assert_int_equal(xaddr_vsock_emulate(dir, 2), XADDR_OK);
+	afd = accept_one(lfd, &ss, &len);
+	xaddr_peer_describe((struct sockaddr *)&ss, len, &peer);
+	assert_int_equal(peer.type, XADDR_VSOCK);
+	assert_int_equal(peer.cid, 7);
+	assert_int_equal(peer.port, port + 1);
+	flow(cfd, afd, "file name");
+	close(afd);
+	close(cfd);
+
+	/* A directory others may search: file names only, and tidied. */
+	assert_int_equal(chmod(dir, 0711), 0);
+	assert_int_equal(xaddr_vsock_emulate(dir, 7), XADDR_OK);
+	assert_int_equal(xaddr_connect(to2, &cfd), XADDR_OK);
+	wait_connected(cfd);
+	len = sizeof(ss);
+	assert_int_equal(getsockname(cfd, (struct sockaddr *)&ss, &len), 0);
+	assert_int_not_equal(sun->sun_path[0], '\0');
+	assert_int_equal(count_entries(cdir), 0);
+	assert_int_equal(xaddr_vsock_emulate(dir, 2), XADDR_OK);
+	afd = accept_one(lfd, &ss, &len);
+	xaddr_peer_describe((struct sockaddr *)&ss, len, &peer);
+	assert_int_equal(peer.type, XADDR_VSOCK);
+	assert_int_equal(peer.cid, 7);
+	/* Nor does such a listener take an abstract name's claim. */
+	snprintf(name, sizeof(name), "%s7.8.9.10", tag);
+	describe_abstract(name, strlen(name), &peer);
+	assert_int_equal(peer.type, XADDR_UNIX);
+	assert_int_equal(peer.cid, 0);
+	close(afd);
+	close(cfd);
+
+	close(lfd);
+	xaddr_unlisten(any);
+	assert_int_equal(xaddr_vsock_emulate(NULL, 0), XADDR_OK);
+	xaddr_free(any);
+	xaddr_free(to2);
+	rmtmp(dir);
+}
+
+/*
+ * Abstract connector names: only "\0" + our own directory's tag +
+ * CID.PORT.PID.SEQ is a vsock peer; anything else stays a unix peer,
+ * shown printable.
+ */
+static void
+test_peer_describe_emu(void **state)
+{
+	static const struct {
+		const char	*rest;	/* after the tag */
+		uint32_t	 cid, port;
+	} good[] = {
+		{ "5.6.7.8", 5, 6 },
+		{ "7.1073741825.123.0", 7, 1073741825U },
+		{ "0.0.0.0", 0, 0 },
+		{ "4294967294.4294967295.4294967295.4294967295",
+		    UINT32_MAX - 1, UINT32_MAX },
+	};
+	static const char *bad[] = {
+		"", "5", "5.6.7", "5.6.7.8.9", "5..7.8", ".5.6.7", "5.6.7.",
+		"5.6.7.8x", "+5.6.7.8", " 5.6.7.8", "5.6.7.8/", "/5.6.7.8",
+		"4294967296.6.7.8", "99999999999.1.2.3", "5.6\n.7.8",
+	};
+	struct xaddr_peer	 p;
+	char			 dir[64], dir2[64], tag[64], tag2[64];
+	char			 name[108], want[XADDR_PEER_STRLEN];
+	size_t			 i, n;
+
+	(void)state;
+	mktmp(dir, sizeof(dir));
+	mktmp(dir2, sizeof(dir2));
+	emu_tag(dir, tag, sizeof(tag));
+	emu_tag(dir2, tag2, sizeof(tag2));
+	assert_int_equal(xaddr_vsock_emulate(dir, 2), XADDR_OK);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(name, sizeof(name), "%s%s", tag, good[i].rest);
+		describe_abstract(name, strlen(name), &p);
+		snprintf(want, sizeof(want), "vsock://%u:%u", good[i].cid,
+		    good[i].port);
+		assert_int_equal(p.type, XADDR_VSOCK);
+		assert_int_equal(p.cid, good[i].cid);
+		assert_int_equal(p.port, good[i].port);
+		assert_string_equal(p.str, want);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(name, sizeof(name), "%s%s", tag, bad[i]);
+		describe_abstract(name, strlen(name), &p);
+		assert_int_equal(p.type, XADDR_UNIX);
+		assert_int_equal(p.cid, 0);
+		assert_int_equal(p.port, 0);
+		assert_int_equal(strncmp(p.str, "unix:@vrelay-emu:", 17), 0);
+		assert_null(strchr(p.str, '\n'));
+	}
+	/* A NUL inside the name (or padding after it) is no claim. */
+	snprintf(name, sizeof(name), "%s5.6.7.8", tag);
+	n = strlen(name);
+	describe_abstract(name, n + 1, &p);
+	assert_int_equal(p.type, XADDR_UNIX);
+	snprintf(want, sizeof(want), "unix:@%s?", name);
+	assert_string_equal(p.str, want);
+	/* Shown as it always was: "unix:@NAME". */
+	describe_abstract(name, n - 1, &p);
+	assert_int_equal(p.type, XADDR_UNIX);
+	snprintf(want, sizeof(want), "unix:@%.*s", (int)(n - 1), name);
+	assert_string_equal(p.str, want);
+	/* Another directory's tag, a made-up tag, no tag at all. */
+	snprintf(name, sizeof(name), "%s5.6.7.8", tag2);
+	describe_abstract(name, strlen(name), &p);
+	assert_int_equal(p.type, XADDR_UNIX);
+	describe_abstract("vrelay-emu:0:0/5.6.7.8", 22, &p);
+	assert_int_equal(p.type, XADDR_UNIX);
+	describe_abstract("5.6.7.8", 7, &p);
+	assert_int_equal(p.type, XADDR_UNIX);
+	assert_string_equal(p.str, "unix:@5.6.7.8");
+	/* Each directory honours only its own tag. */
+	assert_int_equal(xaddr_vsock_emulate(dir2, 2), XADDR_OK);
+	snprintf(name, sizeof(name), "%s5.6.7.8", tag);
+	describe_abstract(name, strlen(name), &p);
+	assert_int_equal(p.type, XADDR_UNIX);
+	snprintf(name, sizeof(name), "%s5.6.7.8", tag2);
+	describe_abstract(name, strlen(name), &p);
+	assert_int_equal(p.type, XADDR_VSOCK);
+	/* Emulation off: no CID for anyone. */
+	assert_int_equal(xaddr_vsock_emulate(NULL, 0), XADDR_OK);
+	describe_abstract(name, strlen(name), &p);
+	assert_int_equal(p.type, XADDR_UNIX);
+	assert_int_equal(p.cid, 0);
+	rmtmp(dir);
+	rmtmp(dir2);
+}
+
+/*
+ * Abstract names belong to a network namespace, yet a path listener
+ * sees the name of a connector in another one (as deploy/cluster.sh
+ * runs relays); needs CAP_SYS_ADMIN for unshare, else skipped.
+ */
+static void
+test_vsock_emulated_netns(void **state)
+{
+	struct sockaddr_storage	 ss;
+	struct xaddr_peer	 peer;
+	struct xaddr		*any, *to2;
+	char			 dir[64], c;
+	socklen_t		 len;
+	pid_t			 pid;
+	int			 lfd, afd, fd, pfd[2], status;
+
+	(void)state;
+	mktmp(dir, sizeof(dir));
+	any = must_parse("vsock://any:1024");
+	to2 = must_parse("vsock://2:1024");
+	assert_int_equal(xaddr_vsock_emulate(dir, 2), XADDR_OK);
+	assert_int_equal(xaddr_listen(any, 8, &lfd), XADDR_OK);
+	assert_int_equal(pipe(pfd), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		/*
+		 * Connect ('y') or not ('n'); the listener's queue keeps
+		 * the connection and its peer name after we are gone.
+		 */
+		c = unshare(CLONE_NEWNET) == 0 &&
+		    xaddr_vsock_emulate(dir, 7) == XADDR_OK &&
+		    xaddr_connect(to2, &fd) == XADDR_OK ? 'y' : 'n';
+		if (c == 'y')
+			close(fd);
+		(void)xaddr_vsock_emulate(NULL, 0);
+		xaddr_free(any);
+		xaddr_free(to2);
+		_exit(write(pfd[1], &c, 1) == 1 ? 0 : 1);
+	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	if (c == 'y') {
+		afd = accept_one(lfd, &ss, &len);
+		xaddr_peer_describe((struct sockaddr *)&ss, len, &peer);
+		close(afd);
+	}
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(lfd);
+	xaddr_unlisten(any);
+	assert_int_equal(xaddr_vsock_emulate(NULL, 0), XADDR_OK);
+	xaddr_free(any);
+	xaddr_free(to2);
+	rmtmp(dir);
+	if (c != 'y')
+		skip();
+	assert_int_equal(peer.type, XADDR_VSOCK);
+	assert_int_equal(peer.cid, 7);
+	assert_true(peer.port >= 0x40000000U);
 }
 
 /* Describe addresses built by hand, including malformed ones. */
@@ -1124,7 +1414,10 @@ main(void)
 		cmocka_unit_test(test_emulate_settings),
 		cmocka_unit_test(test_vsock_emulated),
 		cmocka_unit_test(test_vsock_emulated_missing),
+		cmocka_unit_test(test_vsock_emulated_files),
+		cmocka_unit_test(test_vsock_emulated_netns),
 		cmocka_unit_test(test_peer_describe),
+		cmocka_unit_test(test_peer_describe_emu),
 		cmocka_unit_test(test_tune),
 		cmocka_unit_test(test_vsock_real),
 	};
