@@ -544,6 +544,19 @@ sess_ctx_count(const struct sess_ctx *ctx)
 	return (ctx->count);
 }
 
+/* Client: sessions without a leg to ROUTE (no leg, or one elsewhere). */
+size_t
+sess_ctx_count_elsewhere(struct sess_ctx *ctx, const char *route)
+{
+	struct sess	*s;
+	size_t		 n = 0;
+
+	RB_FOREACH(s, sess_tree, &ctx->tree)
+		if (s->leg == NULL || strcmp(s->leg->peer, route) != 0)
+			n++;
+	return (n);
+}
+
 /* Find a live session by id. */
 struct sess *
 sess_ctx_find(struct sess_ctx *ctx, uint64_t id)

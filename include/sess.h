@@ -98,6 +98,8 @@ struct sess_ctx	*sess_ctx_new(struct event_base *, enum sess_role,
 /* Close every session (PROTO_E_SHUTDOWN) and free; NULL is fine. */
 void		 sess_ctx_free(struct sess_ctx *);
 size_t		 sess_ctx_count(const struct sess_ctx *);
+/* Client: sessions without a leg to ROUTE (none, or one elsewhere). */
+size_t		 sess_ctx_count_elsewhere(struct sess_ctx *, const char *);
 /* Count sessions by state into COUNTS[SESS_CLOSED + 1]. */
 void		 sess_ctx_states(struct sess_ctx *, size_t *);
 /* JSON array of every session (new reference). */

@@ -116,6 +116,7 @@ control_target_changed(struct relay *r, const char *source)
 		json_decref(ev);
 	}
 	a = target_route(r->target, &why, &host);
+	warm_settle(r->warm, a != NULL ? xaddr_str(a) : NULL);
 	sess_ctx_retarget(r->d.sessions, a != NULL ? xaddr_str(a) : NULL);
 	fwd_retarget(r->fwd);
 }

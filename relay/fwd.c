@@ -1327,3 +1327,17 @@ fwd_agents(const struct fwd_ctx *ctx)
 {
 	return (ctx->nlive[FWD_AGENT]);
 }
+
+/* Agent forwards now open whose far side is not DEST. */
+size_t
+fwd_agents_elsewhere(const struct fwd_ctx *ctx, const char *dest)
+{
+	const struct fwd	*f;
+	size_t			 n = 0;
+
+	TAILQ_FOREACH(f, &ctx->live, entry)
+		if (f->kind == FWD_AGENT && (f->dest == NULL ||
+		    strcmp(f->dest, dest) != 0))
+			n++;
+	return (n);
+}

@@ -148,6 +148,8 @@ void		 fwd_vmomi_cb(struct evconnlistener *, evutil_socket_t,
 /* The target moved: close forwards whose far side is now wrong. */
 void		 fwd_retarget(struct fwd_ctx *);
 size_t		 fwd_agents(const struct fwd_ctx *);
+/* Agent forwards now open whose far side is not DEST. */
+size_t		 fwd_agents_elsewhere(const struct fwd_ctx *, const char *);
 json_t		*fwd_json(const struct fwd_ctx *);
 
 /* warm.c */
@@ -156,6 +158,8 @@ void		 warm_free(struct warm *);
 /* Pre-connect to HOST's relay at ADDR until WANT are pooled. */
 size_t		 warm_hint(struct warm *, const char *, const struct xaddr *,
 		    size_t);
+/* Legs now go to ROUTE: stop pre-warming towards it. */
+void		 warm_settle(struct warm *, const char *);
 /*
  * A leg to A, HOST's relay (NULL: the appliance), pooled if possible;
  * NULL with *why.  On success *why names A.

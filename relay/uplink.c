@@ -532,9 +532,12 @@ uplink_on_hint(struct uplink *u, const struct push_msg *m)
 		    kind == UPLINK_HINT_MOVED, err, sizeof(err)) != 0)
 			log_warnx("locator %s: hint: %s", xaddr_str(u->addr),
 			    err);
-		warmed = warm_hint(r->warm, m->host,
-		    target_hint_mesh(r->target),
-		    sess_ctx_count(r->d.sessions) + fwd_agents(r->fwd));
+		/* One per leg not already there (a repeated hint). */
+		if ((a = target_hint_mesh(r->target)) != NULL)
+			warmed = warm_hint(r->warm, m->host, a,
+			    sess_ctx_count_elsewhere(r->d.sessions,
+			    xaddr_str(a)) + fwd_agents_elsewhere(r->fwd,
+			    xaddr_str(a)));
 	}
 	log_info("locator %s: hint event=\"%s\" host=%s relay=%s "
 	    "prewarmed=%zu", xaddr_str(u->addr), m->text, m->host,

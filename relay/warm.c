@@ -281,6 +281,19 @@ warm_hint(struct warm *w, const char *host, const struct xaddr *a,
 	return (want);
 }
 
+/*
+ * Legs now go to ROUTE.  If that is where the pre-warm was heading, the
+ * legs that move have moved or are moving now, and what is pooled
+ * serves them: opening more would only compete with their handshakes.
+ */
+void
+warm_settle(struct warm *w, const char *route)
+{
+	if (w->todo_addr != NULL && route != NULL &&
+	    strcmp(xaddr_str(w->todo_addr), route) == 0)
+		w->todo = 0;
+}
+
 /* A pooled leg handed out: its owner hears that it is connected. */
 static void
 warm_ready_cb(evutil_socket_t fd, short ev, void *arg)
