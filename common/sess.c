@@ -203,6 +203,7 @@ struct sess_ctx {
 	uint64_t		 replay_bytes;
 	long long		 resume_ms_max;
 	long long		 resume_ms_sum;
+	struct evbuffer		*scratch;	/* frames on their way out */
 };
 
 static int	sess_cmp(struct sess *, struct sess *);
@@ -533,7 +534,7 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	TAILQ_INIT(&ctx->dead_legs);
 	TAILQ_INIT(&ctx->dead);
 	ctx->reap_ev = evtimer_new(base, sess_reap_cb, ctx);
-	if (ctx->reap_ev == NULL)
+	if (ctx->reap_ev == NULL || (ctx->scratch = evbuffer_new()) == NULL)
 		abort();
 	return (ctx);
 }
@@ -726,6 +727,7 @@ sess_ctx_free(struct sess_ctx *ctx)
 	ctx->conf.hold_ms = 0;
 	tomb_prune(ctx, LLONG_MAX);
 	event_free(ctx->reap_ev);
+	evbuffer_free(ctx->scratch);
 	free(ctx);
 	kx_unref();
 }
@@ -739,6 +741,8 @@ static void sess_ka_cb(evutil_socket_t, short, void *);
 static void local_readcb(struct bufferevent *, void *);
 static void local_writecb(struct bufferevent *, void *);
 static void local_eventcb(struct bufferevent *, short, void *);
+static void sess_delivered(struct sess *, size_t);
+static void leg_send(struct leg *, struct evbuffer *);
 static void local_outcb(struct evbuffer *, const struct evbuffer_cb_info *,
     void *);
 
@@ -1207,31 +1211,43 @@ sess_trim(struct sess *s, uint64_t v)
 	}
 }
 
+/*
+ * Send the frames in SC on LEG: straight to its socket when nothing is
+ * queued (xbev.h), else behind what is.
+ */
+static void
+leg_send(struct leg *leg, struct evbuffer *sc)
+{
+	(void)xbev_write_through(leg->bev, sc, evbuffer_get_length(sc));
+}
+
 /* Copy unsent bytes onto the leg while it has room; keep them. */
 static void
 sess_pump(struct sess *s)
 {
 	struct leg		*leg = s->leg;
-	struct evbuffer		*out;
+	struct evbuffer		*out, *sc;
 	struct evbuffer_iovec	 v;
 	size_t			 n;
 
 	if (leg == NULL || leg->state != LEG_UP)
 		return;
 	out = bufferevent_get_output(leg->bev);
+	sc = s->ctx->scratch;
 	while (s->sent_off < s->read_off &&
 	    evbuffer_get_length(out) < LEG_HIGH) {
 		n = s->read_off - s->sent_off;
 		if (n > PROTO_DATA_MAX)
 			n = PROTO_DATA_MAX;
-		frame_data_hdr_add(out, s->sent_off, n);
-		if (evbuffer_reserve_space(out, n, &v, 1) < 1)
+		frame_data_hdr_add(sc, s->sent_off, n);
+		if (evbuffer_reserve_space(sc, n, &v, 1) < 1)
 			abort();
 		if (evbuffer_copyout(s->unsent, v.iov_base, n) !=
 		    (ev_ssize_t)n)
 			abort();
 		v.iov_len = n;
-		evbuffer_commit_space(out, &v, 1);
+		evbuffer_commit_space(sc, &v, 1);
+		leg_send(leg, sc);
 		evbuffer_remove_buffer(s->unsent, s->replay, n);
 		if (s->sent_off < s->sent_max)
 			s->replayed += (s->sent_max - s->sent_off < n) ?
@@ -1241,7 +1257,8 @@ sess_pump(struct sess *s)
 			s->sent_max = s->sent_off;
 	}
 	if (s->local_eof && s->sent_off == s->read_off && !leg->fin_sent) {
-		frame_u64_add(out, PROTO_FIN, s->read_off);
+		frame_u64_add(sc, PROTO_FIN, s->read_off);
+		leg_send(leg, sc);
 		leg->fin_sent = 1;
 	}
 }
@@ -1256,8 +1273,8 @@ sess_ack(struct sess *s, int now)
 	if (s->leg == NULL || s->leg->state != LEG_UP || off <= s->ack_sent)
 		return;
 	if (now || off - s->ack_sent >= ACK_BYTES) {
-		frame_u64_add(bufferevent_get_output(s->leg->bev), PROTO_ACK,
-		    off);
+		frame_u64_add(s->ctx->scratch, PROTO_ACK, off);
+		leg_send(s->leg, s->ctx->scratch);
 		s->ack_sent = off;
 		evtimer_del(s->ack_ev);
 	} else if (!evtimer_pending(s->ack_ev, NULL)) {
@@ -1387,11 +1404,16 @@ static void
 local_outcb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     void *arg)
 {
-	struct sess	*s = arg;
-	size_t		 n = info->n_deleted, skip;
+	if (info->n_deleted > 0)
+		sess_delivered(arg, info->n_deleted);
+}
 
-	if (n == 0)
-		return;
+/* N more bytes left for the local peer (a PROXY header's first). */
+static void
+sess_delivered(struct sess *s, size_t n)
+{
+	size_t	skip;
+
 	if (s->pre_skip > 0) {
 		skip = n < s->pre_skip ? n : s->pre_skip;
 		s->pre_skip -= skip;
@@ -2004,7 +2026,7 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 	uint8_t			 buf[PROTO_HDR_LEN + 8 + PROTO_REASON_MAX + 3];
 	char			 msg[PROTO_REASON_MAX + 64];
 	uint64_t		 off, v;
-	size_t			 n, skip;
+	size_t			 n, skip, w;
 	int			 e;
 
 	s->confirmed = 1;
@@ -2033,8 +2055,14 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		skip = s->recv_off - off < n ? s->recv_off - off : n;
 		evbuffer_drain(in, PROTO_HDR_LEN + 8 + skip);
 		lout = bufferevent_get_output(s->local);
-		evbuffer_remove_buffer(in, lout, n - skip);
 		s->recv_off += n - skip;
+		if (!s->local_connected)
+			evbuffer_remove_buffer(in, lout, n - skip);
+		else if ((w = xbev_write_through(s->local, in, n - skip)) > 0) {
+			sess_delivered(s, w);
+			if (s->dead)
+				return (-1);
+		}
 		/*
 		 * The peer never holds more than its replay_max unacked, so
 		 * with equal settings this never pauses a leg: ACKs share

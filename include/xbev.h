@@ -1,6 +1,6 @@
 /*
  * xbev.h -- what libevent 2.1's socket bufferevents lack: reads larger
- * than 4 KiB per wakeup.
+ * than 4 KiB per wakeup, and writes without a loop turn.
  */
 #ifndef VRELAY_XBEV_H
 #define VRELAY_XBEV_H
@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 struct bufferevent;
+struct evbuffer;
 
 #define XBEV_READ	(64 * 1024)	/* per read() */
 #define XBEV_LIBEVENT_READ 4096		/* libevent 2.1's EVBUFFER_MAX_READ */
@@ -22,5 +23,14 @@ struct bufferevent;
  * bytes read.
  */
 size_t	xbev_read_more(struct bufferevent *, size_t);
+/*
+ * Move N bytes from the front of SRC to BEV's output.  While that
+ * output is empty and BEV a plain socket enabled for writing, they are
+ * written to the socket first and only what it does not take is
+ * queued, so libevent arms no write event for a message that fits.
+ * Returns the bytes written directly (they never pass the output, nor
+ * its callbacks).
+ */
+size_t	xbev_write_through(struct bufferevent *, struct evbuffer *, size_t);
 
 #endif
