@@ -126,6 +126,7 @@ fz_target_sync(void)
 	o = target_json(fz.t);
 	CHECK(o != NULL);
 	json_object_del(o, "local");
+	json_object_del(o, "hint");	/* a hint is not set this way */
 	if (json_is_null(json_object_get(o, "appliance")))
 		json_object_del(o, "appliance");
 	CHECK(target_set(fz.tn, o, 1, msg, sizeof(msg)) == 0);
