@@ -58,9 +58,12 @@ xbev_read_more(struct bufferevent *bev, size_t max)
 		if ((nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <
 		    1)
 			break;
-		for (i = 0; i < nv; i++) {
+		/* The space may be larger than asked: read no more. */
+		for (i = 0, left = want; i < nv; i++) {
 			iov[i].iov_base = v[i].iov_base;
-			iov[i].iov_len = v[i].iov_len;
+			iov[i].iov_len = v[i].iov_len < left ? v[i].iov_len :
+			    left;
+			left -= iov[i].iov_len;
 		}
 		if ((n = readv(fd, iov, nv)) <= 0) {
 			evbuffer_commit_space(in, v, 0);
