@@ -34,13 +34,13 @@ if [ -n "$SMOKE" ]; then
 	: "${SECONDS_PER_RUN:=0.15}" "${ROUNDS:=1}" "${RTT_COUNT:=200}"
 	: "${SESSIONS_LIST:=20}" "${RELAYS_LIST:=2}" "${RELOCATES:=1}"
 	: "${SETUP_SECONDS:=0.15}" "${RESUME_SESSIONS:=20}" "${RESUME_MOVES:=1}"
-	: "${RESUME_PRECOPY:=0.3}"
+	: "${RESUME_PRECOPY:=0.3}" "${RESUME_TLS:=1}"
 else
 	: "${SECONDS_PER_RUN:=2}" "${ROUNDS:=3}" "${RTT_COUNT:=20000}"
 	: "${SESSIONS_LIST:=1000 10000}" "${RELAYS_LIST:=8 64}"
 	: "${RELOCATES:=10}" "${SETUP_SECONDS:=$SECONDS_PER_RUN}"
 	: "${RESUME_SESSIONS:=1000}" "${RESUME_MOVES:=10}"
-	: "${RESUME_PRECOPY:=2 0.3}"
+	: "${RESUME_PRECOPY:=2 0.3}" "${RESUME_TLS:=1 0}"
 fi
 : "${STREAMS_LIST:=1 4}" "${SETUP_CONCURRENCY:=16}" "${RTT_CPU:=0}"
 : "${IDLE_ROUNDS:=1}"
@@ -539,9 +539,10 @@ PY
 # new target.  Runs in a subshell: the cluster's errors end only it.
 resume_one() (
 	local n=$1 i to t0 ip
-	T=$T/resume$n-$2
+	T=$T/resume$n-$2-$3
 	mkdir -p "$T"
-	HOSTS=3 CVMS=0 PLAIN=0 HOLD=60s CL_PRECOPY=$2
+	# TLS explicitly: a topology run before may have left it set.
+	HOSTS=3 CVMS=0 PLAIN=0 HOLD=60s CL_PRECOPY=$2 TLS=$3
 	. "$ROOT/deploy/cluster.sh"
 	trap cl_stop EXIT
 	cl_start >/dev/null
@@ -563,12 +564,12 @@ resume_one() (
 		t0=$(now_ms)
 		cl_app_migrate "$to"
 		python3 - "$BIN/vrelay" "$T/relay-h2.sock" "$n" "$i" "$t0" \
-		    "$T/locwatch.jsonl" "h$to" "$CL_PRECOPY" >>"$RAW" <<'PY'
+		    "$T/locwatch.jsonl" "h$to" "$CL_PRECOPY" "$TLS" >>"$RAW" <<'PY'
 import json, subprocess, sys, time
-vrelay, sock, n, move, t0, watch, to, precopy = sys.argv[1:9]
+vrelay, sock, n, move, t0, watch, to, precopy, tls = sys.argv[1:10]
 n, move, t0 = int(n), int(move), int(t0)
 out = {"workload": "resume", "sessions": n, "move": move, "to": to,
-       "precopy_s": float(precopy)}
+       "precopy_s": float(precopy), "tls": tls == "1"}
 deadline = time.time() + 30
 # Poll the relay's summary (cheap) until every session has resumed, and
 # only then fetch all sessions: a 1,000-session dump every 100 ms would
@@ -655,11 +656,13 @@ for n in $RELAYS_LIST; do
 	topo_stop
 done
 
-for pc in $RESUME_PRECOPY; do
-	for n in $RESUME_SESSIONS; do
-		say "resume: $n sessions, $RESUME_MOVES appliance migrations," \
-		    "${pc} s pre-copy"
-		resume_one "$n" "$pc" || FAILED=1
+for tls in $RESUME_TLS; do
+	for pc in $RESUME_PRECOPY; do
+		for n in $RESUME_SESSIONS; do
+			say "resume: $n sessions, $RESUME_MOVES appliance" \
+			    "migrations, ${pc} s pre-copy, TLS $tls"
+			resume_one "$n" "$pc" "$tls" || FAILED=1
+		done
 	done
 done
 
@@ -684,6 +687,7 @@ python3 "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" \
     --meta "relays_list=$RELAYS_LIST" --meta "relocates=$RELOCATES" \
     --meta "resume_sessions=$RESUME_SESSIONS" \
     --meta "resume_precopy=$RESUME_PRECOPY" \
+    --meta "resume_tls=$RESUME_TLS" \
     --meta "resume_moves=$RESUME_MOVES" \
     --meta "smoke=${SMOKE:+1}" || FAILED=1
 exit $FAILED
