@@ -581,11 +581,17 @@ while time.time() < deadline:
     if st.get("established", 0) == n and st.get("resumes", 0) >= n * move:
         break
     time.sleep(0.1)
-p = subprocess.run([vrelay, "sessions", "--status", sock, "--json"],
-                   capture_output=True, text=True)
-ss = json.loads(p.stdout)["sessions"] if p.returncode == 0 else []
-up = [s for s in ss if s["state"] == "established" and
-      s.get("resumes", 0) >= move]
+# The total can run ahead of the slowest session (one resumed twice):
+# then check the list itself until each has resumed.
+while True:
+    p = subprocess.run([vrelay, "sessions", "--status", sock, "--json"],
+                       capture_output=True, text=True)
+    ss = json.loads(p.stdout)["sessions"] if p.returncode == 0 else []
+    up = [s for s in ss if s["state"] == "established" and
+          s.get("resumes", 0) >= move]
+    if len(up) == n or time.time() > deadline:
+        break
+    time.sleep(0.1)
 ms = sorted(s["last_resume_ms"] for s in up if "last_resume_ms" in s)
 push = None
 for line in open(watch):

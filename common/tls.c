@@ -11,9 +11,12 @@
  *   per (role, host) and offers it on the next link to that host, with
  *   a fresh X25519 share (psk_dhe_ke: forward secrecy stays).  The
  *   session id context is the demanded role, so a ticket never resumes
- *   a link that demands another role of its peer.  Elsewhere (the
- *   locator's links) no tickets: a server writing one after the
- *   handshake could race a short-lived client's close.
+ *   a link that demands another role of its peer.  A ticket carries the
+ *   time of the full handshake its chain started from, and the server
+ *   takes it only within TLS_RESUME_MAX_S of that and while the peer's
+ *   certificate is valid, so renewals never postpone a full check.
+ *   Elsewhere (the locator's links) no tickets: a server writing one
+ *   after the handshake could race a short-lived client's close.
  * - One SSL_CTX serves both ends of every link.  What a link demands
  *   of its peer (a role, a host name) is set per connection, and the
  *   verify callback checks the role at depth 0, so a wrong peer never
@@ -34,6 +37,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 
@@ -54,6 +58,7 @@
 #define TLS_WRITE_NOW_MAX	16384
 
 #define TLS_CACHE_MAX		256	/* peers whose ticket we keep */
+#define TLS_RESUME_MAX_S	(2 * 60 * 60)	/* since the full handshake */
 
 /* A ticket for links to HOST that demand ROLE of it. */
 struct tls_cached {
@@ -245,6 +250,71 @@ tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	return (0);
 }
 
+/* Whether SESS's peer certificate is still within its validity. */
+static int
+tls_session_current(SSL_SESSION *sess)
+{
+	X509	*peer = SSL_SESSION_get0_peer(sess);
+
+	return (peer != NULL &&
+	    X509_cmp_current_time(X509_get0_notAfter(peer)) > 0);
+}
+
+/*
+ * Server: a ticket is about to be made.  It carries the time of the
+ * full handshake its chain of resumptions started from (a resumed
+ * link's session already has it), so renewing tickets cannot stretch a
+ * certificate check forever.
+ */
+static int
+tls_ticket_gen_cb(SSL *ssl, void *arg)
+{
+	SSL_SESSION	*sess = SSL_get_session(ssl);
+	void		*data;
+	size_t		 len;
+	int64_t		 born = (int64_t)time(NULL);
+
+	if (sess == NULL)
+		return (0);
+	if (SSL_SESSION_get0_ticket_appdata(sess, &data, &len) == 1 &&
+	    len == sizeof(born))
+		return (1);
+	return (SSL_SESSION_set1_ticket_appdata(sess, &born, sizeof(born)));
+}
+
+/*
+ * Server: a ticket was offered.  It resumes only within TLS_RESUME_MAX_S
+ * of its chain's full handshake and while the peer's certificate is
+ * valid; else a full handshake checks everything again.
+ */
+static SSL_TICKET_RETURN
+tls_ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *name,
+    size_t namelen, SSL_TICKET_STATUS status, void *arg)
+{
+	void	*data;
+	size_t	 len;
+	int64_t	 born;
+
+	switch (status) {
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		break;
+	case SSL_TICKET_EMPTY:
+	case SSL_TICKET_NO_DECRYPT:
+		return (SSL_TICKET_RETURN_IGNORE_RENEW);
+	default:
+		return (SSL_TICKET_RETURN_ABORT);
+	}
+	if (SSL_SESSION_get0_ticket_appdata(sess, &data, &len) != 1 ||
+	    len != sizeof(born))
+		return (SSL_TICKET_RETURN_IGNORE_RENEW);
+	memcpy(&born, data, sizeof(born));
+	if ((int64_t)time(NULL) - born > TLS_RESUME_MAX_S ||
+	    !tls_session_current(sess))
+		return (SSL_TICKET_RETURN_IGNORE_RENEW);
+	return (SSL_TICKET_RETURN_USE_RENEW);
+}
+
 /* Count each link's handshake once, full or resumed. */
 static void
 tls_info_cb(const SSL *ssl, int where, int ret)
@@ -333,6 +403,8 @@ tls_new(const char *cert, const char *key, const char *ca,
 	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_CLIENT |
 	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(t->ctx, tls_new_session_cb);
+	SSL_CTX_set_session_ticket_cb(t->ctx, tls_ticket_gen_cb,
+	    tls_ticket_dec_cb, NULL);
 	SSL_CTX_set_info_callback(t->ctx, tls_info_cb);
 	SSL_CTX_set_app_data(t->ctx, t);
 	/*
@@ -510,6 +582,7 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 		else if (host != NULL &&
 		    (c = tls_cache_find(t, role, host)) != NULL &&
 		    SSL_SESSION_is_resumable(c->sess) &&
+		    tls_session_current(c->sess) &&
 		    (dup = SSL_SESSION_dup(c->sess)) != NULL) {
 			/*
 			 * A copy per link: OpenSSL marks a link's session

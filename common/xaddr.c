@@ -33,7 +33,9 @@
 #define XADDR_VSOCK_PORTMAX	0xfffffffeU
 #define XADDR_EMU_PORTBASE	0x40000000U	/* emulated ephemeral */
 #define XADDR_EMU_CDIR		".c"		/* connector names */
-#define XADDR_EMU_TAGMAX	48	/* "vrelay-emu:DEV:INO/", hex */
+#define XADDR_EMU_TAGMAX	48	/* "vrelay-emu:KEY/" */
+#define XADDR_EMU_KEY		".emu-key"	/* DIR's secret, owner-only */
+#define XADDR_EMU_KEYLEN	32		/* hex digits */
 #define XADDR_SUN_PATHMAX	(sizeof(((struct sockaddr_un *)0)->sun_path))
 
 struct xaddr {
@@ -519,16 +521,67 @@ out:
 }
 
 /*
+ * DIR's key: XADDR_EMU_KEYLEN random hex digits in DIR/.emu-key, made
+ * by whoever comes first (linked into place, so racing processes agree
+ * on one).  0 with KEY filled, -1 if there is none to be had.
+ */
+static int
+xaddr_emu_key(const char *dir, char *key)
+{
+	unsigned char	 rnd[XADDR_EMU_KEYLEN / 2];
+	char		 path[PATH_MAX], tmp[PATH_MAX], hex[XADDR_EMU_KEYLEN];
+	size_t		 i;
+	ssize_t		 n;
+	int		 fd, rv = -1;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, XADDR_EMU_KEY) >=
+	    (int)sizeof(path) || snprintf(tmp, sizeof(tmp), "%s/%s.%ld",
+	    dir, XADDR_EMU_KEY, (long)getpid()) >= (int)sizeof(tmp))
+		return (-1);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 &&
+	    errno == ENOENT) {
+		arc4random_buf(rnd, sizeof(rnd));
+		for (i = 0; i < sizeof(rnd); i++)
+			(void)snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+		(void)unlink(tmp);
+		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600)) == -1)
+			return (-1);
+		n = write(fd, hex, sizeof(hex));
+		(void)close(fd);
+		/* Whoever linked first wins; everyone reads that one. */
+		if (n == (ssize_t)sizeof(hex) && link(tmp, path) == -1 &&
+		    errno != EEXIST)
+			n = -1;
+		(void)unlink(tmp);
+		if (n != (ssize_t)sizeof(hex))
+			return (-1);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd == -1)
+		return (-1);
+	if (read(fd, key, XADDR_EMU_KEYLEN) == XADDR_EMU_KEYLEN) {
+		rv = 0;
+		for (i = 0; i < XADDR_EMU_KEYLEN; i++)
+			if (strchr("0123456789abcdef", key[i]) == NULL ||
+			    key[i] == '\0')
+				rv = -1;
+	}
+	(void)close(fd);
+	return (rv);
+}
+
+/*
  * Switch vsock emulation on (in DIR, as CID) or off (DIR NULL).  DIR
  * is made absolute so a daemon's chdir("/") does not move it.  An
- * owner-only DIR gets abstract connector names, tagged with its device
- * and inode so that no other emulation directory's names match.
+ * owner-only DIR gets abstract connector names, tagged with a key that
+ * only who can read DIR knows (DIR/.emu-key).
  */
 int
 xaddr_vsock_emulate(const char *dir, uint32_t cid)
 {
 	struct stat	 st;
-	char		 cwd[PATH_MAX];
+	char		 cwd[PATH_MAX], key[XADDR_EMU_KEYLEN];
 	char		*abs;
 	size_t		 len;
 	int		 n, saved;
@@ -570,19 +623,21 @@ xaddr_vsock_emulate(const char *dir, uint32_t cid)
 	xaddr_emu_dir = abs;
 	xaddr_emu_cid = cid;
 	/*
-	 * Anyone in a network namespace may bind an abstract name, but
-	 * only who can search DIR reaches its listeners to present one:
-	 * with DIR owner-only that is who could bind a file in DIR/.c.
+	 * Anyone in a network namespace may bind an abstract name, and may
+	 * present it at any unix listener, in DIR or not.  So the name
+	 * carries DIR's key: only who can read DIR (owner-only: who could
+	 * bind a file in DIR/.c) can make one that is believed.
 	 */
 	xaddr_emu_taglen = 0;
-	n = snprintf(xaddr_emu_tag, sizeof(xaddr_emu_tag),
-	    "vrelay-emu:%llx:%llx/", (unsigned long long)st.st_dev,
-	    (unsigned long long)st.st_ino);
-	if ((st.st_mode & 077) == 0 && n > 0 &&
-	    (size_t)n < sizeof(xaddr_emu_tag))
-		xaddr_emu_taglen = (size_t)n;
-	else
-		xaddr_emu_tag[0] = '\0';
+	xaddr_emu_tag[0] = '\0';
+	if ((st.st_mode & 077) == 0 && xaddr_emu_key(abs, key) == 0) {
+		n = snprintf(xaddr_emu_tag, sizeof(xaddr_emu_tag),
+		    "vrelay-emu:%.*s/", XADDR_EMU_KEYLEN, key);
+		if (n > 0 && (size_t)n < sizeof(xaddr_emu_tag))
+			xaddr_emu_taglen = (size_t)n;
+		else
+			xaddr_emu_tag[0] = '\0';
+	}
 	return (XADDR_OK);
 }
 
@@ -836,8 +891,7 @@ xaddr_emu_bind(int fd, struct sockaddr_un *self, int *file)
 		    (size_t)n);
 		if (bind(fd, (struct sockaddr *)self, len) == 0)
 			return (XADDR_OK);
-		if (errno != EADDRINUSE)
-			return (XADDR_E_SYSTEM);
+		/* Taken, or refused (a sandbox): the file instead. */
 	}
 	n = snprintf(path, sizeof(path), "%s/%s", xaddr_emu_dir,
 	    XADDR_EMU_CDIR);

@@ -125,7 +125,6 @@ struct fwd {
 	enum fwd_kind		 kind;
 	struct bufferevent	*in;		/* the accepted leg */
 	struct bufferevent	*out;		/* where it goes */
-	struct bufferevent	*out_failed;	/* freed outside its callback */
 	char			*why;		/* parked: why */
 	struct evbuffer		*first;		/* sent, not yet answered */
 	char			 peer[XADDR_PEER_STRLEN];
@@ -181,6 +180,9 @@ struct fwd_ctx {
 	uint64_t		 splice_refused;
 	int			 pipes[FWD_PIPES_IDLE][2];	/* empty */
 	size_t			 npipes;
+	/* Far sides given up on, for the reaper to free. */
+	struct bufferevent	**gone;
+	size_t			 ngone, gonecap;
 };
 
 static const char *fwd_kinds[FWD_NKINDS] = { "mesh", "agent", "vmomi" };
@@ -206,8 +208,6 @@ fwd_reap_cb(evutil_socket_t fd, short ev, void *arg)
 			bufferevent_free(f->in);
 		if (f->out != NULL)
 			bufferevent_free(f->out);
-		if (f->out_failed != NULL)
-			bufferevent_free(f->out_failed);
 		event_free(f->deadline);
 		if (f->sp != NULL) {
 			event_free(f->sp->ev[0]);
@@ -220,6 +220,8 @@ fwd_reap_cb(evutil_socket_t fd, short ev, void *arg)
 		free(f->dest);
 		free(f);
 	}
+	while (ctx->ngone > 0)
+		bufferevent_free(ctx->gone[--ctx->ngone]);
 }
 
 /* The forwarder for relay R. */
@@ -262,6 +264,27 @@ fwd_side_stop(struct bufferevent *bev)
 		return;
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+}
+
+/*
+ * A far side given up on (its connect failed, or a reroute): stop it
+ * and let the reaper free it, as this may run in its own callback.
+ */
+static void
+fwd_release(struct fwd_ctx *ctx, struct bufferevent *bev)
+{
+	struct timeval	tv = { 0, 0 };
+
+	if (bev == NULL)
+		return;
+	fwd_side_stop(bev);
+	if (ctx->ngone == ctx->gonecap) {
+		ctx->gonecap = ctx->gonecap == 0 ? 16 : ctx->gonecap * 2;
+		ctx->gone = xreallocarray(ctx->gone, ctx->gonecap,
+		    sizeof(*ctx->gone));
+	}
+	ctx->gone[ctx->ngone++] = bev;
+	evtimer_add(ctx->reap_ev, &tv);
 }
 
 /* Drop a forward now; the reaper frees it outside the callbacks. */
@@ -386,6 +409,7 @@ fwd_free(struct fwd_ctx *ctx)
 		close(ctx->pipes[ctx->npipes][1]);
 	}
 	event_free(ctx->reap_ev);
+	free(ctx->gone);
 	free(ctx);
 }
 
@@ -517,14 +541,10 @@ static void
 fwd_open(struct fwd *f)
 {
 	struct fwd_ctx		*ctx = f->ctx;
-	const struct xaddr	*a;
-	const char		*why, *host;
+	const struct xaddr	*a, *h;
+	const char		*why, *host, *hwhy, *hhost;
 	char			 msg[300];
 
-	if (f->out_failed != NULL) {
-		bufferevent_free(f->out_failed);
-		f->out_failed = NULL;
-	}
 	a = NULL;
 	if (f->hinted)
 		a = target_route_hint(ctx->r->target, &why, &host);
@@ -538,6 +558,18 @@ fwd_open(struct fwd *f)
 		    &why);
 	else
 		f->out = warm_leg(ctx->r->warm, a, host, &why);
+	/*
+	 * An agent forward whose far side cannot even be connected (the
+	 * appliance has left this host) tries the hinted route once.
+	 */
+	if (f->out == NULL && f->kind == FWD_AGENT && !f->hinted &&
+	    (h = target_route_hint(ctx->r->target, &hwhy, &hhost)) != NULL &&
+	    strcmp(xaddr_str(h), xaddr_str(a)) != 0) {
+		f->hinted = 1;
+		ctx->hinted++;
+		fwd_open(f);
+		return;
+	}
 	if (f->out == NULL) {
 		snprintf(msg, sizeof(msg), "%s %s%s%s", fwd_far(f),
 		    f->kind == FWD_VMOMI ? xaddr_str(a) : "",
@@ -1054,9 +1086,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		    fwd_far(f), f->dest, why != NULL ? why : "connect failed");
 		if (fwd_try_hint(f))
 			return;
-		/* Freed outside this callback (fwd_open, fwd_free). */
-		fwd_side_stop(f->out);
-		f->out_failed = f->out;
+		fwd_release(f->ctx, f->out);
 		f->out = NULL;
 		f->out_gone = 0;
 		fwd_unreachable(f, msg);
@@ -1200,8 +1230,8 @@ fwd_agent_cb(struct evconnlistener *l, evutil_socket_t fd,
  * The far side has answered nothing yet and the target moved (or the
  * far side failed and a hint names another place): drop it, put what
  * it was sent back in front of the leg's input, and open again at the
- * new place (or park).  The far side is freed by fwd_open: this may run
- * in its own callback.
+ * new place (or park).  The reaper frees the far side: this may run in
+ * its own callback.
  */
 static void
 fwd_reroute(struct fwd *f)
@@ -1209,10 +1239,7 @@ fwd_reroute(struct fwd *f)
 	log_debug("forward=%llu %s peer=%s rerouted from %s%s",
 	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, f->dest,
 	    f->hinted ? " by the hint" : "");
-	fwd_side_stop(f->out);
-	if (f->out_failed != NULL)
-		bufferevent_free(f->out_failed);
-	f->out_failed = f->out;
+	fwd_release(f->ctx, f->out);
 	f->out = NULL;
 	f->connected = 0;
 	f->out_gone = 0;
@@ -1242,8 +1269,10 @@ fwd_try_hint(struct fwd *f)
 	const struct xaddr	*a;
 	const char		*why, *host;
 
+	/* An answer libevent read but has not handed us counts too. */
 	if (f->kind != FWD_AGENT || f->hinted || f->to_in != 0 ||
-	    (f->to_out != 0 && f->first == NULL))
+	    (f->to_out != 0 && f->first == NULL) || (f->out != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(f->out)) > 0))
 		return (0);
 	if ((a = target_route_hint(f->ctx->r->target, &why, &host)) == NULL ||
 	    (f->dest != NULL && strcmp(xaddr_str(a), f->dest) == 0))
@@ -1280,6 +1309,10 @@ fwd_retarget(struct fwd_ctx *ctx)
 			continue;
 		a = fwd_route(ctx, f->kind, &why, &host);
 		if (a != NULL && strcmp(xaddr_str(a), f->dest) == 0)
+			continue;
+		/* Sent where a live hint says: still right until it is not. */
+		if (f->hinted && (a = target_route_hint(ctx->r->target, &why,
+		    &host)) != NULL && strcmp(xaddr_str(a), f->dest) == 0)
 			continue;
 		ctx->moved++;
 		if (f->first != NULL && f->to_in == 0) {

@@ -113,9 +113,11 @@ const struct xaddr *target_route_hint(struct target *, const char **,
  * into it), or a live hint says the appliance is coming here.
  */
 const struct xaddr *target_local_appliance(struct target *);
-/* A vMotion heads for HOST (relay RELAY or ""); SEEN: it is done. */
+/* A vMotion heads for HOST (relay RELAY or ""). */
 int		 target_hint(struct target *, const char *, const char *,
-		    int, char *, size_t);
+		    char *, size_t);
+/* vCenter says the move to HOST is done; 1 if that sees the hint. */
+int		 target_hint_done(struct target *, const char *);
 void		 target_hint_clear(struct target *);
 /* A live, unseen hint moves the appliance to or from this host. */
 int		 target_hint_moving(const struct target *);
@@ -160,6 +162,8 @@ size_t		 warm_hint(struct warm *, const char *, const struct xaddr *,
 		    size_t);
 /* Legs now go to ROUTE: stop pre-warming towards it. */
 void		 warm_settle(struct warm *, const char *);
+/* A migration failed: stop pre-warming for it. */
+void		 warm_cancel(struct warm *);
 /*
  * A leg to A, HOST's relay (NULL: the appliance), pooled if possible;
  * NULL with *why.  On success *why names A.

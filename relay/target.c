@@ -17,14 +17,17 @@
  *   - a relay on the hinted host delivers a mesh leg into the local
  *     appliance (target_local_appliance): only a leg routed by the
  *     hint comes here before the push, and if the appliance is not
- *     here yet the leg parks until the push, as any leg does;
+ *     here, the leg is closed at once (fwd.c) and its session tries
+ *     the target's host next;
  *   - once a session has resumed through the hinted route, the move
  *     has been seen (target_hint_seen): every route follows the hint
  *     until the push confirms it.
  *
- * A push that moves the appliance ends the hint, as do a failed
- * migration's hint and TARGET_HINT_MS: a wrong hint costs a leg one
- * park (fwd.c) before it tries the target's host.
+ * vCenter's "moved" event for the hinted host sees it too
+ * (target_hint_done), and no other: such an event may come late.  A
+ * push that moves the appliance ends the hint, as does a failed
+ * migration's event; an unseen hint also ends after TARGET_HINT_MS.  A
+ * wrong hint costs a session one refused try.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -272,12 +275,16 @@ target_peer(const struct target *t, const char *name)
 	return (NULL);
 }
 
-/* Whether a hint is in force. */
+/*
+ * Whether a hint is in force.  A seen one stays until a push: it is the
+ * best evidence there is of where the appliance runs, and dropping it
+ * later would send new legs back to a host the appliance has left.
+ */
 static int
 target_hint_live(const struct target *t)
 {
-	return (t->hint_host != NULL &&
-	    xtime_mono_ms() - t->hint_ms < TARGET_HINT_MS);
+	return (t->hint_host != NULL && (t->hint_seen ||
+	    xtime_mono_ms() - t->hint_ms < TARGET_HINT_MS));
 }
 
 /* The host the appliance runs on as far as routing goes. */
@@ -363,16 +370,16 @@ target_local_appliance(struct target *t)
 
 /*
  * A vMotion is taking the appliance to HOST, whose relay the locator
- * named RELAY ("" if unknown; a numeric address).  SEEN: the event says
- * the move is done.  Returns -1 with ERR if RELAY does not parse (the
- * hint still holds, with the peer address this relay knows).
+ * named RELAY ("" if unknown; a numeric address).  Returns -1 with ERR
+ * if RELAY does not parse (the hint still holds, with the peer address
+ * this relay knows).
  */
 int
-target_hint(struct target *t, const char *host, const char *relay, int seen,
+target_hint(struct target *t, const char *host, const char *relay,
     char *err, size_t errlen)
 {
 	struct xaddr	*a = NULL;
-	int		 rv = 0;
+	int		 rv = 0, seen = 0;
 
 	if (*relay != '\0' && target_addr("relay", relay, 1, &a, err,
 	    errlen) != 0)
@@ -387,6 +394,22 @@ target_hint(struct target *t, const char *host, const char *relay, int seen,
 	t->hint_ms = xtime_mono_ms();
 	t->hint_seen = seen;
 	return (rv);
+}
+
+/*
+ * vCenter says the move to HOST is done (VmMigratedEvent...): if a live
+ * hint heads there, it is seen.  An event with no such hint (a late
+ * one, after a push has moved the appliance on) changes nothing: only
+ * a push moves routes then.  Returns 1 if the hint is newly seen.
+ */
+int
+target_hint_done(struct target *t, const char *host)
+{
+	if (!target_hint_live(t) || t->hint_seen ||
+	    strcmp(t->hint_host, host) != 0)
+		return (0);
+	t->hint_seen = 1;
+	return (1);
 }
 
 /* No vMotion under way (any more). */

@@ -478,7 +478,7 @@ uplink_on_target(struct uplink *u, const struct push_msg *m)
 enum uplink_hint_kind {
 	UPLINK_HINT_ADVISORY = 0,	/* pre-warm only */
 	UPLINK_HINT_MOVING,		/* the move is under way */
-	UPLINK_HINT_MOVED,		/* it is done */
+	UPLINK_HINT_MOVED,		/* it is done: sees a hint there */
 	UPLINK_HINT_FAILED,		/* it will not happen */
 };
 
@@ -525,11 +525,14 @@ uplink_on_hint(struct uplink *u, const struct push_msg *m)
 	u->hints++;
 	a = target_route(r->target, &why, &host);
 	before = xstrdup(a != NULL ? xaddr_str(a) : "");
-	if (kind == UPLINK_HINT_FAILED)
+	if (kind == UPLINK_HINT_FAILED) {
 		target_hint_clear(r->target);
-	else if (kind != UPLINK_HINT_ADVISORY) {
-		if (target_hint(r->target, m->host, m->relay,
-		    kind == UPLINK_HINT_MOVED, err, sizeof(err)) != 0)
+		warm_cancel(r->warm);
+	} else if (kind == UPLINK_HINT_MOVED)
+		(void)target_hint_done(r->target, m->host);
+	else if (kind == UPLINK_HINT_MOVING) {
+		if (target_hint(r->target, m->host, m->relay, err,
+		    sizeof(err)) != 0)
 			log_warnx("locator %s: hint: %s", xaddr_str(u->addr),
 			    err);
 		/* One per leg not already there (a repeated hint). */

@@ -294,6 +294,13 @@ warm_settle(struct warm *w, const char *route)
 		w->todo = 0;
 }
 
+/* The move will not happen: open nothing more for it. */
+void
+warm_cancel(struct warm *w)
+{
+	w->todo = 0;
+}
+
 /* A pooled leg handed out: its owner hears that it is connected. */
 static void
 warm_ready_cb(evutil_socket_t fd, short ev, void *arg)

@@ -97,7 +97,7 @@ test_hint_seen(void **state)
 	struct target	*t = mk("B", "A", 1);
 	char		 err[256];
 
-	assert_int_equal(target_hint(t, "C", "", 0, err, sizeof(err)), 0);
+	assert_int_equal(target_hint(t, "C", "", err, sizeof(err)), 0);
 	assert_string_equal(route(t), MESH_A);	/* not before it is seen */
 	assert_string_equal(hint_route(t), MESH_C);
 	assert_string_equal(xaddr_str(target_hint_mesh(t)), MESH_C);
@@ -109,7 +109,7 @@ test_hint_seen(void **state)
 	assert_string_equal(route(t), MESH_C);
 	assert_string_equal(hint_route(t), "");	/* the same now */
 	/* "Moving" again to where it was seen is no news. */
-	assert_int_equal(target_hint(t, "C", "", 0, err, sizeof(err)), 0);
+	assert_int_equal(target_hint(t, "C", "", err, sizeof(err)), 0);
 	assert_string_equal(route(t), MESH_C);
 	/* The push that confirms it ends the hint. */
 	push(t, "C", 2);
@@ -126,7 +126,7 @@ test_hint_destination(void **state)
 	char		 err[256];
 
 	assert_null(target_local_appliance(t));
-	assert_int_equal(target_hint(t, "C", "", 0, err, sizeof(err)), 0);
+	assert_int_equal(target_hint(t, "C", "", err, sizeof(err)), 0);
 	assert_non_null(target_local_appliance(t));
 	assert_string_equal(xaddr_str(target_local_appliance(t)), APP);
 	assert_string_equal(route(t), MESH_A);
@@ -146,7 +146,7 @@ test_hint_source(void **state)
 	struct target	*t = mk("A", "A", 1);
 	char		 err[256];
 
-	assert_int_equal(target_hint(t, "C", "", 0, err, sizeof(err)), 0);
+	assert_int_equal(target_hint(t, "C", "", err, sizeof(err)), 0);
 	assert_non_null(target_local_appliance(t));
 	assert_int_equal(target_hint_moving(t), 1);
 	assert_string_equal(hint_route(t), MESH_C);
@@ -156,18 +156,33 @@ test_hint_source(void **state)
 	target_free(t);
 }
 
-/* A done move (VmMigratedEvent) routes at once; a failed one ends it. */
+/*
+ * A done move (VmMigratedEvent) sees a live hint for its host, and only
+ * that: a late one for another host, or with no hint, moves nothing.  A
+ * failed one ends the hint.
+ */
 static void
 test_hint_moved_failed(void **state)
 {
 	struct target	*t = mk("B", "A", 1);
 	char		 err[256];
 
-	assert_int_equal(target_hint(t, "C", "", 1, err, sizeof(err)), 0);
+	assert_int_equal(target_hint_done(t, "C"), 0);	/* no hint */
+	assert_string_equal(route(t), MESH_A);
+	assert_int_equal(target_hint(t, "C", "", err, sizeof(err)), 0);
+	assert_int_equal(target_hint_done(t, "D"), 0);	/* not its host */
+	assert_string_equal(route(t), MESH_A);
+	assert_int_equal(target_hint_done(t, "C"), 1);
 	assert_string_equal(route(t), MESH_C);
 	target_hint_clear(t);
 	assert_string_equal(route(t), MESH_A);
 	assert_string_equal(hint_route(t), "");
+	/* After a push moved the appliance on, a late event is nothing. */
+	assert_int_equal(target_hint(t, "C", "", err, sizeof(err)), 0);
+	push(t, "C", 2);
+	push(t, "A", 3);
+	assert_int_equal(target_hint_done(t, "C"), 0);
+	assert_string_equal(route(t), MESH_A);
 	target_free(t);
 }
 
@@ -179,7 +194,7 @@ test_hint_push(void **state)
 	json_t		*o;
 	char		 err[256];
 
-	assert_int_equal(target_hint(t, "C", "", 0, err, sizeof(err)), 0);
+	assert_int_equal(target_hint(t, "C", "", err, sizeof(err)), 0);
 	o = json_pack("{s:i, s:s}", "epoch", 2, "appliance_host", "A");
 	assert_int_equal(target_set(t, o, 1, err, sizeof(err)), 0);
 	json_decref(o);
@@ -198,11 +213,11 @@ test_hint_relay_addr(void **state)
 	json_t		*o;
 	char		 err[256];
 
-	assert_int_equal(target_hint(t, "D", "tcp://127.0.0.1:7004", 0, err,
+	assert_int_equal(target_hint(t, "D", "tcp://127.0.0.1:7004", err,
 	    sizeof(err)), 0);
 	assert_string_equal(hint_route(t), "tcp://127.0.0.1:7004");
 	/* A bad address is an error; the hint holds without it. */
-	assert_int_equal(target_hint(t, "E", "tcp://no.such.name:1", 0, err,
+	assert_int_equal(target_hint(t, "E", "tcp://no.such.name:1", err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, "numeric"));
 	assert_string_equal(hint_route(t), "");	/* E: no address known */

@@ -327,12 +327,28 @@ test_resume(void **state)
 	assert_non_null(strstr(subj, "CN=h1"));
 	assert_int_equal(hok, TLS_OK);
 	free(subj);
+	/* A resumed link's ticket resumes the next one too. */
+	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h2", &c, &s, NULL,
+	    NULL);
+	assert_int_equal(c.what, BEV_EVENT_CONNECTED);
+	assert_int_equal(count(tc, "resumed"), 2);
+	/*
+	 * The same ticket at a link that demands another role of the
+	 * client (the session id context differs): not resumed, so the
+	 * full handshake's role check refuses the relay.
+	 */
+	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_APPLIANCE, "h2", &c, &s, NULL,
+	    NULL);
+	assert_true(s.what & BEV_EVENT_ERROR);
+	assert_string_equal(s.why, "TLS: peer certificate has no role "
+	    "appliance");
+	assert_int_equal(count(ts, "resumed"), 2);
 	/* Another host name: no ticket for it, a full handshake, refused. */
 	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h3", &c, &s, NULL,
 	    NULL);
 	assert_true(c.what & BEV_EVENT_ERROR);
 	assert_string_equal(c.why, "TLS: peer certificate does not name h3");
-	assert_int_equal(count(tc, "resumed"), 1);
+	assert_int_equal(count(tc, "resumed"), 2);
 	tls_free(ts);
 	tls_free(tc);
 

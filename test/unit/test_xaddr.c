@@ -921,16 +921,22 @@ test_vsock_emulated_missing(void **state)
 	rmtmp(dir);
 }
 
-/* The abstract-name tag of emulation directory DIR, as xaddr.c makes it. */
+/*
+ * The abstract-name tag of emulation directory DIR, as xaddr.c makes
+ * it: its key, from DIR/.emu-key (owner-only, as DIR is).
+ */
 static void
 emu_tag(const char *dir, char *buf, size_t len)
 {
-	struct stat	st;
+	char	path[PATH_MAX], key[33];
+	FILE	*fp;
 
-	assert_int_equal(stat(dir, &st), 0);
-	assert_true(snprintf(buf, len, "vrelay-emu:%llx:%llx/",
-	    (unsigned long long)st.st_dev,
-	    (unsigned long long)st.st_ino) < (int)len);
+	snprintf(path, sizeof(path), "%s/.emu-key", dir);
+	assert_non_null(fp = fopen(path, "r"));
+	assert_int_equal(fread(key, 1, 32, fp), 32);
+	fclose(fp);
+	key[32] = '\0';
+	assert_true(snprintf(buf, len, "vrelay-emu:%s/", key) < (int)len);
 }
 
 /* Describe the abstract unix name "\0" NAME (LEN bytes). */
@@ -967,10 +973,10 @@ test_vsock_emulated_files(void **state)
 	(void)state;
 	mktmp(dir, sizeof(dir));
 	snprintf(cdir, sizeof(cdir), "%s/.c", dir);
-	emu_tag(dir, tag, sizeof(tag));
 	any = must_parse("vsock://any:1024");
 	to2 = must_parse("vsock://2:1024");
 	assert_int_equal(xaddr_vsock_emulate(dir, 2), XADDR_OK);
+	emu_tag(dir, tag, sizeof(tag));
 	assert_int_equal(xaddr_listen(any, 8, &lfd), XADDR_OK);
 
 	/* Squat the abstract name our next connect would bind. */
@@ -1076,9 +1082,12 @@ test_peer_describe_emu(void **state)
 	(void)state;
 	mktmp(dir, sizeof(dir));
 	mktmp(dir2, sizeof(dir2));
+	/* Each directory gets its key when emulation first uses it. */
+	assert_int_equal(xaddr_vsock_emulate(dir2, 2), XADDR_OK);
+	assert_int_equal(xaddr_vsock_emulate(dir, 2), XADDR_OK);
 	emu_tag(dir, tag, sizeof(tag));
 	emu_tag(dir2, tag2, sizeof(tag2));
-	assert_int_equal(xaddr_vsock_emulate(dir, 2), XADDR_OK);
+	assert_string_not_equal(tag, tag2);
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		snprintf(name, sizeof(name), "%s%s", tag, good[i].rest);
 		describe_abstract(name, strlen(name), &p);
