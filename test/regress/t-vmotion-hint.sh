@@ -1,6 +1,7 @@
 # Routing on the migration hint (relay/target.c), in one simulated
 # cluster (3 hosts, two containerVMs with agents, an agentless guest on
-# h2), every stream checked byte by byte and by SHA-256 at the end:
+# h2), every stream checked byte by byte and by SHA-256 at the end
+# (the traffic lasts long enough for every phase under memcheck too):
 #   - hint, switchover, and no push: vCenter has not reported the move
 #     (no RelocateVM_Task yet), so the target's epoch stays, and yet
 #     every session resumes at the hinted host within moments, agents'
@@ -24,7 +25,7 @@ rstat() {	# rstat HOST KEY: a field of relay hHOST's status
 # relay h2, within $1 tenths of a second.
 all_back() {
 	local i
-	for i in $(seq 1 "$1"); do
+	for i in $(seq 1 $(($1 * WAIT_SCALE))); do
 		[ "$(cl_established)" = "$total" ] &&
 		    [ "$(rstat 2 sessions.established)" = "$PLAIN" ] &&
 		    return 0
@@ -40,7 +41,7 @@ switchover() {
 }
 
 cl_start
-cl_traffic_start 15
+cl_traffic_start 40
 all_back 100 || fail "sessions not established at the start"
 
 log "hint, switchover, no push"
@@ -52,11 +53,13 @@ wait_for 5 grep -q 'hint event="VmBeingHotMigratedEvent" host=h3' \
 [ "$(rstat 2 target.hint.host)" = h3 ] || fail "relay h2 holds no hint"
 sleep 0.3
 switchover 3
-all_back 50 || fail "sessions not back on the hint alone: $(cl_established) \
-agent sessions, $(rstat 2 sessions.established) at relay h2"
+# Resumed first (a slow run may see them all up before any detached).
+resumed() { [ "$(rstat 2 sessions.resumes)" -ge $((r0 + PLAIN)) ]; }
+wait_for 10 resumed || fail "relay h2's sessions did not resume"
+all_back 100 || fail "sessions not back on the hint alone: \
+$(cl_established) agent sessions, $(rstat 2 sessions.established) at \
+relay h2"
 [ "$(rstat 2 target.epoch)" = "$e" ] || fail "a push came: the test is void"
-[ "$(rstat 2 sessions.resumes)" -ge $((r0 + PLAIN)) ] ||
-    fail "relay h2's sessions did not resume"
 [ "$(rstat 2 target.hint.seen)" = True ] || fail "the hint is not seen at h2"
 [ "$(rstat 2 target.local)" = False ] || fail "h2 thinks it is local"
 grep -q 'target-change epoch=[0-9]* source=hint' "$T/relay-h2.log" ||
@@ -76,14 +79,14 @@ wait_for 5 grep -q 'hint event="VmBeingHotMigratedEvent" host=h1' \
 e=$(rstat 2 target.epoch)
 r0=$(rstat 2 sessions.resumes)
 switchover 3	# the legs reset; the appliance stays on h3
-resumed() { [ "$(rstat 2 sessions.resumes)" -ge $((r0 + PLAIN)) ]; }
-wait_for 5 resumed || fail "relay h2's sessions did not resume"
+wait_for 10 resumed || fail "relay h2's sessions did not resume"
 all_back 50 || fail "sessions not back after a wrong hint"
 [ "$(rstat 2 target.epoch)" = "$e" ] || fail "a push came: the test is void"
 [ "$(rstat 2 target.hint.seen)" = False ] || fail "a wrong hint was seen"
 [ "$(rstat 2 target.appliance_host)" = h3 ] || fail "the target moved"
-# h1 refused the hinted legs at once rather than park them for 1 s.
-[ "$(rstat 2 sessions.resume_ms_max)" -lt 900 ] ||
+# h1 refused the hinted legs at once rather than park them for 1 s
+# (a time: not judged under memcheck).
+[ -n "${VALGRIND:-}" ] || [ "$(rstat 2 sessions.resume_ms_max)" -lt 900 ] ||
     fail "a resume took $(rstat 2 sessions.resume_ms_max) ms"
 
 log "a failed migration ends the hint"
