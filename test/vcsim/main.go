@@ -713,35 +713,34 @@ func (fx *fixture) vmEvent(vm *fxVM, host types.ManagedObjectReference) types.Ev
 	}
 }
 
-// hint posts VM's VmBeingHotMigratedEvent towards host NAME, as vCenter
-// does when a vMotion starts.
-func (fx *fixture) hint(ctx context.Context, vm *fxVM, name string) error {
+// migrationEvent posts the event MK makes of VM's current host event
+// and the destination host NAME.
+func (fx *fixture) migrationEvent(ctx context.Context, vm *fxVM, name string,
+	mk func(types.VmEvent, types.HostEventArgument) types.BaseEvent) error {
 	ref, ok := fx.hosts[name]
 	if !ok {
 		return fmt.Errorf("no host named %q", name)
 	}
 	cur := fx.hosts[fx.mustWhere(ctx, vm)]
-	ev := &types.VmBeingHotMigratedEvent{
-		VmEvent:  types.VmEvent{Event: fx.vmEvent(vm, cur)},
-		DestHost: types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: name}, Host: ref},
-	}
-	return fx.post(ctx, ev)
+	return fx.post(ctx, mk(types.VmEvent{Event: fx.vmEvent(vm, cur)},
+		types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: name}, Host: ref}))
+}
+
+// hint posts VM's VmBeingHotMigratedEvent towards host NAME, as vCenter
+// does when a vMotion starts.
+func (fx *fixture) hint(ctx context.Context, vm *fxVM, name string) error {
+	return fx.migrationEvent(ctx, vm, name, func(e types.VmEvent, dest types.HostEventArgument) types.BaseEvent {
+		return &types.VmBeingHotMigratedEvent{VmEvent: e, DestHost: dest}
+	})
 }
 
 // failMigrate posts VM's VmFailedMigrateEvent towards host NAME, as
 // vCenter does when a vMotion there fails.
 func (fx *fixture) failMigrate(ctx context.Context, vm *fxVM, name string) error {
-	ref, ok := fx.hosts[name]
-	if !ok {
-		return fmt.Errorf("no host named %q", name)
-	}
-	cur := fx.hosts[fx.mustWhere(ctx, vm)]
-	ev := &types.VmFailedMigrateEvent{
-		VmEvent:  types.VmEvent{Event: fx.vmEvent(vm, cur)},
-		DestHost: types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: name}, Host: ref},
-		Reason:   types.LocalizedMethodFault{LocalizedMessage: "the vMotion failed"},
-	}
-	return fx.post(ctx, ev)
+	return fx.migrationEvent(ctx, vm, name, func(e types.VmEvent, dest types.HostEventArgument) types.BaseEvent {
+		return &types.VmFailedMigrateEvent{VmEvent: e, DestHost: dest,
+			Reason: types.LocalizedMethodFault{LocalizedMessage: "the vMotion failed"}}
+	})
 }
 
 // mustWhere is where without the error ("" when unknown).
