@@ -1058,8 +1058,11 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		/*
 		 * The appliance took a leg here on a hint's word: it has
 		 * arrived, so every route follows the hint now (target.c).
+		 * Only a vSocket connect says so: an appliance reached over
+		 * TCP answers from wherever it runs.
 		 */
 		if (f->kind == FWD_MESH && f->state == FWD_OPEN &&
+		    strncmp(f->dest, "vsock://", 8) == 0 &&
 		    target_hint_seen(f->ctx->r->target, f->dest))
 			control_target_changed(f->ctx->r, "hint");
 		return;
