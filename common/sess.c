@@ -742,7 +742,7 @@ static void local_readcb(struct bufferevent *, void *);
 static void local_writecb(struct bufferevent *, void *);
 static void local_eventcb(struct bufferevent *, short, void *);
 static void sess_delivered(struct sess *, size_t);
-static void leg_send(struct leg *, struct evbuffer *);
+static void leg_send(struct leg *);
 static void local_outcb(struct evbuffer *, const struct evbuffer_cb_info *,
     void *);
 
@@ -1212,12 +1212,14 @@ sess_trim(struct sess *s, uint64_t v)
 }
 
 /*
- * Send the frames in SC on LEG: straight to its socket when nothing is
- * queued (xbev.h), else behind what is.
+ * Send the frames in the scratch buffer on LEG: straight to its socket
+ * when nothing is queued (xbev.h), else behind what is.
  */
 static void
-leg_send(struct leg *leg, struct evbuffer *sc)
+leg_send(struct leg *leg)
 {
+	struct evbuffer	*sc = leg->ctx->scratch;
+
 	(void)xbev_write_through(leg->bev, sc, evbuffer_get_length(sc));
 }
 
@@ -1247,7 +1249,7 @@ sess_pump(struct sess *s)
 			abort();
 		v.iov_len = n;
 		evbuffer_commit_space(sc, &v, 1);
-		leg_send(leg, sc);
+		leg_send(leg);
 		evbuffer_remove_buffer(s->unsent, s->replay, n);
 		if (s->sent_off < s->sent_max)
 			s->replayed += (s->sent_max - s->sent_off < n) ?
@@ -1258,7 +1260,7 @@ sess_pump(struct sess *s)
 	}
 	if (s->local_eof && s->sent_off == s->read_off && !leg->fin_sent) {
 		frame_u64_add(sc, PROTO_FIN, s->read_off);
-		leg_send(leg, sc);
+		leg_send(leg);
 		leg->fin_sent = 1;
 	}
 }
@@ -1274,7 +1276,7 @@ sess_ack(struct sess *s, int now)
 		return;
 	if (now || off - s->ack_sent >= ACK_BYTES) {
 		frame_u64_add(s->ctx->scratch, PROTO_ACK, off);
-		leg_send(s->leg, s->ctx->scratch);
+		leg_send(s->leg);
 		s->ack_sent = off;
 		evtimer_del(s->ack_ev);
 	} else if (!evtimer_pending(s->ack_ev, NULL)) {

@@ -194,7 +194,7 @@ static void	fwd_eventcb(struct bufferevent *, short, void *);
 static void	fwd_unsplice(struct fwd *);
 static void	fwd_splice_start(struct fwd *);
 static void	fwd_splice_cb(evutil_socket_t, short, void *);
-static int	fwd_try_hint(struct fwd *);
+static int	fwd_try_hint(struct fwd *, const char *);
 
 static void
 fwd_reap_cb(evutil_socket_t fd, short ev, void *arg)
@@ -541,8 +541,8 @@ static void
 fwd_open(struct fwd *f)
 {
 	struct fwd_ctx		*ctx = f->ctx;
-	const struct xaddr	*a, *h;
-	const char		*why, *host, *hwhy, *hhost;
+	const struct xaddr	*a;
+	const char		*why, *host;
 	char			 msg[300];
 
 	a = NULL;
@@ -558,18 +558,9 @@ fwd_open(struct fwd *f)
 		    &why);
 	else
 		f->out = warm_leg(ctx->r->warm, a, host, &why);
-	/*
-	 * An agent forward whose far side cannot even be connected (the
-	 * appliance has left this host) tries the hinted route once.
-	 */
-	if (f->out == NULL && f->kind == FWD_AGENT && !f->hinted &&
-	    (h = target_route_hint(ctx->r->target, &hwhy, &hhost)) != NULL &&
-	    strcmp(xaddr_str(h), xaddr_str(a)) != 0) {
-		f->hinted = 1;
-		ctx->hinted++;
-		fwd_open(f);
+	/* Not even a connect (the appliance has left this host). */
+	if (f->out == NULL && fwd_try_hint(f, xaddr_str(a)))
 		return;
-	}
 	if (f->out == NULL) {
 		snprintf(msg, sizeof(msg), "%s %s%s%s", fwd_far(f),
 		    f->kind == FWD_VMOMI ? xaddr_str(a) : "",
@@ -1087,7 +1078,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (bev == f->out && !f->connected) {
 		snprintf(msg, sizeof(msg), "%s %s unreachable: %s",
 		    fwd_far(f), f->dest, why != NULL ? why : "connect failed");
-		if (fwd_try_hint(f))
+		if (fwd_try_hint(f, f->dest))
 			return;
 		fwd_release(f->ctx, f->out);
 		f->out = NULL;
@@ -1095,7 +1086,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		fwd_unreachable(f, msg);
 		return;
 	}
-	if (bev == f->out && fwd_try_hint(f))
+	if (bev == f->out && fwd_try_hint(f, f->dest))
 		return;
 	snprintf(msg, sizeof(msg), "%s side %s%s%s",
 	    bev == f->in ? fwd_kinds[f->kind] : "far",
@@ -1261,13 +1252,13 @@ fwd_reroute(struct fwd *f)
 }
 
 /*
- * An agent forward's far side failed before answering anything.  If a
- * live migration hint names another route (target.c), the appliance
- * has likely just left: try there once, first bytes and all.  1 if it
- * did.
+ * An agent forward's far side at FAILED failed (or could not even be
+ * connected) before answering anything.  If a live migration hint
+ * names another route (target.c), the appliance has likely just left:
+ * try there once, first bytes and all.  1 if it did.
  */
 static int
-fwd_try_hint(struct fwd *f)
+fwd_try_hint(struct fwd *f, const char *failed)
 {
 	const struct xaddr	*a;
 	const char		*why, *host;
@@ -1278,7 +1269,7 @@ fwd_try_hint(struct fwd *f)
 	    evbuffer_get_length(bufferevent_get_input(f->out)) > 0))
 		return (0);
 	if ((a = target_route_hint(f->ctx->r->target, &why, &host)) == NULL ||
-	    (f->dest != NULL && strcmp(xaddr_str(a), f->dest) == 0))
+	    strcmp(xaddr_str(a), failed) == 0)
 		return (0);
 	f->hinted = 1;
 	f->ctx->hinted++;

@@ -434,8 +434,7 @@ target_hint_seen(struct target *t, const char *route)
 	const struct xaddr	*a;
 	const char		*why, *host;
 
-	if (!target_hint_live(t) || t->hint_seen)
-		return (0);
+	/* No second route: no hint, seen already, or the same place. */
 	if ((a = target_route_hint(t, &why, &host)) == NULL ||
 	    strcmp(xaddr_str(a), route) != 0)
 		return (0);
@@ -457,17 +456,15 @@ target_hint_moving(const struct target *t)
 	    (host != NULL && strcmp(host, t->self) == 0));
 }
 
-/* The mesh address a live hint's relay has, or NULL. */
+/* The mesh address of a live hint's relay (another host's), or NULL. */
 const struct xaddr *
 target_hint_mesh(struct target *t)
 {
-	const struct target_peer	*p;
+	const char	*why, *host;
 
-	if (!target_hint_live(t))
+	if (!target_hint_live(t) || strcmp(t->hint_host, t->self) == 0)
 		return (NULL);
-	if ((p = target_peer(t, t->hint_host)) != NULL)
-		return (p->addr);
-	return (t->hint_relay);
+	return (target_route_to(t, t->hint_host, &why, &host));
 }
 
 /* The mesh address of HOST's relay, or NULL if none is known. */
