@@ -52,6 +52,7 @@
 #include "tls.h"
 #include "xaddr.h"
 #include "xbev.h"
+#include "xsock.h"
 #include "xmalloc.h"
 #include "xtime.h"
 
@@ -113,9 +114,8 @@ struct sess {
 	enum proto_service	 service;
 	char			*name;	/* serial VM (allocated), or NULL */
 
-	struct bufferevent	*local;
-	int			 local_rd_eof;	/* read() saw EOF */
-	int			 local_eof;	/* ...and all input taken */
+	struct xsock		*local;
+	int			 local_eof;	/* read() saw EOF */
 	int			 local_shut;	/* we shut its write side */
 	int			 local_connected;
 	size_t			 pre_skip;	/* preamble not counted */
@@ -217,6 +217,7 @@ static void	sess_pump(struct sess *);
 static void	sess_check_done(struct sess *);
 static void	sess_local_take(struct sess *);
 static void	sess_local_shut(struct sess *);
+static void	sess_local_fail(struct sess *, const char *, int);
 static void	sess_trim(struct sess *, uint64_t);
 static void	sess_ack(struct sess *, int);
 static void	sess_retry_schedule(struct sess *);
@@ -738,13 +739,9 @@ static void sess_hold_cb(evutil_socket_t, short, void *);
 static void sess_retry_cb(evutil_socket_t, short, void *);
 static void sess_ack_cb(evutil_socket_t, short, void *);
 static void sess_ka_cb(evutil_socket_t, short, void *);
-static void local_readcb(struct bufferevent *, void *);
-static void local_writecb(struct bufferevent *, void *);
-static void local_eventcb(struct bufferevent *, short, void *);
+static void sess_local_cb(struct xsock *, enum xsock_event, size_t, void *);
 static void sess_delivered(struct sess *, size_t);
 static void leg_send(struct leg *);
-static void local_outcb(struct evbuffer *, const struct evbuffer_cb_info *,
-    void *);
 
 static struct sess *
 sess_alloc(struct sess_ctx *ctx, uint64_t id)
@@ -778,10 +775,7 @@ sess_alloc(struct sess_ctx *ctx, uint64_t id)
 static void
 sess_local_free(struct sess *s)
 {
-	if (s->local == NULL)
-		return;
-	evbuffer_remove_cb(bufferevent_get_output(s->local), local_outcb, s);
-	bufferevent_free(s->local);
+	xsock_free(s->local);
 	s->local = NULL;
 }
 
@@ -845,23 +839,6 @@ sess_set_why(struct sess *s, const char *why)
 	s->why = why != NULL ? xstrdup(why) : NULL;
 }
 
-/* Wrap a local stream's fd. */
-static struct bufferevent *
-sess_local_wrap(struct sess *s, int fd)
-{
-	struct bufferevent	*bev;
-
-	bev = bufferevent_socket_new(s->ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
-		abort();
-	bufferevent_setcb(bev, local_readcb, local_writecb, local_eventcb, s);
-	bufferevent_set_max_single_read(bev, IO_CHUNK);
-	bufferevent_set_max_single_write(bev, IO_CHUNK);
-	bufferevent_setwatermark(bev, EV_WRITE, LOCAL_LOW, 0);
-	evbuffer_add_cb(bufferevent_get_output(bev), local_outcb, s);
-	return (bev);
-}
-
 /* A random session id not in use here. */
 static uint64_t
 sess_new_id(struct sess_ctx *ctx)
@@ -888,10 +865,9 @@ sess_client_new(struct sess_ctx *ctx, int fd, const struct sess_guest *g)
 	s->service = g->service;
 	if (g->name != NULL && g->name[0] != '\0')
 		s->name = xstrdup(g->name);
-	s->local = sess_local_wrap(s, fd);
-	s->local_connected = 1;		/* accepted */
 	/* Guest bytes wait in the kernel until the session is open. */
-	bufferevent_disable(s->local, EV_READ);
+	s->local = xsock_new(ctx->base, fd, 0, sess_local_cb, s);
+	s->local_connected = 1;		/* accepted */
 	RB_INSERT(sess_tree, &ctx->tree, s);
 	ctx->count++;
 	if (ctx->conf.hold_ms > 0) {
@@ -909,13 +885,16 @@ sess_client_new(struct sess_ctx *ctx, int fd, const struct sess_guest *g)
 void
 sess_set_local(struct sess *s, int fd, const void *pre, size_t len)
 {
+	struct evbuffer	*sc = s->ctx->scratch;
+
 	sess_local_free(s);
-	s->local = sess_local_wrap(s, fd);
-	/* Connected or not, this reports BEV_EVENT_CONNECTED or an error. */
-	bufferevent_socket_connect(s->local, NULL, 0);
+	/* Connected or not, this reports XSOCK_CONNECTED or an error. */
+	s->local = xsock_new(s->ctx->base, fd, XSOCK_CONNECTING,
+	    sess_local_cb, s);
 	if (len > 0) {
 		s->pre_skip = len;
-		bufferevent_write(s->local, pre, len);
+		evbuffer_add(sc, pre, len);
+		(void)xsock_write(s->local, sc, len);	/* queued */
 	}
 }
 
@@ -941,7 +920,7 @@ sess_end(struct sess *s, int code, const char *reason, int tell)
 	}
 	/* An abort must not look like a complete stream: reset. */
 	if (code != PROTO_E_NONE && s->local != NULL)
-		xaddr_reset(bufferevent_getfd(s->local));
+		xaddr_reset(xsock_fd(s->local));
 	sess_local_free(s);
 	sess_timer_drop(&s->hold_ev);
 	sess_timer_drop(&s->retry_ev);
@@ -1157,8 +1136,6 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	s->resume_tries = 0;
 	sess_set_why(s, NULL);
 	sess_enter_state(s, SESS_ESTABLISHED);
-	if (s->local != NULL)
-		bufferevent_enable(s->local, EV_WRITE);
 	if (!s->opened) {
 		s->opened = 1;
 		sess_emit(s, SESS_EV_OPEN, NULL);
@@ -1317,19 +1294,19 @@ sess_check_done(struct sess *s)
 }
 
 /*
- * Take what the local stream has into the unsent buffer, as far as
- * replay_max allows (the rest waits: backpressure), then onto the
- * leg.  The stream counts as ended only once its last byte is taken.
+ * Read what the local stream has into the unsent buffer, as far as
+ * replay_max allows (the rest waits in the kernel: backpressure), then
+ * put it on the leg.  Reading waits for the session to be open, and for
+ * a backend's connect.
  */
 static void
 sess_local_take(struct sess *s)
 {
-	struct evbuffer	*in;
-	size_t		 room, n, held, cap = s->ctx->conf.replay_max;
+	size_t		 room, held, cap = s->ctx->conf.replay_max;
+	ssize_t		 n = 0;
 
 	if (s->local == NULL || s->local_eof)
 		return;
-	in = bufferevent_get_input(s->local);
 	/*
 	 * The window: never more than replay_max beyond what the peer said
 	 * its local stream took (its last ACK).  A resume's "next" is what
@@ -1342,19 +1319,23 @@ sess_local_take(struct sess *s)
 	held = s->read_off - (s->win_off < s->read_off ? s->win_off :
 	    s->read_off);
 	room = held < cap ? cap - held : 0;
-	n = evbuffer_get_length(in);
-	if (n > room)
-		n = room;
-	if (n > 0) {
-		evbuffer_remove_buffer(in, s->unsent, n);
-		s->read_off += n;
+	if (!s->local_connected ||
+	    (s->state != SESS_ESTABLISHED && !s->opened))
+		room = 0;
+	if (room > 0) {
+		n = xsock_read(s->local, s->unsent, room < IO_CHUNK ? room :
+		    IO_CHUNK);
+		if (n > 0) {
+			s->read_off += (size_t)n;
+			room -= (size_t)n;
+		} else if (n == 0)
+			s->local_eof = 1;
+		else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			sess_local_fail(s, "read error", errno);
+			return;
+		}
 	}
-	if (evbuffer_get_length(in) > 0 || s->local_rd_eof)
-		bufferevent_disable(s->local, EV_READ);
-	else if (s->state == SESS_ESTABLISHED || s->opened)
-		bufferevent_enable(s->local, EV_READ);
-	if (s->local_rd_eof && evbuffer_get_length(in) == 0)
-		s->local_eof = 1;
+	xsock_read_enable(s->local, room > 0 && !s->local_eof);
 	sess_pump(s);
 	if (s->local_eof)
 		sess_check_done(s);
@@ -1371,43 +1352,61 @@ sess_local_shut(struct sess *s)
 {
 	if (s->local == NULL || s->local_shut || !s->fin_in_seen ||
 	    !s->local_connected || s->deliv_off != s->fin_in ||
-	    evbuffer_get_length(bufferevent_get_output(s->local)) != 0)
+	    xsock_pending(s->local) != 0)
 		return;
-	shutdown(bufferevent_getfd(s->local), SHUT_WR);
+	shutdown(xsock_fd(s->local), SHUT_WR);
 	s->local_shut = 1;
 	sess_ack(s, 1);
 	sess_check_done(s);
 }
 
-/* Local stream readable. */
+/* The local stream failed (WHAT, ERR): the session ends on both sides. */
 static void
-local_readcb(struct bufferevent *bev, void *arg)
+sess_local_fail(struct sess *s, const char *what, int err)
 {
-	xbev_read_more(bev, IO_CHUNK);	/* libevent reads 4 KiB */
-	sess_local_take(arg);
+	char	msg[160];
+
+	snprintf(msg, sizeof(msg), "%s connection %s: %s",
+	    s->ctx->role == SESS_CLIENT ? "guest" : "backend", what,
+	    err != 0 ? strerror(err) : "unknown");
+	sess_close(s, s->ctx->role == SESS_SERVER ? PROTO_E_BACKEND :
+	    PROTO_E_RESET, msg);
 }
 
-/* Local output drained below the low mark: let the leg in again. */
+/* The local stream's one callback: readable, written, connected, failed. */
 static void
-local_writecb(struct bufferevent *bev, void *arg)
+sess_local_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
 {
 	struct sess	*s = arg;
-	struct leg	*leg = s->leg;
+	struct leg	*leg;
 
-	if (leg != NULL && leg->paused) {
-		leg->paused = 0;
-		bufferevent_enable(leg->bev, EV_READ);
-		leg_readcb(leg->bev, leg);
+	switch (ev) {
+	case XSOCK_READABLE:
+		sess_local_take(s);
+		break;
+	case XSOCK_WRITTEN:
+		sess_delivered(s, n);
+		/* Drained below the low mark: let the leg in again. */
+		leg = s->leg;
+		if (!s->dead && leg != NULL && leg->paused &&
+		    xsock_pending(x) < LOCAL_LOW) {
+			leg->paused = 0;
+			bufferevent_enable(leg->bev, EV_READ);
+			leg_readcb(leg->bev, leg);
+		}
+		break;
+	case XSOCK_CONNECTED:
+		s->local_connected = 1;
+		if (s->state == SESS_ESTABLISHED)
+			sess_local_take(s);
+		if (!s->dead)
+			sess_local_shut(s);
+		break;
+	case XSOCK_ERROR:
+		sess_local_fail(s, !s->local_connected ? "error" :
+		    xsock_pending(x) > 0 ? "write error" : "error", (int)n);
+		break;
 	}
-}
-
-/* Count bytes the kernel took from the local output: delivered. */
-static void
-local_outcb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-    void *arg)
-{
-	if (info->n_deleted > 0)
-		sess_delivered(arg, info->n_deleted);
 }
 
 /* N more bytes left for the local peer (a PROXY header's first). */
@@ -1424,35 +1423,6 @@ sess_delivered(struct sess *s, size_t n)
 	s->deliv_off += n;
 	sess_ack(s, 0);
 	sess_local_shut(s);
-}
-
-/* Local stream events: connected, EOF, error. */
-static void
-local_eventcb(struct bufferevent *bev, short what, void *arg)
-{
-	struct sess	*s = arg;
-	char		 msg[160];
-	int		 err = EVUTIL_SOCKET_ERROR();
-
-	if (what & BEV_EVENT_CONNECTED) {
-		s->local_connected = 1;
-		if (s->state == SESS_ESTABLISHED)
-			sess_local_take(s);
-		sess_local_shut(s);
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		s->local_rd_eof = 1;
-		sess_local_take(s);
-		return;
-	}
-	snprintf(msg, sizeof(msg), "%s connection %s: %s",
-	    s->ctx->role == SESS_CLIENT ? "guest" : "backend",
-	    (what & BEV_EVENT_READING) ? "read error" :
-	    (what & BEV_EVENT_WRITING) ? "write error" : "error",
-	    err != 0 ? strerror(err) : "unknown");
-	sess_close(s, s->ctx->role == SESS_SERVER ? PROTO_E_BACKEND :
-	    PROTO_E_RESET, msg);
 }
 
 /* --- legs --------------------------------------------------------- */
@@ -2023,7 +1993,6 @@ static int
 leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 {
 	struct sess		*s = leg->s;
-	struct evbuffer		*lout;
 	struct proto_error	 er;
 	uint8_t			 buf[PROTO_HDR_LEN + 8 + PROTO_REASON_MAX + 3];
 	char			 msg[PROTO_REASON_MAX + 64];
@@ -2056,11 +2025,8 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		}
 		skip = s->recv_off - off < n ? s->recv_off - off : n;
 		evbuffer_drain(in, PROTO_HDR_LEN + 8 + skip);
-		lout = bufferevent_get_output(s->local);
 		s->recv_off += n - skip;
-		if (!s->local_connected)
-			evbuffer_remove_buffer(in, lout, n - skip);
-		else if ((w = xbev_write_through(s->local, in, n - skip)) > 0) {
+		if ((w = xsock_write(s->local, in, n - skip)) > 0) {
 			sess_delivered(s, w);
 			if (s->dead)
 				return (-1);
@@ -2073,7 +2039,7 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		 * both directions for good.  The cap is for a peer that
 		 * ignores the window.
 		 */
-		if (evbuffer_get_length(lout) > s->ctx->conf.replay_max +
+		if (xsock_pending(s->local) > s->ctx->conf.replay_max +
 		    PROTO_DATA_MAX) {
 			leg->paused = 1;
 			bufferevent_disable(leg->bev, EV_READ);

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <errno.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -35,29 +36,32 @@
 #include "tls.h"
 #include "xbev.h"
 
-/* Read ahead into BEV's input; see xbev.h. */
-size_t
-xbev_read_more(struct bufferevent *bev, size_t max)
+/* Read into BUF from FD; see xbev.h. */
+ssize_t
+xbev_readv(struct evbuffer *buf, int fd, size_t max, size_t first,
+    int *dry)
 {
-	struct evbuffer		*in = bufferevent_get_input(bev);
 	struct evbuffer_iovec	 v[2];
 	struct iovec		 iov[2];
-	size_t			 high, have, want, left, total = 0;
+	size_t			 want, left, total = 0;
 	ssize_t			 n;
-	int			 nv, i, fd;
+	int			 nv, i;
 
-	if (tls_bev_is_tls(bev) || (fd = bufferevent_getfd(bev)) == -1 ||
-	    evbuffer_get_length(in) < XBEV_LIBEVENT_READ)
-		return (0);
-	bufferevent_getwatermark(bev, EV_READ, NULL, &high);
-	if (high == 0 || high > max)
-		high = max;
-	evbuffer_unfreeze(in, 0);
-	while ((have = evbuffer_get_length(in)) < high) {
-		want = high - have < XBEV_READ ? high - have : XBEV_READ;
-		if ((nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <
-		    1)
+	*dry = 0;
+	if (max == 0) {
+		errno = ENOBUFS;	/* asked for nothing: not an EOF */
+		return (-1);
+	}
+	for (;;) {
+		want = total == 0 && first < XBEV_READ ? first : XBEV_READ;
+		if (want > max - total)
+			want = max - total;
+		if ((nv = evbuffer_reserve_space(buf, (ev_ssize_t)want, v, 2)) <
+		    1) {
+			errno = ENOMEM;
+			n = -1;
 			break;
+		}
 		/* The space may be larger than asked: read no more. */
 		for (i = 0, left = want; i < nv; i++) {
 			iov[i].iov_base = v[i].iov_base;
@@ -66,7 +70,7 @@ xbev_read_more(struct bufferevent *bev, size_t max)
 			left -= iov[i].iov_len;
 		}
 		if ((n = readv(fd, iov, nv)) <= 0) {
-			evbuffer_commit_space(in, v, 0);
+			evbuffer_commit_space(buf, v, 0);
 			break;
 		}
 		for (i = 0, left = (size_t)n; i < nv && left > 0; i++) {
@@ -74,13 +78,42 @@ xbev_read_more(struct bufferevent *bev, size_t max)
 				v[i].iov_len = left;
 			left -= v[i].iov_len;
 		}
-		evbuffer_commit_space(in, v, i);	/* the vectors filled */
+		evbuffer_commit_space(buf, v, i);	/* the vectors filled */
 		total += (size_t)n;
 		if ((size_t)n < want)
-			break;		/* drained */
+			*dry = 1;	/* a short read emptied the socket */
+		if ((size_t)n < want || total == max)
+			return ((ssize_t)total);
 	}
+	if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+		*dry = 1;
+	if (total > 0)
+		return ((ssize_t)total);	/* EOF or error: next time */
+	return (n);
+}
+
+/* Read ahead into BEV's input; see xbev.h. */
+size_t
+xbev_read_more(struct bufferevent *bev, size_t max)
+{
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	size_t			 high, have;
+	ssize_t			 n;
+	int			 fd, dry;
+
+	if (tls_bev_is_tls(bev) || (fd = bufferevent_getfd(bev)) == -1 ||
+	    (have = evbuffer_get_length(in)) < XBEV_LIBEVENT_READ)
+		return (0);
+	bufferevent_getwatermark(bev, EV_READ, NULL, &high);
+	if (high == 0 || high > max)
+		high = max;
+	if (have >= high)
+		return (0);
+	evbuffer_unfreeze(in, 0);
+	/* EOF and errors are left for libevent's next read to report. */
+	n = xbev_readv(in, fd, high - have, XBEV_READ, &dry);
 	evbuffer_freeze(in, 0);
-	return (total);
+	return (n > 0 ? (size_t)n : 0);
 }
 
 /* Move N bytes of SRC to BEV, writing through if it can; see xbev.h. */

@@ -5,6 +5,8 @@
 #ifndef VRELAY_XBEV_H
 #define VRELAY_XBEV_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 
 struct bufferevent;
@@ -23,6 +25,16 @@ struct evbuffer;
  * bytes read.
  */
 size_t	xbev_read_more(struct bufferevent *, size_t);
+/*
+ * Read from FD into BUF's free space, FIRST bytes first and then in
+ * reads of up to XBEV_READ, until BUF has MAX more bytes or a read
+ * comes back short.  Each read reserves what it asks for, and a chain
+ * keeps its size when moved to another buffer: a small FIRST keeps a
+ * small message from holding a 64 KiB chain.  Returns the bytes read;
+ * when there are none, 0 at EOF or -1 and errno, as read(2).  *DRY is
+ * set when the socket was found empty (short read, EAGAIN, EOF).
+ */
+ssize_t	xbev_readv(struct evbuffer *, int, size_t, size_t, int *);
 /*
  * Move N bytes from the front of SRC to BEV's output.  While that
  * output is empty and BEV a plain socket enabled for writing, they are

@@ -1,0 +1,228 @@
+/*
+ * xsock.c -- a plain stream socket on the event loop (xsock.h).
+ *
+ * Reading: the read event only says the socket is readable; the owner
+ * reads as much as it has room for, straight into its own buffer, so
+ * an xsock holds no input.  A read that comes back short (or EAGAIN,
+ * or EOF) marks the socket dry, and until the read event fires again
+ * xsock_read() answers EAGAIN without a syscall: an owner that calls it
+ * whenever its room grows pays nothing when there is nothing.
+ *
+ * Writing: while nothing is queued, bytes go to the socket at once and
+ * only what it does not take is queued behind the write event, which is
+ * armed only while bytes wait (a ping-pong arms nothing).  The output
+ * buffer exists only while it holds bytes.
+ *
+ * The callback is the last thing each event handler does, so it may
+ * free the xsock.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "xbev.h"
+#include "xmalloc.h"
+#include "xsock.h"
+
+#define XSOCK_WRITE_MAX	(256 * 1024)	/* per writev from the queue */
+
+struct xsock {
+	int			 fd;
+	int			 connecting;
+	int			 dry;		/* read ran dry; no event since */
+	int			 reading;	/* read event added */
+	int			 failed;	/* a write-through failed */
+	struct event_base	*base;
+	struct event		*rev;
+	struct event		*wev;		/* made on first use */
+	struct evbuffer		*out;		/* only while bytes wait */
+	xsock_cb		 cb;
+	void			*arg;
+};
+
+static void	xsock_read_cb(evutil_socket_t, short, void *);
+static void	xsock_write_cb(evutil_socket_t, short, void *);
+static void	xsock_arm_write(struct xsock *);
+
+/* Wrap FD; see xsock.h. */
+struct xsock *
+xsock_new(struct event_base *base, int fd, int flags, xsock_cb cb,
+    void *arg)
+{
+	struct xsock	*x;
+
+	x = xcalloc(1, sizeof(*x));
+	x->fd = fd;
+	x->base = base;
+	x->cb = cb;
+	x->arg = arg;
+	if ((x->rev = event_new(base, fd, EV_READ | EV_PERSIST,
+	    xsock_read_cb, x)) == NULL)
+		abort();
+	if (flags & XSOCK_CONNECTING) {
+		x->connecting = 1;
+		x->dry = 1;
+		xsock_arm_write(x);
+	}
+	return (x);
+}
+
+/* Close the socket and free X. */
+void
+xsock_free(struct xsock *x)
+{
+	if (x == NULL)
+		return;
+	event_free(x->rev);
+	if (x->wev != NULL)
+		event_free(x->wev);
+	if (x->out != NULL)
+		evbuffer_free(x->out);
+	if (x->fd != -1)
+		close(x->fd);
+	free(x);
+}
+
+/* The socket. */
+int
+xsock_fd(const struct xsock *x)
+{
+	return (x->fd);
+}
+
+/* Bytes queued for the socket. */
+size_t
+xsock_pending(const struct xsock *x)
+{
+	return (x->out != NULL ? evbuffer_get_length(x->out) : 0);
+}
+
+/* Watch for the socket taking more: queued bytes, or a connect. */
+static void
+xsock_arm_write(struct xsock *x)
+{
+	if (x->wev == NULL && (x->wev = event_new(x->base, x->fd,
+	    EV_WRITE | EV_PERSIST, xsock_write_cb, x)) == NULL)
+		abort();
+	if (!event_pending(x->wev, EV_WRITE, NULL))
+		event_add(x->wev, NULL);
+}
+
+/* Ask for XSOCK_READABLE or not. */
+void
+xsock_read_enable(struct xsock *x, int on)
+{
+	if (on && !x->reading) {
+		event_add(x->rev, NULL);
+		x->reading = 1;
+	} else if (!on && x->reading) {
+		event_del(x->rev);
+		x->reading = 0;
+	}
+}
+
+/* Read into DST; see xsock.h. */
+ssize_t
+xsock_read(struct xsock *x, struct evbuffer *dst, size_t max)
+{
+	ssize_t	n;
+	int	dry;
+
+	if (x->dry || x->connecting) {
+		errno = EAGAIN;
+		return (-1);
+	}
+	n = xbev_readv(dst, x->fd, max, XBEV_LIBEVENT_READ, &dry);
+	x->dry = dry;
+	return (n);
+}
+
+/* Move N bytes of SRC to the socket; see xsock.h. */
+size_t
+xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
+{
+	ev_ssize_t	w = 0;
+
+	if (n > evbuffer_get_length(src))
+		n = evbuffer_get_length(src);
+	if (n == 0)
+		return (0);
+	if (xsock_pending(x) == 0 && !x->connecting && !x->failed &&
+	    (w = evbuffer_write_atmost(src, x->fd, (ev_ssize_t)n)) < 0) {
+		/* The write event meets the error again and reports it. */
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			x->failed = 1;
+		w = 0;
+	}
+	if ((size_t)w < n) {
+		if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
+			abort();
+		evbuffer_remove_buffer(src, x->out, n - (size_t)w);
+		xsock_arm_write(x);
+	}
+	return ((size_t)w);
+}
+
+static void
+xsock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xsock	*x = arg;
+
+	x->dry = 0;
+	x->cb(x, XSOCK_READABLE, 0, x->arg);
+}
+
+/* The socket takes more: a connect completed, or queued bytes go. */
+static void
+xsock_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xsock	*x = arg;
+	socklen_t	 len = sizeof(int);
+	ev_ssize_t	 w;
+	int		 err = 0;
+
+	if (x->connecting) {
+		if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			err = errno;
+		if (err == EINPROGRESS || err == EALREADY)
+			return;
+		if (err != 0) {
+			event_del(x->wev);
+			x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
+			return;
+		}
+		x->connecting = 0;
+		x->dry = 0;
+		if (xsock_pending(x) == 0)
+			event_del(x->wev);
+		x->cb(x, XSOCK_CONNECTED, 0, x->arg);
+		return;
+	}
+	if (xsock_pending(x) == 0) {
+		event_del(x->wev);
+		return;
+	}
+	w = evbuffer_write_atmost(x->out, x->fd, XSOCK_WRITE_MAX);
+	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (w <= 0) {
+		err = w < 0 ? errno : EPIPE;
+		event_del(x->wev);
+		x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
+		return;
+	}
+	x->failed = 0;
+	if (evbuffer_get_length(x->out) == 0) {
+		/* Idle again: no queue, no armed event. */
+		evbuffer_free(x->out);
+		x->out = NULL;
+		event_del(x->wev);
+	}
+	x->cb(x, XSOCK_WRITTEN, (size_t)w, x->arg);
+}

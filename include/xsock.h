@@ -1,0 +1,62 @@
+/*
+ * xsock.h -- a plain stream socket on the event loop, for the many
+ * long-lived, mostly idle streams a daemon holds (a session end's local
+ * stream).  A bufferevent costs about 1.1 KiB even idle (its private
+ * part, two evbuffers, callbacks and watermarks); an xsock is a read
+ * event, a write event made on first use and an output buffer that
+ * exists only while bytes wait for the socket.  Reads go straight into
+ * the caller's buffer, writes straight to the socket while nothing
+ * waits.  No TLS: a TLS stream stays a bufferevent.
+ */
+#ifndef VRELAY_XSOCK_H
+#define VRELAY_XSOCK_H
+
+#include <sys/types.h>
+
+#include <stddef.h>
+
+struct event_base;
+struct evbuffer;
+struct xsock;
+
+/* What the callback is told, with its argument N. */
+enum xsock_event {
+	XSOCK_READABLE,		/* bytes or EOF to read (N: 0) */
+	XSOCK_WRITTEN,		/* N queued bytes went to the socket */
+	XSOCK_CONNECTED,	/* the connect completed (N: 0) */
+	XSOCK_ERROR		/* the socket failed (N: the errno) */
+};
+
+/*
+ * The one callback of an xsock.  It may free the xsock: nothing touches
+ * it after the callback returns.
+ */
+typedef void (*xsock_cb)(struct xsock *, enum xsock_event, size_t, void *);
+
+#define XSOCK_CONNECTING	0x1	/* xsock_new: a connect is under way */
+
+/* Take FD (nonblocking; closed by xsock_free). */
+struct xsock	*xsock_new(struct event_base *, int, int, xsock_cb, void *);
+void		 xsock_free(struct xsock *);
+int		 xsock_fd(const struct xsock *);
+/* Ask for XSOCK_READABLE (nonzero) or not (zero). */
+void		 xsock_read_enable(struct xsock *, int);
+/*
+ * Read into DST, in reads of up to 64 KiB, until MAX bytes or the socket
+ * has no more.  As read(2): the bytes read, 0 at EOF, -1 and errno
+ * (EAGAIN: nothing now, and no syscall is made while the socket has not
+ * been readable since it last ran dry).
+ */
+ssize_t		 xsock_read(struct xsock *, struct evbuffer *, size_t);
+/*
+ * Move N bytes from the front of SRC to the socket: written at once
+ * while nothing is queued and the socket is connected, the rest queued
+ * (XSOCK_WRITTEN reports them as they go).  Returns the bytes written
+ * at once.  A write error is reported by XSOCK_ERROR from the loop,
+ * never from here.
+ */
+size_t		 xsock_write(struct xsock *, struct evbuffer *, size_t);
+/* Bytes queued for the socket. */
+size_t		 xsock_pending(const struct xsock *);
+
+#endif
