@@ -35,7 +35,7 @@
 struct xsock {
 	int			 fd;
 	int			 connecting;
-#define XSOCK_WRITE_MAX	(256 * 1024)	/* per writev */
+	int			 dry;		/* ran dry, no event since */
 	int			 reading;	/* read event added */
 	int			 failed;	/* a write-through failed */
 	struct event_base	*base;
