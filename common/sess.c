@@ -65,6 +65,7 @@
 #define LEG_READ_HIGH	(PROTO_DATA_MAX + 1024)
 #define ACK_BYTES	(64 * 1024)	/* ack at once past this much */
 #define ACK_DELAY_MS	5		/* else within this */
+#define KA_SLICES	8		/* keepalive ticks per period */
 #define RETRY_MIN_MS	25
 #define RETRY_MAX_MS	1000
 #define FLUSH_MS	5000		/* a closing leg gets this long */
@@ -153,8 +154,9 @@ struct sess {
 
 	struct event		*hold_ev;
 	struct event		*retry_ev;
-	struct event		*ack_ev;
-	struct event		*ka_ev;
+	TAILQ_ENTRY(sess)	 ack_entry;	/* ctx->ackq while queued */
+	int			 ack_queued;
+	long long		 ack_due_ms;
 	long long		 backoff_ms;
 	unsigned		 resumes;
 	long long		 created_ms;
@@ -204,6 +206,15 @@ struct sess_ctx {
 	long long		 resume_ms_max;
 	long long		 resume_ms_sum;
 	struct evbuffer		*scratch;	/* frames on their way out */
+	/*
+	 * Per-context timers, not per session (an event is ~150 bytes of
+	 * every idle session): delayed ACKs in due order, and keepalive
+	 * PINGs to one KA_SLICES-th of the sessions per tick.
+	 */
+	struct sess_list	 ackq;
+	struct event		*ack_ev;
+	struct event		*ka_ev;
+	unsigned		 ka_slice;
 };
 
 static int	sess_cmp(struct sess *, struct sess *);
@@ -220,6 +231,11 @@ static void	sess_local_shut(struct sess *);
 static void	sess_local_fail(struct sess *, const char *, int);
 static void	sess_trim(struct sess *, uint64_t);
 static void	sess_ack(struct sess *, int);
+static void	sess_ack_unqueue(struct sess *);
+static void	sess_ack_cb(evutil_socket_t, short, void *);
+static void	sess_ka_cb(evutil_socket_t, short, void *);
+static void	sess_bufs(struct sess *);
+static void	sess_bufs_drop(struct sess *);
 static void	sess_retry_schedule(struct sess *);
 static void	leg_readcb(struct bufferevent *, void *);
 static void	leg_writecb(struct bufferevent *, void *);
@@ -520,6 +536,7 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
     const struct sess_conf *conf, const struct sess_ops *ops, void *arg)
 {
 	struct sess_ctx	*ctx;
+	struct timeval	 tv;
 
 	kx_ref();
 	ctx = xcalloc(1, sizeof(*ctx));
@@ -534,9 +551,18 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	TAILQ_INIT(&ctx->legs);
 	TAILQ_INIT(&ctx->dead_legs);
 	TAILQ_INIT(&ctx->dead);
+	TAILQ_INIT(&ctx->ackq);
 	ctx->reap_ev = evtimer_new(base, sess_reap_cb, ctx);
-	if (ctx->reap_ev == NULL || (ctx->scratch = evbuffer_new()) == NULL)
+	ctx->ack_ev = evtimer_new(base, sess_ack_cb, ctx);
+	ctx->ka_ev = event_new(base, -1, EV_PERSIST, sess_ka_cb, ctx);
+	if (ctx->reap_ev == NULL || ctx->ack_ev == NULL || ctx->ka_ev == NULL ||
+	    (ctx->scratch = evbuffer_new()) == NULL)
 		abort();
+	if (conf->keepalive_ms > 0) {
+		xtime_tv(conf->keepalive_ms / KA_SLICES > 0 ?
+		    conf->keepalive_ms / KA_SLICES : 1, &tv);
+		event_add(ctx->ka_ev, &tv);
+	}
 	return (ctx);
 }
 
@@ -728,6 +754,8 @@ sess_ctx_free(struct sess_ctx *ctx)
 	ctx->conf.hold_ms = 0;
 	tomb_prune(ctx, LLONG_MAX);
 	event_free(ctx->reap_ev);
+	event_free(ctx->ack_ev);
+	event_free(ctx->ka_ev);
 	evbuffer_free(ctx->scratch);
 	free(ctx);
 	kx_unref();
@@ -737,8 +765,6 @@ sess_ctx_free(struct sess_ctx *ctx)
 
 static void sess_hold_cb(evutil_socket_t, short, void *);
 static void sess_retry_cb(evutil_socket_t, short, void *);
-static void sess_ack_cb(evutil_socket_t, short, void *);
-static void sess_ka_cb(evutil_socket_t, short, void *);
 static void sess_local_cb(struct xsock *, enum xsock_event, size_t, void *);
 static void sess_delivered(struct sess *, size_t);
 static void leg_send(struct leg *);
@@ -747,7 +773,6 @@ static struct sess *
 sess_alloc(struct sess_ctx *ctx, uint64_t id)
 {
 	struct sess	*s;
-	struct timeval	 tv;
 
 	s = xcalloc(1, sizeof(*s));
 	s->ctx = ctx;
@@ -755,20 +780,12 @@ sess_alloc(struct sess_ctx *ctx, uint64_t id)
 	snprintf(s->idstr, sizeof(s->idstr), "%016" PRIx64, id);
 	s->state = ctx->role == SESS_CLIENT ? SESS_CONNECTING :
 	    SESS_HANDSHAKE;
-	if ((s->replay = evbuffer_new()) == NULL ||
-	    (s->unsent = evbuffer_new()) == NULL)
-		abort();
-	/* hold_ev and retry_ev are made when a leg is missing (sess_timer). */
-	s->ack_ev = evtimer_new(ctx->base, sess_ack_cb, s);
-	s->ka_ev = event_new(ctx->base, -1, EV_PERSIST, sess_ka_cb, s);
-	if (s->ack_ev == NULL || s->ka_ev == NULL)
-		abort();
+	/*
+	 * hold_ev and retry_ev are made when a leg is missing (sess_timer),
+	 * the replay and unsent buffers when there are bytes (sess_bufs).
+	 */
 	s->created_ms = xtime_mono_ms();
 	s->resume_ms = -1;
-	if (ctx->conf.keepalive_ms > 0) {
-		xtime_tv(ctx->conf.keepalive_ms, &tv);
-		event_add(s->ka_ev, &tv);
-	}
 	return (s);
 }
 
@@ -797,6 +814,27 @@ sess_timer_drop(struct event **evp)
 	*evp = NULL;
 }
 
+/* The replay and unsent buffers, made when bytes come. */
+static void
+sess_bufs(struct sess *s)
+{
+	if (s->replay == NULL && (s->replay = evbuffer_new()) == NULL)
+		abort();
+	if (s->unsent == NULL && (s->unsent = evbuffer_new()) == NULL)
+		abort();
+}
+
+/* Free the replay and unsent buffers (caught up, or the end). */
+static void
+sess_bufs_drop(struct sess *s)
+{
+	if (s->replay != NULL)
+		evbuffer_free(s->replay);
+	if (s->unsent != NULL)
+		evbuffer_free(s->unsent);
+	s->replay = s->unsent = NULL;
+}
+
 /* Arm LEG's handshake or flush deadline MS from now. */
 static void
 leg_deadline(struct leg *leg, long long ms)
@@ -816,12 +854,10 @@ sess_free(struct sess *s)
 	if (s == NULL)
 		return;
 	sess_local_free(s);
-	evbuffer_free(s->replay);
-	evbuffer_free(s->unsent);
+	sess_bufs_drop(s);
+	sess_ack_unqueue(s);
 	sess_timer_drop(&s->hold_ev);
 	sess_timer_drop(&s->retry_ev);
-	event_free(s->ack_ev);
-	event_free(s->ka_ev);
 	EVP_PKEY_free(s->kx);
 	OPENSSL_cleanse(s->secret, sizeof(s->secret));
 	OPENSSL_cleanse(s->prev, sizeof(s->prev));
@@ -924,8 +960,7 @@ sess_end(struct sess *s, int code, const char *reason, int tell)
 	sess_local_free(s);
 	sess_timer_drop(&s->hold_ev);
 	sess_timer_drop(&s->retry_ev);
-	evtimer_del(s->ack_ev);
-	event_del(s->ka_ev);
+	sess_ack_unqueue(s);
 	sess_enter_state(s, SESS_CLOSED);
 	RB_REMOVE(sess_tree, &ctx->tree, s);
 	ctx->count--;
@@ -1001,7 +1036,7 @@ sess_detach(struct sess *s, const char *reason)
 		}
 		sess_emit(s, SESS_EV_DETACHED, reason);
 	}
-	evtimer_del(s->ack_ev);
+	sess_ack_unqueue(s);
 	if (s->ctx->role == SESS_CLIENT)
 		sess_retry_schedule(s);
 }
@@ -1125,7 +1160,8 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	/* What went out on the old leg and never arrived goes again. */
 	s->resume_replay = s->sent_max > s->acked_off ?
 	    s->sent_max - s->acked_off : 0;
-	evbuffer_prepend_buffer(s->unsent, s->replay);
+	if (s->replay != NULL)
+		evbuffer_prepend_buffer(s->unsent, s->replay);
 	s->sent_off = s->acked_off > s->read_off ? s->read_off :
 	    s->acked_off;
 	leg->fin_sent = s->local_eof && peer_next > s->read_off;
@@ -1186,6 +1222,9 @@ sess_trim(struct sess *s, uint64_t v)
 		if (s->sent_off < v)
 			s->sent_off = v;
 	}
+	if (evbuffer_get_length(s->replay) == 0 &&
+	    evbuffer_get_length(s->unsent) == 0)
+		sess_bufs_drop(s);	/* caught up: idle sessions hold none */
 }
 
 /*
@@ -1246,8 +1285,9 @@ sess_pump(struct sess *s)
 static void
 sess_ack(struct sess *s, int now)
 {
-	struct timeval	tv;
-	uint64_t	off = s->deliv_off + (s->local_shut ? 1 : 0);
+	struct sess_ctx	*ctx = s->ctx;
+	struct timeval	 tv;
+	uint64_t	 off = s->deliv_off + (s->local_shut ? 1 : 0);
 
 	if (s->leg == NULL || s->leg->state != LEG_UP || off <= s->ack_sent)
 		return;
@@ -1255,30 +1295,70 @@ sess_ack(struct sess *s, int now)
 		frame_u64_add(s->ctx->scratch, PROTO_ACK, off);
 		leg_send(s->leg);
 		s->ack_sent = off;
-		evtimer_del(s->ack_ev);
-	} else if (!evtimer_pending(s->ack_ev, NULL)) {
-		xtime_tv(ACK_DELAY_MS, &tv);
-		evtimer_add(s->ack_ev, &tv);
+		sess_ack_unqueue(s);
+	} else if (!s->ack_queued) {
+		/* One delay for all: the queue is in due order. */
+		s->ack_due_ms = xtime_mono_ms() + ACK_DELAY_MS;
+		TAILQ_INSERT_TAIL(&ctx->ackq, s, ack_entry);
+		s->ack_queued = 1;
+		if (!evtimer_pending(ctx->ack_ev, NULL)) {
+			xtime_tv(ACK_DELAY_MS, &tv);
+			evtimer_add(ctx->ack_ev, &tv);
+		}
 	}
 }
 
+/* Take S off the delayed-ACK queue, if it is on it. */
+static void
+sess_ack_unqueue(struct sess *s)
+{
+	if (!s->ack_queued)
+		return;
+	TAILQ_REMOVE(&s->ctx->ackq, s, ack_entry);
+	s->ack_queued = 0;
+}
+
+/* The delayed ACKs that are due. */
 static void
 sess_ack_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	sess_ack(arg, 1);
+	struct sess_ctx	*ctx = arg;
+	struct sess	*s;
+	struct timeval	 tv;
+	long long	 now = xtime_mono_ms();
+
+	while ((s = TAILQ_FIRST(&ctx->ackq)) != NULL && s->ack_due_ms <= now) {
+		sess_ack_unqueue(s);
+		sess_ack(s, 1);
+	}
+	if (s != NULL) {
+		xtime_tv(s->ack_due_ms - now, &tv);
+		evtimer_add(ctx->ack_ev, &tv);
+	}
 }
 
-/* Keepalive: a PING each period keeps the far end's read timer fed. */
+/*
+ * Keepalive: a PING each period keeps the far end's read timer fed.
+ * Each tick serves one slice of the sessions (by id), so a period's
+ * PINGs do not all leave at once.
+ */
 static void
 sess_ka_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct sess	*s = arg;
+	struct sess_ctx	*ctx = arg;
+	struct sess	*s;
+	unsigned	 slice = ctx->ka_slice++ % KA_SLICES;
 
-	if (s->leg != NULL && s->leg->state == LEG_UP &&
-	    evbuffer_get_length(bufferevent_get_output(s->leg->bev)) <
-	    LEG_HIGH)
-		frame_u64_add(bufferevent_get_output(s->leg->bev), PROTO_PING,
+	RB_FOREACH(s, sess_tree, &ctx->tree) {
+		if (s->id % KA_SLICES != slice || s->leg == NULL ||
+		    s->leg->state != LEG_UP ||
+		    evbuffer_get_length(bufferevent_get_output(s->leg->bev)) >=
+		    LEG_HIGH)
+			continue;
+		frame_u64_add(ctx->scratch, PROTO_PING,
 		    (uint64_t)xtime_mono_ms());
+		leg_send(s->leg);
+	}
 }
 
 /* Both directions finished and acknowledged: the session is done. */
@@ -1323,6 +1403,7 @@ sess_local_take(struct sess *s)
 	    (s->state != SESS_ESTABLISHED && !s->opened))
 		room = 0;
 	if (room > 0) {
+		sess_bufs(s);
 		n = xsock_read(s->local, s->unsent, room < IO_CHUNK ? room :
 		    IO_CHUNK);
 		if (n > 0) {
@@ -1334,6 +1415,8 @@ sess_local_take(struct sess *s)
 			sess_local_fail(s, "read error", errno);
 			return;
 		}
+		if (s->read_off == s->acked_off)
+			sess_bufs_drop(s);	/* nothing came, none held */
 	}
 	xsock_read_enable(s->local, room > 0 && !s->local_eof);
 	sess_pump(s);

@@ -9,12 +9,15 @@
  * whenever its room grows pays nothing when there is nothing.
  *
  * Writing: while nothing is queued, bytes go to the socket at once and
- * only what it does not take is queued behind the write event, which is
- * armed only while bytes wait (a ping-pong arms nothing).  The output
- * buffer exists only while it holds bytes.
+ * only what it does not take is queued, with write interest only while
+ * bytes wait (a ping-pong changes nothing).  The output buffer exists
+ * only while it holds bytes.
  *
- * The callback is the last thing each event handler does, so it may
- * free the xsock.
+ * One event per socket, its interest (read, write, both) changed as
+ * needed.  The callback is the last thing the handler does, so it may
+ * free the xsock; a socket both readable and writable reports the write
+ * side first, and its readability again on the next loop turn (the
+ * event is level-triggered).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -36,19 +39,18 @@ struct xsock {
 	int			 fd;
 	int			 connecting;
 	int			 dry;		/* ran dry, no event since */
-	int			 reading;	/* read event added */
+	int			 reading;	/* wants XSOCK_READABLE */
 	int			 failed;	/* a write-through failed */
+	short			 armed;		/* ev's interest, as added */
 	struct event_base	*base;
-	struct event		*rev;
-	struct event		*wev;		/* made on first use */
+	struct event		*ev;
 	struct evbuffer		*out;		/* only while bytes wait */
 	xsock_cb		 cb;
 	void			*arg;
 };
 
-static void	xsock_read_cb(evutil_socket_t, short, void *);
-static void	xsock_write_cb(evutil_socket_t, short, void *);
-static void	xsock_arm_write(struct xsock *);
+static void	xsock_io_cb(evutil_socket_t, short, void *);
+static void	xsock_update(struct xsock *);
 
 /* Wrap FD; see xsock.h. */
 struct xsock *
@@ -62,13 +64,13 @@ xsock_new(struct event_base *base, int fd, int flags, xsock_cb cb,
 	x->base = base;
 	x->cb = cb;
 	x->arg = arg;
-	if ((x->rev = event_new(base, fd, EV_READ | EV_PERSIST,
-	    xsock_read_cb, x)) == NULL)
+	if ((x->ev = event_new(base, fd, EV_READ | EV_PERSIST, xsock_io_cb,
+	    x)) == NULL)
 		abort();
 	if (flags & XSOCK_CONNECTING) {
 		x->connecting = 1;
 		x->dry = 1;
-		xsock_arm_write(x);
+		xsock_update(x);
 	}
 	return (x);
 }
@@ -79,9 +81,7 @@ xsock_free(struct xsock *x)
 {
 	if (x == NULL)
 		return;
-	event_free(x->rev);
-	if (x->wev != NULL)
-		event_free(x->wev);
+	event_free(x->ev);
 	if (x->out != NULL)
 		evbuffer_free(x->out);
 	if (x->fd != -1)
@@ -103,28 +103,34 @@ xsock_pending(const struct xsock *x)
 	return (x->out != NULL ? evbuffer_get_length(x->out) : 0);
 }
 
-/* Watch for the socket taking more: queued bytes, or a connect. */
+/* Set the event's interest to what X wants now. */
 static void
-xsock_arm_write(struct xsock *x)
+xsock_update(struct xsock *x)
 {
-	if (x->wev == NULL && (x->wev = event_new(x->base, x->fd,
-	    EV_WRITE | EV_PERSIST, xsock_write_cb, x)) == NULL)
+	short	want = 0;
+
+	if (x->reading)
+		want |= EV_READ;
+	if (x->connecting || xsock_pending(x) > 0)
+		want |= EV_WRITE;
+	if (want == x->armed)
+		return;
+	if (x->armed != 0)
+		event_del(x->ev);
+	x->armed = want;
+	if (want == 0)
+		return;
+	if (event_assign(x->ev, x->base, x->fd, want | EV_PERSIST,
+	    xsock_io_cb, x) == -1 || event_add(x->ev, NULL) == -1)
 		abort();
-	if (!event_pending(x->wev, EV_WRITE, NULL))
-		event_add(x->wev, NULL);
 }
 
 /* Ask for XSOCK_READABLE or not. */
 void
 xsock_read_enable(struct xsock *x, int on)
 {
-	if (on && !x->reading) {
-		event_add(x->rev, NULL);
-		x->reading = 1;
-	} else if (!on && x->reading) {
-		event_del(x->rev);
-		x->reading = 0;
-	}
+	x->reading = on != 0;
+	xsock_update(x);
 }
 
 /* Read into DST; see xsock.h. */
@@ -164,48 +170,46 @@ xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
 		if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
 			abort();
 		evbuffer_remove_buffer(src, x->out, n - (size_t)w);
-		xsock_arm_write(x);
+		xsock_update(x);
 	}
 	return ((size_t)w);
 }
 
+/* The socket is ready: the write side first (see above). */
 static void
-xsock_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct xsock	*x = arg;
-
-	x->dry = 0;
-	x->cb(x, XSOCK_READABLE, 0, x->arg);
-}
-
-/* The socket takes more: a connect completed, or queued bytes go. */
-static void
-xsock_write_cb(evutil_socket_t fd, short what, void *arg)
+xsock_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct xsock	*x = arg;
 	socklen_t	 len = sizeof(int);
 	ev_ssize_t	 w;
 	int		 err = 0;
 
+	if (!(what & EV_WRITE)) {
+		x->dry = 0;
+		x->cb(x, XSOCK_READABLE, 0, x->arg);
+		return;
+	}
 	if (x->connecting) {
 		if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 			err = errno;
 		if (err == EINPROGRESS || err == EALREADY)
 			return;
 		if (err != 0) {
-			event_del(x->wev);
+			x->connecting = 0;
+			x->failed = 1;
+			x->reading = 0;
+			xsock_update(x);
 			x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
 			return;
 		}
 		x->connecting = 0;
 		x->dry = 0;
-		if (xsock_pending(x) == 0)
-			event_del(x->wev);
+		xsock_update(x);
 		x->cb(x, XSOCK_CONNECTED, 0, x->arg);
 		return;
 	}
 	if (xsock_pending(x) == 0) {
-		event_del(x->wev);
+		xsock_update(x);
 		return;
 	}
 	w = evbuffer_write_atmost(x->out, x->fd, XSOCK_WRITE_MAX);
@@ -213,16 +217,21 @@ xsock_write_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (w <= 0) {
 		err = w < 0 ? errno : EPIPE;
-		event_del(x->wev);
+		/* Nothing more will go: stop asking, and say so once. */
+		evbuffer_free(x->out);
+		x->out = NULL;
+		x->failed = 1;
+		x->reading = 0;
+		xsock_update(x);
 		x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
 		return;
 	}
 	x->failed = 0;
 	if (evbuffer_get_length(x->out) == 0) {
-		/* Idle again: no queue, no armed event. */
+		/* Idle again: no queue, no write interest. */
 		evbuffer_free(x->out);
 		x->out = NULL;
-		event_del(x->wev);
+		xsock_update(x);
 	}
 	x->cb(x, XSOCK_WRITTEN, (size_t)w, x->arg);
 }
