@@ -40,7 +40,7 @@ struct xsock {
 	int			 connecting;
 	int			 dry;		/* ran dry, no event since */
 	int			 reading;	/* wants XSOCK_READABLE */
-	int			 failed;	/* a write-through failed */
+	int			 failed;	/* the errno once failed */
 	short			 armed;		/* ev's interest, as added */
 	struct event_base	*base;
 	struct event		*ev;
@@ -161,9 +161,12 @@ xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
 		return (0);
 	if (xsock_pending(x) == 0 && !x->connecting && !x->failed &&
 	    (w = evbuffer_write_atmost(src, x->fd, (ev_ssize_t)n)) < 0) {
-		/* The write event meets the error again and reports it. */
+		/*
+		 * Kept for the loop to report: the kernel says a socket's
+		 * error once, and a second write would only say EPIPE.
+		 */
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			x->failed = 1;
+			x->failed = errno;
 		w = 0;
 	}
 	if ((size_t)w < n) {
@@ -196,7 +199,7 @@ xsock_io_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		if (err != 0) {
 			x->connecting = 0;
-			x->failed = 1;
+			x->failed = err;
 			x->reading = 0;
 			xsock_update(x);
 			x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
@@ -212,7 +215,11 @@ xsock_io_cb(evutil_socket_t fd, short what, void *arg)
 		xsock_update(x);
 		return;
 	}
-	w = evbuffer_write_atmost(x->out, x->fd, XSOCK_WRITE_MAX);
+	if (x->failed != 0) {
+		w = -1;
+		errno = x->failed;
+	} else
+		w = evbuffer_write_atmost(x->out, x->fd, XSOCK_WRITE_MAX);
 	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
 	if (w <= 0) {
@@ -220,13 +227,12 @@ xsock_io_cb(evutil_socket_t fd, short what, void *arg)
 		/* Nothing more will go: stop asking, and say so once. */
 		evbuffer_free(x->out);
 		x->out = NULL;
-		x->failed = 1;
+		x->failed = err;
 		x->reading = 0;
 		xsock_update(x);
 		x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
 		return;
 	}
-	x->failed = 0;
 	if (evbuffer_get_length(x->out) == 0) {
 		/* Idle again: no queue, no write interest. */
 		evbuffer_free(x->out);

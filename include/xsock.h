@@ -53,7 +53,8 @@ ssize_t		 xsock_read(struct xsock *, struct evbuffer *, size_t);
  * while nothing is queued and the socket is connected, the rest queued
  * (XSOCK_WRITTEN reports them as they go).  Returns the bytes written
  * at once.  A write error is reported by XSOCK_ERROR from the loop,
- * never from here.
+ * never from here, with the errno the socket gave.  After XSOCK_ERROR
+ * the socket is done: writes only report the error again.
  */
 size_t		 xsock_write(struct xsock *, struct evbuffer *, size_t);
 /* Bytes queued for the socket. */
