@@ -86,7 +86,8 @@ enum leg_state {
 
 struct leg {
 	struct sess_ctx		*ctx;
-	struct bufferevent	*bev;
+	struct xsock		*x;	/* a TLS one wraps a bufferevent */
+	struct evbuffer		*in;	/* frames read, only while any */
 	enum leg_state		 state;
 	struct sess		*s;	/* client legs and LEG_UP only */
 	uint64_t		 sid;	/* server: the session asked for */
@@ -212,6 +213,7 @@ struct sess_ctx {
 	 * PINGs to one KA_SLICES-th of the sessions per tick.
 	 */
 	struct sess_list	 ackq;
+	const struct timeval	*leg_tmo;	/* common: 3 x keepalive */
 	struct event		*ack_ev;
 	struct event		*ka_ev;
 	unsigned		 ka_slice;
@@ -237,9 +239,9 @@ static void	sess_ka_cb(evutil_socket_t, short, void *);
 static void	sess_bufs(struct sess *);
 static void	sess_bufs_drop(struct sess *);
 static void	sess_retry_schedule(struct sess *);
-static void	leg_readcb(struct bufferevent *, void *);
-static void	leg_writecb(struct bufferevent *, void *);
-static void	leg_eventcb(struct bufferevent *, short, void *);
+static void	leg_io_cb(struct xsock *, enum xsock_event, size_t, void *);
+static void	leg_read(struct leg *);
+static void	leg_written(struct leg *);
 static void	leg_close(struct leg *, int, int, const char *);
 static void	leg_free_later(struct leg *);
 static void	leg_lost(struct leg *, const char *);
@@ -559,6 +561,11 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	    (ctx->scratch = evbuffer_new()) == NULL)
 		abort();
 	if (conf->keepalive_ms > 0) {
+		/* One timeout for every leg: O(1) queues, not a heap. */
+		xtime_tv(conf->keepalive_ms * 3, &tv);
+		if ((ctx->leg_tmo = event_base_init_common_timeout(base,
+		    &tv)) == NULL)
+			abort();
 		xtime_tv(conf->keepalive_ms / KA_SLICES > 0 ?
 		    conf->keepalive_ms / KA_SLICES : 1, &tv);
 		event_add(ctx->ka_ev, &tv);
@@ -668,14 +675,14 @@ sess_ctx_reset_legs(struct sess_ctx *ctx, const char *prefix,
 	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
 		if (s->leg == NULL || strncmp(s->leg->peer, prefix, plen) != 0)
 			continue;
-		xaddr_reset(bufferevent_getfd(s->leg->bev));
+		xaddr_reset(xsock_fd(s->leg->x));
 		sess_detach(s, reason);
 		n++;
 	}
 	TAILQ_FOREACH_SAFE(leg, &ctx->legs, entry, lnext) {
 		if (strncmp(leg->peer, prefix, plen) != 0)
 			continue;
-		xaddr_reset(bufferevent_getfd(leg->bev));
+		xaddr_reset(xsock_fd(leg->x));
 		leg_free_later(leg);
 		n++;
 	}
@@ -743,7 +750,7 @@ sess_ctx_free(struct sess_ctx *ctx)
 		TAILQ_REMOVE(&ctx->legs, leg, entry);
 		/* The loop is over: one non-blocking try to send CLOSE. */
 		if (leg->state == LEG_CLOSING)
-			tls_bev_write_now(leg->bev);
+			xsock_flush_now(leg->x);
 		if (leg->state == LEG_S_HELLO ||
 		    leg->state == LEG_S_CHALLENGED)
 			ctx->npending--;
@@ -1053,7 +1060,7 @@ sess_retry_schedule(struct sess *s)
 }
 
 static struct leg *leg_new(struct sess_ctx *, struct bufferevent *,
-    const char *);
+    const char *, int);
 
 /* Client: open a new leg to wherever the target is now. */
 static void
@@ -1073,12 +1080,12 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		sess_retry_schedule(s);
 		return;
 	}
-	leg = leg_new(s->ctx, bev, why);
+	leg = leg_new(s->ctx, bev, why, XSOCK_CONNECTING);
 	leg->s = s;
 	leg->state = LEG_CONNECTING;
 	s->leg = leg;
 	leg_deadline(leg, s->ctx->conf.handshake_ms);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	xsock_read_enable(leg->x, 1);
 }
 
 /* Client: the leg's connect completed; say hello. */
@@ -1121,7 +1128,8 @@ sess_hello(struct sess *s, struct leg *leg)
 			strlcpy(h.name, s->name, sizeof(h.name));
 	} else
 		h.kind = PROTO_HELLO_RESUME;
-	frame_hello_add(bufferevent_get_output(leg->bev), &h);
+	frame_hello_add(s->ctx->scratch, &h);
+	leg_send(leg);
 	leg->state = LEG_C_HELLO;
 	sess_enter_state(s, SESS_HANDSHAKE);
 }
@@ -1130,8 +1138,6 @@ sess_hello(struct sess *s, struct leg *leg)
 static void
 sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 {
-	struct timeval	tv;
-
 	leg->state = LEG_UP;
 	/* Up: no deadline until it closes (an idle leg keeps no timer). */
 	sess_timer_drop(&leg->deadline);
@@ -1140,15 +1146,10 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	 * runs; unacknowledged TCP data (our PINGs) then tells a dead peer.
 	 */
 	if (s->ctx->conf.keepalive_ms > 0)
-		xaddr_dead_after(bufferevent_getfd(leg->bev),
+		xaddr_dead_after(xsock_fd(leg->x),
 		    s->ctx->conf.keepalive_ms * 3);
-	bufferevent_setwatermark(leg->bev, EV_READ, 0, LEG_READ_HIGH);
-	bufferevent_setwatermark(leg->bev, EV_WRITE, LEG_HIGH / 2, 0);
-	if (s->ctx->conf.keepalive_ms > 0) {
-		xtime_tv(s->ctx->conf.keepalive_ms * 3, &tv);
-		bufferevent_set_timeouts(leg->bev, &tv, NULL);
-	} else
-		bufferevent_set_timeouts(leg->bev, NULL, NULL);
+	xsock_set_lowat(leg->x, LEG_HIGH / 2);
+	xsock_set_timeout(leg->x, s->ctx->leg_tmo);
 	/*
 	 * The peer holds everything below peer_next: that is an ack.  What
 	 * it lacks of what we had sent goes back in front of the unsent.
@@ -1236,7 +1237,7 @@ leg_send(struct leg *leg)
 {
 	struct evbuffer	*sc = leg->ctx->scratch;
 
-	(void)xbev_write_through(leg->bev, sc, evbuffer_get_length(sc));
+	(void)xsock_write(leg->x, sc, evbuffer_get_length(sc));
 }
 
 /* Copy unsent bytes onto the leg while it has room; keep them. */
@@ -1244,16 +1245,15 @@ static void
 sess_pump(struct sess *s)
 {
 	struct leg		*leg = s->leg;
-	struct evbuffer		*out, *sc;
+	struct evbuffer		*sc;
 	struct evbuffer_iovec	 v;
 	size_t			 n;
 
 	if (leg == NULL || leg->state != LEG_UP)
 		return;
-	out = bufferevent_get_output(leg->bev);
 	sc = s->ctx->scratch;
 	while (s->sent_off < s->read_off &&
-	    evbuffer_get_length(out) < LEG_HIGH) {
+	    xsock_pending(leg->x) < LEG_HIGH) {
 		n = s->read_off - s->sent_off;
 		if (n > PROTO_DATA_MAX)
 			n = PROTO_DATA_MAX;
@@ -1352,8 +1352,7 @@ sess_ka_cb(evutil_socket_t fd, short ev, void *arg)
 	RB_FOREACH(s, sess_tree, &ctx->tree) {
 		if (s->id % KA_SLICES != slice || s->leg == NULL ||
 		    s->leg->state != LEG_UP ||
-		    evbuffer_get_length(bufferevent_get_output(s->leg->bev)) >=
-		    LEG_HIGH)
+		    xsock_pending(s->leg->x) >= LEG_HIGH)
 			continue;
 		frame_u64_add(ctx->scratch, PROTO_PING,
 		    (uint64_t)xtime_mono_ms());
@@ -1474,8 +1473,8 @@ sess_local_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
 		if (!s->dead && leg != NULL && leg->paused &&
 		    xsock_pending(x) < LOCAL_LOW) {
 			leg->paused = 0;
-			bufferevent_enable(leg->bev, EV_READ);
-			leg_readcb(leg->bev, leg);
+			xsock_read_enable(leg->x, 1);
+			leg_read(leg);
 		}
 		break;
 	case XSOCK_CONNECTED:
@@ -1489,6 +1488,8 @@ sess_local_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
 		sess_local_fail(s, !s->local_connected ? "error" :
 		    xsock_pending(x) > 0 ? "write error" : "error", (int)n);
 		break;
+	case XSOCK_TIMEOUT:
+		break;		/* none set on a local stream */
 	}
 }
 
@@ -1510,18 +1511,30 @@ sess_delivered(struct sess *s, size_t n)
 
 /* --- legs --------------------------------------------------------- */
 
+/*
+ * A leg on BEV, which the daemon made (sess_ops.connect, or accepted):
+ * a TLS one stays a bufferevent under the xsock, a plain one gives up
+ * its socket to an xsock (a bufferevent is ~1.1 KiB of every idle
+ * session).  FLAGS: XSOCK_CONNECTING for a client's leg.
+ */
 static struct leg *
-leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
+leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer,
+    int flags)
 {
 	struct leg	*leg;
+	int		 fd;
 
 	leg = xcalloc(1, sizeof(*leg));
 	leg->ctx = ctx;
-	leg->bev = bev;
 	leg->peer = xstrdup(peer);
-	bufferevent_setcb(bev, leg_readcb, leg_writecb, leg_eventcb, leg);
-	bufferevent_set_max_single_read(bev, IO_CHUNK);
-	bufferevent_set_max_single_write(bev, IO_CHUNK);
+	if (tls_bev_is_tls(bev))
+		leg->x = xsock_new_bev(bev, leg_io_cb, leg);
+	else {
+		fd = bufferevent_getfd(bev);
+		bufferevent_setfd(bev, -1);	/* it keeps the socket open */
+		bufferevent_free(bev);
+		leg->x = xsock_new(ctx->base, fd, flags, leg_io_cb, leg);
+	}
 	return (leg);
 }
 
@@ -1531,9 +1544,11 @@ leg_free(struct leg *leg)
 	if (leg == NULL)
 		return;
 	sess_timer_drop(&leg->deadline);
-	if (leg->bev != NULL)
-		bufferevent_free(leg->bev);
-	leg->bev = NULL;
+	xsock_free(leg->x);
+	leg->x = NULL;
+	if (leg->in != NULL)
+		evbuffer_free(leg->in);
+	leg->in = NULL;
 	free(leg->peer);
 	free(leg);
 }
@@ -1562,8 +1577,7 @@ leg_free_later(struct leg *leg)
 	leg->s = NULL;
 	leg->state = LEG_DEAD;
 	sess_timer_drop(&leg->deadline);
-	bufferevent_disable(leg->bev, EV_READ | EV_WRITE);
-	bufferevent_setcb(leg->bev, NULL, NULL, NULL, NULL);
+	xsock_stop(leg->x);
 	TAILQ_INSERT_TAIL(&leg->ctx->dead_legs, leg, entry);
 	sess_reap_schedule(leg->ctx);
 }
@@ -1575,13 +1589,12 @@ leg_free_later(struct leg *leg)
 static void
 leg_close(struct leg *leg, int type, int code, const char *reason)
 {
-	int	 was_up = leg->state == LEG_UP;
-
 	if (leg->state == LEG_DEAD || leg->state == LEG_CLOSING)
 		return;
-	if (type != 0)
-		frame_error_add(bufferevent_get_output(leg->bev), type, code,
-		    reason);
+	if (type != 0) {
+		frame_error_add(leg->ctx->scratch, type, code, reason);
+		leg_send(leg);
+	}
 	leg_unlist(leg);
 	if (leg->s != NULL && leg->s->leg == leg)
 		leg->s->leg = NULL;
@@ -1593,21 +1606,13 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	 * with unread input would make the kernel send a reset, which can
 	 * destroy our last frame before the peer reads it.
 	 */
-	bufferevent_setwatermark(leg->bev, EV_READ, 0, 0);
-	bufferevent_setwatermark(leg->bev, EV_WRITE, 0, 0);
-	/*
-	 * libevent sizes a read's buffer by what it may read, not by what
-	 * came: the last read, of EOF, would take 8 KiB per leg.  A leg that
-	 * never carried a stream (a refusal: anyone can make those) expects
-	 * at most the rest of a handshake frame.
-	 */
-	if (!was_up)
-		bufferevent_set_max_single_read(leg->bev, DISCARD_READ);
-	bufferevent_set_timeouts(leg->bev, NULL, NULL);
+	xsock_set_lowat(leg->x, 0);
+	xsock_set_timeout(leg->x, NULL);
 	leg_deadline(leg, FLUSH_MS);
-	bufferevent_enable(leg->bev, EV_READ | EV_WRITE);
-	if (evbuffer_get_length(bufferevent_get_output(leg->bev)) == 0)
-		leg_writecb(leg->bev, leg);
+	leg->paused = 0;
+	xsock_read_enable(leg->x, 1);
+	if (xsock_pending(leg->x) == 0)
+		leg_written(leg);
 }
 
 /* Server: refuse a leg that is not (yet) any session's. */
@@ -1627,7 +1632,7 @@ sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 {
 	struct leg	*leg;
 
-	leg = leg_new(ctx, bev, peer);
+	leg = leg_new(ctx, bev, peer, 0);
 	leg->state = LEG_S_HELLO;
 	TAILQ_INSERT_TAIL(&ctx->legs, leg, entry);
 	ctx->npending++;
@@ -1639,8 +1644,7 @@ sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 	}
 	/* An absolute deadline: a byte now and then must not extend it. */
 	leg_deadline(leg, ctx->conf.handshake_ms);
-	bufferevent_setwatermark(bev, EV_READ, 0, PROTO_HANDSHAKE_MAX * 2);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	xsock_read_enable(leg->x, 1);
 }
 
 /* The leg broke under a session (or before it had one). */
@@ -1667,21 +1671,18 @@ leg_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 		leg_lost(leg, "handshake timed out");
 }
 
-/* Leg events: connected (client), EOF, errors, timeouts. */
+/*
+ * The leg failed: WHAT is BEV_EVENT_EOF (the peer closed), _TIMEOUT
+ * (no keepalive) or _ERROR (ERR, or TLS's own reason).
+ */
 static void
-leg_eventcb(struct bufferevent *bev, short what, void *arg)
+leg_failed(struct leg *leg, short what, int err)
 {
-	struct leg	*leg = arg;
-	char		 msg[300];
-	const char	*why = tls_bev_error(bev);
-	int		 tlsfail = why != NULL;
-	int		 err = EVUTIL_SOCKET_ERROR();
+	struct bufferevent	*bev = xsock_bev(leg->x);
+	char			 msg[300];
+	const char		*why = bev != NULL ? tls_bev_error(bev) : NULL;
+	int			 tlsfail = why != NULL;
 
-	if (what & BEV_EVENT_CONNECTED) {
-		if (leg->s != NULL && leg->state == LEG_CONNECTING)
-			sess_hello(leg->s, leg);
-		return;
-	}
 	if (why == NULL && err != 0)
 		why = strerror(err);
 	if (leg->state == LEG_CLOSING) {
@@ -1705,19 +1706,44 @@ leg_eventcb(struct bufferevent *bev, short what, void *arg)
 	leg_lost(leg, msg);
 }
 
-/* A closing leg has flushed its last frame. */
+/* The leg's one callback: readable, written, connected, failed. */
 static void
-leg_writecb(struct bufferevent *bev, void *arg)
+leg_io_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
 {
 	struct leg	*leg = arg;
 
+	switch (ev) {
+	case XSOCK_READABLE:
+		leg_read(leg);
+		break;
+	case XSOCK_WRITTEN:
+		leg_written(leg);
+		break;
+	case XSOCK_CONNECTED:
+		if (leg->s != NULL && leg->state == LEG_CONNECTING)
+			sess_hello(leg->s, leg);
+		break;
+	case XSOCK_TIMEOUT:
+		leg_failed(leg, BEV_EVENT_TIMEOUT, 0);
+		break;
+	case XSOCK_ERROR:
+		leg_failed(leg, BEV_EVENT_ERROR, (int)n);
+		break;
+	}
+}
+
+/* The leg's queue went out (to the low mark, on TLS). */
+static void
+leg_written(struct leg *leg)
+{
 	if (leg->state == LEG_CLOSING) {
 		/* All sent: half-close and wait for the peer's EOF. */
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			shutdown(bufferevent_getfd(bev), SHUT_WR);
+		if (xsock_pending(leg->x) == 0)
+			shutdown(xsock_fd(leg->x), SHUT_WR);
 		return;
 	}
-	if (leg->state == LEG_UP && leg->s != NULL)
+	if (leg->state == LEG_UP && leg->s != NULL &&
+	    xsock_pending(leg->x) <= LEG_HIGH / 2)
 		sess_pump(leg->s);
 }
 
@@ -1734,8 +1760,9 @@ leg_violation(struct leg *leg, const char *what, int e)
 		leg_refuse(leg, PROTO_E_MALFORMED, msg);
 		return;
 	}
-	frame_error_add(bufferevent_get_output(leg->bev), PROTO_ERROR,
-	    PROTO_E_MALFORMED, msg);
+	frame_error_add(leg->ctx->scratch, PROTO_ERROR, PROTO_E_MALFORMED,
+	    msg);
+	leg_send(leg);
 	s = leg->s;
 	leg_close(leg, 0, 0, NULL);	/* unlinks it from s */
 	sess_detach(s, msg);
@@ -1745,49 +1772,93 @@ static int	leg_handshake(struct leg *, struct frame_hdr *,
 		    const uint8_t *);
 static int	leg_stream(struct leg *, struct frame_hdr *, struct evbuffer *);
 
-/* Frames in: handshake frames are small and copied; DATA moves. */
-static void
-leg_readcb(struct bufferevent *bev, void *arg)
+/*
+ * Parse the frames in LEG's input: handshake frames are small and
+ * copied; DATA moves.  Nonzero when the leg stopped taking frames
+ * (paused, closed, refused).
+ */
+static int
+leg_frames(struct leg *leg)
 {
-	struct leg		*leg = arg;
-	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct evbuffer		*in = leg->in;
 	struct frame_hdr	 h;
 	uint8_t			 buf[PROTO_HDR_LEN + PROTO_HANDSHAKE_MAX];
 	int			 e;
 
-	if (leg->state == LEG_CLOSING) {
-		evbuffer_drain(in, evbuffer_get_length(in));
-		return;
-	}
-	if (leg->state == LEG_UP && !leg->paused)
-		xbev_read_more(bev, IO_CHUNK);
-	while (leg->state != LEG_DEAD && !leg->paused) {
+	for (;;) {
+		if (leg->state == LEG_DEAD || leg->state == LEG_CLOSING ||
+		    leg->paused)
+			return (-1);
 		if ((e = frame_peek(in, &h)) == FRAME_EAGAIN)
-			return;
+			return (0);
 		if (e != FRAME_OK) {
 			leg_violation(leg, "bad frame header", e);
-			return;
+			return (-1);
 		}
 		/*
 		 * Refused from its header, before waiting for the rest: a
-		 * handshake leg reads at most PROTO_HANDSHAKE_MAX * 2, and
-		 * libevent 2.1.11+ calls us again and again while the input
-		 * sits at that mark (a busy loop until the deadline).
+		 * handshake leg reads at most PROTO_HANDSHAKE_MAX * 2.
 		 */
 		if (leg->state != LEG_UP && h.len > PROTO_HANDSHAKE_MAX) {
 			leg_violation(leg, "oversized handshake frame", 0);
-			return;
+			return (-1);
 		}
 		if (evbuffer_get_length(in) < PROTO_HDR_LEN + h.len)
-			return;
+			return (0);
 		if (leg->state != LEG_UP) {
 			evbuffer_remove(in, buf, PROTO_HDR_LEN + h.len);
 			if (leg_handshake(leg, &h, buf + PROTO_HDR_LEN) != 0)
-				return;
+				return (-1);
 			continue;
 		}
 		if (leg_stream(leg, &h, in) != 0)
-			return;
+			return (-1);
+	}
+}
+
+/*
+ * Read what the leg has, up to what its state may hold (a handshake's
+ * frames, one DATA frame and a bit), and take the frames, until the
+ * socket has no more or the leg stops taking.  A closing leg reads and
+ * discards until EOF.  The input exists only while it holds bytes.
+ */
+static void
+leg_read(struct leg *leg)
+{
+	size_t	cap, have;
+	ssize_t	n;
+
+	for (;;) {
+		if (leg->state == LEG_DEAD || leg->paused)
+			break;
+		if (leg->in == NULL && (leg->in = evbuffer_new()) == NULL)
+			abort();
+		cap = leg->state == LEG_UP ? LEG_READ_HIGH :
+		    leg->state == LEG_CLOSING ? IO_CHUNK :
+		    PROTO_HANDSHAKE_MAX * 2;
+		have = evbuffer_get_length(leg->in);
+		n = -1;
+		errno = EAGAIN;
+		if (have < cap)
+			n = xsock_read(leg->x, leg->in, cap - have);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			leg_failed(leg, BEV_EVENT_ERROR, errno);
+			break;
+		}
+		if (leg->state == LEG_CLOSING)
+			evbuffer_drain(leg->in, evbuffer_get_length(leg->in));
+		else if (leg_frames(leg) != 0 && n != 0)
+			break;
+		if (n == 0) {
+			leg_failed(leg, BEV_EVENT_EOF, 0);
+			break;
+		}
+		if (n < 0)
+			break;
+	}
+	if (leg->in != NULL && evbuffer_get_length(leg->in) == 0) {
+		evbuffer_free(leg->in);
+		leg->in = NULL;
 	}
 }
 
@@ -1881,7 +1952,8 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 			pr.next = s->recv_off + (s->local_shut ? 1 : 0);
 			sess_proof(s->secret, s->id, leg->nonce_c,
 			    leg->nonce_s, pr.next, pr.mac);
-			frame_proof_add(bufferevent_get_output(leg->bev), &pr);
+			frame_proof_add(leg->ctx->scratch, &pr);
+			leg_send(leg);
 			leg->state = LEG_C_PROOF;
 			return (0);
 		}
@@ -1947,7 +2019,8 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		}
 		leg->sid = h.sid;
 		memcpy(c.nonce, leg->nonce_s, sizeof(c.nonce));
-		frame_challenge_add(bufferevent_get_output(leg->bev), &c);
+		frame_challenge_add(leg->ctx->scratch, &c);
+	leg_send(leg);
 		leg->state = LEG_S_CHALLENGED;
 		return (0);
 	}
@@ -1992,7 +2065,8 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 	w.version = PROTO_VERSION;
 	w.sid = h.sid;
 	memcpy(w.nonce, leg->nonce_s, sizeof(w.nonce));
-	frame_welcome_add(bufferevent_get_output(leg->bev), &w);
+	frame_welcome_add(leg->ctx->scratch, &w);
+	leg_send(leg);
 	leg_unlist(leg);
 	leg->s = s;
 	s->leg = leg;
@@ -2059,8 +2133,9 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	}
 	if (s->state == SESS_ESTABLISHED)
 		s->detached_ms = xtime_mono_ms();
-	frame_u64_add(bufferevent_get_output(leg->bev), PROTO_RESUMED,
+	frame_u64_add(leg->ctx->scratch, PROTO_RESUMED,
 	    s->recv_off + (s->local_shut ? 1 : 0));
+	leg_send(leg);
 	leg_unlist(leg);
 	leg->s = s;
 	s->leg = leg;
@@ -2125,7 +2200,7 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		if (xsock_pending(s->local) > s->ctx->conf.replay_max +
 		    PROTO_DATA_MAX) {
 			leg->paused = 1;
-			bufferevent_disable(leg->bev, EV_READ);
+			xsock_read_enable(leg->x, 0);
 		}
 		return (0);
 	}
@@ -2182,10 +2257,10 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 	case PROTO_PING:
 		/* A peer that pings and never reads gets no more answers. */
 		frame_u64_decode(buf + PROTO_HDR_LEN, 8, &v);
-		if (evbuffer_get_length(bufferevent_get_output(leg->bev)) <
-		    LEG_HIGH)
-			frame_u64_add(bufferevent_get_output(leg->bev),
-			    PROTO_PONG, v);
+		if (xsock_pending(leg->x) < LEG_HIGH) {
+			frame_u64_add(leg->ctx->scratch, PROTO_PONG, v);
+			leg_send(leg);
+		}
 		return (0);
 	case PROTO_PONG:
 		return (0);

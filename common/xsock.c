@@ -14,10 +14,17 @@
  * only while it holds bytes.
  *
  * One event per socket, its interest (read, write, both) changed as
- * needed.  The callback is the last thing the handler does, so it may
- * free the xsock; a socket both readable and writable reports the write
- * side first, and its readability again on the next loop turn (the
- * event is level-triggered).
+ * needed, with a timeout only while reads are wanted (libevent renews a
+ * persistent event's timeout at each activation, so it measures time
+ * without progress).  The callback is the last thing the handler does,
+ * so it may free the xsock; a socket both readable and writable reports
+ * the write side first, and its readability again on the next loop turn
+ * (the event is level-triggered).
+ *
+ * A TLS stream is a bufferevent (bufferevent_openssl does the record
+ * layer and handshake); xsock_new_bev() puts the same interface on one,
+ * so a session's leg code has one path for both.  Its reads take from
+ * the bufferevent's input, its writes queue on its output.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -27,13 +34,16 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "tls.h"
 #include "xbev.h"
 #include "xmalloc.h"
 #include "xsock.h"
 
 #define XSOCK_WRITE_MAX	(256 * 1024)	/* per writev from the queue */
+#define XSOCK_BEV_HIGH	(256 * 1024)	/* TLS: input read ahead, at most */
 
 struct xsock {
 	int			 fd;
@@ -42,15 +52,27 @@ struct xsock {
 	int			 reading;	/* wants XSOCK_READABLE */
 	int			 failed;	/* the errno once failed */
 	short			 armed;		/* ev's interest, as added */
+	int			 armed_tmo;	/* ...and with the timeout */
+	int			 stopped;	/* no more callbacks */
+	int			 has_tmo;
+	struct timeval		 tmo;
 	struct event_base	*base;
-	struct event		*ev;
+	struct event		*ev;		/* NULL when bev */
 	struct evbuffer		*out;		/* only while bytes wait */
+	struct bufferevent	*bev;		/* TLS: the stream */
+	int			 eof;		/* bev: EOF after its input */
+	size_t			 written;	/* bev: sent, not yet told */
 	xsock_cb		 cb;
 	void			*arg;
 };
 
 static void	xsock_io_cb(evutil_socket_t, short, void *);
 static void	xsock_update(struct xsock *);
+static void	xsock_bev_readcb(struct bufferevent *, void *);
+static void	xsock_bev_writecb(struct bufferevent *, void *);
+static void	xsock_bev_eventcb(struct bufferevent *, short, void *);
+static void	xsock_bev_outcb(struct evbuffer *,
+		    const struct evbuffer_cb_info *, void *);
 
 /* Wrap FD; see xsock.h. */
 struct xsock *
@@ -75,12 +97,70 @@ xsock_new(struct event_base *base, int fd, int flags, xsock_cb cb,
 	return (x);
 }
 
+/*
+ * Take BEV (a TLS bufferevent, closing its socket on free, connected or
+ * connecting: it reports XSOCK_CONNECTED when its BEV_EVENT_CONNECTED
+ * comes).
+ */
+struct xsock *
+xsock_new_bev(struct bufferevent *bev, xsock_cb cb, void *arg)
+{
+	struct xsock	*x;
+
+	x = xcalloc(1, sizeof(*x));
+	x->fd = -1;
+	x->bev = bev;
+	x->base = bufferevent_get_base(bev);
+	x->cb = cb;
+	x->arg = arg;
+	bufferevent_setcb(bev, xsock_bev_readcb, xsock_bev_writecb,
+	    xsock_bev_eventcb, x);
+	bufferevent_setwatermark(bev, EV_READ, 0, XSOCK_BEV_HIGH);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_enable(bev, EV_WRITE);
+	if (evbuffer_add_cb(bufferevent_get_output(bev), xsock_bev_outcb,
+	    x) == NULL)
+		abort();
+	return (x);
+}
+
+/* The TLS bufferevent under X, or NULL for a plain socket. */
+struct bufferevent *
+xsock_bev(const struct xsock *x)
+{
+	return (x->bev);
+}
+
+/* Stop all callbacks; the socket stays open until xsock_free. */
+void
+xsock_stop(struct xsock *x)
+{
+	x->stopped = 1;
+	x->reading = 0;
+	if (x->bev != NULL) {
+		bufferevent_disable(x->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(x->bev, NULL, NULL, NULL, NULL);
+		return;
+	}
+	if (x->armed != 0)
+		event_del(x->ev);
+	x->armed = 0;
+	x->armed_tmo = 0;
+}
+
 /* Close the socket and free X. */
 void
 xsock_free(struct xsock *x)
 {
 	if (x == NULL)
 		return;
+	if (x->bev != NULL) {
+		evbuffer_remove_cb(bufferevent_get_output(x->bev),
+		    xsock_bev_outcb, x);
+		bufferevent_free(x->bev);
+		free(x);
+		return;
+	}
 	event_free(x->ev);
 	if (x->out != NULL)
 		evbuffer_free(x->out);
@@ -93,14 +173,48 @@ xsock_free(struct xsock *x)
 int
 xsock_fd(const struct xsock *x)
 {
-	return (x->fd);
+	return (x->bev != NULL ? bufferevent_getfd(x->bev) : x->fd);
 }
 
 /* Bytes queued for the socket. */
 size_t
 xsock_pending(const struct xsock *x)
 {
+	if (x->bev != NULL)
+		return (evbuffer_get_length(bufferevent_get_output(x->bev)));
 	return (x->out != NULL ? evbuffer_get_length(x->out) : 0);
+}
+
+/* XSOCK_TIMEOUT after TV without progress while reading (NULL: none). */
+void
+xsock_set_timeout(struct xsock *x, const struct timeval *tv)
+{
+	x->has_tmo = tv != NULL;
+	if (tv != NULL)
+		x->tmo = *tv;	/* a common timeout keeps its magic */
+	if (x->bev != NULL) {
+		bufferevent_set_timeouts(x->bev, tv, NULL);
+		return;
+	}
+	xsock_update(x);
+}
+
+/* TLS: report XSOCK_WRITTEN once the queue is down to N. */
+void
+xsock_set_lowat(struct xsock *x, size_t n)
+{
+	if (x->bev != NULL)
+		bufferevent_setwatermark(x->bev, EV_WRITE, n, 0);
+}
+
+/* One non-blocking try to write what is queued (the loop is over). */
+void
+xsock_flush_now(struct xsock *x)
+{
+	if (x->bev != NULL)
+		tls_bev_write_now(x->bev);
+	else if (xsock_pending(x) > 0 && !x->connecting && x->failed == 0)
+		(void)evbuffer_write_atmost(x->out, x->fd, XSOCK_WRITE_MAX);
 }
 
 /* Set the event's interest to what X wants now. */
@@ -108,20 +222,26 @@ static void
 xsock_update(struct xsock *x)
 {
 	short	want = 0;
+	int	tmo;
 
+	if (x->stopped)
+		return;
 	if (x->reading)
 		want |= EV_READ;
 	if (x->connecting || xsock_pending(x) > 0)
 		want |= EV_WRITE;
-	if (want == x->armed)
+	tmo = x->reading && x->has_tmo;
+	if (want == x->armed && tmo == x->armed_tmo)
 		return;
 	if (x->armed != 0)
 		event_del(x->ev);
 	x->armed = want;
+	x->armed_tmo = tmo;
 	if (want == 0)
 		return;
 	if (event_assign(x->ev, x->base, x->fd, want | EV_PERSIST,
-	    xsock_io_cb, x) == -1 || event_add(x->ev, NULL) == -1)
+	    xsock_io_cb, x) == -1 ||
+	    event_add(x->ev, tmo ? &x->tmo : NULL) == -1)
 		abort();
 }
 
@@ -130,6 +250,13 @@ void
 xsock_read_enable(struct xsock *x, int on)
 {
 	x->reading = on != 0;
+	if (x->bev != NULL) {
+		if (on && !x->stopped)
+			bufferevent_enable(x->bev, EV_READ);
+		else
+			bufferevent_disable(x->bev, EV_READ);
+		return;
+	}
 	xsock_update(x);
 }
 
@@ -137,9 +264,24 @@ xsock_read_enable(struct xsock *x, int on)
 ssize_t
 xsock_read(struct xsock *x, struct evbuffer *dst, size_t max)
 {
-	ssize_t	n;
-	int	dry;
+	struct evbuffer	*in;
+	size_t		 have;
+	ssize_t		 n;
+	int		 dry;
 
+	if (x->bev != NULL) {
+		in = bufferevent_get_input(x->bev);
+		if ((have = evbuffer_get_length(in)) > 0) {
+			if (have > max)
+				have = max;
+			evbuffer_remove_buffer(in, dst, have);
+			return ((ssize_t)have);
+		}
+		if (x->eof)
+			return (0);
+		errno = EAGAIN;
+		return (-1);
+	}
 	if (x->dry || x->connecting) {
 		errno = EAGAIN;
 		return (-1);
@@ -159,6 +301,10 @@ xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
 		n = evbuffer_get_length(src);
 	if (n == 0)
 		return (0);
+	if (x->bev != NULL) {
+		evbuffer_remove_buffer(src, bufferevent_get_output(x->bev), n);
+		return (0);
+	}
 	if (xsock_pending(x) == 0 && !x->connecting && !x->failed &&
 	    (w = evbuffer_write_atmost(src, x->fd, (ev_ssize_t)n)) < 0) {
 		/*
@@ -187,6 +333,10 @@ xsock_io_cb(evutil_socket_t fd, short what, void *arg)
 	ev_ssize_t	 w;
 	int		 err = 0;
 
+	if (what == EV_TIMEOUT) {
+		x->cb(x, XSOCK_TIMEOUT, 0, x->arg);
+		return;
+	}
 	if (!(what & EV_WRITE)) {
 		x->dry = 0;
 		x->cb(x, XSOCK_READABLE, 0, x->arg);
@@ -240,4 +390,52 @@ xsock_io_cb(evutil_socket_t fd, short what, void *arg)
 		xsock_update(x);
 	}
 	x->cb(x, XSOCK_WRITTEN, (size_t)w, x->arg);
+}
+
+/* TLS: the bufferevent read some. */
+static void
+xsock_bev_readcb(struct bufferevent *bev, void *arg)
+{
+	struct xsock	*x = arg;
+
+	x->cb(x, XSOCK_READABLE, 0, x->arg);
+}
+
+/* TLS: count what the bufferevent's output lost to the socket. */
+static void
+xsock_bev_outcb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct xsock	*x = arg;
+
+	x->written += info->n_deleted;
+}
+
+/* TLS: the output is down to the low mark. */
+static void
+xsock_bev_writecb(struct bufferevent *bev, void *arg)
+{
+	struct xsock	*x = arg;
+	size_t		 n = x->written;
+
+	x->written = 0;
+	x->cb(x, XSOCK_WRITTEN, n, x->arg);
+}
+
+/* TLS: connected (handshake done), EOF, error or timeout. */
+static void
+xsock_bev_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct xsock	*x = arg;
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED)
+		x->cb(x, XSOCK_CONNECTED, 0, x->arg);
+	else if (what & BEV_EVENT_TIMEOUT)
+		x->cb(x, XSOCK_TIMEOUT, 0, x->arg);
+	else if (what & BEV_EVENT_EOF) {
+		x->eof = 1;
+		x->cb(x, XSOCK_READABLE, 0, x->arg);
+	} else
+		x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
 }

@@ -6,7 +6,8 @@
  * event, a write event made on first use and an output buffer that
  * exists only while bytes wait for the socket.  Reads go straight into
  * the caller's buffer, writes straight to the socket while nothing
- * waits.  No TLS: a TLS stream stays a bufferevent.
+ * waits.  A TLS stream is a bufferevent under the same interface
+ * (xsock_new_bev), at a bufferevent's cost.
  */
 #ifndef VRELAY_XSOCK_H
 #define VRELAY_XSOCK_H
@@ -24,7 +25,8 @@ enum xsock_event {
 	XSOCK_READABLE,		/* bytes or EOF to read (N: 0) */
 	XSOCK_WRITTEN,		/* N queued bytes went to the socket */
 	XSOCK_CONNECTED,	/* the connect completed (N: 0) */
-	XSOCK_ERROR		/* the socket failed (N: the errno) */
+	XSOCK_ERROR,		/* the socket failed (N: the errno) */
+	XSOCK_TIMEOUT		/* no progress for the timeout (N: 0) */
 };
 
 /*
@@ -35,10 +37,33 @@ typedef void (*xsock_cb)(struct xsock *, enum xsock_event, size_t, void *);
 
 #define XSOCK_CONNECTING	0x1	/* xsock_new: a connect is under way */
 
+struct bufferevent;
+struct timeval;
+
 /* Take FD (nonblocking; closed by xsock_free). */
 struct xsock	*xsock_new(struct event_base *, int, int, xsock_cb, void *);
+/*
+ * Take a TLS bufferevent (made with BEV_OPT_CLOSE_ON_FREE, connected or
+ * connecting): XSOCK_CONNECTED when its BEV_EVENT_CONNECTED comes, EOF
+ * as for a socket once its input is read.
+ */
+struct xsock	*xsock_new_bev(struct bufferevent *, xsock_cb, void *);
 void		 xsock_free(struct xsock *);
+/* No more callbacks; the socket stays open until xsock_free. */
+void		 xsock_stop(struct xsock *);
 int		 xsock_fd(const struct xsock *);
+/* The TLS bufferevent, or NULL for a plain socket. */
+struct bufferevent *xsock_bev(const struct xsock *);
+/*
+ * XSOCK_TIMEOUT when the socket makes no progress (nothing readable,
+ * nothing written from the queue) for TV while reads are wanted; NULL:
+ * none.  TV may be a libevent common timeout.
+ */
+void		 xsock_set_timeout(struct xsock *, const struct timeval *);
+/* TLS: XSOCK_WRITTEN once the queue has drained to N (plain: always). */
+void		 xsock_set_lowat(struct xsock *, size_t);
+/* One non-blocking try to write what is queued (after the loop). */
+void		 xsock_flush_now(struct xsock *);
 /* Ask for XSOCK_READABLE (nonzero) or not (zero). */
 void		 xsock_read_enable(struct xsock *, int);
 /*

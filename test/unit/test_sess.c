@@ -419,8 +419,15 @@ t_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 		strlcpy(sd->why_resumed, reason != NULL ? reason : "(null)",
 		    sizeof(sd->why_resumed));
 		if (sd == &sd->w->sv && sd->w->break_on_resumed > 0) {
-			/* RESUMED is queued but will never be written. */
+			/*
+			 * RESUMED went out (written through); lose it: drop
+			 * what waits in the client's socket, break the leg.
+			 */
+			uint8_t	junk[256];
+
 			sd->w->break_on_resumed--;
+			while (read(sd->w->cleg, junk, sizeof(junk)) > 0)
+				;
 			shutdown(sd->w->sleg, SHUT_RDWR);
 		}
 		break;

@@ -41,6 +41,7 @@ struct rec {
 	int		 idle_added;	/* events added as the queue emptied */
 	int		 connected;	/* XSOCK_CONNECTED calls */
 	int		 errors;	/* XSOCK_ERROR calls */
+	int		 timeouts;	/* XSOCK_TIMEOUT calls */
 	size_t		 err;		/* the last XSOCK_ERROR's N */
 	unsigned int	 free_on;	/* free the xsock on (1 << event) */
 	int		 freed;		/* and it did */
@@ -80,6 +81,10 @@ rec_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
 	case XSOCK_ERROR:
 		p->r.errors++;
 		p->r.err = n;
+		break;
+	case XSOCK_TIMEOUT:
+		assert_int_equal(n, 0);
+		p->r.timeouts++;
 		break;
 	}
 	if (p->r.free_on & (1U << ev)) {
@@ -825,6 +830,53 @@ test_readv_nothing_eof(void **state)
 	close(sv[0]);
 }
 
+/* Run P's loop for MS milliseconds. */
+static void
+run_for(struct pair *p, long ms)
+{
+	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_base_loopexit(p->base, &tv);
+	event_base_dispatch(p->base);
+}
+
+/*
+ * The timeout: reported while reads are wanted and nothing comes, not
+ * while they are not, and renewed by what arrives.
+ */
+static void
+test_timeout(void **state)
+{
+	struct pair	 p;
+	struct timeval	 tv = { 0, 60 * 1000 };
+	unsigned char	 buf[16];
+	struct evbuffer	*in = evbuffer_new();
+	int		 i;
+
+	pair_new(&p);
+	xsock_set_timeout(p.x, &tv);
+	run_for(&p, 150);
+	assert_int_equal(p.r.timeouts, 0);	/* not reading */
+	xsock_read_enable(p.x, 1);
+	run_for(&p, 100);
+	assert_int_equal(p.r.timeouts, 1);
+	/* Bytes every 20 ms keep it from firing. */
+	p.r.timeouts = 0;
+	for (i = 0; i < 6; i++) {
+		assert_int_equal(write(p.peer, "x", 1), 1);
+		run_for(&p, 20);
+		while (xsock_read(p.x, in, sizeof(buf)) > 0)
+			;
+	}
+	assert_int_equal(p.r.timeouts, 0);
+	assert_int_equal(evbuffer_get_length(in), 6);
+	xsock_set_timeout(p.x, NULL);
+	run_for(&p, 100);
+	assert_int_equal(p.r.timeouts, 0);
+	evbuffer_free(in);
+	pair_free(&p);
+}
+
 int
 main(void)
 {
@@ -846,6 +898,7 @@ main(void)
 		cmocka_unit_test(test_free_in_connect),
 		cmocka_unit_test(test_readv),
 		cmocka_unit_test(test_readv_nothing_eof),
+		cmocka_unit_test(test_timeout),
 	};
 
 	/* A write to a closed peer is EPIPE, not a signal. */
