@@ -13,13 +13,12 @@
  * bytes wait (a ping-pong changes nothing).  The output buffer exists
  * only while it holds bytes.
  *
- * One event per socket, its interest (read, write, both) changed as
- * needed, with a timeout only while reads are wanted (libevent renews a
- * persistent event's timeout at each activation, so it measures time
- * without progress).  The callback is the last thing the handler does,
- * so it may free the xsock; a socket both readable and writable reports
- * the write side first, and its readability again on the next loop turn
- * (the event is level-triggered).
+ * A read event, with a timeout while reads are wanted, and a write
+ * event that exists only while the socket is connecting or bytes wait
+ * (two events on one fd cost one epoll_ctl per change of interest; one
+ * event re-armed with new interest would cost two).  The callback is
+ * the last thing a handler does, so it may free the xsock (libevent
+ * lets a callback free the event that runs it).
  *
  * A TLS stream is a bufferevent (bufferevent_openssl does the record
  * layer and handshake); xsock_new_bev() puts the same interface on one,
@@ -51,13 +50,14 @@ struct xsock {
 	int			 dry;		/* ran dry, no event since */
 	int			 reading;	/* wants XSOCK_READABLE */
 	int			 failed;	/* the errno once failed */
-	short			 armed;		/* ev's interest, as added */
-	int			 armed_tmo;	/* ...and with the timeout */
+	int			 r_added;	/* rev added, and how */
+	int			 r_tmo;
 	int			 stopped;	/* no more callbacks */
 	int			 has_tmo;
 	struct timeval		 tmo;
 	struct event_base	*base;
-	struct event		*ev;		/* NULL when bev */
+	struct event		*rev;		/* NULL when bev */
+	struct event		*wev;		/* while connecting or queued */
 	struct evbuffer		*out;		/* only while bytes wait */
 	struct bufferevent	*bev;		/* TLS: the stream */
 	int			 eof;		/* bev: EOF after its input */
@@ -66,7 +66,8 @@ struct xsock {
 	void			*arg;
 };
 
-static void	xsock_io_cb(evutil_socket_t, short, void *);
+static void	xsock_read_cb(evutil_socket_t, short, void *);
+static void	xsock_write_cb(evutil_socket_t, short, void *);
 static void	xsock_update(struct xsock *);
 static void	xsock_bev_readcb(struct bufferevent *, void *);
 static void	xsock_bev_writecb(struct bufferevent *, void *);
@@ -86,7 +87,7 @@ xsock_new(struct event_base *base, int fd, int flags, xsock_cb cb,
 	x->base = base;
 	x->cb = cb;
 	x->arg = arg;
-	if ((x->ev = event_new(base, fd, EV_READ | EV_PERSIST, xsock_io_cb,
+	if ((x->rev = event_new(base, fd, EV_READ | EV_PERSIST, xsock_read_cb,
 	    x)) == NULL)
 		abort();
 	if (flags & XSOCK_CONNECTING) {
@@ -142,10 +143,7 @@ xsock_stop(struct xsock *x)
 		bufferevent_setcb(x->bev, NULL, NULL, NULL, NULL);
 		return;
 	}
-	if (x->armed != 0)
-		event_del(x->ev);
-	x->armed = 0;
-	x->armed_tmo = 0;
+	xsock_update(x);
 }
 
 /* Close the socket and free X. */
@@ -161,7 +159,9 @@ xsock_free(struct xsock *x)
 		free(x);
 		return;
 	}
-	event_free(x->ev);
+	event_free(x->rev);
+	if (x->wev != NULL)
+		event_free(x->wev);
 	if (x->out != NULL)
 		evbuffer_free(x->out);
 	if (x->fd != -1)
@@ -185,7 +185,7 @@ xsock_pending(const struct xsock *x)
 	return (x->out != NULL ? evbuffer_get_length(x->out) : 0);
 }
 
-/* XSOCK_TIMEOUT after TV without progress while reading (NULL: none). */
+/* XSOCK_TIMEOUT after TV with nothing to read while reading (NULL: none). */
 void
 xsock_set_timeout(struct xsock *x, const struct timeval *tv)
 {
@@ -196,6 +196,7 @@ xsock_set_timeout(struct xsock *x, const struct timeval *tv)
 		bufferevent_set_timeouts(x->bev, tv, NULL);
 		return;
 	}
+	x->r_tmo = -1;		/* re-add with the new timeout */
 	xsock_update(x);
 }
 
@@ -217,32 +218,42 @@ xsock_flush_now(struct xsock *x)
 		(void)evbuffer_write_atmost(x->out, x->fd, XSOCK_WRITE_MAX);
 }
 
-/* Set the event's interest to what X wants now. */
+/* Arm the read and write events for what X wants now. */
 static void
 xsock_update(struct xsock *x)
 {
-	short	want = 0;
-	int	tmo;
+	int	r = x->reading && !x->stopped;
+	int	tmo = r && x->has_tmo;
+	int	w = !x->stopped && (x->connecting || xsock_pending(x) > 0);
 
-	if (x->stopped)
-		return;
-	if (x->reading)
-		want |= EV_READ;
-	if (x->connecting || xsock_pending(x) > 0)
-		want |= EV_WRITE;
-	tmo = x->reading && x->has_tmo;
-	if (want == x->armed && tmo == x->armed_tmo)
-		return;
-	if (x->armed != 0)
-		event_del(x->ev);
-	x->armed = want;
-	x->armed_tmo = tmo;
-	if (want == 0)
-		return;
-	if (event_assign(x->ev, x->base, x->fd, want | EV_PERSIST,
-	    xsock_io_cb, x) == -1 ||
-	    event_add(x->ev, tmo ? &x->tmo : NULL) == -1)
-		abort();
+	if (r != x->r_added || tmo != x->r_tmo) {
+		if (!r)
+			event_del(x->rev);
+		else if (!tmo && x->r_tmo != 0) {
+			/*
+			 * A persistent event keeps the last timeout it was
+			 * added with and re-arms it at each activation: only
+			 * a new event has none.
+			 */
+			event_free(x->rev);
+			if ((x->rev = event_new(x->base, x->fd,
+			    EV_READ | EV_PERSIST, xsock_read_cb, x)) == NULL)
+				abort();
+		}
+		if (r && event_add(x->rev, tmo ? &x->tmo : NULL) == -1)
+			abort();
+		x->r_added = r;
+		x->r_tmo = tmo;
+	}
+	if (w && x->wev == NULL) {
+		x->wev = event_new(x->base, x->fd, EV_WRITE | EV_PERSIST,
+		    xsock_write_cb, x);
+		if (x->wev == NULL || event_add(x->wev, NULL) == -1)
+			abort();
+	} else if (!w && x->wev != NULL) {
+		event_free(x->wev);
+		x->wev = NULL;
+	}
 }
 
 /* Ask for XSOCK_READABLE or not. */
@@ -324,24 +335,29 @@ xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
 	return ((size_t)w);
 }
 
-/* The socket is ready: the write side first (see above). */
+/* Readable, or no progress for the timeout. */
 static void
-xsock_io_cb(evutil_socket_t fd, short what, void *arg)
+xsock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xsock	*x = arg;
+
+	if (what == EV_TIMEOUT) {
+		x->cb(x, XSOCK_TIMEOUT, 0, x->arg);
+		return;
+	}
+	x->dry = 0;
+	x->cb(x, XSOCK_READABLE, 0, x->arg);
+}
+
+/* The socket takes more: a connect completed, or queued bytes go. */
+static void
+xsock_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct xsock	*x = arg;
 	socklen_t	 len = sizeof(int);
 	ev_ssize_t	 w;
 	int		 err = 0;
 
-	if (what == EV_TIMEOUT) {
-		x->cb(x, XSOCK_TIMEOUT, 0, x->arg);
-		return;
-	}
-	if (!(what & EV_WRITE)) {
-		x->dry = 0;
-		x->cb(x, XSOCK_READABLE, 0, x->arg);
-		return;
-	}
 	if (x->connecting) {
 		if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 			err = errno;
@@ -355,8 +371,8 @@ xsock_io_cb(evutil_socket_t fd, short what, void *arg)
 			x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
 			return;
 		}
+		/* Still dry: the read event says when the peer has spoken. */
 		x->connecting = 0;
-		x->dry = 0;
 		xsock_update(x);
 		x->cb(x, XSOCK_CONNECTED, 0, x->arg);
 		return;

@@ -26,7 +26,7 @@ enum xsock_event {
 	XSOCK_WRITTEN,		/* N queued bytes went to the socket */
 	XSOCK_CONNECTED,	/* the connect completed (N: 0) */
 	XSOCK_ERROR,		/* the socket failed (N: the errno) */
-	XSOCK_TIMEOUT		/* no progress for the timeout (N: 0) */
+	XSOCK_TIMEOUT		/* nothing to read for the timeout (N: 0) */
 };
 
 /*
@@ -55,9 +55,8 @@ int		 xsock_fd(const struct xsock *);
 /* The TLS bufferevent, or NULL for a plain socket. */
 struct bufferevent *xsock_bev(const struct xsock *);
 /*
- * XSOCK_TIMEOUT when the socket makes no progress (nothing readable,
- * nothing written from the queue) for TV while reads are wanted; NULL:
- * none.  TV may be a libevent common timeout.
+ * XSOCK_TIMEOUT when nothing is readable for TV while reads are wanted
+ * (NULL: none).  TV may be a libevent common timeout.
  */
 void		 xsock_set_timeout(struct xsock *, const struct timeval *);
 /* TLS: XSOCK_WRITTEN once the queue has drained to N (plain: always). */

@@ -870,7 +870,15 @@ test_timeout(void **state)
 	}
 	assert_int_equal(p.r.timeouts, 0);
 	assert_int_equal(evbuffer_get_length(in), 6);
+	/*
+	 * Taken off: none fires, even after a read (libevent re-arms a
+	 * persistent event with the last timeout it was added with).
+	 */
 	xsock_set_timeout(p.x, NULL);
+	run_for(&p, 100);
+	assert_int_equal(write(p.peer, "y", 1), 1);
+	run_for(&p, 20);
+	assert_int_equal(xsock_read(p.x, in, sizeof(buf)), 1);
 	run_for(&p, 100);
 	assert_int_equal(p.r.timeouts, 0);
 	evbuffer_free(in);
