@@ -47,19 +47,23 @@
  *
  * Splice: once the far side has answered (the first bytes are no longer
  * kept) and neither side is TLS, the forward stops copying through
- * userspace.  Its bufferevents are disabled (they stay as the owners of
- * the sockets) and one event per socket moves each direction with
- * splice(2): source -> pipe -> destination.  What the bufferevents
- * still held goes first, in order.  A direction reads its source only
- * while its pipe is empty and nothing is queued for its destination, so
- * a slow destination stops the source and FWD_PIPE_SZ bounds the
- * memory (pipe pages) per direction.  Pipes are lent from a small pool
- * only while they hold bytes: an idle spliced forward holds no extra
- * descriptor.  A kernel that refuses splice for a socket (EINVAL:
- * AF_VSOCK may) puts the forward back on the copy path for good.  On
- * EOF, an error or fwd_close the forward leaves splice mode: what its
- * pipes hold is read into the destinations' output buffers, and the
- * bufferevent path above flushes, half-closes and lingers as always.
+ * userspace.  Its bufferevents are disabled and one event per socket
+ * moves each direction with splice(2): source -> pipe -> destination.
+ * What the bufferevents still held goes first, in order; a bufferevent
+ * with nothing (left) to send is then freed and its socket kept by the
+ * splice state, so an idle spliced forward holds no bufferevent (two
+ * with their evbuffers were ~2.2 KiB of an idle session here).  A
+ * direction reads its source only while its pipe is empty and nothing
+ * is queued for its destination, so a slow destination stops the
+ * source and FWD_PIPE_SZ bounds the memory (pipe pages) per direction.
+ * Pipes are lent from a small pool only while they hold bytes: an idle
+ * spliced forward holds no extra descriptor.  A kernel that refuses
+ * splice for a socket (EINVAL: AF_VSOCK may) puts the forward back on
+ * the copy path for good.  On EOF, an error or fwd_close the forward
+ * leaves splice mode: its sockets go back into bufferevents set up as
+ * the copy path's (fwd_side_wrap), what its pipes hold is read into
+ * the destinations' output buffers, and the bufferevent path above
+ * flushes, half-closes and lingers as always.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -142,7 +146,8 @@ struct fwd {
 	int			 out_gone;
 	struct event		*deadline;	/* idle wait, closing flush */
 	struct fwd_splice	*sp;		/* once spliced; reaper frees */
-	int			 splicing;	/* sp's events own the fds */
+	/* Spliced, sp owns the fds; a side holding nothing has no bev. */
+	int			 splicing;
 	int			 nosplice;	/* refused: copy for good */
 	TAILQ_ENTRY(fwd)	 entry;
 };
@@ -176,6 +181,7 @@ struct fwd_ctx {
 	uint64_t		 moved;		/* closed: target moved */
 	uint64_t		 bytes;
 	uint64_t		 spliced;	/* forwards that spliced */
+	size_t			 splicing;	/* of them, spliced now */
 	uint64_t		 splice_bytes;
 	uint64_t		 splice_refused;
 	int			 pipes[FWD_PIPES_IDLE][2];	/* empty */
@@ -264,6 +270,15 @@ fwd_side_stop(struct bufferevent *bev)
 		return;
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+}
+
+/* Set up BEV as a side of F: its callbacks, read and write sizes. */
+static void
+fwd_side_setup(struct fwd *f, struct bufferevent *bev)
+{
+	bufferevent_setcb(bev, fwd_readcb, fwd_writecb, fwd_eventcb, f);
+	bufferevent_set_max_single_read(bev, FWD_CHUNK);
+	bufferevent_set_max_single_write(bev, FWD_CHUNK);
 }
 
 /*
@@ -577,9 +592,7 @@ fwd_open(struct fwd *f)
 		    ctx->r->conf.sess.keepalive_ms * 3);
 	free(f->dest);
 	f->dest = xstrdup(xaddr_str(a));
-	bufferevent_setcb(f->out, fwd_readcb, fwd_writecb, fwd_eventcb, f);
-	bufferevent_set_max_single_read(f->out, FWD_CHUNK);
-	bufferevent_set_max_single_write(f->out, FWD_CHUNK);
+	fwd_side_setup(f, f->out);
 	fwd_enter_state(f, FWD_OPEN);
 	/* The leg waits (its first bytes held) until the far side is up. */
 	bufferevent_disable(f->in, EV_READ);
@@ -647,11 +660,70 @@ fwd_pipe_put(struct fwd_ctx *ctx, int p[2], int empty)
 	p[0] = p[1] = -1;
 }
 
-/* The bufferevent of side I (0: the accepted leg, 1: the far side). */
+/*
+ * The bufferevent of side I (0: the accepted leg, 1: the far side);
+ * NULL while spliced with nothing queued (fwd_side_unwrap).
+ */
 static struct bufferevent *
 fwd_side(struct fwd *f, int i)
 {
 	return (i == 0 ? f->in : f->out);
+}
+
+/* Bytes queued for side I in splice mode: its bufferevent's output. */
+static size_t
+fwd_queued(struct fwd *f, int i)
+{
+	struct bufferevent	*bev = fwd_side(f, i);
+
+	if (bev == NULL)
+		return (0);
+	return (evbuffer_get_length(bufferevent_get_output(bev)));
+}
+
+/*
+ * Spliced, side I's bufferevent holds nothing: free it (~1.1 KiB with
+ * its evbuffers) and keep its socket, now owned by the splice state.
+ * libevent closes a socket on free only if the bufferevent still has
+ * it (be_socket_destruct): it is taken away first.
+ */
+static void
+fwd_side_unwrap(struct fwd *f, int i)
+{
+	struct bufferevent	*bev = fwd_side(f, i);
+
+	if (bev == NULL || fwd_queued(f, i) > 0 ||
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		return;
+	bufferevent_setfd(bev, -1);
+	bufferevent_free(bev);
+	if (i == 0)
+		f->in = NULL;
+	else
+		f->out = NULL;
+}
+
+/*
+ * Leaving splice mode: side I's socket in a bufferevent again (if it
+ * was freed), as the copy path left it when it spliced: a plain one,
+ * set up as a side, watermarks at 0, disabled.
+ */
+static void
+fwd_side_wrap(struct fwd *f, int i)
+{
+	struct bufferevent	*bev;
+
+	if (fwd_side(f, i) != NULL)
+		return;
+	if ((bev = bufferevent_socket_new(f->ctx->r->d.base, f->sp->fd[i],
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		fatalx("bufferevent_socket_new");
+	fwd_side_setup(f, bev);
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	if (i == 0)
+		f->in = bev;
+	else
+		f->out = bev;
 }
 
 /* A side is back on the copy path: read unless its peer is full. */
@@ -669,10 +741,11 @@ fwd_side_resume(struct fwd *f, struct bufferevent *src)
 }
 
 /*
- * Leave splice mode: the events let go of the sockets, and what each
- * pipe holds is appended to its destination's output buffer (after
- * what was queued there: it was read later), so a close or the copy
- * path sends it next.  NULL-safe, and a no-op when not splicing.
+ * Leave splice mode: the events let go of the sockets, which go back
+ * into bufferevents where theirs were freed, and what each pipe holds
+ * is appended to its destination's output buffer (after what was
+ * queued there: it was read later), so a close or the copy path sends
+ * it next.  A no-op when not splicing.
  */
 static void
 fwd_unsplice(struct fwd *f)
@@ -684,9 +757,11 @@ fwd_unsplice(struct fwd *f)
 	if (!f->splicing)
 		return;
 	f->splicing = 0;
+	f->ctx->splicing--;
 	for (w = 0; w < 2; w++) {
 		event_del(sp->ev[w]);
 		sp->armed[w] = 0;
+		fwd_side_wrap(f, w);
 	}
 	for (w = 0; w < 2; w++) {
 		out = bufferevent_get_output(fwd_side(f, 1 - w));
@@ -739,20 +814,21 @@ fwd_splice_unsupported(int err)
 
 /*
  * Send what way W holds to its destination: first what the
- * bufferevent had queued there, then the pipe.  -1 if the forward
- * left splice mode (ended or refused); 0 otherwise, held[w] > 0 if the
- * destination is full.
+ * bufferevent had queued there (then it goes: fwd_side_unwrap), then
+ * the pipe.  -1 if the forward left splice mode (ended or refused); 0
+ * otherwise, held[w] > 0 if the destination is full.
  */
 static int
 fwd_splice_push(struct fwd *f, int w)
 {
 	struct fwd_splice	*sp = f->sp;
 	int			 d = 1 - w;
-	struct evbuffer		*out = bufferevent_get_output(fwd_side(f, d));
+	struct evbuffer		*out;
 	ssize_t			 n;
 	int			 err;
 
-	while (evbuffer_get_length(out) > 0) {
+	while (fwd_queued(f, d) > 0) {
+		out = bufferevent_get_output(fwd_side(f, d));
 		/* A bufferevent's output is frozen at the front but for it. */
 		evbuffer_unfreeze(out, 1);
 		n = evbuffer_write(out, sp->fd[d]);
@@ -766,6 +842,7 @@ fwd_splice_push(struct fwd *f, int w)
 		    err);
 		return (-1);
 	}
+	fwd_side_unwrap(f, d);
 	while (sp->held[w] > 0) {
 		n = splice(sp->pipe[w][0], NULL, sp->fd[d], NULL, sp->held[w],
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -803,8 +880,7 @@ fwd_splice_pull(struct fwd *f, int w)
 	int			 round, err;
 
 	for (round = 0; round < FWD_SPLICE_ROUNDS; round++) {
-		if (sp->held[w] > 0 || evbuffer_get_length(
-		    bufferevent_get_output(fwd_side(f, 1 - w))) > 0)
+		if (sp->held[w] > 0 || fwd_queued(f, 1 - w) > 0)
 			return (0);
 		if (sp->pipe[w][0] == -1 &&
 		    fwd_pipe_get(ctx, sp->pipe[w]) == -1) {
@@ -863,11 +939,9 @@ fwd_splice_arm(struct fwd *f)
 
 	for (i = 0; i < 2; i++) {
 		want = 0;
-		if (sp->held[i] == 0 && evbuffer_get_length(
-		    bufferevent_get_output(fwd_side(f, 1 - i))) == 0)
+		if (sp->held[i] == 0 && fwd_queued(f, 1 - i) == 0)
 			want |= EV_READ;
-		if (sp->held[1 - i] > 0 || evbuffer_get_length(
-		    bufferevent_get_output(fwd_side(f, i))) > 0)
+		if (sp->held[1 - i] > 0 || fwd_queued(f, i) > 0)
 			want |= EV_WRITE;
 		if (want == sp->armed[i])
 			continue;
@@ -931,9 +1005,9 @@ fwd_splice_start(struct fwd *f)
 	}
 	f->splicing = 1;
 	f->ctx->spliced++;
+	f->ctx->splicing++;
 	log_debug("forward=%llu %s peer=%s spliced", (unsigned long long)f->id,
 	    fwd_kinds[f->kind], f->peer);
-	/* The bufferevents keep their callbacks for fwd_unsplice. */
 	for (i = 0; i < 2; i++) {
 		bev = fwd_side(f, i);
 		bufferevent_disable(bev, EV_READ | EV_WRITE);
@@ -949,6 +1023,9 @@ fwd_splice_start(struct fwd *f)
 		evbuffer_add_buffer(bufferevent_get_output(fwd_side(f, 1 - i)),
 		    in);
 	}
+	/* Nothing queued for a side: its bufferevent goes now. */
+	for (i = 0; i < 2; i++)
+		fwd_side_unwrap(f, i);
 	fwd_splice_arm(f);
 }
 
@@ -1168,9 +1245,7 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	if ((f->in = daemon_accepted(&ctx->r->d, fd, ctx->r->mesh_a,
 	    kind == FWD_MESH ? TLS_ROLE_RELAY : TLS_ROLE_NONE)) == NULL)
 		fatalx("bufferevent for an accepted leg");
-	bufferevent_setcb(f->in, fwd_readcb, fwd_writecb, fwd_eventcb, f);
-	bufferevent_set_max_single_read(f->in, FWD_CHUNK);
-	bufferevent_set_max_single_write(f->in, FWD_CHUNK);
+	fwd_side_setup(f, f->in);
 	/* Until its far side is up, a leg may make us hold a handshake. */
 	bufferevent_setwatermark(f->in, EV_READ, 0, PROTO_HANDSHAKE_MAX * 2);
 	TAILQ_INSERT_TAIL(&ctx->live, f, entry);
@@ -1326,7 +1401,7 @@ fwd_json(const struct fwd_ctx *ctx)
 
 	a = fwd_vmomi_agent(ctx, &source);
 	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
-	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "active", (json_int_t)ctx->nlive[FWD_MESH],
 	    "total", (json_int_t)ctx->total[FWD_MESH],
 	    "agent_active", (json_int_t)ctx->nlive[FWD_AGENT],
@@ -1344,6 +1419,7 @@ fwd_json(const struct fwd_ctx *ctx)
 	    "moved", (json_int_t)ctx->moved,
 	    "bytes", (json_int_t)ctx->bytes,
 	    "spliced", (json_int_t)ctx->spliced,
+	    "splicing", (json_int_t)ctx->splicing,
 	    "spliced_bytes", (json_int_t)ctx->splice_bytes,
 	    "splice_refused", (json_int_t)ctx->splice_refused));
 }

@@ -41,13 +41,83 @@ sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
 [ "$(echo "$sb" | json_get forwards.spliced_bytes)" -ge 134217728 ] ||
     fail "B spliced too little: $sb"
 
+# Spliced forwards that are over are no longer counted as splicing.
+for i in $(seq $((100 * WAIT_SCALE))); do
+	sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
+	[ "$(echo "$sb" | json_get forwards.splicing)" = 0 ] && break
+	sleep 0.05
+done
+[ "$(echo "$sb" | json_get forwards.splicing)" = 0 ] ||
+    fail "B still splicing: $sb"
+
+# A spliced forward whose far side ends mid-way: a stand-in appliance
+# takes the leg and answers one byte (so B splices; idle, the forward
+# holds no bufferevents, and forwards.splicing counts it), then sends
+# 8 MiB and half-closes while the leg does not read.  B sees the EOF
+# once the pipe has drained into the leg's socket, wraps the sockets
+# again, and the leg must get the whole stream in order, then EOF.
+kill "$APP_PID"
+while kill -0 "$APP_PID" 2>/dev/null; do sleep 0.05; done
+b0=$(echo "$sb" | json_get forwards.bytes)
+got=$(python3 - "$T/B/3.1024" "$((BASE + 2))" "$BINDIR/vrelay" \
+    "$T/relayB.sock" "$WAIT_SCALE" <<'PY'
+import json, os, random, socket, subprocess, sys, threading, time
+path, port, vrelay, sock = sys.argv[1], int(sys.argv[2]), sys.argv[3], \
+    sys.argv[4]
+scale = int(sys.argv[5])
+def splicing():
+    out = subprocess.run([vrelay, "status", "--status", sock, "--json"],
+        check=True, stdout=subprocess.PIPE).stdout
+    return json.loads(out)["forwards"]["splicing"]
+try:
+    os.unlink(path)
+except FileNotFoundError:
+    pass
+ls = socket.socket(socket.AF_UNIX)
+ls.bind(path)
+ls.listen()
+c = socket.create_connection(("127.0.0.1", port), timeout=10)
+c.sendall(b"x")
+ls.settimeout(10)
+a, _ = ls.accept()
+a.settimeout(10)
+assert a.recv(1) == b"x"
+a.sendall(b"y")
+assert c.recv(1) == b"y"
+for i in range(100 * scale):
+    if splicing() == 1:
+        break
+    time.sleep(0.05)
+else:
+    sys.exit("forwards.splicing is %d, not 1" % splicing())
+data = random.Random(11).randbytes(8 << 20)
+def push():
+    a.sendall(data)
+    a.shutdown(socket.SHUT_WR)
+threading.Thread(target=push, daemon=True).start()
+time.sleep(1)
+got = bytearray()
+while True:
+    d = c.recv(1 << 20)
+    if not d:
+        break
+    got += d
+if bytes(got) != data:
+    sys.exit("the leg got %d bytes, not the stream" % len(got))
+print(len(got))
+PY
+) || fail "far side ended while spliced: $got"
+b1=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json |
+    json_get forwards.bytes)
+# B counted what it read from both sides: the stream plus x and y.
+[ "$((b1 - b0))" = $((8388608 + 2)) ] ||
+    fail "B took $((b1 - b0 - 2)) bytes for the leg, not 8 MiB"
+
 # A spliced forward closed with bytes still in its pipe: a stand-in
 # appliance takes the leg, answers one byte (so B splices) and then
 # reads nothing while 8 MiB come; the target moves off B, and B must
 # still deliver every byte it took, then a half-close (EOF).
-kill "$APP_PID"
-while kill -0 "$APP_PID" 2>/dev/null; do sleep 0.05; done
-b0=$(echo "$sb" | json_get forwards.bytes)
+b0=$b1
 got=$(python3 - "$T/B/3.1024" "$((BASE + 2))" "$BINDIR/vrelay" \
     "$T/relayB.sock" <<'PY'
 import os, socket, subprocess, sys, threading, time
