@@ -101,10 +101,13 @@ for t in "$TOP"/test/regress/t-*.sh; do
 	# miss the 5 s handshake deadline, and its 50 TLS mesh handshakes
 	# at once take ~20 s under memcheck, most of the traffic time: 16
 	# moves in 30 s, a 30 s handshake deadline, plaintext mesh (TLS
-	# under memcheck: t-tls, t-vmotion-edge, t-vmotion-expire).
+	# under memcheck: t-tls, t-vmotion-edge, t-vmotion-expire).  Hosts
+	# on loopback addresses, not network namespaces: a plaintext
+	# locator serves the appliance's vSphere calls (its vmomi agent)
+	# only on loopback (deploy/cluster.sh), and the demo checks them.
 	case $name in
 	t-vmotion) set -- SOAK_DURATION=30 SOAK_MIGRATIONS=8 TLS=0 \
-	    "SESS_ARGS=--handshake-timeout 30s" ;;
+	    VRELAY_NETNS=0 "SESS_ARGS=--handshake-timeout 30s" ;;
 	*) set -- ;;
 	esac
 	env "$@" VG_LOGDIR="$LOGS/$name" VALGRIND=1 BINDIR="$WBIN" \
