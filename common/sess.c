@@ -1515,26 +1515,38 @@ sess_delivered(struct sess *s, size_t n)
  * A leg on BEV, which the daemon made (sess_ops.connect, or accepted):
  * a TLS one stays a bufferevent under the xsock, a plain one gives up
  * its socket to an xsock (a bufferevent is ~1.1 KiB of every idle
- * session).  FLAGS: XSOCK_CONNECTING for a client's leg.
+ * session), and what its buffers already hold: input the daemon read
+ * ahead (the locator's gate reads past its caller line) becomes the
+ * leg's, output still goes first.  FLAGS: XSOCK_CONNECTING for a
+ * client's leg.
  */
 static struct leg *
 leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer,
     int flags)
 {
 	struct leg	*leg;
+	struct evbuffer	*in, *out;
 	int		 fd;
 
 	leg = xcalloc(1, sizeof(*leg));
 	leg->ctx = ctx;
 	leg->peer = xstrdup(peer);
-	if (tls_bev_is_tls(bev))
+	if (tls_bev_is_tls(bev)) {
 		leg->x = xsock_new_bev(bev, leg_io_cb, leg);
-	else {
-		fd = bufferevent_getfd(bev);
-		bufferevent_setfd(bev, -1);	/* it keeps the socket open */
-		bufferevent_free(bev);
-		leg->x = xsock_new(ctx->base, fd, flags, leg_io_cb, leg);
+		return (leg);
 	}
+	fd = bufferevent_getfd(bev);
+	leg->x = xsock_new(ctx->base, fd, flags, leg_io_cb, leg);
+	in = bufferevent_get_input(bev);
+	if (evbuffer_get_length(in) > 0) {
+		if ((leg->in = evbuffer_new()) == NULL)
+			abort();
+		evbuffer_add_buffer(leg->in, in);
+	}
+	out = bufferevent_get_output(bev);
+	(void)xsock_write(leg->x, out, evbuffer_get_length(out));
+	bufferevent_setfd(bev, -1);	/* it keeps the socket open */
+	bufferevent_free(bev);
 	return (leg);
 }
 
@@ -1645,6 +1657,11 @@ sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 	/* An absolute deadline: a byte now and then must not extend it. */
 	leg_deadline(leg, ctx->conf.handshake_ms);
 	xsock_read_enable(leg->x, 1);
+	/* Frames the daemon read ahead are taken now: no event says so. */
+	bev = xsock_bev(leg->x);
+	if (leg->in != NULL || (bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0))
+		leg_read(leg);
 }
 
 /* The leg broke under a session (or before it had one). */

@@ -139,7 +139,10 @@ json_t		*sess_ctx_stats(const struct sess_ctx *);
 
 /*
  * Server: take an accepted leg (a bufferevent, so a TLS filter can sit
- * under it); PEER names it in logs.
+ * under it), with whatever its input already holds (the first frames,
+ * read ahead by the caller); PEER names it in logs.  The bufferevent is
+ * the session layer's now, and a plain one is freed at once (its
+ * socket and buffers move to an xsock).
  */
 void		 sess_accept(struct sess_ctx *, struct bufferevent *,
 		    const char *);

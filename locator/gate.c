@@ -220,11 +220,11 @@ gate_attested(struct gate_leg *gl, const struct caller *c)
 	log_debug("vmomi leg %s attested: %s", gl->peer, name);
 	gl->bev = NULL;
 	gate_leg_done(gl);
+	/*
+	 * What followed the line (a HELLO) is in the input: the session
+	 * layer takes it from there (and may free BEV: not ours now).
+	 */
 	sess_accept(g->ctx, bev, name);
-	/* What followed the line (a HELLO) is read by the session layer. */
-	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-		bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
-		    BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* Bytes on a leg: the attestation line, within CALLER_LINE_MAX. */

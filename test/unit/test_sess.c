@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -101,6 +102,8 @@ struct world {
 	int			 fake_fd;	/* test end of such a leg */
 	int			 break_in_open;	/* legs to kill in open */
 	int			 break_on_resumed; /* shut sleg at sv RESUMED */
+	int			 accept_late;	/* the test hands legs over */
+	struct bufferevent	*late_sb;	/* ...this one, not yet */
 	struct flow		 up;		/* guest -> backend */
 	struct flow		 down;		/* backend -> guest */
 	const uint8_t		*pre;		/* sess_set_local preamble */
@@ -361,6 +364,12 @@ t_connect(struct sess *s, void *arg, const char **desc)
 	if ((sb = bufferevent_socket_new(w->base, fd[1],
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		abort();
+	if (w->accept_late) {
+		w->late_sb = sb;	/* test_accept_read_ahead */
+		w->sleg = fd[1];
+		*desc = "test-target";
+		return (cb);
+	}
 	sess_accept(w->sv.ctx, sb, "test-leg");
 	w->sleg = fd[1];
 	*desc = "test-target";
@@ -2299,6 +2308,47 @@ test_recv_window(void **state)
 	assert_int_equal(w->connects, 1);
 }
 
+/* Whether FD has bytes to read now. */
+static int
+readable(int fd)
+{
+	struct pollfd	pfd = { fd, POLLIN, 0 };
+
+	return (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN));
+}
+
+/*
+ * A leg handed over with its first frames already read into the
+ * bufferevent, as the locator's gate does when it reads past a caller
+ * line: the session layer takes them, and the session opens.
+ */
+static void
+test_accept_read_ahead(void **state)
+{
+	struct world	*w = *state;
+	struct evbuffer	*in;
+
+	w->accept_late = 1;
+	world_start(w);
+	world_guest(w);
+	WAIT(w, w->late_sb != NULL && readable(w->sleg));
+	in = bufferevent_get_input(w->late_sb);
+	evbuffer_unfreeze(in, 0);	/* as libevent's own read does */
+	while (evbuffer_read(in, w->sleg, -1) > 0)
+		;
+	evbuffer_freeze(in, 0);
+	assert_true(evbuffer_get_length(in) > 0);	/* the HELLO */
+	assert_false(readable(w->sleg));
+	sess_accept(w->sv.ctx, w->late_sb, "test-leg");
+	w->late_sb = NULL;
+	WAIT(w, w->cl.n_open == 1 && w->sv.n_open == 1);
+	flow_init(&w->up, 100000, 71);
+	flow_init(&w->down, 100000, 72);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+}
+
 int
 main(void)
 {
@@ -2340,6 +2390,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stream_violation, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_client_handshake, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_accept_read_ahead, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_keepalive_dead_leg, setup,
 		    teardown),
