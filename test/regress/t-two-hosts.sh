@@ -50,21 +50,21 @@ done
 [ "$(echo "$sb" | json_get forwards.splicing)" = 0 ] ||
     fail "B still splicing: $sb"
 
-# A spliced forward whose far side ends mid-way: a stand-in appliance
-# takes the leg and answers one byte (so B splices; idle, the forward
-# holds no bufferevents, and forwards.splicing counts it), then sends
-# 8 MiB and half-closes while the leg does not read.  B sees the EOF
-# once the pipe has drained into the leg's socket, wraps the sockets
-# again, and the leg must get the whole stream in order, then EOF.
-kill "$APP_PID"
-while kill -0 "$APP_PID" 2>/dev/null; do sleep 0.05; done
-b0=$(echo "$sb" | json_get forwards.bytes)
-got=$(python3 - "$T/B/3.1024" "$((BASE + 2))" "$BINDIR/vrelay" \
-    "$T/relayB.sock" "$WAIT_SCALE" <<'PY'
+# Two spliced forwards through a stand-in appliance on B's vSocket
+# listener, which takes the leg and answers one byte (so B splices):
+#   far-ends  the forward goes idle (no bufferevents; forwards.splicing
+#             counts it), then the stand-in sends 8 MiB and half-closes
+#             while the leg does not read.  B sees the EOF once the pipe
+#             has drained into the leg's socket, wraps the sockets again,
+#             and the leg must get the whole stream in order, then EOF.
+#   moved     the stand-in reads nothing while 8 MiB come; the target
+#             moves off B, and B must still deliver every byte it took,
+#             then a half-close (EOF).
+# Prints the bytes the receiving end got.
+cat >"$T/standin.py" <<'PY'
 import json, os, random, socket, subprocess, sys, threading, time
-path, port, vrelay, sock = sys.argv[1], int(sys.argv[2]), sys.argv[3], \
-    sys.argv[4]
-scale = int(sys.argv[5])
+mode, path, port, vrelay, sock, scale = sys.argv[1], sys.argv[2], \
+    int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
 def splicing():
     out = subprocess.run([vrelay, "status", "--status", sock, "--json"],
         check=True, stdout=subprocess.PIPE).stdout
@@ -84,82 +84,65 @@ a.settimeout(10)
 assert a.recv(1) == b"x"
 a.sendall(b"y")
 assert c.recv(1) == b"y"
-for i in range(100 * scale):
-    if splicing() == 1:
-        break
-    time.sleep(0.05)
+if mode == "far-ends":
+    for i in range(100 * scale):
+        if splicing() == 1:
+            break
+        time.sleep(0.05)
+    else:
+        sys.exit("forwards.splicing is %d, not 1" % splicing())
+    data = random.Random(11).randbytes(8 << 20)
+    def push():
+        a.sendall(data)
+        a.shutdown(socket.SHUT_WR)
+    src, dst = a, c
 else:
-    sys.exit("forwards.splicing is %d, not 1" % splicing())
-data = random.Random(11).randbytes(8 << 20)
-def push():
-    a.sendall(data)
-    a.shutdown(socket.SHUT_WR)
+    data = None
+    def push():
+        try:
+            c.sendall(b"z" * (8 << 20))
+        except OSError:
+            pass	# B discards and closes once the target moves
+    src, dst = c, a
 threading.Thread(target=push, daemon=True).start()
 time.sleep(1)
+if mode == "moved":
+    subprocess.run([vrelay, "set-target", "--status", sock, "--arg",
+        "epoch:=100", "--arg", "appliance_host=C"], check=True,
+        stdout=subprocess.DEVNULL)
 got = bytearray()
 while True:
-    d = c.recv(1 << 20)
+    d = dst.recv(1 << 20)
     if not d:
         break
     got += d
-if bytes(got) != data:
+if data is not None and bytes(got) != data:
     sys.exit("the leg got %d bytes, not the stream" % len(got))
 print(len(got))
 PY
-) || fail "far side ended while spliced: $got"
-b1=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json |
-    json_get forwards.bytes)
+standin() {
+	python3 "$T/standin.py" "$1" "$T/B/3.1024" "$((BASE + 2))" \
+	    "$BINDIR/vrelay" "$T/relayB.sock" "$WAIT_SCALE"
+}
+bytes_b() {
+	"$BINDIR/vrelay" status --status "$T/relayB.sock" --json |
+	    json_get forwards.bytes
+}
+
+kill "$APP_PID"
+while kill -0 "$APP_PID" 2>/dev/null; do sleep 0.05; done
+b0=$(echo "$sb" | json_get forwards.bytes)
+got=$(standin far-ends) || fail "far side ended while spliced: $got"
+b1=$(bytes_b)
 # B counted what it read from both sides: the stream plus x and y.
 [ "$((b1 - b0))" = $((8388608 + 2)) ] ||
     fail "B took $((b1 - b0 - 2)) bytes for the leg, not 8 MiB"
 
-# A spliced forward closed with bytes still in its pipe: a stand-in
-# appliance takes the leg, answers one byte (so B splices) and then
-# reads nothing while 8 MiB come; the target moves off B, and B must
-# still deliver every byte it took, then a half-close (EOF).
 b0=$b1
-got=$(python3 - "$T/B/3.1024" "$((BASE + 2))" "$BINDIR/vrelay" \
-    "$T/relayB.sock" <<'PY'
-import os, socket, subprocess, sys, threading, time
-path, port, vrelay, sock = sys.argv[1], int(sys.argv[2]), sys.argv[3], \
-    sys.argv[4]
-try:
-    os.unlink(path)
-except FileNotFoundError:
-    pass
-ls = socket.socket(socket.AF_UNIX)
-ls.bind(path)
-ls.listen()
-c = socket.create_connection(("127.0.0.1", port), timeout=10)
-c.sendall(b"x")
-ls.settimeout(10)
-a, _ = ls.accept()
-a.settimeout(10)
-assert a.recv(1) == b"x"
-a.sendall(b"y")
-assert c.recv(1) == b"y"
-def push():
-    try:
-        c.sendall(b"z" * (8 << 20))
-    except OSError:
-        pass		# B discards and closes once the target moves
-threading.Thread(target=push, daemon=True).start()
-time.sleep(1)
-subprocess.run([vrelay, "set-target", "--status", sock, "--arg",
-    "epoch:=100", "--arg", "appliance_host=C"], check=True,
-    stdout=subprocess.DEVNULL)
-n = 1
-while True:
-    d = a.recv(1 << 20)
-    if not d:
-        break
-    n += len(d)
-print(n)
-PY
-) || fail "stand-in appliance: $got"
-b1=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json |
-    json_get forwards.bytes)
-# B counted what it read from both sides: the received bytes plus "y".
-[ "$got" -gt 65536 ] && [ "$got" = $((b1 - b0 - 1)) ] ||
+got=$(standin moved) || fail "stand-in appliance: $got"
+b1=$(bytes_b)
+# B counted what it read from both sides: the received bytes, "x"
+# (the stand-in got it too) and "y".
+[ "$got" -gt 65536 ] && [ "$((got + 1))" = $((b1 - b0 - 1)) ] ||
     fail "B took $((b1 - b0 - 1)) bytes for the appliance, it got $got"
 exit 0
