@@ -70,7 +70,6 @@
 #define RETRY_MAX_MS	1000
 #define FLUSH_MS	5000		/* a closing leg gets this long */
 #define IO_CHUNK	(256 * 1024)	/* per write(); read ahead (xbev.h) */
-#define DISCARD_READ	PROTO_HANDSHAKE_MAX	/* refused leg: per read() */
 #define TOMB_MAX	65536		/* completed ids a server remembers */
 
 enum leg_state {
@@ -1149,6 +1148,7 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 		xaddr_dead_after(xsock_fd(leg->x),
 		    s->ctx->conf.keepalive_ms * 3);
 	xsock_set_lowat(leg->x, LEG_HIGH / 2);
+	xsock_set_read_high(leg->x, LEG_READ_HIGH);
 	xsock_set_timeout(leg->x, s->ctx->leg_tmo);
 	/*
 	 * The peer holds everything below peer_next: that is an ack.  What
@@ -1536,6 +1536,8 @@ leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer,
 		return (leg);
 	}
 	fd = bufferevent_getfd(bev);
+	/* First: it unfreezes the buffers' ends, and keeps the socket. */
+	bufferevent_setfd(bev, -1);
 	leg->x = xsock_new(ctx->base, fd, flags, leg_io_cb, leg);
 	in = bufferevent_get_input(bev);
 	if (evbuffer_get_length(in) > 0) {
@@ -1545,7 +1547,6 @@ leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer,
 	}
 	out = bufferevent_get_output(bev);
 	(void)xsock_write(leg->x, out, evbuffer_get_length(out));
-	bufferevent_setfd(bev, -1);	/* it keeps the socket open */
 	bufferevent_free(bev);
 	return (leg);
 }
@@ -1619,6 +1620,7 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	 * destroy our last frame before the peer reads it.
 	 */
 	xsock_set_lowat(leg->x, 0);
+	xsock_set_read_high(leg->x, 0);
 	xsock_set_timeout(leg->x, NULL);
 	leg_deadline(leg, FLUSH_MS);
 	leg->paused = 0;
@@ -1656,6 +1658,7 @@ sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 	}
 	/* An absolute deadline: a byte now and then must not extend it. */
 	leg_deadline(leg, ctx->conf.handshake_ms);
+	xsock_set_read_high(leg->x, PROTO_HANDSHAKE_MAX * 2);
 	xsock_read_enable(leg->x, 1);
 	/* Frames the daemon read ahead are taken now: no event says so. */
 	bev = xsock_bev(leg->x);
@@ -1864,8 +1867,8 @@ leg_read(struct leg *leg)
 		}
 		if (leg->state == LEG_CLOSING)
 			evbuffer_drain(leg->in, evbuffer_get_length(leg->in));
-		else if (leg_frames(leg) != 0 && n != 0)
-			break;
+		else if (leg_frames(leg) != 0 && (n != 0 || leg->paused))
+			break;		/* paused: an EOF waits its turn */
 		if (n == 0) {
 			leg_failed(leg, BEV_EVENT_EOF, 0);
 			break;

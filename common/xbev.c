@@ -39,7 +39,7 @@
 /* Read into BUF from FD; see xbev.h. */
 ssize_t
 xbev_readv(struct evbuffer *buf, int fd, size_t max, size_t first,
-    int *dry)
+    int *dry, int *err)
 {
 	struct evbuffer_iovec	 v[2];
 	struct iovec		 iov[2];
@@ -48,6 +48,7 @@ xbev_readv(struct evbuffer *buf, int fd, size_t max, size_t first,
 	int			 nv, i;
 
 	*dry = 0;
+	*err = 0;
 	if (max == 0) {
 		errno = ENOBUFS;	/* asked for nothing: not an EOF */
 		return (-1);
@@ -87,8 +88,10 @@ xbev_readv(struct evbuffer *buf, int fd, size_t max, size_t first,
 	}
 	if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
 		*dry = 1;
+	else if (total > 0)
+		*err = errno;	/* the kernel will not say it again */
 	if (total > 0)
-		return ((ssize_t)total);	/* EOF or error: next time */
+		return ((ssize_t)total);	/* EOF stays; *err: kept */
 	return (n);
 }
 
@@ -99,7 +102,7 @@ xbev_read_more(struct bufferevent *bev, size_t max)
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	size_t			 high, have;
 	ssize_t			 n;
-	int			 fd, dry;
+	int			 fd, dry, err;
 
 	if (tls_bev_is_tls(bev) || (fd = bufferevent_getfd(bev)) == -1 ||
 	    (have = evbuffer_get_length(in)) < XBEV_LIBEVENT_READ)
@@ -110,8 +113,12 @@ xbev_read_more(struct bufferevent *bev, size_t max)
 	if (have >= high)
 		return (0);
 	evbuffer_unfreeze(in, 0);
-	/* EOF and errors are left for libevent's next read to report. */
-	n = xbev_readv(in, fd, high - have, XBEV_READ, &dry);
+	/*
+	 * EOF and errors are left for libevent's next read to report (an
+	 * error behind data reads as EOF then: the forwarder ends the
+	 * other side with a FIN, and the session ends above it tell).
+	 */
+	n = xbev_readv(in, fd, high - have, XBEV_READ, &dry, &err);
 	evbuffer_freeze(in, 0);
 	return (n > 0 ? (size_t)n : 0);
 }

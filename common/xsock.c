@@ -52,6 +52,8 @@ struct xsock {
 	int			 failed;	/* the errno once failed */
 	int			 r_added;	/* rev added, and how */
 	int			 r_tmo;
+	int			 rev_tmo;	/* rev was ever given one */
+	int			 rerr;		/* a read error behind data */
 	int			 stopped;	/* no more callbacks */
 	int			 has_tmo;
 	struct timeval		 tmo;
@@ -200,6 +202,15 @@ xsock_set_timeout(struct xsock *x, const struct timeval *tv)
 	xsock_update(x);
 }
 
+/* TLS: let the bufferevent read ahead at most N bytes (0: no bound). */
+void
+xsock_set_read_high(struct xsock *x, size_t n)
+{
+	if (x->bev != NULL)
+		bufferevent_setwatermark(x->bev, EV_READ, 0,
+		    n > 0 ? n : XSOCK_BEV_HIGH);
+}
+
 /* TLS: report XSOCK_WRITTEN once the queue is down to N. */
 void
 xsock_set_lowat(struct xsock *x, size_t n)
@@ -229,7 +240,7 @@ xsock_update(struct xsock *x)
 	if (r != x->r_added || tmo != x->r_tmo) {
 		if (!r)
 			event_del(x->rev);
-		else if (!tmo && x->r_tmo != 0) {
+		else if (!tmo && x->rev_tmo) {
 			/*
 			 * A persistent event keeps the last timeout it was
 			 * added with and re-arms it at each activation: only
@@ -239,7 +250,10 @@ xsock_update(struct xsock *x)
 			if ((x->rev = event_new(x->base, x->fd,
 			    EV_READ | EV_PERSIST, xsock_read_cb, x)) == NULL)
 				abort();
+			x->rev_tmo = 0;
 		}
+		if (r && tmo)
+			x->rev_tmo = 1;
 		if (r && event_add(x->rev, tmo ? &x->tmo : NULL) == -1)
 			abort();
 		x->r_added = r;
@@ -278,7 +292,7 @@ xsock_read(struct xsock *x, struct evbuffer *dst, size_t max)
 	struct evbuffer	*in;
 	size_t		 have;
 	ssize_t		 n;
-	int		 dry;
+	int		 dry, err;
 
 	if (x->bev != NULL) {
 		in = bufferevent_get_input(x->bev);
@@ -293,12 +307,17 @@ xsock_read(struct xsock *x, struct evbuffer *dst, size_t max)
 		errno = EAGAIN;
 		return (-1);
 	}
+	if (x->rerr != 0) {
+		errno = x->rerr;	/* the kernel says it once */
+		return (-1);
+	}
 	if (x->dry || x->connecting) {
 		errno = EAGAIN;
 		return (-1);
 	}
-	n = xbev_readv(dst, x->fd, max, XBEV_LIBEVENT_READ, &dry);
+	n = xbev_readv(dst, x->fd, max, XBEV_LIBEVENT_READ, &dry, &err);
 	x->dry = dry;
+	x->rerr = err;
 	return (n);
 }
 
@@ -316,13 +335,14 @@ xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
 		evbuffer_remove_buffer(src, bufferevent_get_output(x->bev), n);
 		return (0);
 	}
+	errno = 0;
 	if (xsock_pending(x) == 0 && !x->connecting && !x->failed &&
 	    (w = evbuffer_write_atmost(src, x->fd, (ev_ssize_t)n)) < 0) {
 		/*
 		 * Kept for the loop to report: the kernel says a socket's
 		 * error once, and a second write would only say EPIPE.
 		 */
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
+		if (errno != 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			x->failed = errno;
 		w = 0;
 	}

@@ -32,9 +32,11 @@ size_t	xbev_read_more(struct bufferevent *, size_t);
  * keeps its size when moved to another buffer: a small FIRST keeps a
  * small message from holding a 64 KiB chain.  Returns the bytes read;
  * when there are none, 0 at EOF or -1 and errno, as read(2).  *DRY is
- * set when the socket was found empty (short read, EAGAIN, EOF).
+ * set when the socket was found empty (short read, EAGAIN, EOF).  *ERR
+ * is the errno of a read that failed after bytes were read (0: none):
+ * the kernel reports a socket error once.
  */
-ssize_t	xbev_readv(struct evbuffer *, int, size_t, size_t, int *);
+ssize_t	xbev_readv(struct evbuffer *, int, size_t, size_t, int *, int *);
 /*
  * Move N bytes from the front of SRC to BEV's output.  While that
  * output is empty and BEV a plain socket enabled for writing, they are

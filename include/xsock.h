@@ -59,6 +59,11 @@ struct bufferevent *xsock_bev(const struct xsock *);
  * (NULL: none).  TV may be a libevent common timeout.
  */
 void		 xsock_set_timeout(struct xsock *, const struct timeval *);
+/*
+ * TLS: the bufferevent reads ahead at most N bytes (0: its default, 256
+ * KiB); a plain xsock reads only what xsock_read asks for.
+ */
+void		 xsock_set_read_high(struct xsock *, size_t);
 /* TLS: XSOCK_WRITTEN once the queue has drained to N (plain: always). */
 void		 xsock_set_lowat(struct xsock *, size_t);
 /* One non-blocking try to write what is queued (after the loop). */
@@ -69,7 +74,8 @@ void		 xsock_read_enable(struct xsock *, int);
  * Read into DST, in reads of up to 64 KiB, until MAX bytes or the socket
  * has no more.  As read(2): the bytes read, 0 at EOF, -1 and errno
  * (EAGAIN: nothing now, and no syscall is made while the socket has not
- * been readable since it last ran dry).
+ * been readable since it last ran dry).  An error met after some bytes
+ * is returned by the next call, and every one after.
  */
 ssize_t		 xsock_read(struct xsock *, struct evbuffer *, size_t);
 /*

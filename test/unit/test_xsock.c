@@ -734,7 +734,7 @@ test_readv(void **state)
 	unsigned char		*want, *got;
 	size_t			 n = 150000, w = 0;
 	ssize_t			 r;
-	int			 sv[2], dry, sz = 1024 * 1024;
+	int			 sv[2], dry, err, sz = 1024 * 1024;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
 	    sv), 0);
@@ -744,7 +744,7 @@ test_readv(void **state)
 	assert_int_equal(write(sv[1], want, 100), 100);
 	dry = 0;
 	assert_int_equal(xbev_readv(buf, sv[0], 65536, XBEV_LIBEVENT_READ,
-	    &dry), 100);
+	    &dry, &err), 100);
 	assert_int_equal(dry, 1);
 	assert_int_equal(evbuffer_get_length(buf), 100);
 	/* The chain read into has room for the first read, not 64 KiB. */
@@ -757,17 +757,18 @@ test_readv(void **state)
 	dry = 0;
 	errno = 0;
 	assert_int_equal(xbev_readv(buf, sv[0], 65536, XBEV_LIBEVENT_READ,
-	    &dry), -1);
+	    &dry, &err), -1);
 	assert_int_equal(errno, EAGAIN);
 	assert_int_equal(dry, 1);
 
 	assert_int_equal(write(sv[1], want, 100), 100);
 	dry = 1;
-	assert_int_equal(xbev_readv(buf, sv[0], 40, XBEV_LIBEVENT_READ, &dry),
+	assert_int_equal(xbev_readv(buf, sv[0], 40, XBEV_LIBEVENT_READ, &dry,
+	    &err),
 	    40);
 	assert_int_equal(dry, 0);
 	assert_int_equal(xbev_readv(buf, sv[0], 1000, XBEV_LIBEVENT_READ,
-	    &dry), 60);
+	    &dry, &err), 60);
 	assert_int_equal(dry, 1);
 	assert_int_equal(evbuffer_remove(buf, got, n), 100);
 	assert_memory_equal(got, want, 100);
@@ -779,7 +780,7 @@ test_readv(void **state)
 	assert_true(w > XBEV_READ);
 	dry = 0;
 	assert_int_equal(xbev_readv(buf, sv[0], 1024 * 1024,
-	    XBEV_LIBEVENT_READ, &dry), w);
+	    XBEV_LIBEVENT_READ, &dry, &err), w);
 	assert_int_equal(dry, 1);
 	assert_int_equal(evbuffer_remove(buf, got, n), (int)w);
 	assert_memory_equal(got, want, w);
@@ -799,35 +800,66 @@ test_readv_nothing_eof(void **state)
 {
 	struct evbuffer	*buf = evbuffer_new();
 	char		 got[16];
-	int		 sv[2], dry;
+	int		 sv[2], dry, err;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
 	    sv), 0);
 	assert_int_equal(write(sv[1], "0123456789", 10), 10);
 	errno = 0;
-	assert_int_equal(xbev_readv(buf, sv[0], 0, XBEV_LIBEVENT_READ, &dry),
+	assert_int_equal(xbev_readv(buf, sv[0], 0, XBEV_LIBEVENT_READ, &dry,
+	    &err),
 	    -1);
 	assert_int_equal(errno, ENOBUFS);
 	assert_int_equal(evbuffer_get_length(buf), 0);
 	close(sv[1]);
 	errno = 0;
-	assert_int_equal(xbev_readv(buf, sv[0], 0, XBEV_LIBEVENT_READ, &dry),
+	assert_int_equal(xbev_readv(buf, sv[0], 0, XBEV_LIBEVENT_READ, &dry,
+	    &err),
 	    -1);	/* at EOF too */
 	assert_int_equal(errno, ENOBUFS);
 
 	dry = 0;
 	assert_int_equal(xbev_readv(buf, sv[0], 100, XBEV_LIBEVENT_READ,
-	    &dry), 10);
+	    &dry, &err), 10);
 	assert_int_equal(dry, 1);
 	assert_int_equal(evbuffer_remove(buf, got, sizeof(got)), 10);
 	assert_memory_equal(got, "0123456789", 10);
 	dry = 0;
 	assert_int_equal(xbev_readv(buf, sv[0], 100, XBEV_LIBEVENT_READ,
-	    &dry), 0);
+	    &dry, &err), 0);
 	assert_int_equal(dry, 1);
 	assert_int_equal(evbuffer_get_length(buf), 0);
 	evbuffer_free(buf);
 	close(sv[0]);
+}
+
+/*
+ * A TCP peer that resets right after sending exactly what a read asks
+ * for: the bytes come first, then the reset, not an EOF (the kernel
+ * reports it once, to the read that met it).
+ */
+static void
+test_read_reset_behind_data(void **state)
+{
+	struct pair	 p;
+	struct evbuffer	*in = evbuffer_new();
+	unsigned char	*buf = pattern(0, XBEV_LIBEVENT_READ);
+
+	tcp_pair_new(&p);
+	assert_int_equal(write(p.peer, buf, XBEV_LIBEVENT_READ),
+	    XBEV_LIBEVENT_READ);
+	peer_reset(&p);
+	assert_int_equal(xsock_read(p.x, in, XBEV_LIBEVENT_READ + 100),
+	    XBEV_LIBEVENT_READ);
+	errno = 0;
+	assert_int_equal(xsock_read(p.x, in, 100), -1);
+	assert_int_equal(errno, ECONNRESET);
+	errno = 0;
+	assert_int_equal(xsock_read(p.x, in, 100), -1);	/* and stays */
+	assert_int_equal(errno, ECONNRESET);
+	free(buf);
+	evbuffer_free(in);
+	pair_free(&p);
 }
 
 /* Run P's loop for MS milliseconds. */
@@ -881,6 +913,17 @@ test_timeout(void **state)
 	assert_int_equal(xsock_read(p.x, in, sizeof(buf)), 1);
 	run_for(&p, 100);
 	assert_int_equal(p.r.timeouts, 0);
+	/* The same when it was taken off while reads were not wanted. */
+	xsock_set_timeout(p.x, &tv);
+	run_for(&p, 20);
+	xsock_read_enable(p.x, 0);
+	xsock_set_timeout(p.x, NULL);
+	xsock_read_enable(p.x, 1);
+	assert_int_equal(write(p.peer, "z", 1), 1);
+	run_for(&p, 20);
+	assert_int_equal(xsock_read(p.x, in, sizeof(buf)), 1);
+	run_for(&p, 100);
+	assert_int_equal(p.r.timeouts, 0);
 	evbuffer_free(in);
 	pair_free(&p);
 }
@@ -907,6 +950,7 @@ main(void)
 		cmocka_unit_test(test_readv),
 		cmocka_unit_test(test_readv_nothing_eof),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_read_reset_behind_data),
 	};
 
 	/* A write to a closed peer is EPIPE, not a signal. */
