@@ -51,7 +51,6 @@
 #include "sess.h"
 #include "tls.h"
 #include "xaddr.h"
-#include "xbev.h"
 #include "xsock.h"
 #include "xmalloc.h"
 #include "xtime.h"
@@ -69,7 +68,7 @@
 #define RETRY_MIN_MS	25
 #define RETRY_MAX_MS	1000
 #define FLUSH_MS	5000		/* a closing leg gets this long */
-#define IO_CHUNK	(256 * 1024)	/* per write(); read ahead (xbev.h) */
+#define IO_CHUNK	(256 * 1024)	/* per read of a local stream */
 #define TOMB_MAX	65536		/* completed ids a server remembers */
 
 enum leg_state {
@@ -1230,7 +1229,7 @@ sess_trim(struct sess *s, uint64_t v)
 
 /*
  * Send the frames in the scratch buffer on LEG: straight to its socket
- * when nothing is queued (xbev.h), else behind what is.
+ * when nothing is queued (xsock.h), else behind what is.
  */
 static void
 leg_send(struct leg *leg)

@@ -1,6 +1,6 @@
 /*
- * xbev.c -- larger reads and direct writes for socket bufferevents
- * (xbev.h).
+ * xbev.c -- larger reads for socket bufferevents, and the readv loop
+ * under them and under xsock (xbev.h).
  *
  * libevent 2.1 reads at most 4 KiB per wakeup (EVBUFFER_MAX_READ in
  * buffer.c, whatever bufferevent_set_max_single_read() says): a loop
@@ -14,14 +14,8 @@
  * less, that read emptied the socket, and one more read() would only
  * say EAGAIN -- a syscall per small message per hop, which is what a
  * ping-pong pays for.  So we read on only from an input of 4 KiB or
- * more.
- *
- * On the way out, libevent arms a socket's write event when bytes are
- * queued, writes them on a later loop turn, and disarms it when the
- * output is empty: two epoll_ctl calls and a wakeup per message, which
- * is most of what a small message costs a hop.  xbev_write_through()
- * writes to the socket at once while nothing is queued, and queues only
- * what the socket did not take.
+ * more.  (The session ends' sockets are xsocks, which read and write
+ * without bufferevents: xsock.c.)
  */
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -121,23 +115,4 @@ xbev_read_more(struct bufferevent *bev, size_t max)
 	n = xbev_readv(in, fd, high - have, XBEV_READ, &dry, &err);
 	evbuffer_freeze(in, 0);
 	return (n > 0 ? (size_t)n : 0);
-}
-
-/* Move N bytes of SRC to BEV, writing through if it can; see xbev.h. */
-size_t
-xbev_write_through(struct bufferevent *bev, struct evbuffer *src, size_t n)
-{
-	struct evbuffer	*out = bufferevent_get_output(bev);
-	ev_ssize_t	 w = 0;
-	int		 fd;
-
-	if (n > evbuffer_get_length(src))
-		n = evbuffer_get_length(src);
-	if (n > 0 && evbuffer_get_length(out) == 0 &&
-	    (bufferevent_get_enabled(bev) & EV_WRITE) &&
-	    !tls_bev_is_tls(bev) && (fd = bufferevent_getfd(bev)) != -1 &&
-	    (w = evbuffer_write_atmost(src, fd, (ev_ssize_t)n)) < 0)
-		w = 0;	/* EAGAIN; an error is libevent's to meet and report */
-	evbuffer_remove_buffer(src, out, n - (size_t)w);
-	return ((size_t)w);
 }

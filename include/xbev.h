@@ -1,6 +1,7 @@
 /*
  * xbev.h -- what libevent 2.1's socket bufferevents lack: reads larger
- * than 4 KiB per wakeup, and writes without a loop turn.
+ * than 4 KiB per wakeup (the forwarder's copy path), and the readv loop
+ * that xsock's reads use too.
  */
 #ifndef VRELAY_XBEV_H
 #define VRELAY_XBEV_H
@@ -37,14 +38,4 @@ size_t	xbev_read_more(struct bufferevent *, size_t);
  * the kernel reports a socket error once.
  */
 ssize_t	xbev_readv(struct evbuffer *, int, size_t, size_t, int *, int *);
-/*
- * Move N bytes from the front of SRC to BEV's output.  While that
- * output is empty and BEV a plain socket enabled for writing, they are
- * written to the socket first and only what it does not take is
- * queued, so libevent arms no write event for a message that fits.
- * Returns the bytes written directly (they never pass the output, nor
- * its callbacks).
- */
-size_t	xbev_write_through(struct bufferevent *, struct evbuffer *, size_t);
-
 #endif
