@@ -68,7 +68,7 @@
 #define RETRY_MIN_MS	25
 #define RETRY_MAX_MS	1000
 #define FLUSH_MS	5000		/* a closing leg gets this long */
-#define IO_CHUNK	(256 * 1024)	/* per read of a local stream */
+#define IO_CHUNK	(256 * 1024)	/* a read: local stream, closing leg */
 #define TOMB_MAX	65536		/* completed ids a server remembers */
 
 enum leg_state {

@@ -202,7 +202,7 @@ xsock_set_timeout(struct xsock *x, const struct timeval *tv)
 	xsock_update(x);
 }
 
-/* TLS: let the bufferevent read ahead at most N bytes (0: no bound). */
+/* TLS: let the bufferevent read ahead at most N bytes (0: 256 KiB). */
 void
 xsock_set_read_high(struct xsock *x, size_t n)
 {
