@@ -43,10 +43,10 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/rand.h>
 
 #include "frame.h"
+#include "kx.h"
 #include "proto.h"
 #include "sess.h"
 #include "tls.h"
@@ -344,185 +344,6 @@ sess_emit(struct sess *s, enum sess_event ev, const char *reason)
 {
 	if (s->ctx->ops.event != NULL)
 		s->ctx->ops.event(s, ev, reason, s->ctx->arg);
-}
-
-/* --- crypto ------------------------------------------------------- */
-
-/*
- * OpenSSL 3 looks an algorithm up each time a call names one
- * (EVP_PKEY_CTX_new_id() through its NID map, HMAC() for the MAC and
- * the digest): about a tenth of a handshake's cost.  So the X25519
- * keygen context and the HMAC-SHA256 context are made once per process
- * and shared by every sess_ctx (the daemons are single-threaded);
- * sess_ctx_new() and sess_ctx_free() count their users.
- */
-static EVP_PKEY_CTX	*kx_gen;	/* X25519 keygen, initialised */
-static EVP_MAC		*kx_hmac;
-static EVP_MAC_CTX	*kx_mac;	/* HMAC-SHA256, keyed per use */
-static unsigned		 kx_users;
-
-/* Make the shared contexts (first user); OpenSSL without them is broken. */
-static void
-kx_ref(void)
-{
-	static char	digest[] = "SHA256";
-	OSSL_PARAM	params[2];
-
-	if (kx_users++ > 0)
-		return;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-	    digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if ((kx_gen = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL)) ==
-	    NULL || EVP_PKEY_keygen_init(kx_gen) != 1 ||
-	    (kx_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
-	    (kx_mac = EVP_MAC_CTX_new(kx_hmac)) == NULL ||
-	    EVP_MAC_CTX_set_params(kx_mac, params) != 1)
-		abort();	/* libcrypto without X25519 or HMAC-SHA256 */
-}
-
-/* Drop the shared contexts with their last user. */
-static void
-kx_unref(void)
-{
-	if (kx_users == 0 || --kx_users > 0)
-		return;
-	EVP_PKEY_CTX_free(kx_gen);
-	EVP_MAC_CTX_free(kx_mac);
-	EVP_MAC_free(kx_hmac);
-	kx_gen = NULL;
-	kx_mac = NULL;
-	kx_hmac = NULL;
-}
-
-/* A fresh X25519 key pair. */
-static int
-kx_keygen(EVP_PKEY **keyp, uint8_t pub[PROTO_KEY_LEN])
-{
-	size_t		 len = PROTO_KEY_LEN;
-
-	*keyp = NULL;
-	if (EVP_PKEY_keygen(kx_gen, keyp) != 1)
-		return (-1);
-	if (EVP_PKEY_get_raw_public_key(*keyp, pub, &len) != 1 ||
-	    len != PROTO_KEY_LEN) {
-		EVP_PKEY_free(*keyp);
-		*keyp = NULL;
-		return (-1);
-	}
-	return (0);
-}
-
-/* The X25519 shared secret between KEY and the peer's public key. */
-static int
-kx_derive(EVP_PKEY *key, const uint8_t peer[PROTO_KEY_LEN],
-    uint8_t shared[PROTO_KEY_LEN])
-{
-	EVP_PKEY	*pk;
-	EVP_PKEY_CTX	*pctx = NULL;
-	size_t		 len = PROTO_KEY_LEN;
-	int		 r = -1;
-
-	pk = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer,
-	    PROTO_KEY_LEN);
-	if (pk == NULL)
-		return (-1);
-	if ((pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL)) == NULL)
-		goto out;
-	if (EVP_PKEY_derive_init(pctx) != 1 ||
-	    EVP_PKEY_derive_set_peer(pctx, pk) != 1 ||
-	    EVP_PKEY_derive(pctx, shared, &len) != 1 || len != PROTO_KEY_LEN)
-		goto out;
-	r = 0;
-out:
-	EVP_PKEY_CTX_free(pctx);
-	EVP_PKEY_free(pk);
-	return (r);
-}
-
-static uint8_t *
-put64(uint8_t *p, uint64_t v)
-{
-	int	i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-	return (p + 8);
-}
-
-/*
- * HMAC-SHA256 under KEY of a label, the session id, both nonces and an
- * optional tail (public keys or an offset).
- */
-static void
-kdf(const uint8_t key[PROTO_MAC_LEN], const char *label, uint64_t sid,
-    const uint8_t *nc, const uint8_t *ns, const uint8_t *tail, size_t tlen,
-    uint8_t out[PROTO_MAC_LEN])
-{
-	uint8_t		 buf[32 + 8 + 2 * PROTO_NONCE_LEN + 2 * PROTO_KEY_LEN];
-	uint8_t		*p = buf;
-	size_t		 llen = strlen(label), olen;
-
-	memcpy(p, label, llen);
-	p += llen;
-	p = put64(p, sid);
-	memcpy(p, nc, PROTO_NONCE_LEN);
-	p += PROTO_NONCE_LEN;
-	memcpy(p, ns, PROTO_NONCE_LEN);
-	p += PROTO_NONCE_LEN;
-	if (tlen > 0) {
-		memcpy(p, tail, tlen);
-		p += tlen;
-	}
-	if (EVP_MAC_init(kx_mac, key, PROTO_MAC_LEN, NULL) != 1 ||
-	    EVP_MAC_update(kx_mac, buf, (size_t)(p - buf)) != 1 ||
-	    EVP_MAC_final(kx_mac, out, &olen, PROTO_MAC_LEN) != 1 ||
-	    olen != PROTO_MAC_LEN)
-		abort();	/* keyed HMAC-SHA256 cannot fail */
-	OPENSSL_cleanse(buf, sizeof(buf));
-}
-
-/* The session secret from the X25519 exchange. */
-static int
-sess_derive(struct sess *s, EVP_PKEY *key, const uint8_t *peer,
-    const uint8_t *nc, const uint8_t *ns, const uint8_t *pc,
-    const uint8_t *ps)
-{
-	uint8_t	shared[PROTO_KEY_LEN], pubs[2 * PROTO_KEY_LEN];
-
-	if (kx_derive(key, peer, shared) != 0)
-		return (-1);
-	memcpy(pubs, pc, PROTO_KEY_LEN);
-	memcpy(pubs + PROTO_KEY_LEN, ps, PROTO_KEY_LEN);
-	kdf(shared, "vrelay-v1-secret", s->id, nc, ns, pubs, sizeof(pubs),
-	    s->secret);
-	OPENSSL_cleanse(shared, sizeof(shared));
-	return (0);
-}
-
-/* The resume proof for NEXT under KEY. */
-static void
-sess_proof(const uint8_t *key, uint64_t sid, const uint8_t *nc,
-    const uint8_t *ns, uint64_t next, uint8_t mac[PROTO_MAC_LEN])
-{
-	uint8_t	tail[8];
-
-	put64(tail, next);
-	kdf(key, "vrelay-v1-proof", sid, nc, ns, tail, sizeof(tail), mac);
-}
-
-/* After a resume: a secret is good for one use only. */
-static void
-sess_rotate(uint8_t *secret, uint64_t sid, const uint8_t *nc,
-    const uint8_t *ns)
-{
-	uint8_t	next[PROTO_MAC_LEN];
-
-	kdf(secret, "vrelay-v1-rotate", sid, nc, ns, NULL, 0, next);
-	memcpy(secret, next, sizeof(next));
-	OPENSSL_cleanse(next, sizeof(next));
 }
 
 /* --- context ------------------------------------------------------ */
@@ -1949,8 +1770,8 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 				leg_violation(leg, "bad WELCOME", e);
 				return (-1);
 			}
-			if (sess_derive(s, s->kx, w.pubkey, leg->nonce_c,
-			    w.nonce, s->pub_c, w.pubkey) != 0) {
+			if (kx_secret(s->kx, w.pubkey, s->id, leg->nonce_c,
+			    w.nonce, s->pub_c, w.pubkey, s->secret) != 0) {
 				sess_close(s, PROTO_E_INTERNAL,
 				    "key exchange failed");
 				return (-1);
@@ -1969,7 +1790,7 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 			memcpy(leg->nonce_s, c.nonce, sizeof(c.nonce));
 			/* FIN counts only once delivered, as in an ACK. */
 			pr.next = s->recv_off + (s->local_shut ? 1 : 0);
-			sess_proof(s->secret, s->id, leg->nonce_c,
+			kx_proof(s->secret, s->id, leg->nonce_c,
 			    leg->nonce_s, pr.next, pr.mac);
 			frame_proof_add(leg->ctx->scratch, &pr);
 			leg_send(leg);
@@ -1983,7 +1804,7 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 				leg_violation(leg, "bad RESUMED offset", e);
 				return (-1);
 			}
-			sess_rotate(s->secret, s->id, leg->nonce_c,
+			kx_rotate(s->secret, s->id, leg->nonce_c,
 			    leg->nonce_s);
 			sess_leg_up(s, leg, next);
 			return (s->dead ? -1 : 0);
@@ -2061,8 +1882,8 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		s->name = xstrdup(h.name);
 	memset(&w, 0, sizeof(w));
 	if (kx_keygen(&kx, w.pubkey) != 0 ||
-	    sess_derive(s, kx, h.pubkey, h.nonce, leg->nonce_s, h.pubkey,
-	    w.pubkey) != 0) {
+	    kx_secret(kx, h.pubkey, s->id, h.nonce, leg->nonce_s, h.pubkey,
+	    w.pubkey, s->secret) != 0) {
 		EVP_PKEY_free(kx);
 		sess_free(s);
 		leg_refuse(leg, PROTO_E_INTERNAL, "key exchange failed");
@@ -2112,10 +1933,10 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 		    "session closed during resume");
 		return (-1);
 	}
-	sess_proof(s->secret, s->id, leg->nonce_c, leg->nonce_s, pr.next, mac);
+	kx_proof(s->secret, s->id, leg->nonce_c, leg->nonce_s, pr.next, mac);
 	ok = CRYPTO_memcmp(mac, pr.mac, sizeof(mac)) == 0;
 	if (!ok && s->have_prev) {
-		sess_proof(s->prev, s->id, leg->nonce_c, leg->nonce_s, pr.next,
+		kx_proof(s->prev, s->id, leg->nonce_c, leg->nonce_s, pr.next,
 		    mac);
 		ok = prev = CRYPTO_memcmp(mac, pr.mac, sizeof(mac)) == 0;
 	}
@@ -2142,7 +1963,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 		memcpy(s->secret, s->prev, sizeof(s->secret));
 	memcpy(s->prev, s->secret, sizeof(s->prev));
 	s->have_prev = 1;
-	sess_rotate(s->secret, s->id, leg->nonce_c, leg->nonce_s);
+	kx_rotate(s->secret, s->id, leg->nonce_c, leg->nonce_s);
 	if (s->leg != NULL) {
 		struct leg	*old = s->leg;
 
