@@ -206,13 +206,14 @@ appliance_refused(const char *peer, const char *reason, void *arg)
  * A vmomi session's new leg: to the relay of the host this VM runs on
  * now (vsock://2:2003 reaches whichever host that is).
  */
-static struct bufferevent *
-appliance_vmomi_connect(struct sess *s, void *arg, const char **desc)
+static int
+appliance_vmomi_connect(struct sess *s, void *arg, struct sess_dial *dial,
+    const char **desc)
 {
 	struct appliance	*a = arg;
 
 	return (daemon_dial(&a->d, a->vmomi_relay, TLS_ROLE_NONE, NULL,
-	    desc));
+	    dial, desc));
 }
 
 /*

@@ -182,21 +182,28 @@ daemon_accepted(struct daemon *d, int fd, const struct xaddr *a,
 
 /*
  * A client session's new leg on FD, whose connect to A is in progress
- * (sess_ops.connect): the bufferevent, with *desc naming A; or NULL
- * with *desc saying why, FD closed.
+ * (sess_ops.connect): a plain socket goes to the session layer as it
+ * is (a bufferevent would be made only to be taken apart).
  */
-struct bufferevent *
+int
 daemon_leg(struct daemon *d, int fd, const struct xaddr *a,
-    enum tls_role role, const char *host, const char **desc)
+    enum tls_role role, const char *host, struct sess_dial *dial,
+    const char **desc)
 {
-	struct bufferevent	*bev;
-
-	if ((bev = daemon_connected(d, fd, a, role, host)) == NULL) {
+	dial->fd = -1;
+	dial->up = 0;
+	dial->bev = NULL;
+	if (!daemon_tls_link(d, a, role)) {
+		dial->fd = fd;
+		*desc = xaddr_str(a);
+		return (0);
+	}
+	if ((dial->bev = daemon_connected(d, fd, a, role, host)) == NULL) {
 		*desc = "cannot set up the leg (out of memory)";
-		return (NULL);
+		return (-1);
 	}
 	*desc = xaddr_str(a);
-	return (bev);
+	return (0);
 }
 
 /*
@@ -237,17 +244,37 @@ daemon_client_in(struct daemon *d, struct sess_ctx *ctx, int fd,
  * A client leg to A, the one place the daemon's legs go (a guest
  * agent's or vappliance's host relay): see daemon.h.
  */
-struct bufferevent *
+int
 daemon_dial(struct daemon *d, const struct xaddr *a, enum tls_role role,
-    const char *host, const char **desc)
+    const char *host, struct sess_dial *dial, const char **desc)
 {
 	int	fd, e;
 
 	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
 		*desc = xaddr_why(e);
+		return (-1);
+	}
+	return (daemon_leg(d, fd, a, role, host, dial, desc));
+}
+
+/* A forward's connect to A, as a bufferevent; see daemon.h. */
+struct bufferevent *
+daemon_dial_bev(struct daemon *d, const struct xaddr *a, enum tls_role role,
+    const char *host, const char **desc)
+{
+	struct bufferevent	*bev;
+	int			 fd, e;
+
+	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
+		*desc = xaddr_why(e);
 		return (NULL);
 	}
-	return (daemon_leg(d, fd, a, role, host, desc));
+	if ((bev = daemon_connected(d, fd, a, role, host)) == NULL) {
+		*desc = "cannot set up the connection (out of memory)";
+		return (NULL);
+	}
+	*desc = xaddr_str(a);
+	return (bev);
 }
 
 /* Listen on A into *LP; an xaddr code (errno set on XADDR_E_SYSTEM). */

@@ -880,13 +880,15 @@ sess_retry_schedule(struct sess *s)
 
 static struct leg *leg_new(struct sess_ctx *, struct bufferevent *,
     const char *, int);
+static struct leg *leg_new_fd(struct sess_ctx *, int, const char *, int);
+static void	sess_hello(struct sess *, struct leg *);
 
 /* Client: open a new leg to wherever the target is now. */
 static void
 sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct sess		*s = arg;
-	struct bufferevent	*bev;
+	struct sess_dial	 d = { -1, 0, NULL };
 	struct leg		*leg;
 	const char		*why = "no target";
 
@@ -894,17 +896,24 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	if (s->opened)
 		s->resume_tries++;
-	if ((bev = s->ctx->ops.connect(s, s->ctx->arg, &why)) == NULL) {
+	if (s->ctx->ops.connect(s, s->ctx->arg, &d, &why) != 0) {
 		sess_set_why(s, why);
 		sess_retry_schedule(s);
 		return;
 	}
-	leg = leg_new(s->ctx, bev, why, XSOCK_CONNECTING);
+	if (d.bev != NULL)
+		leg = leg_new(s->ctx, d.bev, why, XSOCK_CONNECTING);
+	else
+		leg = leg_new_fd(s->ctx, d.fd, why,
+		    d.up ? 0 : XSOCK_CONNECTING);
 	leg->s = s;
 	leg->state = LEG_CONNECTING;
 	s->leg = leg;
 	leg_deadline(leg, s->ctx->conf.handshake_ms);
 	xsock_read_enable(leg->x, 1);
+	/* A pooled leg is up: no round through the loop to say so. */
+	if (d.bev == NULL && d.up)
+		sess_hello(s, leg);
 }
 
 /* Client: the leg's connect completed; say hello. */
@@ -1348,17 +1357,17 @@ leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer,
 	struct evbuffer	*in, *out;
 	int		 fd;
 
-	leg = xcalloc(1, sizeof(*leg));
-	leg->ctx = ctx;
-	leg->peer = xstrdup(peer);
 	if (tls_bev_is_tls(bev)) {
+		leg = xcalloc(1, sizeof(*leg));
+		leg->ctx = ctx;
+		leg->peer = xstrdup(peer);
 		leg->x = xsock_new_bev(bev, leg_io_cb, leg);
 		return (leg);
 	}
 	fd = bufferevent_getfd(bev);
 	/* First: it unfreezes the buffers' ends, and keeps the socket. */
 	bufferevent_setfd(bev, -1);
-	leg->x = xsock_new(ctx->base, fd, flags, leg_io_cb, leg);
+	leg = leg_new_fd(ctx, fd, peer, flags);
 	in = bufferevent_get_input(bev);
 	if (evbuffer_get_length(in) > 0) {
 		if ((leg->in = evbuffer_new()) == NULL)
@@ -1368,6 +1377,19 @@ leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer,
 	out = bufferevent_get_output(bev);
 	(void)xsock_write(leg->x, out, evbuffer_get_length(out));
 	bufferevent_free(bev);
+	return (leg);
+}
+
+/* A leg on a plain socket FD (XSOCK_CONNECTING: a connect under way). */
+static struct leg *
+leg_new_fd(struct sess_ctx *ctx, int fd, const char *peer, int flags)
+{
+	struct leg	*leg;
+
+	leg = xcalloc(1, sizeof(*leg));
+	leg->ctx = ctx;
+	leg->peer = xstrdup(peer);
+	leg->x = xsock_new(ctx->base, fd, flags, leg_io_cb, leg);
 	return (leg);
 }
 

@@ -405,16 +405,18 @@ guest_migrate(json_t *req, void *arg, const char **err)
 }
 
 /* Open a leg to the relay of the host this VM runs on now. */
-static struct bufferevent *
-guest_connect(struct sess *s, void *arg, const char **desc)
+static int
+guest_connect(struct sess *s, void *arg, struct sess_dial *dial,
+    const char **desc)
 {
-	struct guest		*g = arg;
-	struct bufferevent	*bev;
+	struct guest	*g = arg;
 
-	if ((bev = daemon_dial(&g->d, g->relay, TLS_ROLE_NONE, NULL,
-	    desc)) == NULL)
+	if (daemon_dial(&g->d, g->relay, TLS_ROLE_NONE, NULL, dial,
+	    desc) != 0) {
 		guest_relay_failed(g, *desc);
-	return (bev);
+		return (-1);
+	}
+	return (0);
 }
 
 static void

@@ -114,9 +114,14 @@ struct bufferevent *daemon_connected(struct daemon *, int,
 /* The same for FD accepted on listener address A. */
 struct bufferevent *daemon_accepted(struct daemon *, int,
 	    const struct xaddr *, enum tls_role);
-/* A client leg on FD connecting to A, for sess_ops.connect. */
-struct bufferevent *daemon_leg(struct daemon *, int, const struct xaddr *,
-	    enum tls_role, const char *, const char **);
+/*
+ * A client session's leg on FD, whose connect to A is in progress, in
+ * *DIAL (sess_ops.connect): the socket itself, or a TLS bufferevent
+ * (as daemon_connected() decides); *desc names A.  -1: out of memory,
+ * FD closed, *desc says so.
+ */
+int	daemon_leg(struct daemon *, int, const struct xaddr *, enum tls_role,
+	    const char *, struct sess_dial *, const char **);
 /* A client session for an accepted guest, unless at the limit. */
 struct sess *daemon_client(struct daemon *, int, const char *, long long,
 	    const struct sess_guest *);
@@ -125,9 +130,12 @@ struct sess *daemon_client_in(struct daemon *, struct sess_ctx *, int,
 	    const char *, long long, const struct sess_guest *);
 /*
  * sess_ops.connect for a client whose legs all go to A: connect, then
- * daemon_leg(); NULL with *desc saying why (retried with backoff).
+ * daemon_leg(); -1 with *desc saying why (retried with backoff).
  */
-struct bufferevent *daemon_dial(struct daemon *, const struct xaddr *,
+int	daemon_dial(struct daemon *, const struct xaddr *, enum tls_role,
+	    const char *, struct sess_dial *, const char **);
+/* Connect to A for a forward: daemon_connected(); NULL, *desc why. */
+struct bufferevent *daemon_dial_bev(struct daemon *, const struct xaddr *,
 	    enum tls_role, const char *, const char **);
 /* Emulated vSocket {dir, cid} for status, or JSON null (new ref). */
 json_t	*daemon_vsock_json(void);

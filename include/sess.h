@@ -60,15 +60,25 @@ struct sess_conf {
 	size_t		max_pending;	/* server: legs in handshake */
 };
 
+/*
+ * A leg sess_ops.connect started: a plain socket FD (its connect still
+ * under way unless UP), or for TLS a bufferevent BEV on which
+ * bufferevent_socket_connect() was called, so that it reports
+ * BEV_EVENT_CONNECTED.  The session layer owns either from then on.
+ */
+struct sess_dial {
+	int			 fd;		/* -1 with BEV */
+	int			 up;		/* FD is connected already */
+	struct bufferevent	*bev;		/* NULL with FD */
+};
+
 struct sess_ops {
 	/*
-	 * Client: start a new leg for S (a bufferevent on which
-	 * bufferevent_socket_connect() was called, so that it reports
-	 * BEV_EVENT_CONNECTED) and set *desc to the target
-	 * it goes to; or return NULL with *desc saying why there is no
-	 * target now (retried with backoff).
+	 * Client: start a new leg for S in *DIAL and set *desc to the
+	 * target it goes to, and return 0; or return -1 with *desc
+	 * saying why there is no target now (retried with backoff).
 	 */
-	struct bufferevent *(*connect)(struct sess *, void *,
+	int	(*connect)(struct sess *, void *, struct sess_dial *,
 	    const char **);
 	/*
 	 * Server: a new session was admitted; connect its local end and

@@ -447,6 +447,29 @@ fwd_vmomi_agent(const struct fwd_ctx *ctx, const char **source)
 }
 
 /*
+ * A connection to A (HOST's relay; NULL: the appliance) for a forward,
+ * pooled if possible: a bufferevent that reports BEV_EVENT_CONNECTED.
+ * NULL with *why.
+ */
+static struct bufferevent *
+fwd_dial(struct fwd_ctx *ctx, const struct xaddr *a, const char *host,
+    const char **why)
+{
+	struct sess_dial	 d;
+	struct bufferevent	*bev;
+
+	if (warm_leg(ctx->r->warm, a, host, &d, why) != 0)
+		return (NULL);
+	if (d.bev != NULL)
+		return (d.bev);
+	/* Plain, up or not: this reports BEV_EVENT_CONNECTED either way. */
+	if ((bev = daemon_connected(&ctx->r->d, d.fd, a, TLS_ROLE_NONE,
+	    NULL)) == NULL)
+		*why = "cannot set up the connection (out of memory)";
+	return (bev);
+}
+
+/*
  * Where a forward of this kind goes now, and *host, whose relay that
  * is (NULL: the appliance); NULL with *why if nowhere.
  */
@@ -569,10 +592,10 @@ fwd_open(struct fwd *f)
 	}
 	/* The agent is the locator: only its certificate may take these. */
 	if (f->kind == FWD_VMOMI)
-		f->out = daemon_dial(&ctx->r->d, a, TLS_ROLE_LOCATOR, NULL,
+		f->out = daemon_dial_bev(&ctx->r->d, a, TLS_ROLE_LOCATOR, NULL,
 		    &why);
 	else
-		f->out = warm_leg(ctx->r->warm, a, host, &why);
+		f->out = fwd_dial(ctx, a, host, &why);
 	/* Not even a connect (the appliance has left this host). */
 	if (f->out == NULL && fwd_try_hint(f, xaddr_str(a)))
 		return;

@@ -25,8 +25,9 @@
  * alternately (target.c): the switchover breaks every leg, and the
  * appliance is already there, long before vCenter says so.
  */
-static struct bufferevent *
-ingress_connect(struct sess *s, void *arg, const char **desc)
+static int
+ingress_connect(struct sess *s, void *arg, struct sess_dial *dial,
+    const char **desc)
 {
 	struct relay		*r = arg;
 	const struct xaddr	*a = NULL;
@@ -35,8 +36,8 @@ ingress_connect(struct sess *s, void *arg, const char **desc)
 	if (sess_resume_tries(s) % 2 == 1)
 		a = target_route_hint(r->target, desc, &host);
 	if (a == NULL && (a = target_route(r->target, desc, &host)) == NULL)
-		return (NULL);
-	return (warm_leg(r->warm, a, host, desc));
+		return (-1);
+	return (warm_leg(r->warm, a, host, dial, desc));
 }
 
 static void

@@ -165,11 +165,12 @@ void		 warm_settle(struct warm *, const char *);
 /* A migration failed: stop pre-warming for it. */
 void		 warm_cancel(struct warm *);
 /*
- * A leg to A, HOST's relay (NULL: the appliance), pooled if possible;
- * NULL with *why.  On success *why names A.
+ * A leg to A, HOST's relay (NULL: the appliance), pooled if possible,
+ * in *DIAL (a plain socket, up if pooled, or a TLS bufferevent): 0 with
+ * *why naming A, or -1 with *why.
  */
-struct bufferevent *warm_leg(struct warm *, const struct xaddr *,
-		    const char *, const char **);
+int		 warm_leg(struct warm *, const struct xaddr *, const char *,
+		    struct sess_dial *, const char **);
 json_t		*warm_json(const struct warm *);
 
 /* pipe.c */

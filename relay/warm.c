@@ -19,7 +19,9 @@
  * The pool holds bufferevents, not sockets: with TLS the handshake
  * (and the check of the far relay's certificate) is paid ahead too,
  * and the far relay sees an authenticated leg that may wait for its
- * first byte, not a pre-authentication one it must time out.
+ * first byte, not a pre-authentication one it must time out.  A plain
+ * one leaves the pool as its socket, up, for the session layer's own
+ * event (warm_leg).
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -313,13 +315,15 @@ warm_ready_cb(evutil_socket_t fd, short ev, void *arg)
 
 /*
  * A new leg to A (HOST's relay, or the appliance if HOST is NULL): a
- * pooled one if there is one, else a fresh connect.  It reports
- * BEV_EVENT_CONNECTED to whoever sets its callbacks next.  NULL with
+ * pooled one if there is one, else a fresh connect.  A plain socket
+ * leaves the pool without its bufferevent, up unless its connect is
+ * still under way; a TLS one stays a bufferevent and reports
+ * BEV_EVENT_CONNECTED to whoever sets its callbacks next.  -1 with
  * *why saying why.
  */
-struct bufferevent *
+int
 warm_leg(struct warm *w, const struct xaddr *a, const char *host,
-    const char **why)
+    struct sess_dial *dial, const char **why)
 {
 	static char		 msg[200];
 	struct warm_conn	*c;
@@ -328,43 +332,50 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 	struct timeval		 tv0 = { 0, 0 };
 	int			 fd, e;
 
+	dial->fd = -1;
+	dial->up = 0;
+	dial->bev = NULL;
 	TAILQ_FOREACH(c, &w->pool, entry) {
 		if (c->expires_ms == 0 || host == NULL ||
 		    strcmp(c->dest, dest) != 0 || strcmp(c->host, host) != 0)
 			continue;
 		bev = c->bev;
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-		/*
-		 * Up already: tell its new owner, from the loop, once its
-		 * callbacks are set.  The reference keeps the bufferevent
-		 * valid if the owner frees it first.
-		 */
-		if (!c->connecting) {
-			bufferevent_incref(bev);
-			if (event_base_once(w->r->d.base, -1, EV_TIMEOUT,
-			    warm_ready_cb, bev, &tv0) == -1)
-				fatalx("event_base_once");
+		if (!tls_bev_is_tls(bev)) {
+			dial->fd = bufferevent_getfd(bev);
+			dial->up = !c->connecting;
+			bufferevent_setfd(bev, -1);
+			bufferevent_free(bev);
+		} else {
+			/*
+			 * Up already: tell its new owner, from the loop,
+			 * once its callbacks are set.  The reference keeps
+			 * the bufferevent valid if the owner frees it
+			 * first.
+			 */
+			if (!c->connecting) {
+				bufferevent_incref(bev);
+				if (event_base_once(w->r->d.base, -1,
+				    EV_TIMEOUT, warm_ready_cb, bev, &tv0) == -1)
+					fatalx("event_base_once");
+			}
+			dial->bev = bev;
 		}
 		w->used++;
 		*why = dest;
 		warm_conn_free(c, 1);
 		warm_fill(w);
 		warm_schedule(w);
-		return (bev);
+		return (0);
 	}
 	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
 		snprintf(msg, sizeof(msg), "%s unreachable: %s",
 		    xaddr_str(a), xaddr_why(e));
 		*why = msg;
-		return (NULL);
+		return (-1);
 	}
-	if ((bev = daemon_connected(&w->r->d, fd, a, host != NULL ?
-	    TLS_ROLE_RELAY : TLS_ROLE_APPLIANCE, host)) == NULL) {
-		*why = "cannot set up the leg (out of memory)";
-		return (NULL);
-	}
-	*why = dest;
-	return (bev);
+	return (daemon_leg(&w->r->d, fd, a, host != NULL ? TLS_ROLE_RELAY :
+	    TLS_ROLE_APPLIANCE, host, dial, why));
 }
 
 /* Pool counters for vrelay status. */

@@ -331,35 +331,53 @@ nonblock_pair(int fd[2])
 		abort();
 }
 
-/* Client: a new leg is a socketpair whose far end the server accepts. */
-static struct bufferevent *
-t_connect(struct sess *s, void *arg, const char **desc)
+/*
+ * Client: a new leg is a socketpair whose far end the server accepts.
+ * Each leg comes in turn in each form ops->connect may give it: a
+ * socket that is up, one said to be connecting, a bufferevent.
+ */
+static int
+t_connect(struct sess *s, void *arg, struct sess_dial *d, const char **desc)
 {
 	struct side		*sd = arg;
 	struct world		*w = sd->w;
-	struct bufferevent	*cb, *sb;
+	struct bufferevent	*sb;
 	int			 fd[2];
 
 	w->calls++;
 	if (w->no_target) {
 		*desc = "no target (test)";
-		return (NULL);
+		return (-1);
 	}
 	nonblock_pair(fd);
-	cb = bufferevent_socket_new(w->base, fd[0], BEV_OPT_CLOSE_ON_FREE);
-	if (cb == NULL)
-		abort();
-	/* Already connected; this still reports BEV_EVENT_CONNECTED. */
-	bufferevent_socket_connect(cb, NULL, 0);
+	d->fd = -1;
+	d->up = 0;
+	d->bev = NULL;
+	switch (w->connects++ % 3) {
+	case 0:
+		d->fd = fd[0];
+		d->up = 1;
+		break;
+	case 1:
+		d->fd = fd[0];
+		break;
+	default:
+		d->bev = bufferevent_socket_new(w->base, fd[0],
+		    BEV_OPT_CLOSE_ON_FREE);
+		if (d->bev == NULL)
+			abort();
+		/* Already connected; this still reports CONNECTED. */
+		bufferevent_socket_connect(d->bev, NULL, 0);
+		break;
+	}
 	w->cleg = fd[0];
-	w->connects++;
 	if (w->fake) {
 		/* The test plays the server. */
 		if (w->nrogue == (int)(sizeof(w->rogue) / sizeof(w->rogue[0])))
 			abort();
 		w->rogue[w->nrogue++] = w->fake_fd = fd[1];
 		*desc = "fake-server";
-		return (cb);
+		return (0);
 	}
 	if ((sb = bufferevent_socket_new(w->base, fd[1],
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
@@ -368,12 +386,12 @@ t_connect(struct sess *s, void *arg, const char **desc)
 		w->late_sb = sb;	/* test_accept_read_ahead */
 		w->sleg = fd[1];
 		*desc = "test-target";
-		return (cb);
+		return (0);
 	}
 	sess_accept(w->sv.ctx, sb, "test-leg");
 	w->sleg = fd[1];
 	*desc = "test-target";
-	return (cb);
+	return (0);
 }
 
 /* Server: the backend is a socketpair the test holds the far end of. */
