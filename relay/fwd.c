@@ -59,7 +59,11 @@
  * Pipes are lent from a small pool only while they hold bytes: an idle
  * spliced forward holds no extra descriptor.  A kernel that refuses
  * splice for a socket (EINVAL: AF_VSOCK may) puts the forward back on
- * the copy path for good.  On EOF, an error or fwd_close the forward
+ * the copy path for good.  A side's EOF or error with nothing in the
+ * pipes or queued (a session's last frames have gone through, or a
+ * vMotion reset the appliance's side) closes in splice mode: the other
+ * side gets its half-close at once and is read and discarded until it
+ * ends (fwd_splice_ended).  Otherwise, and on fwd_close, the forward
  * leaves splice mode: its sockets go back into bufferevents set up as
  * the copy path's (fwd_side_wrap), what its pipes hold is read into
  * the destinations' output buffers, and the bufferevent path above
@@ -356,17 +360,12 @@ fwd_check_gone(struct fwd *f)
 		fwd_drop(f);
 }
 
-/* The one teardown: flush both sides, half-close, linger, then go. */
+/* Enter FWD_CLOSING for REASON: the flush and linger get FWD_FLUSH_MS. */
 static void
-fwd_close(struct fwd *f, const char *reason)
+fwd_closing(struct fwd *f, const char *reason)
 {
 	struct timeval	tv;
 
-	if (f->state != FWD_OPEN && f->state != FWD_WAITING &&
-	    f->state != FWD_PARKED)
-		return;
-	/* The pipes' bytes go to the output buffers flushed below. */
-	fwd_unsplice(f);
 	fwd_enter_state(f, FWD_CLOSING);
 	log_debug("forward=%llu %s peer=%s closed to_out=%llu to_in=%llu "
 	    "reason=\"%s\"", (unsigned long long)f->id, fwd_kinds[f->kind],
@@ -374,6 +373,18 @@ fwd_close(struct fwd *f, const char *reason)
 	    (unsigned long long)f->to_in, reason);
 	xtime_tv(FWD_FLUSH_MS, &tv);
 	evtimer_add(f->deadline, &tv);
+}
+
+/* The one teardown: flush both sides, half-close, linger, then go. */
+static void
+fwd_close(struct fwd *f, const char *reason)
+{
+	if (f->state != FWD_OPEN && f->state != FWD_WAITING &&
+	    f->state != FWD_PARKED)
+		return;
+	/* The pipes' bytes go to the output buffers flushed below. */
+	fwd_unsplice(f);
+	fwd_closing(f, reason);
 	if (!f->connected)
 		f->out_gone = 1;
 	if (!f->in_gone) {
@@ -693,6 +704,19 @@ fwd_side(struct fwd *f, int i)
 	return (i == 0 ? f->in : f->out);
 }
 
+/* Why a forward closes: side I ended as WHAT (a BEV_EVENT_*), for WHY. */
+static void
+fwd_side_msg(struct fwd *f, int i, short what, const char *why, char *msg,
+    size_t len)
+{
+	snprintf(msg, len, "%s side %s%s%s",
+	    i == 0 ? fwd_kinds[f->kind] : "far",
+	    (what & BEV_EVENT_EOF) ? "closed" :
+	    (what & BEV_EVENT_TIMEOUT) ? "timed out" : "error",
+	    (what & BEV_EVENT_ERROR) && why != NULL ? ": " : "",
+	    (what & BEV_EVENT_ERROR) && why != NULL ? why : "");
+}
+
 /* Bytes queued for side I in splice mode: its bufferevent's output. */
 static size_t
 fwd_queued(struct fwd *f, int i)
@@ -819,13 +843,64 @@ fwd_splice_refused(struct fwd *f, int err)
 	fwd_side_resume(f, f->out);
 }
 
-/* Side I ended (EOF, or an error ERR) in splice mode: close as usual. */
+static void	fwd_splice_arm(struct fwd *);
+
+/*
+ * Side I ended (EOF, or an error ERR) in splice mode.  With nothing in
+ * the pipes or queued, the close stays in splice mode: the sides that
+ * have not ended get their half-close now and are read and discarded
+ * until they end too (fwd_splice_linger), as fwd_close() would do with
+ * two bufferevents made for it.  Else it leaves splice mode and closes
+ * as usual.  A spliced forward has had its answer, so it is never
+ * rerouted (fwd_try_hint).
+ */
 static void
 fwd_splice_ended(struct fwd *f, int i, short what, int err)
 {
-	fwd_unsplice(f);
-	errno = err;
-	fwd_eventcb(fwd_side(f, i), what, f);
+	struct fwd_splice	*sp = f->sp;
+	char			 msg[300];
+	int			 s;
+
+	if (f->state != FWD_OPEN || sp->held[0] > 0 || sp->held[1] > 0 ||
+	    fwd_queued(f, 0) > 0 || fwd_queued(f, 1) > 0 ||
+	    (f->to_in == 0 && f->kind == FWD_AGENT)) {
+		fwd_unsplice(f);
+		errno = err;
+		fwd_eventcb(fwd_side(f, i), what, f);
+		return;
+	}
+	if (i == 0)
+		f->in_gone = 1;
+	else
+		f->out_gone = 1;
+	fwd_side_msg(f, i, what, err != 0 ? strerror(err) : NULL, msg,
+	    sizeof(msg));
+	fwd_closing(f, msg);
+	for (s = 0; s < 2; s++) {
+		if (!(s == 0 ? f->in_gone : f->out_gone))
+			shutdown(sp->fd[s], SHUT_WR);
+	}
+	fwd_splice_arm(f);
+	fwd_check_gone(f);
+}
+
+/* Closing in splice mode: read and drop what side I still sends. */
+static void
+fwd_splice_linger(struct fwd *f, int i)
+{
+	static char	sink[16384];
+	ssize_t		n;
+
+	while ((n = read(f->sp->fd[i], sink, sizeof(sink))) > 0)
+		;
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (i == 0)
+		f->in_gone = 1;
+	else
+		f->out_gone = 1;
+	fwd_splice_arm(f);
+	fwd_check_gone(f);
 }
 
 /* Splice can never work for these sockets (rather than failed once). */
@@ -962,10 +1037,15 @@ fwd_splice_arm(struct fwd *f)
 
 	for (i = 0; i < 2; i++) {
 		want = 0;
-		if (sp->held[i] == 0 && fwd_queued(f, 1 - i) == 0)
-			want |= EV_READ;
-		if (sp->held[1 - i] > 0 || fwd_queued(f, i) > 0)
-			want |= EV_WRITE;
+		if (f->state == FWD_CLOSING) {
+			if (!(i == 0 ? f->in_gone : f->out_gone))
+				want = EV_READ;
+		} else {
+			if (sp->held[i] == 0 && fwd_queued(f, 1 - i) == 0)
+				want |= EV_READ;
+			if (sp->held[1 - i] > 0 || fwd_queued(f, i) > 0)
+				want |= EV_WRITE;
+		}
 		if (want == sp->armed[i])
 			continue;
 		event_del(sp->ev[i]);
@@ -988,6 +1068,11 @@ fwd_splice_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (!f->splicing)
 		return;
+	if (f->state == FWD_CLOSING) {
+		if (what & EV_READ)
+			fwd_splice_linger(f, i);
+		return;
+	}
 	/* Writable: the way into this side; readable: the way out of it. */
 	if ((what & EV_WRITE) && fwd_splice_push(f, 1 - i) == -1)
 		return;
@@ -1188,12 +1273,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (bev == f->out && fwd_try_hint(f, f->dest))
 		return;
-	snprintf(msg, sizeof(msg), "%s side %s%s%s",
-	    bev == f->in ? fwd_kinds[f->kind] : "far",
-	    (what & BEV_EVENT_EOF) ? "closed" :
-	    (what & BEV_EVENT_TIMEOUT) ? "timed out" : "error",
-	    (what & BEV_EVENT_ERROR) && why != NULL ? ": " : "",
-	    (what & BEV_EVENT_ERROR) && why != NULL ? why : "");
+	fwd_side_msg(f, bev == f->in ? 0 : 1, what, why, msg, sizeof(msg));
 	/* Whatever was read before EOF still goes through. */
 	if ((what & BEV_EVENT_EOF) && f->connected)
 		fwd_readcb(bev, f);

@@ -60,6 +60,10 @@ done
 #   moved     the stand-in reads nothing while 8 MiB come; the target
 #             moves off B, and B must still deliver every byte it took,
 #             then a half-close (EOF).
+#   idle-eof  the forward goes idle, then the stand-in half-closes: the
+#             leg gets its EOF from that (within 4 s; B's flushing close
+#             would end the forward after 5 s anyway), and B lets the
+#             forward go once the leg closes too.
 # Prints the bytes the receiving end got.
 cat >"$T/standin.py" <<'PY'
 import json, os, random, socket, subprocess, sys, threading, time
@@ -84,13 +88,33 @@ a.settimeout(10)
 assert a.recv(1) == b"x"
 a.sendall(b"y")
 assert c.recv(1) == b"y"
-if mode == "far-ends":
+if mode in ("far-ends", "idle-eof"):
     for i in range(100 * scale):
         if splicing() == 1:
             break
         time.sleep(0.05)
     else:
         sys.exit("forwards.splicing is %d, not 1" % splicing())
+if mode == "idle-eof":
+    a.shutdown(socket.SHUT_WR)
+    c.settimeout(4)
+    try:
+        d = c.recv(16)
+    except socket.timeout:
+        sys.exit("no EOF on the leg within 4 s of the half-close")
+    if d:
+        sys.exit("the leg got %r, not EOF" % d)
+    c.close()
+    # Within B's 5 s flush deadline, which would end it anyway.
+    end = time.time() + 3
+    while splicing() != 0:
+        if time.time() > end:
+            sys.exit("the forward is still splicing 3 s after both "
+                "ends closed")
+        time.sleep(0.05)
+    print(0)
+    sys.exit(0)
+if mode == "far-ends":
     data = random.Random(11).randbytes(8 << 20)
     def push():
         a.sendall(data)
@@ -138,7 +162,9 @@ b1=$(bytes_b)
 [ "$((b1 - b0))" = $((8388608 + 2)) ] ||
     fail "B took $((b1 - b0 - 2)) bytes for the leg, not 8 MiB"
 
-b0=$b1
+got=$(standin idle-eof) || fail "idle spliced forward: $got"
+
+b0=$(bytes_b)
 got=$(standin moved) || fail "stand-in appliance: $got"
 b1=$(bytes_b)
 # B counted what it read from both sides: the received bytes, "x"
