@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "kx.h"
+#include "../refkdf.h"
 
 /* A peer: its own key pair, made without kx.c. */
 struct peer {
@@ -220,29 +221,13 @@ test_bad_peer(void **state)
 	EVP_PKEY_free(k);
 }
 
-/* HMAC-SHA256 of LABEL || sid (8 bytes BE) || NC || NS || TAIL. */
+/* docs/protocol.md's kdf, as refkdf.h writes it down. */
 static void
 ref_kdf(const uint8_t *key, const char *label, uint64_t sid,
     const uint8_t *nc, const uint8_t *ns, const uint8_t *tail, size_t tlen,
     uint8_t out[PROTO_MAC_LEN])
 {
-	uint8_t	buf[256];
-	size_t	n, olen;
-	int	i;
-
-	n = strlen(label);
-	memcpy(buf, label, n);
-	for (i = 7; i >= 0; i--)
-		buf[n++] = (uint8_t)(sid >> (i * 8));
-	memcpy(buf + n, nc, PROTO_NONCE_LEN);
-	n += PROTO_NONCE_LEN;
-	memcpy(buf + n, ns, PROTO_NONCE_LEN);
-	n += PROTO_NONCE_LEN;
-	memcpy(buf + n, tail, tlen);
-	n += tlen;
-	assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key,
-	    PROTO_MAC_LEN, buf, n, out, PROTO_MAC_LEN, &olen));
-	assert_int_equal(olen, PROTO_MAC_LEN);
+	assert_int_equal(refkdf(key, label, sid, nc, ns, tail, tlen, out), 0);
 }
 
 /* The secret, a proof and a rotation, as protocol.md defines them. */
