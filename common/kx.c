@@ -16,13 +16,16 @@
  * multiplication at all.  Every session's secret stays its own (the
  * KDF takes the session id and both ends' fresh nonces), and what a key
  * pair could reveal while it lives the process's memory holds anyway
- * (the secrets themselves).  A peer neither sees nor depends on this:
- * the wire is unchanged.
+ * (the secrets themselves).  A timer drops the pair at the end of its
+ * lifetime even when no session asks for one: a process gone quiet
+ * does not keep it.  A peer neither sees nor depends on this: the wire
+ * is unchanged.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -39,6 +42,7 @@ static EVP_PKEY		*kx_key;	/* the current key pair */
 static uint8_t		 kx_pub[PROTO_KEY_LEN];
 static unsigned		 kx_uses;	/* sessions given kx_key */
 static long long	 kx_born;	/* monotonic ms */
+static struct event	*kx_expiry;	/* drops kx_key at its lifetime */
 static unsigned		 kx_max_uses = KX_USES;
 static long long	 kx_max_ms = KX_SECONDS * 1000LL;
 
@@ -54,6 +58,8 @@ static unsigned		 kx_cache_next;
 static void
 kx_drop(void)
 {
+	if (kx_expiry != NULL)
+		evtimer_del(kx_expiry);
 	EVP_PKEY_free(kx_key);
 	kx_key = NULL;
 	kx_uses = 0;
@@ -61,9 +67,16 @@ kx_drop(void)
 	kx_cache_next = 0;
 }
 
+/* The current pair's lifetime is over. */
+static void
+kx_expiry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	kx_drop();
+}
+
 /* Make the shared contexts (first user); OpenSSL without them is broken. */
 void
-kx_ref(void)
+kx_ref(struct event_base *base)
 {
 	static char	digest[] = "SHA256";
 	OSSL_PARAM	params[2];
@@ -77,7 +90,8 @@ kx_ref(void)
 	    NULL || EVP_PKEY_keygen_init(kx_gen) != 1 ||
 	    (kx_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
 	    (kx_mac = EVP_MAC_CTX_new(kx_hmac)) == NULL ||
-	    EVP_MAC_CTX_set_params(kx_mac, params) != 1)
+	    EVP_MAC_CTX_set_params(kx_mac, params) != 1 ||
+	    (kx_expiry = evtimer_new(base, kx_expiry_cb, NULL)) == NULL)
 		abort();	/* libcrypto without X25519 or HMAC-SHA256 */
 }
 
@@ -88,6 +102,8 @@ kx_unref(void)
 	if (kx_users == 0 || --kx_users > 0)
 		return;
 	kx_drop();
+	event_free(kx_expiry);
+	kx_expiry = NULL;
 	EVP_PKEY_CTX_free(kx_gen);
 	EVP_MAC_CTX_free(kx_mac);
 	EVP_MAC_free(kx_hmac);
@@ -106,6 +122,7 @@ kx_keygen(EVP_PKEY **keyp, uint8_t pub[PROTO_KEY_LEN])
 	EVP_PKEY	*key = NULL;
 	size_t		 len = PROTO_KEY_LEN;
 	long long	 now = xtime_mono_ms();
+	struct timeval	 tv;
 
 	*keyp = NULL;
 	if (kx_key == NULL || kx_uses >= kx_max_uses ||
@@ -120,6 +137,8 @@ kx_keygen(EVP_PKEY **keyp, uint8_t pub[PROTO_KEY_LEN])
 		kx_drop();
 		kx_key = key;
 		kx_born = now;
+		xtime_tv(kx_max_ms, &tv);
+		evtimer_add(kx_expiry, &tv);
 	}
 	if (EVP_PKEY_up_ref(kx_key) != 1)
 		return (-1);
@@ -258,6 +277,13 @@ kx_rotate(uint8_t secret[PROTO_MAC_LEN], uint64_t sid, const uint8_t *nc,
 	kx_kdf(secret, "vrelay-v1-rotate", sid, nc, ns, NULL, 0, next);
 	memcpy(secret, next, sizeof(next));
 	OPENSSL_cleanse(next, sizeof(next));
+}
+
+/* How long the current pair has lived, in ms; -1 if there is none. */
+long long
+kx_age_ms(void)
+{
+	return (kx_key != NULL ? xtime_mono_ms() - kx_born : -1);
 }
 
 /* Limits other than KX_USES and KX_SECONDS; the current pair goes. */

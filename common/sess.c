@@ -359,7 +359,7 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	struct sess_ctx	*ctx;
 	struct timeval	 tv;
 
-	kx_ref();
+	kx_ref(base);
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->base = base;
 	ctx->role = role;

@@ -5,7 +5,8 @@
  * bounded number of sessions and time and remembers the shared values
  * it made with it, so sessions between the same two processes cost no
  * scalar multiplication.  One set of contexts per process, counted by
- * kx_ref() and kx_unref(); single-threaded.
+ * kx_ref() and kx_unref(); single-threaded, on the first user's event
+ * base (a timer drops the pair at the end of its lifetime).
  */
 #ifndef VRELAY_KX_H
 #define VRELAY_KX_H
@@ -15,6 +16,8 @@
 
 #include <openssl/types.h>
 
+struct event_base;
+
 #include "proto.h"
 
 #define KX_USES		1024	/* sessions per key pair */
@@ -22,7 +25,7 @@
 #define KX_CACHE	64	/* peers' shared values kept per key pair */
 
 /* Take a reference on the process's contexts (made by the first). */
-void	kx_ref(void);
+void	kx_ref(struct event_base *);
 /* Drop it; the last one frees the contexts and wipes the key pair. */
 void	kx_unref(void);
 /*
@@ -49,6 +52,8 @@ void	kx_proof(const uint8_t [PROTO_MAC_LEN], uint64_t, const uint8_t *,
 /* Replace a secret by its successor after a resume (one use each). */
 void	kx_rotate(uint8_t [PROTO_MAC_LEN], uint64_t, const uint8_t *,
 	    const uint8_t *);
+/* How long the current key pair has lived (ms); -1: none now. */
+long long kx_age_ms(void);
 /* Limits other than KX_USES and KX_SECONDS (0: the default); tests. */
 void	kx_set_limits(unsigned, long long);
 

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 
 #include "kx.h"
@@ -72,17 +73,21 @@ derive_is(EVP_PKEY *key, const uint8_t pub[PROTO_KEY_LEN],
 static int
 setup(void **state)
 {
-	(void)state;
-	kx_ref();
+	struct event_base	*base;
+
+	if ((base = event_base_new()) == NULL)
+		return (-1);
+	kx_ref(base);
+	*state = base;
 	return (0);
 }
 
 static int
 teardown(void **state)
 {
-	(void)state;
 	kx_set_limits(0, 0);
 	kx_unref();
+	event_base_free(*state);
 	return (0);
 }
 
@@ -183,23 +188,41 @@ test_rotate_uses(void **state)
 	EVP_PKEY_free(p.key);
 }
 
-/* After its lifetime a new key pair comes. */
+/*
+ * After its lifetime a new key pair comes; a process that makes no
+ * session meanwhile does not keep the old one (its timer drops it).
+ */
 static void
 test_rotate_age(void **state)
 {
-	EVP_PKEY	*a, *b, *c;
-	uint8_t		 pa[PROTO_KEY_LEN], pb[PROTO_KEY_LEN];
-	uint8_t		 pc[PROTO_KEY_LEN];
-	struct timespec	 ts = { 0, 80 * 1000 * 1000 };
+	struct event_base	*base = *state;
+	EVP_PKEY		*a, *b, *c;
+	uint8_t			 pa[PROTO_KEY_LEN], pb[PROTO_KEY_LEN];
+	uint8_t			 pc[PROTO_KEY_LEN];
+	struct timespec		 ts = { 0, 80 * 1000 * 1000 };
 
-	(void)state;
 	kx_set_limits(0, 50);
+	assert_true(kx_age_ms() == -1);
 	assert_int_equal(kx_keygen(&a, pa), 0);
+	assert_true(kx_age_ms() >= 0);
 	assert_int_equal(kx_keygen(&b, pb), 0);
 	assert_memory_equal(pa, pb, PROTO_KEY_LEN);
 	nanosleep(&ts, NULL);
 	assert_int_equal(kx_keygen(&c, pc), 0);
 	assert_memory_not_equal(pa, pc, PROTO_KEY_LEN);
+	/* No keygen now: the loop's timer ends the pair. */
+	assert_true(kx_age_ms() >= 0);
+	nanosleep(&ts, NULL);
+	(void)event_base_loop(base, EVLOOP_NONBLOCK);
+	assert_true(kx_age_ms() == -1);
+	/* A session that still holds it derives on. */
+	{
+		struct peer	p;
+
+		peer_make(&p);
+		derive_is(c, pc, &p);
+		EVP_PKEY_free(p.key);
+	}
 	EVP_PKEY_free(a);
 	EVP_PKEY_free(b);
 	EVP_PKEY_free(c);
