@@ -1131,9 +1131,14 @@ fwd_splice_start(struct fwd *f)
 		evbuffer_add_buffer(bufferevent_get_output(fwd_side(f, 1 - i)),
 		    in);
 	}
-	/* Nothing queued for a side: its bufferevent goes now. */
+	/*
+	 * What is queued (the answer that got it here) goes now, not a
+	 * loop turn later, and a side with nothing left queued loses its
+	 * bufferevent: the events are then armed once, for reading.
+	 */
 	for (i = 0; i < 2; i++)
-		fwd_side_unwrap(f, i);
+		if (fwd_splice_push(f, i) == -1)
+			return;
 	fwd_splice_arm(f);
 }
 
