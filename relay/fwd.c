@@ -851,8 +851,8 @@ static void	fwd_splice_arm(struct fwd *);
  * have not ended get their half-close now and are read and discarded
  * until they end too (fwd_splice_linger), as fwd_close() would do with
  * two bufferevents made for it.  Else it leaves splice mode and closes
- * as usual.  A spliced forward has had its answer, so it is never
- * rerouted (fwd_try_hint).
+ * as usual.  A spliced forward has had its answer (fwd_splice_start),
+ * so it is never rerouted (fwd_try_hint) and a close is all there is.
  */
 static void
 fwd_splice_ended(struct fwd *f, int i, short what, int err)
@@ -862,8 +862,7 @@ fwd_splice_ended(struct fwd *f, int i, short what, int err)
 	int			 s;
 
 	if (f->state != FWD_OPEN || sp->held[0] > 0 || sp->held[1] > 0 ||
-	    fwd_queued(f, 0) > 0 || fwd_queued(f, 1) > 0 ||
-	    (f->to_in == 0 && f->kind == FWD_AGENT)) {
+	    fwd_queued(f, 0) > 0 || fwd_queued(f, 1) > 0) {
 		fwd_unsplice(f);
 		errno = err;
 		fwd_eventcb(fwd_side(f, i), what, f);
