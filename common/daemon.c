@@ -35,6 +35,7 @@ daemon_sessconf_defaults(struct daemon_sessconf *sc)
 	sc->replay_max = 4 * 1024 * 1024;
 	sc->max_sessions = 100000;
 	sc->max_pending = 1024;
+	sc->idle_legs = 256;
 }
 
 /* Copy the daemon's session settings into the session layer's. */
@@ -48,6 +49,7 @@ daemon_sessconf_apply(const struct daemon_sessconf *sc, struct sess_conf *c)
 	c->replay_max = (size_t)sc->replay_max;
 	c->max_sessions = (size_t)sc->max_sessions;
 	c->max_pending = (size_t)sc->max_pending;
+	c->idle_max = (size_t)sc->idle_legs;
 }
 
 /* SIGINT or SIGTERM: leave the loop; the daemon's run() tears down. */

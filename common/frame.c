@@ -30,6 +30,7 @@ static const struct {
 	[PROTO_CLOSE] = { "CLOSE", 3, 3 + PROTO_REASON_MAX },
 	[PROTO_PING] = { "PING", 8, 8 },
 	[PROTO_PONG] = { "PONG", 8, 8 },
+	[PROTO_RELEASE] = { "RELEASE", 8, 8 },
 };
 
 static const char *frame_codes[PROTO_CODE_MAX + 1] = {
@@ -333,7 +334,7 @@ frame_error_decode(const uint8_t *p, size_t len, struct proto_error *m)
 	return (FRAME_OK);
 }
 
-/* RESUMED, ACK, FIN, PING, PONG. */
+/* RESUMED, ACK, FIN, PING, PONG, RELEASE. */
 int
 frame_u64_decode(const uint8_t *p, size_t len, uint64_t *v)
 {

@@ -70,6 +70,9 @@
 #define FLUSH_MS	5000		/* a closing leg gets this long */
 #define IO_CHUNK	(256 * 1024)	/* a read: local stream, closing leg */
 #define TOMB_MAX	65536		/* completed ids a server remembers */
+#define IDLE_MS		15000		/* client: an unused idle leg goes */
+#define IDLE_SERVER_MS	(2 * IDLE_MS)	/* server: later, so the client
+					   closes it first */
 
 enum leg_state {
 	LEG_CONNECTING = 1,	/* client: TCP/vsock connect in progress */
@@ -80,6 +83,9 @@ enum leg_state {
 	LEG_UP,			/* carrying the session's stream */
 	LEG_CLOSING,		/* flushing its last frames */
 	LEG_DEAD,		/* waiting for the reaper */
+	LEG_C_DONE,		/* client: session done, RELEASE awaited */
+	LEG_C_IDLE,		/* client: released, for the next session */
+	LEG_S_IDLE,		/* server: RELEASE sent, next HELLO awaited */
 };
 
 struct leg {
@@ -88,11 +94,13 @@ struct leg {
 	struct evbuffer		*in;	/* frames read, only while any */
 	enum leg_state		 state;
 	struct sess		*s;	/* client legs and LEG_UP only */
-	uint64_t		 sid;	/* server: the session asked for */
+	uint64_t		 sid;	/* server: the session asked for;
+					   client: the one done (RELEASE) */
 	uint8_t			 nonce_c[PROTO_NONCE_LEN];
 	uint8_t			 nonce_s[PROTO_NONCE_LEN];
 	int			 fin_sent;
 	int			 paused;	/* backpressure: no reads */
+	int			 reused;	/* client: an idle leg taken */
 	struct event		*deadline;	/* handshake or flush */
 	char			*peer;	/* allocated: most are short */
 	TAILQ_ENTRY(leg)	 entry;
@@ -193,6 +201,10 @@ struct sess_ctx {
 	size_t			 count;
 	struct leg_list		 legs;		/* pending and closing */
 	size_t			 npending;
+	struct leg_list		 idle;		/* between sessions, newest
+						   first */
+	size_t			 nidle;
+	uint64_t		 reused;	/* sessions on an idle leg */
 	struct leg_list		 dead_legs;
 	struct sess_list	 dead;
 	struct event		*reap_ev;
@@ -244,6 +256,9 @@ static void	leg_close(struct leg *, int, int, const char *);
 static void	leg_free_later(struct leg *);
 static void	leg_lost(struct leg *, const char *);
 static void	leg_deadline_cb(evutil_socket_t, short, void *);
+static void	leg_retire(struct leg *, uint64_t);
+static void	leg_violation(struct leg *, const char *, int);
+static struct leg *leg_idle_take(struct sess_ctx *, const char *);
 
 static int
 sess_cmp(struct sess *a, struct sess *b)
@@ -370,6 +385,7 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	RB_INIT(&ctx->tombs);
 	TAILQ_INIT(&ctx->tombq);
 	TAILQ_INIT(&ctx->legs);
+	TAILQ_INIT(&ctx->idle);
 	TAILQ_INIT(&ctx->dead_legs);
 	TAILQ_INIT(&ctx->dead);
 	TAILQ_INIT(&ctx->ackq);
@@ -456,10 +472,14 @@ void
 sess_ctx_retarget(struct sess_ctx *ctx, const char *route)
 {
 	struct sess	*s, *next;
+	struct leg	*leg, *lnext;
 	char		 msg[128];
 
 	snprintf(msg, sizeof(msg), "target moved to %s",
 	    route != NULL ? route : "nowhere");
+	TAILQ_FOREACH_SAFE(leg, &ctx->idle, entry, lnext)
+		if (route == NULL || strcmp(leg->peer, route) != 0)
+			leg_free_later(leg);
 	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
 		s->backoff_ms = 0;	/* the next try goes at once */
 		if (s->leg != NULL && s->leg->state != LEG_UP &&
@@ -505,16 +525,28 @@ sess_ctx_reset_legs(struct sess_ctx *ctx, const char *prefix,
 		leg_free_later(leg);
 		n++;
 	}
+	TAILQ_FOREACH_SAFE(leg, &ctx->idle, entry, lnext) {
+		if (strncmp(leg->peer, prefix, plen) != 0)
+			continue;
+		xaddr_reset(xsock_fd(leg->x));
+		leg_free_later(leg);
+		n++;
+	}
 	return (n);
 }
 
-/* Resume counters since start (JSON object, new reference). */
+/*
+ * Resume counters since start, and the legs kept between sessions
+ * (JSON object, new reference).
+ */
 json_t *
 sess_ctx_stats(const struct sess_ctx *ctx)
 {
 	json_t	*o;
 
-	o = json_pack("{s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "legs_idle", (json_int_t)ctx->nidle,
+	    "legs_reused", (json_int_t)ctx->reused,
 	    "resumes", (json_int_t)ctx->resumes,
 	    "replayed_bytes", (json_int_t)ctx->replay_bytes,
 	    "resume_ms_max", (json_int_t)ctx->resume_ms_max,
@@ -576,6 +608,8 @@ sess_ctx_free(struct sess_ctx *ctx)
 		leg->state = LEG_DEAD;
 		TAILQ_INSERT_TAIL(&ctx->dead_legs, leg, entry);
 	}
+	while ((leg = TAILQ_FIRST(&ctx->idle)) != NULL)
+		leg_free_later(leg);
 	sess_reap_cb(-1, 0, ctx);
 	ctx->conf.hold_ms = 0;
 	tomb_prune(ctx, LLONG_MAX);
@@ -775,6 +809,8 @@ sess_end(struct sess *s, int code, const char *reason, int tell)
 		leg->s = NULL;
 		if (leg->state == LEG_UP && tell)
 			leg_close(leg, PROTO_CLOSE, code, reason);
+		else if (leg->state == LEG_UP && code == PROTO_E_NONE)
+			leg_retire(leg, s->id);
 		else if (leg->state == LEG_UP)
 			leg_close(leg, 0, 0, NULL);
 		else
@@ -896,6 +932,15 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	if (s->opened)
 		s->resume_tries++;
+	/* A leg the server released after an earlier session: no connect. */
+	if (s->ctx->ops.route != NULL && (leg = leg_idle_take(s->ctx,
+	    s->ctx->ops.route(s, s->ctx->arg))) != NULL) {
+		leg->s = s;
+		s->leg = leg;
+		leg_deadline(leg, s->ctx->conf.handshake_ms);
+		sess_hello(s, leg);
+		return;
+	}
 	if (s->ctx->ops.connect(s, s->ctx->arg, &d, &why) != 0) {
 		sess_set_why(s, why);
 		sess_retry_schedule(s);
@@ -1416,8 +1461,12 @@ leg_unlist(struct leg *leg)
 	if (leg->state == LEG_S_HELLO || leg->state == LEG_S_CHALLENGED) {
 		ctx->npending--;
 		TAILQ_REMOVE(&ctx->legs, leg, entry);
-	} else if (leg->state == LEG_CLOSING)
+	} else if (leg->state == LEG_CLOSING || leg->state == LEG_C_DONE)
 		TAILQ_REMOVE(&ctx->legs, leg, entry);
+	else if (leg->state == LEG_C_IDLE || leg->state == LEG_S_IDLE) {
+		ctx->nidle--;
+		TAILQ_REMOVE(&ctx->idle, leg, entry);
+	}
 }
 
 /* Drop a leg now (its socket closes) and free it from the reaper. */
@@ -1471,15 +1520,120 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 		leg_written(leg);
 }
 
-/* Server: refuse a leg that is not (yet) any session's. */
+/* Refuse a leg that is not (yet, or no longer) any session's. */
 static void
 leg_refuse(struct leg *leg, int code, const char *reason)
 {
 	struct sess_ctx	*ctx = leg->ctx;
 
-	if (ctx->ops.refused != NULL)
+	if (ctx->role == SESS_SERVER && ctx->ops.refused != NULL)
 		ctx->ops.refused(leg->peer, reason, ctx->arg);
 	leg_close(leg, PROTO_ERROR, code, reason);
+}
+
+/*
+ * Server: LEG (new, or idle and now saying HELLO) waits for a handshake
+ * under its deadline; nonzero when it was refused instead.
+ */
+static int
+leg_pending(struct leg *leg)
+{
+	struct sess_ctx	*ctx = leg->ctx;
+
+	leg->state = LEG_S_HELLO;
+	TAILQ_INSERT_TAIL(&ctx->legs, leg, entry);
+	ctx->npending++;
+	if (ctx->conf.max_pending > 0 &&
+	    ctx->npending > ctx->conf.max_pending) {
+		leg_refuse(leg, PROTO_E_LIMIT,
+		    "too many handshakes in progress");
+		return (-1);
+	}
+	/* An absolute deadline: a byte now and then must not extend it. */
+	leg_deadline(leg, ctx->conf.handshake_ms);
+	return (0);
+}
+
+/*
+ * A session that finished cleanly leaves its leg for the next one.  The
+ * server says RELEASE (nothing more of session SID follows on the leg)
+ * and waits for a HELLO; the client waits for that RELEASE, which comes
+ * once the server has read our last ACK, and only then offers the leg
+ * to its next session.  Either end closes it when it keeps enough idle
+ * legs already, and so does a server with idle_max 0, which says no
+ * RELEASE: a client that never hears one closes after FLUSH_MS.
+ */
+static void
+leg_retire(struct leg *leg, uint64_t sid)
+{
+	struct sess_ctx	*ctx = leg->ctx;
+
+	if (ctx->conf.idle_max == 0 || ctx->nidle >= ctx->conf.idle_max) {
+		leg_close(leg, 0, 0, NULL);
+		return;
+	}
+	leg->sid = sid;
+	leg->paused = 0;
+	leg->reused = 0;
+	xsock_set_lowat(leg->x, 0);
+	xsock_set_read_high(leg->x, PROTO_HANDSHAKE_MAX * 2);
+	xsock_set_timeout(leg->x, NULL);
+	xsock_read_enable(leg->x, 1);
+	if (ctx->role == SESS_SERVER) {
+		frame_u64_add(ctx->scratch, PROTO_RELEASE, sid);
+		leg_send(leg);
+		leg->state = LEG_S_IDLE;
+		TAILQ_INSERT_HEAD(&ctx->idle, leg, entry);
+		ctx->nidle++;
+		leg_deadline(leg, IDLE_SERVER_MS);
+	} else {
+		leg->state = LEG_C_DONE;
+		TAILQ_INSERT_TAIL(&ctx->legs, leg, entry);
+		leg_deadline(leg, FLUSH_MS);
+	}
+}
+
+/* Client: the server released LEG; keep it for the next session. */
+static int
+leg_released(struct leg *leg, const uint8_t *p, size_t len)
+{
+	struct sess_ctx	*ctx = leg->ctx;
+	uint64_t	 sid;
+
+	if (frame_u64_decode(p, len, &sid) != 0 || sid != leg->sid) {
+		leg_violation(leg, "RELEASE of another session", 0);
+		return (-1);
+	}
+	if (ctx->nidle >= ctx->conf.idle_max || xsock_pending(leg->x) > 0) {
+		leg_close(leg, 0, 0, NULL);
+		return (-1);
+	}
+	leg_unlist(leg);
+	leg->state = LEG_C_IDLE;
+	TAILQ_INSERT_HEAD(&ctx->idle, leg, entry);
+	ctx->nidle++;
+	leg_deadline(leg, IDLE_MS);
+	return (0);
+}
+
+/* Client: the newest idle leg to DEST (NULL: none), out of the pool. */
+static struct leg *
+leg_idle_take(struct sess_ctx *ctx, const char *dest)
+{
+	struct leg	*leg;
+
+	if (dest == NULL)
+		return (NULL);
+	TAILQ_FOREACH(leg, &ctx->idle, entry) {
+		if (leg->state != LEG_C_IDLE || strcmp(leg->peer, dest) != 0)
+			continue;
+		leg_unlist(leg);
+		leg->state = LEG_CONNECTING;
+		leg->reused = 1;
+		ctx->reused++;
+		return (leg);
+	}
+	return (NULL);
 }
 
 /* Server: a new leg arrived. */
@@ -1489,17 +1643,8 @@ sess_accept(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer)
 	struct leg	*leg;
 
 	leg = leg_new(ctx, bev, peer, 0);
-	leg->state = LEG_S_HELLO;
-	TAILQ_INSERT_TAIL(&ctx->legs, leg, entry);
-	ctx->npending++;
-	if (ctx->conf.max_pending > 0 &&
-	    ctx->npending > ctx->conf.max_pending) {
-		leg_refuse(leg, PROTO_E_LIMIT,
-		    "too many handshakes in progress");
+	if (leg_pending(leg) != 0)
 		return;
-	}
-	/* An absolute deadline: a byte now and then must not extend it. */
-	leg_deadline(leg, ctx->conf.handshake_ms);
 	xsock_set_read_high(leg->x, PROTO_HANDSHAKE_MAX * 2);
 	xsock_read_enable(leg->x, 1);
 	/* Frames the daemon read ahead are taken now: no event says so. */
@@ -1515,6 +1660,12 @@ leg_lost(struct leg *leg, const char *reason)
 {
 	struct sess	*s = leg->s;
 
+	/*
+	 * An idle leg that failed under its first HELLO was most likely
+	 * closed by the far end meanwhile: a fresh leg goes at once.
+	 */
+	if (s != NULL && leg->reused && leg->state == LEG_C_HELLO)
+		s->backoff_ms = 0;
 	if (s != NULL && s->leg == leg)
 		sess_detach(s, reason);
 	else
@@ -1673,7 +1824,8 @@ leg_frames(struct leg *leg)
 				return (-1);
 			continue;
 		}
-		if (leg_stream(leg, &h, in) != 0)
+		/* A session that just finished may leave the leg idle. */
+		if (leg_stream(leg, &h, in) != 0 && leg->state == LEG_UP)
 			return (-1);
 	}
 }
@@ -1741,6 +1893,7 @@ proto_code_transient(int code)
 static int
 leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 {
+	struct sess_ctx		*ctx = leg->ctx;
 	struct sess		*s = leg->s;
 	struct proto_welcome	 w;
 	struct proto_challenge	 c;
@@ -1759,6 +1912,23 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 		if (h->type != PROTO_PROOF)
 			break;
 		return (leg_server_proof(leg, p, h->len));
+	case LEG_S_IDLE:
+		if (h->type == PROTO_HELLO) {
+			leg_unlist(leg);
+			ctx->reused++;
+			if (leg_pending(leg) != 0)
+				return (-1);
+			return (leg_server_hello(leg, p, h->len));
+		}
+		/* FALLTHROUGH */
+	case LEG_C_DONE:
+		if (h->type == PROTO_RELEASE && leg->state == LEG_C_DONE)
+			return (leg_released(leg, p, h->len));
+		/* The finished session's last ACK or keepalive. */
+		if (h->type == PROTO_ACK || h->type == PROTO_PING ||
+		    h->type == PROTO_PONG)
+			return (0);
+		break;
 	case LEG_C_HELLO:
 	case LEG_C_PROOF:
 		if (h->type == PROTO_ERROR) {
@@ -1835,8 +2005,10 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 	default:
 		break;
 	}
-	snprintf(msg, sizeof(msg), "unexpected %s during handshake",
-	    frame_strtype(h->type));
+	snprintf(msg, sizeof(msg), "unexpected %s %s",
+	    frame_strtype(h->type), leg->state == LEG_C_DONE ||
+	    leg->state == LEG_C_IDLE || leg->state == LEG_S_IDLE ?
+	    "on an idle leg" : "during handshake");
 	leg_violation(leg, msg, 0);
 	return (-1);
 }

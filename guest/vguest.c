@@ -419,6 +419,15 @@ guest_connect(struct sess *s, void *arg, struct sess_dial *dial,
 	return (0);
 }
 
+/* Legs all go to the one relay address: a kept one may carry S. */
+static const char *
+guest_route(struct sess *s, void *arg)
+{
+	struct guest	*g = arg;
+
+	return (xaddr_str(g->relay));
+}
+
 static void
 guest_event(struct sess *s, enum sess_event ev, const char *reason,
     void *arg)
@@ -462,6 +471,7 @@ guest_run(int argc, char **argv)
 {
 	static const struct sess_ops	 ops = {
 		.connect = guest_connect,
+		.route = guest_route,
 		.event = guest_event,
 	};
 	struct guest			 g;

@@ -27,6 +27,7 @@ struct daemon_sessconf {
 	long long	replay_max;
 	long long	max_sessions;
 	long long	max_pending;
+	long long	idle_legs;
 };
 
 /* conf_opt rows for daemon_sessconf at offset OFF in the config. */
@@ -48,7 +49,10 @@ struct daemon_sessconf {
 	    "N", "sessions at most (default 100000)" }, \
 	{ "max-handshakes", CONF_INT, (OFF) + \
 	    offsetof(struct daemon_sessconf, max_pending), 1, 1000000, 0, \
-	    "N", "legs in handshake at most (default 1024)" }
+	    "N", "legs in handshake at most (default 1024)" }, \
+	{ "idle-legs", CONF_INT, (OFF) + \
+	    offsetof(struct daemon_sessconf, idle_legs), 0, 65536, 0, "N", \
+	    "legs kept open for the next session (default 256, 0: none)" }
 
 /* Mutual TLS for TCP links (docs/security.md), in each daemon's config. */
 struct daemon_tlsconf {

@@ -59,7 +59,7 @@ void	frame_challenge_add(struct evbuffer *,
 void	frame_proof_add(struct evbuffer *, const struct proto_proof *);
 /* ERROR or CLOSE, by type. */
 void	frame_error_add(struct evbuffer *, int, int, const char *);
-/* RESUMED, ACK, FIN, PING, PONG, by type. */
+/* RESUMED, ACK, FIN, PING, PONG, RELEASE, by type. */
 void	frame_u64_add(struct evbuffer *, int, uint64_t);
 /* A DATA header for LEN bytes at OFFSET; the caller appends the bytes. */
 void	frame_data_hdr_add(struct evbuffer *, uint64_t, size_t);

@@ -46,8 +46,9 @@ enum proto_type {
 	PROTO_CLOSE = 19,	/* u16 code, reason: session aborted */
 	PROTO_PING = 20,	/* u64 token */
 	PROTO_PONG = 21,	/* u64 token echoed */
+	PROTO_RELEASE = 22,	/* server: u64 sid done; the leg is free */
 };
-#define PROTO_TYPE_MAX		PROTO_PONG
+#define PROTO_TYPE_MAX		PROTO_RELEASE
 
 enum proto_hello_kind {
 	PROTO_HELLO_NEW = 1,
@@ -129,6 +130,6 @@ struct proto_error {
 	char		reason[PROTO_REASON_MAX + 1];
 };
 
-/* RESUMED, ACK, FIN, PING, PONG: a single u64. */
+/* RESUMED, ACK, FIN, PING, PONG, RELEASE: a single u64. */
 
 #endif

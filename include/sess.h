@@ -58,6 +58,8 @@ struct sess_conf {
 	long long	keepalive_ms;	/* PING period; 3 missed = dead */
 	size_t		max_sessions;	/* server: refuse more */
 	size_t		max_pending;	/* server: legs in handshake */
+	size_t		idle_max;	/* legs kept between sessions; 0:
+					   none (server: no RELEASE) */
 };
 
 /*
@@ -80,6 +82,13 @@ struct sess_ops {
 	 */
 	int	(*connect)(struct sess *, void *, struct sess_dial *,
 	    const char **);
+	/*
+	 * Client, optional: the address (the *desc connect would give)
+	 * that S's next leg goes to now, or NULL.  A leg to it that the
+	 * server released after an earlier session carries S instead of
+	 * a new connect.
+	 */
+	const char *(*route)(struct sess *, void *);
 	/*
 	 * Server: a new session was admitted; connect its local end and
 	 * call sess_set_local().  Nonzero refuses it with *reason, and

@@ -589,6 +589,11 @@ gate_new(struct locator *l)
 	/* The session defaults, with the locator's --keepalive. */
 	daemon_sessconf_defaults(&dc);
 	dc.keepalive_ms = l->conf.keepalive_ms;
+	/*
+	 * No leg outlives its session here: a leg's attestation line
+	 * names one caller, and a second session on it would borrow it.
+	 */
+	dc.idle_legs = 0;
 	daemon_sessconf_apply(&dc, &sc);
 	g->handshake_ms = dc.handshake_ms;
 	g->ctx = sess_ctx_new(l->d.base, SESS_SERVER, &sc, &ops, g);

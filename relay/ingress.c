@@ -20,22 +20,45 @@
 #include "xmalloc.h"
 
 /*
- * Open a leg to the current target.  A session whose leg broke while a
- * vMotion is under way tries the hinted host first, then the target's,
+ * Where a leg goes now.  A session whose leg broke while a vMotion is
+ * under way tries the hinted host first, then the target's,
  * alternately (target.c): the switchover breaks every leg, and the
  * appliance is already there, long before vCenter says so.
  */
+static const struct xaddr *
+ingress_route_addr(struct sess *s, struct relay *r, const char **desc,
+    const char **host)
+{
+	const struct xaddr	*a = NULL;
+
+	if (sess_resume_tries(s) % 2 == 1)
+		a = target_route_hint(r->target, desc, host);
+	if (a == NULL)
+		a = target_route(r->target, desc, host);
+	return (a);
+}
+
+/* The address of a session's next leg, for a leg kept from another. */
+static const char *
+ingress_route(struct sess *s, void *arg)
+{
+	const struct xaddr	*a;
+	const char		*desc, *host;
+
+	a = ingress_route_addr(s, arg, &desc, &host);
+	return (a != NULL ? xaddr_str(a) : NULL);
+}
+
+/* Open a leg to where ingress_route_addr() says. */
 static int
 ingress_connect(struct sess *s, void *arg, struct sess_dial *dial,
     const char **desc)
 {
 	struct relay		*r = arg;
-	const struct xaddr	*a = NULL;
+	const struct xaddr	*a;
 	const char		*host;
 
-	if (sess_resume_tries(s) % 2 == 1)
-		a = target_route_hint(r->target, desc, &host);
-	if (a == NULL && (a = target_route(r->target, desc, &host)) == NULL)
+	if ((a = ingress_route_addr(s, r, desc, &host)) == NULL)
 		return (-1);
 	return (warm_leg(r->warm, a, host, dial, desc));
 }
@@ -66,6 +89,7 @@ ingress_init(struct relay *r)
 {
 	static const struct sess_ops	ops = {
 		.connect = ingress_connect,
+		.route = ingress_route,
 		.event = ingress_event,
 	};
 	struct sess_conf		sc;

@@ -318,7 +318,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	utype = PROTO_PING;
 	if (r == FRAME_OK && (h.type == PROTO_RESUMED ||
 	    h.type == PROTO_ACK || h.type == PROTO_FIN ||
-	    h.type == PROTO_PONG))
+	    h.type == PROTO_PONG || h.type == PROTO_RELEASE))
 		utype = h.type;
 
 	fz_hello(pl, plen);

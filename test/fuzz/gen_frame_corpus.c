@@ -221,6 +221,9 @@ main(int argc, char *argv[])
 	frame_u64_add(b, PROTO_PONG, 0x0102030405060708ULL);
 	gen_write(b, "pong");
 
+	frame_u64_add(b, PROTO_RELEASE, 0x1122334455667788ULL);
+	gen_write(b, "release");
+
 	/* Two frames back to back; the harness looks at the first. */
 	frame_u64_add(b, PROTO_PING, 1);
 	frame_u64_add(b, PROTO_PONG, 1);

@@ -46,11 +46,13 @@ static const struct size_case size_cases[] = {
 	{ PROTO_CLOSE, 3, 3 + 255 },
 	{ PROTO_PING, 8, 8 },
 	{ PROTO_PONG, 8, 8 },
+	{ PROTO_RELEASE, 8, 8 },
 };
 #define NSIZE_CASES	(sizeof(size_cases) / sizeof(size_cases[0]))
 
 static const int u64_types[] = {
-	PROTO_RESUMED, PROTO_ACK, PROTO_FIN, PROTO_PING, PROTO_PONG
+	PROTO_RESUMED, PROTO_ACK, PROTO_FIN, PROTO_PING, PROTO_PONG,
+	PROTO_RELEASE
 };
 
 static const uint64_t u64_values[] = {
@@ -577,7 +579,7 @@ static void
 test_hdr_unknown_type(void **state)
 {
 	static const uint8_t	 bad[] = {
-		0, 7, 8, 9, 10, 11, 12, 13, 14, 15, 22, 23, 31, 32, 128, 255
+		0, 7, 8, 9, 10, 11, 12, 13, 14, 15, 23, 24, 31, 32, 128, 255
 	};
 	struct frame_hdr	 h;
 	struct evbuffer		*b;
@@ -1226,6 +1228,7 @@ test_strings(void **state)
 	assert_string_equal(frame_strtype(PROTO_HELLO), "HELLO");
 	assert_string_equal(frame_strtype(PROTO_DATA), "DATA");
 	assert_string_equal(frame_strtype(PROTO_PONG), "PONG");
+	assert_string_equal(frame_strtype(PROTO_RELEASE), "RELEASE");
 	assert_string_equal(frame_strtype(0), "UNKNOWN");
 	assert_string_equal(frame_strtype(PROTO_TYPE_MAX + 1), "UNKNOWN");
 

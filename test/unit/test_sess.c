@@ -498,8 +498,18 @@ t_admit(struct sess *s, const char *peer, int resume, void *arg,
 	return (resume ? PROTO_E_AUTH : PROTO_E_SERVICE);
 }
 
+/* Client: every leg goes to the one test target (fake ones aside). */
+static const char *
+t_route(struct sess *s, void *arg)
+{
+	struct side	*sd = arg;
+
+	return (sd->w->no_target ? NULL : "test-target");
+}
+
 static const struct sess_ops t_ops = {
 	.connect = t_connect,
+	.route = t_route,
 	.open = t_open,
 	.event = t_event,
 	.refused = t_refused,
@@ -2367,6 +2377,193 @@ test_accept_read_ahead(void **state)
 	flow_check(&w->down, "backend -> guest");
 }
 
+/* Both contexts with their own idle_max (legs kept between sessions). */
+static void
+world_start_idle(struct world *w, size_t cl_idle, size_t sv_idle)
+{
+	struct sess_conf	c = w->conf;
+
+	c.idle_max = cl_idle;
+	w->cl.ctx = sess_ctx_new(w->base, SESS_CLIENT, &c, &t_ops, &w->cl);
+	c.idle_max = sv_idle;
+	w->sv.ctx = sess_ctx_new(w->base, SESS_SERVER, &c, &t_ops, &w->sv);
+	assert_non_null(w->cl.ctx);
+	assert_non_null(w->sv.ctx);
+}
+
+/*
+ * One more session from start to "done" on both ends: N bytes up,
+ * echoed back, then EOF both ways; every byte checked.
+ */
+static void
+world_echo_session(struct world *w, size_t n, uint64_t seed)
+{
+	int	cl = w->cl.n_closed, sv = w->sv.n_closed;
+
+	/* The last session's backend is at EOF: not this one's. */
+	if (w->backend != -1)
+		close(w->backend);
+	w->backend = -1;
+	if (w->up.own)
+		free(w->up.src);
+	flow_init(&w->up, n, seed);
+	w->up.shut = 1;
+	flow_echo(&w->down, &w->up);
+	w->down.shut = 1;
+	world_guest(w);
+	WAIT(w, w->cl.n_closed == cl + 1 && w->sv.n_closed == sv + 1);
+	assert_string_equal(w->cl.why_closed, "done");
+	assert_string_equal(w->sv.why_closed, "done");
+	WAIT(w, w->down.eof && w->up.eof);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest (echo)");
+}
+
+/*
+ * A finished session's leg carries the next one: the server says
+ * RELEASE, both ends keep the leg idle, and the next session's HELLO
+ * goes on it with no new connect; three sessions, one leg.
+ */
+static void
+test_leg_reuse(void **state)
+{
+	struct world	*w = *state;
+	int		 i;
+
+	world_start_idle(w, 4, 4);
+	for (i = 0; i < 3; i++) {
+		world_echo_session(w, 100000 + i, 81 + i);
+		WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
+		    jstat(w->sv.ctx, "legs_idle") == 1);
+	}
+	assert_int_equal(w->connects, 1);
+	assert_int_equal(w->cl.n_open, 3);
+	assert_int_equal(w->sv.n_open, 3);
+	assert_int_equal(jstat(w->cl.ctx, "legs_reused"), 2);
+	assert_int_equal(jstat(w->sv.ctx, "legs_reused"), 2);
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	assert_int_equal(w->refusals, 0);
+}
+
+/*
+ * A server that keeps no idle legs sends no RELEASE: the client closes
+ * the leg after the session, and the next one connects anew.
+ */
+static void
+test_leg_reuse_server_off(void **state)
+{
+	struct world	*w = *state;
+
+	world_start_idle(w, 4, 0);
+	world_echo_session(w, 5000, 91);
+	world_idle(w, 50);
+	assert_int_equal(jstat(w->cl.ctx, "legs_idle"), 0);
+	assert_int_equal(jstat(w->sv.ctx, "legs_idle"), 0);
+	world_echo_session(w, 5000, 92);
+	assert_int_equal(w->connects, 2);
+	assert_int_equal(jstat(w->cl.ctx, "legs_reused"), 0);
+}
+
+/*
+ * The server dropped its idle leg while the client was already saying
+ * HELLO on it: the session takes a fresh leg and opens; nothing of the
+ * guest's stream is lost.
+ */
+static void
+test_leg_reuse_stale(void **state)
+{
+	struct world	*w = *state;
+	int		 fd[2];
+	const struct sess_guest	g = { GUEST_HOST, GUEST_CID, GUEST_PORT,
+				    PROTO_SVC_STREAM, NULL };
+
+	world_start_idle(w, 4, 4);
+	world_echo_session(w, 5000, 93);
+	WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
+	    jstat(w->sv.ctx, "legs_idle") == 1);
+	close(w->backend);
+	w->backend = -1;
+	free(w->up.src);
+	flow_init(&w->up, 70000, 94);
+	w->up.shut = 1;
+	flow_echo(&w->down, &w->up);
+	w->down.shut = 1;
+	nonblock_pair(fd);
+	w->cl.s = sess_client_new(w->cl.ctx, fd[0], &g);
+	close(w->guest);
+	w->guest = fd[1];
+	/* One turn: the retry fires and says HELLO on the idle leg... */
+	event_base_loop(w->base, EVLOOP_ONCE);
+	assert_int_equal(jstat(w->cl.ctx, "legs_reused"), 1);
+	assert_int_equal(jstat(w->cl.ctx, "legs_idle"), 0);
+	/* ...which the server drops before it reads the HELLO. */
+	assert_int_equal(sess_ctx_reset_legs(w->sv.ctx, NULL, "test"), 1);
+	WAIT(w, w->cl.n_closed == 2 && w->sv.n_closed == 2);
+	assert_string_equal(w->cl.why_closed, "done");
+	WAIT(w, w->down.eof && w->up.eof);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest (echo)");
+	assert_int_equal(w->connects, 2);
+	assert_int_equal(jstat(w->sv.ctx, "legs_reused"), 0);
+}
+
+/*
+ * Idle legs go when the target moves elsewhere, and with a reset; the
+ * far end's idle leg follows them at its EOF.
+ */
+static void
+test_leg_idle_retarget(void **state)
+{
+	struct world	*w = *state;
+
+	world_start_idle(w, 4, 4);
+	world_echo_session(w, 3000, 95);
+	WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
+	    jstat(w->sv.ctx, "legs_idle") == 1);
+	sess_ctx_retarget(w->cl.ctx, "test-target");	/* same place */
+	world_idle(w, 20);
+	assert_int_equal(jstat(w->cl.ctx, "legs_idle"), 1);
+	sess_ctx_retarget(w->cl.ctx, "elsewhere");
+	assert_int_equal(jstat(w->cl.ctx, "legs_idle"), 0);
+	WAIT(w, jstat(w->sv.ctx, "legs_idle") == 0);
+
+	world_echo_session(w, 3000, 96);
+	WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
+	    jstat(w->sv.ctx, "legs_idle") == 1);
+	assert_int_equal(sess_ctx_reset_legs(w->cl.ctx, "test-", "test"),
+	    1);
+	assert_int_equal(jstat(w->cl.ctx, "legs_idle"), 0);
+	WAIT(w, jstat(w->sv.ctx, "legs_idle") == 0);
+	assert_int_equal(w->connects, 2);
+}
+
+/*
+ * A frame that is no HELLO on a server's idle leg is refused with
+ * ERROR malformed, and the leg closes at both ends.
+ */
+static void
+test_leg_idle_garbage(void **state)
+{
+	struct world	*w = *state;
+	struct evbuffer	*b;
+
+	world_start_idle(w, 4, 4);
+	world_echo_session(w, 3000, 97);
+	WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
+	    jstat(w->sv.ctx, "legs_idle") == 1);
+	b = evbuffer_new();
+	assert_non_null(b);
+	frame_u64_add(b, PROTO_FIN, 3000);
+	assert_int_equal(evbuffer_write(b, w->cleg), PROTO_HDR_LEN + 8);
+	evbuffer_free(b);
+	WAIT(w, jstat(w->sv.ctx, "legs_idle") == 0 &&
+	    jstat(w->cl.ctx, "legs_idle") == 0);
+	assert_int_equal(w->refusals, 1);
+	assert_non_null(strstr(w->why_refused, "unexpected FIN on an idle leg"));
+	assert_int_equal(sess_ctx_count(w->cl.ctx), 0);
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
+}
+
 int
 main(void)
 {
@@ -2428,6 +2625,16 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_resume_stats, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_recv_window, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_leg_reuse, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_leg_reuse_server_off,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leg_reuse_stale, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_leg_idle_retarget, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_leg_idle_garbage, setup,
 		    teardown),
 	};
 
