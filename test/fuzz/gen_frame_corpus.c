@@ -6,7 +6,8 @@
  *
  *	cc -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags libevent \
  *	    libbsd-overlay) -o /tmp/gen test/fuzz/gen_frame_corpus.c \
- *	    common/frame.c $(pkg-config --libs libevent libbsd-overlay)
+ *	    common/frame.c common/text.c \
+ *	    $(pkg-config --libs libevent libbsd-overlay)
  *	/tmp/gen test/fuzz/corpus/frame
  *
  * One valid frame per file, made by the real encoders so the seeds

@@ -54,6 +54,14 @@ SEEDS = {
     "open": open_with_traffic(),
     "open-fin-done": (open_with_traffic() + op(ACK) + op(FIN) +
                       op(BACKEND, 4) + op(ACK) + op(ACK)),
+    # The session ends, vappliance releases the leg (RELEASE) and the
+    # next session opens on it; then a resume of the finished one.
+    "open-done-reuse": (open_with_traffic() + op(ACK) + op(FIN) +
+                        op(BACKEND, 4) + op(ACK) + op(ACK) + hello_new(1) +
+                        data(40) + be_write(1, 30) + op(ACK)),
+    "open-done-idle-resume": (open_with_traffic() + op(ACK) + op(FIN) +
+                              op(BACKEND, 4) + op(ACK) + op(ACK) +
+                              hello_resume(0) + op(PROOF)),
     "resume": (open_with_traffic() + op(NEWLEG) + hello_resume(0) +
                op(PROOF) + data(30) + be_write(0, 20) + op(ACK)),
     "resume-preamble": (open_with_traffic(1) + op(NEWLEG) + hello_resume(1) +

@@ -28,7 +28,9 @@
  * sends must be well-formed frames in a legal order, DATA must carry
  * the backend's bytes at their offsets, FIN the backend's length, ACK
  * no more than was sent; the backend must get the preamble, then the
- * harness's bytes in order, each once.  Raw bytes make the harness's
+ * harness's bytes in order, each once; a session that finished
+ * releases its leg (RELEASE with its id), and the script may say HELLO
+ * on that leg again.  Raw bytes make the harness's
  * model unreliable, so after them only the framing is checked.
  *
  * Timers (hold time, handshake deadline, keepalive) are set far out and
@@ -401,6 +403,15 @@ fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
 			if (b->shut)
 				CHECK(v == b->written);
 		}
+		return;
+	case PROTO_RELEASE:
+		CHECK(frame_u64_decode(p, len, &v) == FRAME_OK);
+		if (!model)
+			return;
+		CHECK(leg->up && v == sd->id);
+		/* The session is done; the leg may take a new HELLO. */
+		leg->sidx = -1;
+		leg->hello = leg->up = leg->challenged = leg->proved = 0;
 		return;
 	default:
 		/* HELLO, PROOF or worse: never from a server. */
@@ -1006,6 +1017,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	conf.keepalive_ms = 600000;
 	conf.max_sessions = 3;
 	conf.max_pending = 3;
+	conf.idle_max = 2;	/* a finished session's leg waits for more */
 	w.ctx = sess_ctx_new(fz_base, SESS_SERVER, &conf, &ops, &w);
 	out = evbuffer_new();
 	CHECK(out != NULL);
