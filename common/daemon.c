@@ -351,12 +351,6 @@ daemon_migrate(struct daemon *d, json_t *req, struct evconnlistener **l,
 		cid = (uint32_t)json_integer_value(v);
 	}
 	olddir = xstrdup(old);
-	reset = sess_ctx_reset_legs(d->sessions, "vsock://",
-	    "vMotion: vSocket reset");
-	/* A client's retry runs from the loop: after the move, below. */
-	if (d->clients != NULL)
-		reset += sess_ctx_reset_legs(d->clients, "vsock://",
-		    "vMotion: vSocket reset");
 	for (i = 0; i < n; i++) {
 		if (l[i] == NULL || xaddr_type(a[i]) != XADDR_VSOCK)
 			continue;
@@ -384,6 +378,18 @@ daemon_migrate(struct daemon *d, json_t *req, struct evconnlistener **l,
 		}
 		json_array_append_new(relisted, json_string(xaddr_str(a[i])));
 	}
+	/*
+	 * The VM's listeners are at the destination the moment it runs
+	 * there, while its old streams are torn down: listen first, then
+	 * reset, so a peer that reconnects at once (a resume) does not
+	 * find the listeners missing for as long as a thousand resets
+	 * take.  A client's retry runs from the loop, after the move.
+	 */
+	reset = sess_ctx_reset_legs(d->sessions, "vsock://",
+	    "vMotion: vSocket reset");
+	if (d->clients != NULL)
+		reset += sess_ctx_reset_legs(d->clients, "vsock://",
+		    "vMotion: vSocket reset");
 	log_info("migrated from %s to %s cid=%u legs_reset=%zu", olddir,
 	    xaddr_vsock_dir(), xaddr_vsock_cid(), reset);
 	ev = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "event", "migrated",

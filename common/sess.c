@@ -100,7 +100,7 @@ struct leg {
 	uint8_t			 nonce_s[PROTO_NONCE_LEN];
 	int			 fin_sent;
 	int			 paused;	/* backpressure: no reads */
-	int			 reused;	/* client: an idle leg taken */
+	int			 reused;	/* carried an earlier session */
 	struct event		*deadline;	/* handshake or flush */
 	char			*peer;	/* allocated: most are short */
 	TAILQ_ENTRY(leg)	 entry;
@@ -1017,8 +1017,9 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	/*
 	 * A leg paused for backpressure reads nothing, so no read timeout
 	 * runs; unacknowledged TCP data (our PINGs) then tells a dead peer.
+	 * A leg kept from an earlier session has it already.
 	 */
-	if (s->ctx->conf.keepalive_ms > 0)
+	if (s->ctx->conf.keepalive_ms > 0 && !leg->reused)
 		xaddr_dead_after(xsock_fd(leg->x),
 		    s->ctx->conf.keepalive_ms * 3);
 	xsock_set_lowat(leg->x, LEG_HIGH / 2);
@@ -1574,7 +1575,7 @@ leg_retire(struct leg *leg, uint64_t sid)
 	}
 	leg->sid = sid;
 	leg->paused = 0;
-	leg->reused = 0;
+	leg->reused = 1;
 	xsock_set_lowat(leg->x, 0);
 	xsock_set_read_high(leg->x, PROTO_HANDSHAKE_MAX * 2);
 	xsock_set_timeout(leg->x, NULL);
