@@ -507,6 +507,7 @@ sess_ctx_reset_legs(struct sess_ctx *ctx, const char *prefix,
 	struct sess	*s, *next;
 	struct leg	*leg, *lnext;
 	size_t		 n = 0, plen;
+	int		 i;
 
 	if (prefix == NULL)
 		prefix = "";
@@ -518,19 +519,16 @@ sess_ctx_reset_legs(struct sess_ctx *ctx, const char *prefix,
 		sess_detach(s, reason);
 		n++;
 	}
-	TAILQ_FOREACH_SAFE(leg, &ctx->legs, entry, lnext) {
-		if (strncmp(leg->peer, prefix, plen) != 0)
-			continue;
-		xaddr_reset(xsock_fd(leg->x));
-		leg_free_later(leg);
-		n++;
-	}
-	TAILQ_FOREACH_SAFE(leg, &ctx->idle, entry, lnext) {
-		if (strncmp(leg->peer, prefix, plen) != 0)
-			continue;
-		xaddr_reset(xsock_fd(leg->x));
-		leg_free_later(leg);
-		n++;
+	/* Legs in handshake or closing, and those between sessions. */
+	for (i = 0; i < 2; i++) {
+		TAILQ_FOREACH_SAFE(leg, i == 0 ? &ctx->legs : &ctx->idle,
+		    entry, lnext) {
+			if (strncmp(leg->peer, prefix, plen) != 0)
+				continue;
+			xaddr_reset(xsock_fd(leg->x));
+			leg_free_later(leg);
+			n++;
+		}
 	}
 	return (n);
 }

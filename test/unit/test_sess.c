@@ -586,18 +586,26 @@ world_start(struct world *w)
 	assert_non_null(w->sv.ctx);
 }
 
+/* Both contexts, each with its own settings. */
+static void
+world_start_with(struct world *w, const struct sess_conf *cl,
+    const struct sess_conf *sv)
+{
+	w->cl.ctx = sess_ctx_new(w->base, SESS_CLIENT, cl, &t_ops, &w->cl);
+	w->sv.ctx = sess_ctx_new(w->base, SESS_SERVER, sv, &t_ops, &w->sv);
+	assert_non_null(w->cl.ctx);
+	assert_non_null(w->sv.ctx);
+}
+
 /* Both contexts as world_start(), but each with its own replay_max. */
 static void
 world_start_split(struct world *w, size_t cl_replay, size_t sv_replay)
 {
-	struct sess_conf	c = w->conf;
+	struct sess_conf	cl = w->conf, sv = w->conf;
 
-	c.replay_max = cl_replay;
-	w->cl.ctx = sess_ctx_new(w->base, SESS_CLIENT, &c, &t_ops, &w->cl);
-	c.replay_max = sv_replay;
-	w->sv.ctx = sess_ctx_new(w->base, SESS_SERVER, &c, &t_ops, &w->sv);
-	assert_non_null(w->cl.ctx);
-	assert_non_null(w->sv.ctx);
+	cl.replay_max = cl_replay;
+	sv.replay_max = sv_replay;
+	world_start_with(w, &cl, &sv);
 }
 
 /* A connection of guest G and its client session. */
@@ -2377,20 +2385,6 @@ test_accept_read_ahead(void **state)
 	flow_check(&w->down, "backend -> guest");
 }
 
-/* Both contexts with their own idle_max (legs kept between sessions). */
-static void
-world_start_idle(struct world *w, size_t cl_idle, size_t sv_idle)
-{
-	struct sess_conf	c = w->conf;
-
-	c.idle_max = cl_idle;
-	w->cl.ctx = sess_ctx_new(w->base, SESS_CLIENT, &c, &t_ops, &w->cl);
-	c.idle_max = sv_idle;
-	w->sv.ctx = sess_ctx_new(w->base, SESS_SERVER, &c, &t_ops, &w->sv);
-	assert_non_null(w->cl.ctx);
-	assert_non_null(w->sv.ctx);
-}
-
 /*
  * One more session from start to "done" on both ends: N bytes up,
  * echoed back, then EOF both ways; every byte checked.
@@ -2430,7 +2424,8 @@ test_leg_reuse(void **state)
 	struct world	*w = *state;
 	int		 i;
 
-	world_start_idle(w, 4, 4);
+	w->conf.idle_max = 4;	/* legs kept between sessions */
+	world_start(w);
 	for (i = 0; i < 3; i++) {
 		world_echo_session(w, 100000 + i, 81 + i);
 		WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
@@ -2452,9 +2447,12 @@ test_leg_reuse(void **state)
 static void
 test_leg_reuse_server_off(void **state)
 {
-	struct world	*w = *state;
+	struct world		*w = *state;
+	struct sess_conf	 sv = w->conf;
 
-	world_start_idle(w, 4, 0);
+	w->conf.idle_max = 4;
+	sv.idle_max = 0;
+	world_start_with(w, &w->conf, &sv);
 	world_echo_session(w, 5000, 91);
 	world_idle(w, 50);
 	assert_int_equal(jstat(w->cl.ctx, "legs_idle"), 0);
@@ -2477,7 +2475,8 @@ test_leg_reuse_stale(void **state)
 	const struct sess_guest	g = { GUEST_HOST, GUEST_CID, GUEST_PORT,
 				    PROTO_SVC_STREAM, NULL };
 
-	world_start_idle(w, 4, 4);
+	w->conf.idle_max = 4;	/* legs kept between sessions */
+	world_start(w);
 	world_echo_session(w, 5000, 93);
 	WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
 	    jstat(w->sv.ctx, "legs_idle") == 1);
@@ -2516,7 +2515,8 @@ test_leg_idle_retarget(void **state)
 {
 	struct world	*w = *state;
 
-	world_start_idle(w, 4, 4);
+	w->conf.idle_max = 4;	/* legs kept between sessions */
+	world_start(w);
 	world_echo_session(w, 3000, 95);
 	WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
 	    jstat(w->sv.ctx, "legs_idle") == 1);
@@ -2547,7 +2547,8 @@ test_leg_idle_garbage(void **state)
 	struct world	*w = *state;
 	struct evbuffer	*b;
 
-	world_start_idle(w, 4, 4);
+	w->conf.idle_max = 4;	/* legs kept between sessions */
+	world_start(w);
 	world_echo_session(w, 3000, 97);
 	WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
 	    jstat(w->sv.ctx, "legs_idle") == 1);
