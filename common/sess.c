@@ -244,6 +244,7 @@ static void	sess_local_fail(struct sess *, const char *, int);
 static void	sess_trim(struct sess *, uint64_t);
 static void	sess_ack(struct sess *, int);
 static void	sess_ack_unqueue(struct sess *);
+static void	sess_ack_piggyback(struct sess *);
 static void	sess_ack_cb(evutil_socket_t, short, void *);
 static void	sess_ka_cb(evutil_socket_t, short, void *);
 static void	sess_bufs(struct sess *);
@@ -1130,6 +1131,7 @@ sess_pump(struct sess *s)
 		n = s->read_off - s->sent_off;
 		if (n > PROTO_DATA_MAX)
 			n = PROTO_DATA_MAX;
+		sess_ack_piggyback(s);
 		frame_data_hdr_add(sc, s->sent_off, n);
 		if (evbuffer_reserve_space(sc, n, &v, 1) < 1)
 			abort();
@@ -1148,10 +1150,27 @@ sess_pump(struct sess *s)
 			s->sent_max = s->sent_off;
 	}
 	if (s->local_eof && s->sent_off == s->read_off && !leg->fin_sent) {
+		sess_ack_piggyback(s);
 		frame_u64_add(sc, PROTO_FIN, s->read_off);
 		leg_send(leg);
 		leg->fin_sent = 1;
 	}
+}
+
+/*
+ * A delayed ACK that is owed goes in front of the frames being put in
+ * the scratch buffer: it leaves with them, in the same write.
+ */
+static void
+sess_ack_piggyback(struct sess *s)
+{
+	uint64_t	off = s->deliv_off + (s->local_shut ? 1 : 0);
+
+	if (!s->ack_queued || off <= s->ack_sent)
+		return;
+	frame_u64_add(s->ctx->scratch, PROTO_ACK, off);
+	s->ack_sent = off;
+	sess_ack_unqueue(s);
 }
 
 /* Acknowledge what the local stream has taken: now, or soon. */
@@ -1311,7 +1330,12 @@ sess_local_shut(struct sess *s)
 		return;
 	shutdown(xsock_fd(s->local), SHUT_WR);
 	s->local_shut = 1;
-	sess_ack(s, 1);
+	/*
+	 * Soon, not now: a local peer that closes in turn (the usual end
+	 * of a request) makes our FIN, and this ACK leaves with it.  A
+	 * finished session flushes it at once (sess_check_done).
+	 */
+	sess_ack(s, 0);
 	sess_check_done(s);
 }
 
