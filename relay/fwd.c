@@ -1115,6 +1115,22 @@ fwd_splice_start(struct fwd *f)
 	f->ctx->splicing++;
 	log_debug("forward=%llu %s peer=%s spliced", (unsigned long long)f->id,
 	    fwd_kinds[f->kind], f->peer);
+	/*
+	 * The splice events read before the bufferevents stop: libevent
+	 * leaves a socket in epoll while any event wants it, so the
+	 * hand-over costs no epoll_ctl (the other order removes each socket
+	 * and adds it again).  fwd_splice_arm() below changes only what
+	 * differs.
+	 */
+	for (i = 0; i < 2; i++) {
+		if (sp->armed[i] != 0)
+			continue;
+		if (event_assign(sp->ev[i], base, sp->fd[i],
+		    EV_READ | EV_PERSIST, fwd_splice_cb, f) == -1 ||
+		    event_add(sp->ev[i], NULL) == -1)
+			fatalx("fwd_splice_start");
+		sp->armed[i] = EV_READ;
+	}
 	for (i = 0; i < 2; i++) {
 		bev = fwd_side(f, i);
 		bufferevent_disable(bev, EV_READ | EV_WRITE);
@@ -1139,6 +1155,26 @@ fwd_splice_start(struct fwd *f)
 		if (fwd_splice_push(f, i) == -1)
 			return;
 	fwd_splice_arm(f);
+}
+
+/*
+ * Pass IN on to side DST: straight to its socket while nothing waits in
+ * its output (a plain socket that may write), the rest queued behind.
+ * A bufferevent arms its write event for every chunk it is given and
+ * disarms it once drained: two epoll_ctl and a loop turn per message,
+ * where most messages (a leg's handshake before splicing, a TLS leg's
+ * records) go out whole.  A write error is left for the bufferevent to
+ * meet, and report, on its own write.
+ */
+static void
+fwd_pass(struct bufferevent *dst, struct evbuffer *in)
+{
+	struct evbuffer	*out = bufferevent_get_output(dst);
+
+	if (evbuffer_get_length(out) == 0 && !tls_bev_is_tls(dst) &&
+	    (bufferevent_get_enabled(dst) & EV_WRITE))
+		(void)evbuffer_write(in, bufferevent_getfd(dst));
+	evbuffer_add_buffer(out, in);
 }
 
 /* Copy what one side has to the other, pausing at the high mark. */
@@ -1180,7 +1216,7 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 		}
 	}
 	f->ctx->bytes += n;
-	evbuffer_add_buffer(bufferevent_get_output(dst), in);
+	fwd_pass(dst, in);
 	if (evbuffer_get_length(bufferevent_get_output(dst)) >= FWD_HIGH) {
 		bufferevent_disable(bev, EV_READ);
 		bufferevent_setwatermark(dst, EV_WRITE, FWD_HIGH / 2, FWD_HIGH);
@@ -1231,7 +1267,13 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		f->connected = 1;
 		bufferevent_setwatermark(f->in, EV_READ, 0, 0);
-		bufferevent_enable(f->in, EV_READ | EV_WRITE);
+		/*
+		 * Writing stays as it is when already on (a new bufferevent's
+		 * default): enabling it again would arm the write event for
+		 * an empty output, one epoll_ctl to arm, one to disarm.
+		 */
+		bufferevent_enable(f->in, (bufferevent_get_enabled(f->in) &
+		    EV_WRITE) ? EV_READ : EV_READ | EV_WRITE);
 		bufferevent_enable(f->out, EV_READ);
 		/* What arrived while connecting goes now. */
 		fwd_readcb(f->in, f);
