@@ -704,6 +704,13 @@ fwd_side(struct fwd *f, int i)
 	return (i == 0 ? f->in : f->out);
 }
 
+/* Side I's "ended" flag: 0 the leg's side (in), 1 the far side (out). */
+static int *
+fwd_gone(struct fwd *f, int i)
+{
+	return (i == 0 ? &f->in_gone : &f->out_gone);
+}
+
 /* Why a forward closes: side I ended as WHAT (a BEV_EVENT_*), for WHY. */
 static void
 fwd_side_msg(struct fwd *f, int i, short what, const char *why, char *msg,
@@ -868,15 +875,12 @@ fwd_splice_ended(struct fwd *f, int i, short what, int err)
 		fwd_eventcb(fwd_side(f, i), what, f);
 		return;
 	}
-	if (i == 0)
-		f->in_gone = 1;
-	else
-		f->out_gone = 1;
+	*fwd_gone(f, i) = 1;
 	fwd_side_msg(f, i, what, err != 0 ? strerror(err) : NULL, msg,
 	    sizeof(msg));
 	fwd_closing(f, msg);
 	for (s = 0; s < 2; s++) {
-		if (!(s == 0 ? f->in_gone : f->out_gone))
+		if (!*fwd_gone(f, s))
 			shutdown(sp->fd[s], SHUT_WR);
 	}
 	fwd_splice_arm(f);
@@ -894,10 +898,7 @@ fwd_splice_linger(struct fwd *f, int i)
 		;
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (i == 0)
-		f->in_gone = 1;
-	else
-		f->out_gone = 1;
+	*fwd_gone(f, i) = 1;
 	fwd_splice_arm(f);
 	fwd_check_gone(f);
 }
@@ -1037,7 +1038,7 @@ fwd_splice_arm(struct fwd *f)
 	for (i = 0; i < 2; i++) {
 		want = 0;
 		if (f->state == FWD_CLOSING) {
-			if (!(i == 0 ? f->in_gone : f->out_gone))
+			if (!*fwd_gone(f, i))
 				want = EV_READ;
 		} else {
 			if (sp->held[i] == 0 && fwd_queued(f, 1 - i) == 0)
@@ -1289,10 +1290,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 			control_target_changed(f->ctx->r, "hint");
 		return;
 	}
-	if (bev == f->in)
-		f->in_gone = 1;
-	else
-		f->out_gone = 1;
+	*fwd_gone(f, bev == f->in ? 0 : 1) = 1;
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
 	if (f->state == FWD_CLOSING) {
 		fwd_check_gone(f);
