@@ -58,7 +58,7 @@ TAILQ_HEAD(warm_list, warm_conn);
 
 struct warm {
 	struct relay		*r;
-	struct warm_list	 pool;		/* oldest first */
+	struct warm_list	 pool;		/* dead, then oldest first */
 	size_t			 n;
 	size_t			 connecting;
 	struct xaddr		*todo_addr;	/* more to open, to here */
@@ -120,7 +120,10 @@ warm_free(struct warm *w)
 	free(w);
 }
 
-/* Arm the expiry timer for the oldest connection. */
+/*
+ * Arm the expiry timer for the pool's head: the oldest connection, or a
+ * dead one (warm_conn_dead moves those to the front), at once.
+ */
 static void
 warm_schedule(struct warm *w)
 {
@@ -132,11 +135,6 @@ warm_schedule(struct warm *w)
 		evtimer_del(w->expire_ev);
 		return;
 	}
-	TAILQ_FOREACH(c, &w->pool, entry)
-		if (c->expires_ms == 0)
-			break;		/* a dead one: reap it now */
-	if (c == NULL)
-		c = TAILQ_FIRST(&w->pool);
 	ms = c->expires_ms - xtime_mono_ms();
 	xtime_tv(ms > 0 ? ms : 0, &tv);
 	evtimer_add(w->expire_ev, &tv);
@@ -149,10 +147,10 @@ warm_expire_cb(evutil_socket_t fd, short ev, void *arg)
 	struct warm_conn	*c, *next;
 	long long		 now = xtime_mono_ms();
 
-	/* Oldest first, but a dead one may sit anywhere. */
+	/* Dead ones first, then by age: stop at the first still good. */
 	TAILQ_FOREACH_SAFE(c, &w->pool, entry, next) {
 		if (c->expires_ms > now)
-			continue;
+			break;
 		w->wasted++;
 		warm_conn_free(c, 0);
 	}
@@ -171,6 +169,9 @@ warm_conn_dead(struct warm_conn *c)
 		c->w->connecting--;
 	}
 	c->expires_ms = 0;
+	/* In expiry order: a dead one expires before anything else. */
+	TAILQ_REMOVE(&c->w->pool, c, entry);
+	TAILQ_INSERT_HEAD(&c->w->pool, c, entry);
 	warm_schedule(c->w);
 }
 

@@ -9,7 +9,9 @@
 #   - a wrong hint: legs break while a hint names a host the appliance
 #     is not going to; sessions try there, are parked and refused, and
 #     resume at the target's host;
-#   - a failed migration's hint (VmFailedMigrateEvent) ends the hint.
+#   - a failed migration's hint (VmFailedMigrateEvent) ends the hint;
+#   - pre-warmed legs: the sessions that moved took them, and those
+#     left unused go (counted wasted) as soon as their relay dies.
 . ./lib.sh
 BIN=$BINDIR
 . ../../deploy/cluster.sh
@@ -59,6 +61,8 @@ wait_for 10 resumed || fail "relay h2's sessions did not resume"
 all_back 100 || fail "sessions not back on the hint alone: \
 $(cl_established) agent sessions, $(rstat 2 sessions.established) at \
 relay h2"
+[ "$(rstat 2 prewarm.used)" -ge "$PLAIN" ] || fail "the sessions did not \
+take pre-warmed legs: $(rstat 2 prewarm)"
 [ "$(rstat 2 target.epoch)" = "$e" ] || fail "a push came: the test is void"
 [ "$(rstat 2 target.hint.seen)" = True ] || fail "the hint is not seen at h2"
 [ "$(rstat 2 target.local)" = False ] || fail "h2 thinks it is local"
@@ -100,4 +104,16 @@ cl_traffic_wait || fail "a generator failed: $(cat "$T"/run-*.json)"
 cl_collect
 s=$(cl_report "") || fail "streams differ: $s"
 log "$s"
+
+log "unused pre-warmed legs go with their relay"
+vcsim_cmd hint h1 >/dev/null
+pooled() { [ "$(rstat 2 prewarm.pooled)" -gt 0 ]; }
+wait_for 5 pooled || fail "no legs pre-warmed to h1: $(rstat 2 prewarm)"
+p=$(rstat 2 prewarm.pooled)
+w=$(rstat 2 prewarm.wasted)
+cl_relay_kill 1
+reaped() { [ "$(rstat 2 prewarm.pooled)" = 0 ]; }
+wait_for 10 reaped || fail "relay h2 kept dead legs: $(rstat 2 prewarm)"
+[ "$(rstat 2 prewarm.wasted)" = $((w + p)) ] || fail "wasted legs not \
+counted: $(rstat 2 prewarm)"
 exit 0
