@@ -83,6 +83,22 @@ daemon_malloc(void)
 #endif
 }
 
+/* A log line waits (log_defer): write it once this loop pass is done. */
+static void
+daemon_log_wake(void *arg)
+{
+	struct daemon	*d = arg;
+
+	event_active(d->logflush, EV_TIMEOUT, 0);
+}
+
+/* Write what the loop pass logged, in one go. */
+static void
+daemon_logflush_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	log_flush();
+}
+
 /* The event base and the signals every daemon handles. */
 void
 daemon_init(struct daemon *d, const char *prog)
@@ -100,6 +116,10 @@ daemon_init(struct daemon *d, const char *prog)
 	    evsignal_add(d->sigint, NULL) != 0 ||
 	    evsignal_add(d->sigterm, NULL) != 0)
 		fatalx("cannot install signal handlers");
+	if ((d->logflush = event_new(d->base, -1, 0, daemon_logflush_cb,
+	    d)) == NULL)
+		fatalx("event_new failed");
+	log_defer(daemon_log_wake, d);
 }
 
 /* Turn on vsock emulation when a directory is given. */
@@ -454,6 +474,9 @@ daemon_fini(struct daemon *d)
 {
 	ctl_free(d->ctl);
 	d->ctl = NULL;
+	log_defer(NULL, NULL);
+	event_free(d->logflush);
+	d->logflush = NULL;
 	event_free(d->sigint);
 	event_free(d->sigterm);
 	event_base_free(d->base);

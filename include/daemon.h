@@ -84,6 +84,7 @@ struct daemon {
 	struct tls		*tls;	/* NULL: TCP links in plaintext */
 	struct event		*sigint;
 	struct event		*sigterm;
+	struct event		*logflush;	/* deferred log lines go */
 	long long		 started_ms;
 };
 

@@ -3,7 +3,9 @@
  *
  * Lines go to stderr as "TIMESTAMP PROG[PID]: LEVEL message", with
  * key=value fields inside the message so they can be grepped.  fatal()
- * appends strerror(errno); fatalx() does not.  Libraries never call
+ * appends strerror(errno); fatalx() does not.  On a loop, info and
+ * debug lines may wait for the loop's flush (log_defer); warnings and
+ * fatal lines never wait.  Libraries never call
  * these to decide policy: they return codes and let the daemon log.
  */
 #ifndef VRELAY_LOG_H
@@ -18,6 +20,8 @@
 void	log_init(const char *progname, int level);
 void	log_setlevel(int level);
 int	log_getlevel(void);
+void	log_defer(void (*)(void *), void *);
+void	log_flush(void);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
