@@ -1114,33 +1114,32 @@ leg_send(struct leg *leg)
 	(void)xsock_write(leg->x, sc, evbuffer_get_length(sc));
 }
 
-/* Copy unsent bytes onto the leg while it has room; keep them. */
+/*
+ * Send unsent bytes on the leg while it has room; keep them.  A plain
+ * leg's frames go from the unsent buffer's own memory, and only while
+ * the socket takes them (what it leaves is copied into its queue, and
+ * the rest waits for XSOCK_WRITTEN): copying every frame into a queue
+ * first was the sender's largest user-space cost.  A TLS leg queues up
+ * to LEG_HIGH for the record layer.
+ */
 static void
 sess_pump(struct sess *s)
 {
 	struct leg		*leg = s->leg;
 	struct evbuffer		*sc;
-	struct evbuffer_iovec	 v;
-	size_t			 n;
+	size_t			 n, high;
 
 	if (leg == NULL || leg->state != LEG_UP)
 		return;
 	sc = s->ctx->scratch;
-	while (s->sent_off < s->read_off &&
-	    xsock_pending(leg->x) < LEG_HIGH) {
+	high = xsock_bev(leg->x) != NULL ? LEG_HIGH : 1;
+	while (s->sent_off < s->read_off && xsock_pending(leg->x) < high) {
 		n = s->read_off - s->sent_off;
 		if (n > PROTO_DATA_MAX)
 			n = PROTO_DATA_MAX;
 		sess_ack_piggyback(s);
 		frame_data_hdr_add(sc, s->sent_off, n);
-		if (evbuffer_reserve_space(sc, n, &v, 1) < 1)
-			abort();
-		if (evbuffer_copyout(s->unsent, v.iov_base, n) !=
-		    (ev_ssize_t)n)
-			abort();
-		v.iov_len = n;
-		evbuffer_commit_space(sc, &v, 1);
-		leg_send(leg);
+		(void)xsock_write_ref(leg->x, sc, s->unsent, n);
 		evbuffer_remove_buffer(s->unsent, s->replay, n);
 		if (s->sent_off < s->sent_max)
 			s->replayed += (s->sent_max - s->sent_off < n) ?

@@ -27,6 +27,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@
 
 #define XSOCK_WRITE_MAX	(256 * 1024)	/* per writev from the queue */
 #define XSOCK_BEV_HIGH	(256 * 1024)	/* TLS: input read ahead, at most */
+#define XSOCK_REF_IOV	16		/* xsock_write_ref: one writev */
 
 struct xsock {
 	int			 fd;
@@ -353,6 +355,77 @@ xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
 		xsock_update(x);
 	}
 	return ((size_t)w);
+}
+
+/* Copy bytes OFF..OFF+N of BODY to the end of DST. */
+static void
+xsock_copy_from(struct evbuffer *dst, struct evbuffer *body, size_t off,
+    size_t n)
+{
+	struct evbuffer_ptr	p;
+	struct evbuffer_iovec	v;
+
+	if (n == 0)
+		return;
+	if (evbuffer_ptr_set(body, &p, off, EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_reserve_space(dst, (ev_ssize_t)n, &v, 1) != 1 ||
+	    evbuffer_copyout_from(body, &p, v.iov_base, n) != (ev_ssize_t)n)
+		abort();
+	v.iov_len = n;
+	evbuffer_commit_space(dst, &v, 1);
+}
+
+/* SRC, then N bytes of BODY kept in place; see xsock.h. */
+size_t
+xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
+    size_t n)
+{
+	struct evbuffer_iovec	 v[XSOCK_REF_IOV];
+	struct iovec		 iov[XSOCK_REF_IOV];
+	size_t			 hl = evbuffer_get_length(src), w = 0, left;
+	ssize_t			 r;
+	int			 nh, nb = 0, i;
+
+	if (n > evbuffer_get_length(body))
+		n = evbuffer_get_length(body);
+	nh = evbuffer_peek(src, -1, NULL, v, XSOCK_REF_IOV / 2);
+	if (x->bev != NULL || xsock_pending(x) > 0 || x->connecting ||
+	    x->failed != 0 || nh > XSOCK_REF_IOV / 2 ||
+	    (nb = n == 0 ? 0 : evbuffer_peek(body, (ev_ssize_t)n, NULL,
+	    v + nh, XSOCK_REF_IOV - nh)) > XSOCK_REF_IOV - nh) {
+		/* Queued behind others, or too scattered: a copy. */
+		xsock_copy_from(src, body, 0, n);
+		return (xsock_write(x, src, hl + n));
+	}
+	for (i = 0, left = n; i < nh + nb; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+		if (i >= nh) {
+			if (iov[i].iov_len > left)
+				iov[i].iov_len = left;
+			left -= iov[i].iov_len;
+		}
+	}
+	if ((r = writev(x->fd, iov, nh + nb)) >= 0)
+		w = (size_t)r;
+	else if (errno != EAGAIN && errno != EWOULDBLOCK)
+		x->failed = errno;	/* for the loop to report */
+	if (w >= hl + n) {
+		evbuffer_drain(src, hl);
+		return (w);
+	}
+	if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
+		abort();
+	if (w < hl) {
+		evbuffer_drain(src, w);
+		evbuffer_remove_buffer(src, x->out, hl - w);
+		xsock_copy_from(x->out, body, 0, n);
+	} else {
+		evbuffer_drain(src, hl);
+		xsock_copy_from(x->out, body, w - hl, n - (w - hl));
+	}
+	xsock_update(x);
+	return (w);
 }
 
 /* Readable, or no progress for the timeout. */

@@ -87,6 +87,15 @@ ssize_t		 xsock_read(struct xsock *, struct evbuffer *, size_t);
  * the socket is done: writes only report the error again.
  */
 size_t		 xsock_write(struct xsock *, struct evbuffer *, size_t);
+/*
+ * As xsock_write() of all of SRC followed by the first N bytes of BODY,
+ * but BODY is left as it is (its owner keeps those bytes): on a plain
+ * socket with nothing queued they go out in one writev straight from
+ * BODY's memory, and only what the socket does not take is copied into
+ * the queue.  Returns the bytes written at once (of SRC and BODY).
+ */
+size_t		 xsock_write_ref(struct xsock *, struct evbuffer *,
+		    struct evbuffer *, size_t);
 /* Bytes queued for the socket. */
 size_t		 xsock_pending(const struct xsock *);
 

@@ -348,6 +348,82 @@ test_write_behind(void **state)
 }
 
 /*
+ * xsock_write_ref: a header from SRC and N bytes of BODY, BODY left as
+ * it was.  Idle: all at once, nothing queued.  A small socket: what it
+ * leaves is queued (a copy: BODY may change afterwards), the loop sends
+ * it in order.  Behind a queue: all of it queued.  BODY scattered over
+ * more chains than one writev takes: the same bytes, by copy.
+ */
+static void
+test_write_ref(void **state)
+{
+	struct pair	 p;
+	struct evbuffer	*src = evbuffer_new(), *body = evbuffer_new();
+	unsigned char	*want, *got, hdr[7] = "HEADER:";
+	size_t		 n = BIG / 2, w, have, i;
+	int		 sz = 65536;
+
+	pair_new(&p);
+	want = pattern(0, n);
+	got = malloc(n + sizeof(hdr));
+	assert_non_null(got);
+	evbuffer_add(src, hdr, sizeof(hdr));
+	evbuffer_add(body, want, 100);
+	assert_int_equal(xsock_write_ref(p.x, src, body, 60),
+	    sizeof(hdr) + 60);
+	assert_int_equal(evbuffer_get_length(src), 0);
+	assert_int_equal(evbuffer_get_length(body), 100);
+	assert_int_equal(xsock_pending(p.x), 0);
+	assert_int_equal(added(&p), 0);
+	assert_int_equal(peer_read(p.peer, got, n), sizeof(hdr) + 60);
+	assert_memory_equal(got, hdr, sizeof(hdr));
+	assert_memory_equal(got + sizeof(hdr), want, 60);
+
+	/* A small socket: part now, the rest from the queue. */
+	(void)setsockopt(xsock_fd(p.x), SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz));
+	evbuffer_drain(body, 100);
+	evbuffer_add(body, want, n);
+	evbuffer_add(src, hdr, sizeof(hdr));
+	w = xsock_write_ref(p.x, src, body, n);
+	assert_true(w > 0 && w < n);
+	assert_int_equal(xsock_pending(p.x), sizeof(hdr) + n - w);
+	assert_int_equal(evbuffer_get_length(src), 0);
+	assert_int_equal(evbuffer_get_length(body), n);
+	evbuffer_drain(body, n);		/* the queue has its own */
+	assert_int_equal(added(&p), 1);
+	/* Behind that queue: all queued, none written. */
+	evbuffer_add(src, hdr, sizeof(hdr));
+	evbuffer_add(body, want, 10);
+	assert_int_equal(xsock_write_ref(p.x, src, body, 10), 0);
+	assert_int_equal(evbuffer_get_length(body), 10);
+	evbuffer_drain(body, 10);
+	have = drain(&p, got, sizeof(hdr) + n);
+	assert_int_equal(have, sizeof(hdr) + n);
+	assert_memory_equal(got, hdr, sizeof(hdr));
+	assert_memory_equal(got + sizeof(hdr), want, n);
+	assert_int_equal(drain(&p, got, sizeof(hdr) + 10), sizeof(hdr) + 10);
+	assert_memory_equal(got + sizeof(hdr), want, 10);
+	assert_int_equal(xsock_pending(p.x), 0);
+
+	/* Scattered: 40 chains of 100 bytes. */
+	for (i = 0; i < 40; i++)
+		evbuffer_add_reference(body, want + i * 100, 100, NULL, NULL);
+	evbuffer_add(src, hdr, sizeof(hdr));
+	assert_int_equal(xsock_write_ref(p.x, src, body, 3950),
+	    sizeof(hdr) + 3950);
+	assert_int_equal(evbuffer_get_length(body), 4000);
+	assert_int_equal(peer_read(p.peer, got, n), sizeof(hdr) + 3950);
+	assert_memory_equal(got + sizeof(hdr), want, 3950);
+	assert_int_equal(p.r.errors, 0);
+	free(want);
+	free(got);
+	evbuffer_free(src);
+	evbuffer_free(body);
+	pair_free(&p);
+}
+
+/*
  * Reading: EAGAIN on an empty socket; the bytes once XSOCK_READABLE
  * came.  A read that came back short marks the socket dry: bytes that
  * arrive later are not read (no syscall: EAGAIN) until the read event
@@ -924,6 +1000,7 @@ main(void)
 		cmocka_unit_test(test_write_idle),
 		cmocka_unit_test(test_write_full),
 		cmocka_unit_test(test_write_behind),
+		cmocka_unit_test(test_write_ref),
 		cmocka_unit_test(test_read_dry),
 		cmocka_unit_test(test_read_max),
 		cmocka_unit_test(test_read_eof),
