@@ -11,7 +11,9 @@
  * Writing: while nothing is queued, bytes go to the socket at once and
  * only what it does not take is queued, with write interest only while
  * bytes wait (a ping-pong changes nothing).  The output buffer exists
- * only while it holds bytes.
+ * only while it holds bytes.  xsock_write_ref() sends bytes that stay
+ * their owner's (a session's replay) from the owner's memory, and
+ * copies only what the socket leaves.
  *
  * A read event, with a timeout while reads are wanted, and a write
  * event that exists only while the socket is connecting or bytes wait
