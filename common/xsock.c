@@ -244,11 +244,21 @@ xsock_update(struct xsock *x)
 	if (r != x->r_added || tmo != x->r_tmo) {
 		if (!r)
 			event_del(x->rev);
-		else if (!tmo && x->rev_tmo) {
+		else if (!tmo && x->rev_tmo && x->r_added &&
+		    event_pending(x->rev, EV_TIMEOUT, NULL)) {
+			/*
+			 * Pending with a timeout: event_remove_timer() takes
+			 * it and the one it re-arms with, and the socket
+			 * stays in epoll.
+			 */
+			if (event_remove_timer(x->rev) == -1)
+				abort();
+			x->rev_tmo = 0;
+		} else if (!tmo && x->rev_tmo) {
 			/*
 			 * A persistent event keeps the last timeout it was
-			 * added with and re-arms it at each activation: only
-			 * a new event has none.
+			 * added with and re-arms it at each activation, also
+			 * once deleted: only a new event has none.
 			 */
 			event_free(x->rev);
 			if ((x->rev = event_new(x->base, x->fd,
