@@ -982,7 +982,8 @@ sess_hello(struct sess *s, struct leg *leg)
 	memset(&h, 0, sizeof(h));
 	h.version = PROTO_VERSION;
 	h.sid = s->id;
-	RAND_bytes(leg->nonce_c, sizeof(leg->nonce_c));
+	if (RAND_bytes(leg->nonce_c, sizeof(leg->nonce_c)) != 1)
+		abort();	/* no nonce that is not random */
 	memcpy(h.nonce, leg->nonce_c, sizeof(h.nonce));
 	if (!s->opened) {
 		EVP_PKEY_free(s->kx);
@@ -2060,7 +2061,8 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		return (-1);
 	}
 	memcpy(leg->nonce_c, h.nonce, sizeof(h.nonce));
-	RAND_bytes(leg->nonce_s, sizeof(leg->nonce_s));
+	if (RAND_bytes(leg->nonce_s, sizeof(leg->nonce_s)) != 1)
+		abort();
 	s = sess_ctx_find(ctx, h.sid);
 	if (h.kind == PROTO_HELLO_RESUME) {
 		if ((s == NULL || s->dead) && tomb_find(ctx, h.sid)) {
