@@ -1065,9 +1065,9 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 		return;
 	/*
 	 * Always tell the new leg what we delivered: an ACK sent on the old
-	 * leg may have been lost, and the peer's window waits for it.
+	 * leg may have been lost, and the peer's window waits for it.  The
+	 * server's went out with RESUMED already (ack_sent says so).
 	 */
-	s->ack_sent = 0;
 	sess_ack(s, 1);
 	sess_local_take(s);
 	sess_pump(s);
@@ -2021,6 +2021,7 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 			}
 			kx_rotate(s->secret, s->id, leg->nonce_c,
 			    leg->nonce_s);
+			s->ack_sent = 0;	/* the first ACK: sess_leg_up */
 			sess_leg_up(s, leg, next);
 			return (s->dead ? -1 : 0);
 		}
@@ -2193,6 +2194,11 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 		s->detached_ms = xtime_mono_ms();
 	frame_u64_add(leg->ctx->scratch, PROTO_RESUMED,
 	    s->recv_off + (s->local_shut ? 1 : 0));
+	/* The new leg's first ACK (sess_leg_up) goes in the same write. */
+	s->ack_sent = s->deliv_off + (s->local_shut ? 1 : 0);
+	if (s->ack_sent > 0)
+		frame_u64_add(leg->ctx->scratch, PROTO_ACK, s->ack_sent);
+	sess_ack_unqueue(s);
 	leg_send(leg);
 	leg_unlist(leg);
 	leg->s = s;

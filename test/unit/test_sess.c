@@ -2344,6 +2344,51 @@ test_recv_window(void **state)
 	assert_int_equal(w->connects, 1);
 }
 
+/*
+ * The backend reads while the session is detached: the server delivers
+ * all it held (everything the client sent), but the ACK that would open
+ * the client's window has no leg to go on.  A resume's offsets say what was received, not what
+ * was delivered, so only the ACK that starts the new leg (with RESUMED,
+ * in the same write) lets the client send on; without it the stream
+ * stalls for good.
+ */
+static void
+test_resume_window_ack(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 2 * MIB, rd;
+
+	w->conf.replay_max = 256 * 1024;
+	world_start(w);
+	w->check_cap = 1;
+	world_open(w);
+	flow_init(&w->up, n, 151);
+	flow_init(&w->down, 1000, 152);
+	w->up.rpause = 1;
+	WAIT(w, jint(w->cl.s, "unacked_out") == 256 * 1024);
+	WAIT(w, jint(w->sv.s, "unacked_in") == 256 * 1024);
+	world_idle(w, 50);
+
+	w->no_target = 1;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_detached == 1 && w->sv.n_detached == 1);
+	w->up.rpause = 0;			/* delivered while detached */
+	WAIT(w, jint(w->sv.s, "unacked_in") == 0 &&
+	    (long long)w->up.rd == jint(w->sv.s, "bytes_in"));
+	rd = w->up.rd;
+	world_idle(w, 50);
+	assert_int_equal(w->up.rd, rd);		/* the client is held */
+	assert_true(rd < n);
+
+	w->no_target = 0;
+	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
+	assert_int_equal(w->connects, 2);
+}
+
 /* Whether FD has bytes to read now. */
 static int
 readable(int fd)
@@ -2626,6 +2671,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_resume_stats, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_recv_window, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resume_window_ack, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_leg_reuse, setup,
 		    teardown),
