@@ -237,6 +237,7 @@ daemon_leg(struct daemon *d, int fd, const struct xaddr *a,
 	dial->fd = -1;
 	dial->up = 0;
 	dial->bev = NULL;
+	dial->tuned = 0;
 	if (!daemon_tls_link(d, a, role)) {
 		dial->fd = fd;
 		*desc = xaddr_str(a);

@@ -101,6 +101,7 @@ struct leg {
 	int			 fin_sent;
 	int			 paused;	/* backpressure: no reads */
 	int			 reused;	/* carried an earlier session */
+	int			 tuned;		/* its dialer set keepalive */
 	struct event		*deadline;	/* handshake or flush */
 	char			*peer;	/* allocated: most are short */
 	TAILQ_ENTRY(leg)	 entry;
@@ -923,7 +924,7 @@ static void
 sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct sess		*s = arg;
-	struct sess_dial	 d = { -1, 0, NULL };
+	struct sess_dial	 d = { -1, 0, NULL, 0 };
 	struct leg		*leg;
 	const char		*why = "no target";
 
@@ -952,6 +953,7 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		    d.up ? 0 : XSOCK_CONNECTING);
 	leg->s = s;
 	leg->state = LEG_CONNECTING;
+	leg->tuned = d.tuned;
 	s->leg = leg;
 	leg_deadline(leg, s->ctx->conf.handshake_ms);
 	xsock_read_enable(leg->x, 1);
@@ -1017,9 +1019,10 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	/*
 	 * A leg paused for backpressure reads nothing, so no read timeout
 	 * runs; unacknowledged TCP data (our PINGs) then tells a dead peer.
-	 * A leg kept from an earlier session has it already.
+	 * A leg kept from an earlier session has it already, and so has one
+	 * its dialer set up ahead (a pre-warmed leg, warm.c).
 	 */
-	if (s->ctx->conf.keepalive_ms > 0 && !leg->reused)
+	if (s->ctx->conf.keepalive_ms > 0 && !leg->reused && !leg->tuned)
 		xaddr_dead_after(xsock_fd(leg->x),
 		    s->ctx->conf.keepalive_ms * 3);
 	xsock_set_lowat(leg->x, LEG_HIGH / 2);

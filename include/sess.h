@@ -72,6 +72,7 @@ struct sess_dial {
 	int			 fd;		/* -1 with BEV */
 	int			 up;		/* FD is connected already */
 	struct bufferevent	*bev;		/* NULL with FD */
+	int			 tuned;		/* keepalive options set */
 };
 
 struct sess_ops {

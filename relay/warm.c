@@ -219,6 +219,9 @@ warm_fill(struct warm *w)
 			w->todo = 0;
 			return;
 		}
+		/* The keepalive a session's leg sets, paid ahead too. */
+		if (w->r->conf.sess.keepalive_ms > 0)
+			xaddr_dead_after(fd, w->r->conf.sess.keepalive_ms * 3);
 		if ((bev = daemon_connected(&w->r->d, fd, w->todo_addr,
 		    TLS_ROLE_RELAY, w->todo_host)) == NULL) {
 			w->todo = 0;
@@ -336,6 +339,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 	dial->fd = -1;
 	dial->up = 0;
 	dial->bev = NULL;
+	dial->tuned = 0;
 	TAILQ_FOREACH(c, &w->pool, entry) {
 		if (c->expires_ms == 0 || host == NULL ||
 		    strcmp(c->dest, dest) != 0 || strcmp(c->host, host) != 0)
@@ -362,6 +366,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 			}
 			dial->bev = bev;
 		}
+		dial->tuned = w->r->conf.sess.keepalive_ms > 0;
 		w->used++;
 		*why = dest;
 		warm_conn_free(c, 1);
