@@ -672,7 +672,7 @@ watch_apply(struct watch *w, const struct vmomi_update *u)
 	const char			*prev;
 	char				*was;
 	struct watch_host		*h, *hn;
-	int				 hosts = 0, moved = 0;
+	int				 hosts = 0, moved = 0, synced;
 	size_t				 i, j;
 
 	prev = watch_host(w);
@@ -690,17 +690,10 @@ watch_apply(struct watch *w, const struct vmomi_update *u)
 				    "the appliance VM left the inventory");
 				return (-1);
 			}
-		} else if (strcmp(o->obj.value, w->events.value) == 0) {
-			for (j = 0; j < o->nchanges; j++) {
-				if (strcmp(o->changes[j].name,
-				    "latestPage") != 0 ||
-				    o->changes[j].val == NULL)
-					continue;
-				watch_events(w, o->changes[j].val);
-			}
 		}
 	}
-	if (w->state == WATCH_SYNC && !u->truncated) {
+	synced = w->state == WATCH_SYNC && !u->truncated;
+	if (synced) {
 		/* The full state is in: hosts not in it are gone. */
 		TAILQ_FOREACH_SAFE(h, &w->hosts, entry, hn)
 			if (h->stale) {
@@ -708,7 +701,6 @@ watch_apply(struct watch *w, const struct vmomi_update *u)
 				hosts = 1;
 			}
 		w->synced = 1;
-		w->events_primed = 1;
 	}
 	if (hosts)
 		registry_hosts_changed(w->l->reg);
@@ -727,6 +719,24 @@ watch_apply(struct watch *w, const struct vmomi_update *u)
 		publish_update(w->l, moved ? "vSphere: runtime.host" :
 		    "vSphere: host names");
 	}
+	/*
+	 * Then the update's events.  One update can report a move done
+	 * and the next one starting (its VmBeingHotMigratedEvent): the
+	 * relays must hear target, then hint, or the push would end the
+	 * next move's hint.  The finished move's own events come after
+	 * its push too, and change nothing there (uplink.c).
+	 */
+	for (i = 0; i < u->nobjects; i++) {
+		o = &u->objects[i];
+		if (strcmp(o->obj.value, w->events.value) != 0)
+			continue;
+		for (j = 0; j < o->nchanges; j++)
+			if (strcmp(o->changes[j].name, "latestPage") == 0 &&
+			    o->changes[j].val != NULL)
+				watch_events(w, o->changes[j].val);
+	}
+	if (synced)
+		w->events_primed = 1;
 	free(was);
 	return (0);
 }

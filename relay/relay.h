@@ -118,6 +118,8 @@ int		 target_hint(struct target *, const char *, const char *,
 		    char *, size_t);
 /* vCenter says the move to HOST is done; 1 if that sees the hint. */
 int		 target_hint_done(struct target *, const char *);
+/* The target has the appliance on HOST already: "moving there" is late. */
+int		 target_hint_late(const struct target *, const char *);
 void		 target_hint_clear(struct target *);
 /* A live, unseen hint moves the appliance to or from this host. */
 int		 target_hint_moving(const struct target *);

@@ -397,6 +397,18 @@ target_hint(struct target *t, const char *host, const char *relay,
 }
 
 /*
+ * Whether "moving to HOST" is late news: the target names HOST as the
+ * appliance's host already (the locator pushes an update's target
+ * before its events, so a finished move's own events follow its push).
+ */
+int
+target_hint_late(const struct target *t, const char *host)
+{
+	return (t->appliance_host != NULL &&
+	    strcmp(t->appliance_host, host) == 0);
+}
+
+/*
  * vCenter says the move to HOST is done (VmMigratedEvent...): if a live
  * hint heads there, it is seen.  An event with no such hint (a late
  * one, after a push has moved the appliance on) changes nothing: only

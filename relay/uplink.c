@@ -530,7 +530,8 @@ uplink_on_hint(struct uplink *u, const struct push_msg *m)
 		warm_cancel(r->warm);
 	} else if (kind == UPLINK_HINT_MOVED)
 		(void)target_hint_done(r->target, m->host);
-	else if (kind == UPLINK_HINT_MOVING) {
+	else if (kind == UPLINK_HINT_MOVING &&
+	    !target_hint_late(r->target, m->host)) {
 		if (target_hint(r->target, m->host, m->relay, err,
 		    sizeof(err)) != 0)
 			log_warnx("locator %s: hint: %s", xaddr_str(u->addr),

@@ -11,7 +11,9 @@
 #     resume at the target's host;
 #   - a failed migration's hint (VmFailedMigrateEvent) ends the hint;
 #   - pre-warmed legs: the sessions that moved took them, and those
-#     left unused go (counted wasted) as soon as their relay dies.
+#     left unused go (counted wasted) as soon as their relay dies;
+#   - a move's report and the next move's hint in one vCenter update:
+#     the hint outlives the push.
 . ./lib.sh
 BIN=$BINDIR
 . ../../deploy/cluster.sh
@@ -116,4 +118,16 @@ reaped() { [ "$(rstat 2 prewarm.pooled)" = 0 ]; }
 wait_for 10 reaped || fail "relay h2 kept dead legs: $(rstat 2 prewarm)"
 [ "$(rstat 2 prewarm.wasted)" = $((w + p)) ] || fail "wasted legs not \
 counted: $(rstat 2 prewarm)"
+
+# One vCenter update that reports a move done and the next one starting
+# (the same tick of the simulator): the locator pushes the target, then
+# the hint, so the push does not end the next move's hint.
+log "a move's report and the next move's hint together"
+vcsim_cmd relocate h2 >/dev/null
+vcsim_cmd hint h3 >/dev/null
+pushed() { [ "$(rstat 2 target.appliance_host)" = h2 ]; }
+wait_for 5 pushed || fail "no push for h2"
+hinted() { [ "$(rstat 2 target.hint.host)" = h3 ]; }
+wait_for 5 hinted || fail "the push ended the next move's hint: \
+$(rstat 2 target.hint)"
 exit 0

@@ -205,6 +205,24 @@ test_hint_push(void **state)
 	target_free(t);
 }
 
+/*
+ * "Moving to A" while the target already has the appliance on A is late
+ * news (the locator pushes an update's target before its events);
+ * "moving" anywhere else is not, nor is anything before a target.
+ */
+static void
+test_hint_late(void **state)
+{
+	struct target	*t = mk("B", "A", 1);
+
+	assert_int_equal(target_hint_late(t, "A"), 1);
+	assert_int_equal(target_hint_late(t, "C"), 0);
+	push(t, "C", 2);
+	assert_int_equal(target_hint_late(t, "A"), 0);
+	assert_int_equal(target_hint_late(t, "C"), 1);
+	target_free(t);
+}
+
 /* The hint's own relay address serves a host with no peer entry. */
 static void
 test_hint_relay_addr(void **state)
@@ -238,6 +256,7 @@ main(void)
 		cmocka_unit_test(test_hint_source),
 		cmocka_unit_test(test_hint_moved_failed),
 		cmocka_unit_test(test_hint_push),
+		cmocka_unit_test(test_hint_late),
 		cmocka_unit_test(test_hint_relay_addr),
 	};
 
