@@ -244,6 +244,8 @@ static void	sess_local_shut(struct sess *);
 static void	sess_local_fail(struct sess *, const char *, int);
 static void	sess_trim(struct sess *, uint64_t);
 static void	sess_ack(struct sess *, int);
+static void	sess_ack_add(struct sess *, uint64_t);
+static uint64_t	sess_ack_off(const struct sess *);
 static void	sess_ack_unqueue(struct sess *);
 static void	sess_ack_piggyback(struct sess *);
 static void	sess_ack_cb(evutil_socket_t, short, void *);
@@ -1167,10 +1169,23 @@ sess_pump(struct sess *s)
 static void
 sess_ack_piggyback(struct sess *s)
 {
-	uint64_t	off = s->deliv_off + (s->local_shut ? 1 : 0);
+	uint64_t	off = sess_ack_off(s);
 
-	if (!s->ack_queued || off <= s->ack_sent)
-		return;
+	if (s->ack_queued && off > s->ack_sent)
+		sess_ack_add(s, off);
+}
+
+/* What an ACK says now: the delivered offset, and the FIN once shut. */
+static uint64_t
+sess_ack_off(const struct sess *s)
+{
+	return (s->deliv_off + (s->local_shut ? 1 : 0));
+}
+
+/* An ACK of OFF into the scratch buffer, to leave with what follows. */
+static void
+sess_ack_add(struct sess *s, uint64_t off)
+{
 	frame_u64_add(s->ctx->scratch, PROTO_ACK, off);
 	s->ack_sent = off;
 	sess_ack_unqueue(s);
@@ -1182,15 +1197,13 @@ sess_ack(struct sess *s, int now)
 {
 	struct sess_ctx	*ctx = s->ctx;
 	struct timeval	 tv;
-	uint64_t	 off = s->deliv_off + (s->local_shut ? 1 : 0);
+	uint64_t	 off = sess_ack_off(s);
 
 	if (s->leg == NULL || s->leg->state != LEG_UP || off <= s->ack_sent)
 		return;
 	if (now || off - s->ack_sent >= ACK_BYTES) {
-		frame_u64_add(s->ctx->scratch, PROTO_ACK, off);
+		sess_ack_add(s, off);
 		leg_send(s->leg);
-		s->ack_sent = off;
-		sess_ack_unqueue(s);
 	} else if (!s->ack_queued) {
 		/* One delay for all: the queue is in due order. */
 		s->ack_due_ms = xtime_mono_ms() + ACK_DELAY_MS;
@@ -2144,6 +2157,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	struct sess		*s;
 	const char		*why = "refused";
 	uint8_t			 mac[PROTO_MAC_LEN];
+	uint64_t		 off;
 	int			 e, ok = 0, prev = 0;
 
 	if ((e = frame_proof_decode(p, len, &pr)) != 0) {
@@ -2198,10 +2212,8 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	frame_u64_add(leg->ctx->scratch, PROTO_RESUMED,
 	    s->recv_off + (s->local_shut ? 1 : 0));
 	/* The new leg's first ACK (sess_leg_up) goes in the same write. */
-	s->ack_sent = s->deliv_off + (s->local_shut ? 1 : 0);
-	if (s->ack_sent > 0)
-		frame_u64_add(leg->ctx->scratch, PROTO_ACK, s->ack_sent);
-	sess_ack_unqueue(s);
+	if ((off = sess_ack_off(s)) > 0)
+		sess_ack_add(s, off);
 	leg_send(leg);
 	leg_unlist(leg);
 	leg->s = s;

@@ -220,8 +220,7 @@ warm_fill(struct warm *w)
 			return;
 		}
 		/* The keepalive a session's leg sets, paid ahead too. */
-		if (w->r->conf.sess.keepalive_ms > 0)
-			xaddr_dead_after(fd, w->r->conf.sess.keepalive_ms * 3);
+		xaddr_dead_after(fd, w->r->conf.sess.keepalive_ms * 3);
 		if ((bev = daemon_connected(&w->r->d, fd, w->todo_addr,
 		    TLS_ROLE_RELAY, w->todo_host)) == NULL) {
 			w->todo = 0;
@@ -366,7 +365,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 			}
 			dial->bev = bev;
 		}
-		dial->tuned = w->r->conf.sess.keepalive_ms > 0;
+		dial->tuned = 1;	/* warm_fill set its keepalive */
 		w->used++;
 		*why = dest;
 		warm_conn_free(c, 1);
