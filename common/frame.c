@@ -208,7 +208,7 @@ frame_check_magic(const uint8_t *p, uint16_t *version)
 	if (get32(p) != PROTO_MAGIC)
 		return (FRAME_E_MAGIC);
 	*version = get16(p + 4);
-	if (*version != PROTO_VERSION)
+	if (*version < PROTO_VERSION_MIN || *version > PROTO_VERSION)
 		return (FRAME_E_VERSION);
 	return (FRAME_OK);
 }
@@ -236,6 +236,14 @@ frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 	switch (m->kind) {
 	case PROTO_HELLO_RESUME:
 		return (len == 48 ? FRAME_OK : FRAME_E_SIZE);
+	case PROTO_HELLO_RESUME_PROOF:
+		if (m->version < 3)
+			return (FRAME_E_FIELD);
+		if (len != 48 + 8 + PROTO_MAC_LEN)
+			return (FRAME_E_SIZE);
+		m->next = get64(p + 48);
+		memcpy(m->mac, p + 56, PROTO_MAC_LEN);
+		return (FRAME_OK);
 	case PROTO_HELLO_NEW:
 		break;
 	default:
@@ -356,7 +364,8 @@ frame_hello_add(struct evbuffer *out, const struct proto_hello *m)
 		hostlen = strnlen(m->host, PROTO_HOST_MAX);
 		namelen = strnlen(m->name, PROTO_NAME_MAX);
 		len = 92 + hostlen + namelen;
-	}
+	} else if (m->kind == PROTO_HELLO_RESUME_PROOF)
+		len = 48 + 8 + PROTO_MAC_LEN;
 	p = puthdr(buf, PROTO_HELLO, len);
 	p = put32(p, PROTO_MAGIC);
 	p = put16(p, m->version);
@@ -376,6 +385,10 @@ frame_hello_add(struct evbuffer *out, const struct proto_hello *m)
 		*p++ = (uint8_t)namelen;
 		memcpy(p, m->name, namelen);
 		p += namelen;
+	} else if (m->kind == PROTO_HELLO_RESUME_PROOF) {
+		p = put64(p, m->next);
+		memcpy(p, m->mac, PROTO_MAC_LEN);
+		p += PROTO_MAC_LEN;
 	}
 	evbuffer_add(out, buf, p - buf);
 }

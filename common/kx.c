@@ -205,8 +205,8 @@ put64(uint8_t *p, uint64_t v)
 }
 
 /*
- * HMAC-SHA256 under KEY of a label, the session id, both nonces and an
- * optional tail (public keys or an offset).
+ * HMAC-SHA256 under KEY of a label, the session id, both nonces (none
+ * for the ticket) and an optional tail (public keys or an offset).
  */
 static void
 kx_kdf(const uint8_t key[PROTO_MAC_LEN], const char *label, uint64_t sid,
@@ -222,10 +222,12 @@ kx_kdf(const uint8_t key[PROTO_MAC_LEN], const char *label, uint64_t sid,
 	memcpy(p, label, llen);
 	p += llen;
 	p = put64(p, sid);
-	memcpy(p, nc, PROTO_NONCE_LEN);
-	p += PROTO_NONCE_LEN;
-	memcpy(p, ns, PROTO_NONCE_LEN);
-	p += PROTO_NONCE_LEN;
+	if (nc != NULL) {
+		memcpy(p, nc, PROTO_NONCE_LEN);
+		p += PROTO_NONCE_LEN;
+		memcpy(p, ns, PROTO_NONCE_LEN);
+		p += PROTO_NONCE_LEN;
+	}
 	if (tlen > 0) {
 		memcpy(p, tail, tlen);
 		p += tlen;
@@ -265,6 +267,17 @@ kx_proof(const uint8_t key[PROTO_MAC_LEN], uint64_t sid, const uint8_t *nc,
 
 	put64(tail, next);
 	kx_kdf(key, "vrelay-v1-proof", sid, nc, ns, tail, sizeof(tail), mac);
+}
+
+/*
+ * The server's nonce for a resume in one trip: each secret implies
+ * one, which the server accepts once (protocol.md, "RESUME_PROOF").
+ */
+void
+kx_ticket(const uint8_t secret[PROTO_MAC_LEN], uint64_t sid,
+    uint8_t nonce[PROTO_NONCE_LEN])
+{
+	kx_kdf(secret, "vrelay-v3-ticket", sid, NULL, NULL, NULL, 0, nonce);
 }
 
 /* After a resume: a secret is good for one use only. */

@@ -16,7 +16,9 @@
  * and keeps reading its local stream until replay_max is held (then
  * backpressure, never a drop).  The client opens a new leg with
  * backoff and proves it holds the session secret (X25519 at open,
- * HMAC-SHA256 challenge at resume, the secret rotated after each use);
+ * HMAC-SHA256 at resume, over a challenge or, in one round trip, over
+ * the ticket nonce the secret implies; the secret rotated after each
+ * use);
  * then each end states its next expected offset and the other sends
  * from there.  The server closes the old leg only after the new one
  * has authenticated.  A session detached longer than the hold time is
@@ -78,6 +80,7 @@ enum leg_state {
 	LEG_CONNECTING = 1,	/* client: TCP/vsock connect in progress */
 	LEG_C_HELLO,		/* client: HELLO sent */
 	LEG_C_PROOF,		/* client: PROOF sent */
+	LEG_C_PROVEN,		/* client: HELLO with its proof sent */
 	LEG_S_HELLO,		/* server: waiting for HELLO */
 	LEG_S_CHALLENGED,	/* server: CHALLENGE sent */
 	LEG_UP,			/* carrying the session's stream */
@@ -156,6 +159,10 @@ struct sess {
 	uint8_t			 secret[PROTO_MAC_LEN];
 	uint8_t			 prev[PROTO_MAC_LEN];
 	int			 have_prev;	/* rotation not confirmed */
+	int			 ticket_spent;	/* server: this secret's
+						   one-trip resume was tried */
+	uint16_t		 version;	/* client: the wire version
+						   it speaks (WELCOME's) */
 	EVP_PKEY		*kx;		/* client, during NEW */
 	uint8_t			 pub_c[PROTO_KEY_LEN];
 	uint8_t			 nonce_c[PROTO_NONCE_LEN];
@@ -214,6 +221,7 @@ struct sess_ctx {
 	size_t			 ntombs;
 	/* Resumes since start, for status and the vMotion reports. */
 	uint64_t		 resumes;
+	uint64_t		 resumes_one_trip; /* no CHALLENGE */
 	uint64_t		 replay_bytes;
 	long long		 resume_ms_max;
 	long long		 resume_ms_sum;
@@ -246,6 +254,7 @@ static void	sess_trim(struct sess *, uint64_t);
 static void	sess_ack(struct sess *, int);
 static void	sess_ack_add(struct sess *, uint64_t);
 static uint64_t	sess_ack_off(const struct sess *);
+static uint64_t	sess_next(const struct sess *);
 static void	sess_ack_unqueue(struct sess *);
 static void	sess_ack_piggyback(struct sess *);
 static void	sess_ack_cb(evutil_socket_t, short, void *);
@@ -546,10 +555,11 @@ sess_ctx_stats(const struct sess_ctx *ctx)
 {
 	json_t	*o;
 
-	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "legs_idle", (json_int_t)ctx->nidle,
 	    "legs_reused", (json_int_t)ctx->reused,
 	    "resumes", (json_int_t)ctx->resumes,
+	    "resumes_one_trip", (json_int_t)ctx->resumes_one_trip,
 	    "replayed_bytes", (json_int_t)ctx->replay_bytes,
 	    "resume_ms_max", (json_int_t)ctx->resume_ms_max,
 	    "resume_ms_avg", (json_int_t)(ctx->resumes > 0 ?
@@ -648,6 +658,7 @@ sess_alloc(struct sess_ctx *ctx, uint64_t id)
 	 */
 	s->created_ms = xtime_mono_ms();
 	s->resume_ms = -1;
+	s->version = PROTO_VERSION;
 	return (s);
 }
 
@@ -984,7 +995,7 @@ sess_hello(struct sess *s, struct leg *leg)
 		RB_INSERT(sess_tree, &s->ctx->tree, s);
 	}
 	memset(&h, 0, sizeof(h));
-	h.version = PROTO_VERSION;
+	h.version = s->version;
 	h.sid = s->id;
 	if (RAND_bytes(leg->nonce_c, sizeof(leg->nonce_c)) != 1)
 		abort();	/* no nonce that is not random */
@@ -1003,11 +1014,23 @@ sess_hello(struct sess *s, struct leg *leg)
 		h.service = s->service;
 		if (s->name != NULL)
 			strlcpy(h.name, s->name, sizeof(h.name));
+	} else if (s->version >= 3) {
+		/*
+		 * The proof goes with the HELLO, over the nonce our secret
+		 * implies; a server that has spent it answers CHALLENGE.
+		 */
+		h.kind = PROTO_HELLO_RESUME_PROOF;
+		kx_ticket(s->secret, s->id, leg->nonce_s);
+		h.next = sess_next(s);
+		kx_proof(s->secret, s->id, leg->nonce_c, leg->nonce_s,
+		    h.next, h.mac);
 	} else
 		h.kind = PROTO_HELLO_RESUME;
 	frame_hello_add(s->ctx->scratch, &h);
+	OPENSSL_cleanse(h.mac, sizeof(h.mac));
 	leg_send(leg);
-	leg->state = LEG_C_HELLO;
+	leg->state = h.kind == PROTO_HELLO_RESUME_PROOF ? LEG_C_PROVEN :
+	    LEG_C_HELLO;
 	sess_enter_state(s, SESS_HANDSHAKE);
 }
 
@@ -1180,6 +1203,16 @@ static uint64_t
 sess_ack_off(const struct sess *s)
 {
 	return (s->deliv_off + (s->local_shut ? 1 : 0));
+}
+
+/*
+ * Where a resume asks the peer to send from (PROOF, RESUMED): what we
+ * received, and the FIN only once delivered, as in an ACK.
+ */
+static uint64_t
+sess_next(const struct sess *s)
+{
+	return (s->recv_off + (s->local_shut ? 1 : 0));
 }
 
 /* An ACK of OFF into the scratch buffer, to leave with what follows. */
@@ -1703,7 +1736,8 @@ leg_lost(struct leg *leg, const char *reason)
 	 * An idle leg that failed under its first HELLO was most likely
 	 * closed by the far end meanwhile: a fresh leg goes at once.
 	 */
-	if (s != NULL && leg->reused && leg->state == LEG_C_HELLO)
+	if (s != NULL && leg->reused && (leg->state == LEG_C_HELLO ||
+	    leg->state == LEG_C_PROVEN))
 		s->backoff_ms = 0;
 	if (s != NULL && s->leg == leg)
 		sess_detach(s, reason);
@@ -1919,6 +1953,9 @@ leg_read(struct leg *leg)
 
 static int	leg_server_hello(struct leg *, const uint8_t *, size_t);
 static int	leg_server_proof(struct leg *, const uint8_t *, size_t);
+static int	leg_server_resume(struct leg *, struct sess *, uint64_t, int);
+static int	leg_server_ticket(struct leg *, struct sess *,
+		    const struct proto_hello *);
 
 /* Whether an ERROR during handshake is worth another try. */
 static int
@@ -1970,6 +2007,7 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 		break;
 	case LEG_C_HELLO:
 	case LEG_C_PROOF:
+	case LEG_C_PROVEN:
 		if (h->type == PROTO_ERROR) {
 			if ((e = frame_error_decode(p, h->len, &er)) != 0) {
 				leg_violation(leg, "bad ERROR frame", e);
@@ -1981,7 +2019,13 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 			    s->local_shut)
 				/* Only the last ACK was missing. */
 				sess_end(s, PROTO_E_NONE, "done", 0);
-			else if (proto_code_transient(er.code))
+			else if (er.code == PROTO_E_VERSION && !s->opened &&
+			    s->version > PROTO_VERSION_MIN) {
+				/* An older appliance end: ask again in its. */
+				s->version = PROTO_VERSION_MIN;
+				s->backoff_ms = 0;
+				sess_detach(s, msg);
+			} else if (proto_code_transient(er.code))
 				sess_detach(s, msg);
 			else
 				sess_close(s, er.code, msg);
@@ -1990,10 +2034,11 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 		if (h->type == PROTO_WELCOME && leg->state == LEG_C_HELLO &&
 		    !s->opened) {
 			e = frame_welcome_decode(p, h->len, &w);
-			if (e == FRAME_E_VERSION) {
+			if (e == FRAME_E_VERSION || (e == 0 &&
+			    w.version > s->version)) {
 				snprintf(msg, sizeof(msg), "appliance end "
 				    "speaks protocol version %u, we speak %u",
-				    w.version, PROTO_VERSION);
+				    w.version, s->version);
 				sess_close(s, PROTO_E_VERSION, msg);
 				return (-1);
 			}
@@ -2009,26 +2054,28 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 			}
 			EVP_PKEY_free(s->kx);
 			s->kx = NULL;
+			s->version = w.version;
 			sess_leg_up(s, leg, 0);
 			return (s->dead ? -1 : 0);
 		}
-		if (h->type == PROTO_CHALLENGE && leg->state == LEG_C_HELLO &&
-		    s->opened) {
+		if (h->type == PROTO_CHALLENGE && (leg->state == LEG_C_HELLO ||
+		    leg->state == LEG_C_PROVEN) && s->opened) {
 			if ((e = frame_challenge_decode(p, h->len, &c)) != 0) {
 				leg_violation(leg, "bad CHALLENGE", e);
 				return (-1);
 			}
 			memcpy(leg->nonce_s, c.nonce, sizeof(c.nonce));
-			/* FIN counts only once delivered, as in an ACK. */
-			pr.next = s->recv_off + (s->local_shut ? 1 : 0);
+			pr.next = sess_next(s);
 			kx_proof(s->secret, s->id, leg->nonce_c,
 			    leg->nonce_s, pr.next, pr.mac);
 			frame_proof_add(leg->ctx->scratch, &pr);
+			OPENSSL_cleanse(pr.mac, sizeof(pr.mac));
 			leg_send(leg);
 			leg->state = LEG_C_PROOF;
 			return (0);
 		}
-		if (h->type == PROTO_RESUMED && leg->state == LEG_C_PROOF) {
+		if (h->type == PROTO_RESUMED && (leg->state == LEG_C_PROOF ||
+		    leg->state == LEG_C_PROVEN)) {
 			if ((e = frame_u64_decode(p, h->len, &next)) != 0 ||
 			    next < s->acked_off ||
 			    next > s->read_off + (s->local_eof ? 1 : 0)) {
@@ -2037,6 +2084,8 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 			}
 			kx_rotate(s->secret, s->id, leg->nonce_c,
 			    leg->nonce_s);
+			if (leg->state == LEG_C_PROVEN)
+				s->ctx->resumes_one_trip++;
 			s->ack_sent = 0;	/* the first ACK: sess_leg_up */
 			sess_leg_up(s, leg, next);
 			return (s->dead ? -1 : 0);
@@ -2069,7 +2118,8 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 
 	if ((e = frame_hello_decode(p, len, &h)) == FRAME_E_VERSION) {
 		snprintf(msg, sizeof(msg), "protocol version %u not supported;"
-		    " this end speaks version %u", h.version, PROTO_VERSION);
+		    " this end speaks versions %u to %u", h.version,
+		    PROTO_VERSION_MIN, PROTO_VERSION);
 		leg_refuse(leg, PROTO_E_VERSION, msg);
 		return (-1);
 	}
@@ -2081,7 +2131,7 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 	if (RAND_bytes(leg->nonce_s, sizeof(leg->nonce_s)) != 1)
 		abort();
 	s = sess_ctx_find(ctx, h.sid);
-	if (h.kind == PROTO_HELLO_RESUME) {
+	if (h.kind != PROTO_HELLO_NEW) {
 		if ((s == NULL || s->dead) && tomb_find(ctx, h.sid)) {
 			leg_refuse(leg, PROTO_E_DONE,
 			    "session already completed");
@@ -2093,9 +2143,13 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 			return (-1);
 		}
 		leg->sid = h.sid;
+		if (h.kind == PROTO_HELLO_RESUME_PROOF &&
+		    (e = leg_server_ticket(leg, s, &h)) != 0)
+			return (e < 0 ? -1 : 0);
+		/* Version 2, or a ticket already spent: a round trip more. */
 		memcpy(c.nonce, leg->nonce_s, sizeof(c.nonce));
 		frame_challenge_add(leg->ctx->scratch, &c);
-	leg_send(leg);
+		leg_send(leg);
 		leg->state = LEG_S_CHALLENGED;
 		return (0);
 	}
@@ -2137,7 +2191,7 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		    PROTO_E_BACKEND, why);
 		return (-1);
 	}
-	w.version = PROTO_VERSION;
+	w.version = h.version;		/* answer in the client's */
 	w.sid = h.sid;
 	memcpy(w.nonce, leg->nonce_s, sizeof(w.nonce));
 	frame_welcome_add(leg->ctx->scratch, &w);
@@ -2155,9 +2209,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 {
 	struct proto_proof	 pr;
 	struct sess		*s;
-	const char		*why = "refused";
 	uint8_t			 mac[PROTO_MAC_LEN];
-	uint64_t		 off;
 	int			 e, ok = 0, prev = 0;
 
 	if ((e = frame_proof_decode(p, len, &pr)) != 0) {
@@ -2176,12 +2228,57 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 		    mac);
 		ok = prev = CRYPTO_memcmp(mac, pr.mac, sizeof(mac)) == 0;
 	}
+	OPENSSL_cleanse(mac, sizeof(mac));
 	if (!ok) {
 		leg_refuse(leg, PROTO_E_AUTH, "resume proof did not verify");
 		return (-1);
 	}
-	if (pr.next < s->acked_off ||
-	    pr.next > s->read_off + (s->local_eof ? 1 : 0)) {
+	return (leg_server_resume(leg, s, pr.next, prev));
+}
+
+/*
+ * Server: a HELLO that carries its proof over the ticket nonce the
+ * current secret implies.  Each secret's ticket is good for one try,
+ * and never the previous secret's: a replayed HELLO, or one from a
+ * client that missed our RESUMED, gets a CHALLENGE (0) instead.
+ * Nonzero when the HELLO was answered: 1, or -1 when the leg goes.
+ */
+static int
+leg_server_ticket(struct leg *leg, struct sess *s,
+    const struct proto_hello *h)
+{
+	uint8_t		nonce[PROTO_NONCE_LEN], mac[PROTO_MAC_LEN];
+	int		ok;
+
+	if (s->ticket_spent)
+		return (0);
+	kx_ticket(s->secret, s->id, nonce);
+	kx_proof(s->secret, s->id, h->nonce, nonce, h->next, mac);
+	ok = CRYPTO_memcmp(mac, h->mac, sizeof(mac)) == 0;
+	OPENSSL_cleanse(mac, sizeof(mac));
+	if (!ok)
+		return (0);
+	s->ticket_spent = 1;
+	memcpy(leg->nonce_s, nonce, sizeof(nonce));
+	if (leg_server_resume(leg, s, h->next, 0) != 0)
+		return (-1);
+	leg->ctx->resumes_one_trip++;
+	return (1);
+}
+
+/*
+ * Server: the proof of a resume from NEXT verified (with the previous
+ * secret if PREV); the old leg goes and this one carries the session.
+ */
+static int
+leg_server_resume(struct leg *leg, struct sess *s, uint64_t next, int prev)
+{
+	const char	*why = "refused";
+	uint64_t	 off;
+	int		 e;
+
+	if (next < s->acked_off ||
+	    next > s->read_off + (s->local_eof ? 1 : 0)) {
 		leg_refuse(leg, PROTO_E_TOO_FAR, "resume offset out of range");
 		return (-1);
 	}
@@ -2200,6 +2297,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	memcpy(s->prev, s->secret, sizeof(s->prev));
 	s->have_prev = 1;
 	kx_rotate(s->secret, s->id, leg->nonce_c, leg->nonce_s);
+	s->ticket_spent = 0;		/* a new secret, a new ticket */
 	if (s->leg != NULL) {
 		struct leg	*old = s->leg;
 
@@ -2209,8 +2307,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	}
 	if (s->state == SESS_ESTABLISHED)
 		s->detached_ms = xtime_mono_ms();
-	frame_u64_add(leg->ctx->scratch, PROTO_RESUMED,
-	    s->recv_off + (s->local_shut ? 1 : 0));
+	frame_u64_add(leg->ctx->scratch, PROTO_RESUMED, sess_next(s));
 	/* The new leg's first ACK (sess_leg_up) goes in the same write. */
 	if ((off = sess_ack_off(s)) > 0)
 		sess_ack_add(s, off);
@@ -2218,8 +2315,7 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	leg_unlist(leg);
 	leg->s = s;
 	s->leg = leg;
-	sess_leg_up(s, leg, pr.next);
-	OPENSSL_cleanse(mac, sizeof(mac));
+	sess_leg_up(s, leg, next);
 	return (s->dead ? -1 : 0);
 }
 

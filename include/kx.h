@@ -49,6 +49,12 @@ int	kx_secret(EVP_PKEY *, const uint8_t [PROTO_KEY_LEN], uint64_t,
 /* The PROOF mac for NEXT under a secret, session id and both nonces. */
 void	kx_proof(const uint8_t [PROTO_MAC_LEN], uint64_t, const uint8_t *,
 	    const uint8_t *, uint64_t, uint8_t [PROTO_MAC_LEN]);
+/*
+ * The server nonce a secret implies for a resume in one trip:
+ * HMAC-SHA256 of "vrelay-v3-ticket" and SID.
+ */
+void	kx_ticket(const uint8_t [PROTO_MAC_LEN], uint64_t,
+	    uint8_t [PROTO_NONCE_LEN]);
 /* Replace a secret by its successor after a resume (one use each). */
 void	kx_rotate(uint8_t [PROTO_MAC_LEN], uint64_t, const uint8_t *,
 	    const uint8_t *);

@@ -1,5 +1,5 @@
 /*
- * proto.h -- the vrelay session protocol, wire version 2.
+ * proto.h -- the vrelay session protocol, wire version 3.
  *
  * Don't forget to bump PROTO_VERSION if anything in this file changes
  * on the wire.  docs/protocol.md is the prose version of this header.
@@ -17,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION		2
+#define PROTO_VERSION		3
+#define PROTO_VERSION_MIN	2	/* spoken still: resumes in two trips */
 #define PROTO_MAGIC		0x56524c59U	/* "VRLY" */
 
 #define PROTO_HDR_LEN		8
@@ -53,6 +54,7 @@ enum proto_type {
 enum proto_hello_kind {
 	PROTO_HELLO_NEW = 1,
 	PROTO_HELLO_RESUME = 2,
+	PROTO_HELLO_RESUME_PROOF = 3,	/* version 3: a resume in one trip */
 };
 
 /* Codes carried by ERROR (handshake) and CLOSE (session). */
@@ -91,6 +93,9 @@ enum proto_service {
  * and for kind NEW:
  *	pubkey[32] | u32 guest cid | u32 guest port | u8 hostlen | host |
  *	u16 service | u8 namelen | name
+ * and for kind RESUME_PROOF (version 3), PROOF's fields against the
+ * ticket the secret implies instead of a CHALLENGE's nonce:
+ *	u64 client next expected offset | mac[32]
  */
 struct proto_hello {
 	uint16_t	version;
@@ -103,6 +108,8 @@ struct proto_hello {
 	char		host[PROTO_HOST_MAX + 1];	/* NEW only */
 	uint16_t	service;			/* NEW only */
 	char		name[PROTO_NAME_MAX + 1];	/* NEW only */
+	uint64_t	next;				/* RESUME_PROOF only */
+	uint8_t		mac[PROTO_MAC_LEN];		/* RESUME_PROOF only */
 };
 
 /* WELCOME: u32 magic | u16 version | u16 0 | u64 sid | nonce | pubkey */

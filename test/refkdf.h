@@ -15,7 +15,7 @@
 
 /*
  * HMAC-SHA256 under KEY of LABEL || sid (8 bytes big-endian) || NC ||
- * NS || TAIL (at most two public keys) into OUT.  0, or -1 if
+ * NS (both left out when NC is NULL) || TAIL (at most two public keys) into OUT.  0, or -1 if
  * libcrypto failed or the message would not fit.
  */
 static inline int
@@ -33,10 +33,12 @@ refkdf(const uint8_t *key, const char *label, uint64_t sid,
 	memcpy(buf, label, n);
 	for (i = 7; i >= 0; i--)
 		buf[n++] = (uint8_t)(sid >> (i * 8));
-	memcpy(buf + n, nc, PROTO_NONCE_LEN);
-	n += PROTO_NONCE_LEN;
-	memcpy(buf + n, ns, PROTO_NONCE_LEN);
-	n += PROTO_NONCE_LEN;
+	if (nc != NULL) {	/* the ticket has no nonces */
+		memcpy(buf + n, nc, PROTO_NONCE_LEN);
+		n += PROTO_NONCE_LEN;
+		memcpy(buf + n, ns, PROTO_NONCE_LEN);
+		n += PROTO_NONCE_LEN;
+	}
 	if (tlen > 0)
 		memcpy(buf + n, tail, tlen);
 	n += tlen;

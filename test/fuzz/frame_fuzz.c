@@ -65,7 +65,8 @@ fz_hello_eq(const struct proto_hello *a, const struct proto_hello *b)
 	    memcmp(a->pubkey, b->pubkey, sizeof(a->pubkey)) == 0 &&
 	    a->guest_cid == b->guest_cid && a->guest_port == b->guest_port &&
 	    strcmp(a->host, b->host) == 0 && a->service == b->service &&
-	    strcmp(a->name, b->name) == 0);
+	    strcmp(a->name, b->name) == 0 && a->next == b->next &&
+	    memcmp(a->mac, b->mac, sizeof(a->mac)) == 0);
 }
 
 /* HELLO: accepted means well-formed and canonical. */
@@ -78,13 +79,16 @@ fz_hello(const uint8_t *pl, size_t plen)
 
 	if (frame_hello_decode(pl, plen, &m) != FRAME_OK)
 		return;
-	CHECK(m.version == PROTO_VERSION);
+	CHECK(m.version >= PROTO_VERSION_MIN && m.version <= PROTO_VERSION);
 	CHECK(m.sid != 0);
-	CHECK(m.kind == PROTO_HELLO_NEW || m.kind == PROTO_HELLO_RESUME);
+	CHECK(m.kind == PROTO_HELLO_NEW || m.kind == PROTO_HELLO_RESUME ||
+	    (m.kind == PROTO_HELLO_RESUME_PROOF && m.version >= 3));
 	hl = strlen(m.host);
 	nl = strlen(m.name);
 	if (m.kind == PROTO_HELLO_RESUME)
 		CHECK(plen == 48 && hl == 0 && nl == 0 && m.service == 0);
+	else if (m.kind == PROTO_HELLO_RESUME_PROOF)
+		CHECK(plen == 88 && hl == 0 && nl == 0 && m.service == 0);
 	else
 		CHECK(plen == 92 + hl + nl);
 	/* What goes into logs and status: no control bytes, in bounds. */
@@ -111,7 +115,7 @@ fz_welcome(const uint8_t *pl, size_t plen)
 
 	if (frame_welcome_decode(pl, plen, &m) != FRAME_OK)
 		return;
-	CHECK(m.version == PROTO_VERSION);
+	CHECK(m.version >= PROTO_VERSION_MIN && m.version <= PROTO_VERSION);
 
 	b = fz_evbuffer();
 	frame_welcome_add(b, &m);

@@ -166,9 +166,23 @@ main(int argc, char *argv[])
 	frame_hello_add(b, &hello);
 	gen_write(b, "hello-resume");
 
+	hello.kind = PROTO_HELLO_RESUME_PROOF;
+	hello.next = 4096;
+	gen_pattern(hello.mac, sizeof(hello.mac), 8);
+	frame_hello_add(b, &hello);
+	gen_write(b, "hello-resume-proof");
+	hello.version = PROTO_VERSION_MIN;		/* v2 has none */
+	frame_hello_add(b, &hello);
+	gen_write(b, "hello-resume-proof-v2");
+	hello.kind = PROTO_HELLO_RESUME;
+
 	hello.version = PROTO_VERSION + 1;		/* near miss */
 	frame_hello_add(b, &hello);
+	gen_write(b, "hello-resume-vnext");
+	hello.version = PROTO_VERSION_MIN;		/* still spoken */
+	frame_hello_add(b, &hello);
 	gen_write(b, "hello-resume-v2");
+	hello.version = PROTO_VERSION;
 
 	memset(&welcome, 0, sizeof(welcome));
 	welcome.version = PROTO_VERSION;

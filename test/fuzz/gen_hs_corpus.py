@@ -37,6 +37,11 @@ def hello_resume(sidx, nonce=2):
     return op(HRES, sidx, nonce)
 
 
+def hello_resume_proof(sidx, nonce=2, prev=False):
+    """HELLO RESUME_PROOF (version 3): the proof over the ticket."""
+    return op(HRES, 4 | (8 if prev else 0) | sidx, nonce)
+
+
 def data(n, choice=0):
     return op(DATA, choice, n)
 
@@ -75,6 +80,17 @@ SEEDS = {
     "resume-too-far": (open_with_traffic() + op(NEWLEG) + hello_resume(0) +
                        op(PROOF, 2, 0, 0, 0, 0, 0, 1, 0, 0)),
     "resume-unknown": op(NEWLEG) + hello_resume(3) + op(PROOF),
+    # Version 3: resumes in one trip; the ticket of a rotated-away
+    # secret gets a CHALLENGE, and the PROOF with "prev" after it.
+    "resume-one-trip": (open_with_traffic() + op(NEWLEG) +
+                        hello_resume_proof(0) + data(30) + be_write(0, 20) +
+                        op(ACK) + op(NEWLEG) + hello_resume_proof(0, 3) +
+                        data(5)),
+    "resume-one-trip-prev": (open_with_traffic() + op(NEWLEG) +
+                             hello_resume_proof(0) + op(NEWLEG) +
+                             hello_resume_proof(0, 3, prev=True) +
+                             op(PROOF, 4) + data(10) + op(ACK)),
+    "resume-one-trip-unknown": op(NEWLEG) + hello_resume_proof(3),
     "resume-done": (open_with_traffic() + op(FIN) + op(BACKEND, 4) +
                     op(ACK) + op(NEWLEG) + hello_resume(0) + op(PROOF)),
     "exists": (op(NEWLEG) + hello_new(0) + op(NEWLEG) + hello_new(0)),

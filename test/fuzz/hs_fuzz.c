@@ -14,7 +14,8 @@
  * nibble its argument, more bytes taken as the step needs them): open
  * a leg, write raw bytes on it, or send a frame the harness builds --
  * HELLO NEW with the harness's own X25519 key (and any host, service
- * and VM name the script gives), HELLO RESUME, a PROOF
+ * and VM name the script gives), HELLO RESUME, or one that carries
+ * its proof over the ticket (version 3), a PROOF
  * with the right MAC (or the previous secret's, or a wrong one), DATA,
  * ACK, FIN, PING, CLOSE, ERROR -- with offsets that are right, stale,
  * ahead or arbitrary; shut or close a leg; write to, shut or reset a
@@ -111,6 +112,7 @@ struct fz_leg {
 	uint8_t		 nonce_c[PROTO_NONCE_LEN];
 	uint8_t		 nonce_s[PROTO_NONCE_LEN];
 	int		 challenged;
+	int		 one_trip;	/* the HELLO carried the proof */
 	uint8_t		 used[PROTO_MAC_LEN];	/* the PROOF's secret */
 	int		 proved;
 	int		 paused;	/* we stopped reading it */
@@ -345,6 +347,7 @@ fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
 		    !leg->challenged);
 		memcpy(leg->nonce_s, ch.nonce, sizeof(ch.nonce));
 		leg->challenged = 1;
+		leg->proved = 0;	/* a HELLO's proof is void now */
 		return;
 	case PROTO_RESUMED:
 		CHECK(frame_u64_decode(p, len, &v) == FRAME_OK);
@@ -352,6 +355,9 @@ fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
 			return;
 		CHECK(leg->proved && !leg->up);
 		CHECK(v <= sd->up_max + (sd->fin_sent ? 1 : 0));
+		/* A ticket is only ever the current secret's, once. */
+		if (leg->one_trip && !leg->challenged)
+			CHECK(memcmp(leg->used, sd->secret, PROTO_MAC_LEN) == 0);
 		memcpy(sd->prev, leg->used, PROTO_MAC_LEN);
 		memcpy(sd->secret, leg->used, PROTO_MAC_LEN);
 		fz_kdf(sd->prev, "vrelay-v1-rotate", sd->id, leg->nonce_c,
@@ -620,7 +626,32 @@ fz_newleg(void)
 	w.cur = i;
 }
 
-/* HELLO, NEW or RESUME, for our id X. */
+/*
+ * A HELLO's proof (RESUME_PROOF): next is what we received, the MAC
+ * over the ticket our secret implies, or the previous secret's (arg 8).
+ */
+static void
+fz_hello_proof(struct proto_hello *h, struct fz_leg *leg, int x, int arg)
+{
+	struct fz_sid	*sd = &w.sid[x];
+	uint8_t		 tail[8];
+	int		 i;
+
+	memcpy(leg->used, (arg & 8) && sd->have_prev ? sd->prev : sd->secret,
+	    PROTO_MAC_LEN);
+	fz_kdf(leg->used, "vrelay-v3-ticket", sd->id, NULL, NULL, NULL, 0,
+	    leg->nonce_s);
+	h->next = sd->down;
+	for (i = 7; i >= 0; i--)
+		tail[7 - i] = (uint8_t)(h->next >> (i * 8));
+	fz_kdf(leg->used, "vrelay-v1-proof", sd->id, h->nonce, leg->nonce_s,
+	    tail, sizeof(tail), h->mac);
+	leg->proved = 1;
+	if (!sd->have_secret)
+		leg->raw = w.raw = 1;	/* no secret: a guess */
+}
+
+/* HELLO, NEW or RESUME (arg 4: with its proof), for our id X. */
 static void
 fz_hello(struct evbuffer *out, int kind, int arg)
 {
@@ -661,11 +692,18 @@ fz_hello(struct evbuffer *out, int kind, int arg)
 		w.sid[x].service = h.service;
 		strlcpy(w.sid[x].name, h.name, sizeof(w.sid[x].name));
 	}
+	if (kind == PROTO_HELLO_RESUME_PROOF)
+		fz_hello_proof(&h, leg, x, arg);
 	frame_hello_add(out, &h);
 	if (leg->hello == 0 && !leg->raw) {
 		leg->sidx = x;
-		leg->hello = kind;
+		/* The model's: either resume may be CHALLENGEd. */
+		leg->hello = kind == PROTO_HELLO_NEW ? kind :
+		    PROTO_HELLO_RESUME;
+		leg->one_trip = kind == PROTO_HELLO_RESUME_PROOF;
 		memcpy(leg->nonce_c, h.nonce, sizeof(h.nonce));
+		if (!leg->one_trip)
+			leg->proved = 0;
 	} else
 		leg->raw = w.raw = 1;	/* a second HELLO: off the model */
 }
@@ -866,7 +904,8 @@ fz_step(struct evbuffer *out)
 		fz_hello(out, PROTO_HELLO_NEW, arg);
 		break;
 	case 4:
-		fz_hello(out, PROTO_HELLO_RESUME, arg);
+		fz_hello(out, arg & 4 ? PROTO_HELLO_RESUME_PROOF :
+		    PROTO_HELLO_RESUME, arg);
 		break;
 	case 5:
 		fz_proof(out, arg);

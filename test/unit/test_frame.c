@@ -317,6 +317,76 @@ test_hello_resume_roundtrip(void **state)
 	evbuffer_free(b);
 }
 
+/*
+ * RESUME_PROOF hello (version 3): 88 bytes with the proof's next and
+ * mac; a version 2 peer cannot send it, and version 2 still decodes.
+ */
+static void
+test_hello_resume_proof(void **state)
+{
+	static const size_t	 bad[] = { 48, 56, 87, 89, 92 };
+	struct proto_hello	 m, d;
+	struct proto_welcome	 w, wd;
+	struct evbuffer		*b;
+	const uint8_t		*pl;
+	uint8_t			 buf[512];
+	size_t			 i, n;
+
+	memset(&m, 0, sizeof(m));
+	m.version = 3;
+	m.kind = PROTO_HELLO_RESUME_PROOF;
+	m.sid = 0x0102030405060708ULL;
+	pattern(m.nonce, sizeof(m.nonce), 0x42);
+	m.next = 0x1122334455667788ULL;
+	pattern(m.mac, sizeof(m.mac), 0x99);
+
+	b = evbuffer_new();
+	assert_non_null(b);
+	frame_hello_add(b, &m);
+	pl = check_frame(b, PROTO_HELLO, HELLO_RESUME_LEN + 8 + PROTO_MAC_LEN);
+	assert_int_equal(pl[5], 3);
+	assert_int_equal(pl[7], PROTO_HELLO_RESUME_PROOF);
+	assert_int_equal(pl[48], 0x11);
+	assert_int_equal(pl[55], 0x88);
+	assert_memory_equal(pl + 56, m.mac, PROTO_MAC_LEN);
+	memset(&d, 0xa5, sizeof(d));
+	assert_int_equal(frame_hello_decode(pl, 88, &d), FRAME_OK);
+	assert_memory_equal(&d, &m, sizeof(m));
+
+	/* Exactly 88 bytes. */
+	memcpy(buf, pl, 88);
+	memset(buf + 88, 0, sizeof(buf) - 88);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(frame_hello_decode(buf, bad[i], &d),
+		    FRAME_E_SIZE);
+
+	/* Not in version 2, which has no tickets. */
+	buf[5] = 2;
+	assert_int_equal(frame_hello_decode(buf, 88, &d), FRAME_E_FIELD);
+	evbuffer_free(b);
+
+	/* Version 2's own frames still decode, for its peers. */
+	mkhello_new(&m, "host");
+	m.version = 2;
+	n = hello_payload(&m, buf, sizeof(buf));
+	assert_int_equal(frame_hello_decode(buf, n, &d), FRAME_OK);
+	assert_int_equal(d.version, 2);
+	m.kind = PROTO_HELLO_RESUME;
+	n = hello_payload(&m, buf, sizeof(buf));
+	assert_int_equal(frame_hello_decode(buf, n, &d), FRAME_OK);
+	memset(&w, 0, sizeof(w));
+	w.version = 2;
+	w.sid = 9;
+	b = evbuffer_new();
+	assert_non_null(b);
+	frame_welcome_add(b, &w);
+	pl = check_frame(b, PROTO_WELCOME, WELCOME_LEN);
+	assert_int_equal(frame_welcome_decode(pl, WELCOME_LEN, &wd),
+	    FRAME_OK);
+	assert_int_equal(wd.version, 2);
+	evbuffer_free(b);
+}
+
 static void
 test_welcome_roundtrip(void **state)
 {
@@ -711,7 +781,7 @@ test_hello_bad_magic(void **state)
 static void
 test_hello_bad_version(void **state)
 {
-	static const uint16_t	 vers[] = { 0, 1, 3, 0x0100, 0xffff };
+	static const uint16_t	 vers[] = { 0, 1, 4, 0x0100, 0x0300, 0xffff };
 	struct proto_hello	 m, d;
 	struct proto_welcome	 w, wd;
 	struct evbuffer		*b;
@@ -784,7 +854,7 @@ test_hello_sid_zero(void **state)
 static void
 test_hello_bad_kind(void **state)
 {
-	static const uint16_t	kinds[] = { 0, 3, 0x0101, 0xffff };
+	static const uint16_t	kinds[] = { 0, 4, 0x0103, 0xffff };
 	struct proto_hello	m, d;
 	uint8_t			pl[512];
 	size_t			len, i;
@@ -1286,6 +1356,7 @@ main(void)
 		cmocka_unit_test(test_hdr_size),
 		cmocka_unit_test(test_hello_bad_magic),
 		cmocka_unit_test(test_hello_bad_version),
+		cmocka_unit_test(test_hello_resume_proof),
 		cmocka_unit_test(test_hello_sid_zero),
 		cmocka_unit_test(test_hello_bad_kind),
 		cmocka_unit_test(test_hello_new_hostlen),

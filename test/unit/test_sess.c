@@ -405,7 +405,7 @@ t_open(struct sess *s, void *arg, const char **why)
 	w->opens++;
 	if (w->open_fail) {
 		*why = "backend refused (test)";
-		return (1);
+		return (-1);
 	}
 	if (w->break_in_open > 0) {
 		/* The leg dies before the WELCOME can be written. */
@@ -1105,6 +1105,9 @@ test_resume(void **state)
 		assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
 		assert_int_equal(jint(w->cl.s, "resumes"), k);
 		assert_int_equal(jint(w->sv.s, "resumes"), k);
+		/* Each in one round trip: the HELLO carried the proof. */
+		assert_int_equal(jstat(w->cl.ctx, "resumes_one_trip"), k);
+		assert_int_equal(jstat(w->sv.ctx, "resumes_one_trip"), k);
 		assert_true(sess_resume_ms(w->cl.s) >= 0);
 		assert_true(sess_resume_ms(w->sv.s) >= 0);
 		assert_int_equal(w->connects, 1 + k);
@@ -1228,7 +1231,8 @@ test_bad_hello(void **state)
 	rogue_expect_error(w, &r, PROTO_E_VERSION, &er);
 	/* docs/protocol.md gives this text. */
 	assert_string_equal(er.reason,
-	    "protocol version 9 not supported; this end speaks version 2");
+	    "protocol version 9 not supported; this end speaks versions 2 "
+	    "to 3");
 	assert_int_equal(w->refusals, 1);
 	assert_string_equal(w->why_refused, er.reason);
 	rogue_free(&r);
@@ -1249,7 +1253,8 @@ test_bad_hello(void **state)
 	evbuffer_drain(b, evbuffer_get_length(b));
 	rogue_expect_error(w, &r, PROTO_E_VERSION, &er);
 	assert_string_equal(er.reason,
-	    "protocol version 1 not supported; this end speaks version 2");
+	    "protocol version 1 not supported; this end speaks versions 2 "
+	    "to 3");
 	assert_int_equal(w->refusals, 2);
 	rogue_free(&r);
 
@@ -1563,6 +1568,12 @@ test_resumed_lost(void **state)
 	assert_int_equal(w->break_on_resumed, 0);
 	/* The server accepted three PROOFs; the client saw one RESUMED. */
 	WAIT(w, w->sv.n_resumed == 3);
+	/*
+	 * Only the first in one trip: the client, which missed RESUMED,
+	 * offers the ticket of a secret the server has rotated away.
+	 */
+	assert_int_equal(jstat(w->sv.ctx, "resumes_one_trip"), 1);
+	assert_int_equal(jstat(w->cl.ctx, "resumes_one_trip"), 0);
 	assert_int_equal(w->connects, 4);
 	assert_int_equal(w->cl.n_detached, 1);
 	assert_int_equal(jint(w->cl.s, "resumes"), 1);
@@ -1578,7 +1589,90 @@ test_resumed_lost(void **state)
 	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
 	WAIT(w, w->cl.n_resumed == 2 && w->sv.n_resumed == 4);
 	assert_int_equal(w->refusals, 0);
+	assert_int_equal(jstat(w->sv.ctx, "resumes_one_trip"), 2);
+	assert_int_equal(jstat(w->cl.ctx, "resumes_one_trip"), 1);
 	assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
+}
+
+/*
+ * A HELLO that carries its proof is good once: the same bytes again
+ * get a CHALLENGE, never a second RESUMED.  The client, which never
+ * saw the RESUMED its HELLO earned, still resumes through the
+ * challenge with the secret the server kept as "prev".
+ */
+static void
+test_resume_replay(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 c, r1, r2;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	struct proto_hello	 hi;
+	uint8_t			 p[PROTO_HANDSHAKE_MAX];
+	uint64_t		 v;
+	size_t			 n = 2 * MIB;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, 71);
+	flow_init(&w->down, n, 72);
+	w->up.stop = w->down.stop = n / 4;
+	WAIT(w, w->up.rd == n / 4 && w->down.rd == n / 4);
+
+	/* The client's next leg comes to us: keep its HELLO. */
+	w->fake = 1;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_detached == 1 && w->sv.n_detached == 1);
+	WAIT(w, w->fake_fd != -1);
+	rogue_attach(&c, w->fake_fd);
+	WAIT(w, rogue_frame(&c, &h, p, sizeof(p)) || rogue_closed(&c));
+	assert_int_equal(h.type, PROTO_HELLO);
+	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	assert_int_equal(hi.version, PROTO_VERSION);
+	assert_int_equal(hi.kind, PROTO_HELLO_RESUME_PROOF);
+	assert_true(hi.next == (uint64_t)n / 4);
+	b = evbuffer_new();
+	assert_non_null(b);
+
+	/* Played to the server: resumed in one trip... */
+	rogue_open(w, &r1, "replay-1");
+	frame_hello_add(b, &hi);
+	rogue_send_buf(&r1, b);
+	WAIT(w, rogue_frame(&r1, &h, p, sizeof(p)) || rogue_closed(&r1));
+	assert_int_equal(h.type, PROTO_RESUMED);
+	assert_int_equal(frame_u64_decode(p, h.len, &v), FRAME_OK);
+	assert_true(v == (uint64_t)n / 4);
+	WAIT(w, w->sv.n_resumed == 1);
+	assert_int_equal(jstat(w->sv.ctx, "resumes_one_trip"), 1);
+
+	/* ...and again: only a challenge, and the first leg keeps it. */
+	rogue_open(w, &r2, "replay-2");
+	frame_hello_add(b, &hi);
+	rogue_send_buf(&r2, b);
+	WAIT(w, rogue_frame(&r2, &h, p, sizeof(p)) || rogue_closed(&r2));
+	assert_int_equal(h.type, PROTO_CHALLENGE);
+	world_idle(w, 20);
+	assert_int_equal(w->sv.n_resumed, 1);
+	assert_int_equal(jstat(w->sv.ctx, "resumes_one_trip"), 1);
+	assert_int_equal(sess_state(w->sv.s), SESS_ESTABLISHED);
+	rogue_free(&r2);
+	rogue_free(&r1);
+
+	/* The client's leg to us breaks: it resumes for real. */
+	w->fake = 0;
+	assert_int_equal(shutdown(c.fd, SHUT_RDWR), 0);
+	rogue_free(&c);
+	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 2);
+	assert_int_equal(jstat(w->cl.ctx, "resumes_one_trip"), 0);
+	assert_int_equal(jstat(w->sv.ctx, "resumes_one_trip"), 1);
+	w->up.stop = w->down.stop = n;
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	world_idle(w, 20);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->refusals, 0);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	evbuffer_free(b);
 }
 
 /* No target at first: guest bytes wait, the session opens later. */
@@ -1805,11 +1899,120 @@ test_client_handshake(void **state)
 	assert_true(evbuffer_write(b, r.fd) > 0);
 	WAIT(w, w->cl.n_closed == 1);
 	assert_string_equal(w->cl.why_closed,
-	    "appliance end speaks protocol version 9, we speak 2");
+	    "appliance end speaks protocol version 9, we speak 3");
 	WAIT(w, rogue_closed(&r));
 	WAIT(w, w->down.eof);
 	assert_int_equal(w->connects, 2);
 	assert_int_equal(w->cl.n_open, 0);
+	rogue_free(&r);
+	evbuffer_free(b);
+}
+
+/*
+ * A version 2 appliance end refuses our version 3 HELLO: the client
+ * asks again in version 2 and then resumes as version 2 does, with a
+ * CHALLENGE rather than a proof in its HELLO.
+ */
+static void
+test_client_old_server(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	struct proto_hello	 hi;
+	struct proto_welcome	 wel;
+	uint8_t			 p[PROTO_HANDSHAKE_MAX];
+	uint64_t		 sid;
+
+	world_start(w);
+	w->fake = 1;
+	flow_init(&w->down, 0, 1);
+	world_guest(w);
+	b = evbuffer_new();
+	assert_non_null(b);
+	WAIT(w, w->fake_fd != -1);
+	rogue_attach(&r, w->fake_fd);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	assert_int_equal(hi.version, 3);
+	sid = hi.sid;
+	/* What a version 2 vappliance says. */
+	frame_error_add(b, PROTO_ERROR, PROTO_E_VERSION, "protocol version "
+	    "3 not supported; this end speaks version 2");
+	assert_true(evbuffer_write(b, r.fd) > 0);
+	WAIT(w, rogue_closed(&r));
+	rogue_free(&r);
+	WAIT(w, w->connects == 2);
+	assert_int_equal(w->cl.n_closed, 0);
+	rogue_attach(&r, w->fake_fd);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	assert_int_equal(hi.version, 2);
+	assert_int_equal(hi.kind, PROTO_HELLO_NEW);
+	assert_true(hi.sid != sid);
+
+	memset(&wel, 0, sizeof(wel));
+	wel.version = 2;
+	wel.sid = hi.sid;
+	fill_random(wel.nonce, sizeof(wel.nonce), 7);
+	fill_random(wel.pubkey, sizeof(wel.pubkey), 8);
+	frame_welcome_add(b, &wel);
+	assert_true(evbuffer_write(b, r.fd) > 0);
+	WAIT(w, w->cl.n_open == 1);
+	assert_int_equal(shutdown(r.fd, SHUT_RDWR), 0);
+	rogue_free(&r);
+	WAIT(w, w->cl.n_detached == 1);
+	WAIT(w, w->connects == 3);
+	rogue_attach(&r, w->fake_fd);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	assert_int_equal(hi.version, 2);
+	assert_int_equal(hi.kind, PROTO_HELLO_RESUME);
+	rogue_free(&r);
+	evbuffer_free(b);
+}
+
+/*
+ * A version 2 client: its NEW gets a version 2 WELCOME and its RESUME
+ * a CHALLENGE, as from a version 2 server.
+ */
+static void
+test_server_old_client(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	struct proto_hello	 hn;
+	struct proto_welcome	 wel;
+	uint8_t			 p[PROTO_HANDSHAKE_MAX];
+
+	world_start(w);
+	b = evbuffer_new();
+	assert_non_null(b);
+	memset(&hn, 0, sizeof(hn));
+	hn.version = 2;
+	hn.kind = PROTO_HELLO_NEW;
+	hn.sid = 0x1122334455667788ULL;
+	fill_random(hn.nonce, sizeof(hn.nonce), 3);
+	fill_random(hn.pubkey, sizeof(hn.pubkey), 4);
+	strlcpy(hn.host, "old", sizeof(hn.host));
+	frame_hello_add(b, &hn);
+	rogue_open(w, &r, "rogue-v2");
+	rogue_send_buf(&r, b);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(h.type, PROTO_WELCOME);
+	assert_int_equal(frame_welcome_decode(p, h.len, &wel), FRAME_OK);
+	assert_int_equal(wel.version, 2);
+	assert_true(wel.sid == hn.sid);
+	rogue_free(&r);
+
+	rogue_open(w, &r, "rogue-v2-resume");
+	hello_resume(b, hn.sid, 2);
+	rogue_send_buf(&r, b);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(h.type, PROTO_CHALLENGE);
 	rogue_free(&r);
 	evbuffer_free(b);
 }
@@ -2640,6 +2843,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_admit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_refused, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_resume_replay, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_resumed_lost, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_connect_retry, setup,
@@ -2654,6 +2859,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_accept_read_ahead, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_client_old_server,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_old_client,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keepalive_dead_leg, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_break_before_welcome,
