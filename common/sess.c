@@ -2021,7 +2021,7 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 				sess_end(s, PROTO_E_NONE, "done", 0);
 			else if (er.code == PROTO_E_VERSION && !s->opened &&
 			    s->version > PROTO_VERSION_MIN) {
-				/* An older appliance end: ask again in its. */
+				/* An older appliance end: in its version. */
 				s->version = PROTO_VERSION_MIN;
 				s->backoff_ms = 0;
 				sess_detach(s, msg);
