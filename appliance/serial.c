@@ -409,7 +409,7 @@ serial_backend_open(struct serial_vm *vm, const char *host)
 	size_t		 len;
 	int		 fd, e;
 
-	if ((e = xaddr_connect(sr->backend, &fd)) != XADDR_OK) {
+	if ((e = xaddr_connect(sr->backend, &fd, NULL)) != XADDR_OK) {
 		log_warnx("serial vm=%s backend %s unreachable: %s", vm->key,
 		    xaddr_str(sr->backend), xaddr_why(e));
 		return (-1);

@@ -163,7 +163,7 @@ appliance_open(struct sess *s, void *arg, const char **why)
 		*why = "no such service here";
 		return (PROTO_E_SERVICE);
 	}
-	if ((e = xaddr_connect(a->backend, &fd)) != XADDR_OK) {
+	if ((e = xaddr_connect(a->backend, &fd, NULL)) != XADDR_OK) {
 		a->backend_fail++;
 		*why = xaddr_why(e);
 		log_warnx("session=%s backend %s unreachable: %s",

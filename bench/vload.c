@@ -534,7 +534,7 @@ conn_start(void)
 {
 	int	fd, rc;
 
-	rc = xaddr_connect(target, &fd);
+	rc = xaddr_connect(target, &fd, NULL);
 	if (rc == XADDR_E_SYSTEM)
 		return (-1);
 	if (rc != XADDR_OK)

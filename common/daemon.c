@@ -186,7 +186,7 @@ daemon_tls_link(struct daemon *d, const struct xaddr *a, enum tls_role role)
 
 /* A bufferevent for a connect in progress on FD; see daemon.h. */
 struct bufferevent *
-daemon_connected(struct daemon *d, int fd, const struct xaddr *a,
+daemon_connected(struct daemon *d, int fd, int up, const struct xaddr *a,
     enum tls_role role, const char *host)
 {
 	struct bufferevent	*bev;
@@ -203,7 +203,8 @@ daemon_connected(struct daemon *d, int fd, const struct xaddr *a,
 		return (NULL);
 	}
 	/* Connected or not, this reports BEV_EVENT_CONNECTED or an error. */
-	bufferevent_socket_connect(bev, NULL, 0);
+	if (!up)
+		bufferevent_socket_connect(bev, NULL, 0);
 	return (bev);
 }
 
@@ -230,7 +231,7 @@ daemon_accepted(struct daemon *d, int fd, const struct xaddr *a,
  * is (a bufferevent would be made only to be taken apart).
  */
 int
-daemon_leg(struct daemon *d, int fd, const struct xaddr *a,
+daemon_leg(struct daemon *d, int fd, int up, const struct xaddr *a,
     enum tls_role role, const char *host, struct sess_dial *dial,
     const char **desc)
 {
@@ -240,10 +241,11 @@ daemon_leg(struct daemon *d, int fd, const struct xaddr *a,
 	dial->tuned = 0;
 	if (!daemon_tls_link(d, a, role)) {
 		dial->fd = fd;
+		dial->up = up;
 		*desc = xaddr_str(a);
 		return (0);
 	}
-	if ((dial->bev = daemon_connected(d, fd, a, role, host)) == NULL) {
+	if ((dial->bev = daemon_connected(d, fd, 0, a, role, host)) == NULL) {
 		*desc = "cannot set up the leg (out of memory)";
 		return (-1);
 	}
@@ -293,13 +295,13 @@ int
 daemon_dial(struct daemon *d, const struct xaddr *a, enum tls_role role,
     const char *host, struct sess_dial *dial, const char **desc)
 {
-	int	fd, e;
+	int	fd, up, e;
 
-	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
+	if ((e = xaddr_connect(a, &fd, &up)) != XADDR_OK) {
 		*desc = xaddr_why(e);
 		return (-1);
 	}
-	return (daemon_leg(d, fd, a, role, host, dial, desc));
+	return (daemon_leg(d, fd, up, a, role, host, dial, desc));
 }
 
 /* A forward's connect to A, as a bufferevent; see daemon.h. */
@@ -310,11 +312,11 @@ daemon_dial_bev(struct daemon *d, const struct xaddr *a, enum tls_role role,
 	struct bufferevent	*bev;
 	int			 fd, e;
 
-	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
+	if ((e = xaddr_connect(a, &fd, NULL)) != XADDR_OK) {
 		*desc = xaddr_why(e);
 		return (NULL);
 	}
-	if ((bev = daemon_connected(d, fd, a, role, host)) == NULL) {
+	if ((bev = daemon_connected(d, fd, 0, a, role, host)) == NULL) {
 		*desc = "cannot set up the connection (out of memory)";
 		return (NULL);
 	}

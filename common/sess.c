@@ -2102,6 +2102,14 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 	return (-1);
 }
 
+/* Server: a fresh nonce of ours for this leg (WELCOME, CHALLENGE). */
+static void
+leg_nonce_s(struct leg *leg)
+{
+	if (RAND_bytes(leg->nonce_s, sizeof(leg->nonce_s)) != 1)
+		abort();	/* no nonce that is not random */
+}
+
 /* Server: HELLO, either a new session or a resume. */
 static int
 leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
@@ -2128,8 +2136,6 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		return (-1);
 	}
 	memcpy(leg->nonce_c, h.nonce, sizeof(h.nonce));
-	if (RAND_bytes(leg->nonce_s, sizeof(leg->nonce_s)) != 1)
-		abort();
 	s = sess_ctx_find(ctx, h.sid);
 	if (h.kind != PROTO_HELLO_NEW) {
 		if ((s == NULL || s->dead) && tomb_find(ctx, h.sid)) {
@@ -2147,6 +2153,7 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		    (e = leg_server_ticket(leg, s, &h)) != 0)
 			return (e < 0 ? -1 : 0);
 		/* Version 2, or a ticket already spent: a round trip more. */
+		leg_nonce_s(leg);
 		memcpy(c.nonce, leg->nonce_s, sizeof(c.nonce));
 		frame_challenge_add(leg->ctx->scratch, &c);
 		leg_send(leg);
@@ -2162,6 +2169,7 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		leg_refuse(leg, PROTO_E_LIMIT, "session limit reached");
 		return (-1);
 	}
+	leg_nonce_s(leg);
 	s = sess_alloc(ctx, h.sid);
 	s->host = xstrdup(h.host);
 	s->cid = h.guest_cid;

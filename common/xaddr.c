@@ -73,7 +73,7 @@ static int	xaddr_listen_unix(const struct sockaddr_un *, socklen_t, int,
 static int	xaddr_listen_fd(int, const struct sockaddr *, socklen_t,
 		    int, int *);
 static int	xaddr_emu_bind(int, struct sockaddr_un *, int *);
-static int	xaddr_connect_emu(const struct xaddr *, int *);
+static int	xaddr_connect_emu(const struct xaddr *, int *, int *);
 static int	xaddr_mkdirs(const char *, struct stat *);
 static int	xaddr_emu_numbers(const char *, size_t, uint32_t *,
 		    uint32_t *);
@@ -918,7 +918,7 @@ xaddr_emu_bind(int fd, struct sockaddr_un *self, int *file)
  * connect; a file name is unlinked at once (the socket keeps it).
  */
 static int
-xaddr_connect_emu(const struct xaddr *xa, int *fdp)
+xaddr_connect_emu(const struct xaddr *xa, int *fdp, int *upp)
 {
 	struct sockaddr_un	 self, peer;
 	socklen_t		 peerlen;
@@ -937,8 +937,9 @@ xaddr_connect_emu(const struct xaddr *xa, int *fdp)
 	}
 	if ((rv = xaddr_emu_bind(fd, &self, &file)) != XADDR_OK)
 		goto out;
-	if (connect(fd, (struct sockaddr *)&peer, peerlen) == -1 &&
-	    errno != EINPROGRESS)
+	if (connect(fd, (struct sockaddr *)&peer, peerlen) == 0)
+		*upp = 1;
+	else if (errno != EINPROGRESS)
 		rv = XADDR_E_SYSTEM;
 out:
 	saved = errno;
@@ -952,17 +953,23 @@ out:
 	return (rv);
 }
 
-/* Start a non-blocking connect; completion is the caller's to await. */
+/*
+ * Start a non-blocking connect; completion is the caller's to await,
+ * unless *UPP (if not NULL) says it completed at once (a unix socket).
+ */
 int
-xaddr_connect(const struct xaddr *xa, int *fdp)
+xaddr_connect(const struct xaddr *xa, int *fdp, int *upp)
 {
 	struct sockaddr_un	 sun;
 	struct sockaddr_vm	 svm;
 	const struct sockaddr	*sa;
 	socklen_t		 len;
-	int			 fd, rv, saved;
+	int			 fd, rv, saved, up = 0;
 
 	*fdp = -1;
+	if (upp == NULL)
+		upp = &up;
+	*upp = 0;
 	switch (xa->type) {
 	case XADDR_TCP:
 		sa = (const struct sockaddr *)&xa->ss;
@@ -984,7 +991,7 @@ xaddr_connect(const struct xaddr *xa, int *fdp)
 		}
 		/* A unix socket: xaddr_tune() has nothing to set. */
 		if (xaddr_emu_dir != NULL)
-			return (xaddr_connect_emu(xa, fdp));
+			return (xaddr_connect_emu(xa, fdp, upp));
 		memset(&svm, 0, sizeof(svm));
 		svm.svm_family = AF_VSOCK;
 		svm.svm_cid = xa->cid;
@@ -1002,7 +1009,9 @@ xaddr_connect(const struct xaddr *xa, int *fdp)
 	}
 	if (fd == -1)
 		return (XADDR_E_SYSTEM);
-	if (connect(fd, sa, len) == -1 && errno != EINPROGRESS) {
+	if (connect(fd, sa, len) == 0)
+		*upp = 1;
+	else if (errno != EINPROGRESS) {
 		saved = errno;
 		(void)close(fd);
 		errno = saved;

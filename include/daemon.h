@@ -112,21 +112,23 @@ void	daemon_tls(struct daemon *, const struct daemon_tlsconf *,
  * A bufferevent for FD, whose connect to A is in progress: TLS when
  * this daemon has certificates, A is TCP and ROLE is not NONE (the
  * peer must carry ROLE and, unless HOST is NULL, name HOST).  It
- * reports BEV_EVENT_CONNECTED once usable.  NULL: FD closed.
+ * reports BEV_EVENT_CONNECTED once usable, except a plain one whose
+ * connect completed already (UP), which is usable now.  NULL: FD
+ * closed.
  */
-struct bufferevent *daemon_connected(struct daemon *, int,
+struct bufferevent *daemon_connected(struct daemon *, int, int,
 	    const struct xaddr *, enum tls_role, const char *);
 /* The same for FD accepted on listener address A. */
 struct bufferevent *daemon_accepted(struct daemon *, int,
 	    const struct xaddr *, enum tls_role);
 /*
- * A client session's leg on FD, whose connect to A is in progress, in
- * *DIAL (sess_ops.connect): the socket itself, or a TLS bufferevent
- * (as daemon_connected() decides); *desc names A.  -1: out of memory,
- * FD closed, *desc says so.
+ * A client session's leg on FD, whose connect to A is in progress (or
+ * done if UP), in *DIAL (sess_ops.connect): the socket itself, or a
+ * TLS bufferevent (as daemon_connected() decides); *desc names A.  -1:
+ * out of memory, FD closed, *desc says so.
  */
-int	daemon_leg(struct daemon *, int, const struct xaddr *, enum tls_role,
-	    const char *, struct sess_dial *, const char **);
+int	daemon_leg(struct daemon *, int, int, const struct xaddr *,
+	    enum tls_role, const char *, struct sess_dial *, const char **);
 /* A client session for an accepted guest, unless at the limit. */
 struct sess *daemon_client(struct daemon *, int, const char *, long long,
 	    const struct sess_guest *);

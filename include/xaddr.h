@@ -94,9 +94,10 @@ void		 xaddr_unlisten(const struct xaddr *);
 /*
  * A non-blocking socket with connect() started.  XADDR_OK means
  * connected or in progress: wait for writability (libevent:
- * bufferevent_socket_connect(bev, NULL, 0)) and read SO_ERROR.
+ * bufferevent_socket_connect(bev, NULL, 0)) and read SO_ERROR, unless
+ * the last argument (may be NULL) says it connected at once.
  */
-int		 xaddr_connect(const struct xaddr *, int *);
+int		 xaddr_connect(const struct xaddr *, int *, int *);
 
 /* Describe an accepted peer from accept()'s address. */
 void		 xaddr_peer_describe(const struct sockaddr *, socklen_t,

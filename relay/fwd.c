@@ -201,6 +201,7 @@ static void	fwd_readcb(struct bufferevent *, void *);
 static void	fwd_authed(struct fwd *);
 static void	fwd_writecb(struct bufferevent *, void *);
 static void	fwd_eventcb(struct bufferevent *, short, void *);
+static void	fwd_connected(struct fwd *);
 static void	fwd_unsplice(struct fwd *);
 static void	fwd_splice_start(struct fwd *);
 static void	fwd_splice_cb(evutil_socket_t, short, void *);
@@ -459,24 +460,27 @@ fwd_vmomi_agent(const struct fwd_ctx *ctx, const char **source)
 
 /*
  * A connection to A (HOST's relay; NULL: the appliance) for a forward,
- * pooled if possible: a bufferevent that reports BEV_EVENT_CONNECTED.
- * NULL with *why.
+ * pooled if possible: a bufferevent that reports BEV_EVENT_CONNECTED,
+ * or with *UP set, one that is connected already (a vSocket connect
+ * completes at once, and so does a pooled leg).  NULL with *why.
  */
 static struct bufferevent *
 fwd_dial(struct fwd_ctx *ctx, const struct xaddr *a, const char *host,
-    const char **why)
+    int *up, const char **why)
 {
 	struct sess_dial	 d;
 	struct bufferevent	*bev;
 
+	*up = 0;
 	if (warm_leg(ctx->r->warm, a, host, &d, why) != 0)
 		return (NULL);
 	if (d.bev != NULL)
 		return (d.bev);
-	/* Plain, up or not: this reports BEV_EVENT_CONNECTED either way. */
-	if ((bev = daemon_connected(&ctx->r->d, d.fd, a, TLS_ROLE_NONE,
+	if ((bev = daemon_connected(&ctx->r->d, d.fd, d.up, a, TLS_ROLE_NONE,
 	    NULL)) == NULL)
 		*why = "cannot set up the connection (out of memory)";
+	else
+		*up = d.up;
 	return (bev);
 }
 
@@ -593,6 +597,7 @@ fwd_open(struct fwd *f)
 	const struct xaddr	*a;
 	const char		*why, *host;
 	char			 msg[300];
+	int			 up = 0;
 
 	a = NULL;
 	if (f->hinted)
@@ -606,7 +611,7 @@ fwd_open(struct fwd *f)
 		f->out = daemon_dial_bev(&ctx->r->d, a, TLS_ROLE_LOCATOR, NULL,
 		    &why);
 	else
-		f->out = fwd_dial(ctx, a, host, &why);
+		f->out = fwd_dial(ctx, a, host, &up, &why);
 	/* Not even a connect (the appliance has left this host). */
 	if (f->out == NULL && fwd_try_hint(f, xaddr_str(a)))
 		return;
@@ -620,18 +625,25 @@ fwd_open(struct fwd *f)
 	if (f->kind == FWD_VMOMI && fwd_attest(f) != 0)
 		return;
 	evtimer_del(f->deadline);
-	/* The session ends ping through us: silence means a peer is gone. */
-	if (ctx->r->conf.sess.keepalive_ms > 0)
+	/*
+	 * The session ends ping through us: silence means a peer is gone.
+	 * Only TCP has the option (a vSocket connect skips the lookup).
+	 */
+	if (ctx->r->conf.sess.keepalive_ms > 0 && xaddr_type(a) == XADDR_TCP)
 		xaddr_dead_after(bufferevent_getfd(f->out),
 		    ctx->r->conf.sess.keepalive_ms * 3);
 	free(f->dest);
 	f->dest = xstrdup(xaddr_str(a));
 	fwd_side_setup(f, f->out);
 	fwd_enter_state(f, FWD_OPEN);
-	/* The leg waits (its first bytes held) until the far side is up. */
-	bufferevent_disable(f->in, EV_READ);
 	log_debug("forward=%llu %s peer=%s -> %s", (unsigned long long)f->id,
 	    fwd_kinds[f->kind], f->peer, f->dest);
+	if (up)
+		fwd_connected(f);
+	else {
+		/* The leg waits, its first bytes held, for the far side. */
+		bufferevent_disable(f->in, EV_READ);
+	}
 }
 
 /*
@@ -1242,6 +1254,35 @@ fwd_writecb(struct bufferevent *bev, void *arg)
 	bufferevent_enable(src, EV_READ);
 }
 
+/* The far side is connected: both sides read, and the first bytes go. */
+static void
+fwd_connected(struct fwd *f)
+{
+	f->connected = 1;
+	bufferevent_setwatermark(f->in, EV_READ, 0, 0);
+	/*
+	 * Writing stays as it is when already on (a new bufferevent's
+	 * default): enabling it again would arm the write event for an
+	 * empty output, one epoll_ctl to arm, one to disarm.  Reading is
+	 * still on when the far side connected at once: no epoll_ctl.
+	 */
+	bufferevent_enable(f->in, (bufferevent_get_enabled(f->in) &
+	    EV_WRITE) ? EV_READ : EV_READ | EV_WRITE);
+	bufferevent_enable(f->out, EV_READ);
+	/* What arrived while connecting goes now. */
+	fwd_readcb(f->in, f);
+	/*
+	 * The appliance took a leg here on a hint's word: it has arrived,
+	 * so every route follows the hint now (target.c).  Only a vSocket
+	 * connect says so: an appliance reached over TCP answers from
+	 * wherever it runs.
+	 */
+	if (f->kind == FWD_MESH && f->state == FWD_OPEN &&
+	    strncmp(f->dest, "vsock://", 8) == 0 &&
+	    target_hint_seen(f->ctx->r->target, f->dest))
+		control_target_changed(f->ctx->r, "hint");
+}
+
 static void
 fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 {
@@ -1266,28 +1307,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_CONNECTED) {
-		f->connected = 1;
-		bufferevent_setwatermark(f->in, EV_READ, 0, 0);
-		/*
-		 * Writing stays as it is when already on (a new bufferevent's
-		 * default): enabling it again would arm the write event for
-		 * an empty output, one epoll_ctl to arm, one to disarm.
-		 */
-		bufferevent_enable(f->in, (bufferevent_get_enabled(f->in) &
-		    EV_WRITE) ? EV_READ : EV_READ | EV_WRITE);
-		bufferevent_enable(f->out, EV_READ);
-		/* What arrived while connecting goes now. */
-		fwd_readcb(f->in, f);
-		/*
-		 * The appliance took a leg here on a hint's word: it has
-		 * arrived, so every route follows the hint now (target.c).
-		 * Only a vSocket connect says so: an appliance reached over
-		 * TCP answers from wherever it runs.
-		 */
-		if (f->kind == FWD_MESH && f->state == FWD_OPEN &&
-		    strncmp(f->dest, "vsock://", 8) == 0 &&
-		    target_hint_seen(f->ctx->r->target, f->dest))
-			control_target_changed(f->ctx->r, "hint");
+		fwd_connected(f);
 		return;
 	}
 	*fwd_gone(f, bev == f->in ? 0 : 1) = 1;

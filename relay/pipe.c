@@ -339,7 +339,7 @@ pipe_connect(struct pipe_port *p)
 
 	if (p->sid != 0 || p->gone)
 		return;
-	if ((e = xaddr_connect(p->addr, &fd)) != XADDR_OK) {
+	if ((e = xaddr_connect(p->addr, &fd, NULL)) != XADDR_OK) {
 		gone = e == XADDR_E_SYSTEM && errno == ENOENT;
 		snprintf(msg, sizeof(msg), "connect: %s", xaddr_why(e));
 		/* A dir pipe whose file went: the rescan forgets it. */

@@ -698,7 +698,7 @@ uplink_retry_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (u->conn != NULL)
 		return;
-	if ((e = xaddr_connect(u->addr, &sfd)) != XADDR_OK) {
+	if ((e = xaddr_connect(u->addr, &sfd, NULL)) != XADDR_OK) {
 		(void)snprintf(why, sizeof(why), "connect failed: %s",
 		    xaddr_why(e));
 		uplink_lost(u, why);
@@ -707,7 +707,7 @@ uplink_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	u->conn = xcalloc(1, sizeof(*u->conn));
 	u->conn->u = u;
 	/* Pushes move every session: only the locator's certificate. */
-	u->conn->bev = daemon_connected(&u->r->d, sfd, u->addr,
+	u->conn->bev = daemon_connected(&u->r->d, sfd, 0, u->addr,
 	    TLS_ROLE_LOCATOR, NULL);
 	if (u->conn->bev == NULL)
 		fatalx("bufferevent for the locator connection");

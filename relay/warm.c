@@ -213,7 +213,7 @@ warm_fill(struct warm *w)
 	int			 fd, e;
 
 	while (w->todo > 0 && w->connecting < WARM_BURST && w->n < WARM_MAX) {
-		if ((e = xaddr_connect(w->todo_addr, &fd)) != XADDR_OK) {
+		if ((e = xaddr_connect(w->todo_addr, &fd, NULL)) != XADDR_OK) {
 			log_info("pre-warm to %s: %s",
 			    xaddr_str(w->todo_addr), xaddr_why(e));
 			w->todo = 0;
@@ -221,7 +221,7 @@ warm_fill(struct warm *w)
 		}
 		/* The keepalive a session's leg sets, paid ahead too. */
 		xaddr_dead_after(fd, w->r->conf.sess.keepalive_ms * 3);
-		if ((bev = daemon_connected(&w->r->d, fd, w->todo_addr,
+		if ((bev = daemon_connected(&w->r->d, fd, 0, w->todo_addr,
 		    TLS_ROLE_RELAY, w->todo_host)) == NULL) {
 			w->todo = 0;
 			return;
@@ -333,7 +333,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 	struct bufferevent	*bev;
 	const char		*dest = xaddr_str(a);
 	struct timeval		 tv0 = { 0, 0 };
-	int			 fd, e;
+	int			 fd, up, e;
 
 	dial->fd = -1;
 	dial->up = 0;
@@ -373,13 +373,13 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 		warm_schedule(w);
 		return (0);
 	}
-	if ((e = xaddr_connect(a, &fd)) != XADDR_OK) {
+	if ((e = xaddr_connect(a, &fd, &up)) != XADDR_OK) {
 		snprintf(msg, sizeof(msg), "%s unreachable: %s",
 		    xaddr_str(a), xaddr_why(e));
 		*why = msg;
 		return (-1);
 	}
-	return (daemon_leg(&w->r->d, fd, a, host != NULL ? TLS_ROLE_RELAY :
+	return (daemon_leg(&w->r->d, fd, up, a, host != NULL ? TLS_ROLE_RELAY :
 	    TLS_ROLE_APPLIANCE, host, dial, why));
 }
 

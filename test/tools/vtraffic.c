@@ -1699,7 +1699,7 @@ session_connect(evutil_socket_t unused, short what, void *arg)
 	struct timeval	 tv = { 0, RUN_RETRY_MSEC * 1000 };
 	int		 fd, rc;
 
-	rc = xaddr_connect(run.addr, &fd);
+	rc = xaddr_connect(run.addr, &fd, NULL);
 	if (rc == XADDR_E_SYSTEM && errno == EAGAIN) {
 		if (s->retry == NULL)
 			s->retry = evtimer_new(base, session_connect, s);

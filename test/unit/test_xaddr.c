@@ -497,7 +497,7 @@ tcp_roundtrip(int family)
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
 	assert_int_equal(ss.ss_family, family);
 
-	assert_int_equal(xaddr_connect(xa, &cfd), XADDR_OK);
+	assert_int_equal(xaddr_connect(xa, &cfd, NULL), XADDR_OK);
 	assert_true(cfd >= 0);
 	assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
 	assert_true(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
@@ -568,7 +568,7 @@ test_tcp_refused(void **state)
 	snprintf(s, sizeof(s), "tcp://127.0.0.1:%u", free_port(AF_INET));
 	xa = must_parse(s);
 	errno = 0;
-	rv = xaddr_connect(xa, &fd);
+	rv = xaddr_connect(xa, &fd, NULL);
 	if (rv == XADDR_OK) {
 		pfd.fd = fd;
 		pfd.events = POLLOUT;
@@ -609,7 +609,7 @@ test_unix_roundtrip(void **state)
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 
-	assert_int_equal(xaddr_connect(xa, &cfd), XADDR_OK);
+	assert_int_equal(xaddr_connect(xa, &cfd, NULL), XADDR_OK);
 	assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
 	wait_connected(cfd);
 	xaddr_tune(cfd);	/* harmless on unix */
@@ -663,7 +663,7 @@ test_unix_stale_live(void **state)
 	lfd2 = 12345;
 	assert_int_equal(xaddr_listen(xa, 4, &lfd2), XADDR_E_INUSE);
 	assert_int_equal(lfd2, -1);
-	assert_int_equal(xaddr_connect(xa, &cfd), XADDR_OK);
+	assert_int_equal(xaddr_connect(xa, &cfd, NULL), XADDR_OK);
 	wait_connected(cfd);
 	close(cfd);
 	close(lfd);
@@ -689,7 +689,7 @@ test_unix_stale_live(void **state)
 	xa = must_parse(s);
 	errno = 0;
 	cfd = 12345;
-	assert_int_equal(xaddr_connect(xa, &cfd), XADDR_E_SYSTEM);
+	assert_int_equal(xaddr_connect(xa, &cfd, NULL), XADDR_E_SYSTEM);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(cfd, -1);
 	xaddr_free(xa);
@@ -798,11 +798,11 @@ test_vsock_emulated(void **state)
 
 	/* "Process" with CID 7 connects. */
 	assert_int_equal(xaddr_vsock_emulate(dir, 7), XADDR_OK);
-	assert_int_equal(xaddr_connect(to2, &cfd), XADDR_OK);
+	assert_int_equal(xaddr_connect(to2, &cfd, NULL), XADDR_OK);
 	assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
 	assert_true(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
 	wait_connected(cfd);
-	assert_int_equal(xaddr_connect(to2, &cfd2), XADDR_OK);
+	assert_int_equal(xaddr_connect(to2, &cfd2, NULL), XADDR_OK);
 	wait_connected(cfd2);
 	/* An owner-only DIR: abstract connector names, no file, no .c. */
 	assert_int_equal(lstat(cdir, &st), -1);
@@ -882,7 +882,7 @@ test_vsock_emulated_missing(void **state)
 	xa = must_parse("vsock://3:999");
 	errno = 0;
 	fd = 12345;
-	rv = xaddr_connect(xa, &fd);
+	rv = xaddr_connect(xa, &fd, NULL);
 	assert_int_equal(rv, XADDR_E_SYSTEM);
 	assert_true(errno == ENOENT || errno == ECONNREFUSED);
 	assert_int_equal(fd, -1);
@@ -898,7 +898,7 @@ test_vsock_emulated_missing(void **state)
 	close(fd);
 	xa = must_parse("vsock://3:1000");
 	errno = 0;
-	assert_int_equal(xaddr_connect(xa, &fd), XADDR_E_SYSTEM);
+	assert_int_equal(xaddr_connect(xa, &fd, NULL), XADDR_E_SYSTEM);
 	assert_int_equal(errno, ECONNREFUSED);
 	assert_int_equal(fd, -1);
 	assert_int_equal(count_entries(cdir), -1);
@@ -906,14 +906,14 @@ test_vsock_emulated_missing(void **state)
 	assert_int_equal(chmod(dir, 0750), 0);
 	assert_int_equal(xaddr_vsock_emulate(dir, 7), XADDR_OK);
 	errno = 0;
-	assert_int_equal(xaddr_connect(xa, &fd), XADDR_E_SYSTEM);
+	assert_int_equal(xaddr_connect(xa, &fd, NULL), XADDR_E_SYSTEM);
 	assert_int_equal(errno, ECONNREFUSED);
 	assert_int_equal(count_entries(cdir), 0);
 	xaddr_free(xa);
 
 	/* "any" is for listeners only. */
 	xa = must_parse("vsock://any:1000");
-	assert_int_equal(xaddr_connect(xa, &fd), XADDR_E_SYSTEM);
+	assert_int_equal(xaddr_connect(xa, &fd, NULL), XADDR_E_SYSTEM);
 	assert_int_equal(fd, -1);
 	xaddr_free(xa);
 
@@ -981,7 +981,7 @@ test_vsock_emulated_files(void **state)
 
 	/* Squat the abstract name our next connect would bind. */
 	assert_int_equal(xaddr_vsock_emulate(dir, 7), XADDR_OK);
-	assert_int_equal(xaddr_connect(to2, &cfd), XADDR_OK);
+	assert_int_equal(xaddr_connect(to2, &cfd, NULL), XADDR_OK);
 	wait_connected(cfd);
 	len = sizeof(ss);
 	assert_int_equal(getsockname(cfd, (struct sockaddr *)&ss, &len), 0);
@@ -1004,7 +1004,7 @@ test_vsock_emulated_files(void **state)
 	assert_true((sqfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
 	assert_int_equal(bind(sqfd, (struct sockaddr *)&sq,
 	    offsetof(struct sockaddr_un, sun_path) + 1 + n), 0);
-	assert_int_equal(xaddr_connect(to2, &cfd), XADDR_OK);
+	assert_int_equal(xaddr_connect(to2, &cfd, NULL), XADDR_OK);
 	wait_connected(cfd);
 	len = sizeof(ss);
 	assert_int_equal(getsockname(cfd, (struct sockaddr *)&ss, &len), 0);
@@ -1024,7 +1024,7 @@ test_vsock_emulated_files(void **state)
 	/* A directory others may search: file names only, and tidied. */
 	assert_int_equal(chmod(dir, 0711), 0);
 	assert_int_equal(xaddr_vsock_emulate(dir, 7), XADDR_OK);
-	assert_int_equal(xaddr_connect(to2, &cfd), XADDR_OK);
+	assert_int_equal(xaddr_connect(to2, &cfd, NULL), XADDR_OK);
 	wait_connected(cfd);
 	len = sizeof(ss);
 	assert_int_equal(getsockname(cfd, (struct sockaddr *)&ss, &len), 0);
@@ -1176,7 +1176,7 @@ test_vsock_emulated_netns(void **state)
 		 */
 		c = unshare(CLONE_NEWNET) == 0 &&
 		    xaddr_vsock_emulate(dir, 7) == XADDR_OK &&
-		    xaddr_connect(to2, &fd) == XADDR_OK ? 'y' : 'n';
+		    xaddr_connect(to2, &fd, NULL) == XADDR_OK ? 'y' : 'n';
 		if (c == 'y')
 			close(fd);
 		(void)xaddr_vsock_emulate(NULL, 0);
@@ -1390,7 +1390,7 @@ test_vsock_real(void **state)
 	snprintf(s, sizeof(s), "vsock://1:%u", port);
 	xa = must_parse(s);
 	gettimeofday(&t0, NULL);
-	rv = xaddr_connect(xa, &cfd);
+	rv = xaddr_connect(xa, &cfd, NULL);
 	gettimeofday(&t1, NULL);
 	assert_true(t1.tv_sec - t0.tv_sec < 2);
 	if (rv == XADDR_OK) {
