@@ -562,13 +562,15 @@ test_tcp_refused(void **state)
 	struct xaddr	*xa;
 	char		 s[64];
 	socklen_t	 len = sizeof(int);
-	int		 fd, rv, err = 0;
+	int		 fd, rv, err = 0, up;
 
 	(void)state;
 	snprintf(s, sizeof(s), "tcp://127.0.0.1:%u", free_port(AF_INET));
 	xa = must_parse(s);
 	errno = 0;
-	rv = xaddr_connect(xa, &fd, NULL);
+	up = -1;
+	rv = xaddr_connect(xa, &fd, &up);
+	assert_int_equal(up, 0);	/* refused: never up */
 	if (rv == XADDR_OK) {
 		pfd.fd = fd;
 		pfd.events = POLLOUT;
@@ -595,7 +597,7 @@ test_unix_roundtrip(void **state)
 	struct stat		 st;
 	char			 dir[64], s[160], path[128];
 	socklen_t		 len;
-	int			 lfd, cfd, afd;
+	int			 lfd, cfd, afd, up;
 
 	(void)state;
 	mktmp(dir, sizeof(dir));
@@ -609,7 +611,9 @@ test_unix_roundtrip(void **state)
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 
-	assert_int_equal(xaddr_connect(xa, &cfd, NULL), XADDR_OK);
+	up = -1;
+	assert_int_equal(xaddr_connect(xa, &cfd, &up), XADDR_OK);
+	assert_int_equal(up, 1);	/* a unix connect is done at once */
 	assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
 	wait_connected(cfd);
 	xaddr_tune(cfd);	/* harmless on unix */
@@ -780,7 +784,7 @@ test_vsock_emulated(void **state)
 	char			 dir[64], cdir[128], path[128];
 	char			 want[XADDR_PEER_STRLEN];
 	socklen_t		 len;
-	int			 lfd, lfd2, cfd, cfd2, afd, afd2, xfd;
+	int			 lfd, lfd2, cfd, cfd2, afd, afd2, xfd, up;
 
 	(void)state;
 	mktmp(dir, sizeof(dir));
@@ -796,9 +800,11 @@ test_vsock_emulated(void **state)
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 
-	/* "Process" with CID 7 connects. */
+	/* "Process" with CID 7 connects, at once. */
 	assert_int_equal(xaddr_vsock_emulate(dir, 7), XADDR_OK);
-	assert_int_equal(xaddr_connect(to2, &cfd, NULL), XADDR_OK);
+	up = -1;
+	assert_int_equal(xaddr_connect(to2, &cfd, &up), XADDR_OK);
+	assert_int_equal(up, 1);
 	assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
 	assert_true(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
 	wait_connected(cfd);
