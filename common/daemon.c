@@ -239,6 +239,7 @@ daemon_leg(struct daemon *d, int fd, int up, const struct xaddr *a,
 	dial->up = 0;
 	dial->bev = NULL;
 	dial->tuned = 0;
+	dial->retire = NULL;
 	if (!daemon_tls_link(d, a, role)) {
 		dial->fd = fd;
 		dial->up = up;

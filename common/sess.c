@@ -932,12 +932,28 @@ static struct leg *leg_new(struct sess_ctx *, struct bufferevent *,
 static struct leg *leg_new_fd(struct sess_ctx *, int, const char *, int);
 static void	sess_hello(struct sess *, struct leg *);
 
+/*
+ * The pool's bufferevent goes only now: libevent keeps a socket in
+ * epoll while any event wants it, so the hand-over costs no epoll_ctl
+ * (freeing it first removes the socket and the leg adds it again).
+ * Nothing runs between the two, so it reads nothing meant for the leg.
+ */
+void
+sess_dial_retire(struct sess_dial *d)
+{
+	if (d == NULL || d->retire == NULL)
+		return;
+	bufferevent_setfd(d->retire, -1);
+	bufferevent_free(d->retire);
+	d->retire = NULL;
+}
+
 /* Client: open a new leg to wherever the target is now. */
 static void
 sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct sess		*s = arg;
-	struct sess_dial	 d = { -1, 0, NULL, 0 };
+	struct sess_dial	 d = { .fd = -1 };
 	struct leg		*leg;
 	const char		*why = "no target";
 
@@ -970,6 +986,7 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	s->leg = leg;
 	leg_deadline(leg, s->ctx->conf.handshake_ms);
 	xsock_read_enable(leg->x, 1);
+	sess_dial_retire(&d);
 	/* A pooled leg is up: no round through the loop to say so. */
 	if (d.bev == NULL && d.up)
 		sess_hello(s, leg);

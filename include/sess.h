@@ -67,13 +67,20 @@ struct sess_conf {
  * under way unless UP), or for TLS a bufferevent BEV on which
  * bufferevent_socket_connect() was called, so that it reports
  * BEV_EVENT_CONNECTED.  The session layer owns either from then on.
+ * RETIRE, if set, is the bufferevent that watched FD until now (a
+ * pooled leg): the session layer frees it, leaving FD open, once its
+ * own event watches FD, so FD stays in epoll (sess_dial_retire()).
  */
 struct sess_dial {
 	int			 fd;		/* -1 with BEV */
 	int			 up;		/* FD is connected already */
 	struct bufferevent	*bev;		/* NULL with FD */
 	int			 tuned;		/* keepalive options set */
+	struct bufferevent	*retire;	/* on FD: free once watched */
 };
+
+/* Free DIAL's RETIRE without closing its socket; NULL is fine. */
+void	sess_dial_retire(struct sess_dial *);
 
 struct sess_ops {
 	/*

@@ -476,6 +476,8 @@ fwd_dial(struct fwd_ctx *ctx, const struct xaddr *a, const char *host,
 		return (NULL);
 	if (d.bev != NULL)
 		return (d.bev);
+	/* Its events come later: a pooled socket leaves epoll meanwhile. */
+	sess_dial_retire(&d);
 	if ((bev = daemon_connected(&ctx->r->d, d.fd, d.up, a, TLS_ROLE_NONE,
 	    NULL)) == NULL)
 		*why = "cannot set up the connection (out of memory)";

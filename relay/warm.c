@@ -21,7 +21,8 @@
  * and the far relay sees an authenticated leg that may wait for its
  * first byte, not a pre-authentication one it must time out.  A plain
  * one leaves the pool as its socket, up, for the session layer's own
- * event (warm_leg).
+ * event (warm_leg); its bufferevent is freed once that event is added
+ * (sess_dial_retire), so the socket never leaves epoll.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -339,6 +340,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 	dial->up = 0;
 	dial->bev = NULL;
 	dial->tuned = 0;
+	dial->retire = NULL;
 	TAILQ_FOREACH(c, &w->pool, entry) {
 		if (c->expires_ms == 0 || host == NULL ||
 		    strcmp(c->dest, dest) != 0 || strcmp(c->host, host) != 0)
@@ -346,10 +348,10 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 		bev = c->bev;
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 		if (!tls_bev_is_tls(bev)) {
+			/* Freed once the new owner watches the socket. */
 			dial->fd = bufferevent_getfd(bev);
 			dial->up = !c->connecting;
-			bufferevent_setfd(bev, -1);
-			bufferevent_free(bev);
+			dial->retire = bev;
 		} else {
 			/*
 			 * Up already: tell its new owner, from the loop,

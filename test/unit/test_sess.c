@@ -334,7 +334,8 @@ nonblock_pair(int fd[2])
 /*
  * Client: a new leg is a socketpair whose far end the server accepts.
  * Each leg comes in turn in each form ops->connect may give it: a
- * socket that is up, one said to be connecting, a bufferevent.
+ * socket that is up, one said to be connecting, a bufferevent, and a
+ * pooled socket that is up, with the bufferevent to retire.
  */
 static int
 t_connect(struct sess *s, void *arg, struct sess_dial *d, const char **desc)
@@ -353,13 +354,26 @@ t_connect(struct sess *s, void *arg, struct sess_dial *d, const char **desc)
 	d->fd = -1;
 	d->up = 0;
 	d->bev = NULL;
-	switch (w->connects++ % 3) {
+	switch (w->connects++ % 4) {
 	case 0:
 		d->fd = fd[0];
 		d->up = 1;
 		break;
 	case 1:
 		d->fd = fd[0];
+		break;
+	case 3:
+		/*
+		 * A pooled socket: the bufferevent that watched it goes
+		 * to the session layer to free, leaving the socket open.
+		 */
+		d->fd = fd[0];
+		d->up = 1;
+		d->retire = bufferevent_socket_new(w->base, fd[0],
+		    BEV_OPT_CLOSE_ON_FREE);
+		if (d->retire == NULL ||
+		    bufferevent_enable(d->retire, EV_READ) != 0)
+			abort();
 		break;
 	default:
 		d->bev = bufferevent_socket_new(w->base, fd[0],
