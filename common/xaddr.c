@@ -541,8 +541,11 @@ xaddr_emu_key(const char *dir, char *key)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 &&
 	    errno == ENOENT) {
 		arc4random_buf(rnd, sizeof(rnd));
-		for (i = 0; i < sizeof(rnd); i++)
-			(void)snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+		/* No snprintf: its NUL would land past the last digit. */
+		for (i = 0; i < sizeof(rnd); i++) {
+			hex[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
+			hex[2 * i + 1] = "0123456789abcdef"[rnd[i] & 15];
+		}
 		(void)unlink(tmp);
 		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600)) == -1)
