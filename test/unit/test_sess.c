@@ -872,6 +872,45 @@ hello_resume(struct evbuffer *b, uint64_t sid, int version)
 	frame_hello_add(b, &h);
 }
 
+/*
+ * The client's HELLO on its newest leg to the test (w->fake), in *HI;
+ * R is that leg's test end.
+ */
+static void
+fake_hello(struct world *w, struct rogue *r, struct proto_hello *hi)
+{
+	struct frame_hdr	h;
+	uint8_t			p[PROTO_HANDSHAKE_MAX];
+
+	WAIT(w, w->fake_fd != -1);
+	rogue_attach(r, w->fake_fd);
+	WAIT(w, rogue_frame(r, &h, p, sizeof(p)) || rogue_closed(r));
+	assert_int_equal(h.type, PROTO_HELLO);
+	assert_int_equal(frame_hello_decode(p, h.len, hi), FRAME_OK);
+}
+
+/*
+ * A WELCOME of VERSION for SID on R, with any X25519 key: the tests
+ * that play the server never need the secret.
+ */
+static void
+fake_welcome(struct rogue *r, uint64_t sid, int version)
+{
+	struct proto_welcome	 wel;
+	struct evbuffer		*b;
+
+	memset(&wel, 0, sizeof(wel));
+	wel.version = version;
+	wel.sid = sid;
+	fill_random(wel.nonce, sizeof(wel.nonce), 7);
+	fill_random(wel.pubkey, sizeof(wel.pubkey), 8);
+	b = evbuffer_new();
+	assert_non_null(b);
+	frame_welcome_add(b, &wel);
+	rogue_send_buf(r, b);
+	evbuffer_free(b);
+}
+
 /* --- tests ------------------------------------------------------------- */
 
 /* Open, bytes both ways, and the counters that say so. */
@@ -1637,11 +1676,7 @@ test_resume_replay(void **state)
 	w->fake = 1;
 	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
 	WAIT(w, w->cl.n_detached == 1 && w->sv.n_detached == 1);
-	WAIT(w, w->fake_fd != -1);
-	rogue_attach(&c, w->fake_fd);
-	WAIT(w, rogue_frame(&c, &h, p, sizeof(p)) || rogue_closed(&c));
-	assert_int_equal(h.type, PROTO_HELLO);
-	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	fake_hello(w, &c, &hi);
 	assert_int_equal(hi.version, PROTO_VERSION);
 	assert_int_equal(hi.kind, PROTO_HELLO_RESUME_PROOF);
 	assert_true(hi.next == (uint64_t)n / 4);
@@ -1858,10 +1893,8 @@ test_client_handshake(void **state)
 	struct world		*w = *state;
 	struct rogue		 r;
 	struct evbuffer		*b;
-	struct frame_hdr	 h;
 	struct proto_hello	 hi;
 	struct proto_welcome	 wel;
-	uint8_t			 p[PROTO_HANDSHAKE_MAX];
 	uint64_t		 sid;
 
 	world_start(w);
@@ -1873,11 +1906,7 @@ test_client_handshake(void **state)
 	assert_non_null(b);
 
 	/* The HELLO says who the guest is. */
-	WAIT(w, w->fake_fd != -1);
-	rogue_attach(&r, w->fake_fd);
-	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
-	assert_int_equal(h.type, PROTO_HELLO);
-	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	fake_hello(w, &r, &hi);
 	assert_int_equal(hi.version, PROTO_VERSION);
 	assert_int_equal(hi.kind, PROTO_HELLO_NEW);
 	assert_true(hi.sid == sid);
@@ -1895,10 +1924,7 @@ test_client_handshake(void **state)
 	rogue_free(&r);
 	WAIT(w, w->connects == 2);
 	assert_int_equal(w->cl.n_closed, 0);
-	rogue_attach(&r, w->fake_fd);
-	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
-	assert_int_equal(h.type, PROTO_HELLO);
-	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	fake_hello(w, &r, &hi);
 	assert_int_equal(hi.kind, PROTO_HELLO_NEW);
 	/* No WELCOME came, so the retry asks under a fresh id. */
 	assert_true(hi.sid != sid);
@@ -1933,10 +1959,7 @@ test_client_old_server(void **state)
 	struct world		*w = *state;
 	struct rogue		 r;
 	struct evbuffer		*b;
-	struct frame_hdr	 h;
 	struct proto_hello	 hi;
-	struct proto_welcome	 wel;
-	uint8_t			 p[PROTO_HANDSHAKE_MAX];
 	uint64_t		 sid;
 
 	world_start(w);
@@ -1945,10 +1968,7 @@ test_client_old_server(void **state)
 	world_guest(w);
 	b = evbuffer_new();
 	assert_non_null(b);
-	WAIT(w, w->fake_fd != -1);
-	rogue_attach(&r, w->fake_fd);
-	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
-	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	fake_hello(w, &r, &hi);
 	assert_int_equal(hi.version, 3);
 	sid = hi.sid;
 	/* What a version 2 vappliance says. */
@@ -1959,28 +1979,18 @@ test_client_old_server(void **state)
 	rogue_free(&r);
 	WAIT(w, w->connects == 2);
 	assert_int_equal(w->cl.n_closed, 0);
-	rogue_attach(&r, w->fake_fd);
-	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
-	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	fake_hello(w, &r, &hi);
 	assert_int_equal(hi.version, 2);
 	assert_int_equal(hi.kind, PROTO_HELLO_NEW);
 	assert_true(hi.sid != sid);
 
-	memset(&wel, 0, sizeof(wel));
-	wel.version = 2;
-	wel.sid = hi.sid;
-	fill_random(wel.nonce, sizeof(wel.nonce), 7);
-	fill_random(wel.pubkey, sizeof(wel.pubkey), 8);
-	frame_welcome_add(b, &wel);
-	assert_true(evbuffer_write(b, r.fd) > 0);
+	fake_welcome(&r, hi.sid, 2);
 	WAIT(w, w->cl.n_open == 1);
 	assert_int_equal(shutdown(r.fd, SHUT_RDWR), 0);
 	rogue_free(&r);
 	WAIT(w, w->cl.n_detached == 1);
 	WAIT(w, w->connects == 3);
-	rogue_attach(&r, w->fake_fd);
-	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
-	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	fake_hello(w, &r, &hi);
 	assert_int_equal(hi.version, 2);
 	assert_int_equal(hi.kind, PROTO_HELLO_RESUME);
 	rogue_free(&r);
@@ -2040,7 +2050,6 @@ test_keepalive_dead_leg(void **state)
 	struct evbuffer		*b;
 	struct frame_hdr	 h;
 	struct proto_hello	 hi;
-	struct proto_welcome	 wel;
 	uint8_t			 p[PROTO_HANDSHAKE_MAX];
 	long long		 t0;
 	int			 pings = 0;
@@ -2051,20 +2060,9 @@ test_keepalive_dead_leg(void **state)
 	world_guest(w);
 	b = evbuffer_new();
 	assert_non_null(b);
-	WAIT(w, w->fake_fd != -1);
-	rogue_attach(&r, w->fake_fd);
-	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
-	assert_int_equal(h.type, PROTO_HELLO);
-	assert_int_equal(frame_hello_decode(p, h.len, &hi), FRAME_OK);
+	fake_hello(w, &r, &hi);
 
-	/* Any X25519 key will do: the test never needs the secret. */
-	memset(&wel, 0, sizeof(wel));
-	wel.version = PROTO_VERSION;
-	wel.sid = hi.sid;
-	fill_random(wel.nonce, sizeof(wel.nonce), 7);
-	fill_random(wel.pubkey, sizeof(wel.pubkey), 8);
-	frame_welcome_add(b, &wel);
-	assert_true(evbuffer_write(b, r.fd) > 0);
+	fake_welcome(&r, hi.sid, PROTO_VERSION);
 	t0 = now_ms();
 	WAIT(w, w->cl.n_open == 1);
 	assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
