@@ -235,11 +235,7 @@ daemon_leg(struct daemon *d, int fd, int up, const struct xaddr *a,
     enum tls_role role, const char *host, struct sess_dial *dial,
     const char **desc)
 {
-	dial->fd = -1;
-	dial->up = 0;
-	dial->bev = NULL;
-	dial->tuned = 0;
-	dial->retire = NULL;
+	*dial = (struct sess_dial){ .fd = -1 };
 	if (!daemon_tls_link(d, a, role)) {
 		dial->fd = fd;
 		dial->up = up;

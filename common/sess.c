@@ -255,6 +255,7 @@ static void	sess_ack(struct sess *, int);
 static void	sess_ack_add(struct sess *, uint64_t);
 static uint64_t	sess_ack_off(const struct sess *);
 static uint64_t	sess_next(const struct sess *);
+static int	sess_next_ok(const struct sess *, uint64_t);
 static void	sess_ack_unqueue(struct sess *);
 static void	sess_ack_piggyback(struct sess *);
 static void	sess_ack_cb(evutil_socket_t, short, void *);
@@ -1232,6 +1233,17 @@ sess_next(const struct sess *s)
 	return (s->recv_off + (s->local_shut ? 1 : 0));
 }
 
+/*
+ * Whether the peer's NEXT (PROOF, RESUMED) is one we can send from:
+ * nothing it acknowledged, nothing we have not read (+1 for our FIN).
+ */
+static int
+sess_next_ok(const struct sess *s, uint64_t next)
+{
+	return (next >= s->acked_off &&
+	    next <= s->read_off + (s->local_eof ? 1 : 0));
+}
+
 /* An ACK of OFF into the scratch buffer, to leave with what follows. */
 static void
 sess_ack_add(struct sess *s, uint64_t off)
@@ -2094,8 +2106,7 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 		if (h->type == PROTO_RESUMED && (leg->state == LEG_C_PROOF ||
 		    leg->state == LEG_C_PROVEN)) {
 			if ((e = frame_u64_decode(p, h->len, &next)) != 0 ||
-			    next < s->acked_off ||
-			    next > s->read_off + (s->local_eof ? 1 : 0)) {
+			    !sess_next_ok(s, next)) {
 				leg_violation(leg, "bad RESUMED offset", e);
 				return (-1);
 			}
@@ -2302,8 +2313,7 @@ leg_server_resume(struct leg *leg, struct sess *s, uint64_t next, int prev)
 	uint64_t	 off;
 	int		 e;
 
-	if (next < s->acked_off ||
-	    next > s->read_off + (s->local_eof ? 1 : 0)) {
+	if (!sess_next_ok(s, next)) {
 		leg_refuse(leg, PROTO_E_TOO_FAR, "resume offset out of range");
 		return (-1);
 	}

@@ -336,11 +336,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 	struct timeval		 tv0 = { 0, 0 };
 	int			 fd, up, e;
 
-	dial->fd = -1;
-	dial->up = 0;
-	dial->bev = NULL;
-	dial->tuned = 0;
-	dial->retire = NULL;
+	*dial = (struct sess_dial){ .fd = -1 };
 	TAILQ_FOREACH(c, &w->pool, entry) {
 		if (c->expires_ms == 0 || host == NULL ||
 		    strcmp(c->dest, dest) != 0 || strcmp(c->host, host) != 0)
