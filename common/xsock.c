@@ -22,6 +22,14 @@
  * the last thing a handler does, so it may free the xsock (libevent
  * lets a callback free the event that runs it).
  *
+ * Splicing (xsock_splice): bytes go from one plain socket to another
+ * through a pipe lent by the caller's pool, never through user space.
+ * What the destination does not take at once stays in the pipe, which
+ * the destination then holds as the head of its queue and gives back
+ * to the pool once it has sent it; more spliced bytes may join them
+ * there while nothing was written behind them.  A socket the kernel
+ * will not splice is remembered and copied from then on.
+ *
  * A TLS stream is a bufferevent (bufferevent_openssl does the record
  * layer and handshake); xsock_new_bev() puts the same interface on one,
  * so a session's leg code has one path for both.  Its reads take from
@@ -32,6 +40,8 @@
 #include <sys/uio.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -39,6 +49,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "pipepool.h"
 #include "tls.h"
 #include "xbev.h"
 #include "xmalloc.h"
@@ -59,12 +70,17 @@ struct xsock {
 	int			 rev_tmo;	/* rev was ever given one */
 	int			 rerr;		/* a read error behind data */
 	int			 stopped;	/* no more callbacks */
+	int			 nosplice;	/* the kernel refused */
 	int			 has_tmo;
 	struct timeval		 tmo;
 	struct event_base	*base;
 	struct event		*rev;		/* NULL when bev */
 	struct event		*wev;		/* while connecting or queued */
 	struct evbuffer		*out;		/* only while bytes wait */
+	int			 pipe[2];	/* spliced bytes wait, before
+						   out's; -1 when none */
+	size_t			 piped;
+	struct pipepool		*pool;		/* the pipe's */
 	struct bufferevent	*bev;		/* TLS: the stream */
 	int			 eof;		/* bev: EOF after its input */
 	size_t			 written;	/* bev: sent, not yet told */
@@ -75,6 +91,7 @@ struct xsock {
 static void	xsock_read_cb(evutil_socket_t, short, void *);
 static void	xsock_write_cb(evutil_socket_t, short, void *);
 static void	xsock_update(struct xsock *);
+static void	xsock_drop_queue(struct xsock *);
 static void	xsock_bev_readcb(struct bufferevent *, void *);
 static void	xsock_bev_writecb(struct bufferevent *, void *);
 static void	xsock_bev_eventcb(struct bufferevent *, short, void *);
@@ -90,6 +107,7 @@ xsock_new(struct event_base *base, int fd, int flags, xsock_cb cb,
 
 	x = xcalloc(1, sizeof(*x));
 	x->fd = fd;
+	x->pipe[0] = x->pipe[1] = -1;
 	x->base = base;
 	x->cb = cb;
 	x->arg = arg;
@@ -116,6 +134,7 @@ xsock_new_bev(struct bufferevent *bev, xsock_cb cb, void *arg)
 
 	x = xcalloc(1, sizeof(*x));
 	x->fd = -1;
+	x->pipe[0] = x->pipe[1] = -1;
 	x->bev = bev;
 	x->base = bufferevent_get_base(bev);
 	x->cb = cb;
@@ -168,8 +187,7 @@ xsock_free(struct xsock *x)
 	event_free(x->rev);
 	if (x->wev != NULL)
 		event_free(x->wev);
-	if (x->out != NULL)
-		evbuffer_free(x->out);
+	xsock_drop_queue(x);
 	if (x->fd != -1)
 		close(x->fd);
 	free(x);
@@ -188,7 +206,49 @@ xsock_pending(const struct xsock *x)
 {
 	if (x->bev != NULL)
 		return (evbuffer_get_length(bufferevent_get_output(x->bev)));
-	return (x->out != NULL ? evbuffer_get_length(x->out) : 0);
+	return (x->piped + (x->out != NULL ? evbuffer_get_length(x->out) :
+	    0));
+}
+
+/* Forget what is queued: the output buffer, and a pipe's bytes. */
+static void
+xsock_drop_queue(struct xsock *x)
+{
+	if (x->out != NULL) {
+		evbuffer_free(x->out);
+		x->out = NULL;
+	}
+	if (x->pipe[0] != -1) {
+		close(x->pipe[0]);
+		close(x->pipe[1]);
+		x->pipe[0] = x->pipe[1] = -1;
+	}
+	x->piped = 0;
+}
+
+/*
+ * Write what the pipe holds (it goes back to the pool once empty): as
+ * write(2).
+ */
+static ssize_t
+xsock_pipe_out(struct xsock *x)
+{
+	ssize_t	w;
+
+	w = splice(x->pipe[0], NULL, x->fd, NULL, x->piped,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (w > 0 && (x->piped -= (size_t)w) == 0)
+		pipepool_put(x->pool, x->pipe, 1);
+	return (w);
+}
+
+/* Write what is queued: the pipe first, then the output buffer. */
+static ssize_t
+xsock_queue_out(struct xsock *x, size_t max)
+{
+	if (x->piped > 0)
+		return (xsock_pipe_out(x));
+	return (evbuffer_write_atmost(x->out, x->fd, (ev_ssize_t)max));
 }
 
 /* XSOCK_TIMEOUT after TV with nothing to read while reading (NULL: none). */
@@ -229,8 +289,13 @@ xsock_flush_now(struct xsock *x)
 {
 	if (x->bev != NULL)
 		tls_bev_write_now(x->bev);
-	else if (xsock_pending(x) > 0 && !x->connecting && x->failed == 0)
-		(void)evbuffer_write_atmost(x->out, x->fd, XSOCK_WRITE_MAX);
+	else if (xsock_pending(x) > 0 && !x->connecting && x->failed == 0) {
+		if (x->piped > 0)
+			(void)xsock_pipe_out(x);
+		if (x->piped == 0 && x->out != NULL)
+			(void)evbuffer_write_atmost(x->out, x->fd,
+			    XSOCK_WRITE_MAX);
+	}
 }
 
 /* Arm the read and write events for what X wants now. */
@@ -440,6 +505,108 @@ xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
 	return (w);
 }
 
+/*
+ * The bytes of pipe P (N of them, which DST could not splice) into
+ * DST's output buffer, to go as written bytes do.
+ */
+static void
+xsock_unpipe(struct xsock *dst, int p[2], size_t n)
+{
+	int	r;
+
+	if (dst->out == NULL && (dst->out = evbuffer_new()) == NULL)
+		abort();
+	while (n > 0) {
+		r = evbuffer_read(dst->out, p[0], n > INT_MAX ? INT_MAX :
+		    (int)n);
+		if (r <= 0)
+			abort();	/* a pipe we filled ourselves */
+		n -= (size_t)r;
+	}
+}
+
+/* SRC's bytes to DST through a pipe; see xsock.h. */
+ssize_t
+xsock_splice(struct xsock *src, struct xsock *dst, size_t max,
+    struct pipepool *pool, size_t *written)
+{
+	ssize_t	n, w;
+	int	p[2], err, queued = dst->piped > 0;
+
+	*written = 0;
+	if (src->bev != NULL || dst->bev != NULL || src->nosplice ||
+	    dst->nosplice || (dst->out != NULL &&
+	    evbuffer_get_length(dst->out) > 0) || dst->connecting ||
+	    dst->failed != 0) {
+		errno = EBUSY;
+		return (-1);
+	}
+	if (src->rerr != 0 || src->dry || src->connecting) {
+		errno = src->rerr != 0 ? src->rerr : EAGAIN;
+		return (-1);
+	}
+	if (queued) {
+		/* Behind the bytes the pipe holds already. */
+		p[0] = dst->pipe[0];
+		p[1] = dst->pipe[1];
+	} else if (pipepool_get(pool, p) == -1) {
+		errno = EBUSY;
+		return (-1);
+	}
+	n = splice(src->fd, NULL, p[1], NULL, max, SPLICE_F_MOVE |
+	    SPLICE_F_NONBLOCK);
+	if (n <= 0) {
+		err = n == 0 ? 0 : errno;
+		if (!queued)
+			pipepool_put(pool, p, 1);
+		if (n < 0 && pipepool_refused(err)) {
+			src->nosplice = 1;
+			err = EBUSY;
+		} else if (n < 0 && err == EAGAIN && queued)
+			err = EBUSY;	/* the pipe may be full: copy */
+		else if (n < 0 && err != EAGAIN && err != EINTR)
+			src->rerr = err;	/* the kernel says it once */
+		if (err != EBUSY && err != EINTR)
+			src->dry = 1;
+		errno = err;
+		return (n == 0 ? 0 : -1);
+	}
+	if ((size_t)n < max)
+		src->dry = 1;
+	if (queued) {
+		/* DST was full a moment ago: its write event sends them. */
+		dst->piped += (size_t)n;
+		return (n);
+	}
+	w = splice(p[0], NULL, dst->fd, NULL, (size_t)n, SPLICE_F_MOVE |
+	    SPLICE_F_NONBLOCK);
+	if (w < 0) {
+		if (pipepool_refused(errno)) {
+			/* Taken from SRC already: they go as a copy. */
+			dst->nosplice = 1;
+			xsock_unpipe(dst, p, (size_t)n);
+			pipepool_put(pool, p, 1);
+			xsock_update(dst);
+			return (n);
+		}
+		/* Kept for the loop to report, as a write's error. */
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			dst->failed = errno;
+		w = 0;
+	}
+	*written = (size_t)w;
+	if (w == n) {
+		pipepool_put(pool, p, 1);
+		return (n);
+	}
+	dst->pipe[0] = p[0];
+	dst->pipe[1] = p[1];
+	dst->piped = (size_t)(n - w);
+	dst->pool = pool;
+	xsock_update(dst);
+	return (n);
+}
+
 /* Readable, or no progress for the timeout. */
 static void
 xsock_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -490,24 +657,22 @@ xsock_write_cb(evutil_socket_t fd, short what, void *arg)
 		w = -1;
 		errno = x->failed;
 	} else
-		w = evbuffer_write_atmost(x->out, x->fd, XSOCK_WRITE_MAX);
+		w = xsock_queue_out(x, XSOCK_WRITE_MAX);
 	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
 	if (w <= 0) {
 		err = w < 0 ? errno : EPIPE;
 		/* Nothing more will go: stop asking, and say so once. */
-		evbuffer_free(x->out);
-		x->out = NULL;
+		xsock_drop_queue(x);
 		x->failed = err;
 		x->reading = 0;
 		xsock_update(x);
 		x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
 		return;
 	}
-	if (evbuffer_get_length(x->out) == 0) {
+	if (xsock_pending(x) == 0) {
 		/* Idle again: no queue, no write interest. */
-		evbuffer_free(x->out);
-		x->out = NULL;
+		xsock_drop_queue(x);
 		xsock_update(x);
 	}
 	x->cb(x, XSOCK_WRITTEN, (size_t)w, x->arg);

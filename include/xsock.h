@@ -18,6 +18,7 @@
 
 struct event_base;
 struct evbuffer;
+struct pipepool;
 struct xsock;
 
 /* What the callback is told, with its argument N. */
@@ -96,7 +97,22 @@ size_t		 xsock_write(struct xsock *, struct evbuffer *, size_t);
  */
 size_t		 xsock_write_ref(struct xsock *, struct evbuffer *,
 		    struct evbuffer *, size_t);
-/* Bytes queued for the socket. */
+/*
+ * Move up to MAX bytes from SRC's socket to DST's with splice(2),
+ * through a pipe from POOL, never through user space.  Returns the
+ * bytes taken from SRC as xsock_read() does (0 at EOF; -1 and errno,
+ * EAGAIN: nothing now); *WRITTEN says how many of them DST took at
+ * once, and DST keeps the rest queued (in the pipe; XSOCK_WRITTEN
+ * reports them as they go); bytes spliced while DST's queue is only
+ * spliced bytes join it.  -1 and EBUSY when it cannot be done now or
+ * ever: a TLS stream, written bytes queued for DST, DST connecting or
+ * failed, a full pipe or none to be had, or a kernel that would not
+ * splice one of the two sockets (remembered): the caller copies
+ * instead.  A write error is reported as xsock_write's are.
+ */
+ssize_t		 xsock_splice(struct xsock *, struct xsock *, size_t,
+		    struct pipepool *, size_t *);
+/* Bytes queued for the socket (spliced ones included). */
 size_t		 xsock_pending(const struct xsock *);
 
 #endif

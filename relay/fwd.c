@@ -88,6 +88,7 @@
 #include "caller.h"
 #include "frame.h"
 #include "log.h"
+#include "pipepool.h"
 #include "relay.h"
 #include "xaddr.h"
 #include "xbev.h"
@@ -188,8 +189,7 @@ struct fwd_ctx {
 	size_t			 splicing;	/* of them, spliced now */
 	uint64_t		 splice_bytes;
 	uint64_t		 splice_refused;
-	int			 pipes[FWD_PIPES_IDLE][2];	/* empty */
-	size_t			 npipes;
+	struct pipepool		*pipes;		/* empty ones, for splice */
 	/* Far sides given up on, for the reaper to free. */
 	struct bufferevent	**gone;
 	size_t			 ngone, gonecap;
@@ -245,6 +245,7 @@ fwd_new(struct relay *r)
 	ctx->r = r;
 	TAILQ_INIT(&ctx->live);
 	TAILQ_INIT(&ctx->dead);
+	ctx->pipes = pipepool_new(FWD_PIPES_IDLE, FWD_PIPE_SZ);
 	if ((ctx->reap_ev = evtimer_new(r->d.base, fwd_reap_cb, ctx)) == NULL)
 		fatalx("evtimer_new");
 	return (ctx);
@@ -430,11 +431,7 @@ fwd_free(struct fwd_ctx *ctx)
 		fwd_drop(f);
 	}
 	fwd_reap_cb(-1, 0, ctx);
-	while (ctx->npipes > 0) {
-		ctx->npipes--;
-		close(ctx->pipes[ctx->npipes][0]);
-		close(ctx->pipes[ctx->npipes][1]);
-	}
+	pipepool_free(ctx->pipes);
 	event_free(ctx->reap_ev);
 	free(ctx->gone);
 	free(ctx);
@@ -672,42 +669,6 @@ fwd_keep_first(struct fwd *f, struct evbuffer *in, size_t n)
 		fatalx("fwd_keep_first");
 }
 
-/* An empty pipe for splicing, from the pool or new; -1 if none. */
-static int
-fwd_pipe_get(struct fwd_ctx *ctx, int p[2])
-{
-	if (ctx->npipes > 0) {
-		ctx->npipes--;
-		p[0] = ctx->pipes[ctx->npipes][0];
-		p[1] = ctx->pipes[ctx->npipes][1];
-		return (0);
-	}
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1) {
-		p[0] = p[1] = -1;
-		return (-1);
-	}
-	/* Best effort: past the user's pipe pages it stays at 16 slots. */
-	(void)fcntl(p[1], F_SETPIPE_SZ, FWD_PIPE_SZ);
-	return (0);
-}
-
-/* Give a pipe back: pooled if EMPTY and there is room, else closed. */
-static void
-fwd_pipe_put(struct fwd_ctx *ctx, int p[2], int empty)
-{
-	if (p[0] == -1)
-		return;
-	if (empty && ctx->npipes < FWD_PIPES_IDLE) {
-		ctx->pipes[ctx->npipes][0] = p[0];
-		ctx->pipes[ctx->npipes][1] = p[1];
-		ctx->npipes++;
-	} else {
-		close(p[0]);
-		close(p[1]);
-	}
-	p[0] = p[1] = -1;
-}
-
 /*
  * The bufferevent of side I (0: the accepted leg, 1: the far side);
  * NULL while spliced with nothing queued (fwd_side_unwrap).
@@ -845,7 +806,7 @@ fwd_unsplice(struct fwd *f)
 			}
 			sp->held[w] -= (size_t)n;
 		}
-		fwd_pipe_put(f->ctx, sp->pipe[w], sp->held[w] == 0);
+		pipepool_put(f->ctx->pipes, sp->pipe[w], sp->held[w] == 0);
 		sp->held[w] = 0;
 	}
 }
@@ -917,13 +878,6 @@ fwd_splice_linger(struct fwd *f, int i)
 	fwd_check_gone(f);
 }
 
-/* Splice can never work for these sockets (rather than failed once). */
-static int
-fwd_splice_unsupported(int err)
-{
-	return (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP);
-}
-
 /*
  * Send what way W holds to its destination: first what the
  * bufferevent had queued there (then it goes: fwd_side_unwrap), then
@@ -966,7 +920,7 @@ fwd_splice_push(struct fwd *f, int w)
 			continue;
 		if (n == -1 && errno == EAGAIN)
 			return (0);
-		if (n == -1 && fwd_splice_unsupported(errno)) {
+		if (n == -1 && pipepool_refused(errno)) {
 			fwd_splice_refused(f, errno);
 			return (-1);
 		}
@@ -974,7 +928,7 @@ fwd_splice_push(struct fwd *f, int w)
 		    n == 0 ? EPIPE : errno);
 		return (-1);
 	}
-	fwd_pipe_put(f->ctx, sp->pipe[w], 1);
+	pipepool_put(f->ctx->pipes, sp->pipe[w], 1);
 	return (0);
 }
 
@@ -995,7 +949,7 @@ fwd_splice_pull(struct fwd *f, int w)
 		if (sp->held[w] > 0 || fwd_queued(f, 1 - w) > 0)
 			return (0);
 		if (sp->pipe[w][0] == -1 &&
-		    fwd_pipe_get(ctx, sp->pipe[w]) == -1) {
+		    pipepool_get(ctx->pipes, sp->pipe[w]) == -1) {
 			fwd_splice_refused(f, errno);
 			return (-1);
 		}
@@ -1016,12 +970,12 @@ fwd_splice_pull(struct fwd *f, int w)
 				return (0);	/* most likely drained */
 			continue;
 		}
-		fwd_pipe_put(ctx, sp->pipe[w], 1);
+		pipepool_put(ctx->pipes, sp->pipe[w], 1);
 		if (n == -1 && err == EINTR)
 			continue;
 		if (n == -1 && err == EAGAIN)
 			return (0);
-		if (n == -1 && fwd_splice_unsupported(err)) {
+		if (n == -1 && pipepool_refused(err)) {
 			fwd_splice_refused(f, err);
 			return (-1);
 		}

@@ -1128,6 +1128,92 @@ test_large_transfer(void **state)
 	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
 }
 
+/*
+ * DATA bodies are spliced from the leg to the local stream, in order
+ * with those that cannot be: readers that stop for a while fill the
+ * pipe and the bodies behind it are copied, and legs broken mid-stream
+ * (perhaps mid-body) resume from the last byte either path delivered.
+ */
+static void
+test_splice(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 24 * MIB;
+	long long	 sp[2];
+	int		 k;
+
+	world_start(w);
+	w->check_cap = 1;
+	world_open(w);
+	flow_init(&w->up, n, 0x51);
+	flow_init(&w->down, n, 0x52);
+	for (k = 1; k <= 6; k++) {
+		WAIT(w, w->up.rd >= k * 3 * MIB && w->down.rd >= k * 3 * MIB);
+		if (k % 2 == 1) {
+			w->up.rpause = w->down.rpause = 1;
+			world_idle(w, 30);
+			w->up.rpause = w->down.rpause = 0;
+			continue;
+		}
+		assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+		WAIT(w, w->cl.n_resumed == k / 2 && w->sv.n_resumed == k / 2);
+	}
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	sp[0] = jstat(w->cl.ctx, "spliced_bytes");
+	sp[1] = jstat(w->sv.ctx, "spliced_bytes");
+	/* Most of each direction spliced, and not all of it. */
+	for (k = 0; k < 2; k++)
+		if (sp[k] < (long long)n / 4 || sp[k] >= (long long)n)
+			fail_msg("%s spliced %lld of %zu", k == 0 ? "client" :
+			    "server", sp[k], n);
+	assert_int_equal(jint(w->cl.s, "bytes_in"), n);
+	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	assert_int_equal(w->refusals, 0);
+}
+
+/*
+ * A DATA frame that repeats bytes already delivered, arriving in parts:
+ * the repeat is dropped and the rest delivered once, never spliced
+ * whole; the client's own frames for those bytes are dropped in turn.
+ */
+static void
+test_data_overlap(void **state)
+{
+	struct world	*w = *state;
+	struct evbuffer	*b;
+	size_t		 n = 400000, at = n / 4, back = 1000;
+	size_t		 len = 60000;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, 93);
+	flow_init(&w->down, n, 94);
+	w->up.stop = w->down.stop = at;
+	WAIT(w, w->up.rd == at && w->down.rd == at);
+	world_idle(w, 20);
+	b = evbuffer_new();
+	assert_non_null(b);
+	/* From the client's idle leg: its header and a little, then more. */
+	frame_data_hdr_add(b, at - back, len);
+	evbuffer_add(b, w->up.src + at - back, len);
+	assert_int_equal(evbuffer_write_atmost(b, w->cleg, PROTO_HDR_LEN +
+	    8 + 100), PROTO_HDR_LEN + 8 + 100);
+	world_idle(w, 20);
+	assert_true(evbuffer_write(b, w->cleg) > 0);
+	assert_int_equal(evbuffer_get_length(b), 0);
+	evbuffer_free(b);
+	WAIT(w, w->up.rd == at - back + len);
+	w->up.stop = w->down.stop = n;
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+}
+
 /* Break the leg three times mid-transfer; the streams do not notice. */
 static void
 test_resume(void **state)
@@ -2836,6 +2922,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_name_max, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hello_largest, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_splice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_data_overlap, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_large_transfer, setup,
 		    teardown),

@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "pipepool.h"
 #include "utest.h"
 #include "xbev.h"
 #include "xsock.h"
@@ -993,6 +994,100 @@ test_timeout(void **state)
 	pair_free(&p);
 }
 
+/*
+ * Splice: SRC's bytes reach DST in order without a read; what DST does
+ * not take waits in the pipe, more spliced bytes join them there, and
+ * written bytes queue behind them (after which splicing waits for the
+ * queue to empty: EBUSY).  XSOCK_WRITTEN counts the piped bytes as it
+ * does written ones, and EOF on SRC is a 0.
+ */
+static void
+test_splice(void **state)
+{
+	struct pair	 s, d;
+	struct pipepool	*pool = pipepool_new(2, 0);
+	struct evbuffer	*tail = evbuffer_new();
+	unsigned char	*in = pattern(0, BIG), *got = malloc(BIG + 4096);
+	unsigned char	*t = pattern(BIG, 4096);
+	size_t		 taken = 0, now = 0, w, queued, fed = 0, rd;
+	ssize_t		 n;
+	int		 sz = 65536;
+
+	pair_new(&s);
+	pair_new(&d);
+	(void)setsockopt(xsock_fd(d.x), SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz));
+	xsock_read_enable(s.x, 1);
+	/* The peer feeds SRC while DST's reader reads nothing. */
+	while (xsock_pending(d.x) == 0) {
+		if (fed < BIG && (n = write(s.peer, in + fed, BIG - fed)) > 0)
+			fed += (size_t)n;
+		n = xsock_splice(s.x, d.x, 16384, pool, &w);
+		if (n > 0) {
+			taken += (size_t)n;
+			now += w;
+		} else {
+			assert_int_equal(errno, EAGAIN);
+			event_base_loop(s.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		}
+	}
+	assert_true(taken > 0 && now < taken);
+	assert_int_equal(xsock_pending(d.x), taken - now);
+	/* DST is full: more joins the pipe. */
+	while ((n = xsock_splice(s.x, d.x, 16384, pool, &w)) == -1 &&
+	    errno == EAGAIN)
+		event_base_loop(s.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	assert_true(n > 0);
+	assert_int_equal(w, 0);
+	taken += (size_t)n;
+	queued = xsock_pending(d.x);
+	assert_int_equal(queued, taken - now);
+	/* Written bytes go behind the piped ones; splicing waits. */
+	evbuffer_add(tail, t, 4096);
+	assert_int_equal(xsock_write(d.x, tail, 4096), 0);
+	assert_int_equal(xsock_pending(d.x), queued + 4096);
+	n = xsock_splice(s.x, d.x, 1024, pool, &w);
+	assert_int_equal(n, -1);
+	assert_int_equal(errno, EBUSY);
+	assert_int_equal(drain(&d, got, taken + 4096), taken + 4096);
+	assert_memory_equal(got, in, taken);
+	assert_memory_equal(got + taken, t, 4096);
+	/* The tail was not the pattern's: take it out of the comparison. */
+	memcpy(got + taken, in + taken, 4096);
+	rd = taken;
+	assert_int_equal(d.r.wbytes, queued + 4096);
+	assert_int_equal(xsock_pending(d.x), 0);
+	/* The rest, now with a reader: all of it, then EOF. */
+	for (;;) {
+		if (fed < BIG && (n = write(s.peer, in + fed, BIG - fed)) > 0)
+			fed += (size_t)n;
+		if (fed == BIG && s.peer != -1) {
+			close(s.peer);
+			s.peer = -1;
+		}
+		if ((n = xsock_splice(s.x, d.x, 256 * 1024, pool, &w)) == 0)
+			break;
+		if (n > 0)
+			taken += (size_t)n;
+		else {
+			assert_true(errno == EAGAIN || errno == EBUSY);
+			event_base_loop(s.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		}
+		rd += drain(&d, got + rd, taken - rd);
+	}
+	assert_int_equal(taken, BIG);
+	assert_int_equal(rd, BIG);
+	assert_memory_equal(got, in, BIG);
+	assert_int_equal(d.r.errors + s.r.errors, 0);
+	pair_free(&s);
+	pair_free(&d);
+	pipepool_free(pool);
+	evbuffer_free(tail);
+	free(in);
+	free(got);
+	free(t);
+}
+
 int
 main(void)
 {
@@ -1017,6 +1112,7 @@ main(void)
 		cmocka_unit_test(test_readv_nothing_eof),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_read_reset_behind_data),
+		cmocka_unit_test(test_splice),
 	};
 
 	/* A write to a closed peer is EPIPE, not a signal. */
