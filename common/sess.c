@@ -120,6 +120,10 @@ struct leg {
 						   spliced (leg_body) */
 	int			 headers;	/* read a frame's header alone:
 						   bodies were spliced */
+	size_t			 frame_rem;	/* of the DATA being sent: the
+						   payload not yet taken by
+						   the socket (unsent's
+						   front) */
 	int			 reused;	/* carried an earlier session */
 	int			 tuned;		/* its dialer set keepalive */
 	struct event		*deadline;	/* handshake or flush */
@@ -243,6 +247,7 @@ struct sess_ctx {
 	long long		 resume_ms_max;
 	long long		 resume_ms_sum;
 	struct evbuffer		*scratch;	/* frames on their way out */
+	struct evbuffer		*none;		/* always empty: no header */
 	struct pipepool		*pipes;		/* for spliced DATA bodies */
 	uint64_t		 spliced;	/* DATA bytes spliced */
 	/*
@@ -426,7 +431,8 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	ctx->ack_ev = evtimer_new(base, sess_ack_cb, ctx);
 	ctx->ka_ev = event_new(base, -1, EV_PERSIST, sess_ka_cb, ctx);
 	if (ctx->reap_ev == NULL || ctx->ack_ev == NULL || ctx->ka_ev == NULL ||
-	    (ctx->scratch = evbuffer_new()) == NULL)
+	    (ctx->scratch = evbuffer_new()) == NULL ||
+	    (ctx->none = evbuffer_new()) == NULL)
 		abort();
 	ctx->pipes = pipepool_new(PIPES_KEPT, PIPE_SZ);
 	if (conf->keepalive_ms > 0) {
@@ -651,6 +657,7 @@ sess_ctx_free(struct sess_ctx *ctx)
 	event_free(ctx->ack_ev);
 	event_free(ctx->ka_ev);
 	evbuffer_free(ctx->scratch);
+	evbuffer_free(ctx->none);
 	pipepool_free(ctx->pipes);
 	free(ctx);
 	kx_unref();
@@ -663,6 +670,7 @@ static void sess_retry_cb(evutil_socket_t, short, void *);
 static void sess_local_cb(struct xsock *, enum xsock_event, size_t, void *);
 static void sess_delivered(struct sess *, size_t);
 static void leg_send(struct leg *);
+static void leg_frame_finish(struct leg *);
 
 static struct sess *
 sess_alloc(struct sess_ctx *ctx, uint64_t id)
@@ -841,6 +849,7 @@ sess_end(struct sess *s, int code, const char *reason, int tell)
 		return;
 	s->dead = 1;
 	if ((leg = s->leg) != NULL) {
+		leg_frame_finish(leg);	/* before a CLOSE, whole */
 		s->leg = NULL;
 		leg->s = NULL;
 		if (leg->state == LEG_UP && tell)
@@ -1173,49 +1182,87 @@ sess_trim(struct sess *s, uint64_t v)
 
 /*
  * Send the frames in the scratch buffer on LEG: straight to its socket
- * when nothing is queued (xsock.h), else behind what is.
+ * when nothing is queued (xsock.h), else behind what is, and after the
+ * rest of a DATA frame the socket had not taken.
  */
 static void
 leg_send(struct leg *leg)
 {
 	struct evbuffer	*sc = leg->ctx->scratch;
 
+	leg_frame_finish(leg);
 	(void)xsock_write(leg->x, sc, evbuffer_get_length(sc));
+}
+
+/* N more bytes of the unsent went to the leg's socket (or its queue). */
+static void
+sess_sent(struct sess *s, size_t n)
+{
+	evbuffer_remove_buffer(s->unsent, s->replay, n);
+	if (s->sent_off < s->sent_max)
+		s->replayed += (s->sent_max - s->sent_off < n) ?
+		    s->sent_max - s->sent_off : n;
+	s->sent_off += n;
+	if (s->sent_off > s->sent_max)
+		s->sent_max = s->sent_off;
+}
+
+/*
+ * The rest of LEG's DATA frame, before any other frame: what the
+ * socket does not take now is copied into its queue.
+ */
+static void
+leg_frame_finish(struct leg *leg)
+{
+	struct sess	*s = leg->s;
+	size_t		 n = leg->frame_rem;
+
+	if (n == 0)
+		return;
+	if (s == NULL)
+		abort();	/* unlinked from its session mid-frame */
+	(void)xsock_write_ref(leg->x, leg->ctx->none, s->unsent, n, NULL);
+	sess_sent(s, n);
+	leg->frame_rem = 0;
 }
 
 /*
  * Send unsent bytes on the leg while it has room; keep them.  A plain
- * leg's frames go from the unsent buffer's own memory, and only while
- * the socket takes them (what it leaves is copied into its queue, and
- * the rest waits for XSOCK_WRITTEN): copying every frame into a queue
- * first was the sender's largest user-space cost.  A TLS leg queues up
- * to LEG_HIGH for the record layer.
+ * leg's frames go from the unsent buffer's own memory, and only as far
+ * as the socket takes them: the rest of a frame stays in the unsent
+ * (frame_rem) and goes first when the socket says it takes more
+ * (XSOCK_WRITTEN).  Copying every frame into a queue first was the
+ * sender's largest user-space cost, and copying each frame's rest when
+ * the socket was full the next.  A TLS leg queues up to LEG_HIGH for
+ * the record layer.
  */
 static void
 sess_pump(struct sess *s)
 {
 	struct leg		*leg = s->leg;
-	struct evbuffer		*sc;
-	size_t			 n, high;
+	struct evbuffer		*sc, *hdr;
+	size_t			 n, high, took;
 
 	if (leg == NULL || leg->state != LEG_UP)
 		return;
 	sc = s->ctx->scratch;
 	high = xsock_bev(leg->x) != NULL ? LEG_HIGH : 1;
-	while (s->sent_off < s->read_off && xsock_pending(leg->x) < high) {
-		n = s->read_off - s->sent_off;
-		if (n > PROTO_DATA_MAX)
-			n = PROTO_DATA_MAX;
-		sess_ack_piggyback(s);
-		frame_data_hdr_add(sc, s->sent_off, n);
-		(void)xsock_write_ref(leg->x, sc, s->unsent, n);
-		evbuffer_remove_buffer(s->unsent, s->replay, n);
-		if (s->sent_off < s->sent_max)
-			s->replayed += (s->sent_max - s->sent_off < n) ?
-			    s->sent_max - s->sent_off : n;
-		s->sent_off += n;
-		if (s->sent_off > s->sent_max)
-			s->sent_max = s->sent_off;
+	while (xsock_pending(leg->x) < high) {
+		if ((n = leg->frame_rem) > 0)
+			hdr = s->ctx->none;
+		else if (s->sent_off < s->read_off) {
+			n = s->read_off - s->sent_off;
+			if (n > PROTO_DATA_MAX)
+				n = PROTO_DATA_MAX;
+			sess_ack_piggyback(s);
+			frame_data_hdr_add(sc, s->sent_off, n);
+			hdr = sc;
+		} else
+			break;
+		(void)xsock_write_ref(leg->x, hdr, s->unsent, n, &took);
+		sess_sent(s, took);
+		if ((leg->frame_rem = n - took) > 0)
+			break;
 	}
 	if (s->local_eof && s->sent_off == s->read_off && !leg->fin_sent) {
 		sess_ack_piggyback(s);
@@ -1602,6 +1649,7 @@ leg_free_later(struct leg *leg)
 	if (leg->s != NULL && leg->s->leg == leg)
 		leg->s->leg = NULL;
 	leg->s = NULL;
+	leg->frame_rem = 0;	/* the peer sees a cut frame, then EOF */
 	leg->state = LEG_DEAD;
 	sess_timer_drop(&leg->deadline);
 	xsock_stop(leg->x);
@@ -1626,6 +1674,7 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	if (leg->s != NULL && leg->s->leg == leg)
 		leg->s->leg = NULL;
 	leg->s = NULL;
+	leg->frame_rem = 0;	/* the peer sees a cut frame, then EOF */
 	leg->state = LEG_CLOSING;
 	TAILQ_INSERT_TAIL(&leg->ctx->legs, leg, entry);
 	/*

@@ -71,6 +71,8 @@ struct xsock {
 	int			 rerr;		/* a read error behind data */
 	int			 stopped;	/* no more callbacks */
 	int			 nosplice;	/* the kernel refused */
+	int			 want_w;	/* an owner's bytes wait: tell
+						   when writable (N: 0) */
 	int			 has_tmo;
 	struct timeval		 tmo;
 	struct event_base	*base;
@@ -304,7 +306,8 @@ xsock_update(struct xsock *x)
 {
 	int	r = x->reading && !x->stopped;
 	int	tmo = r && x->has_tmo;
-	int	w = !x->stopped && (x->connecting || xsock_pending(x) > 0);
+	int	w = !x->stopped && (x->connecting || xsock_pending(x) > 0 ||
+		    x->want_w);
 
 	if (r != x->r_added || tmo != x->r_tmo) {
 		if (!r)
@@ -455,24 +458,34 @@ xsock_copy_from(struct evbuffer *dst, struct evbuffer *body, size_t off,
 /* SRC, then N bytes of BODY kept in place; see xsock.h. */
 size_t
 xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
-    size_t n)
+    size_t n, size_t *taken)
 {
 	struct evbuffer_iovec	 v[XSOCK_REF_IOV];
 	struct iovec		 iov[XSOCK_REF_IOV];
-	size_t			 hl = evbuffer_get_length(src), w = 0, left;
+	size_t			 hl, w = 0, left, bw;
 	ssize_t			 r;
-	int			 nh, nb = 0, i;
+	int			 nh = 0, nb = 0, i;
 
 	if (n > evbuffer_get_length(body))
 		n = evbuffer_get_length(body);
-	nh = evbuffer_peek(src, -1, NULL, v, XSOCK_REF_IOV / 2);
-	if (x->bev != NULL || xsock_pending(x) > 0 || x->connecting ||
-	    x->failed != 0 || nh > XSOCK_REF_IOV / 2 ||
+	if (taken != NULL)
+		*taken = 0;
+	hl = evbuffer_get_length(src);
+	if (hl > 0)
+		nh = evbuffer_peek(src, -1, NULL, v, XSOCK_REF_IOV / 2);
+	if (x->bev != NULL || (taken == NULL && (xsock_pending(x) > 0 ||
+	    x->connecting || x->failed != 0)) || nh > XSOCK_REF_IOV / 2 ||
 	    (nb = n == 0 ? 0 : evbuffer_peek(body, (ev_ssize_t)n, NULL,
 	    v + nh, XSOCK_REF_IOV - nh)) > XSOCK_REF_IOV - nh) {
 		/* Queued behind others, or too scattered: a copy. */
 		xsock_copy_from(src, body, 0, n);
+		if (taken != NULL)
+			*taken = n;
 		return (xsock_write(x, src, hl + n));
+	}
+	if (xsock_pending(x) > 0 || x->connecting || x->failed != 0) {
+		/* TAKEN: the header waits in the queue, the body with us. */
+		return (xsock_write(x, src, hl));
 	}
 	for (i = 0, left = n; i < nh + nb; i++) {
 		iov[i].iov_base = v[i].iov_base;
@@ -487,20 +500,26 @@ xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
 		w = (size_t)r;
 	else if (errno != EAGAIN && errno != EWOULDBLOCK)
 		x->failed = errno;	/* for the loop to report */
+	bw = w > hl ? w - hl : 0;
+	if (taken != NULL)
+		*taken = bw;
 	if (w >= hl + n) {
 		evbuffer_drain(src, hl);
 		return (w);
 	}
-	if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
-		abort();
 	if (w < hl) {
+		if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
+			abort();
 		evbuffer_drain(src, w);
 		evbuffer_remove_buffer(src, x->out, hl - w);
-		xsock_copy_from(x->out, body, 0, n);
-	} else {
+	} else
 		evbuffer_drain(src, hl);
-		xsock_copy_from(x->out, body, w - hl, n - (w - hl));
-	}
+	if (taken == NULL) {
+		if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
+			abort();
+		xsock_copy_from(x->out, body, bw, n - bw);
+	} else if (xsock_pending(x) == 0)
+		x->want_w = 1;	/* XSOCK_WRITTEN once it takes more */
 	xsock_update(x);
 	return (w);
 }
@@ -628,7 +647,7 @@ xsock_write_cb(evutil_socket_t fd, short what, void *arg)
 	struct xsock	*x = arg;
 	socklen_t	 len = sizeof(int);
 	ev_ssize_t	 w;
-	int		 err = 0;
+	int		 err = 0, n;
 
 	if (x->connecting) {
 		if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
@@ -649,8 +668,13 @@ xsock_write_cb(evutil_socket_t fd, short what, void *arg)
 		x->cb(x, XSOCK_CONNECTED, 0, x->arg);
 		return;
 	}
-	if (xsock_pending(x) == 0) {
+	if (xsock_pending(x) == 0 && x->failed == 0) {
+		/* The owner's bytes may go now (xsock_write_ref, TAKEN). */
+		n = x->want_w;
+		x->want_w = 0;
 		xsock_update(x);
+		if (n)
+			x->cb(x, XSOCK_WRITTEN, 0, x->arg);
 		return;
 	}
 	if (x->failed != 0) {
@@ -666,6 +690,7 @@ xsock_write_cb(evutil_socket_t fd, short what, void *arg)
 		xsock_drop_queue(x);
 		x->failed = err;
 		x->reading = 0;
+		x->want_w = 0;
 		xsock_update(x);
 		x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
 		return;

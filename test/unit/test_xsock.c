@@ -67,8 +67,7 @@ rec_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
 		assert_int_equal(n, 0);
 		p->r.readable++;
 		break;
-	case XSOCK_WRITTEN:
-		assert_true(n > 0);
+	case XSOCK_WRITTEN:		/* N 0: xsock_write_ref's TAKEN */
 		p->r.written++;
 		p->r.wbytes += n;
 		if (xsock_pending(x) == 0)
@@ -349,6 +348,81 @@ test_write_behind(void **state)
 }
 
 /*
+ * xsock_write_ref with TAKEN: of BODY only what the socket takes goes,
+ * none is queued, and XSOCK_WRITTEN (N: 0) says when it takes more --
+ * not before.  Sent piece by piece (no header after the first), the
+ * peer gets header and body in order.  Behind a queue none of BODY
+ * goes, and a header that did not fit waits in the queue.
+ */
+static void
+test_write_ref_taken(void **state)
+{
+	struct pair	 p;
+	struct evbuffer	*src = evbuffer_new(), *none = evbuffer_new();
+	struct evbuffer	*body = evbuffer_new();
+	unsigned char	*want, *got, hdr[7] = "HEADER:";
+	size_t		 n = BIG / 2, taken, sent = 0, have = 0;
+	int		 sz = 65536, rounds = 0;
+	time_t		 end;
+
+	pair_new(&p);
+	(void)setsockopt(xsock_fd(p.x), SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz));
+	want = pattern(0, n);
+	got = malloc(n + sizeof(hdr));
+	assert_non_null(got);
+	evbuffer_add(src, hdr, sizeof(hdr));
+	evbuffer_add(body, want, n);
+	(void)xsock_write_ref(p.x, src, body, n, &taken);
+	assert_true(taken < n);
+	assert_int_equal(xsock_pending(p.x), 0);
+	assert_int_equal(evbuffer_get_length(body), n);
+	/* Nothing read: the socket takes no more, and says nothing. */
+	event_base_loop(p.base, EVLOOP_NONBLOCK);
+	assert_int_equal(p.r.written, 0);
+	while (sent + taken < n) {
+		sent += taken;
+		evbuffer_drain(body, taken);
+		/* The peer reads: the socket says it takes more. */
+		end = time(NULL) + 10;
+		while (p.r.written == rounds && time(NULL) < end) {
+			have += peer_read(p.peer, got + have,
+			    n + sizeof(hdr) - have);
+			event_base_loop(p.base, EVLOOP_NONBLOCK);
+		}
+		assert_int_equal(p.r.written, ++rounds);
+		assert_int_equal(p.r.wbytes, 0);
+		(void)xsock_write_ref(p.x, none, body, n - sent, &taken);
+		assert_int_equal(xsock_pending(p.x), 0);
+	}
+	have += drain(&p, got + have, n + sizeof(hdr) - have);
+	assert_int_equal(have, n + sizeof(hdr));
+	assert_memory_equal(got, hdr, sizeof(hdr));
+	assert_memory_equal(got + sizeof(hdr), want, n);
+	assert_true(rounds > 1);
+
+	/* Behind a queue: the header is queued, the body stays. */
+	evbuffer_drain(body, evbuffer_get_length(body));
+	evbuffer_add(body, want, n);
+	evbuffer_add(src, want, n);
+	(void)xsock_write(p.x, src, n);
+	assert_true(xsock_pending(p.x) > 0);
+	evbuffer_add(src, hdr, sizeof(hdr));
+	have = xsock_pending(p.x);
+	assert_int_equal(xsock_write_ref(p.x, src, body, n, &taken), 0);
+	assert_int_equal(taken, 0);
+	assert_int_equal(xsock_pending(p.x), have + sizeof(hdr));
+	assert_int_equal(evbuffer_get_length(body), n);
+	assert_int_equal(p.r.errors, 0);
+	free(want);
+	free(got);
+	evbuffer_free(src);
+	evbuffer_free(none);
+	evbuffer_free(body);
+	pair_free(&p);
+}
+
+/*
  * xsock_write_ref: a header from SRC and N bytes of BODY, BODY left as
  * it was.  Idle: all at once, nothing queued.  A small socket: what it
  * leaves is queued (a copy: BODY may change afterwards), the loop sends
@@ -370,7 +444,7 @@ test_write_ref(void **state)
 	assert_non_null(got);
 	evbuffer_add(src, hdr, sizeof(hdr));
 	evbuffer_add(body, want, 100);
-	assert_int_equal(xsock_write_ref(p.x, src, body, 60),
+	assert_int_equal(xsock_write_ref(p.x, src, body, 60, NULL),
 	    sizeof(hdr) + 60);
 	assert_int_equal(evbuffer_get_length(src), 0);
 	assert_int_equal(evbuffer_get_length(body), 100);
@@ -386,7 +460,7 @@ test_write_ref(void **state)
 	evbuffer_drain(body, 100);
 	evbuffer_add(body, want, n);
 	evbuffer_add(src, hdr, sizeof(hdr));
-	w = xsock_write_ref(p.x, src, body, n);
+	w = xsock_write_ref(p.x, src, body, n, NULL);
 	assert_true(w > 0 && w < n);
 	assert_int_equal(xsock_pending(p.x), sizeof(hdr) + n - w);
 	assert_int_equal(evbuffer_get_length(src), 0);
@@ -396,7 +470,7 @@ test_write_ref(void **state)
 	/* Behind that queue: all queued, none written. */
 	evbuffer_add(src, hdr, sizeof(hdr));
 	evbuffer_add(body, want, 10);
-	assert_int_equal(xsock_write_ref(p.x, src, body, 10), 0);
+	assert_int_equal(xsock_write_ref(p.x, src, body, 10, NULL), 0);
 	assert_int_equal(evbuffer_get_length(body), 10);
 	evbuffer_drain(body, 10);
 	have = drain(&p, got, sizeof(hdr) + n);
@@ -411,7 +485,7 @@ test_write_ref(void **state)
 	for (i = 0; i < 40; i++)
 		evbuffer_add_reference(body, want + i * 100, 100, NULL, NULL);
 	evbuffer_add(src, hdr, sizeof(hdr));
-	assert_int_equal(xsock_write_ref(p.x, src, body, 3950),
+	assert_int_equal(xsock_write_ref(p.x, src, body, 3950, NULL),
 	    sizeof(hdr) + 3950);
 	assert_int_equal(evbuffer_get_length(body), 4000);
 	assert_int_equal(peer_read(p.peer, got, n), sizeof(hdr) + 3950);
@@ -1096,6 +1170,7 @@ main(void)
 		cmocka_unit_test(test_write_full),
 		cmocka_unit_test(test_write_behind),
 		cmocka_unit_test(test_write_ref),
+		cmocka_unit_test(test_write_ref_taken),
 		cmocka_unit_test(test_read_dry),
 		cmocka_unit_test(test_read_max),
 		cmocka_unit_test(test_read_eof),
