@@ -3,9 +3,12 @@
  *
  * Design.  Each end numbers the bytes it reads from its local stream
  * (read_off) and keeps every byte the far end has not acknowledged in
- * two buffers: "unsent" holds [sent_off, read_off) and "replay" holds
- * [acked_off, sent_off), sent but not acknowledged (chains are moved
- * between them, never walked); replay_max caps the two together.  DATA
+ * one buffer, "out": [acked_off, read_off), of which [acked_off,
+ * sent_off) is the replay, sent but not acknowledged, and the rest is
+ * unsent.  Sending moves only sent_off, a resume moves it back, an ACK
+ * drains the front: no byte is copied between buffers (moving a
+ * frame's bytes from one evbuffer to another copied every partial
+ * chain, most of a bulk stream).  replay_max caps the buffer.  DATA
  * frames carry their 64-bit offset; the receiver writes each byte to
  * its local stream once (recv_off), counts what the kernel took
  * (deliv_off) and acknowledges that, so an ACK means delivered, not
@@ -153,9 +156,8 @@ struct sess {
 	int			 local_connected;
 	size_t			 pre_skip;	/* preamble not counted */
 
-	/* Out: replay [acked_off, sent_off), unsent [sent_off, read_off). */
-	struct evbuffer		*replay;
-	struct evbuffer		*unsent;
+	/* Out: [acked_off, read_off): the replay to sent_off, then unsent. */
+	struct evbuffer		*out;
 	uint64_t		 read_off;
 	uint64_t		 acked_off;
 	uint64_t		 win_off;	/* peer's last ACK: window */
@@ -685,7 +687,7 @@ sess_alloc(struct sess_ctx *ctx, uint64_t id)
 	    SESS_HANDSHAKE;
 	/*
 	 * hold_ev and retry_ev are made when a leg is missing (sess_timer),
-	 * the replay and unsent buffers when there are bytes (sess_bufs).
+	 * the out buffer when there are bytes (sess_bufs).
 	 */
 	s->created_ms = xtime_mono_ms();
 	s->resume_ms = -1;
@@ -718,25 +720,28 @@ sess_timer_drop(struct event **evp)
 	*evp = NULL;
 }
 
-/* The replay and unsent buffers, made when bytes come. */
+/* The out buffer, made when bytes come. */
 static void
 sess_bufs(struct sess *s)
 {
-	if (s->replay == NULL && (s->replay = evbuffer_new()) == NULL)
-		abort();
-	if (s->unsent == NULL && (s->unsent = evbuffer_new()) == NULL)
+	if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
 		abort();
 }
 
-/* Free the replay and unsent buffers (caught up, or the end). */
+/* Free the out buffer (caught up, or the end). */
 static void
 sess_bufs_drop(struct sess *s)
 {
-	if (s->replay != NULL)
-		evbuffer_free(s->replay);
-	if (s->unsent != NULL)
-		evbuffer_free(s->unsent);
-	s->replay = s->unsent = NULL;
+	if (s->out != NULL)
+		evbuffer_free(s->out);
+	s->out = NULL;
+}
+
+/* The offset of the out buffer's first byte (a FIN's +1 aside). */
+static uint64_t
+sess_out_base(const struct sess *s)
+{
+	return (s->acked_off > s->read_off ? s->read_off : s->acked_off);
 }
 
 /* Arm LEG's handshake or flush deadline MS from now. */
@@ -1104,7 +1109,7 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	xsock_set_timeout(leg->x, s->ctx->leg_tmo);
 	/*
 	 * The peer holds everything below peer_next: that is an ack.  What
-	 * it lacks of what we had sent goes back in front of the unsent.
+	 * it lacks of what we had sent is unsent again.
 	 */
 	if (peer_next > s->acked_off) {
 		sess_trim(s, peer_next);
@@ -1113,10 +1118,7 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	/* What went out on the old leg and never arrived goes again. */
 	s->resume_replay = s->sent_max > s->acked_off ?
 	    s->sent_max - s->acked_off : 0;
-	if (s->replay != NULL)
-		evbuffer_prepend_buffer(s->unsent, s->replay);
-	s->sent_off = s->acked_off > s->read_off ? s->read_off :
-	    s->acked_off;
+	s->sent_off = sess_out_base(s);
 	leg->fin_sent = s->local_eof && peer_next > s->read_off;
 	/* Up again: idle established sessions keep no spare timers. */
 	sess_timer_drop(&s->hold_ev);
@@ -1152,31 +1154,23 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 }
 
 /*
- * Drop acknowledged bytes below offset V (FIN's +1 aside): from the
- * replay, and from the unsent too when a resume says the peer has
- * more than this leg ever carried (sent_off was reset).
+ * Drop acknowledged bytes below offset V (FIN's +1 aside): the replay,
+ * and some unsent too when a resume says the peer has more than this
+ * leg ever carried (sent_off was reset).
  */
 static void
 sess_trim(struct sess *s, uint64_t v)
 {
-	uint64_t	from = s->acked_off > s->read_off ? s->read_off :
-			    s->acked_off;
-	size_t		n, r;
+	uint64_t	from = sess_out_base(s);
 
 	if (v > s->read_off)
 		v = s->read_off;
 	if (v <= from)
 		return;
-	n = v - from;
-	r = evbuffer_get_length(s->replay);
-	evbuffer_drain(s->replay, n < r ? n : r);
-	if (n > r) {
-		evbuffer_drain(s->unsent, n - r);
-		if (s->sent_off < v)
-			s->sent_off = v;
-	}
-	if (evbuffer_get_length(s->replay) == 0 &&
-	    evbuffer_get_length(s->unsent) == 0)
+	evbuffer_drain(s->out, v - from);
+	if (s->sent_off < v)
+		s->sent_off = v;
+	if (evbuffer_get_length(s->out) == 0)
 		sess_bufs_drop(s);	/* caught up: idle sessions hold none */
 }
 
@@ -1198,7 +1192,6 @@ leg_send(struct leg *leg)
 static void
 sess_sent(struct sess *s, size_t n)
 {
-	evbuffer_remove_buffer(s->unsent, s->replay, n);
 	if (s->sent_off < s->sent_max)
 		s->replayed += (s->sent_max - s->sent_off < n) ?
 		    s->sent_max - s->sent_off : n;
@@ -1221,15 +1214,16 @@ leg_frame_finish(struct leg *leg)
 		return;
 	if (s == NULL)
 		abort();	/* unlinked from its session mid-frame */
-	(void)xsock_write_ref(leg->x, leg->ctx->none, s->unsent, n, NULL);
+	(void)xsock_write_ref(leg->x, leg->ctx->none, s->out,
+	    s->sent_off - sess_out_base(s), n, NULL);
 	sess_sent(s, n);
 	leg->frame_rem = 0;
 }
 
 /*
  * Send unsent bytes on the leg while it has room; keep them.  A plain
- * leg's frames go from the unsent buffer's own memory, and only as far
- * as the socket takes them: the rest of a frame stays in the unsent
+ * leg's frames go from the out buffer's own memory, and only as far
+ * as the socket takes them: the rest of a frame stays unsent
  * (frame_rem) and goes first when the socket says it takes more
  * (XSOCK_WRITTEN).  Copying every frame into a queue first was the
  * sender's largest user-space cost, and copying each frame's rest when
@@ -1259,7 +1253,8 @@ sess_pump(struct sess *s)
 			hdr = sc;
 		} else
 			break;
-		(void)xsock_write_ref(leg->x, hdr, s->unsent, n, &took);
+		(void)xsock_write_ref(leg->x, hdr, s->out, s->sent_off -
+		    sess_out_base(s), n, &took);
 		sess_sent(s, took);
 		if ((leg->frame_rem = n - took) > 0)
 			break;
@@ -1412,7 +1407,7 @@ sess_check_done(struct sess *s)
 }
 
 /*
- * Read what the local stream has into the unsent buffer, as far as
+ * Read what the local stream has into the out buffer, as far as
  * replay_max allows (the rest waits in the kernel: backpressure), then
  * put it on the leg.  Reading waits for the session to be open, and for
  * a backend's connect.
@@ -1432,7 +1427,7 @@ sess_local_take(struct sess *s)
 	 * (the replay's start) but not this base; otherwise bytes the peer
 	 * still holds for a slow local reader would not count, and it
 	 * could have to stop reading its leg (and our ACKs) to keep within
-	 * its bound.  Held bytes (replay and unsent) are within the window.
+	 * its bound.  Held bytes (the out buffer) are within the window.
 	 */
 	held = s->read_off - (s->win_off < s->read_off ? s->win_off :
 	    s->read_off);
@@ -1442,7 +1437,7 @@ sess_local_take(struct sess *s)
 		room = 0;
 	if (room > 0) {
 		sess_bufs(s);
-		n = xsock_read(s->local, s->unsent, room < IO_CHUNK ? room :
+		n = xsock_read(s->local, s->out, room < IO_CHUNK ? room :
 		    IO_CHUNK);
 		if (n > 0) {
 			s->read_off += (size_t)n;

@@ -455,19 +455,23 @@ xsock_copy_from(struct evbuffer *dst, struct evbuffer *body, size_t off,
 	evbuffer_commit_space(dst, &v, 1);
 }
 
-/* SRC, then N bytes of BODY kept in place; see xsock.h. */
+/* SRC, then N bytes of BODY from OFF, kept in place; see xsock.h. */
 size_t
 xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
-    size_t n, size_t *taken)
+    size_t off, size_t n, size_t *taken)
 {
 	struct evbuffer_iovec	 v[XSOCK_REF_IOV];
 	struct iovec		 iov[XSOCK_REF_IOV];
-	size_t			 hl, w = 0, left, bw;
+	struct evbuffer_ptr	 p;
+	size_t			 hl, w = 0, left, bw, blen;
 	ssize_t			 r;
 	int			 nh = 0, nb = 0, i;
 
-	if (n > evbuffer_get_length(body))
-		n = evbuffer_get_length(body);
+	blen = evbuffer_get_length(body);
+	if (off > blen)
+		off = blen;
+	if (n > blen - off)
+		n = blen - off;
 	if (taken != NULL)
 		*taken = 0;
 	hl = evbuffer_get_length(src);
@@ -475,10 +479,11 @@ xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
 		nh = evbuffer_peek(src, -1, NULL, v, XSOCK_REF_IOV / 2);
 	if (x->bev != NULL || (taken == NULL && (xsock_pending(x) > 0 ||
 	    x->connecting || x->failed != 0)) || nh > XSOCK_REF_IOV / 2 ||
-	    (nb = n == 0 ? 0 : evbuffer_peek(body, (ev_ssize_t)n, NULL,
+	    (n > 0 && evbuffer_ptr_set(body, &p, off, EVBUFFER_PTR_SET) != 0) ||
+	    (nb = n == 0 ? 0 : evbuffer_peek(body, (ev_ssize_t)n, &p,
 	    v + nh, XSOCK_REF_IOV - nh)) > XSOCK_REF_IOV - nh) {
 		/* Queued behind others, or too scattered: a copy. */
-		xsock_copy_from(src, body, 0, n);
+		xsock_copy_from(src, body, off, n);
 		if (taken != NULL)
 			*taken = n;
 		return (xsock_write(x, src, hl + n));
@@ -517,7 +522,7 @@ xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
 	if (taken == NULL) {
 		if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
 			abort();
-		xsock_copy_from(x->out, body, bw, n - bw);
+		xsock_copy_from(x->out, body, off + bw, n - bw);
 	} else if (xsock_pending(x) == 0)
 		x->want_w = 1;	/* XSOCK_WRITTEN once it takes more */
 	xsock_update(x);

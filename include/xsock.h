@@ -89,10 +89,10 @@ ssize_t		 xsock_read(struct xsock *, struct evbuffer *, size_t);
  */
 size_t		 xsock_write(struct xsock *, struct evbuffer *, size_t);
 /*
- * As xsock_write() of all of SRC (which may be empty) followed by the
- * first N bytes of BODY, but BODY is left as it is (its owner keeps
- * those bytes): on a plain socket with nothing queued they go out in
- * one writev straight from BODY's memory.  TAKEN NULL: what the socket
+ * As xsock_write() of all of SRC (which may be empty) followed by N
+ * bytes of BODY from offset OFF, but BODY is left as it is (its owner
+ * keeps those bytes): on a plain socket with nothing queued they go out
+ * in one writev straight from BODY's memory.  TAKEN NULL: what the socket
  * does not take of BODY is copied into the queue.  Else *TAKEN says how
  * much of BODY the socket took, the rest is not sent, and the owner
  * sends it (before anything else) once XSOCK_WRITTEN comes, with N 0
@@ -101,7 +101,7 @@ size_t		 xsock_write(struct xsock *, struct evbuffer *, size_t);
  * once (of SRC and BODY).
  */
 size_t		 xsock_write_ref(struct xsock *, struct evbuffer *,
-		    struct evbuffer *, size_t, size_t *);
+		    struct evbuffer *, size_t, size_t, size_t *);
 /*
  * Move up to MAX bytes from SRC's socket to DST's with splice(2),
  * through a pipe from POOL, never through user space.  Returns the

@@ -373,7 +373,7 @@ test_write_ref_taken(void **state)
 	assert_non_null(got);
 	evbuffer_add(src, hdr, sizeof(hdr));
 	evbuffer_add(body, want, n);
-	(void)xsock_write_ref(p.x, src, body, n, &taken);
+	(void)xsock_write_ref(p.x, src, body, 0, n, &taken);
 	assert_true(taken < n);
 	assert_int_equal(xsock_pending(p.x), 0);
 	assert_int_equal(evbuffer_get_length(body), n);
@@ -392,7 +392,7 @@ test_write_ref_taken(void **state)
 		}
 		assert_int_equal(p.r.written, ++rounds);
 		assert_int_equal(p.r.wbytes, 0);
-		(void)xsock_write_ref(p.x, none, body, n - sent, &taken);
+		(void)xsock_write_ref(p.x, none, body, 0, n - sent, &taken);
 		assert_int_equal(xsock_pending(p.x), 0);
 	}
 	have += drain(&p, got + have, n + sizeof(hdr) - have);
@@ -409,7 +409,7 @@ test_write_ref_taken(void **state)
 	assert_true(xsock_pending(p.x) > 0);
 	evbuffer_add(src, hdr, sizeof(hdr));
 	have = xsock_pending(p.x);
-	assert_int_equal(xsock_write_ref(p.x, src, body, n, &taken), 0);
+	assert_int_equal(xsock_write_ref(p.x, src, body, 0, n, &taken), 0);
 	assert_int_equal(taken, 0);
 	assert_int_equal(xsock_pending(p.x), have + sizeof(hdr));
 	assert_int_equal(evbuffer_get_length(body), n);
@@ -444,7 +444,7 @@ test_write_ref(void **state)
 	assert_non_null(got);
 	evbuffer_add(src, hdr, sizeof(hdr));
 	evbuffer_add(body, want, 100);
-	assert_int_equal(xsock_write_ref(p.x, src, body, 60, NULL),
+	assert_int_equal(xsock_write_ref(p.x, src, body, 0, 60, NULL),
 	    sizeof(hdr) + 60);
 	assert_int_equal(evbuffer_get_length(src), 0);
 	assert_int_equal(evbuffer_get_length(body), 100);
@@ -453,6 +453,10 @@ test_write_ref(void **state)
 	assert_int_equal(peer_read(p.peer, got, n), sizeof(hdr) + 60);
 	assert_memory_equal(got, hdr, sizeof(hdr));
 	assert_memory_equal(got + sizeof(hdr), want, 60);
+	/* From an offset into BODY, no header. */
+	assert_int_equal(xsock_write_ref(p.x, src, body, 40, 50, NULL), 50);
+	assert_int_equal(peer_read(p.peer, got, n), 50);
+	assert_memory_equal(got, want + 40, 50);
 
 	/* A small socket: part now, the rest from the queue. */
 	(void)setsockopt(xsock_fd(p.x), SOL_SOCKET, SO_SNDBUF, &sz,
@@ -460,7 +464,7 @@ test_write_ref(void **state)
 	evbuffer_drain(body, 100);
 	evbuffer_add(body, want, n);
 	evbuffer_add(src, hdr, sizeof(hdr));
-	w = xsock_write_ref(p.x, src, body, n, NULL);
+	w = xsock_write_ref(p.x, src, body, 0, n, NULL);
 	assert_true(w > 0 && w < n);
 	assert_int_equal(xsock_pending(p.x), sizeof(hdr) + n - w);
 	assert_int_equal(evbuffer_get_length(src), 0);
@@ -470,7 +474,7 @@ test_write_ref(void **state)
 	/* Behind that queue: all queued, none written. */
 	evbuffer_add(src, hdr, sizeof(hdr));
 	evbuffer_add(body, want, 10);
-	assert_int_equal(xsock_write_ref(p.x, src, body, 10, NULL), 0);
+	assert_int_equal(xsock_write_ref(p.x, src, body, 0, 10, NULL), 0);
 	assert_int_equal(evbuffer_get_length(body), 10);
 	evbuffer_drain(body, 10);
 	have = drain(&p, got, sizeof(hdr) + n);
@@ -485,7 +489,7 @@ test_write_ref(void **state)
 	for (i = 0; i < 40; i++)
 		evbuffer_add_reference(body, want + i * 100, 100, NULL, NULL);
 	evbuffer_add(src, hdr, sizeof(hdr));
-	assert_int_equal(xsock_write_ref(p.x, src, body, 3950, NULL),
+	assert_int_equal(xsock_write_ref(p.x, src, body, 0, 3950, NULL),
 	    sizeof(hdr) + 3950);
 	assert_int_equal(evbuffer_get_length(body), 4000);
 	assert_int_equal(peer_read(p.peer, got, n), sizeof(hdr) + 3950);
