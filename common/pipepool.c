@@ -4,8 +4,9 @@
  * Pipes are made non-blocking and close-on-exec, and asked for SIZE
  * bytes of capacity on creation only: a kept pipe keeps its size.  An
  * unprivileged user may hold fs.pipe-user-pages-soft (16,384) pipe
- * pages; past that the kernel makes new pipes with 16 slots, which
- * still splice, so the resize is best effort.
+ * pages; past that the kernel makes new pipes at its smallest and
+ * refuses to grow them, and they still splice, so the resize is best
+ * effort.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -83,7 +83,9 @@
  * until the reader has caught up.  128 KiB pipes spliced a third of a
  * download to a slow guest, 512 KiB ones half to most of it.  Pipes
  * count against fs.pipe-user-pages-soft (16,384 pages per user) from
- * creation: 32 of these before new ones get 16 slots (still spliced).
+ * creation: 128 of these at once, the forwarder's included, before the
+ * kernel makes new ones at its smallest (they still splice, in smaller
+ * pieces).
  */
 #define PIPE_SZ		(512 * 1024)
 #define TOMB_MAX	65536		/* completed ids a server remembers */

@@ -106,8 +106,9 @@
  * slots).  Like FWD_CHUNK: one splice moves what one read would, and a
  * stuck direction pins at most this much.  Larger pipes did not move
  * more here, and an unprivileged user may only hold 16,384 pipe pages
- * (fs.pipe-user-pages-soft) before new pipes fall back to 16 slots:
- * 256 KiB allows 256 full-size pipes at once, 1 MiB only 64.
+ * (fs.pipe-user-pages-soft) before new pipes get the kernel's smallest
+ * size: 256 KiB allows 256 full-size pipes at once, 1 MiB only 64
+ * (the session ends' pipes, sess.c, count too).
  */
 #define FWD_PIPE_SZ	(256 * 1024)
 #define FWD_PIPES_IDLE	32		/* empty pipes kept for reuse */
