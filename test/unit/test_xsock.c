@@ -6,6 +6,7 @@
  * that frees the xsock.  Real sockets (socketpairs, TCP on 127.0.0.1),
  * a real event base.
  */
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -1166,6 +1167,40 @@ test_splice(void **state)
 	free(t);
 }
 
+/*
+ * A source the kernel will not splice (an eventfd: no splice_read):
+ * EBUSY, remembered, so the next try makes no syscall and says EBUSY
+ * too, and nothing was taken.
+ */
+static void
+test_splice_refused(void **state)
+{
+	struct pair	 d;
+	struct pipepool	*pool = pipepool_new(1, 0);
+	struct xsock	*src;
+	uint64_t	 one = 1, v = 0;
+	size_t		 w = 7;
+	int		 efd;
+
+	pair_new(&d);
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+	assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
+	src = xsock_new(d.base, efd, 0, rec_cb, &d);
+	assert_int_equal(xsock_splice(src, d.x, 4096, pool, &w), -1);
+	assert_int_equal(errno, EBUSY);
+	assert_int_equal(w, 0);
+	assert_int_equal(xsock_splice(src, d.x, 4096, pool, &w), -1);
+	assert_int_equal(errno, EBUSY);
+	assert_int_equal(xsock_pending(d.x), 0);
+	/* Nothing taken: the eventfd still holds its count. */
+	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
+	assert_int_equal(v, 1);
+	xsock_free(src);
+	pair_free(&d);
+	pipepool_free(pool);
+}
+
 int
 main(void)
 {
@@ -1192,6 +1227,7 @@ main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_read_reset_behind_data),
 		cmocka_unit_test(test_splice),
+		cmocka_unit_test(test_splice_refused),
 	};
 
 	/* A write to a closed peer is EPIPE, not a signal. */
