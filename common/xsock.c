@@ -212,6 +212,15 @@ xsock_pending(const struct xsock *x)
 	    0));
 }
 
+/* The output buffer, made for bytes that must wait. */
+static struct evbuffer *
+xsock_outbuf(struct xsock *x)
+{
+	if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
+		abort();
+	return (x->out);
+}
+
 /* Forget what is queued: the output buffer, and a pipe's bytes. */
 static void
 xsock_drop_queue(struct xsock *x)
@@ -429,9 +438,7 @@ xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
 		w = 0;
 	}
 	if ((size_t)w < n) {
-		if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
-			abort();
-		evbuffer_remove_buffer(src, x->out, n - (size_t)w);
+		evbuffer_remove_buffer(src, xsock_outbuf(x), n - (size_t)w);
 		xsock_update(x);
 	}
 	return ((size_t)w);
@@ -513,17 +520,13 @@ xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
 		return (w);
 	}
 	if (w < hl) {
-		if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
-			abort();
 		evbuffer_drain(src, w);
-		evbuffer_remove_buffer(src, x->out, hl - w);
+		evbuffer_remove_buffer(src, xsock_outbuf(x), hl - w);
 	} else
 		evbuffer_drain(src, hl);
-	if (taken == NULL) {
-		if (x->out == NULL && (x->out = evbuffer_new()) == NULL)
-			abort();
-		xsock_copy_from(x->out, body, off + bw, n - bw);
-	} else if (xsock_pending(x) == 0)
+	if (taken == NULL)
+		xsock_copy_from(xsock_outbuf(x), body, off + bw, n - bw);
+	else if (xsock_pending(x) == 0)
 		x->want_w = 1;	/* XSOCK_WRITTEN once it takes more */
 	xsock_update(x);
 	return (w);
@@ -538,11 +541,9 @@ xsock_unpipe(struct xsock *dst, int p[2], size_t n)
 {
 	int	r;
 
-	if (dst->out == NULL && (dst->out = evbuffer_new()) == NULL)
-		abort();
 	while (n > 0) {
-		r = evbuffer_read(dst->out, p[0], n > INT_MAX ? INT_MAX :
-		    (int)n);
+		r = evbuffer_read(xsock_outbuf(dst), p[0],
+		    n > INT_MAX ? INT_MAX : (int)n);
 		if (r <= 0)
 			abort();	/* a pipe we filled ourselves */
 		n -= (size_t)r;
