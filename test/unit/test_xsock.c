@@ -11,6 +11,7 @@
 
 #include <netinet/in.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -1201,6 +1202,66 @@ test_splice_refused(void **state)
 	pipepool_free(pool);
 }
 
+/* Descriptors this process has open. */
+static int
+nfds(void)
+{
+	DIR		*d = opendir("/proc/self/fd");
+	struct dirent	*e;
+	int		 n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return (n - 1);		/* the directory's own */
+}
+
+/*
+ * DST's reader goes while spliced bytes wait in its pipe: XSOCK_ERROR
+ * once, the queue (and the pipe with it) dropped, not handed back to
+ * the pool as if empty.
+ */
+static void
+test_splice_error_queued(void **state)
+{
+	struct pair	 s, d;
+	struct pipepool	*pool = pipepool_new(1, 0);
+	unsigned char	*in = pattern(0, BIG);
+	size_t		 w, fed = 0;
+	ssize_t		 n;
+	int		 sz = 65536, fds, tries = 0;
+
+	pair_new(&s);
+	pair_new(&d);
+	(void)setsockopt(xsock_fd(d.x), SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz));
+	xsock_read_enable(s.x, 1);
+	while (xsock_pending(d.x) == 0 && tries++ < 10000) {
+		if ((n = write(s.peer, in + fed, BIG - fed)) > 0)
+			fed += (size_t)n;
+		if (xsock_splice(s.x, d.x, 16384, pool, &w) == -1)
+			event_base_loop(s.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	}
+	assert_true(xsock_pending(d.x) > 0);
+	close(d.peer);
+	d.peer = -1;
+	fds = nfds();
+	utest_run(d.base, &d.r.errors, 5);
+	assert_int_equal(d.r.errors, 1);
+	assert_true(d.r.err == EPIPE || d.r.err == ECONNRESET);
+	assert_int_equal(xsock_pending(d.x), 0);
+	/* The pipe closed: two descriptors fewer than with it. */
+	assert_int_equal(nfds(), fds - 2);
+	event_base_loop(d.base, EVLOOP_NONBLOCK);
+	assert_int_equal(d.r.errors, 1);
+	pair_free(&s);
+	pair_free(&d);
+	pipepool_free(pool);
+	free(in);
+}
+
 int
 main(void)
 {
@@ -1228,6 +1289,7 @@ main(void)
 		cmocka_unit_test(test_read_reset_behind_data),
 		cmocka_unit_test(test_splice),
 		cmocka_unit_test(test_splice_refused),
+		cmocka_unit_test(test_splice_error_queued),
 	};
 
 	/* A write to a closed peer is EPIPE, not a signal. */
