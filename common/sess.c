@@ -1959,6 +1959,7 @@ static int	leg_splices(struct leg *, struct frame_hdr *,
 static int	leg_data(struct leg *, struct frame_hdr *, struct evbuffer *,
 		    size_t);
 static ssize_t	leg_body(struct leg *);
+static uint64_t	leg_data_off(struct evbuffer *);
 static void	leg_backpressure(struct leg *);
 
 /*
@@ -2563,18 +2564,26 @@ static int
 leg_splices(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 {
 	struct sess	*s = leg->s;
-	uint8_t		 buf[PROTO_HDR_LEN + 8];
-	uint64_t	 off;
 	size_t		 have = evbuffer_get_length(in);
 
 	if (s == NULL || s->local == NULL || h->len < 8 ||
-	    have < sizeof(buf) || have >= PROTO_HDR_LEN + h->len ||
+	    have < PROTO_HDR_LEN + 8 || have >= PROTO_HDR_LEN + h->len ||
 	    PROTO_HDR_LEN + h->len - have < SPLICE_MIN ||
 	    xsock_bev(leg->x) != NULL || xsock_bev(s->local) != NULL)
 		return (0);
+	return (leg_data_off(in) == s->recv_off);
+}
+
+/* The offset of the DATA frame at the front of IN (its 16 bytes are). */
+static uint64_t
+leg_data_off(struct evbuffer *in)
+{
+	uint8_t		buf[PROTO_HDR_LEN + 8];
+	uint64_t	off;
+
 	evbuffer_copyout(in, buf, sizeof(buf));
 	frame_u64_decode(buf + PROTO_HDR_LEN, 8, &off);
-	return (off == s->recv_off);
+	return (off);
 }
 
 /*
@@ -2587,13 +2596,9 @@ leg_data(struct leg *leg, struct frame_hdr *h, struct evbuffer *in,
     size_t have)
 {
 	struct sess	*s = leg->s;
-	uint8_t		 buf[PROTO_HDR_LEN + 8];
-	uint64_t	 off;
-	size_t		 n, skip, w;
+	uint64_t	 off = leg_data_off(in);
+	size_t		 n = h->len - 8, skip, w;
 
-	evbuffer_copyout(in, buf, sizeof(buf));
-	frame_u64_decode(buf + PROTO_HDR_LEN, 8, &off);
-	n = h->len - 8;
 	if (off > s->recv_off) {
 		leg_violation(leg, "DATA beyond the expected offset", 0);
 		return (-1);
