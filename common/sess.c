@@ -120,6 +120,8 @@ struct leg {
 	uint8_t			 nonce_s[PROTO_NONCE_LEN];
 	int			 fin_sent;
 	int			 paused;	/* backpressure: no reads */
+	int			 waiting;	/* paused until the local
+						   stream drains its pipe */
 	size_t			 body;		/* of the DATA being read: the
 						   payload still to come,
 						   spliced (leg_body) */
@@ -276,6 +278,8 @@ static void	sess_detach(struct sess *, const char *);
 static void	sess_pump(struct sess *);
 static void	sess_check_done(struct sess *);
 static void	sess_local_take(struct sess *);
+static size_t	sess_held(const struct sess *);
+static int	sess_window_shut(const struct sess *);
 static void	sess_local_shut(struct sess *);
 static void	sess_local_fail(struct sess *, const char *, int);
 static void	sess_trim(struct sess *, uint64_t);
@@ -1409,6 +1413,24 @@ sess_check_done(struct sess *s)
 }
 
 /*
+ * What counts against our window: every byte read beyond the peer's
+ * last ACK (sess_local_take).
+ */
+static size_t
+sess_held(const struct sess *s)
+{
+	return (s->read_off - (s->win_off < s->read_off ? s->win_off :
+	    s->read_off));
+}
+
+/* Our window is shut: nothing more is read until the peer ACKs. */
+static int
+sess_window_shut(const struct sess *s)
+{
+	return (sess_held(s) >= s->ctx->conf.replay_max);
+}
+
+/*
  * Read what the local stream has into the out buffer, as far as
  * replay_max allows (the rest waits in the kernel: backpressure), then
  * put it on the leg.  Reading waits for the session to be open, and for
@@ -1417,6 +1439,7 @@ sess_check_done(struct sess *s)
 static void
 sess_local_take(struct sess *s)
 {
+	struct leg	*leg;
 	size_t		 room, held, cap = s->ctx->conf.replay_max;
 	ssize_t		 n = 0;
 
@@ -1431,8 +1454,7 @@ sess_local_take(struct sess *s)
 	 * could have to stop reading its leg (and our ACKs) to keep within
 	 * its bound.  Held bytes (the out buffer) are within the window.
 	 */
-	held = s->read_off - (s->win_off < s->read_off ? s->win_off :
-	    s->read_off);
+	held = sess_held(s);
 	room = held < cap ? cap - held : 0;
 	if (!s->local_connected ||
 	    (s->state != SESS_ESTABLISHED && !s->opened))
@@ -1454,6 +1476,15 @@ sess_local_take(struct sess *s)
 			sess_bufs_drop(s);	/* nothing came, none held */
 	}
 	xsock_read_enable(s->local, room > 0 && !s->local_eof);
+	leg = s->leg;
+	if (leg != NULL && leg->waiting && sess_window_shut(s)) {
+		/* The ACK that opens our window is on the leg. */
+		leg->paused = leg->waiting = 0;
+		xsock_read_enable(leg->x, 1);
+		leg_read(leg);
+		if (s->dead)
+			return;
+	}
 	sess_pump(s);
 	if (s->local_eof)
 		sess_check_done(s);
@@ -1513,7 +1544,7 @@ sess_local_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
 		leg = s->leg;
 		if (!s->dead && leg != NULL && leg->paused &&
 		    xsock_pending(x) < LOCAL_LOW) {
-			leg->paused = 0;
+			leg->paused = leg->waiting = 0;
 			xsock_read_enable(leg->x, 1);
 			leg_read(leg);
 		}
@@ -1683,7 +1714,7 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	xsock_set_read_high(leg->x, 0);
 	xsock_set_timeout(leg->x, NULL);
 	leg_deadline(leg, FLUSH_MS);
-	leg->paused = 0;
+	leg->paused = leg->waiting = 0;
 	xsock_read_enable(leg->x, 1);
 	if (xsock_pending(leg->x) == 0)
 		leg_written(leg);
@@ -1742,7 +1773,7 @@ leg_retire(struct leg *leg, uint64_t sid)
 		return;
 	}
 	leg->sid = sid;
-	leg->paused = 0;
+	leg->paused = leg->waiting = 0;
 	leg->reused = 1;
 	xsock_set_lowat(leg->x, 0);
 	xsock_set_read_high(leg->x, PROTO_HANDSHAKE_MAX * 2);
@@ -1961,6 +1992,7 @@ static int	leg_data(struct leg *, struct frame_hdr *, struct evbuffer *,
 static ssize_t	leg_body(struct leg *);
 static uint64_t	leg_data_off(struct evbuffer *);
 static void	leg_backpressure(struct leg *);
+static int	leg_wait_local(struct leg *);
 
 /*
  * Parse the frames in LEG's input: handshake frames are small and
@@ -2474,7 +2506,12 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		s->have_prev = 0;
 	}
 	if (h->type == PROTO_DATA) {
-		leg->headers = 0;	/* whole in the input: not spliced */
+		/*
+		 * Whole in the input, so copied.  A large one says bulk: the
+		 * next header alone, so that a body like it is spliced.
+		 */
+		leg->headers = h->len - 8 >= SPLICE_MIN &&
+		    xsock_splices(leg->x, s->local);
 		return (leg_data(leg, h, in, h->len - 8));
 	}
 	if (h->len > sizeof(buf) - PROTO_HDR_LEN) {
@@ -2644,6 +2681,30 @@ leg_backpressure(struct leg *leg)
 }
 
 /*
+ * Whether LEG waits, not reading, for its session's local stream to
+ * drain what it holds, rather than read the next body through user
+ * space: bytes still queued for the local stream, and a body that
+ * could be spliced once they have gone.  Never while our own window
+ * is shut: the ACK that opens it is on the leg, and a local peer (an
+ * echo) blocked on our full window may not read until it comes
+ * (sess_local_take wakes a waiting leg then).  The leg's socket holds
+ * the rest meanwhile; the copy path's cost was two copies of every
+ * byte of a download to a guest slower than the leg.
+ */
+static int
+leg_wait_local(struct leg *leg)
+{
+	struct sess	*s = leg->s;
+
+	if (xsock_pending(s->local) == 0 ||
+	    !xsock_splices(leg->x, s->local) || sess_window_shut(s))
+		return (0);
+	leg->paused = leg->waiting = 1;
+	xsock_read_enable(leg->x, 0);
+	return (1);
+}
+
+/*
  * The body of the DATA frame being read (leg->body bytes) from the leg
  * to the local stream: spliced while nothing is queued for the local
  * stream, else read and queued as the copy path does.  As read(2).
@@ -2659,6 +2720,9 @@ leg_body(struct leg *leg)
 	if (n > 0) {
 		s->ctx->spliced += (uint64_t)n;
 		leg->headers = 1;
+	} else if (n == -1 && errno == EBUSY && leg_wait_local(leg)) {
+		errno = EAGAIN;
+		return (-1);
 	} else if (n == -1 && errno == EBUSY) {
 		n = xsock_read(leg->x, leg->in, leg->body < LEG_READ_HIGH ?
 		    leg->body : LEG_READ_HIGH);

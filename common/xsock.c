@@ -550,6 +550,14 @@ xsock_unpipe(struct xsock *dst, int p[2], size_t n)
 	}
 }
 
+/* Could SRC's bytes be spliced to DST; see xsock.h. */
+int
+xsock_splices(const struct xsock *src, const struct xsock *dst)
+{
+	return (src->bev == NULL && dst->bev == NULL && !src->nosplice &&
+	    !dst->nosplice);
+}
+
 /* SRC's bytes to DST through a pipe; see xsock.h. */
 ssize_t
 xsock_splice(struct xsock *src, struct xsock *dst, size_t max,

@@ -117,6 +117,11 @@ size_t		 xsock_write_ref(struct xsock *, struct evbuffer *,
  */
 ssize_t		 xsock_splice(struct xsock *, struct xsock *, size_t,
 		    struct pipepool *, size_t *);
+/*
+ * Whether xsock_splice() could move SRC's bytes to DST once DST's queue
+ * has drained: both plain sockets the kernel has not refused.
+ */
+int		 xsock_splices(const struct xsock *, const struct xsock *);
 /* Bytes queued for the socket (spliced ones included). */
 size_t		 xsock_pending(const struct xsock *);
 

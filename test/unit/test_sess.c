@@ -40,6 +40,7 @@
 #define WAIT_MS		5000		/* longest any one wait may take */
 #define CHUNK		(64 * 1024)	/* test-side read and write size */
 #define MIB		((size_t)1024 * 1024)
+#define ECHO_BUF	(64 * 1024)	/* an echo server's buffer */
 
 #define GUEST_HOST	"guest.example"
 #define GUEST_CID	42
@@ -61,6 +62,8 @@ struct flow {
 	size_t		 extra;		/* bytes read beyond len */
 	int		 eof;		/* reader saw EOF or a reset */
 	int		 rpause;	/* reader reads nothing for now */
+	const struct flow *echo;	/* reads nothing while this echo of
+					   it has ECHO_BUF unwritten */
 	int		 werr;		/* errno of a failed write */
 	int		 shut;		/* shut the write side at the end */
 	const int	*shut_after;	/* ...but only once this is set */
@@ -218,7 +221,14 @@ flow_read(struct flow *f, int fd)
 	if (fd == -1 || f->src == NULL || f->eof || f->rpause)
 		return;
 	for (;;) {
-		r = read(fd, buf, sizeof(buf));
+		k = sizeof(buf);
+		if (f->echo != NULL) {
+			/* As an echo server: no reading while its write waits. */
+			if (f->rd - f->echo->wr >= ECHO_BUF)
+				return;
+			k = ECHO_BUF - (f->rd - f->echo->wr);
+		}
+		r = read(fd, buf, k);
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1 && errno == EAGAIN)
@@ -1172,6 +1182,40 @@ test_splice(void **state)
 	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
 	assert_int_equal(w->refusals, 0);
+}
+
+/*
+ * An echo backend that reads nothing while its echo waits, as one does,
+ * and a session window smaller than what is in flight.  The server's
+ * leg waits for the backend to take the bodies spliced to it, but
+ * still reads the ACK that opens its own window: else the server waits
+ * for the backend, which waits for the server to read its echo, which
+ * waits for that ACK, for good.
+ */
+static void
+test_splice_echo(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 16 * MIB;
+	int		 sz = 16 * 1024;
+
+	w->conf.replay_max = 256 * 1024;
+	world_start(w);
+	w->check_cap = 1;
+	world_open(w);
+	/* Its echo blocks early: a small socket buffer. */
+	assert_int_equal(setsockopt(w->backend, SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz)), 0);
+	flow_init(&w->up, n, 0x53);
+	flow_echo(&w->down, &w->up);
+	w->up.echo = &w->down;
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest (echo)");
+	if (jstat(w->sv.ctx, "spliced_bytes") < (long long)n / 4)
+		fail_msg("server spliced %lld of %zu",
+		    jstat(w->sv.ctx, "spliced_bytes"), n);
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
 }
 
 /*
@@ -2924,6 +2968,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hello_largest, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_splice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_splice_echo, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_data_overlap, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_large_transfer, setup,
