@@ -67,6 +67,7 @@
 
 #define LEG_HIGH	(256 * 1024)	/* leg output: stop pumping */
 #define LOCAL_LOW	(64 * 1024)	/* local output: read the leg again */
+#define LOCAL_WAIT_MS	20		/* ...or after this, copying */
 #define LEG_READ_HIGH	(PROTO_DATA_MAX + 1024)
 #define ACK_BYTES	(64 * 1024)	/* ack at once past this much */
 #define ACK_DELAY_MS	5		/* else within this */
@@ -122,6 +123,9 @@ struct leg {
 	int			 paused;	/* backpressure: no reads */
 	int			 waiting;	/* paused until the local
 						   stream drains its pipe */
+	int			 impatient;	/* a wait timed out: copy
+						   until the local stream
+						   has taken all */
 	size_t			 body;		/* of the DATA being read: the
 						   payload still to come,
 						   spliced (leg_body) */
@@ -188,8 +192,9 @@ struct sess {
 	int			 have_prev;	/* rotation not confirmed */
 	int			 ticket_spent;	/* server: this secret's
 						   one-trip resume was tried */
-	uint16_t		 version;	/* client: the wire version
-						   it speaks (WELCOME's) */
+	uint16_t		 version;	/* the wire version it speaks:
+						   the HELLO NEW's, which the
+						   WELCOME repeats */
 	EVP_PKEY		*kx;		/* client, during NEW */
 	uint8_t			 pub_c[PROTO_KEY_LEN];
 	uint8_t			 nonce_c[PROTO_NONCE_LEN];
@@ -302,6 +307,7 @@ static void	leg_close(struct leg *, int, int, const char *);
 static void	leg_free_later(struct leg *);
 static void	leg_lost(struct leg *, const char *);
 static void	leg_deadline_cb(evutil_socket_t, short, void *);
+static void	leg_wake(struct leg *);
 static void	leg_retire(struct leg *, uint64_t);
 static void	leg_violation(struct leg *, const char *, int);
 static struct leg *leg_idle_take(struct sess_ctx *, const char *);
@@ -1252,8 +1258,8 @@ sess_pump(struct sess *s)
 			hdr = s->ctx->none;
 		else if (s->sent_off < s->read_off) {
 			n = s->read_off - s->sent_off;
-			if (n > PROTO_DATA_MAX)
-				n = PROTO_DATA_MAX;
+			if (n > PROTO_DATA_MAX_OF(s->version))
+				n = PROTO_DATA_MAX_OF(s->version);
 			sess_ack_piggyback(s);
 			frame_data_hdr_add(sc, s->sent_off, n);
 			hdr = sc;
@@ -1479,7 +1485,7 @@ sess_local_take(struct sess *s)
 	leg = s->leg;
 	if (leg != NULL && leg->waiting && sess_window_shut(s)) {
 		/* The ACK that opens our window is on the leg. */
-		leg->paused = leg->waiting = 0;
+		leg_wake(leg);
 		xsock_read_enable(leg->x, 1);
 		leg_read(leg);
 		if (s->dead)
@@ -1542,9 +1548,11 @@ sess_local_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
 		sess_delivered(s, n);
 		/* Drained below the low mark: let the leg in again. */
 		leg = s->leg;
+		if (!s->dead && leg != NULL && xsock_pending(x) == 0)
+			leg->impatient = 0;
 		if (!s->dead && leg != NULL && leg->paused &&
 		    xsock_pending(x) < LOCAL_LOW) {
-			leg->paused = leg->waiting = 0;
+			leg_wake(leg);
 			xsock_read_enable(leg->x, 1);
 			leg_read(leg);
 		}
@@ -1713,8 +1721,8 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	xsock_set_lowat(leg->x, 0);
 	xsock_set_read_high(leg->x, 0);
 	xsock_set_timeout(leg->x, NULL);
+	leg_wake(leg);
 	leg_deadline(leg, FLUSH_MS);
-	leg->paused = leg->waiting = 0;
 	xsock_read_enable(leg->x, 1);
 	if (xsock_pending(leg->x) == 0)
 		leg_written(leg);
@@ -1773,7 +1781,8 @@ leg_retire(struct leg *leg, uint64_t sid)
 		return;
 	}
 	leg->sid = sid;
-	leg->paused = leg->waiting = 0;
+	leg_wake(leg);
+	leg->impatient = 0;
 	leg->reused = 1;
 	xsock_set_lowat(leg->x, 0);
 	xsock_set_read_high(leg->x, PROTO_HANDSHAKE_MAX * 2);
@@ -1881,7 +1890,13 @@ leg_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (leg->state == LEG_CLOSING)
 		leg_free_later(leg);
-	else if (leg->state != LEG_UP && leg->state != LEG_DEAD)
+	else if (leg->state == LEG_UP && leg->waiting) {
+		/* A local reader that takes nothing: copy, as before. */
+		leg_wake(leg);
+		leg->impatient = 1;
+		xsock_read_enable(leg->x, 1);
+		leg_read(leg);
+	} else if (leg->state != LEG_UP && leg->state != LEG_DEAD)
 		leg_lost(leg, "handshake timed out");
 }
 
@@ -2182,8 +2197,11 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 				sess_end(s, PROTO_E_NONE, "done", 0);
 			else if (er.code == PROTO_E_VERSION && !s->opened &&
 			    s->version > PROTO_VERSION_MIN) {
-				/* An older appliance end: in its version. */
-				s->version = PROTO_VERSION_MIN;
+				/*
+				 * An older appliance end: again, one version
+				 * down, until it speaks ours.
+				 */
+				s->version--;
 				s->backoff_ms = 0;
 				sess_detach(s, msg);
 			} else if (proto_code_transient(er.code))
@@ -2360,6 +2378,7 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		return (-1);
 	}
 	w.version = h.version;		/* answer in the client's */
+	s->version = h.version;		/* DATA sizes follow it */
 	w.sid = h.sid;
 	memcpy(w.nonce, leg->nonce_s, sizeof(w.nonce));
 	frame_welcome_add(leg->ctx->scratch, &w);
@@ -2636,6 +2655,11 @@ leg_data(struct leg *leg, struct frame_hdr *h, struct evbuffer *in,
 	uint64_t	 off = leg_data_off(in);
 	size_t		 n = h->len - 8, skip, w;
 
+	if (n > PROTO_DATA_MAX_OF(s->version)) {
+		leg_violation(leg, "DATA larger than the session's version "
+		    "allows", 0);
+		return (-1);
+	}
 	if (off > s->recv_off) {
 		leg_violation(leg, "DATA beyond the expected offset", 0);
 		return (-1);
@@ -2684,7 +2708,10 @@ leg_backpressure(struct leg *leg)
  * Whether LEG waits, not reading, for its session's local stream to
  * drain what it holds, rather than read the next body through user
  * space: bytes still queued for the local stream, and a body that
- * could be spliced once they have gone.  Never while our own window
+ * could be spliced once they have gone.  Not for long: a reader that
+ * takes nothing in LOCAL_WAIT_MS gets the copy path, as any did before,
+ * until it has taken all (the leg's other frames, a CLOSE, must not
+ * wait on a stuck backend).  Never while our own window
  * is shut: the ACK that opens it is on the leg, and a local peer (an
  * echo) blocked on our full window may not read until it comes
  * (sess_local_take wakes a waiting leg then).  The leg's socket holds
@@ -2696,12 +2723,22 @@ leg_wait_local(struct leg *leg)
 {
 	struct sess	*s = leg->s;
 
-	if (xsock_pending(s->local) == 0 ||
+	if (leg->impatient || xsock_pending(s->local) == 0 ||
 	    !xsock_splices(leg->x, s->local) || sess_window_shut(s))
 		return (0);
 	leg->paused = leg->waiting = 1;
 	xsock_read_enable(leg->x, 0);
+	leg_deadline(leg, LOCAL_WAIT_MS);
 	return (1);
+}
+
+/* LEG reads again (the caller says when): no pause, no wait. */
+static void
+leg_wake(struct leg *leg)
+{
+	if (leg->waiting && leg->deadline != NULL)
+		evtimer_del(leg->deadline);
+	leg->paused = leg->waiting = 0;
 }
 
 /*

@@ -1,5 +1,5 @@
 /*
- * proto.h -- the vrelay session protocol, wire version 3.
+ * proto.h -- the vrelay session protocol, wire version 4.
  *
  * Don't forget to bump PROTO_VERSION if anything in this file changes
  * on the wire.  docs/protocol.md is the prose version of this header.
@@ -17,12 +17,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION		3
+#define PROTO_VERSION		4
 #define PROTO_VERSION_MIN	2	/* spoken still: resumes in two trips */
 #define PROTO_MAGIC		0x56524c59U	/* "VRLY" */
 
 #define PROTO_HDR_LEN		8
-#define PROTO_DATA_MAX		(64 * 1024)	/* payload bytes per DATA */
+#define PROTO_DATA_MAX		(256 * 1024)	/* payload bytes per DATA */
+#define PROTO_DATA_MAX_V3	(64 * 1024)	/* ...in a version 2 or 3
+						   session */
+/* The largest DATA payload a session of version V sends or accepts. */
+#define PROTO_DATA_MAX_OF(v)	((v) >= 4 ? PROTO_DATA_MAX : \
+				    PROTO_DATA_MAX_V3)
 #define PROTO_HANDSHAKE_MAX	512		/* any handshake frame */
 #define PROTO_KEY_LEN		32		/* X25519 public key */
 #define PROTO_NONCE_LEN		32

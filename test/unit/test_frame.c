@@ -40,7 +40,7 @@ static const struct size_case size_cases[] = {
 	{ PROTO_PROOF, 40, 40 },
 	{ PROTO_RESUMED, 8, 8 },
 	{ PROTO_ERROR, 3, 3 + 255 },
-	{ PROTO_DATA, 9, 8 + 65536 },
+	{ PROTO_DATA, 9, 8 + 262144 },
 	{ PROTO_ACK, 8, 8 },
 	{ PROTO_FIN, 8, 8 },
 	{ PROTO_CLOSE, 3, 3 + 255 },
@@ -574,7 +574,7 @@ test_data_roundtrip(void **state)
 		evbuffer_free(b);
 	}
 
-	/* One byte over 64 KiB of payload is refused, by array and peek. */
+	/* One byte over 256 KiB of payload is refused, by array and peek. */
 	b = evbuffer_new();
 	assert_non_null(b);
 	frame_data_hdr_add(b, 0, PROTO_DATA_MAX + 1);
@@ -582,7 +582,7 @@ test_data_roundtrip(void **state)
 	pl = evbuffer_pullup(b, -1);
 	assert_non_null(pl);
 	assert_int_equal(pl[4], 0x00);
-	assert_int_equal(pl[5], 0x01);
+	assert_int_equal(pl[5], 0x04);
 	assert_int_equal(pl[6], 0x00);
 	assert_int_equal(pl[7], 0x09);
 	assert_int_equal(frame_hdr_decode(pl, evbuffer_get_length(b), &h),
@@ -781,7 +781,7 @@ test_hello_bad_magic(void **state)
 static void
 test_hello_bad_version(void **state)
 {
-	static const uint16_t	 vers[] = { 0, 1, 4, 0x0100, 0x0300, 0xffff };
+	static const uint16_t	 vers[] = { 0, 1, 5, 0x0100, 0x0400, 0xffff };
 	struct proto_hello	 m, d;
 	struct proto_welcome	 w, wd;
 	struct evbuffer		*b;

@@ -1415,7 +1415,7 @@ test_bad_hello(void **state)
 	/* docs/protocol.md gives this text. */
 	assert_string_equal(er.reason,
 	    "protocol version 9 not supported; this end speaks versions 2 "
-	    "to 3");
+	    "to 4");
 	assert_int_equal(w->refusals, 1);
 	assert_string_equal(w->why_refused, er.reason);
 	rogue_free(&r);
@@ -1437,7 +1437,7 @@ test_bad_hello(void **state)
 	rogue_expect_error(w, &r, PROTO_E_VERSION, &er);
 	assert_string_equal(er.reason,
 	    "protocol version 1 not supported; this end speaks versions 2 "
-	    "to 3");
+	    "to 4");
 	assert_int_equal(w->refusals, 2);
 	rogue_free(&r);
 
@@ -2069,7 +2069,7 @@ test_client_handshake(void **state)
 	assert_true(evbuffer_write(b, r.fd) > 0);
 	WAIT(w, w->cl.n_closed == 1);
 	assert_string_equal(w->cl.why_closed,
-	    "appliance end speaks protocol version 9, we speak 3");
+	    "appliance end speaks protocol version 9, we speak 4");
 	WAIT(w, rogue_closed(&r));
 	WAIT(w, w->down.eof);
 	assert_int_equal(w->connects, 2);
@@ -2091,6 +2091,8 @@ test_client_old_server(void **state)
 	struct evbuffer		*b;
 	struct proto_hello	 hi;
 	uint64_t		 sid;
+	char			 msg[128];
+	int			 v;
 
 	world_start(w);
 	w->fake = 1;
@@ -2099,30 +2101,127 @@ test_client_old_server(void **state)
 	b = evbuffer_new();
 	assert_non_null(b);
 	fake_hello(w, &r, &hi);
-	assert_int_equal(hi.version, 3);
-	sid = hi.sid;
-	/* What a version 2 vappliance says. */
-	frame_error_add(b, PROTO_ERROR, PROTO_E_VERSION, "protocol version "
-	    "3 not supported; this end speaks version 2");
-	assert_true(evbuffer_write(b, r.fd) > 0);
-	WAIT(w, rogue_closed(&r));
-	rogue_free(&r);
-	WAIT(w, w->connects == 2);
-	assert_int_equal(w->cl.n_closed, 0);
-	fake_hello(w, &r, &hi);
-	assert_int_equal(hi.version, 2);
-	assert_int_equal(hi.kind, PROTO_HELLO_NEW);
-	assert_true(hi.sid != sid);
+	assert_int_equal(hi.version, 4);
+	/* What a version 3, then a version 2 vappliance says: one down. */
+	for (v = 3; v >= 2; v--) {
+		sid = hi.sid;
+		snprintf(msg, sizeof(msg), "protocol version %d not "
+		    "supported; this end speaks versions 2 to %d", v + 1, v);
+		frame_error_add(b, PROTO_ERROR, PROTO_E_VERSION, msg);
+		assert_true(evbuffer_write(b, r.fd) > 0);
+		WAIT(w, rogue_closed(&r));
+		rogue_free(&r);
+		WAIT(w, w->connects == 5 - v);
+		assert_int_equal(w->cl.n_closed, 0);
+		fake_hello(w, &r, &hi);
+		assert_int_equal(hi.version, v);
+		assert_int_equal(hi.kind, PROTO_HELLO_NEW);
+		assert_true(hi.sid != sid);
+	}
 
 	fake_welcome(&r, hi.sid, 2);
 	WAIT(w, w->cl.n_open == 1);
 	assert_int_equal(shutdown(r.fd, SHUT_RDWR), 0);
 	rogue_free(&r);
 	WAIT(w, w->cl.n_detached == 1);
-	WAIT(w, w->connects == 3);
+	WAIT(w, w->connects == 4);
 	fake_hello(w, &r, &hi);
 	assert_int_equal(hi.version, 2);
 	assert_int_equal(hi.kind, PROTO_HELLO_RESUME);
+	rogue_free(&r);
+	evbuffer_free(b);
+}
+
+/*
+ * A version 3 session (an older appliance end): DATA carries at most
+ * 64 KiB, as that version allows, both ways; a larger one from the
+ * peer breaks the leg.
+ */
+static void
+test_client_v3_frames(void **state)
+{
+	static uint8_t		 p[8 + PROTO_DATA_MAX];
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	struct proto_hello	 hi;
+	size_t			 n = MIB, got = 0, most = 0;
+
+	world_start(w);
+	w->fake = 1;
+	world_guest(w);
+	fake_hello(w, &r, &hi);
+	assert_int_equal(hi.version, PROTO_VERSION);
+	fake_welcome(&r, hi.sid, 3);
+	WAIT(w, w->cl.n_open == 1);
+	flow_init(&w->up, n, 0x71);
+	flow_init(&w->down, 0, 1);
+	while (got < n) {
+		WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+		assert_false(r.eof);
+		if (h.type != PROTO_DATA)
+			continue;
+		if (h.len - 8 > most)
+			most = h.len - 8;
+		got += h.len - 8;
+	}
+	assert_int_equal(got, n);
+	assert_int_equal(most, PROTO_DATA_MAX_V3);
+
+	/* One byte more than version 3 allows, at the expected offset. */
+	b = evbuffer_new();
+	assert_non_null(b);
+	frame_data_hdr_add(b, 0, PROTO_DATA_MAX_V3 + 1);
+	evbuffer_add(b, p, PROTO_DATA_MAX_V3 + 1);
+	rogue_send_buf(&r, b);
+	WAIT(w, w->cl.n_detached == 1);
+	assert_int_equal(w->down.rd, 0);
+	assert_non_null(strstr(w->cl.why_detached, "version allows"));
+	rogue_free(&r);
+	evbuffer_free(b);
+}
+
+/* A version 3 client gets DATA of at most 64 KiB from the server. */
+static void
+test_server_v3_frames(void **state)
+{
+	static uint8_t		 p[8 + PROTO_DATA_MAX];
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	struct proto_hello	 hn;
+	size_t			 n = MIB, got = 0, most = 0;
+
+	world_start(w);
+	b = evbuffer_new();
+	assert_non_null(b);
+	memset(&hn, 0, sizeof(hn));
+	hn.version = 3;
+	hn.kind = PROTO_HELLO_NEW;
+	hn.sid = 0x1122334455667799ULL;
+	fill_random(hn.nonce, sizeof(hn.nonce), 5);
+	fill_random(hn.pubkey, sizeof(hn.pubkey), 6);
+	strlcpy(hn.host, "v3", sizeof(hn.host));
+	frame_hello_add(b, &hn);
+	rogue_open(w, &r, "rogue-v3");
+	rogue_send_buf(&r, b);
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(h.type, PROTO_WELCOME);
+	WAIT(w, w->backend != -1);
+	flow_init(&w->down, n, 0x72);
+	while (got < n) {
+		WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+		assert_false(r.eof);
+		if (h.type != PROTO_DATA)
+			continue;
+		if (h.len - 8 > most)
+			most = h.len - 8;
+		got += h.len - 8;
+	}
+	assert_int_equal(got, n);
+	assert_int_equal(most, PROTO_DATA_MAX_V3);
 	rogue_free(&r);
 	evbuffer_free(b);
 }
@@ -3008,6 +3107,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_client_old_server,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_v3_frames, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_server_v3_frames, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_server_old_client,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keepalive_dead_leg, setup,
