@@ -36,12 +36,14 @@
 #include <sys/tree.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -77,6 +79,7 @@
 #define FLUSH_MS	5000		/* a closing leg gets this long */
 #define IO_CHUNK	(256 * 1024)	/* a read: local stream, closing leg */
 #define SPLICE_MIN	(16 * 1024)	/* a DATA body left this long: splice */
+#define SPL_R_MIN	(256 * 1024)	/* sending: R this full waits on ACKs */
 #define PIPES_KEPT	4		/* empty pipes kept for splicing */
 /*
  * A spliced body waits in its pipe while the local reader is slower
@@ -166,6 +169,8 @@ struct sess {
 
 	/* Out: [acked_off, read_off): the replay to sent_off, then unsent. */
 	struct evbuffer		*out;
+	struct spl		*spl;		/* from spl->base: in pipes */
+	int			 spl_want;	/* reads fill: splice them */
 	uint64_t		 read_off;
 	uint64_t		 acked_off;
 	uint64_t		 win_off;	/* peer's last ACK: window */
@@ -212,6 +217,20 @@ struct sess {
 	uint64_t		 resume_replay;	/* resent by the last resume */
 	char			*why;	/* last detach reason, or NULL */
 	void			*data;
+};
+
+/*
+ * Sending without copies (sess_spl_*): from BASE on, the bytes read from
+ * the local stream are spliced into U, the unsent, and each frame's
+ * body is tee(2)d into R before it goes from U to the leg, so R holds
+ * what was sent and not yet acknowledged, page references, not copies.
+ * The out buffer keeps what came before BASE.
+ */
+struct spl {
+	int			 u[2];
+	int			 r[2];
+	uint64_t		 base;
+	size_t			 rlen;		/* bytes in R */
 };
 
 RB_HEAD(sess_tree, sess);
@@ -261,6 +280,8 @@ struct sess_ctx {
 	struct evbuffer		*none;		/* always empty: no header */
 	struct pipepool		*pipes;		/* for spliced DATA bodies */
 	uint64_t		 spliced;	/* DATA bytes spliced */
+	uint64_t		 spliced_out;	/* ...and sent so */
+	int			 devnull;	/* where ACKed bytes go */
 	/*
 	 * Per-context timers, not per session (an event is ~150 bytes of
 	 * every idle session): delayed ACKs in due order, and keepalive
@@ -284,6 +305,13 @@ static void	sess_pump(struct sess *);
 static void	sess_check_done(struct sess *);
 static void	sess_local_take(struct sess *);
 static size_t	sess_held(const struct sess *);
+static int	sess_spl_start(struct sess *);
+static void	sess_spl_stop(struct sess *);
+static void	sess_spl_free(struct sess *);
+static int	sess_spl_trim(struct sess *, uint64_t);
+static int	sess_spl_frame(struct sess *, struct leg *);
+static ssize_t	sess_spl_read(struct sess *, size_t);
+static size_t	sess_local_room(const struct sess *);
 static int	sess_window_shut(const struct sess *);
 static void	sess_local_shut(struct sess *);
 static void	sess_local_fail(struct sess *, const char *, int);
@@ -449,6 +477,7 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	    (ctx->none = evbuffer_new()) == NULL)
 		abort();
 	ctx->pipes = pipepool_new(PIPES_KEPT, PIPE_SZ);
+	ctx->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (conf->keepalive_ms > 0) {
 		/* One timeout for every leg: O(1) queues, not a heap. */
 		xtime_tv(conf->keepalive_ms * 3, &tv);
@@ -596,13 +625,14 @@ sess_ctx_stats(const struct sess_ctx *ctx)
 {
 	json_t	*o;
 
-	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "legs_idle", (json_int_t)ctx->nidle,
 	    "legs_reused", (json_int_t)ctx->reused,
 	    "resumes", (json_int_t)ctx->resumes,
 	    "resumes_one_trip", (json_int_t)ctx->resumes_one_trip,
 	    "replayed_bytes", (json_int_t)ctx->replay_bytes,
 	    "spliced_bytes", (json_int_t)ctx->spliced,
+	    "spliced_sent_bytes", (json_int_t)ctx->spliced_out,
 	    "resume_ms_max", (json_int_t)ctx->resume_ms_max,
 	    "resume_ms_avg", (json_int_t)(ctx->resumes > 0 ?
 	    ctx->resume_ms_sum / (long long)ctx->resumes : 0));
@@ -673,6 +703,8 @@ sess_ctx_free(struct sess_ctx *ctx)
 	evbuffer_free(ctx->scratch);
 	evbuffer_free(ctx->none);
 	pipepool_free(ctx->pipes);
+	if (ctx->devnull != -1)
+		close(ctx->devnull);
 	free(ctx);
 	kx_unref();
 }
@@ -775,6 +807,7 @@ sess_free(struct sess *s)
 	if (s == NULL)
 		return;
 	sess_local_free(s);
+	sess_spl_free(s);
 	sess_bufs_drop(s);
 	sess_ack_unqueue(s);
 	sess_timer_drop(&s->hold_ev);
@@ -925,6 +958,7 @@ sess_detach(struct sess *s, const char *reason)
 	long long	 hold;
 	int		 was_up;
 
+	sess_spl_stop(s);	/* a resume sends from the out buffer */
 	if ((leg = s->leg) != NULL) {
 		s->leg = NULL;
 		leg->s = NULL;
@@ -1104,6 +1138,7 @@ sess_hello(struct sess *s, struct leg *leg)
 static void
 sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 {
+	sess_spl_stop(s);	/* the server's old leg may still be up */
 	leg->state = LEG_UP;
 	/* Up: no deadline until it closes (an idle leg keeps no timer). */
 	sess_timer_drop(&leg->deadline);
@@ -1179,10 +1214,13 @@ sess_trim(struct sess *s, uint64_t v)
 		v = s->read_off;
 	if (v <= from)
 		return;
-	evbuffer_drain(s->out, v - from);
+	if (s->spl == NULL || sess_spl_trim(s, v) != 0) {
+		sess_spl_stop(s);	/* beyond what R holds: copy mode */
+		evbuffer_drain(s->out, v - from);
+	}
 	if (s->sent_off < v)
 		s->sent_off = v;
-	if (evbuffer_get_length(s->out) == 0)
+	if (s->out != NULL && evbuffer_get_length(s->out) == 0)
 		sess_bufs_drop(s);	/* caught up: idle sessions hold none */
 }
 
@@ -1226,8 +1264,11 @@ leg_frame_finish(struct leg *leg)
 		return;
 	if (s == NULL)
 		abort();	/* unlinked from its session mid-frame */
-	(void)xsock_write_ref(leg->x, leg->ctx->none, s->out,
-	    s->sent_off - sess_out_base(s), n, NULL);
+	if (s->spl != NULL && s->sent_off >= s->spl->base)
+		(void)xsock_write_pipe(leg->x, s->spl->u[0], n, NULL);
+	else
+		(void)xsock_write_ref(leg->x, leg->ctx->none, s->out,
+		    s->sent_off - sess_out_base(s), n, NULL);
 	sess_sent(s, n);
 	leg->frame_rem = 0;
 }
@@ -1254,6 +1295,11 @@ sess_pump(struct sess *s)
 	sc = s->ctx->scratch;
 	high = xsock_bev(leg->x) != NULL ? LEG_HIGH : 1;
 	while (xsock_pending(leg->x) < high) {
+		if (s->spl != NULL && s->sent_off >= s->spl->base) {
+			if (sess_spl_frame(s, leg) != 0)
+				break;
+			continue;
+		}
 		if ((n = leg->frame_rem) > 0)
 			hdr = s->ctx->none;
 		else if (s->sent_off < s->read_off) {
@@ -1271,6 +1317,10 @@ sess_pump(struct sess *s)
 		if ((leg->frame_rem = n - took) > 0)
 			break;
 	}
+	/* All spliced bytes gone: read the local stream again. */
+	if (s->spl != NULL && s->local != NULL && !s->local_eof)
+		xsock_read_enable(s->local, s->sent_off >= s->read_off &&
+		    sess_local_room(s) > 0);
 	if (s->local_eof && s->sent_off == s->read_off && !leg->fin_sent) {
 		sess_ack_piggyback(s);
 		frame_u64_add(sc, PROTO_FIN, s->read_off);
@@ -1418,6 +1468,229 @@ sess_check_done(struct sess *s)
 	sess_end(s, PROTO_E_NONE, "done", 0);
 }
 
+/* Room in our window for more of the local stream (sess_local_take). */
+static size_t
+sess_local_room(const struct sess *s)
+{
+	size_t	held = sess_held(s), cap = s->ctx->conf.replay_max;
+
+	if (!s->local_connected ||
+	    (s->state != SESS_ESTABLISHED && !s->opened))
+		return (0);
+	return (held < cap ? cap - held : 0);
+}
+
+/* --- sending by splice (struct spl) ----------------------------- */
+
+/*
+ * Splice from the next byte read on: a plain leg and a local stream
+ * the kernel splices, two pipes from the pool.  -1 if not.
+ */
+static int
+sess_spl_start(struct sess *s)
+{
+	struct spl	*p;
+
+	if (s->spl != NULL)
+		return (0);
+	if (s->leg == NULL || s->leg->state != LEG_UP ||
+	    !xsock_splices(s->local, s->leg->x) || s->ctx->devnull == -1)
+		return (-1);
+	p = xcalloc(1, sizeof(*p));
+	if (pipepool_get(s->ctx->pipes, p->u) == -1) {
+		free(p);
+		return (-1);
+	}
+	if (pipepool_get(s->ctx->pipes, p->r) == -1) {
+		pipepool_put(s->ctx->pipes, p->u, 1);
+		free(p);
+		return (-1);
+	}
+	p->base = s->read_off;
+	s->spl = p;
+	return (0);
+}
+
+/* N bytes of pipe FD to the end of OUT. */
+static void
+spl_unpipe(struct evbuffer *out, int fd, size_t n)
+{
+	int	r;
+
+	while (n > 0) {
+		r = evbuffer_read(out, fd, n > INT_MAX ? INT_MAX : (int)n);
+		if (r <= 0)
+			abort();	/* a pipe we filled ourselves */
+		n -= (size_t)r;
+	}
+}
+
+/* Drop N bytes from the front of pipe FD: to /dev/null, not copied. */
+static void
+spl_drop(int fd, size_t n, int devnull)
+{
+	char	buf[4096];
+	ssize_t	r;
+
+	while (n > 0) {
+		r = splice(fd, NULL, devnull, NULL, n, SPLICE_F_NONBLOCK);
+		if (r <= 0)
+			r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
+		if (r <= 0)
+			abort();	/* a pipe we filled ourselves */
+		n -= (size_t)r;
+	}
+}
+
+/*
+ * Back to copies (a resume, a leg or kernel that will not splice, R
+ * full of small pieces): what R and U hold goes to the end of the out
+ * buffer, in order, once each.  The rest of a frame sent in part is
+ * then the out buffer's, as the copy path expects.
+ */
+static void
+sess_spl_stop(struct sess *s)
+{
+	struct spl	*p = s->spl;
+	uint64_t	 rfrom, rend, uhead;
+
+	if (p == NULL)
+		return;
+	s->spl = NULL;
+	sess_bufs(s);
+	rfrom = sess_out_base(s) > p->base ? sess_out_base(s) : p->base;
+	rend = rfrom + p->rlen;
+	uhead = s->sent_off > p->base ? s->sent_off : p->base;
+	/* R: [rfrom, rend); U: [uhead, read_off), [uhead, rend) in both. */
+	spl_unpipe(s->out, p->r[0], p->rlen);
+	if (rend > uhead)
+		spl_drop(p->u[0], rend - uhead, s->ctx->devnull);
+	spl_unpipe(s->out, p->u[0], s->read_off - (rend > uhead ? rend :
+	    uhead));
+	pipepool_put(s->ctx->pipes, p->u, 1);
+	pipepool_put(s->ctx->pipes, p->r, 1);
+	free(p);
+	if (evbuffer_get_length(s->out) == 0)
+		sess_bufs_drop(s);
+	/* Splicing read only with U empty; copies read within the window. */
+	if (s->local != NULL && !s->local_eof)
+		xsock_read_enable(s->local, sess_local_room(s) > 0);
+}
+
+/* The session's end: its pipes go, whatever they hold. */
+static void
+sess_spl_free(struct sess *s)
+{
+	if (s->spl == NULL)
+		return;
+	pipepool_put(s->ctx->pipes, s->spl->u, 0);
+	pipepool_put(s->ctx->pipes, s->spl->r, 0);
+	free(s->spl);
+	s->spl = NULL;
+}
+
+/*
+ * Acknowledged below V: from the out buffer's part, then from R.  -1,
+ * with nothing dropped, when V is beyond what R holds.  Once all is
+ * acknowledged after small reads, back to copies (nothing to move).
+ */
+static int
+sess_spl_trim(struct sess *s, uint64_t v)
+{
+	struct spl	*p = s->spl;
+	uint64_t	 from = sess_out_base(s), rfrom;
+
+	rfrom = from > p->base ? from : p->base;
+	if (v > rfrom && v - rfrom > p->rlen)
+		return (-1);
+	if (from < p->base)
+		evbuffer_drain(s->out, (v < p->base ? v : p->base) - from);
+	if (v > rfrom) {
+		spl_drop(p->r[0], v - rfrom, s->ctx->devnull);
+		p->rlen -= v - rfrom;
+	}
+	if (!s->spl_want && p->rlen == 0 && v == s->read_off &&
+	    s->sent_off == s->read_off)
+		sess_spl_stop(s);
+	return (0);
+}
+
+/*
+ * Read into U, only once all read before went (so EAGAIN means the
+ * local stream has no more, never a full pipe, and no frame from the
+ * out buffer reaches past spl->base): as xsock_read(), or -2 when the
+ * copy path reads instead.  A small read says the bulk is over.
+ */
+static ssize_t
+sess_spl_read(struct sess *s, size_t room)
+{
+	size_t	want = PROTO_DATA_MAX_OF(s->version);
+	ssize_t	n;
+
+	if (s->sent_off < s->read_off) {
+		errno = EAGAIN;
+		return (-1);
+	}
+	n = xsock_read_pipe(s->local, s->spl->u[1], room < want ? room :
+	    want);
+	if (n == -1 && errno == EBUSY) {
+		sess_spl_stop(s);
+		s->spl_want = 0;
+		return (-2);
+	}
+	if (n > 0)
+		s->spl_want = (size_t)n >= SPLICE_MIN;
+	return (n);
+}
+
+/*
+ * One step of sending spliced bytes on LEG: the rest of the frame its
+ * socket did not take, or a new frame whose body is first tee(2)d into
+ * R.  Nonzero when the socket takes no more now, R is full while the
+ * ACKs that empty it are due, or all is sent.
+ */
+static int
+sess_spl_frame(struct sess *s, struct leg *leg)
+{
+	struct spl	*p = s->spl;
+	struct evbuffer	*sc = s->ctx->scratch;
+	size_t		 n, took;
+	ssize_t		 t;
+
+	if ((n = leg->frame_rem) == 0) {
+		if (s->sent_off >= s->read_off)
+			return (1);
+		n = s->read_off - s->sent_off;
+		if (n > PROTO_DATA_MAX_OF(s->version))
+			n = PROTO_DATA_MAX_OF(s->version);
+		if ((t = tee(p->u[0], p->r[1], n, SPLICE_F_NONBLOCK)) <= 0) {
+			/*
+			 * R is out of slots.  With a window's worth in it,
+			 * ACKs come and empty it; with less (many small
+			 * pieces) they may wait: copies then.
+			 */
+			if (t < 0 && errno == EAGAIN && p->rlen >= SPL_R_MIN)
+				return (1);
+			sess_spl_stop(s);
+			return (0);
+		}
+		n = (size_t)t;
+		p->rlen += n;
+		sess_ack_piggyback(s);
+		frame_data_hdr_add(sc, s->sent_off, n);
+		(void)xsock_write(leg->x, sc, evbuffer_get_length(sc));
+		leg->frame_rem = n;
+	}
+	if (xsock_write_pipe(leg->x, p->u[0], n, &took) != 0) {
+		sess_spl_stop(s);	/* its rest is the out buffer's now */
+		return (0);
+	}
+	s->ctx->spliced_out += took;
+	sess_sent(s, took);
+	leg->frame_rem = n - took;
+	return (leg->frame_rem > 0);
+}
+
 /*
  * What counts against our window: every byte read beyond the peer's
  * last ACK (sess_local_take).
@@ -1446,7 +1719,7 @@ static void
 sess_local_take(struct sess *s)
 {
 	struct leg	*leg;
-	size_t		 room, held, cap = s->ctx->conf.replay_max;
+	size_t		 room, want;
 	ssize_t		 n = 0;
 
 	if (s->local == NULL || s->local_eof)
@@ -1460,15 +1733,18 @@ sess_local_take(struct sess *s)
 	 * could have to stop reading its leg (and our ACKs) to keep within
 	 * its bound.  Held bytes (the out buffer) are within the window.
 	 */
-	held = sess_held(s);
-	room = held < cap ? cap - held : 0;
-	if (!s->local_connected ||
-	    (s->state != SESS_ESTABLISHED && !s->opened))
-		room = 0;
+	room = sess_local_room(s);
+	if (room > 0 && s->spl == NULL && s->spl_want)
+		(void)sess_spl_start(s);
 	if (room > 0) {
-		sess_bufs(s);
-		n = xsock_read(s->local, s->out, room < IO_CHUNK ? room :
-		    IO_CHUNK);
+		if (s->spl == NULL || (n = sess_spl_read(s, room)) == -2) {
+			sess_bufs(s);
+			want = room < IO_CHUNK ? room : IO_CHUNK;
+			n = xsock_read(s->local, s->out, want);
+			/* A read that fills: bulk, which splicing sends. */
+			s->spl_want = n >= (ssize_t)SPLICE_MIN &&
+			    (size_t)n == want;
+		}
 		if (n > 0) {
 			s->read_off += (size_t)n;
 			room -= (size_t)n;
@@ -1481,7 +1757,9 @@ sess_local_take(struct sess *s)
 		if (s->read_off == s->acked_off)
 			sess_bufs_drop(s);	/* nothing came, none held */
 	}
-	xsock_read_enable(s->local, room > 0 && !s->local_eof);
+	/* Splicing reads again once all it read went (sess_pump). */
+	if (s->spl == NULL)
+		xsock_read_enable(s->local, room > 0 && !s->local_eof);
 	leg = s->leg;
 	if (leg != NULL && leg->waiting && sess_window_shut(s)) {
 		/* The ACK that opens our window is on the leg. */

@@ -533,21 +533,113 @@ xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
 }
 
 /*
- * The bytes of pipe P (N of them, which DST could not splice) into
- * DST's output buffer, to go as written bytes do.
+ * N bytes of the pipe whose read end is PR (which DST could not
+ * splice) into DST's queue, to go as written bytes do.
  */
 static void
-xsock_unpipe(struct xsock *dst, int p[2], size_t n)
+xsock_unpipe_fd(struct xsock *dst, int pr, size_t n)
 {
-	int	r;
+	struct evbuffer	*q;
+	int		 r;
 
+	q = dst->bev != NULL ? bufferevent_get_output(dst->bev) :
+	    xsock_outbuf(dst);
 	while (n > 0) {
-		r = evbuffer_read(xsock_outbuf(dst), p[0],
-		    n > INT_MAX ? INT_MAX : (int)n);
+		r = evbuffer_read(q, pr, n > INT_MAX ? INT_MAX : (int)n);
 		if (r <= 0)
 			abort();	/* a pipe we filled ourselves */
 		n -= (size_t)r;
 	}
+}
+
+/* The same, for pipe P. */
+static void
+xsock_unpipe(struct xsock *dst, int p[2], size_t n)
+{
+	xsock_unpipe_fd(dst, p[0], n);
+}
+
+/* Splice from the socket into a pipe; see xsock.h. */
+ssize_t
+xsock_read_pipe(struct xsock *x, int pw, size_t max)
+{
+	ssize_t	n;
+	int	err;
+
+	if (x->bev != NULL || x->nosplice) {
+		errno = EBUSY;
+		return (-1);
+	}
+	if (x->rerr != 0) {
+		errno = x->rerr;	/* the kernel says it once */
+		return (-1);
+	}
+	if (x->dry || x->connecting) {
+		errno = EAGAIN;
+		return (-1);
+	}
+	n = splice(x->fd, NULL, pw, NULL, max, SPLICE_F_MOVE |
+	    SPLICE_F_NONBLOCK);
+	if (n < 0) {
+		err = errno;
+		if (pipepool_refused(err)) {
+			x->nosplice = 1;
+			err = EBUSY;
+		} else if (err != EAGAIN && err != EINTR)
+			x->rerr = err;
+		if (err != EBUSY && err != EINTR)
+			x->dry = 1;
+		errno = err;
+		return (-1);
+	}
+	if ((size_t)n < max)
+		x->dry = 1;
+	return (n);
+}
+
+/* From a pipe to the socket; see xsock.h. */
+int
+xsock_write_pipe(struct xsock *x, int pr, size_t n, size_t *taken)
+{
+	ssize_t	w = 0;
+
+	if (taken != NULL)
+		*taken = 0;
+	if (n == 0)
+		return (0);
+	if (x->bev != NULL || x->nosplice) {
+		if (taken != NULL) {
+			errno = EBUSY;
+			return (-1);
+		}
+		xsock_unpipe_fd(x, pr, n);
+		if (x->bev == NULL)
+			xsock_update(x);
+		return (0);
+	}
+	if (xsock_pending(x) == 0 && !x->connecting && x->failed == 0) {
+		w = splice(pr, NULL, x->fd, NULL, n, SPLICE_F_MOVE |
+		    SPLICE_F_NONBLOCK);
+		if (w < 0 && pipepool_refused(errno)) {
+			x->nosplice = 1;
+			return (xsock_write_pipe(x, pr, n, taken));
+		}
+		if (w < 0) {
+			/* Kept for the loop to report, as a write's error. */
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR)
+				x->failed = errno;
+			w = 0;
+		}
+	}
+	if (taken != NULL) {
+		*taken = (size_t)w;
+		if ((size_t)w < n && xsock_pending(x) == 0)
+			x->want_w = 1;	/* XSOCK_WRITTEN once it takes more */
+	} else if ((size_t)w < n)
+		xsock_unpipe_fd(x, pr, n - (size_t)w);
+	xsock_update(x);
+	return (0);
 }
 
 /* Could SRC's bytes be spliced to DST; see xsock.h. */

@@ -118,6 +118,24 @@ size_t		 xsock_write_ref(struct xsock *, struct evbuffer *,
 ssize_t		 xsock_splice(struct xsock *, struct xsock *, size_t,
 		    struct pipepool *, size_t *);
 /*
+ * Move up to MAX bytes from the socket into the pipe whose write end is
+ * PW with splice(2), as xsock_read() reads: 0 at EOF, -1 and errno
+ * (EAGAIN: nothing now, which is also what a full pipe says; EBUSY: a
+ * TLS stream, or a socket the kernel will not splice, remembered: read
+ * instead).
+ */
+ssize_t		 xsock_read_pipe(struct xsock *, int, size_t);
+/*
+ * Move N bytes from the pipe whose read end is PR to the socket with
+ * splice(2), straight when nothing is queued.  With TAKEN, *TAKEN says
+ * how many went, the rest stays in the pipe and XSOCK_WRITTEN with N 0
+ * says when the socket takes more; -1 and EBUSY on a TLS stream or a
+ * socket the kernel will not splice (remembered), with nothing taken.
+ * Without, what does not go now is copied into the queue.  A write
+ * error is reported as xsock_write's are.  Returns 0.
+ */
+int		 xsock_write_pipe(struct xsock *, int, size_t, size_t *);
+/*
  * Whether xsock_splice() could move SRC's bytes to DST once DST's queue
  * has drained: both plain sockets the kernel has not refused.
  */

@@ -9,7 +9,10 @@
  * peers are played by writing frames by hand (frame.h), so every
  * refusal can be decoded and its code checked.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -100,6 +103,7 @@ struct world {
 	int			 guest;		/* test end of the guest */
 	int			 backend;	/* test end of the backend */
 	int			 sleg;		/* server end of newest leg */
+	int			 tcp_legs;	/* legs over TCP, not unix */
 	int			 cleg;		/* client end of newest leg */
 	int			 fake;		/* legs go to the test */
 	int			 fake_fd;	/* test end of such a leg */
@@ -342,6 +346,38 @@ nonblock_pair(int fd[2])
 }
 
 /*
+ * The same over TCP on loopback, with small buffers: a full socket
+ * takes part of a frame.
+ */
+static void
+tcp_pair(int fd[2])
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof(sin);
+	int			l, sz = 64 * 1024;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((l = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    setsockopt(l, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) == -1 ||
+	    bind(l, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    listen(l, 1) == -1 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) == -1 ||
+	    (fd[0] = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    setsockopt(fd[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == -1 ||
+	    setsockopt(fd[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) == -1 ||
+	    connect(fd[0], (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    (fd[1] = accept(l, NULL, NULL)) == -1 ||
+	    setsockopt(fd[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == -1)
+		abort();
+	close(l);
+	if (evutil_make_socket_nonblocking(fd[0]) != 0 ||
+	    evutil_make_socket_nonblocking(fd[1]) != 0)
+		abort();
+}
+
+/*
  * Client: a new leg is a socketpair whose far end the server accepts.
  * Each leg comes in turn in each form ops->connect may give it: a
  * socket that is up, one said to be connecting, a bufferevent, and a
@@ -360,7 +396,10 @@ t_connect(struct sess *s, void *arg, struct sess_dial *d, const char **desc)
 		*desc = "no target (test)";
 		return (-1);
 	}
-	nonblock_pair(fd);
+	if (w->tcp_legs)
+		tcp_pair(fd);
+	else
+		nonblock_pair(fd);
 	d->fd = -1;
 	d->up = 0;
 	d->bev = NULL;
@@ -1149,7 +1188,7 @@ test_splice(void **state)
 {
 	struct world	*w = *state;
 	size_t		 n = 24 * MIB;
-	long long	 sp[2];
+	long long	 sp[4];
 	int		 k;
 
 	world_start(w);
@@ -1173,15 +1212,100 @@ test_splice(void **state)
 	flow_check(&w->down, "backend -> guest");
 	sp[0] = jstat(w->cl.ctx, "spliced_bytes");
 	sp[1] = jstat(w->sv.ctx, "spliced_bytes");
-	/* Most of each direction spliced, and not all of it. */
-	for (k = 0; k < 2; k++)
+	sp[2] = jstat(w->cl.ctx, "spliced_sent_bytes");
+	sp[3] = jstat(w->sv.ctx, "spliced_sent_bytes");
+	/*
+	 * Most of each direction spliced on the way in and on the way out,
+	 * and not all of it.
+	 */
+	for (k = 0; k < 4; k++)
 		if (sp[k] < (long long)n / 4 || sp[k] >= (long long)n)
-			fail_msg("%s spliced %lld of %zu", k == 0 ? "client" :
-			    "server", sp[k], n);
+			fail_msg("%s %s spliced %lld of %zu", k % 2 == 0 ?
+			    "client" : "server", k < 2 ? "received" : "sent",
+			    sp[k], n);
 	assert_int_equal(jint(w->cl.s, "bytes_in"), n);
 	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
 	assert_int_equal(w->refusals, 0);
+}
+
+/* Bytes waiting to be read on FD. */
+static int
+unread(int fd)
+{
+	int	n = 0;
+
+	if (ioctl(fd, FIONREAD, &n) == -1)
+		return (-1);
+	return (n);
+}
+
+/*
+ * The server's end of its leg is swapped for a socket whose peer has
+ * gone: what the server had not read yet of the old one is lost, as in
+ * a reset, and it reads EOF once it reads again.
+ */
+static void
+world_lose_leg(struct world *w)
+{
+	int	fd[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	close(fd[1]);
+	assert_int_equal(dup2(fd[0], w->sleg), w->sleg);
+	close(fd[0]);
+}
+
+/*
+ * A leg lost with spliced DATA in flight, some unread by the server and
+ * some frames cut by a full socket: the resume sends the lost bytes
+ * again from what the pipes held, once each, in order.
+ */
+static void
+splice_lost(struct world *w)
+{
+	size_t		 n = 16 * MIB;
+	int		 k;
+
+	world_start(w);
+	w->check_cap = 1;
+	world_open(w);
+	flow_init(&w->up, n, 0x54);
+	flow_init(&w->down, n, 0x55);
+	for (k = 1; k <= 3; k++) {
+		WAIT(w, w->up.rd >= k * 4 * MIB && w->down.rd >= k * 4 * MIB);
+		/* The server waits on its backend, its leg fills. */
+		w->up.rpause = 1;
+		WAIT(w, unread(w->sleg) >= 64 * 1024);
+		world_lose_leg(w);
+		w->up.rpause = 0;
+		WAIT(w, w->cl.n_resumed == k && w->sv.n_resumed == k);
+	}
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	if (jstat(w->cl.ctx, "replayed_bytes") == 0)
+		fail_msg("nothing was sent again");
+	if (jstat(w->cl.ctx, "spliced_sent_bytes") < (long long)n / 4)
+		fail_msg("client spliced %lld of %zu",
+		    jstat(w->cl.ctx, "spliced_sent_bytes"), n);
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+}
+
+static void
+test_splice_lost(void **state)
+{
+	splice_lost(*state);
+}
+
+/* The same over TCP, where a socket takes part of a frame's body. */
+static void
+test_splice_lost_tcp(void **state)
+{
+	struct world	*w = *state;
+
+	w->tcp_legs = 1;
+	splice_lost(w);
 }
 
 /*
@@ -3067,6 +3191,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hello_largest, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_splice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_splice_lost, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_splice_lost_tcp, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_splice_echo, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_data_overlap, setup,

@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -431,6 +432,84 @@ test_write_ref_taken(void **state)
  * it in order.  Behind a queue: all of it queued.  BODY scattered over
  * more chains than one writev takes: the same bytes, by copy.
  */
+/*
+ * Through pipes, as a session sends by splice: the socket's bytes into
+ * a pipe (EAGAIN while there are none, 0 at EOF); a pipe's bytes to a
+ * small socket, only what it takes, XSOCK_WRITTEN with N 0 once it
+ * takes more, then the rest; without TAKEN, what it does not take is
+ * queued.  The peer gets every byte once, in order.
+ */
+static void
+test_pipe_io(void **state)
+{
+	struct pair	 p;
+	unsigned char	*want, *got, buf[1000];
+	size_t		 n = 512 * 1024, m = 128 * 1024, taken, sent = 0;
+	size_t		 have = 0;
+	int		 pp[2], sz = 65536, rounds = 0;
+	time_t		 end;
+
+	pair_new(&p);
+	assert_int_equal(pipe2(pp, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_true(fcntl(pp[1], F_SETPIPE_SZ, 1 << 20) >= (int)(n + m));
+	want = pattern(0, n + m);
+	got = malloc(n + m);
+	assert_non_null(got);
+
+	/* In. */
+	xsock_read_enable(p.x, 1);
+	assert_int_equal(xsock_read_pipe(p.x, pp[1], sizeof(buf)), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(write(p.peer, want, sizeof(buf)), sizeof(buf));
+	event_base_loop(p.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	assert_int_equal(p.r.readable, 1);
+	assert_int_equal(xsock_read_pipe(p.x, pp[1], 2 * sizeof(buf)),
+	    sizeof(buf));
+	assert_int_equal(read(pp[0], buf, sizeof(buf)), sizeof(buf));
+	assert_memory_equal(buf, want, sizeof(buf));
+	assert_int_equal(shutdown(p.peer, SHUT_WR), 0);
+	event_base_loop(p.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	assert_int_equal(xsock_read_pipe(p.x, pp[1], sizeof(buf)), 0);
+	xsock_read_enable(p.x, 0);
+
+	/* Out, with TAKEN: what the socket takes, as it takes it. */
+	(void)setsockopt(xsock_fd(p.x), SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz));
+	assert_int_equal(write(pp[1], want, n), (ssize_t)n);
+	assert_int_equal(xsock_write_pipe(p.x, pp[0], n, &taken), 0);
+	assert_true(taken > 0 && taken < n);
+	assert_int_equal(xsock_pending(p.x), 0);
+	event_base_loop(p.base, EVLOOP_NONBLOCK);
+	assert_int_equal(p.r.written, 0);
+	while (sent + taken < n) {
+		sent += taken;
+		end = time(NULL) + 10;
+		while (p.r.written == rounds && time(NULL) < end) {
+			have += peer_read(p.peer, got + have, n + m - have);
+			event_base_loop(p.base, EVLOOP_NONBLOCK);
+		}
+		assert_int_equal(p.r.written, ++rounds);
+		assert_int_equal(p.r.wbytes, 0);
+		assert_int_equal(xsock_write_pipe(p.x, pp[0], n - sent,
+		    &taken), 0);
+	}
+
+	/* Without: the rest is queued, and goes by itself. */
+	assert_int_equal(write(pp[1], want + n, m), (ssize_t)m);
+	assert_int_equal(xsock_write_pipe(p.x, pp[0], m, NULL), 0);
+	assert_int_equal(read(pp[0], buf, 1), -1);	/* the pipe is empty */
+	have += drain(&p, got + have, n + m - have);
+	assert_int_equal(have, n + m);
+	assert_memory_equal(got, want, n + m);
+	assert_int_equal(xsock_pending(p.x), 0);
+	assert_int_equal(p.r.errors, 0);
+	close(pp[0]);
+	close(pp[1]);
+	free(want);
+	free(got);
+	pair_free(&p);
+}
+
 static void
 test_write_ref(void **state)
 {
@@ -1270,6 +1349,7 @@ main(void)
 		cmocka_unit_test(test_write_full),
 		cmocka_unit_test(test_write_behind),
 		cmocka_unit_test(test_write_ref),
+		cmocka_unit_test(test_pipe_io),
 		cmocka_unit_test(test_write_ref_taken),
 		cmocka_unit_test(test_read_dry),
 		cmocka_unit_test(test_read_max),
