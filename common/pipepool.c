@@ -10,8 +10,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include <event2/buffer.h>
 
 #include "pipepool.h"
 #include "xmalloc.h"
@@ -93,4 +96,35 @@ int
 pipepool_refused(int err)
 {
 	return (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP);
+}
+
+/* N bytes of the pipe whose read end is FD to the end of DST, copied. */
+void
+pipepool_copyout(int fd, struct evbuffer *dst, size_t n)
+{
+	int	r;
+
+	while (n > 0) {
+		r = evbuffer_read(dst, fd, n > INT_MAX ? INT_MAX : (int)n);
+		if (r <= 0)
+			abort();	/* a pipe the caller filled */
+		n -= (size_t)r;
+	}
+}
+
+/* Drop N bytes from the front of the pipe FD: to DEVNULL, not copied. */
+void
+pipepool_drop(int fd, size_t n, int devnull)
+{
+	char	buf[4096];
+	ssize_t	r;
+
+	while (n > 0) {
+		r = splice(fd, NULL, devnull, NULL, n, SPLICE_F_NONBLOCK);
+		if (r <= 0)
+			r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
+		if (r <= 0)
+			abort();	/* a pipe the caller filled */
+		n -= (size_t)r;
+	}
 }

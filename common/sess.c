@@ -1511,37 +1511,6 @@ sess_spl_start(struct sess *s)
 	return (0);
 }
 
-/* N bytes of pipe FD to the end of OUT. */
-static void
-spl_unpipe(struct evbuffer *out, int fd, size_t n)
-{
-	int	r;
-
-	while (n > 0) {
-		r = evbuffer_read(out, fd, n > INT_MAX ? INT_MAX : (int)n);
-		if (r <= 0)
-			abort();	/* a pipe we filled ourselves */
-		n -= (size_t)r;
-	}
-}
-
-/* Drop N bytes from the front of pipe FD: to /dev/null, not copied. */
-static void
-spl_drop(int fd, size_t n, int devnull)
-{
-	char	buf[4096];
-	ssize_t	r;
-
-	while (n > 0) {
-		r = splice(fd, NULL, devnull, NULL, n, SPLICE_F_NONBLOCK);
-		if (r <= 0)
-			r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
-		if (r <= 0)
-			abort();	/* a pipe we filled ourselves */
-		n -= (size_t)r;
-	}
-}
-
 /*
  * Back to copies (a resume, a leg or kernel that will not splice, R
  * full of small pieces): what R and U hold goes to the end of the out
@@ -1562,11 +1531,11 @@ sess_spl_stop(struct sess *s)
 	rend = rfrom + p->rlen;
 	uhead = s->sent_off > p->base ? s->sent_off : p->base;
 	/* R: [rfrom, rend); U: [uhead, read_off), [uhead, rend) in both. */
-	spl_unpipe(s->out, p->r[0], p->rlen);
+	pipepool_copyout(p->r[0], s->out, p->rlen);
 	if (rend > uhead)
-		spl_drop(p->u[0], rend - uhead, s->ctx->devnull);
-	spl_unpipe(s->out, p->u[0], s->read_off - (rend > uhead ? rend :
-	    uhead));
+		pipepool_drop(p->u[0], rend - uhead, s->ctx->devnull);
+	pipepool_copyout(p->u[0], s->out, s->read_off - (rend > uhead ?
+	    rend : uhead));
 	pipepool_put(s->ctx->pipes, p->u, 1);
 	pipepool_put(s->ctx->pipes, p->r, 1);
 	free(p);
@@ -1606,7 +1575,7 @@ sess_spl_trim(struct sess *s, uint64_t v)
 	if (from < p->base)
 		evbuffer_drain(s->out, (v < p->base ? v : p->base) - from);
 	if (v > rfrom) {
-		spl_drop(p->r[0], v - rfrom, s->ctx->devnull);
+		pipepool_drop(p->r[0], v - rfrom, s->ctx->devnull);
 		p->rlen -= v - rfrom;
 	}
 	if (!s->spl_want && p->rlen == 0 && v == s->read_off &&

@@ -41,7 +41,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -376,6 +375,24 @@ xsock_read_enable(struct xsock *x, int on)
 	xsock_update(x);
 }
 
+/*
+ * Whether a plain socket's read may be tried: 0, or -1 and errno (the
+ * error the kernel said once, or EAGAIN while dry or connecting).
+ */
+static int
+xsock_read_ready(const struct xsock *x)
+{
+	if (x->rerr != 0) {
+		errno = x->rerr;	/* the kernel says it once */
+		return (-1);
+	}
+	if (x->dry || x->connecting) {
+		errno = EAGAIN;
+		return (-1);
+	}
+	return (0);
+}
+
 /* Read into DST; see xsock.h. */
 ssize_t
 xsock_read(struct xsock *x, struct evbuffer *dst, size_t max)
@@ -398,14 +415,8 @@ xsock_read(struct xsock *x, struct evbuffer *dst, size_t max)
 		errno = EAGAIN;
 		return (-1);
 	}
-	if (x->rerr != 0) {
-		errno = x->rerr;	/* the kernel says it once */
+	if (xsock_read_ready(x) != 0)
 		return (-1);
-	}
-	if (x->dry || x->connecting) {
-		errno = EAGAIN;
-		return (-1);
-	}
 	n = xbev_readv(dst, x->fd, max, XBEV_LIBEVENT_READ, &dry, &err);
 	x->dry = dry;
 	x->rerr = err;
@@ -539,17 +550,8 @@ xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
 static void
 xsock_unpipe_fd(struct xsock *dst, int pr, size_t n)
 {
-	struct evbuffer	*q;
-	int		 r;
-
-	q = dst->bev != NULL ? bufferevent_get_output(dst->bev) :
-	    xsock_outbuf(dst);
-	while (n > 0) {
-		r = evbuffer_read(q, pr, n > INT_MAX ? INT_MAX : (int)n);
-		if (r <= 0)
-			abort();	/* a pipe we filled ourselves */
-		n -= (size_t)r;
-	}
+	pipepool_copyout(pr, dst->bev != NULL ?
+	    bufferevent_get_output(dst->bev) : xsock_outbuf(dst), n);
 }
 
 /* The same, for pipe P. */
@@ -570,14 +572,8 @@ xsock_read_pipe(struct xsock *x, int pw, size_t max)
 		errno = EBUSY;
 		return (-1);
 	}
-	if (x->rerr != 0) {
-		errno = x->rerr;	/* the kernel says it once */
+	if (xsock_read_ready(x) != 0)
 		return (-1);
-	}
-	if (x->dry || x->connecting) {
-		errno = EAGAIN;
-		return (-1);
-	}
 	n = splice(x->fd, NULL, pw, NULL, max, SPLICE_F_MOVE |
 	    SPLICE_F_NONBLOCK);
 	if (n < 0) {

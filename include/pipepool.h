@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+struct evbuffer;
 struct pipepool;
 
 /* A pool that keeps up to KEEP empty pipes of SIZE bytes (0: default). */
@@ -26,5 +27,12 @@ int		 pipepool_get(struct pipepool *, int p[2]);
 void		 pipepool_put(struct pipepool *, int p[2], int empty);
 /* Whether splice(2) failing with ERR means these fds cannot splice. */
 int		 pipepool_refused(int err);
+/*
+ * N bytes of the pipe whose read end is FD (it holds them: else abort)
+ * to the end of DST, copied; or dropped, spliced to DEVNULL (an open
+ * /dev/null) or read away where the kernel will not.
+ */
+void		 pipepool_copyout(int, struct evbuffer *, size_t);
+void		 pipepool_drop(int, size_t, int);
 
 #endif

@@ -2256,6 +2256,53 @@ test_client_old_server(void **state)
 	evbuffer_free(b);
 }
 
+/* A rogue client's HELLO NEW of VERSION for SID from HOST, on R. */
+static void
+rogue_hello_new(struct world *w, struct rogue *r, int version, uint64_t sid,
+    const char *host, const char *desc)
+{
+	struct proto_hello	 hn;
+	struct evbuffer		*b;
+
+	memset(&hn, 0, sizeof(hn));
+	hn.version = version;
+	hn.kind = PROTO_HELLO_NEW;
+	hn.sid = sid;
+	fill_random(hn.nonce, sizeof(hn.nonce), version);
+	fill_random(hn.pubkey, sizeof(hn.pubkey), version + 1);
+	strlcpy(hn.host, host, sizeof(hn.host));
+	b = evbuffer_new();
+	assert_non_null(b);
+	frame_hello_add(b, &hn);
+	rogue_open(w, r, desc);
+	rogue_send_buf(r, b);
+	evbuffer_free(b);
+}
+
+/*
+ * Read R's frames until N bytes of DATA came (into P, of CAP bytes);
+ * the largest DATA payload among them.
+ */
+static size_t
+rogue_data_max(struct world *w, struct rogue *r, size_t n, uint8_t *p,
+    size_t cap)
+{
+	struct frame_hdr	h;
+	size_t			got = 0, most = 0;
+
+	while (got < n) {
+		WAIT(w, rogue_frame(r, &h, p, cap) || rogue_closed(r));
+		assert_false(r->eof);
+		if (h.type != PROTO_DATA)
+			continue;
+		if (h.len - 8 > most)
+			most = h.len - 8;
+		got += h.len - 8;
+	}
+	assert_int_equal(got, n);
+	return (most);
+}
+
 /*
  * A version 3 session (an older appliance end): DATA carries at most
  * 64 KiB, as that version allows, both ways; a larger one from the
@@ -2268,9 +2315,8 @@ test_client_v3_frames(void **state)
 	struct world		*w = *state;
 	struct rogue		 r;
 	struct evbuffer		*b;
-	struct frame_hdr	 h;
 	struct proto_hello	 hi;
-	size_t			 n = MIB, got = 0, most = 0;
+	size_t			 n = MIB;
 
 	world_start(w);
 	w->fake = 1;
@@ -2281,17 +2327,8 @@ test_client_v3_frames(void **state)
 	WAIT(w, w->cl.n_open == 1);
 	flow_init(&w->up, n, 0x71);
 	flow_init(&w->down, 0, 1);
-	while (got < n) {
-		WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
-		assert_false(r.eof);
-		if (h.type != PROTO_DATA)
-			continue;
-		if (h.len - 8 > most)
-			most = h.len - 8;
-		got += h.len - 8;
-	}
-	assert_int_equal(got, n);
-	assert_int_equal(most, PROTO_DATA_MAX_V3);
+	assert_int_equal(rogue_data_max(w, &r, n, p, sizeof(p)),
+	    PROTO_DATA_MAX_V3);
 
 	/* One byte more than version 3 allows, at the expected offset. */
 	b = evbuffer_new();
@@ -2313,41 +2350,18 @@ test_server_v3_frames(void **state)
 	static uint8_t		 p[8 + PROTO_DATA_MAX];
 	struct world		*w = *state;
 	struct rogue		 r;
-	struct evbuffer		*b;
 	struct frame_hdr	 h;
-	struct proto_hello	 hn;
-	size_t			 n = MIB, got = 0, most = 0;
+	size_t			 n = MIB;
 
 	world_start(w);
-	b = evbuffer_new();
-	assert_non_null(b);
-	memset(&hn, 0, sizeof(hn));
-	hn.version = 3;
-	hn.kind = PROTO_HELLO_NEW;
-	hn.sid = 0x1122334455667799ULL;
-	fill_random(hn.nonce, sizeof(hn.nonce), 5);
-	fill_random(hn.pubkey, sizeof(hn.pubkey), 6);
-	strlcpy(hn.host, "v3", sizeof(hn.host));
-	frame_hello_add(b, &hn);
-	rogue_open(w, &r, "rogue-v3");
-	rogue_send_buf(&r, b);
+	rogue_hello_new(w, &r, 3, 0x1122334455667799ULL, "v3", "rogue-v3");
 	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
 	assert_int_equal(h.type, PROTO_WELCOME);
 	WAIT(w, w->backend != -1);
 	flow_init(&w->down, n, 0x72);
-	while (got < n) {
-		WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
-		assert_false(r.eof);
-		if (h.type != PROTO_DATA)
-			continue;
-		if (h.len - 8 > most)
-			most = h.len - 8;
-		got += h.len - 8;
-	}
-	assert_int_equal(got, n);
-	assert_int_equal(most, PROTO_DATA_MAX_V3);
+	assert_int_equal(rogue_data_max(w, &r, n, p, sizeof(p)),
+	    PROTO_DATA_MAX_V3);
 	rogue_free(&r);
-	evbuffer_free(b);
 }
 
 /*
@@ -2361,32 +2375,23 @@ test_server_old_client(void **state)
 	struct rogue		 r;
 	struct evbuffer		*b;
 	struct frame_hdr	 h;
-	struct proto_hello	 hn;
 	struct proto_welcome	 wel;
 	uint8_t			 p[PROTO_HANDSHAKE_MAX];
+	uint64_t		 sid = 0x1122334455667788ULL;
 
 	world_start(w);
-	b = evbuffer_new();
-	assert_non_null(b);
-	memset(&hn, 0, sizeof(hn));
-	hn.version = 2;
-	hn.kind = PROTO_HELLO_NEW;
-	hn.sid = 0x1122334455667788ULL;
-	fill_random(hn.nonce, sizeof(hn.nonce), 3);
-	fill_random(hn.pubkey, sizeof(hn.pubkey), 4);
-	strlcpy(hn.host, "old", sizeof(hn.host));
-	frame_hello_add(b, &hn);
-	rogue_open(w, &r, "rogue-v2");
-	rogue_send_buf(&r, b);
+	rogue_hello_new(w, &r, 2, sid, "old", "rogue-v2");
 	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
 	assert_int_equal(h.type, PROTO_WELCOME);
 	assert_int_equal(frame_welcome_decode(p, h.len, &wel), FRAME_OK);
 	assert_int_equal(wel.version, 2);
-	assert_true(wel.sid == hn.sid);
+	assert_true(wel.sid == sid);
 	rogue_free(&r);
 
+	b = evbuffer_new();
+	assert_non_null(b);
 	rogue_open(w, &r, "rogue-v2-resume");
-	hello_resume(b, hn.sid, 2);
+	hello_resume(b, sid, 2);
 	rogue_send_buf(&r, b);
 	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
 	assert_int_equal(h.type, PROTO_CHALLENGE);
