@@ -8,7 +8,10 @@
  * unsent.  Sending moves only sent_off, a resume moves it back, an ACK
  * drains the front: no byte is copied between buffers (moving a
  * frame's bytes from one evbuffer to another copied every partial
- * chain, most of a bulk stream).  replay_max caps the buffer.  DATA
+ * chain, most of a bulk stream).  A bulk stream's later bytes sit in
+ * pipes instead, spliced and tee(2)d, never copied (struct spl), until
+ * a resume or a kernel that will not splice puts them back in the
+ * buffer.  replay_max caps what is held.  DATA
  * frames carry their 64-bit offset; the receiver writes each byte to
  * its local stream once (recv_off), counts what the kernel took
  * (deliv_off) and acknowledges that, so an ACK means delivered, not
@@ -1526,10 +1529,11 @@ sess_spl_stop(struct sess *s)
 	if (p == NULL)
 		return;
 	s->spl = NULL;
-	sess_bufs(s);
 	rfrom = sess_out_base(s) > p->base ? sess_out_base(s) : p->base;
 	rend = rfrom + p->rlen;
 	uhead = s->sent_off > p->base ? s->sent_off : p->base;
+	if (p->rlen > 0 || s->read_off > uhead)
+		sess_bufs(s);
 	/* R: [rfrom, rend); U: [uhead, read_off), [uhead, rend) in both. */
 	pipepool_copyout(p->r[0], s->out, p->rlen);
 	if (rend > uhead)
@@ -1539,7 +1543,7 @@ sess_spl_stop(struct sess *s)
 	pipepool_put(s->ctx->pipes, p->u, 1);
 	pipepool_put(s->ctx->pipes, p->r, 1);
 	free(p);
-	if (evbuffer_get_length(s->out) == 0)
+	if (s->out != NULL && evbuffer_get_length(s->out) == 0)
 		sess_bufs_drop(s);
 	/* Splicing read only with U empty; copies read within the window. */
 	if (s->local != NULL && !s->local_eof)
@@ -1561,7 +1565,9 @@ sess_spl_free(struct sess *s)
 /*
  * Acknowledged below V: from the out buffer's part, then from R.  -1,
  * with nothing dropped, when V is beyond what R holds.  Once all is
- * acknowledged after small reads, back to copies (nothing to move).
+ * acknowledged, the pipes go back to the pool (nothing to move): an
+ * idle session holds none, and the next read that fills its buffer
+ * takes them again.
  */
 static int
 sess_spl_trim(struct sess *s, uint64_t v)
@@ -1578,9 +1584,10 @@ sess_spl_trim(struct sess *s, uint64_t v)
 		pipepool_drop(p->r[0], v - rfrom, s->ctx->devnull);
 		p->rlen -= v - rfrom;
 	}
-	if (!s->spl_want && p->rlen == 0 && v == s->read_off &&
-	    s->sent_off == s->read_off)
+	if (p->rlen == 0 && v == s->read_off && s->sent_off == s->read_off) {
+		s->spl_want = 0;	/* until a read fills again */
 		sess_spl_stop(s);
+	}
 	return (0);
 }
 
@@ -3157,6 +3164,8 @@ sess_json(const struct sess *s)
 	if (s->resume_ms >= 0)
 		json_object_set_new(o, "last_resume_ms",
 		    json_integer(s->resume_ms));
+	if (s->spl != NULL)
+		json_object_set_new(o, "splicing", json_true());
 	if (s->state == SESS_DETACHED || s->state == SESS_CONNECTING) {
 		json_object_set_new(o, "detached_ms",
 		    json_integer(xtime_mono_ms() - s->detached_ms));

@@ -302,6 +302,20 @@ jint(const struct sess *s, const char *key)
 	return (r);
 }
 
+/* Whether a field of sess_json() is true (missing: false). */
+static int
+jbool(const struct sess *s, const char *key)
+{
+	json_t	*o;
+	int	 r;
+
+	if ((o = sess_json(s)) == NULL)
+		return (0);
+	r = json_is_true(json_object_get(o, key));
+	json_decref(o);
+	return (r);
+}
+
 /* A string field of sess_json(), copied into BUF ("" if missing). */
 static const char *
 jstr(const struct sess *s, const char *key, char *buf, size_t len)
@@ -1210,6 +1224,8 @@ test_splice(void **state)
 	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
 	flow_check(&w->up, "guest -> backend");
 	flow_check(&w->down, "backend -> guest");
+	/* All acknowledged: neither end holds its pipes any more. */
+	WAIT(w, !jbool(w->cl.s, "splicing") && !jbool(w->sv.s, "splicing"));
 	sp[0] = jstat(w->cl.ctx, "spliced_bytes");
 	sp[1] = jstat(w->sv.ctx, "spliced_bytes");
 	sp[2] = jstat(w->cl.ctx, "spliced_sent_bytes");
