@@ -2254,6 +2254,7 @@ leg_violation(struct leg *leg, const char *what, int e)
 static int	leg_handshake(struct leg *, struct frame_hdr *,
 		    const uint8_t *);
 static int	leg_stream(struct leg *, struct frame_hdr *, struct evbuffer *);
+static void	leg_framed(struct leg *, const struct frame_hdr *);
 static int	leg_splices(struct leg *, struct frame_hdr *,
 		    struct evbuffer *);
 static int	leg_data(struct leg *, struct frame_hdr *, struct evbuffer *,
@@ -2297,6 +2298,7 @@ leg_frames(struct leg *leg)
 		if (leg->state == LEG_UP && h.type == PROTO_DATA &&
 		    leg_splices(leg, &h, in)) {
 			/* Its start here, its body from the socket. */
+			leg_framed(leg, &h);
 			if (leg_data(leg, &h, in, evbuffer_get_length(in) -
 			    PROTO_HDR_LEN - 8) != 0)
 				return (-1);
@@ -2761,6 +2763,25 @@ leg_server_resume(struct leg *leg, struct sess *s, uint64_t next, int prev)
 
 /* --- stream ------------------------------------------------------- */
 
+/*
+ * The peer framed on LEG, up: the client has the WELCOME (so it can
+ * resume), and its stream frame on a resumed leg proves it took the
+ * rotated secret.  Every stream frame says so, a DATA frame whose body
+ * is spliced too.
+ */
+static void
+leg_framed(struct leg *leg, const struct frame_hdr *h)
+{
+	struct sess	*s = leg->s;
+
+	s->confirmed = 1;
+	if (s->have_prev && s->ctx->role == SESS_SERVER &&
+	    h->type >= PROTO_DATA) {
+		OPENSSL_cleanse(s->prev, sizeof(s->prev));
+		s->have_prev = 0;
+	}
+}
+
 /* One stream frame on an established leg; nonzero to stop reading. */
 static int
 leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
@@ -2772,12 +2793,7 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 	uint64_t		 v;
 	int			 e;
 
-	s->confirmed = 1;
-	if (s->have_prev && s->ctx->role == SESS_SERVER &&
-	    h->type >= PROTO_DATA) {
-		OPENSSL_cleanse(s->prev, sizeof(s->prev));
-		s->have_prev = 0;
-	}
+	leg_framed(leg, h);
 	if (h->type == PROTO_DATA) {
 		/*
 		 * Whole in the input, so copied.  A large one says bulk: the

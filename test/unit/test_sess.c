@@ -1245,6 +1245,15 @@ test_splice(void **state)
 	assert_int_equal(w->refusals, 0);
 }
 
+/* Whether FD has bytes to read now. */
+static int
+readable(int fd)
+{
+	struct pollfd	pfd = { fd, POLLIN, 0 };
+
+	return (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN));
+}
+
 /* Bytes waiting to be read on FD. */
 static int
 unread(int fd)
@@ -2561,6 +2570,46 @@ test_break_before_welcome(void **state)
 }
 
 /*
+ * A client whose first frame is a DATA frame the server splices (its
+ * header and a little, the body still to come) has framed all the same:
+ * once its leg goes, the session is held for the hold time, not dropped
+ * as an orphan after the handshake timeout.
+ */
+static void
+test_confirmed_spliced(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	uint8_t			 p[PROTO_HANDSHAKE_MAX];
+	uint8_t			 body[1000];
+
+	w->conf.hold_ms = 60000;
+	w->conf.handshake_ms = 200;
+	world_start(w);
+	rogue_hello_new(w, &r, PROTO_VERSION, 0x2233445566778899ULL, "sp",
+	    "rogue-splice");
+	WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+	assert_int_equal(h.type, PROTO_WELCOME);
+	WAIT(w, w->backend != -1);
+	b = evbuffer_new();
+	assert_non_null(b);
+	memset(body, 'x', sizeof(body));
+	frame_data_hdr_add(b, 0, 100000);
+	evbuffer_add(b, body, sizeof(body));
+	rogue_send_buf(&r, b);
+	WAIT(w, readable(w->backend));
+	assert_int_equal(shutdown(r.fd, SHUT_RDWR), 0);
+	rogue_free(&r);
+	WAIT(w, w->sv.n_detached == 1);
+	world_idle(w, 600);		/* three handshake timeouts */
+	assert_int_equal(sess_ctx_count(w->sv.ctx), 1);
+	assert_int_equal(w->sv.n_closed, 0);
+	evbuffer_free(b);
+}
+
+/*
  * The target moves: a leg up to the same address (or with no route
  * known) is kept; one up to another address goes at once, saying
  * where to, and the session resumes without waiting for a backoff.
@@ -2978,15 +3027,6 @@ test_resume_window_ack(void **state)
 	assert_int_equal(w->connects, 2);
 }
 
-/* Whether FD has bytes to read now. */
-static int
-readable(int fd)
-{
-	struct pollfd	pfd = { fd, POLLIN, 0 };
-
-	return (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN));
-}
-
 /*
  * A leg handed over with its first frames already read into the
  * bufferevent, as the locator's gate does when it reads past a caller
@@ -3269,6 +3309,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_resume_fin_undelivered,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_backend, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_confirmed_spliced, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_retarget, setup,
 		    teardown),
