@@ -1740,7 +1740,6 @@ sess_local_take(struct sess *s)
 	if (leg != NULL && leg->waiting && sess_window_shut(s)) {
 		/* The ACK that opens our window is on the leg. */
 		leg_wake(leg);
-		xsock_read_enable(leg->x, 1);
 		leg_read(leg);
 		if (s->dead)
 			return;
@@ -1807,7 +1806,6 @@ sess_local_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
 		if (!s->dead && leg != NULL && leg->paused &&
 		    xsock_pending(x) < LOCAL_LOW) {
 			leg_wake(leg);
-			xsock_read_enable(leg->x, 1);
 			leg_read(leg);
 		}
 		break;
@@ -1975,9 +1973,8 @@ leg_close(struct leg *leg, int type, int code, const char *reason)
 	xsock_set_lowat(leg->x, 0);
 	xsock_set_read_high(leg->x, 0);
 	xsock_set_timeout(leg->x, NULL);
-	leg_wake(leg);
+	leg_wake(leg);		/* before the flush deadline it arms */
 	leg_deadline(leg, FLUSH_MS);
-	xsock_read_enable(leg->x, 1);
 	if (xsock_pending(leg->x) == 0)
 		leg_written(leg);
 }
@@ -2035,13 +2032,12 @@ leg_retire(struct leg *leg, uint64_t sid)
 		return;
 	}
 	leg->sid = sid;
-	leg_wake(leg);
 	leg->impatient = 0;
 	leg->reused = 1;
 	xsock_set_lowat(leg->x, 0);
 	xsock_set_read_high(leg->x, PROTO_HANDSHAKE_MAX * 2);
 	xsock_set_timeout(leg->x, NULL);
-	xsock_read_enable(leg->x, 1);
+	leg_wake(leg);
 	if (ctx->role == SESS_SERVER) {
 		frame_u64_add(ctx->scratch, PROTO_RELEASE, sid);
 		leg_send(leg);
@@ -2148,7 +2144,6 @@ leg_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 		/* A local reader that takes nothing: copy, as before. */
 		leg_wake(leg);
 		leg->impatient = 1;
-		xsock_read_enable(leg->x, 1);
 		leg_read(leg);
 	} else if (leg->state != LEG_UP && leg->state != LEG_DEAD)
 		leg_lost(leg, "handshake timed out");
@@ -3009,6 +3004,7 @@ leg_wake(struct leg *leg)
 	if (leg->waiting && leg->deadline != NULL)
 		evtimer_del(leg->deadline);
 	leg->paused = leg->waiting = 0;
+	xsock_read_enable(leg->x, 1);
 }
 
 /*
