@@ -74,7 +74,8 @@
 #define LOCAL_LOW	(64 * 1024)	/* local output: read the leg again */
 #define LOCAL_WAIT_MS	20		/* ...or after this, copying */
 #define LEG_READ_HIGH	(PROTO_DATA_MAX + 1024)
-#define ACK_BYTES	(64 * 1024)	/* ack at once past this much */
+#define ACK_BYTES	(256 * 1024)	/* ack at once past this much, or past
+					   a quarter of replay_max */
 #define ACK_DELAY_MS	5		/* else within this */
 #define KA_SLICES	8		/* keepalive ticks per period */
 #define RETRY_MIN_MS	25
@@ -285,6 +286,7 @@ struct sess_ctx {
 	uint64_t		 spliced;	/* DATA bytes spliced */
 	uint64_t		 spliced_out;	/* ...and sent so */
 	int			 devnull;	/* where ACKed bytes go */
+	size_t			 ack_bytes;	/* ack at once past this */
 	/*
 	 * Per-context timers, not per session (an event is ~150 bytes of
 	 * every idle session): delayed ACKs in due order, and keepalive
@@ -462,6 +464,8 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	ctx->base = base;
 	ctx->role = role;
 	ctx->conf = *conf;
+	ctx->ack_bytes = conf->replay_max / 4 < ACK_BYTES ?
+	    conf->replay_max / 4 : ACK_BYTES;
 	ctx->ops = *ops;
 	ctx->arg = arg;
 	RB_INIT(&ctx->tree);
@@ -1392,7 +1396,7 @@ sess_ack(struct sess *s, int now)
 
 	if (s->leg == NULL || s->leg->state != LEG_UP || off <= s->ack_sent)
 		return;
-	if (now || off - s->ack_sent >= ACK_BYTES) {
+	if (now || off - s->ack_sent >= ctx->ack_bytes) {
 		sess_ack_add(s, off);
 		leg_send(s->leg);
 	} else if (!s->ack_queued) {
@@ -1654,7 +1658,7 @@ sess_spl_frame(struct sess *s, struct leg *leg)
 		p->rlen += n;
 		sess_ack_piggyback(s);
 		frame_data_hdr_add(sc, s->sent_off, n);
-		(void)xsock_write(leg->x, sc, evbuffer_get_length(sc));
+		(void)xsock_write_more(leg->x, sc, evbuffer_get_length(sc));
 		leg->frame_rem = n;
 	}
 	if (xsock_write_pipe(leg->x, p->u[0], n, &took) != 0) {

@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -57,6 +58,7 @@
 #define XSOCK_WRITE_MAX	(256 * 1024)	/* per writev from the queue */
 #define XSOCK_BEV_HIGH	(256 * 1024)	/* TLS: input read ahead, at most */
 #define XSOCK_REF_IOV	16		/* xsock_write_ref: one writev */
+#define XSOCK_MORE_IOV	4		/* xsock_write_more: one sendmsg */
 
 struct xsock {
 	int			 fd;
@@ -70,6 +72,7 @@ struct xsock {
 	int			 rerr;		/* a read error behind data */
 	int			 stopped;	/* no more callbacks */
 	int			 nosplice;	/* the kernel refused */
+	int			 nomore;	/* ...or MSG_MORE */
 	int			 want_w;	/* an owner's bytes wait: tell
 						   when writable (N: 0) */
 	int			 has_tmo;
@@ -92,6 +95,8 @@ struct xsock {
 static void	xsock_read_cb(evutil_socket_t, short, void *);
 static void	xsock_write_cb(evutil_socket_t, short, void *);
 static void	xsock_update(struct xsock *);
+static size_t	xsock_write_flags(struct xsock *, struct evbuffer *, size_t,
+		    int);
 static void	xsock_drop_queue(struct xsock *);
 static void	xsock_bev_readcb(struct bufferevent *, void *);
 static void	xsock_bev_writecb(struct bufferevent *, void *);
@@ -423,9 +428,61 @@ xsock_read(struct xsock *x, struct evbuffer *dst, size_t max)
 	return (n);
 }
 
+/*
+ * Write up to N bytes of SRC to the socket with MSG_MORE, which holds a
+ * TCP segment back for what follows; as evbuffer_write_atmost().  A
+ * socket that refuses the flag (or a descriptor that is no socket) is
+ * written plainly from then on.
+ */
+static ev_ssize_t
+xsock_send_more(struct xsock *x, struct evbuffer *src, size_t n)
+{
+	struct evbuffer_iovec	 v[XSOCK_MORE_IOV];
+	struct iovec		 iov[XSOCK_MORE_IOV];
+	struct msghdr		 m;
+	ssize_t			 w;
+	int			 i, nv;
+
+	nv = evbuffer_peek(src, (ev_ssize_t)n, NULL, v, XSOCK_MORE_IOV);
+	if (x->nomore || nv > XSOCK_MORE_IOV)
+		return (evbuffer_write_atmost(src, x->fd, (ev_ssize_t)n));
+	memset(&m, 0, sizeof(m));
+	for (i = 0, w = 0; i < nv; i++) {	/* the peek covers N, or more */
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+		if ((size_t)w + iov[i].iov_len > n)
+			iov[i].iov_len = n - (size_t)w;
+		w += (ssize_t)iov[i].iov_len;
+	}
+	m.msg_iov = iov;
+	m.msg_iovlen = (size_t)nv;
+	if ((w = sendmsg(x->fd, &m, MSG_MORE | MSG_NOSIGNAL)) == -1 &&
+	    (errno == ENOTSOCK || errno == EOPNOTSUPP)) {
+		x->nomore = 1;
+		return (evbuffer_write_atmost(src, x->fd, (ev_ssize_t)n));
+	}
+	if (w > 0)
+		evbuffer_drain(src, (size_t)w);
+	return (w);
+}
+
 /* Move N bytes of SRC to the socket; see xsock.h. */
 size_t
 xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
+{
+	return (xsock_write_flags(x, src, n, 0));
+}
+
+/* As xsock_write(), with more to follow at once; see xsock.h. */
+size_t
+xsock_write_more(struct xsock *x, struct evbuffer *src, size_t n)
+{
+	return (xsock_write_flags(x, src, n, 1));
+}
+
+/* xsock_write(), MORE: MSG_MORE on a straight write. */
+static size_t
+xsock_write_flags(struct xsock *x, struct evbuffer *src, size_t n, int more)
 {
 	ev_ssize_t	w = 0;
 
@@ -439,7 +496,8 @@ xsock_write(struct xsock *x, struct evbuffer *src, size_t n)
 	}
 	errno = 0;
 	if (xsock_pending(x) == 0 && !x->connecting && !x->failed &&
-	    (w = evbuffer_write_atmost(src, x->fd, (ev_ssize_t)n)) < 0) {
+	    (w = more ? xsock_send_more(x, src, n) :
+	    evbuffer_write_atmost(src, x->fd, (ev_ssize_t)n)) < 0) {
 		/*
 		 * Kept for the loop to report: the kernel says a socket's
 		 * error once, and a second write would only say EPIPE.

@@ -89,6 +89,12 @@ ssize_t		 xsock_read(struct xsock *, struct evbuffer *, size_t);
  */
 size_t		 xsock_write(struct xsock *, struct evbuffer *, size_t);
 /*
+ * As xsock_write(), for bytes that more follow at once (a frame header
+ * before its body from xsock_write_pipe()): a TCP socket holds them
+ * back (MSG_MORE) to go in one segment with what follows, not alone.
+ */
+size_t		 xsock_write_more(struct xsock *, struct evbuffer *, size_t);
+/*
  * As xsock_write() of all of SRC (which may be empty) followed by N
  * bytes of BODY from offset OFF, but BODY is left as it is (its owner
  * keeps those bytes): on a plain socket with nothing queued they go out

@@ -2368,6 +2368,47 @@ test_client_v3_frames(void **state)
 	evbuffer_free(b);
 }
 
+/*
+ * An end acknowledges at once when a quarter of its own replay_max has
+ * reached its local stream, so a peer with that window never waits out
+ * the delay for room: the ACK is on the leg by the time the guest has
+ * the bytes, before the delay's timer could have run.
+ */
+static void
+test_ack_quarter(void **state)
+{
+	static uint8_t		 p[8 + PROTO_DATA_MAX];
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct proto_hello	 hi;
+	struct frame_hdr	 h;
+	size_t			 n = 16 * 1024;
+	uint64_t		 v = 0;
+
+	world_start_split(w, 4 * n, 4 * n);
+	w->fake = 1;
+	world_guest(w);
+	fake_hello(w, &r, &hi);
+	fake_welcome(&r, hi.sid, PROTO_VERSION);
+	WAIT(w, w->cl.n_open == 1);
+	flow_init(&w->up, 0, 1);
+	flow_init(&w->down, n, 0x73);
+	b = evbuffer_new();
+	assert_non_null(b);
+	frame_data_hdr_add(b, 0, n);
+	evbuffer_add(b, w->down.src, n);
+	rogue_send_buf(&r, b);
+	evbuffer_free(b);
+	WAIT(w, w->down.rd == n);
+	while (v != n && rogue_frame(&r, &h, p, sizeof(p)))
+		if (h.type == PROTO_ACK)
+			assert_int_equal(frame_u64_decode(p, h.len, &v),
+			    FRAME_OK);
+	assert_int_equal(v, n);
+	rogue_free(&r);
+}
+
 /* A version 3 client gets DATA of at most 64 KiB from the server. */
 static void
 test_server_v3_frames(void **state)
@@ -2855,7 +2896,7 @@ test_resume_stats(void **state)
 	flow_init(&w->down, 100000, 132);
 	w->up.rpause = 1;
 	WAIT(w, flow_done(&w->down) &&
-	    jint(w->cl.s, "unacked_out") == (long long)MIB);
+	    jint(w->cl.s, "unacked_out") >= (long long)MIB / 2);
 	world_idle(w, 100);
 	/*
 	 * The receiver's own cap holds against the larger window: it
@@ -3296,6 +3337,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_client_old_server,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_quarter, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_client_v3_frames, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_server_v3_frames, setup,

@@ -7,9 +7,12 @@
  * a real event base.
  */
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <linux/sockios.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -508,6 +511,68 @@ test_pipe_io(void **state)
 	free(want);
 	free(got);
 	pair_free(&p);
+}
+
+/* Bytes of FD's send queue not yet sent: held back, or waiting. */
+static int
+unsent(int fd)
+{
+	int	n = -1;
+
+	assert_int_equal(ioctl(fd, SIOCOUTQNSD, &n), 0);
+	return (n);
+}
+
+/*
+ * A header written with more to follow waits in the TCP socket rather
+ * than leaving as a segment of its own (TCP_NODELAY or not), and goes
+ * with the body spliced after it.  A stream that is no TCP one takes
+ * it as a plain write.
+ */
+static void
+test_write_more(void **state)
+{
+	struct pair	 p;
+	struct evbuffer	*src = evbuffer_new();
+	struct pollfd	 pfd;
+	unsigned char	*want, got[16 + 4096];
+	size_t		 taken;
+	int		 pp[2], one = 1;
+
+	assert_non_null(src);
+	want = pattern(0, sizeof(got));
+	assert_int_equal(pipe2(pp, O_NONBLOCK | O_CLOEXEC), 0);
+	tcp_pair_new(&p);
+	pfd.fd = xsock_fd(p.x);
+	pfd.events = POLLOUT;
+	assert_int_equal(poll(&pfd, 1, 5000), 1);	/* connected */
+	assert_int_equal(setsockopt(xsock_fd(p.x), IPPROTO_TCP, TCP_NODELAY,
+	    &one, sizeof(one)), 0);
+
+	evbuffer_add(src, want, 16);
+	assert_int_equal(xsock_write_more(p.x, src, 16), 16);
+	assert_int_equal(evbuffer_get_length(src), 0);
+	assert_int_equal(xsock_pending(p.x), 0);
+	assert_int_equal(unsent(xsock_fd(p.x)), 16);
+	assert_int_equal(write(pp[1], want + 16, 4096), 4096);
+	assert_int_equal(xsock_write_pipe(p.x, pp[0], 4096, &taken), 0);
+	assert_int_equal(taken, 4096);
+	assert_int_equal(drain(&p, got, sizeof(got)), sizeof(got));
+	assert_memory_equal(got, want, sizeof(got));
+	assert_int_equal(unsent(xsock_fd(p.x)), 0);
+	pair_free(&p);
+
+	pair_new(&p);
+	evbuffer_add(src, want, 16);
+	assert_int_equal(xsock_write_more(p.x, src, 16), 16);
+	assert_int_equal(drain(&p, got, 16), 16);
+	assert_memory_equal(got, want, 16);
+	pair_free(&p);
+
+	close(pp[0]);
+	close(pp[1]);
+	evbuffer_free(src);
+	free(want);
 }
 
 static void
@@ -1350,6 +1415,7 @@ main(void)
 		cmocka_unit_test(test_write_behind),
 		cmocka_unit_test(test_write_ref),
 		cmocka_unit_test(test_pipe_io),
+		cmocka_unit_test(test_write_more),
 		cmocka_unit_test(test_write_ref_taken),
 		cmocka_unit_test(test_read_dry),
 		cmocka_unit_test(test_read_max),
