@@ -212,6 +212,8 @@ struct sess {
 	struct event		*retry_ev;
 	TAILQ_ENTRY(sess)	 ack_entry;	/* ctx->ackq while queued */
 	int			 ack_queued;
+	int			 ack_asked;	/* PING sent for an ACK we wait
+						   for (sess_ask_ack) */
 	long long		 ack_due_ms;
 	long long		 backoff_ms;
 	unsigned		 resumes;
@@ -235,6 +237,7 @@ struct spl {
 	int			 r[2];
 	uint64_t		 base;
 	size_t			 rlen;		/* bytes in R */
+	int			 rfull;		/* R full: waits on ACKs */
 };
 
 RB_HEAD(sess_tree, sess);
@@ -318,6 +321,8 @@ static int	sess_spl_frame(struct sess *, struct leg *);
 static ssize_t	sess_spl_read(struct sess *, size_t);
 static size_t	sess_local_room(const struct sess *);
 static int	sess_window_shut(const struct sess *);
+static int	sess_wants_ack(const struct sess *);
+static void	sess_ask_ack(struct sess *);
 static void	sess_local_shut(struct sess *);
 static void	sess_local_fail(struct sess *, const char *, int);
 static void	sess_trim(struct sess *, uint64_t);
@@ -1173,6 +1178,7 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	s->resume_replay = s->sent_max > s->acked_off ?
 	    s->sent_max - s->acked_off : 0;
 	s->sent_off = sess_out_base(s);
+	s->ack_asked = 0;	/* a PING on the old leg may be lost */
 	leg->fin_sent = s->local_eof && peer_next > s->read_off;
 	/* Up again: idle established sessions keep no spare timers. */
 	sess_timer_drop(&s->hold_ev);
@@ -1334,6 +1340,7 @@ sess_pump(struct sess *s)
 		leg_send(leg);
 		leg->fin_sent = 1;
 	}
+	sess_ask_ack(s);
 }
 
 /*
@@ -1587,6 +1594,7 @@ sess_spl_trim(struct sess *s, uint64_t v)
 	if (v > rfrom) {
 		pipepool_drop(p->r[0], v - rfrom, s->ctx->devnull);
 		p->rlen -= v - rfrom;
+		p->rfull = 0;
 	}
 	if (p->rlen == 0 && v == s->read_off && s->sent_off == s->read_off) {
 		s->spl_want = 0;	/* until a read fills again */
@@ -1649,9 +1657,15 @@ sess_spl_frame(struct sess *s, struct leg *leg)
 			 * ACKs come and empty it; with less (many small
 			 * pieces) they may wait: copies then.
 			 */
-			if (t < 0 && errno == EAGAIN && p->rlen >= SPL_R_MIN)
+			if (t < 0 && errno == EAGAIN && p->rlen >= SPL_R_MIN) {
+				p->rfull = 1;
+				/* The ACKs that empty R are on the leg. */
+				if (leg->waiting)
+					leg_wake(leg);
 				return (1);
+			}
 			sess_spl_stop(s);
+			s->spl_want = 0;	/* until a read fills again */
 			return (0);
 		}
 		n = (size_t)t;
@@ -1687,6 +1701,40 @@ static int
 sess_window_shut(const struct sess *s)
 {
 	return (sess_held(s) >= s->ctx->conf.replay_max);
+}
+
+/*
+ * Our sending waits for the peer's ACK: the window is shut, or the
+ * replay pipe is out of slots.  The ACK is on the leg, so the leg must
+ * not wait for the local reader meanwhile (leg_wait_local).
+ */
+static int
+sess_wants_ack(const struct sess *s)
+{
+	return (sess_window_shut(s) || (s->spl != NULL && s->spl->rfull));
+}
+
+/*
+ * Sending waits for an ACK and all that can go has gone: ask for it with
+ * a PING, once until an ACK comes (the peer answers a PING with the
+ * ACK it owes).  A peer whose own window is larger acknowledges only a
+ * quarter of that at once, which may be all of ours: without the PING
+ * ours would stay shut for its delay each time.
+ */
+static void
+sess_ask_ack(struct sess *s)
+{
+	struct leg	*leg = s->leg;
+
+	if (s->ack_asked || leg == NULL || leg->state != LEG_UP ||
+	    leg->frame_rem > 0 || xsock_pending(leg->x) >= LEG_HIGH ||
+	    !sess_wants_ack(s) || (s->sent_off < s->read_off &&
+	    (s->spl == NULL || !s->spl->rfull)))
+		return;
+	s->ack_asked = 1;
+	sess_ack_piggyback(s);
+	frame_u64_add(s->ctx->scratch, PROTO_PING, (uint64_t)xtime_mono_ms());
+	leg_send(leg);
 }
 
 /*
@@ -1741,7 +1789,7 @@ sess_local_take(struct sess *s)
 	if (s->spl == NULL)
 		xsock_read_enable(s->local, room > 0 && !s->local_eof);
 	leg = s->leg;
-	if (leg != NULL && leg->waiting && sess_window_shut(s)) {
+	if (leg != NULL && leg->waiting && sess_wants_ack(s)) {
 		/* The ACK that opens our window is on the leg. */
 		leg_wake(leg);
 		leg_read(leg);
@@ -2816,6 +2864,7 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		}
 		if (v <= s->win_off && v <= s->acked_off)
 			return (0);
+		s->ack_asked = 0;
 		if (v > s->win_off)
 			s->win_off = v;
 		if (v > s->acked_off) {
@@ -2856,6 +2905,9 @@ leg_stream(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 		/* A peer that pings and never reads gets no more answers. */
 		frame_u64_decode(buf + PROTO_HDR_LEN, 8, &v);
 		if (xsock_pending(leg->x) < LEG_HIGH) {
+			/* With the ACK we owe: the peer may wait for it. */
+			if (sess_ack_off(s) > s->ack_sent)
+				sess_ack_add(s, sess_ack_off(s));
 			frame_u64_add(leg->ctx->scratch, PROTO_PONG, v);
 			leg_send(leg);
 		}
@@ -2993,7 +3045,7 @@ leg_wait_local(struct leg *leg)
 	struct sess	*s = leg->s;
 
 	if (leg->impatient || xsock_pending(s->local) == 0 ||
-	    !xsock_splices(leg->x, s->local) || sess_window_shut(s))
+	    !xsock_splices(leg->x, s->local) || sess_wants_ack(s))
 		return (0);
 	leg->paused = leg->waiting = 1;
 	xsock_read_enable(leg->x, 0);

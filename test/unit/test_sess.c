@@ -2409,6 +2409,73 @@ test_ack_quarter(void **state)
 	rogue_free(&r);
 }
 
+/*
+ * A PING is answered with the ACK owed, and an end whose window shuts
+ * asks for its ACK with one: a peer with a larger window acknowledges
+ * at once only a quarter of that, which may be all of this window (the
+ * rogue here never acknowledges unasked).
+ */
+static void
+test_ack_ask(void **state)
+{
+	static uint8_t		 p[8 + PROTO_DATA_MAX];
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct evbuffer		*b;
+	struct proto_hello	 hi;
+	struct frame_hdr	 h;
+	size_t			 win = 64 * 1024, got = 0;
+	uint64_t		 acked = 0;
+	int			 asked = 0, i;
+
+	world_start_split(w, win, win);
+	w->fake = 1;
+	world_guest(w);
+	fake_hello(w, &r, &hi);
+	fake_welcome(&r, hi.sid, PROTO_VERSION);
+	WAIT(w, w->cl.n_open == 1);
+	flow_init(&w->up, 2 * win, 0x74);
+	w->up.stop = 0;
+	flow_init(&w->down, 1000, 0x75);
+	b = evbuffer_new();
+	assert_non_null(b);
+
+	/* 1,000 bytes owe an ACK within the delay; a PING gets it now. */
+	frame_data_hdr_add(b, 0, 1000);
+	evbuffer_add(b, w->down.src, 1000);
+	frame_u64_add(b, PROTO_PING, 42);
+	rogue_send_buf(&r, b);
+	for (h.type = 0; h.type != PROTO_PONG; ) {
+		WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) || rogue_closed(&r));
+		assert_false(r.eof);
+		if (h.type == PROTO_ACK)
+			assert_int_equal(frame_u64_decode(p, h.len, &acked),
+			    FRAME_OK);
+	}
+	assert_int_equal(acked, 1000);
+
+	/* Twice: a window's DATA, then a PING, then nothing until an ACK. */
+	w->up.stop = w->up.len;
+	for (i = 1; i <= 2; i++) {
+		for (asked = 0; !asked; ) {
+			WAIT(w, rogue_frame(&r, &h, p, sizeof(p)) ||
+			    rogue_closed(&r));
+			assert_false(r.eof);
+			if (h.type == PROTO_DATA)
+				got += h.len - 8;
+			else if (h.type == PROTO_PING)
+				asked = 1;
+		}
+		assert_int_equal(got, i * win);
+		world_idle(w, 20);
+		assert_false(rogue_frame(&r, &h, p, sizeof(p)));
+		frame_u64_add(b, PROTO_ACK, got);
+		rogue_send_buf(&r, b);
+	}
+	evbuffer_free(b);
+	rogue_free(&r);
+}
+
 /* A version 3 client gets DATA of at most 64 KiB from the server. */
 static void
 test_server_v3_frames(void **state)
@@ -3338,6 +3405,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_client_old_server,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ack_quarter, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ack_ask, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_client_v3_frames, setup,
 		    teardown),
