@@ -73,6 +73,7 @@
 #define LEG_HIGH	(256 * 1024)	/* leg output: stop pumping */
 #define LOCAL_LOW	(64 * 1024)	/* local output: read the leg again */
 #define LOCAL_WAIT_MS	20		/* ...or after this, copying */
+#define LEG_ACK_CAPS	4		/* local output, ACK awaited: caps */
 #define LEG_READ_HIGH	(PROTO_DATA_MAX + 1024)
 #define ACK_BYTES	(256 * 1024)	/* ack at once past this much, or past
 					   a quarter of replay_max */
@@ -346,6 +347,7 @@ static void	leg_free_later(struct leg *);
 static void	leg_lost(struct leg *, const char *);
 static void	leg_deadline_cb(evutil_socket_t, short, void *);
 static void	leg_wake(struct leg *);
+static int	leg_ack_wake(struct sess *);
 static void	leg_retire(struct leg *, uint64_t);
 static void	leg_violation(struct leg *, const char *, int);
 static struct leg *leg_idle_take(struct sess_ctx *, const char *);
@@ -1660,8 +1662,7 @@ sess_spl_frame(struct sess *s, struct leg *leg)
 			if (t < 0 && errno == EAGAIN && p->rlen >= SPL_R_MIN) {
 				p->rfull = 1;
 				/* The ACKs that empty R are on the leg. */
-				if (leg->waiting)
-					leg_wake(leg);
+				(void)leg_ack_wake(s);
 				return (1);
 			}
 			sess_spl_stop(s);
@@ -1789,9 +1790,8 @@ sess_local_take(struct sess *s)
 	if (s->spl == NULL)
 		xsock_read_enable(s->local, room > 0 && !s->local_eof);
 	leg = s->leg;
-	if (leg != NULL && leg->waiting && sess_wants_ack(s)) {
+	if (leg_ack_wake(s)) {
 		/* The ACK that opens our window is on the leg. */
-		leg_wake(leg);
 		leg_read(leg);
 		if (s->dead)
 			return;
@@ -2309,6 +2309,7 @@ static int	leg_data(struct leg *, struct frame_hdr *, struct evbuffer *,
 static ssize_t	leg_body(struct leg *);
 static uint64_t	leg_data_off(struct evbuffer *);
 static void	leg_backpressure(struct leg *);
+static size_t	leg_local_cap(const struct sess *);
 static int	leg_wait_local(struct leg *);
 
 /*
@@ -3011,18 +3012,46 @@ leg_data(struct leg *leg, struct frame_hdr *h, struct evbuffer *in,
  * settings this never pauses a leg: ACKs share the leg with DATA, and
  * a leg paused while a busy local peer (an echo) waits on our own full
  * replay would stall both directions for good.  The cap is for a peer
- * that ignores the window.
+ * that ignores the window.  A peer with a larger window than ours may
+ * send more before the ACK our sending waits for: then the leg reads
+ * on toward it, up to LEG_ACK_CAPS caps (keep the windows equal).
  */
+static size_t
+leg_local_cap(const struct sess *s)
+{
+	size_t	cap = s->ctx->conf.replay_max + PROTO_DATA_MAX;
+
+	return (sess_wants_ack(s) ? cap * LEG_ACK_CAPS : cap);
+}
+
+/* Stop reading LEG while its local stream holds more than the cap. */
 static void
 leg_backpressure(struct leg *leg)
 {
 	struct sess	*s = leg->s;
 
-	if (xsock_pending(s->local) > s->ctx->conf.replay_max +
-	    PROTO_DATA_MAX) {
+	if (xsock_pending(s->local) > leg_local_cap(s)) {
 		leg->paused = 1;
 		xsock_read_enable(leg->x, 0);
 	}
+}
+
+/*
+ * Our sending now waits for an ACK: a leg that waits for the local
+ * reader, or is paused below the larger cap, reads again (the ACK is on
+ * it).  Nonzero when the leg was woken.
+ */
+static int
+leg_ack_wake(struct sess *s)
+{
+	struct leg	*leg = s->leg;
+
+	if (leg == NULL || !leg->paused || leg->state != LEG_UP ||
+	    !sess_wants_ack(s) || (!leg->waiting &&
+	    xsock_pending(s->local) > leg_local_cap(s)))
+		return (0);
+	leg_wake(leg);
+	return (1);
 }
 
 /*

@@ -1368,6 +1368,32 @@ test_splice_echo(void **state)
 }
 
 /*
+ * An echo behind the end with the smaller window (keep them equal, but
+ * a mismatch must not stall): that end's sending waits for the ACK the
+ * client sends behind a larger window's DATA, so its leg must read on
+ * toward it rather than pause for its local output.
+ */
+static void
+test_unequal_echo(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 16 * MIB;
+	int		 sz = 16 * 1024;
+
+	world_start_split(w, MIB, 64 * 1024);
+	world_open(w);
+	assert_int_equal(setsockopt(w->backend, SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz)), 0);
+	flow_init(&w->up, n, 0x56);
+	flow_echo(&w->down, &w->up);
+	w->up.echo = &w->down;
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest (echo)");
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+}
+
+/*
  * A DATA frame that repeats bytes already delivered, arriving in parts:
  * the repeat is dropped and the rest delivered once, never spliced
  * whole; the client's own frames for those bytes are dropped in turn.
@@ -3407,6 +3433,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ack_quarter, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ack_ask, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unequal_echo, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_client_v3_frames, setup,
 		    teardown),
