@@ -974,6 +974,26 @@ fake_welcome(struct rogue *r, uint64_t sid, int version)
 	evbuffer_free(b);
 }
 
+/*
+ * A client session whose contexts keep WIN unacknowledged (0: the
+ * world's default), opened by R playing its server with a WELCOME of
+ * VERSION.  The HELLO that asked goes to *HI.
+ */
+static void
+fake_open(struct world *w, struct rogue *r, size_t win, int version,
+    struct proto_hello *hi)
+{
+	if (win == 0)
+		world_start(w);
+	else
+		world_start_split(w, win, win);
+	w->fake = 1;
+	world_guest(w);
+	fake_hello(w, r, hi);
+	fake_welcome(r, hi->sid, version);
+	WAIT(w, w->cl.n_open == 1);
+}
+
 /* --- tests ------------------------------------------------------------- */
 
 /* Open, bytes both ways, and the counters that say so. */
@@ -2369,13 +2389,8 @@ test_client_v3_frames(void **state)
 	struct proto_hello	 hi;
 	size_t			 n = MIB;
 
-	world_start(w);
-	w->fake = 1;
-	world_guest(w);
-	fake_hello(w, &r, &hi);
+	fake_open(w, &r, 0, 3, &hi);
 	assert_int_equal(hi.version, PROTO_VERSION);
-	fake_welcome(&r, hi.sid, 3);
-	WAIT(w, w->cl.n_open == 1);
 	flow_init(&w->up, n, 0x71);
 	flow_init(&w->down, 0, 1);
 	assert_int_equal(rogue_data_max(w, &r, n, p, sizeof(p)),
@@ -2412,12 +2427,7 @@ test_ack_quarter(void **state)
 	size_t			 n = 16 * 1024;
 	uint64_t		 v = 0;
 
-	world_start_split(w, 4 * n, 4 * n);
-	w->fake = 1;
-	world_guest(w);
-	fake_hello(w, &r, &hi);
-	fake_welcome(&r, hi.sid, PROTO_VERSION);
-	WAIT(w, w->cl.n_open == 1);
+	fake_open(w, &r, 4 * n, PROTO_VERSION, &hi);
 	flow_init(&w->up, 0, 1);
 	flow_init(&w->down, n, 0x73);
 	b = evbuffer_new();
@@ -2454,12 +2464,7 @@ test_ack_ask(void **state)
 	uint64_t		 acked = 0;
 	int			 asked = 0, i;
 
-	world_start_split(w, win, win);
-	w->fake = 1;
-	world_guest(w);
-	fake_hello(w, &r, &hi);
-	fake_welcome(&r, hi.sid, PROTO_VERSION);
-	WAIT(w, w->cl.n_open == 1);
+	fake_open(w, &r, win, PROTO_VERSION, &hi);
 	flow_init(&w->up, 2 * win, 0x74);
 	w->up.stop = 0;
 	flow_init(&w->down, 1000, 0x75);
