@@ -781,8 +781,7 @@ static void
 fwd_unsplice(struct fwd *f)
 {
 	struct fwd_splice	*sp = f->sp;
-	struct evbuffer		*out;
-	int			 w, n;
+	int			 w;
 
 	if (!f->splicing)
 		return;
@@ -794,20 +793,10 @@ fwd_unsplice(struct fwd *f)
 		fwd_side_wrap(f, w);
 	}
 	for (w = 0; w < 2; w++) {
-		out = bufferevent_get_output(fwd_side(f, 1 - w));
-		while (sp->held[w] > 0) {
-			n = evbuffer_read(out, sp->pipe[w][0],
-			    (int)sp->held[w]);
-			if (n <= 0) {
-				log_warnx("forward=%llu: %zu spliced bytes "
-				    "lost: %s", (unsigned long long)f->id,
-				    sp->held[w], n == 0 ? "pipe empty" :
-				    strerror(errno));
-				break;
-			}
-			sp->held[w] -= (size_t)n;
-		}
-		pipepool_put(f->ctx->pipes, sp->pipe[w], sp->held[w] == 0);
+		if (sp->held[w] > 0)
+			pipepool_copyout(sp->pipe[w][0], bufferevent_get_output(
+			    fwd_side(f, 1 - w)), sp->held[w]);
+		pipepool_put(f->ctx->pipes, sp->pipe[w], 1);
 		sp->held[w] = 0;
 	}
 }
