@@ -18,8 +18,8 @@ static const struct {
 	uint32_t	 min;
 	uint32_t	 max;
 } frame_types[PROTO_TYPE_MAX + 1] = {
-	[PROTO_HELLO] = { "HELLO", 48, 92 + PROTO_HOST_MAX + PROTO_NAME_MAX },
-	[PROTO_WELCOME] = { "WELCOME", 80, 80 },
+	[PROTO_HELLO] = { "HELLO", 48, 96 + PROTO_HOST_MAX + PROTO_NAME_MAX },
+	[PROTO_WELCOME] = { "WELCOME", 80, 84 },
 	[PROTO_CHALLENGE] = { "CHALLENGE", 32, 32 },
 	[PROTO_PROOF] = { "PROOF", 40, 40 },
 	[PROTO_RESUMED] = { "RESUMED", 8, 8 },
@@ -213,6 +213,24 @@ frame_check_magic(const uint8_t *p, uint16_t *version)
 	return (FRAME_OK);
 }
 
+/* The bytes a window takes in a HELLO NEW or WELCOME of VERSION. */
+static size_t
+frame_window_len(uint16_t version)
+{
+	return (version >= 5 ? 4 : 0);
+}
+
+/* The window at P in a frame of VERSION (none before 5: 0). */
+static int
+frame_window_decode(const uint8_t *p, uint16_t version, uint32_t *window)
+{
+	*window = 0;
+	if (frame_window_len(version) == 0)
+		return (FRAME_OK);
+	*window = get32(p);
+	return (*window < PROTO_WINDOW_MIN ? FRAME_E_FIELD : FRAME_OK);
+}
+
 /*
  * HELLO.  On FRAME_E_VERSION the version field is still filled in so
  * the server can say which version it was offered.
@@ -264,7 +282,7 @@ frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 	p += 89 + hostlen;
 	m->service = get16(p);
 	namelen = p[2];
-	if (len != 89 + hostlen + 3 + namelen)
+	if (len != 89 + hostlen + 3 + namelen + frame_window_len(m->version))
 		return (FRAME_E_SIZE);
 	if (namelen > PROTO_NAME_MAX)
 		return (FRAME_E_FIELD);
@@ -273,7 +291,7 @@ frame_hello_decode(const uint8_t *p, size_t len, struct proto_hello *m)
 		return (FRAME_E_FIELD);
 	memcpy(m->name, p + 3, namelen);
 	m->name[namelen] = '\0';
-	return (FRAME_OK);
+	return (frame_window_decode(p + 3 + namelen, m->version, &m->window));
 }
 
 /* WELCOME. */
@@ -283,16 +301,18 @@ frame_welcome_decode(const uint8_t *p, size_t len, struct proto_welcome *m)
 	int	r;
 
 	memset(m, 0, sizeof(*m));
-	if (len != 80)
+	if (len < 80)
 		return (FRAME_E_SIZE);
 	if ((r = frame_check_magic(p, &m->version)) != FRAME_OK)
 		return (r);
+	if (len != 80 + frame_window_len(m->version))
+		return (FRAME_E_SIZE);
 	if (get16(p + 6) != 0)
 		return (FRAME_E_FIELD);
 	m->sid = get64(p + 8);
 	memcpy(m->nonce, p + 16, PROTO_NONCE_LEN);
 	memcpy(m->pubkey, p + 48, PROTO_KEY_LEN);
-	return (FRAME_OK);
+	return (frame_window_decode(p + 80, m->version, &m->window));
 }
 
 /* CHALLENGE. */
@@ -357,13 +377,13 @@ frame_u64_decode(const uint8_t *p, size_t len, uint64_t *v)
 void
 frame_hello_add(struct evbuffer *out, const struct proto_hello *m)
 {
-	uint8_t	 buf[PROTO_HDR_LEN + 92 + PROTO_HOST_MAX + PROTO_NAME_MAX], *p;
+	uint8_t	 buf[PROTO_HDR_LEN + 96 + PROTO_HOST_MAX + PROTO_NAME_MAX], *p;
 	size_t	 hostlen = 0, namelen = 0, len = 48;
 
 	if (m->kind == PROTO_HELLO_NEW) {
 		hostlen = strnlen(m->host, PROTO_HOST_MAX);
 		namelen = strnlen(m->name, PROTO_NAME_MAX);
-		len = 92 + hostlen + namelen;
+		len = 92 + hostlen + namelen + frame_window_len(m->version);
 	} else if (m->kind == PROTO_HELLO_RESUME_PROOF)
 		len = 48 + 8 + PROTO_MAC_LEN;
 	p = puthdr(buf, PROTO_HELLO, len);
@@ -385,6 +405,8 @@ frame_hello_add(struct evbuffer *out, const struct proto_hello *m)
 		*p++ = (uint8_t)namelen;
 		memcpy(p, m->name, namelen);
 		p += namelen;
+		if (frame_window_len(m->version) > 0)
+			p = put32(p, m->window);
 	} else if (m->kind == PROTO_HELLO_RESUME_PROOF) {
 		p = put64(p, m->next);
 		memcpy(p, m->mac, PROTO_MAC_LEN);
@@ -397,16 +419,20 @@ frame_hello_add(struct evbuffer *out, const struct proto_hello *m)
 void
 frame_welcome_add(struct evbuffer *out, const struct proto_welcome *m)
 {
-	uint8_t	 buf[PROTO_HDR_LEN + 80], *p;
+	uint8_t	 buf[PROTO_HDR_LEN + 84], *p;
 
-	p = puthdr(buf, PROTO_WELCOME, 80);
+	p = puthdr(buf, PROTO_WELCOME, 80 + frame_window_len(m->version));
 	p = put32(p, PROTO_MAGIC);
 	p = put16(p, m->version);
 	p = put16(p, 0);
 	p = put64(p, m->sid);
 	memcpy(p, m->nonce, PROTO_NONCE_LEN);
-	memcpy(p + PROTO_NONCE_LEN, m->pubkey, PROTO_KEY_LEN);
-	evbuffer_add(out, buf, sizeof(buf));
+	p += PROTO_NONCE_LEN;
+	memcpy(p, m->pubkey, PROTO_KEY_LEN);
+	p += PROTO_KEY_LEN;
+	if (frame_window_len(m->version) > 0)
+		p = put32(p, m->window);
+	evbuffer_add(out, buf, p - buf);
 }
 
 /* Append a CHALLENGE. */

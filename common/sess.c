@@ -11,7 +11,8 @@
  * chain, most of a bulk stream).  A bulk stream's later bytes sit in
  * pipes instead, spliced and tee(2)d, never copied (struct spl), until
  * a resume or a kernel that will not splice puts them back in the
- * buffer.  replay_max caps what is held.  DATA
+ * buffer.  The window caps what is held: the smaller of the two ends'
+ * replay_max, which HELLO NEW and WELCOME carry (version 5).  DATA
  * frames carry their 64-bit offset; the receiver writes each byte to
  * its local stream once (recv_off), counts what the kernel took
  * (deliv_off) and acknowledges that, so an ACK means delivered, not
@@ -179,6 +180,8 @@ struct sess {
 	uint64_t		 read_off;
 	uint64_t		 acked_off;
 	uint64_t		 win_off;	/* peer's last ACK: window */
+	size_t			 peer_win;	/* its window (version 5), or 0:
+						   not said */
 	uint64_t		 sent_off;
 	uint64_t		 sent_max;
 	uint64_t		 replayed;
@@ -290,7 +293,6 @@ struct sess_ctx {
 	uint64_t		 spliced;	/* DATA bytes spliced */
 	uint64_t		 spliced_out;	/* ...and sent so */
 	int			 devnull;	/* where ACKed bytes go */
-	size_t			 ack_bytes;	/* ack at once past this */
 	/*
 	 * Per-context timers, not per session (an event is ~150 bytes of
 	 * every idle session): delayed ACKs in due order, and keepalive
@@ -314,6 +316,8 @@ static void	sess_pump(struct sess *);
 static void	sess_check_done(struct sess *);
 static void	sess_local_take(struct sess *);
 static size_t	sess_held(const struct sess *);
+static size_t	sess_window(const struct sess *);
+static uint32_t	sess_wire_window(const struct sess_ctx *);
 static int	sess_spl_start(struct sess *);
 static void	sess_spl_stop(struct sess *);
 static void	sess_spl_free(struct sess *);
@@ -471,8 +475,6 @@ sess_ctx_new(struct event_base *base, enum sess_role role,
 	ctx->base = base;
 	ctx->role = role;
 	ctx->conf = *conf;
-	ctx->ack_bytes = conf->replay_max / 4 < ACK_BYTES ?
-	    conf->replay_max / 4 : ACK_BYTES;
 	ctx->ops = *ops;
 	ctx->arg = arg;
 	RB_INIT(&ctx->tree);
@@ -1128,6 +1130,7 @@ sess_hello(struct sess *s, struct leg *leg)
 		h.service = s->service;
 		if (s->name != NULL)
 			strlcpy(h.name, s->name, sizeof(h.name));
+		h.window = sess_wire_window(s->ctx);
 	} else if (s->version >= 3) {
 		/*
 		 * The proof goes with the HELLO, over the nonce our secret
@@ -1395,6 +1398,19 @@ sess_ack_add(struct sess *s, uint64_t off)
 	sess_ack_unqueue(s);
 }
 
+/*
+ * How much delivered makes an ACK go at once: a quarter of the window,
+ * at most ACK_BYTES.  Fewer ACKs cost the sender nothing while it has
+ * three quarters left to send.
+ */
+static size_t
+sess_ack_bytes(const struct sess *s)
+{
+	size_t	q = sess_window(s) / 4;
+
+	return (q < ACK_BYTES ? q : ACK_BYTES);
+}
+
 /* Acknowledge what the local stream has taken: now, or soon. */
 static void
 sess_ack(struct sess *s, int now)
@@ -1405,7 +1421,7 @@ sess_ack(struct sess *s, int now)
 
 	if (s->leg == NULL || s->leg->state != LEG_UP || off <= s->ack_sent)
 		return;
-	if (now || off - s->ack_sent >= ctx->ack_bytes) {
+	if (now || off - s->ack_sent >= sess_ack_bytes(s)) {
 		sess_ack_add(s, off);
 		leg_send(s->leg);
 	} else if (!s->ack_queued) {
@@ -1488,7 +1504,7 @@ sess_check_done(struct sess *s)
 static size_t
 sess_local_room(const struct sess *s)
 {
-	size_t	held = sess_held(s), cap = s->ctx->conf.replay_max;
+	size_t	held = sess_held(s), cap = sess_window(s);
 
 	if (!s->local_connected ||
 	    (s->state != SESS_ESTABLISHED && !s->opened))
@@ -1687,6 +1703,32 @@ sess_spl_frame(struct sess *s, struct leg *leg)
 }
 
 /*
+ * The window, what this session sends at most beyond the peer's last
+ * ACK: our replay_max, or the peer's if smaller (it said so in HELLO
+ * NEW or WELCOME, version 5).  Sending no more than the peer holds for
+ * its local reader means it never has to stop reading its leg, and the
+ * ACKs on it, for that reader (leg_local_cap).
+ */
+static size_t
+sess_window(const struct sess *s)
+{
+	size_t	w = s->ctx->conf.replay_max;
+
+	return (s->peer_win != 0 && s->peer_win < w ? s->peer_win : w);
+}
+
+/* The window we announce: our replay_max, as the wire can carry it. */
+static uint32_t
+sess_wire_window(const struct sess_ctx *ctx)
+{
+	size_t	w = ctx->conf.replay_max;
+
+	if (w < PROTO_WINDOW_MIN)
+		return (PROTO_WINDOW_MIN);
+	return (w > UINT32_MAX ? UINT32_MAX : (uint32_t)w);
+}
+
+/*
  * What counts against our window: every byte read beyond the peer's
  * last ACK (sess_local_take).
  */
@@ -1701,7 +1743,7 @@ sess_held(const struct sess *s)
 static int
 sess_window_shut(const struct sess *s)
 {
-	return (sess_held(s) >= s->ctx->conf.replay_max);
+	return (sess_held(s) >= sess_window(s));
 }
 
 /*
@@ -2538,6 +2580,7 @@ leg_handshake(struct leg *leg, struct frame_hdr *h, const uint8_t *p)
 			EVP_PKEY_free(s->kx);
 			s->kx = NULL;
 			s->version = w.version;
+			s->peer_win = w.window;
 			sess_leg_up(s, leg, 0);
 			return (s->dead ? -1 : 0);
 		}
@@ -2683,6 +2726,8 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 	}
 	w.version = h.version;		/* answer in the client's */
 	s->version = h.version;		/* DATA sizes follow it */
+	w.window = sess_wire_window(ctx);
+	s->peer_win = h.window;
 	w.sid = h.sid;
 	memcpy(w.nonce, leg->nonce_s, sizeof(w.nonce));
 	frame_welcome_add(leg->ctx->scratch, &w);
@@ -2990,6 +3035,15 @@ leg_data(struct leg *leg, struct frame_hdr *h, struct evbuffer *in,
 		leg_violation(leg, "DATA after FIN", 0);
 		return (-1);
 	}
+	/*
+	 * The peer's ACK base is never past what we delivered, so a peer
+	 * that keeps to the window it agreed to never sends beyond this:
+	 * what waits for our local reader stays within the window.
+	 */
+	if (s->peer_win != 0 && off + n > s->deliv_off + sess_window(s)) {
+		leg_violation(leg, "DATA beyond the window", 0);
+		return (-1);
+	}
 	if (s->local == NULL) {
 		leg_violation(leg, "DATA with no local end", 0);
 		return (-1);
@@ -3008,13 +3062,14 @@ leg_data(struct leg *leg, struct frame_hdr *h, struct evbuffer *in,
 }
 
 /*
- * The peer never holds more than its replay_max unacked, so with equal
- * settings this never pauses a leg: ACKs share the leg with DATA, and
- * a leg paused while a busy local peer (an echo) waits on our own full
- * replay would stall both directions for good.  The cap is for a peer
- * that ignores the window.  A peer with a larger window than ours may
- * send more before the ACK our sending waits for: then the leg reads
- * on toward it, up to LEG_ACK_CAPS caps (keep the windows equal).
+ * A peer never sends more than the window beyond our last ACK (version
+ * 5: the smaller of the two, and leg_data() holds it to that), so this
+ * never pauses a leg: ACKs share the leg with DATA, and a leg paused
+ * while a busy local peer (an echo) waits on our own full replay would
+ * stall both directions for good.  The cap is for an older peer, which
+ * keeps to its own window: if that is larger than ours, it may send
+ * more before the ACK our sending waits for, so then the leg reads on
+ * toward it, up to LEG_ACK_CAPS caps.
  */
 static size_t
 leg_local_cap(const struct sess *s)
@@ -3239,7 +3294,7 @@ sess_json(const struct sess *s)
 	json_t	*o;
 
 	o = json_pack("{s:s, s:{s:s, s:I, s:I, s:s, s:s}, s:s, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I, s:I}",
+	    "s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "id", s->idstr,
 	    "guest", "host", s->host, "cid", (json_int_t)s->cid,
 	    "port", (json_int_t)s->port,
@@ -3252,7 +3307,9 @@ sess_json(const struct sess *s)
 	    "unacked_in", (json_int_t)(s->recv_off - s->deliv_off),
 	    "replayed", (json_int_t)s->replayed,
 	    "resumes", (json_int_t)s->resumes,
-	    "age_ms", (json_int_t)(xtime_mono_ms() - s->created_ms));
+	    "age_ms", (json_int_t)(xtime_mono_ms() - s->created_ms),
+	    "version", (json_int_t)s->version,
+	    "window", (json_int_t)sess_window(s));
 	if (o == NULL)
 		abort();
 	json_object_set_new(o, "leg",

@@ -1,5 +1,5 @@
 /*
- * proto.h -- the vrelay session protocol, wire version 4.
+ * proto.h -- the vrelay session protocol, wire version 5.
  *
  * Don't forget to bump PROTO_VERSION if anything in this file changes
  * on the wire.  docs/protocol.md is the prose version of this header.
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION		4
+#define PROTO_VERSION		5
 #define PROTO_VERSION_MIN	2	/* spoken still: resumes in two trips */
 #define PROTO_MAGIC		0x56524c59U	/* "VRLY" */
 
@@ -29,6 +29,7 @@
 #define PROTO_DATA_MAX_OF(v)	((v) >= 4 ? PROTO_DATA_MAX : \
 				    PROTO_DATA_MAX_V3)
 #define PROTO_HANDSHAKE_MAX	512		/* any handshake frame */
+#define PROTO_WINDOW_MIN	65536		/* the least a window may be */
 #define PROTO_KEY_LEN		32		/* X25519 public key */
 #define PROTO_NONCE_LEN		32
 #define PROTO_MAC_LEN		32		/* HMAC-SHA256 */
@@ -98,6 +99,9 @@ enum proto_service {
  * and for kind NEW:
  *	pubkey[32] | u32 guest cid | u32 guest port | u8 hostlen | host |
  *	u16 service | u8 namelen | name
+ * and from version 5 on, the client's window (the most it sends or
+ * takes unacknowledged: its replay_max, at least PROTO_WINDOW_MIN):
+ *	u32 window
  * and for kind RESUME_PROOF (version 3), PROOF's fields against the
  * ticket the secret implies instead of a CHALLENGE's nonce:
  *	u64 client next expected offset | mac[32]
@@ -113,16 +117,22 @@ struct proto_hello {
 	char		host[PROTO_HOST_MAX + 1];	/* NEW only */
 	uint16_t	service;			/* NEW only */
 	char		name[PROTO_NAME_MAX + 1];	/* NEW only */
+	uint32_t	window;				/* NEW, version 5 */
 	uint64_t	next;				/* RESUME_PROOF only */
 	uint8_t		mac[PROTO_MAC_LEN];		/* RESUME_PROOF only */
 };
 
-/* WELCOME: u32 magic | u16 version | u16 0 | u64 sid | nonce | pubkey */
+/*
+ * WELCOME: u32 magic | u16 version | u16 0 | u64 sid | nonce | pubkey
+ * and from version 5 on the server's window: u32 window.  Each end then
+ * sends at most the smaller of the two windows unacknowledged.
+ */
 struct proto_welcome {
 	uint16_t	version;
 	uint64_t	sid;
 	uint8_t		nonce[PROTO_NONCE_LEN];
 	uint8_t		pubkey[PROTO_KEY_LEN];
+	uint32_t	window;				/* version 5 */
 };
 
 /* CHALLENGE: nonce[32] */

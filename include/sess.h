@@ -52,7 +52,8 @@ enum sess_event {
 };
 
 struct sess_conf {
-	size_t		replay_max;	/* unacknowledged bytes held */
+	size_t		replay_max;	/* our window: unacknowledged bytes
+					   held, at least PROTO_WINDOW_MIN */
 	long long	hold_ms;	/* detached longer -> closed */
 	long long	handshake_ms;	/* per-leg handshake deadline */
 	long long	keepalive_ms;	/* PING period; 3 missed = dead */

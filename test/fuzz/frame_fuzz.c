@@ -65,7 +65,8 @@ fz_hello_eq(const struct proto_hello *a, const struct proto_hello *b)
 	    memcmp(a->pubkey, b->pubkey, sizeof(a->pubkey)) == 0 &&
 	    a->guest_cid == b->guest_cid && a->guest_port == b->guest_port &&
 	    strcmp(a->host, b->host) == 0 && a->service == b->service &&
-	    strcmp(a->name, b->name) == 0 && a->next == b->next &&
+	    strcmp(a->name, b->name) == 0 && a->window == b->window &&
+	    a->next == b->next &&
 	    memcmp(a->mac, b->mac, sizeof(a->mac)) == 0);
 }
 
@@ -89,8 +90,11 @@ fz_hello(const uint8_t *pl, size_t plen)
 		CHECK(plen == 48 && hl == 0 && nl == 0 && m.service == 0);
 	else if (m.kind == PROTO_HELLO_RESUME_PROOF)
 		CHECK(plen == 88 && hl == 0 && nl == 0 && m.service == 0);
-	else
-		CHECK(plen == 92 + hl + nl);
+	else {
+		CHECK(plen == 92 + hl + nl + (m.version >= 5 ? 4 : 0));
+		CHECK(m.version >= 5 ? m.window >= PROTO_WINDOW_MIN :
+		    m.window == 0);
+	}
 	/* What goes into logs and status: no control bytes, in bounds. */
 	CHECK(hl <= PROTO_HOST_MAX && nl <= PROTO_NAME_MAX);
 	for (i = 0; i < hl; i++)
@@ -117,13 +121,17 @@ fz_welcome(const uint8_t *pl, size_t plen)
 		return;
 	CHECK(m.version >= PROTO_VERSION_MIN && m.version <= PROTO_VERSION);
 
+	CHECK(plen == 80 + (m.version >= 5 ? 4 : 0));
+	CHECK(m.version >= 5 ? m.window >= PROTO_WINDOW_MIN : m.window == 0);
+
 	b = fz_evbuffer();
 	frame_welcome_add(b, &m);
-	CHECK(evbuffer_get_length(b) == PROTO_HDR_LEN + 80);
+	CHECK(evbuffer_get_length(b) == PROTO_HDR_LEN + plen);
 	p = evbuffer_pullup(b, -1);
 	CHECK(p != NULL);
-	CHECK(frame_welcome_decode(p + PROTO_HDR_LEN, 80, &m2) == FRAME_OK);
+	CHECK(frame_welcome_decode(p + PROTO_HDR_LEN, plen, &m2) == FRAME_OK);
 	CHECK(m.version == m2.version && m.sid == m2.sid &&
+	    m.window == m2.window &&
 	    memcmp(m.nonce, m2.nonce, sizeof(m.nonce)) == 0 &&
 	    memcmp(m.pubkey, m2.pubkey, sizeof(m.pubkey)) == 0);
 	fz_expect(b, PROTO_WELCOME, pl, plen);

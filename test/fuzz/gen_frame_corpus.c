@@ -104,8 +104,13 @@ main(int argc, char *argv[])
 	hello.guest_cid = 3;
 	hello.guest_port = 1024;
 	strlcpy(hello.host, "esx01.example.com", sizeof(hello.host));
+	hello.window = 4 * 1024 * 1024;			/* version 5 */
 	frame_hello_add(b, &hello);
 	gen_write(b, "hello-new");
+	hello.version = 4;				/* no window */
+	frame_hello_add(b, &hello);
+	gen_write(b, "hello-new-v4");
+	hello.version = PROTO_VERSION;
 
 	hello.host[0] = '\0';
 	frame_hello_add(b, &hello);
@@ -143,7 +148,7 @@ main(int argc, char *argv[])
 	hello.service = PROTO_SVC_SERIAL;
 	frame_hello_add(b, &hello);
 	p = evbuffer_pullup(b, -1);
-	p[evbuffer_get_length(b) - 1] = 0x7f;
+	p[evbuffer_get_length(b) - 1 - 4] = 0x7f;	/* before the window */
 	gen_write(b, "hello-new-name-del");
 
 	hello.version = 1;
@@ -189,8 +194,12 @@ main(int argc, char *argv[])
 	welcome.sid = 0x1122334455667788ULL;
 	gen_pattern(welcome.nonce, sizeof(welcome.nonce), 4);
 	gen_pattern(welcome.pubkey, sizeof(welcome.pubkey), 5);
+	welcome.window = 4 * 1024 * 1024;
 	frame_welcome_add(b, &welcome);
 	gen_write(b, "welcome");
+	welcome.version = 4;
+	frame_welcome_add(b, &welcome);
+	gen_write(b, "welcome-v4");
 
 	gen_pattern(chal.nonce, sizeof(chal.nonce), 6);
 	frame_challenge_add(b, &chal);

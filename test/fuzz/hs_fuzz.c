@@ -670,6 +670,8 @@ fz_hello(struct evbuffer *out, int kind, int arg)
 	memset(h.nonce, fz_byte(), sizeof(h.nonce));
 	h.nonce[0] = (uint8_t)w.cur;
 	if (kind == PROTO_HELLO_NEW) {
+		/* Version 5's window: any the decoder takes. */
+		h.window = PROTO_WINDOW_MIN + fz_byte() * 65536U;
 		if (arg & 8)
 			memset(h.pubkey, 0, sizeof(h.pubkey));	/* low order */
 		else

@@ -21,9 +21,12 @@
 
 /* Payload sizes straight from the comments in proto.h. */
 #define HELLO_RESUME_LEN	48	/* magic ver kind sid nonce */
-#define HELLO_NEW_MIN		92	/* + pubkey cid port hostlen svc nlen */
+#define HELLO_NEW_V4		92	/* + pubkey cid port hostlen svc nlen */
+#define HELLO_NEW_MIN		96	/* + window, version 5 */
 #define HELLO_HOSTLEN_OFF	88	/* u8 hostlen; host at 89 */
-#define WELCOME_LEN		80
+#define WELCOME_V4_LEN		80
+#define WELCOME_LEN		84	/* + window, version 5 */
+#define WINDOW			0x00123456U	/* every byte differs */
 #define ERROR_MIN		3
 
 /* One row of the length-limits table. */
@@ -34,8 +37,8 @@ struct size_case {
 };
 
 static const struct size_case size_cases[] = {
-	{ PROTO_HELLO, 48, 92 + 255 + 160 },
-	{ PROTO_WELCOME, 80, 80 },
+	{ PROTO_HELLO, 48, 96 + 255 + 160 },
+	{ PROTO_WELCOME, 80, 84 },
 	{ PROTO_CHALLENGE, 32, 32 },
 	{ PROTO_PROOF, 40, 40 },
 	{ PROTO_RESUMED, 8, 8 },
@@ -139,6 +142,7 @@ mkhello_new(struct proto_hello *m, const char *host)
 	m->guest_cid = 0xfffffffeU;
 	m->guest_port = 0x80000001U;
 	strlcpy(m->host, host, sizeof(m->host));
+	m->window = WINDOW;
 }
 
 /* Encode a hello and copy its payload out; returns the payload length. */
@@ -200,10 +204,13 @@ test_hello_new_roundtrip(void **state)
 		assert_int_equal(pl[87], 0x01);
 		assert_int_equal(pl[88], hl);
 		assert_memory_equal(pl + 89, host, hl);
-		/* v2: u16 service 0 and namelen 0 end it. */
+		/* v2: u16 service 0 and namelen 0; v5: the window ends it. */
 		assert_int_equal(pl[89 + hl], 0);
 		assert_int_equal(pl[90 + hl], 0);
 		assert_int_equal(pl[91 + hl], 0);
+		assert_int_equal(pl[92 + hl], 0x00);
+		assert_int_equal(pl[93 + hl], 0x12);
+		assert_int_equal(pl[95 + hl], 0x56);
 
 		memset(&d, 0xa5, sizeof(d));
 		assert_int_equal(frame_hello_decode(pl, HELLO_NEW_MIN + hl, &d),
@@ -264,9 +271,9 @@ test_hello_new_service_name(void **state)
 		b = evbuffer_new();
 		assert_non_null(b);
 		frame_hello_add(b, &m);
-		/* The header, too, must take up to 92 + 255 + 160. */
+		/* The header, too, must take up to 96 + 255 + 160. */
 		pl = check_frame(b, PROTO_HELLO, plen);
-		assert_true(plen <= 92 + 255 + 160);
+		assert_true(plen <= 96 + 255 + 160);
 
 		/* u16 service at 89 + hl, namelen at 91, name at 92. */
 		assert_int_equal(pl[HELLO_HOSTLEN_OFF], hl);
@@ -285,9 +292,9 @@ test_hello_new_service_name(void **state)
 		assert_memory_equal(&d, &m, sizeof(m));
 		evbuffer_free(b);
 	}
-	/* The largest is exactly 507. */
-	assert_int_equal(HELLO_NEW_MIN + PROTO_HOST_MAX + PROTO_NAME_MAX, 507);
-	assert_true(507 <= PROTO_HANDSHAKE_MAX);
+	/* The largest is exactly 511. */
+	assert_int_equal(HELLO_NEW_MIN + PROTO_HOST_MAX + PROTO_NAME_MAX, 511);
+	assert_true(511 <= PROTO_HANDSHAKE_MAX);
 }
 
 /* RESUME hello: 48 bytes, NEW-only fields come back zero. */
@@ -380,8 +387,8 @@ test_hello_resume_proof(void **state)
 	b = evbuffer_new();
 	assert_non_null(b);
 	frame_welcome_add(b, &w);
-	pl = check_frame(b, PROTO_WELCOME, WELCOME_LEN);
-	assert_int_equal(frame_welcome_decode(pl, WELCOME_LEN, &wd),
+	pl = check_frame(b, PROTO_WELCOME, WELCOME_V4_LEN);
+	assert_int_equal(frame_welcome_decode(pl, WELCOME_V4_LEN, &wd),
 	    FRAME_OK);
 	assert_int_equal(wd.version, 2);
 	evbuffer_free(b);
@@ -399,6 +406,7 @@ test_welcome_roundtrip(void **state)
 	m.sid = 0xdeadbeefcafef00dULL;
 	pattern(m.nonce, sizeof(m.nonce), 0x01);
 	pattern(m.pubkey, sizeof(m.pubkey), 0x99);
+	m.window = WINDOW;
 
 	b = evbuffer_new();
 	assert_non_null(b);
@@ -411,10 +419,14 @@ test_welcome_roundtrip(void **state)
 	assert_int_equal(pl[8], 0xde);
 	assert_memory_equal(pl + 16, m.nonce, PROTO_NONCE_LEN);
 	assert_memory_equal(pl + 48, m.pubkey, PROTO_KEY_LEN);
+	assert_int_equal(pl[80], 0x00);	/* version 5: the window */
+	assert_int_equal(pl[81], 0x12);
+	assert_int_equal(pl[83], 0x56);
 
 	memset(&d, 0xa5, sizeof(d));
 	assert_int_equal(frame_welcome_decode(pl, WELCOME_LEN, &d), FRAME_OK);
 	assert_int_equal(d.version, m.version);
+	assert_int_equal(d.window, WINDOW);
 	assert_true(d.sid == m.sid);
 	assert_memory_equal(d.nonce, m.nonce, PROTO_NONCE_LEN);
 	assert_memory_equal(d.pubkey, m.pubkey, PROTO_KEY_LEN);
@@ -781,7 +793,7 @@ test_hello_bad_magic(void **state)
 static void
 test_hello_bad_version(void **state)
 {
-	static const uint16_t	 vers[] = { 0, 1, 5, 0x0100, 0x0400, 0xffff };
+	static const uint16_t	 vers[] = { 0, 1, 6, 0x0100, 0x0500, 0xffff };
 	struct proto_hello	 m, d;
 	struct proto_welcome	 w, wd;
 	struct evbuffer		*b;
@@ -817,10 +829,11 @@ test_hello_bad_version(void **state)
 		assert_non_null(b);
 		frame_welcome_add(b, &w);
 		p = pull(b, &n);
-		assert_int_equal(n, PROTO_HDR_LEN + WELCOME_LEN);
+		assert_int_equal(n, PROTO_HDR_LEN + (vers[i] >= 5 ?
+		    WELCOME_LEN : WELCOME_V4_LEN));
 		memset(&wd, 0xa5, sizeof(wd));
 		assert_int_equal(frame_welcome_decode(p + PROTO_HDR_LEN,
-		    WELCOME_LEN, &wd), FRAME_E_VERSION);
+		    n - PROTO_HDR_LEN, &wd), FRAME_E_VERSION);
 		assert_int_equal(wd.version, vers[i]);
 		evbuffer_free(b);
 	}
@@ -894,7 +907,7 @@ test_hello_new_hostlen(void **state)
 
 	pl[88] = 3;			/* hostlen short of the payload */
 	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_SIZE);
-	pl[88] = 5;			/* hostlen past the payload */
+	pl[88] = 9;			/* hostlen past the payload */
 	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_SIZE);
 	pl[88] = 255;
 	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_SIZE);
@@ -1017,6 +1030,7 @@ test_hello_name_bad(void **state)
 	for (nl = PROTO_NAME_MAX; nl <= PROTO_NAME_MAX + 1; nl++) {
 		pl[95] = (uint8_t)nl;
 		memset(pl + 96, 'n', nl);
+		memcpy(pl + 96 + nl, "\x00\x12\x34\x56", 4);	/* WINDOW */
 		memset(&d, 0xa5, sizeof(d));
 		assert_int_equal(frame_hello_decode(pl, HELLO_NEW_MIN + 4 + nl,
 		    &d), nl <= PROTO_NAME_MAX ? FRAME_OK : FRAME_E_FIELD);
@@ -1028,12 +1042,12 @@ test_hello_name_bad(void **state)
 	assert_int_equal(frame_hello_decode(pl, HELLO_NEW_MIN + 4 + 255, &d),
 	    FRAME_E_FIELD);
 
-	/* A v1-style NEW: the same HELLO without its last 3 bytes. */
+	/* A v1-style NEW: the same HELLO without its last 3 (+4) bytes. */
 	mkhello_new(&m, "abcd");
 	len = hello_payload(&m, pl, sizeof(pl));
 	assert_int_equal(len, HELLO_NEW_MIN + 4);
 	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
-	for (i = 1; i <= 3; i++) {
+	for (i = 1; i <= 7; i++) {
 		memset(&d, 0xa5, sizeof(d));
 		assert_int_equal(frame_hello_decode(pl, len - i, &d),
 		    FRAME_E_SIZE);
@@ -1042,6 +1056,38 @@ test_hello_name_bad(void **state)
 	len = hello_payload(&m, pl, sizeof(pl));
 	assert_int_equal(len, HELLO_NEW_MIN);
 	assert_int_equal(frame_hello_decode(pl, 89, &d), FRAME_E_SIZE);
+}
+
+/*
+ * Version 5's window ends a HELLO NEW: below PROTO_WINDOW_MIN it is
+ * refused; version 4's NEW has none, and one that carries it is too
+ * long.
+ */
+static void
+test_hello_window(void **state)
+{
+	struct proto_hello	m, d;
+	uint8_t			pl[512];
+	size_t			len;
+
+	mkhello_new(&m, "abcd");
+	len = hello_payload(&m, pl, sizeof(pl));
+	assert_int_equal(len, HELLO_NEW_MIN + 4);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
+	assert_int_equal(d.window, WINDOW);
+	memcpy(pl + len - 4, "\x00\x00\xff\xff", 4);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_FIELD);
+	memcpy(pl + len - 4, "\xff\xff\xff\xff", 4);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
+	assert_int_equal(d.window, UINT32_MAX);
+
+	pl[5] = 4;
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_E_SIZE);
+	m.version = 4;
+	len = hello_payload(&m, pl, sizeof(pl));
+	assert_int_equal(len, HELLO_NEW_V4 + 4);
+	assert_int_equal(frame_hello_decode(pl, len, &d), FRAME_OK);
+	assert_int_equal(d.window, 0);
 }
 
 /* RESUME is exactly 48 bytes: nothing may follow the nonce. */
@@ -1076,6 +1122,7 @@ test_welcome_bad(void **state)
 	memset(&m, 0, sizeof(m));
 	m.version = PROTO_VERSION;
 	m.sid = 9;
+	m.window = WINDOW;
 	b = evbuffer_new();
 	assert_non_null(b);
 	frame_welcome_add(b, &m);
@@ -1095,6 +1142,21 @@ test_welcome_bad(void **state)
 	assert_int_equal(frame_welcome_decode(pl, WELCOME_LEN, &d),
 	    FRAME_E_FIELD);
 	pl[7] = 0;
+	/* A window under PROTO_WINDOW_MIN, version 5's tail. */
+	memcpy(pl + 80, "\x00\x00\xff\xff", 4);
+	assert_int_equal(frame_welcome_decode(pl, WELCOME_LEN, &d),
+	    FRAME_E_FIELD);
+	memcpy(pl + 80, "\x00\x01\x00\x00", 4);
+	assert_int_equal(frame_welcome_decode(pl, WELCOME_LEN, &d), FRAME_OK);
+	assert_int_equal(d.window, PROTO_WINDOW_MIN);
+	/* Version 4's WELCOME has none: 80 bytes. */
+	pl[5] = 4;
+	assert_int_equal(frame_welcome_decode(pl, WELCOME_V4_LEN, &d),
+	    FRAME_OK);
+	assert_int_equal(d.window, 0);
+	assert_int_equal(frame_welcome_decode(pl, WELCOME_LEN, &d),
+	    FRAME_E_SIZE);
+	pl[5] = PROTO_VERSION;
 
 	assert_int_equal(frame_welcome_decode(pl, WELCOME_LEN - 1, &d),
 	    FRAME_E_SIZE);
@@ -1362,6 +1424,7 @@ main(void)
 		cmocka_unit_test(test_hello_new_hostlen),
 		cmocka_unit_test(test_hello_host_nul),
 		cmocka_unit_test(test_hello_name_bad),
+		cmocka_unit_test(test_hello_window),
 		cmocka_unit_test(test_hello_resume_trailing),
 		cmocka_unit_test(test_welcome_bad),
 		cmocka_unit_test(test_fixed_bad_size),

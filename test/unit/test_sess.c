@@ -965,6 +965,7 @@ fake_welcome(struct rogue *r, uint64_t sid, int version)
 	memset(&wel, 0, sizeof(wel));
 	wel.version = version;
 	wel.sid = sid;
+	wel.window = 1U << 30;	/* past any test's: the client's holds */
 	fill_random(wel.nonce, sizeof(wel.nonce), 7);
 	fill_random(wel.pubkey, sizeof(wel.pubkey), 8);
 	b = evbuffer_new();
@@ -1388,29 +1389,55 @@ test_splice_echo(void **state)
 }
 
 /*
- * An echo behind the end with the smaller window (keep them equal, but
- * a mismatch must not stall): that end's sending waits for the ACK the
- * client sends behind a larger window's DATA, so its leg must read on
- * toward it rather than pause for its local output.
+ * 16 MiB echoed by a backend behind the server, whose window is
+ * SV_WIN, the client's CL_WIN: both ways, whole, and with no leg lost.
  */
 static void
-test_unequal_echo(void **state)
+echo_split(struct world *w, size_t cl_win, size_t sv_win, int seed)
 {
-	struct world	*w = *state;
-	size_t		 n = 16 * MIB;
-	int		 sz = 16 * 1024;
+	size_t	n = 16 * MIB;
+	int	sz = 16 * 1024;
 
-	world_start_split(w, MIB, 64 * 1024);
+	world_start_split(w, cl_win, sv_win);
 	world_open(w);
 	assert_int_equal(setsockopt(w->backend, SOL_SOCKET, SO_SNDBUF, &sz,
 	    sizeof(sz)), 0);
-	flow_init(&w->up, n, 0x56);
+	flow_init(&w->up, n, seed);
 	flow_echo(&w->down, &w->up);
 	w->up.echo = &w->down;
 	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
 	flow_check(&w->up, "guest -> backend");
 	flow_check(&w->down, "backend -> guest (echo)");
 	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+}
+
+/*
+ * An echo behind the end with the smaller window: that end's sending
+ * waits for the ACK the client sends behind its DATA, so its leg must
+ * read on toward it rather than pause for its local output.
+ */
+static void
+test_unequal_echo(void **state)
+{
+	echo_split(*state, MIB, 64 * 1024, 0x56);
+}
+
+/*
+ * The same with a peer whose window is far past the four caps a leg
+ * reads on to for an older peer (8 MiB against 64 KiB): each end sends
+ * no more than the smaller of the two windows, which HELLO NEW and
+ * WELCOME announce (version 5), so the echo's end never holds more
+ * than its own window for its local reader.
+ */
+static void
+test_window_echo(void **state)
+{
+	struct world	*w = *state;
+
+	echo_split(w, 8 * MIB, 64 * 1024, 0x57);
+	assert_int_equal(jint(w->cl.s, "window"), 64 * 1024);
+	assert_int_equal(jint(w->sv.s, "window"), 64 * 1024);
+	assert_int_equal(jint(w->cl.s, "version"), PROTO_VERSION);
 }
 
 /*
@@ -1610,7 +1637,7 @@ test_bad_hello(void **state)
 	/* docs/protocol.md gives this text. */
 	assert_string_equal(er.reason,
 	    "protocol version 9 not supported; this end speaks versions 2 "
-	    "to 4");
+	    "to 5");
 	assert_int_equal(w->refusals, 1);
 	assert_string_equal(w->why_refused, er.reason);
 	rogue_free(&r);
@@ -1632,7 +1659,7 @@ test_bad_hello(void **state)
 	rogue_expect_error(w, &r, PROTO_E_VERSION, &er);
 	assert_string_equal(er.reason,
 	    "protocol version 1 not supported; this end speaks versions 2 "
-	    "to 4");
+	    "to 5");
 	assert_int_equal(w->refusals, 2);
 	rogue_free(&r);
 
@@ -2264,7 +2291,7 @@ test_client_handshake(void **state)
 	assert_true(evbuffer_write(b, r.fd) > 0);
 	WAIT(w, w->cl.n_closed == 1);
 	assert_string_equal(w->cl.why_closed,
-	    "appliance end speaks protocol version 9, we speak 4");
+	    "appliance end speaks protocol version 9, we speak 5");
 	WAIT(w, rogue_closed(&r));
 	WAIT(w, w->down.eof);
 	assert_int_equal(w->connects, 2);
@@ -2296,9 +2323,10 @@ test_client_old_server(void **state)
 	b = evbuffer_new();
 	assert_non_null(b);
 	fake_hello(w, &r, &hi);
-	assert_int_equal(hi.version, 4);
-	/* What a version 3, then a version 2 vappliance says: one down. */
-	for (v = 3; v >= 2; v--) {
+	assert_int_equal(hi.version, PROTO_VERSION);
+	assert_int_equal(hi.window, w->conf.replay_max);
+	/* What a version 4, 3, then 2 vappliance says: one down each. */
+	for (v = PROTO_VERSION - 1; v >= 2; v--) {
 		sid = hi.sid;
 		snprintf(msg, sizeof(msg), "protocol version %d not "
 		    "supported; this end speaks versions 2 to %d", v + 1, v);
@@ -2306,11 +2334,12 @@ test_client_old_server(void **state)
 		assert_true(evbuffer_write(b, r.fd) > 0);
 		WAIT(w, rogue_closed(&r));
 		rogue_free(&r);
-		WAIT(w, w->connects == 5 - v);
+		WAIT(w, w->connects == PROTO_VERSION + 1 - v);
 		assert_int_equal(w->cl.n_closed, 0);
 		fake_hello(w, &r, &hi);
 		assert_int_equal(hi.version, v);
 		assert_int_equal(hi.kind, PROTO_HELLO_NEW);
+		assert_int_equal(hi.window, 0);	/* version 5 on */
 		assert_true(hi.sid != sid);
 	}
 
@@ -2319,7 +2348,7 @@ test_client_old_server(void **state)
 	assert_int_equal(shutdown(r.fd, SHUT_RDWR), 0);
 	rogue_free(&r);
 	WAIT(w, w->cl.n_detached == 1);
-	WAIT(w, w->connects == 4);
+	WAIT(w, w->connects == PROTO_VERSION);
 	fake_hello(w, &r, &hi);
 	assert_int_equal(hi.version, 2);
 	assert_int_equal(hi.kind, PROTO_HELLO_RESUME);
@@ -2342,6 +2371,8 @@ rogue_hello_new(struct world *w, struct rogue *r, int version, uint64_t sid,
 	fill_random(hn.nonce, sizeof(hn.nonce), version);
 	fill_random(hn.pubkey, sizeof(hn.pubkey), version + 1);
 	strlcpy(hn.host, host, sizeof(hn.host));
+	if (version >= 5)
+		hn.window = 1U << 30;	/* the server's holds */
 	b = evbuffer_new();
 	assert_non_null(b);
 	frame_hello_add(b, &hn);
@@ -2407,6 +2438,85 @@ test_client_v3_frames(void **state)
 	assert_non_null(strstr(w->cl.why_detached, "version allows"));
 	rogue_free(&r);
 	evbuffer_free(b);
+}
+
+/*
+ * What a resume sends again is what the peer says it lacks, and it is
+ * counted: a server (played here) that read none of 256 KiB before its
+ * leg broke answers RESUMED 0; what had gone goes again, and all of it
+ * arrives.
+ */
+static void
+test_resume_counts(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct proto_hello	 hi;
+	struct evbuffer		*b;
+	size_t			 n = 256 * 1024;
+	static uint8_t		 p[PROTO_HDR_LEN + 8 + PROTO_DATA_MAX];
+
+	fake_open(w, &r, 0, PROTO_VERSION, &hi);
+	flow_init(&w->up, n, 0x62);
+	WAIT(w, jint(w->cl.s, "bytes_out") == (long long)n);
+	world_idle(w, 20);
+	assert_int_equal(jint(w->cl.s, "unacked_out"), n);
+	assert_int_equal(shutdown(r.fd, SHUT_RDWR), 0);	/* read nothing */
+	rogue_free(&r);
+	WAIT(w, w->cl.n_detached == 1 && w->connects == 2);
+	fake_hello(w, &r, &hi);
+	assert_int_equal(hi.kind, PROTO_HELLO_RESUME_PROOF);
+	assert_true(hi.next == 0);
+	b = evbuffer_new();
+	assert_non_null(b);
+	frame_u64_add(b, PROTO_RESUMED, 0);
+	rogue_send_buf(&r, b);
+	evbuffer_free(b);
+	WAIT(w, w->cl.n_resumed == 1);
+	/* What the socket took before the break (the rest was unsent). */
+	if (w->cl.resume_replay < 64 * 1024 || w->cl.resume_replay > n)
+		fail_msg("resume replay %" PRIu64, w->cl.resume_replay);
+	assert_int_equal(jstat(w->cl.ctx, "resumes"), 1);
+	assert_int_equal(jstat(w->cl.ctx, "replayed_bytes"),
+	    w->cl.resume_replay);
+	assert_int_equal(jint(w->cl.s, "replayed"), w->cl.resume_replay);
+	(void)rogue_data_max(w, &r, n, p, sizeof(p));
+	rogue_free(&r);
+}
+
+/*
+ * A peer that agreed to a window (version 5) and sends past it breaks
+ * the leg: what waits for the local reader stays within the window.
+ */
+static void
+test_window_violation(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct proto_hello	 hi;
+	struct proto_error	 er;
+	struct evbuffer		*b;
+	size_t			 n = 100 * 1024;
+	uint8_t			*body;
+
+	fake_open(w, &r, 64 * 1024, PROTO_VERSION, &hi);
+	assert_int_equal(hi.window, 64 * 1024);
+	assert_int_equal(jint(w->cl.s, "window"), 64 * 1024);
+	flow_init(&w->down, n, 0x63);
+	b = evbuffer_new();
+	body = calloc(1, n);
+	assert_non_null(b);
+	assert_non_null(body);
+	frame_data_hdr_add(b, 0, n);
+	evbuffer_add(b, body, n);
+	rogue_send_buf(&r, b);
+	rogue_expect_error(w, &r, PROTO_E_MALFORMED, &er);
+	assert_string_equal(er.reason, "DATA beyond the window");
+	WAIT(w, w->cl.n_detached == 1);
+	assert_int_equal(w->down.rd, 0);
+	rogue_free(&r);
+	evbuffer_free(b);
+	free(body);
 }
 
 /*
@@ -2976,8 +3086,8 @@ test_resume_stats(void **state)
 	int		 i, k, sdet;
 
 	/*
-	 * A receiver with the smaller window pauses its leg for a backend
-	 * that does not read, so bytes are in flight when the leg breaks.
+	 * A backend that does not read, so bytes are in flight when the leg
+	 * breaks: the smaller window of the two, which both ends keep to.
 	 */
 	world_start_split(w, MIB, 128 * 1024);
 	world_open(w);
@@ -2994,19 +3104,20 @@ test_resume_stats(void **state)
 	flow_init(&w->down, 100000, 132);
 	w->up.rpause = 1;
 	WAIT(w, flow_done(&w->down) &&
-	    jint(w->cl.s, "unacked_out") >= (long long)MIB / 2);
+	    jint(w->cl.s, "unacked_out") >= 64 * 1024);
 	world_idle(w, 100);
-	/*
-	 * The receiver's own cap holds against the larger window: it
-	 * stops reading once past replay_max and a frame, so at most one
-	 * more frame can land.
-	 */
-	if (w->max_unacked_in > 128 * 1024 + 2 * PROTO_DATA_MAX)
+	assert_int_equal(jint(w->cl.s, "window"), 128 * 1024);
+	assert_int_equal(jint(w->sv.s, "window"), 128 * 1024);
+	if (jint(w->cl.s, "unacked_out") > 128 * 1024)
+		fail_msg("client holds %lld unacked, past the server's window",
+		    jint(w->cl.s, "unacked_out"));
+	if (w->max_unacked_in > 128 * 1024)
 		fail_msg("unacked_in peaked at %lld", w->max_unacked_in);
 
 	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
 	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
-	if (w->cl.resume_replay == 0 || w->cl.resume_replay > MIB)
+	/* Bytes in flight, if the break caught any: within the window. */
+	if (w->cl.resume_replay > 128 * 1024)
 		fail_msg("client resume replay %" PRIu64,
 		    w->cl.resume_replay);
 	assert_int_equal(w->sv.resume_replay, 0);	/* guest had all */
@@ -3438,6 +3549,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ack_quarter, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ack_ask, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_window_echo, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resume_counts, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_window_violation, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_unequal_echo, setup,
 		    teardown),
