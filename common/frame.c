@@ -53,7 +53,7 @@ static const char *frame_codes[PROTO_CODE_MAX + 1] = {
 };
 
 /* The largest HELLO is a handshake frame like any other. */
-_Static_assert(92 + PROTO_HOST_MAX + PROTO_NAME_MAX <= PROTO_HANDSHAKE_MAX,
+_Static_assert(96 + PROTO_HOST_MAX + PROTO_NAME_MAX <= PROTO_HANDSHAKE_MAX,
     "HELLO NEW does not fit PROTO_HANDSHAKE_MAX");
 
 /* Text for a FRAME_* code. */

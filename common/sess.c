@@ -20,7 +20,7 @@
  * FIN takes one offset, like TCP's, so "FIN delivered" is ACK final+1.
  *
  * A leg is one mesh connection.  When it breaks the session detaches
- * and keeps reading its local stream until replay_max is held (then
+ * and keeps reading its local stream until the window is held (then
  * backpressure, never a drop).  The client opens a new leg with
  * backoff and proves it holds the session secret (X25519 at open,
  * HMAC-SHA256 at resume, over a challenge or, in one round trip, over
@@ -77,7 +77,7 @@
 #define LEG_ACK_CAPS	4		/* local output, ACK awaited: caps */
 #define LEG_READ_HIGH	(PROTO_DATA_MAX + 1024)
 #define ACK_BYTES	(256 * 1024)	/* ack at once past this much, or past
-					   a quarter of replay_max */
+					   a quarter of the window */
 #define ACK_DELAY_MS	5		/* else within this */
 #define KA_SLICES	8		/* keepalive ticks per period */
 #define RETRY_MIN_MS	25
@@ -1130,6 +1130,14 @@ sess_hello(struct sess *s, struct leg *leg)
 		h.service = s->service;
 		if (s->name != NULL)
 			strlcpy(h.name, s->name, sizeof(h.name));
+		/*
+		 * An older server's header check refuses a HELLO past its
+		 * limit as malformed, before it could say "version": one
+		 * that only the window takes past it goes in version 4.
+		 */
+		if (s->version >= 5 && 96 + strlen(h.host) + strlen(h.name) >
+		    PROTO_HELLO_MAX_V4)
+			s->version = h.version = 4;
 		h.window = sess_wire_window(s->ctx);
 	} else if (s->version >= 3) {
 		/*
@@ -1760,9 +1768,9 @@ sess_wants_ack(const struct sess *s)
 /*
  * Sending waits for an ACK and all that can go has gone: ask for it with
  * a PING, once until an ACK comes (the peer answers a PING with the
- * ACK it owes).  A peer whose own window is larger acknowledges only a
- * quarter of that at once, which may be all of ours: without the PING
- * ours would stay shut for its delay each time.
+ * ACK it owes).  An older peer (version 4) whose own window is larger
+ * acknowledges only a quarter of that at once, which may be all of
+ * ours: without the PING ours would stay shut for its delay each time.
  */
 static void
 sess_ask_ack(struct sess *s)
@@ -1781,8 +1789,8 @@ sess_ask_ack(struct sess *s)
 }
 
 /*
- * Read what the local stream has into the out buffer, as far as
- * replay_max allows (the rest waits in the kernel: backpressure), then
+ * Read what the local stream has into the out buffer, as far as the
+ * window allows (the rest waits in the kernel: backpressure), then
  * put it on the leg.  Reading waits for the session to be open, and for
  * a backend's connect.
  */
@@ -1796,7 +1804,7 @@ sess_local_take(struct sess *s)
 	if (s->local == NULL || s->local_eof)
 		return;
 	/*
-	 * The window: never more than replay_max beyond what the peer said
+	 * The window: never more than sess_window() beyond what the peer said
 	 * its local stream took (its last ACK).  A resume's "next" is what
 	 * the peer received, not what it delivered, so it moves acked_off
 	 * (the replay's start) but not this base; otherwise bytes the peer
@@ -3038,9 +3046,13 @@ leg_data(struct leg *leg, struct frame_hdr *h, struct evbuffer *in,
 	/*
 	 * The peer's ACK base is never past what we delivered, so a peer
 	 * that keeps to the window it agreed to never sends beyond this:
-	 * what waits for our local reader stays within the window.
+	 * what waits for our local reader stays within the window.  That
+	 * is the one we announced (a replay_max under PROTO_WINDOW_MIN
+	 * goes out as the minimum), or the peer's if smaller.
 	 */
-	if (s->peer_win != 0 && off + n > s->deliv_off + sess_window(s)) {
+	if (s->peer_win != 0 && off + n > s->deliv_off +
+	    (s->peer_win < sess_wire_window(s->ctx) ? s->peer_win :
+	    sess_wire_window(s->ctx))) {
 		leg_violation(leg, "DATA beyond the window", 0);
 		return (-1);
 	}

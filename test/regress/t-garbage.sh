@@ -26,7 +26,7 @@ wait $TP || fail "live sessions hurt by garbage: $(cat "$T/result.json")"
 kill -0 "$APP_PID" "$RELAY_A_PID" "$RELAY_B_PID" || fail "a daemon died"
 grep -q 'leg refused.*bad frame header' "$T/app.log" ||
     fail "appliance did not log the garbage"
-grep -q 'protocol version 9 not supported; this end speaks versions 2 to 4' \
+grep -q 'protocol version 9 not supported; this end speaks versions 2 to 5' \
     "$T/app.log" || fail "no clear version error"
 check "status still answers" "$BINDIR/vappliance" status \
     --status "$T/app.sock" >/dev/null

@@ -1441,6 +1441,36 @@ test_window_echo(void **state)
 }
 
 /*
+ * A HELLO NEW that only version 5's window would take past the 507
+ * bytes a version 4 server's header check allows goes in version 4:
+ * that server would refuse it as malformed, not by version.
+ */
+static void
+test_hello_long_v4(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 r;
+	struct proto_hello	 hi;
+	char			 host[PROTO_HOST_MAX + 1];
+	char			 name[PROTO_NAME_MAX + 1];
+	struct sess_guest	 g = { host, GUEST_CID, GUEST_PORT,
+				    PROTO_SVC_SERIAL, name };
+
+	memset(host, 'h', sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	memset(name, 'n', sizeof(name) - 1);
+	name[PROTO_NAME_MAX - 3] = '\0';	/* v5: 96 + 255 + 157 = 508 */
+	world_start(w);
+	w->fake = 1;
+	world_guest_as(w, &g);
+	fake_hello(w, &r, &hi);
+	assert_int_equal(hi.version, 4);
+	assert_int_equal(hi.window, 0);
+	assert_string_equal(hi.name, name);
+	rogue_free(&r);
+}
+
+/*
  * A DATA frame that repeats bytes already delivered, arriving in parts:
  * the repeat is dropped and the rest delivered once, never spliced
  * whole; the client's own frames for those bytes are dropped in turn.
@@ -3551,6 +3581,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ack_ask, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_window_echo, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hello_long_v4, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resume_counts, setup,
 		    teardown),
