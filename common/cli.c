@@ -538,6 +538,7 @@ static const struct cli_col cli_session_cols[] = {
 	{ "IN", "bytes_in", cli_bytes_of, 1 },
 	{ "OUT", "bytes_out", cli_bytes_of, 1 },
 	{ "UNACKED", NULL, cli_unacked, 1 },
+	{ "WINDOW", "window", cli_bytes_of, 1 },
 	{ "REPLAYED", "replayed", cli_bytes_of, 1 },
 	{ "RESUMES", "resumes", cli_cell, 1 },
 	{ "AGE", "age_ms", cli_age_of, 1 },
