@@ -138,6 +138,8 @@ struct serial_conn {
 	char			*bios;
 	char			*location;
 	char			 proxy_dir;	/* DO-PROXY direction, or 0 */
+	int			 eof;		/* session ended; what it sent
+						   still goes, then it closes */
 	TAILQ_ENTRY(serial_conn) entry;
 };
 TAILQ_HEAD(serial_conn_list, serial_conn);
@@ -166,7 +168,15 @@ struct serial_vm {
 	uint8_t			 seq[SERIAL_SEQ_MAX];
 	size_t			 seqlen;
 	uint8_t			 secret[SERIAL_SECRET_LEN];
-	struct event		*timer;		/* motion, retire, or hold */
+	/*
+	 * One timer per role: a vMotion's deadline, the retiring conn's
+	 * last bytes and the hold with no VM side overlap (a conn replaced
+	 * just before a vMotion, a new conn that ends while the old one
+	 * retires), and one shared timer lost whichever was set first.
+	 */
+	struct event		*motion_ev;
+	struct event		*retire_ev;
+	struct event		*hold_ev;
 	uint64_t		 to_backend;
 	uint64_t		 to_vm;
 	uint64_t		 motions;
@@ -211,6 +221,7 @@ static void	serial_conn_close(struct serial_conn *, const char *);
 static void	serial_vm_close(struct serial_vm *, const char *);
 static void	serial_vm_to_conn(struct serial_vm *);
 static void	serial_conn_forward(struct serial_conn *);
+static void	serial_conn_drain(struct serial_conn *);
 
 /* A VM's state change, logged old -> new. */
 static void
@@ -263,7 +274,9 @@ serial_reap_cb(evutil_socket_t fd, short ev, void *arg)
 		if (vm->backend != NULL)
 			bufferevent_free(vm->backend);
 		evbuffer_free(vm->held);
-		event_free(vm->timer);
+		event_free(vm->motion_ev);
+		event_free(vm->retire_ev);
+		event_free(vm->hold_ev);
 		free(vm->key);
 		free(vm->uuid);
 		free(vm->name);
@@ -331,16 +344,16 @@ serial_vm_find(struct serial *sr, const char *key)
 	return (NULL);
 }
 
-/* Arm the VM's one timer for MS (0: disarm). */
+/* Arm one of a VM's timers for MS (0: disarm). */
 static void
-serial_vm_timer(struct serial_vm *vm, long long ms)
+serial_vm_timer(struct event *ev, long long ms)
 {
 	struct timeval	tv;
 
-	evtimer_del(vm->timer);
+	evtimer_del(ev);
 	if (ms > 0) {
 		xtime_tv(ms, &tv);
-		evtimer_add(vm->timer, &tv);
+		evtimer_add(ev, &tv);
 	}
 }
 
@@ -438,9 +451,9 @@ serial_backend_open(struct serial_vm *vm, const char *host)
 	return (0);
 }
 
-/* The VM's motion, retire or hold timer. */
+/* The vMotion's deadline: it did not complete, the source keeps it. */
 static void
-serial_vm_timer_cb(evutil_socket_t fd, short ev, void *arg)
+serial_vm_motion_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct serial_vm	*vm = arg;
 	struct serial		*sr = vm->sr;
@@ -459,15 +472,28 @@ serial_vm_timer_cb(evutil_socket_t fd, short ev, void *arg)
 		serial_vm_enter_state(vm, vm->conn != NULL ?
 		    SERIAL_VM_ATTACHED : SERIAL_VM_DETACHED);
 		if (vm->conn == NULL)
-			serial_vm_timer(vm, sr->conf.hold_ms);
+			serial_vm_timer(vm->hold_ev, sr->conf.hold_ms);
 		serial_vm_to_conn(vm);
-		return;
 	}
-	if ((c = vm->retiring) != NULL) {
-		/* Its last bytes had their time: the new conn goes on. */
-		serial_conn_close(c, "replaced after vMotion");
-		return;
-	}
+}
+
+/* The retiring conn's last bytes had their time: the new conn goes on. */
+static void
+serial_vm_retire_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct serial_vm	*vm = arg;
+
+	if (vm->retiring != NULL)
+		serial_conn_close(vm->retiring, "replaced after vMotion");
+}
+
+/* No VM side came back within the hold time. */
+static void
+serial_vm_hold_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct serial_vm	*vm = arg;
+	struct serial		*sr = vm->sr;
+
 	if (vm->state == SERIAL_VM_DETACHED) {
 		log_info("serial vm=%s no VM side for %lld ms", vm->key,
 		    sr->conf.hold_ms);
@@ -494,7 +520,11 @@ serial_vm_new(struct serial *sr, const char *key, struct serial_conn *c)
 		fatalx("serial: RAND_bytes");
 	snprintf(vm->idstr, sizeof(vm->idstr), "%016" PRIx64, r);
 	if ((vm->held = evbuffer_new()) == NULL ||
-	    (vm->timer = evtimer_new(sr->base, serial_vm_timer_cb, vm)) ==
+	    (vm->motion_ev = evtimer_new(sr->base, serial_vm_motion_cb,
+	    vm)) == NULL ||
+	    (vm->retire_ev = evtimer_new(sr->base, serial_vm_retire_cb,
+	    vm)) == NULL ||
+	    (vm->hold_ev = evtimer_new(sr->base, serial_vm_hold_cb, vm)) ==
 	    NULL)
 		fatalx("serial: evbuffer_new");
 	TAILQ_INSERT_TAIL(&sr->vms, vm, entry);
@@ -524,7 +554,9 @@ serial_vm_close(struct serial_vm *vm, const char *why)
 	log_info("serial vm=%s closed: %s (to backend %" PRIu64 ", to VM %"
 	    PRIu64 ")", vm->key, why, vm->to_backend, vm->to_vm);
 	serial_vm_enter_state(vm, SERIAL_VM_DEAD);
-	evtimer_del(vm->timer);
+	evtimer_del(vm->motion_ev);
+	evtimer_del(vm->retire_ev);
+	evtimer_del(vm->hold_ev);
 	cs[0] = vm->conn;
 	cs[1] = vm->peer;
 	cs[2] = vm->retiring;
@@ -559,8 +591,9 @@ serial_vm_to_conn(struct serial_vm *vm)
 	uint8_t			 buf[16384];
 	size_t			 n, room;
 
+	/* Not to a conn whose session ended: nobody would read them. */
 	if (vm->state == SERIAL_VM_ATTACHED && c != NULL &&
-	    c->state == SERIAL_CONN_ATTACHED) {
+	    c->state == SERIAL_CONN_ATTACHED && !c->eof) {
 		out = bufferevent_get_output(c->bev);
 		while (evbuffer_get_length(vm->held) > 0 &&
 		    evbuffer_get_length(out) < SERIAL_HIGH) {
@@ -581,6 +614,27 @@ serial_vm_to_conn(struct serial_vm *vm)
 		bufferevent_enable(vm->backend, EV_READ);
 }
 
+/*
+ * OLD, no longer the VM's conn, retires: its last bytes for the backend
+ * go before the new conn's, until it closes or SERIAL_RETIRE_MS passed.
+ * One retires at a time: an earlier one still retiring (the VM was
+ * replaced, then moved or replaced again within the time) is closed.
+ */
+static void
+serial_vm_retire(struct serial_vm *vm, struct serial_conn *old)
+{
+	struct serial_conn	*prev;
+
+	if ((prev = vm->retiring) != NULL) {
+		vm->retiring = NULL;
+		prev->vm = NULL;
+		serial_conn_close(prev, "replaced by a newer connection");
+	}
+	vm->retiring = old;
+	serial_conn_enter_state(old, SERIAL_CONN_RETIRING);
+	serial_vm_timer(vm->retire_ev, SERIAL_RETIRE_MS);
+}
+
 /* C is now VM's conn (a new VM side, or a VM side come back). */
 static void
 serial_vm_attach(struct serial_vm *vm, struct serial_conn *c)
@@ -592,7 +646,7 @@ serial_vm_attach(struct serial_vm *vm, struct serial_conn *c)
 	evtimer_del(c->deadline);
 	vm->conn = c;
 	if (vm->state == SERIAL_VM_DETACHED) {
-		serial_vm_timer(vm, 0);
+		serial_vm_timer(vm->hold_ev, 0);
 		serial_vm_enter_state(vm, SERIAL_VM_ATTACHED);
 	}
 	if (old != NULL) {
@@ -601,14 +655,7 @@ serial_vm_attach(struct serial_vm *vm, struct serial_conn *c)
 		 * new host, a reconnect) before the old one ended: the old
 		 * one's last bytes go first, as after a vMotion.
 		 */
-		if (vm->retiring != NULL) {
-			vm->retiring->vm = NULL;
-			serial_conn_close(vm->retiring,
-			    "replaced by a newer connection");
-		}
-		vm->retiring = old;
-		serial_conn_enter_state(old, SERIAL_CONN_RETIRING);
-		serial_vm_timer(vm, SERIAL_RETIRE_MS);
+		serial_vm_retire(vm, old);
 	}
 	log_info("serial vm=%s session=%s attached (from %s)%s", vm->key,
 	    c->sidstr, c->host, old != NULL ? ", replacing one" : "");
@@ -650,6 +697,10 @@ serial_conn_forward(struct serial_conn *c)
 		vm->to_backend += n;
 		evbuffer_add_buffer(out, c->pending);
 	}
+	if (c->eof) {
+		serial_conn_drain(c);
+		return;
+	}
 	/*
 	 * Paused while its bytes wait, the backend lags, or it does not
 	 * read our answers (every command may make one: a peer that sends
@@ -667,6 +718,31 @@ serial_conn_forward(struct serial_conn *c)
 		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 			event_active(c->kick, EV_TIMEOUT, 0);
 	}
+}
+
+/*
+ * C's session has ended: what it sent still goes to the backend, once
+ * it may (a new conn waits for the retiring one) and as the caps allow,
+ * and then C closes.  A conn that may never send is closed by its own
+ * deadline or its VM's.
+ */
+static void
+serial_conn_drain(struct serial_conn *c)
+{
+	struct serial_vm	*vm = c->vm;
+	size_t			 in;
+
+	in = evbuffer_get_length(bufferevent_get_input(c->bev));
+	if (in == 0 && evbuffer_get_length(c->pending) == 0) {
+		serial_conn_close(c, "session ended");
+		return;
+	}
+	if (in > 0 && evbuffer_get_length(c->pending) <
+	    (size_t)c->sr->conf.buffer_max && (vm == NULL ||
+	    vm->backend == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(vm->backend)) <
+	    SERIAL_HIGH))
+		event_active(c->kick, EV_TIMEOUT, 0);
 }
 
 /* Read what waited in the input while the conn was paused. */
@@ -724,7 +800,7 @@ serial_conn_close(struct serial_conn *c, const char *why)
 			vm->peer = NULL;
 		if (vm->retiring == c) {
 			vm->retiring = NULL;
-			serial_vm_timer(vm, 0);
+			serial_vm_timer(vm->retire_ev, 0);
 			if (vm->conn != NULL)
 				serial_conn_forward(vm->conn);
 		}
@@ -732,7 +808,7 @@ serial_conn_close(struct serial_conn *c, const char *why)
 			vm->conn = NULL;
 			if (vm->state == SERIAL_VM_ATTACHED) {
 				serial_vm_enter_state(vm, SERIAL_VM_DETACHED);
-				serial_vm_timer(vm, sr->conf.hold_ms);
+				serial_vm_timer(vm->hold_ev, sr->conf.hold_ms);
 			}
 			/* In a vMotion: COMPLETE or the deadline decides. */
 		}
@@ -742,7 +818,8 @@ serial_conn_close(struct serial_conn *c, const char *why)
 	evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
 	xtime_tv(SERIAL_FLUSH_MS, &tv);
 	evtimer_add(c->deadline, &tv);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	/* Nobody reads what an ended session still had to get. */
+	if (c->eof || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		serial_conn_deadline_cb(-1, 0, c);
 }
 
@@ -786,12 +863,19 @@ serial_conn_identified(struct serial_conn *c)
 
 	if (c->state != SERIAL_CONN_IDENT || c->asked != 0)
 		return;
-	if (c->uuid != NULL)
-		xasprintf(&key, "uuid:%s", c->uuid);
-	else if (c->bios != NULL)
-		xasprintf(&key, "bios:%s", c->bios);
-	else if (c->name != NULL)
+	/*
+	 * A pipe port is named by its session; a vSPC VM by what it said,
+	 * an empty answer being none, and apart from pipe ports: a VM with
+	 * both kinds of port has a backend connection for each.
+	 */
+	if (c->tn == NULL)
 		xasprintf(&key, "name:%s", c->name);
+	else if (c->uuid != NULL && c->uuid[0] != '\0')
+		xasprintf(&key, "uuid:%s", c->uuid);
+	else if (c->bios != NULL && c->bios[0] != '\0')
+		xasprintf(&key, "bios:%s", c->bios);
+	else if (c->name != NULL && c->name[0] != '\0')
+		xasprintf(&key, "vspc-name:%s", c->name);
 	else
 		return;
 	if ((vm = serial_vm_find(sr, key)) != NULL &&
@@ -832,7 +916,7 @@ serial_motion_begin(struct serial_conn *c, const uint8_t *p, size_t len)
 	memcpy(reply, p, len);
 	memcpy(reply + len, vm->secret, sizeof(vm->secret));
 	serial_vm_enter_state(vm, SERIAL_VM_MOTION);
-	serial_vm_timer(vm, sr->conf.motion_ms);
+	serial_vm_timer(vm->motion_ev, sr->conf.motion_ms);
 	serial_sb(c, VMW_VMOTION_GOAHEAD, reply, len + sizeof(vm->secret));
 	vm->motions++;
 	sr->motions++;
@@ -896,12 +980,10 @@ serial_motion_complete(struct serial_conn *c, const uint8_t *p, size_t len)
 	vm->conn = c;
 	serial_conn_enter_state(c, SERIAL_CONN_ATTACHED);
 	serial_vm_enter_state(vm, SERIAL_VM_ATTACHED);
-	serial_vm_timer(vm, 0);
+	serial_vm_timer(vm->motion_ev, 0);
 	if (old != NULL) {
 		/* Its last bytes for the backend may still be on the way. */
-		vm->retiring = old;
-		serial_conn_enter_state(old, SERIAL_CONN_RETIRING);
-		serial_vm_timer(vm, SERIAL_RETIRE_MS);
+		serial_vm_retire(vm, old);
 	}
 	sr->completed++;
 	log_info("serial vm=%s vMotion complete: now session=%s from %s "
@@ -927,7 +1009,7 @@ serial_motion_abort(struct serial_conn *c)
 		serial_conn_close(peer, "vMotion aborted");
 	}
 	serial_vm_enter_state(vm, SERIAL_VM_ATTACHED);
-	serial_vm_timer(vm, 0);
+	serial_vm_timer(vm->motion_ev, 0);
 	sr->aborted++;
 	log_info("serial vm=%s vMotion aborted (%zu bytes held go to "
 	    "session=%s)", vm->key, evbuffer_get_length(vm->held), c->sidstr);
@@ -1090,17 +1172,22 @@ serial_conn_readcb(struct bufferevent *bev, void *arg)
 
 	while (c->state != SERIAL_CONN_CLOSING &&
 	    c->state != SERIAL_CONN_DEAD) {
+		/* An ended session's output is not read: no cap on it. */
 		if (evbuffer_get_length(c->pending) >=
-		    (size_t)c->sr->conf.buffer_max ||
+		    (size_t)c->sr->conf.buffer_max || (!c->eof &&
 		    evbuffer_get_length(bufferevent_get_output(bev)) >=
-		    SERIAL_HIGH)
+		    SERIAL_HIGH))
 			break;		/* serial_conn_forward pauses it */
 		if (c->tn == NULL) {
 			evbuffer_add_buffer(c->pending, in);
 			break;
 		}
-		if ((e = telnet_next(c->tn, in, &ev)) == TELNET_EAGAIN)
+		if ((e = telnet_next(c->tn, in, &ev)) == TELNET_EAGAIN) {
+			/* A command cut off by the end: it never completes. */
+			if (c->eof)
+				evbuffer_drain(in, evbuffer_get_length(in));
 			break;
+		}
 		if (e != TELNET_OK) {
 			c->sr->malformed++;
 			snprintf(msg, sizeof(msg), "malformed telnet: %s",
@@ -1152,16 +1239,17 @@ serial_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct serial_conn	*c = arg;
 
 	if (what & BEV_EVENT_EOF) {
-		/* The session ended: what it said last still counts. */
+		/*
+		 * The session ended: what it said last still counts, also
+		 * past the cap on what waits and while it may not send yet
+		 * (serial_conn_drain).
+		 */
+		c->eof = 1;
+		bufferevent_disable(bev, EV_READ);
 		serial_conn_readcb(bev, c);
-		serial_conn_forward(c);
-		serial_conn_close(c, "session ended");
-	} else if (what & BEV_EVENT_ERROR)
+	} else if (what & BEV_EVENT_ERROR) {
+		c->eof = 1;		/* nobody reads its output either */
 		serial_conn_close(c, "session error");
-	if (c->state == SERIAL_CONN_CLOSING) {
-		/* Nobody will read what it still had to send. */
-		evtimer_del(c->deadline);
-		serial_conn_deadline_cb(-1, 0, c);
 	}
 }
 

@@ -10,11 +10,15 @@
 #  - an aborted vMotion, a wrong cookie and a PEER after the deadline:
 #    refused, and the source connection keeps every byte;
 #  - malformed telnet beside a normal VM: each bad connection is closed
-#    or answered, the vSPC lives on, the normal VM loses nothing.
+#    or answered, the vSPC lives on, the normal VM loses nothing;
+#  - a VM that reconnects and then moves within the 2 s its first
+#    connection retires: that one is closed at COMPLETE, nothing lost;
+#    one whose two connections both end: held for --serial-hold, then
+#    its backend connection closed.
 . ./lib.sh
 
 BP=$((BASE + 10))
-start_appliance B "$BP" --proxy-v2 --vspc-motion-timeout 1s
+start_appliance B "$BP" --proxy-v2 --vspc-motion-timeout 1s --serial-hold 2s
 start_relay B $((BASE + 2)) B
 start_relay A $((BASE + 1)) B --vspc-listen "tcp://127.0.0.1:$((BASE + 11))"
 start_relay C $((BASE + 3)) B --vspc-listen "tcp://127.0.0.1:$((BASE + 13))"
@@ -38,6 +42,9 @@ print("goahead_ms", d.get("goahead_ms"), "secret_len", d.get("secret_len"))' \
 [ "$(app completed)" -ge 1 ] || fail "the vSPC counted no completed vMotion"
 grep -q "vMotion complete: now session=" "$T/app.log" ||
     fail "no vMotion switch in the appliance log"
+check "a VM replaced, then moved at once" esx replaced-vmotion --bytes 256K
+check "a VM replaced, then both ended: held, then closed" \
+    esx replaced-ends --bytes 128K --hold 2
 check "aborted vMotion" esx abort --bytes 512K
 [ "$(app aborted)" -ge 1 ] || fail "the vSPC counted no aborted vMotion"
 check "wrong cookie refused" esx wrong-cookie --bytes 512K

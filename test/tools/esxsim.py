@@ -1170,9 +1170,79 @@ async def sc_malformed(sim, res):
                                               bad[0]["result"]))
 
 
+async def sc_replaced_vmotion(sim, res):
+    """A VM reconnects (its second connection replaces the first, which
+    retires for up to 2 s), then moves at once from the second: the
+    first, still retiring, is closed at COMPLETE (a vSPC that forgot it
+    there kept a connection pointing at its VM for good), and every byte
+    still arrives once, in order."""
+    o = sim.opts
+    vm = sim.new_vm("replaced")
+    first = sim.conn(vm, "first")
+    src = sim.conn(vm, "second")
+    dst = sim.conn(vm, "dst", 2)
+    vm.rx_conns = [first, src, dst]
+    await first.establish()
+    await vm.send_until(first, vm.n // 4, o)
+    await src.establish()
+    await vm.send_until(src, vm.n // 2, o)
+    seq = b"\x07\x00\x00\x01"
+    secret = await begin_goahead(sim, vm, src, res, seq)
+    st = await dest_peer(sim, vm, dst, seq + secret, res)
+    if st != "peer-ok":
+        raise Fail("destination PEER: %s (want VMOTION-PEER-OK)" % st)
+    dst.send_sb(EXT.VMOTION_COMPLETE, seq)
+    t = time.monotonic()
+    if not await first.wait_for(lambda: first.closed, 1.5):
+        raise Fail("the first connection, still retiring, was not closed "
+                   "at COMPLETE")
+    res["first_closed_ms"] = round((time.monotonic() - t) * 1000.0, 1)
+    await asyncio.sleep(o.close_delay)
+    await src.close()
+    await vm.send_until(dst, vm.n, o)
+    await sim.finish([vm], sim.remaining())
+    await dst.close()
+
+
+async def sc_replaced_ends(sim, res):
+    """A VM reconnects (the first connection retires), then both end,
+    the new one first: with no VM side left the vSPC holds the VM for
+    --serial-hold (--hold here) and then closes its backend connection.
+    A vSPC whose one timer the first one's end disarmed kept the VM and
+    its backend connection for good."""
+    o = sim.opts
+    vm = sim.new_vm("orphan")
+    first = sim.conn(vm, "first")
+    second = sim.conn(vm, "second")
+    vm.rx_conns = [first, second]
+    await first.establish()
+    await vm.send_until(first, vm.n // 2, o)
+    await second.establish()
+    await vm.send_until(second, vm.n, o)
+    await second.close()
+    await asyncio.sleep(0.2)
+    await first.close()
+    t = time.monotonic()
+    deadline = o.hold + 3.0
+    while not vm.backend.eof and time.monotonic() - t < deadline:
+        await asyncio.sleep(0.05)
+    if not vm.backend.eof:
+        raise Fail("the VM's backend connection was still open %.1f s "
+                   "after its last connection ended (hold %.1f s)"
+                   % (deadline, o.hold))
+    res["backend_closed_ms"] = round((time.monotonic() - t) * 1000.0, 1)
+    # All the VM sent arrived, once (what the backend sent may be held).
+    brx = bytes(vm.backend.rx)
+    if brx != vm.tx:
+        raise Fail("backend got %d of %d VM bytes, first wrong at %s"
+                   % (len(brx), len(vm.tx), first_diff(brx, vm.tx)))
+
+
 SCENARIOS = {"normal": sc_normal, "vmotion": sc_vmotion, "abort": sc_abort,
              "wrong-cookie": sc_wrong_cookie, "late-peer": sc_late_peer,
-             "malformed": sc_malformed}
+             "malformed": sc_malformed,
+             "replaced-vmotion": sc_replaced_vmotion,
+             "replaced-ends": sc_replaced_ends}
 
 
 async def run_scenario(name, opts):
@@ -1577,6 +1647,8 @@ def main(argv):
                     help="bytes/s per direction per VM (0: unlimited)")
     ap.add_argument("--chunk", type=size_arg, default=64 * 1024)
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--hold", type=float, default=2.0,
+                    help="replaced-ends: the vSPC's --serial-hold, s")
     ap.add_argument("--late", type=float, default=1.5,
                     help="late-peer: seconds from GOAHEAD to PEER")
     ap.add_argument("--switch-gap", type=float, default=0.2,
