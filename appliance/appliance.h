@@ -94,6 +94,7 @@ struct serial;
 struct serial	*serial_new(struct event_base *, const struct xaddr *, int,
 		    const struct serial_conf *);
 void		 serial_free(struct serial *);
+/* A serial session's conn: 0, or a PROTO_E_* code and why refused. */
 int		 serial_open(struct serial *, struct sess *, const char **);
 json_t		*serial_json(const struct serial *);
 

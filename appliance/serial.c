@@ -853,8 +853,11 @@ serial_idstr(const uint8_t *p, size_t len, int squeeze)
 	return (s);
 }
 
-/* C has said who its VM is (all we asked answered): attach it. */
-static void
+/*
+ * C has said who its VM is (all we asked answered): attach it.  -1 if
+ * the VM's backend could not be reached (C is closed then).
+ */
+static int
 serial_conn_identified(struct serial_conn *c)
 {
 	struct serial		*sr = c->sr;
@@ -862,7 +865,7 @@ serial_conn_identified(struct serial_conn *c)
 	char			*key;
 
 	if (c->state != SERIAL_CONN_IDENT || c->asked != 0)
-		return;
+		return (0);
 	/*
 	 * A pipe port is named by its session; a vSPC VM by what it said,
 	 * an empty answer being none, and apart from pipe ports: a VM with
@@ -877,20 +880,21 @@ serial_conn_identified(struct serial_conn *c)
 	else if (c->name != NULL && c->name[0] != '\0')
 		xasprintf(&key, "vspc-name:%s", c->name);
 	else
-		return;
+		return (0);
 	if ((vm = serial_vm_find(sr, key)) != NULL &&
 	    vm->state == SERIAL_VM_MOTION) {
 		/* A vMotion's destination: its PEER says the rest. */
 		free(key);
-		return;
+		return (0);
 	}
 	if (vm == NULL && (vm = serial_vm_new(sr, key, c)) == NULL) {
 		free(key);
 		serial_conn_close(c, "backend unreachable");
-		return;
+		return (-1);
 	}
 	free(key);
 	serial_vm_attach(vm, c);
+	return (0);
 }
 
 /* VMOTION-BEGIN on the VM's conn: GOAHEAD, and hold from now on. */
@@ -1024,7 +1028,7 @@ serial_answer(struct serial_conn *c, char **field, int ask,
 	free(*field);
 	*field = serial_idstr(p, len, squeeze);
 	c->asked &= ~ask;
-	serial_conn_identified(c);
+	(void)serial_conn_identified(c);
 }
 
 /* One VMware subnegotiation (CMD, then its parameters). */
@@ -1255,7 +1259,8 @@ serial_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 
 /*
  * A serial session S was admitted: give it its conn, the other half of
- * a socketpair.  Refused (-1, *WHY) for a pipe port with no VM name.
+ * a socketpair.  Refused with a PROTO_E_* code and *WHY: a pipe port
+ * with no VM name, or whose VM's backend cannot be reached.
  */
 int
 serial_open(struct serial *sr, struct sess *s, const char **why)
@@ -1267,14 +1272,14 @@ serial_open(struct serial *sr, struct sess *s, const char **why)
 	if (sess_service(s) == PROTO_SVC_SERIAL && sess_name(s)[0] == '\0') {
 		*why = "a serial port session without a VM name";
 		sr->refused++;
-		return (-1);
+		return (PROTO_E_MALFORMED);
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0, sp) == -1) {
 		*why = "socketpair failed";
 		sr->refused++;
 		log_warn("serial session=%s: socketpair", sess_idstr(s));
-		return (-1);
+		return (PROTO_E_INTERNAL);
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->sr = sr;
@@ -1296,13 +1301,21 @@ serial_open(struct serial *sr, struct sess *s, const char **why)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&sr->conns, c, entry);
 	sr->nconns++;
-	sr->accepted++;
-	sess_set_local(s, sp[0], NULL, 0);
 	if (c->service == PROTO_SVC_SERIAL) {
+		/* Its VM is known now: refused, not ended, if unreachable. */
 		c->name = xstrdup(sess_name(s));
-		serial_conn_identified(c);
+		if (serial_conn_identified(c) != 0) {
+			close(sp[0]);
+			*why = "the serial backend is unreachable";
+			sr->refused++;
+			return (PROTO_E_BACKEND);
+		}
+		sr->accepted++;
+		sess_set_local(s, sp[0], NULL, 0);
 		return (0);
 	}
+	sr->accepted++;
+	sess_set_local(s, sp[0], NULL, 0);
 	/* The vSPC speaks first: what ESX waits for. */
 	c->tn = telnet_new(SERIAL_SB_MAX);
 	c->us[TELNET_OPT_BINARY] = c->us[TELNET_OPT_SGA] = 1;

@@ -157,8 +157,9 @@ appliance_open(struct sess *s, void *arg, const char **why)
 		break;
 	case PROTO_SVC_VSPC:
 	case PROTO_SVC_SERIAL:
-		return (serial_open(a->serial, s, why) == 0 ? 0 :
-		    PROTO_E_BACKEND);
+		if ((e = serial_open(a->serial, s, why)) == PROTO_E_BACKEND)
+			a->backend_fail++;
+		return (e);
 	default:
 		*why = "no such service here";
 		return (PROTO_E_SERVICE);
