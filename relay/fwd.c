@@ -23,7 +23,8 @@
  * runs the appliance.
  *
  * A leg that cannot go anywhere yet (no route, or the far side refused
- * the connect: the appliance has just left this host) is parked, with
+ * the connect, or did not connect and finish TLS within the handshake
+ * timeout: the appliance has just left this host) is parked, with
  * its first bytes unread, for up to FWD_PARK_MS: during a vMotion the
  * target moves within moments, and when it does the leg is sent on or
  * refused at once.  The session end then learns of the move when it
@@ -335,7 +336,13 @@ fwd_drop(struct fwd *f)
 
 static void	fwd_refuse(struct fwd *, const char *);
 
-/* The one timer: parked too long, idle too long, or flushed too long. */
+static void	fwd_connect_failed(struct fwd *, const char *);
+
+/*
+ * The one timer: parked too long, idle too long, a far side that does
+ * not connect (or finish its TLS handshake) in time, or flushed too
+ * long.
+ */
 static void
 fwd_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -343,6 +350,8 @@ fwd_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (f->state == FWD_PARKED)
 		fwd_refuse(f, f->why);
+	else if (f->state == FWD_OPEN && !f->connected)
+		fwd_connect_failed(f, "connect timed out");
 	else
 		fwd_drop(f);
 }
@@ -597,6 +606,7 @@ fwd_open(struct fwd *f)
 	const struct xaddr	*a;
 	const char		*why, *host;
 	char			 msg[300];
+	struct timeval		 tv;
 	int			 up = 0;
 
 	a = NULL;
@@ -641,8 +651,16 @@ fwd_open(struct fwd *f)
 	if (up)
 		fwd_connected(f);
 	else {
-		/* The leg waits, its first bytes held, for the far side. */
+		/*
+		 * The leg waits, its first bytes held, for the far side: for
+		 * as long as a handshake may take.  A far side that takes
+		 * the connect but never finishes TLS would otherwise hold the
+		 * forward (and a guest's slot) for good: nothing is read on
+		 * the leg meanwhile, so not even its end would be seen.
+		 */
 		bufferevent_disable(f->in, EV_READ);
+		xtime_tv(ctx->r->conf.sess.handshake_ms, &tv);
+		evtimer_add(f->deadline, &tv);
 	}
 }
 
@@ -857,11 +875,14 @@ static void
 fwd_splice_linger(struct fwd *f, int i)
 {
 	static char	sink[16384];
-	ssize_t		n;
+	ssize_t		n = 0;
+	int		k;
 
-	while ((n = read(f->sp->fd[i], sink, sizeof(sink))) > 0)
-		;
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	/* A few reads a wakeup, as a splice: a fast sender waits its turn. */
+	for (k = 0; k < FWD_SPLICE_ROUNDS; k++)
+		if ((n = read(f->sp->fd[i], sink, sizeof(sink))) <= 0)
+			break;
+	if (n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)))
 		return;
 	*fwd_gone(f, i) = 1;
 	fwd_splice_arm(f);
@@ -1205,6 +1226,7 @@ static void
 fwd_connected(struct fwd *f)
 {
 	f->connected = 1;
+	evtimer_del(f->deadline);	/* the connect's */
 	bufferevent_setwatermark(f->in, EV_READ, 0, 0);
 	/*
 	 * Writing stays as it is when already on (a new bufferevent's
@@ -1271,14 +1293,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (bev == f->out && !f->connected) {
-		snprintf(msg, sizeof(msg), "%s %s unreachable: %s",
-		    fwd_far(f), f->dest, why != NULL ? why : "connect failed");
-		if (fwd_try_hint(f, f->dest))
-			return;
-		fwd_release(f->ctx, f->out);
-		f->out = NULL;
-		f->out_gone = 0;
-		fwd_unreachable(f, msg);
+		fwd_connect_failed(f, why != NULL ? why : "connect failed");
 		return;
 	}
 	if (bev == f->out && fwd_try_hint(f, f->dest))
@@ -1288,6 +1303,25 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 	if ((what & BEV_EVENT_EOF) && f->connected)
 		fwd_readcb(bev, f);
 	fwd_close(f, msg);
+}
+
+/*
+ * The far side never connected (or finished its TLS handshake), WHY:
+ * the hint's other route, or park or close as when unreachable.
+ */
+static void
+fwd_connect_failed(struct fwd *f, const char *why)
+{
+	char	msg[300];
+
+	snprintf(msg, sizeof(msg), "%s %s unreachable: %s", fwd_far(f),
+	    f->dest, why);
+	if (fwd_try_hint(f, f->dest))
+		return;
+	fwd_release(f->ctx, f->out);
+	f->out = NULL;
+	f->out_gone = 0;
+	fwd_unreachable(f, msg);
 }
 
 /* A leg of KIND was accepted on FD: wait for its first byte. */

@@ -1,0 +1,38 @@
+# A next hop that takes the TCP connect but never says a word of TLS:
+# the agent forward waiting for it gives up after --handshake-timeout,
+# parks like a forward with nowhere to go, and refuses the leg.  Before,
+# nothing was armed while it waited (the leg is not read meanwhile), and
+# the forward, its two descriptors and the guest's slot stayed for good.
+. ./lib.sh
+
+mint_certs
+# Host B's mesh port: a listener that accepts and stays silent.
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+' $((BASE + 2)) &
+PIDS="$PIDS $!"
+wait_listen $((BASE + 2))
+start_relay A $((BASE + 1)) B $(tls A) --agent-listen vsock://any:2001 \
+    --handshake-timeout 1s
+
+fa() { "$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
+    json_get "forwards.$1"; }
+# A guest agent's leg: its first bytes make the forward dial B.
+"$BINDIR/vtraffic" run --connect vsock://2:2001 --vsock-dir "$T/A" \
+    --vsock-cid 5 --sessions 1 --bytes 100 --timeout 20 --json \
+    >"$T/agent.json" 2>>"$T/agent.log" &
+TP=$!
+dialed() { [ "$(fa agent_total)" -ge 1 ]; }
+check "the forward dials B" wait_for 5 dialed
+ok() { [ "$(fa agent_active)" = 0 ] && [ "$(fa refused)" -ge 1 ]; }
+check "the forward gives up on a silent next hop" wait_for 8 ok
+grep -q "unreachable: connect timed out" "$T/relayA.log" ||
+    fail "no reason logged: $(tail -5 "$T/relayA.log")"
+wait $TP
+log "agent leg: $(head -c 200 "$T/agent.json")"
+exit 0
