@@ -310,14 +310,16 @@ fwd_release(struct fwd_ctx *ctx, struct bufferevent *bev)
 	evtimer_add(ctx->reap_ev, &tv);
 }
 
-/* Drop a forward now; the reaper frees it outside the callbacks. */
+/* Drop a forward now, for WHY; the reaper frees it outside callbacks. */
 static void
-fwd_drop(struct fwd *f)
+fwd_drop(struct fwd *f, const char *why)
 {
 	struct timeval	tv = { 0, 0 };
 
 	if (f->state == FWD_DEAD)
 		return;
+	log_debug("forward=%llu %s peer=%s dropped: %s",
+	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, why);
 	fwd_enter_state(f, FWD_DEAD);
 	fwd_authed(f);
 	if (f->guest) {
@@ -353,7 +355,9 @@ fwd_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 	else if (f->state == FWD_OPEN && !f->connected)
 		fwd_connect_failed(f, "connect timed out");
 	else
-		fwd_drop(f);
+		fwd_drop(f, f->state == FWD_CLOSING ? "flush timed out" :
+		    f->pending != NULL ? "handshake timed out" :
+		    "no first byte in time");
 }
 
 /* A side with nothing left to send gets a half-close. */
@@ -369,7 +373,7 @@ static void
 fwd_check_gone(struct fwd *f)
 {
 	if (f->state == FWD_CLOSING && f->in_gone && f->out_gone)
-		fwd_drop(f);
+		fwd_drop(f, "both sides closed");
 }
 
 /* Enter FWD_CLOSING for REASON: the flush and linger get FWD_FLUSH_MS. */
@@ -438,7 +442,7 @@ fwd_free(struct fwd_ctx *ctx)
 		/* The loop is over: one non-blocking try at what is queued. */
 		fwd_unsplice(f);
 		tls_bev_write_now(f->in);
-		fwd_drop(f);
+		fwd_drop(f, "shutting down");
 	}
 	fwd_reap_cb(-1, 0, ctx);
 	pipepool_free(ctx->pipes);
@@ -1289,7 +1293,9 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		if (f->pending != NULL && tls_bev_is_tls(bev) && why != NULL)
 			log_info("%s leg from %s dropped: %s",
 			    fwd_kinds[f->kind], f->peer, why);
-		fwd_drop(f);
+		fwd_drop(f, why != NULL ? why : (what & BEV_EVENT_EOF) ?
+		    "closed before its first byte" : "error before its first "
+		    "byte");
 		return;
 	}
 	if (bev == f->out && !f->connected) {
