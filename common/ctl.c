@@ -89,6 +89,7 @@ struct ctl {
 	size_t			 c_nwatchers;
 	int			 c_busy;	/* in a client callback */
 	int			 c_freeing;	/* ctl_free() when busy */
+	int			 c_idle_ms;	/* silent or unread client */
 };
 
 static void	ctl_client_close(struct ctl_client *);
@@ -548,7 +549,13 @@ ctl_accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 	bufferevent_setcb(bev, ctl_client_read_cb, ctl_client_write_cb,
 	    ctl_client_event_cb, cc);
 	bufferevent_setwatermark(bev, EV_READ, 0, CTL_LINE_MAX + 1);
-	ctl_client_timeouts(cc, CTL_IDLE_MS, 0);
+	/*
+	 * The write timeout counts only while an answer waits: reading
+	 * stops then, and with it the read timeout, so without it a
+	 * client that never reads its answer would keep its slot and up
+	 * to CTL_ANSWER_MAX for good.
+	 */
+	ctl_client_timeouts(cc, ctl->c_idle_ms, ctl->c_idle_ms);
 	if (bufferevent_enable(bev, EV_READ | EV_WRITE) == -1) {
 		bufferevent_free(bev);
 		free(cc);
@@ -649,6 +656,7 @@ ctl_open(struct event_base *base, const char *path,
 	ctl->c_ino = st.st_ino;
 	ctl->c_cmds = table;
 	ctl->c_ncmds = n;
+	ctl->c_idle_ms = CTL_IDLE_MS;
 	ctl->c_arg = arg;
 	TAILQ_INIT(&ctl->c_clients);
 	TAILQ_INIT(&ctl->c_dead);
@@ -753,6 +761,13 @@ ctl_broadcast(struct ctl *ctl, json_t *event)
 		}
 	}
 	free(s);
+}
+
+/* How long a client may stay silent, or leave its answer unread. */
+void
+ctl_set_idle(struct ctl *ctl, int ms)
+{
+	ctl->c_idle_ms = ms;
 }
 
 /* How many clients are watching (a daemon may skip building events). */

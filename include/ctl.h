@@ -72,6 +72,12 @@ void		 ctl_free(struct ctl *);
  */
 void		 ctl_broadcast(struct ctl *, json_t *);
 size_t		 ctl_nwatchers(const struct ctl *);
+/*
+ * A client that sends nothing for MS, or leaves an answer unread for
+ * MS, is closed (default 60 s; watchers only by CTL_WATCH_MAX).
+ * Applies to clients that connect afterwards.
+ */
+void		 ctl_set_idle(struct ctl *, int);
 
 /* Client side, blocking: one request, one answer (new reference). */
 int		 ctl_request(const char *, json_t *, int, json_t **);

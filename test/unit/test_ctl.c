@@ -37,12 +37,17 @@
 #define TICK_MS		20
 #define FLOOD_EVENTS	400
 #define FLOOD_PAD	8192
+#define HUGE_PAD	(4 * 1024 * 1024)
+#define IDLE_MS		300	/* setup_idle's ctl_set_idle() */
 
 struct srv {
 	pid_t	 pid;
 	char	 dir[64];
 	char	 path[128];
 };
+
+/* ctl_set_idle() for the next daemon started; 0 keeps the default. */
+static int	srv_idle_ms;
 
 /* The child's daemon state, handed to every command as ARG. */
 struct daemon {
@@ -137,6 +142,21 @@ cmd_wide(json_t *req, void *arg, const char **err)
 	return (ans);
 }
 
+/* "huge": an answer far larger than the socket's buffers. */
+static json_t *
+cmd_huge(json_t *req, void *arg, const char **err)
+{
+	json_t	*ans;
+	char	*pad;
+
+	pad = xmalloc(HUGE_PAD + 1);
+	memset(pad, 'h', HUGE_PAD);
+	pad[HUGE_PAD] = '\0';
+	ans = json_pack("{s:s}", "pad", pad);
+	free(pad);
+	return (ans);
+}
+
 /* "quit": free the ctl from inside its own callback, then stop. */
 static json_t *
 cmd_quit(json_t *req, void *arg, const char **err)
@@ -157,6 +177,7 @@ static const struct ctl_cmd daemon_cmds[] = {
 	{ "flood", "overrun every watcher", 0, cmd_flood },
 	{ "big", "an answer too long to send", 0, cmd_big },
 	{ "wide", "a long answer that still fits", 0, cmd_wide },
+	{ "huge", "an answer larger than any socket buffer", 0, cmd_huge },
 	{ "quit", "ctl_free from a command", 0, cmd_quit },
 };
 #define NCMDS	(sizeof(daemon_cmds) / sizeof(daemon_cmds[0]))
@@ -206,6 +227,8 @@ daemon_main(const char *path, int ready)
 	rv = ctl_open(d.base, path, daemon_cmds, NCMDS, &d, &d.ctl);
 	if (write(ready, &rv, sizeof(rv)) != sizeof(rv) || rv != CTL_OK)
 		_exit(3);
+	if (srv_idle_ms > 0)
+		ctl_set_idle(d.ctl, srv_idle_ms);
 	close(ready);
 	tick = event_new(d.base, -1, EV_PERSIST, daemon_tick, &d);
 	event_add(tick, &tv);
@@ -326,6 +349,18 @@ setup_srv(void **state)
 	s = *state;
 	srv_start(s);
 	return (0);
+}
+
+/* A running daemon whose clients may idle for IDLE_MS only. */
+static int
+setup_idle(void **state)
+{
+	int	rv;
+
+	srv_idle_ms = IDLE_MS;
+	rv = setup_srv(state);
+	srv_idle_ms = 0;
+	return (rv);
 }
 
 /* The test is over: no daemon or file outlives it. */
@@ -784,6 +819,49 @@ test_watch_drop(void **state)
 	assert_alive(s->path);
 }
 
+/* A client that says nothing is closed after the idle time. */
+static void
+test_idle_silent(void **state)
+{
+	struct srv	*s = *state;
+	int		 fd;
+
+	fd = raw_connect(s->path);
+	usleep(3 * IDLE_MS * 1000);
+	assert_true(raw_at_eof(fd));	/* not the 5 s receive timeout */
+	close(fd);
+	assert_alive(s->path);
+}
+
+/*
+ * A client that asks and never reads its answer is closed after the
+ * idle time too: reading stops while an answer waits, and with it the
+ * read timeout, so only the write timeout can end it.
+ */
+static void
+test_idle_unread(void **state)
+{
+	struct srv	*s = *state;
+	char		 buf[65536];
+	size_t		 total = 0;
+	ssize_t		 n;
+	int		 fd;
+
+	fd = raw_connect(s->path);
+	raw_write(fd, "{\"cmd\":\"huge\"}\n", 15);
+	usleep(3 * IDLE_MS * 1000);
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n == -1 && errno == ECONNRESET))
+			break;
+		assert_true(n > 0);	/* not the 5 s receive timeout */
+		total += (size_t)n;
+	}
+	assert_true(total < HUGE_PAD);
+	close(fd);
+	assert_alive(s->path);
+}
+
 /* The socket is a socket, mode 0600, even under umask 0. */
 static void
 test_mode(void **state)
@@ -1111,6 +1189,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_watch, setup_srv,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_watch_drop, setup_srv,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_idle_silent, setup_idle,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_idle_unread, setup_idle,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_mode, setup_srv,
 		    teardown),
