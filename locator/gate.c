@@ -330,8 +330,19 @@ gate_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 	/* Only relays' certificates may deliver legs (TLS). */
 	gl->bev = daemon_accepted(&g->l->d, fd, g->addr, TLS_ROLE_RELAY);
 	gl->deadline = evtimer_new(g->l->d.base, gate_deadline_cb, gl);
-	if (gl->bev == NULL || gl->deadline == NULL)
-		fatalx("gate: out of memory for a leg");
+	if (gl->bev == NULL || gl->deadline == NULL) {
+		/* daemon_accepted() closed the socket if it failed. */
+		log_warnx("vmomi leg %s: refused: cannot set up the leg",
+		    peer.str);
+		if (gl->bev != NULL)
+			bufferevent_free(gl->bev);
+		if (gl->deadline != NULL)
+			event_free(gl->deadline);
+		free(gl);
+		admit_release(g->pending, src);
+		g->refused++;
+		return;
+	}
 	gl->state = tls_bev_is_tls(gl->bev) ? GATE_TLS : GATE_LINE;
 	bufferevent_setcb(gl->bev, gate_readcb, NULL, gate_eventcb, gl);
 	bufferevent_setwatermark(gl->bev, EV_READ, 0, CALLER_LINE_MAX);

@@ -38,6 +38,7 @@
 #define REGISTRY_CONNS_MAX	8192
 #define REGISTRY_PENDING_SOURCE	16	/* before HELLO, per address */
 #define REGISTRY_EPOCH_AHEAD_MS	(24 * 3600 * 1000LL)
+#define REGISTRY_RAISE_MS	1000	/* one NACK-driven republish */
 
 enum registry_state {
 	REGISTRY_HELLO = 0,	/* waiting for HELLO */
@@ -71,7 +72,9 @@ struct registry_relay {
 	struct registry_conn	*conn;	/* NULL while disconnected */
 	int			 known;	/* vSphere has this host */
 	uint64_t		 pushed;	/* epoch last sent */
+	uint64_t		 answered;	/* epoch last ACKed or NACKed */
 	uint64_t		 acked;		/* epoch last acknowledged */
+	long long		 raised_ms;	/* its NACK last republished */
 	long long		 lag_ms;	/* publish -> ACK, last time */
 	long long		 since_ms;	/* monotonic: (dis)connected */
 	uint64_t		 connects;
@@ -166,9 +169,9 @@ registry_send(struct registry_conn *c, const struct push_msg *m)
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
 	int		 rv;
 
-	if (c->state == REGISTRY_READY &&
+	if (c->state != REGISTRY_CLOSING &&
 	    evbuffer_get_length(out) > REGISTRY_OUT_MAX) {
-		/* Not reading: pushes would pile up without bound. */
+		/* Not reading: pushes (or PONGs) would pile up for good. */
 		registry_close(c, "relay does not read its pushes", 0);
 		return;
 	}
@@ -365,7 +368,9 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	struct registry		*reg = c->reg;
 	struct registry_relay	*r;
 	struct push_msg		 w;
+	struct xaddr		*a = NULL;
 	char			 why[XADDR_PEER_STRLEN + 300];
+	int			 e;
 
 	registry_helloed(c);
 	if (m->epoch > (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS) {
@@ -376,6 +381,21 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 		registry_close(c, why, 1);
 		return;
 	}
+	/*
+	 * Its mesh address is pushed to every relay, and relays take only
+	 * numeric ones: each would NACK every push naming it.
+	 */
+	if (m->mesh[0] != '\0' && (e = xaddr_parse_numeric(m->mesh, &a)) !=
+	    XADDR_OK) {
+		snprintf(why, sizeof(why), "mesh address \"%s\": %s", m->mesh,
+		    e == XADDR_E_RESOLVE ? "a host name; relays take only "
+		    "numeric addresses" : xaddr_why(e));
+		log_warnx("relay %s: refused: %s", c->peer, why);
+		reg->refused++;
+		registry_close(c, why, 1);
+		return;
+	}
+	xaddr_free(a);
 	/* A relay speaks for its own host only: its certificate says which. */
 	if (tls_bev_check_host(c->bev, m->host) != TLS_OK) {
 		snprintf(why, sizeof(why), "certificate %s does not name host "
@@ -407,6 +427,7 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	r->connects++;
 	r->since_ms = xtime_mono_ms();
 	r->pushed = 0;
+	r->answered = 0;
 	r->acked = 0;
 	strlcpy(r->peer, c->peer, sizeof(r->peer));
 	strlcpy(r->mesh, m->mesh, sizeof(r->mesh));
@@ -436,17 +457,33 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	registry_push_one(reg, r);
 }
 
-/* ACK or NACK from a ready relay. */
+/*
+ * ACK or NACK from a ready relay.  Pushes on a connection have strictly
+ * growing epochs and each gets one answer, in order: an answer for an
+ * epoch not pushed, or answered already, is a protocol error (it would
+ * mark a relay converged that never had the target, or drive
+ * republishing without a push to answer).
+ */
 static void
 registry_answer(struct registry_conn *c, const struct push_msg *m)
 {
 	struct registry		*reg = c->reg;
 	struct registry_relay	*r = c->relay;
 	const struct publish	*p = &reg->l->pub;
-	long long		 lag = -1;
+	long long		 lag = -1, now = xtime_mono_ms();
+	char			 why[128];
 
+	if (m->epoch > r->pushed || m->epoch <= r->answered) {
+		snprintf(why, sizeof(why), "%s for epoch %" PRIu64 ", which "
+		    "was %s", push_type_name(m->type), m->epoch,
+		    m->epoch > r->pushed ? "never pushed" : "answered already");
+		log_warnx("relay %s: %s", r->host, why);
+		registry_close(c, why, 1);
+		return;
+	}
+	r->answered = m->epoch;
 	if (m->epoch == p->epoch && p->epoch != 0)
-		lag = xtime_mono_ms() - p->at_ms;
+		lag = now - p->at_ms;
 	if (m->type == PUSH_ACK) {
 		reg->acks++;
 		if (m->epoch > r->acked)
@@ -463,12 +500,22 @@ registry_answer(struct registry_conn *c, const struct push_msg *m)
 	strlcpy(r->error, m->text, sizeof(r->error));
 	/*
 	 * It holds our epoch or a later one (its target was moved by
-	 * set-target): publish above it, once; a relay that refuses for
-	 * another reason holds an older epoch and moves nothing here.
+	 * set-target): publish above it.  A relay that refuses for another
+	 * reason holds an older epoch and moves nothing here.  One that
+	 * claims so again at once would have every relay pushed to in a
+	 * loop: once a second per relay.
 	 */
 	if (p->epoch != 0 && m->current >= p->epoch &&
-	    m->current <= (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS)
-		publish_floor(reg->l, m->current + 1);
+	    m->current <= (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS) {
+		if (r->raised_ms != 0 && now - r->raised_ms < REGISTRY_RAISE_MS)
+			log_warnx("relay %s: holds epoch %" PRIu64 " again, "
+			    "within %d ms; not republished", r->host,
+			    m->current, REGISTRY_RAISE_MS);
+		else {
+			r->raised_ms = now;
+			publish_floor(reg->l, m->current + 1);
+		}
+	}
 	control_event(reg->l, "nack", json_pack("{s:s, s:I, s:s}",
 	    "host", r->host, "epoch", (json_int_t)m->epoch,
 	    "error", m->text));
@@ -668,8 +715,19 @@ registry_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 	/* Only relays' certificates may register (TLS). */
 	c->bev = daemon_accepted(&reg->l->d, fd, reg->addr, TLS_ROLE_RELAY);
 	c->timer = evtimer_new(reg->l->d.base, registry_timer_cb, c);
-	if (c->bev == NULL || c->timer == NULL)
-		fatalx("registry: out of memory for a connection");
+	if (c->bev == NULL || c->timer == NULL) {
+		/* daemon_accepted() closed the socket if it failed. */
+		log_warnx("relay %s: refused: cannot set up the connection",
+		    c->peer);
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		if (c->timer != NULL)
+			event_free(c->timer);
+		free(c);
+		admit_release(reg->pending, src);
+		reg->refused++;
+		return;
+	}
 	bufferevent_setcb(c->bev, registry_readcb, registry_writecb,
 	    registry_eventcb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, PUSH_LINE_MAX * 2);

@@ -168,7 +168,7 @@ locator_vmomi_conf(const struct locator_conf *c, const char *user,
 	vc->timeout_ms = c->timeout_ms;
 }
 
-/* Check what conf cannot: one TLS mode, a parsable appliance address. */
+/* Check what conf cannot: one TLS mode, a numeric appliance address. */
 static void
 locator_check(struct locator *l)
 {
@@ -180,9 +180,12 @@ locator_check(struct locator *l)
 	if (modes > 1)
 		fatalx("give one of --thumbprint, --cacert and --insecure");
 	if (l->conf.appliance != NULL) {
-		if ((e = xaddr_parse(l->conf.appliance, &a)) != XADDR_OK)
+		/* Pushed as it is, and relays never look a name up. */
+		if ((e = xaddr_parse_numeric(l->conf.appliance, &a)) !=
+		    XADDR_OK)
 			fatalx("--appliance \"%s\": %s", l->conf.appliance,
-			    xaddr_strerror(e));
+			    e == XADDR_E_RESOLVE ? "a host name; relays take "
+			    "only numeric addresses" : xaddr_why(e));
 		xaddr_free(a);
 	}
 	if (l->conf.keepalive_ms * 3 < 1000)

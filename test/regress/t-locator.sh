@@ -133,4 +133,95 @@ check "re-login after the session was ended" wait_loc \
 sleep 0.5
 [ "$(loc where | json_get epoch)" = "$e0" ] ||
     fail "epoch moved on an identical resync: $(loc where)"
+
+# A peer that answers pushes it was never sent, or answers one twice,
+# is closed with an error, its answer not taken; one that
+# pipelines PINGs before its HELLO and never reads the PONGs is closed
+# once 256 KiB wait for it, not at the HELLO deadline (5 s) with all
+# it sent queued.
+python3 - "$LOC_PORT" <<'PY' || fail "rogue relays"
+import json, socket, sys, time
+port = int(sys.argv[1])
+
+def conn(host):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    f = s.makefile("rb")
+    s.sendall(json.dumps({"type": "hello", "version": 1, "host": host,
+                          "epoch": 0}).encode() + b"\n")
+    assert json.loads(f.readline())["type"] == "welcome"
+    t = json.loads(f.readline())
+    assert t["type"] == "target", t
+    return s, f, t["epoch"]
+
+def refused(s, f, what):
+    m = json.loads(f.readline())
+    assert m["type"] == "error" and what in m["error"], m
+    assert f.readline() == b"", "still open"
+    s.close()
+
+s, f, e = conn("rogue1")
+s.sendall(json.dumps({"type": "ack", "epoch": e + 5}).encode() + b"\n")
+refused(s, f, "never pushed")
+s, f, e = conn("rogue2")
+for i in range(2):
+    s.sendall(json.dumps({"type": "ack", "epoch": e}).encode() + b"\n")
+refused(s, f, "answered already")
+
+# A mesh address relays could not take (a name) is refused at HELLO.
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+f = s.makefile("rb")
+s.sendall(json.dumps({"type": "hello", "version": 1, "host": "rogue4",
+                      "mesh": "tcp://relay.example:7000",
+                      "epoch": 0}).encode() + b"\n")
+refused(s, f, "numeric")
+
+# Claiming to hold each pushed epoch republishes once, not in a loop.
+s, f, e = conn("rogue3")
+for i in range(3):
+    s.sendall(json.dumps({"type": "nack", "epoch": e, "error": "mine",
+                          "current": e}).encode() + b"\n")
+    if i == 2:
+        break
+    s.settimeout(2 if i == 0 else 1.5)
+    try:
+        t = json.loads(f.readline())
+        assert i == 0 and t["type"] == "target" and t["epoch"] > e, t
+        e = t["epoch"]
+    except socket.timeout:
+        assert i == 1, "no republish above the first claim"
+s.close()
+
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.setblocking(False)
+ping = b'{"type":"ping"}\n' * 4096
+t0, sent = time.monotonic(), 0
+while time.monotonic() - t0 < 4.5:
+    try:
+        sent += s.send(ping)
+    except BlockingIOError:
+        time.sleep(0.001)
+    except (BrokenPipeError, ConnectionResetError):
+        break
+else:
+    sys.exit("PINGs before HELLO: not closed after %d bytes" % sent)
+print("  t-locator: pipelined PINGs closed after %d KiB sent"
+      % (sent // 1024), file=sys.stderr)
+PY
+grep -q "relay rogue3: holds epoch .* again, within 1000 ms" "$T/loc.log" ||
+    fail "the second claim of rogue3 was not refused"
+grep -q "closed: relay does not read its pushes" "$T/loc.log" ||
+    fail "no reason for the PING flood in the log"
+# So is such an --appliance, at startup.
+out=$("$BINDIR/vlocator" run --vcenter "$VCSIM_URL" \
+    --credentials "$T/creds.json" --vm vch-appliance --insecure \
+    --listen tcp://127.0.0.1:1 --appliance tcp://appliance.example:1024 2>&1) &&
+    fail "vlocator took a named --appliance"
+echo "$out" | grep -q 'appliance.example:1024.*numeric' ||
+    fail "named --appliance: $out"
+loc relays | python3 -c '
+import json, sys
+R = {r["host"]: r for r in json.load(sys.stdin)["relays"]}
+assert R["rogue1"]["acked_epoch"] == 0 and not R["rogue1"]["connected"], R
+assert R["rogue2"]["acked_epoch"] > 0 and not R["rogue2"]["connected"], R
+' || fail "rogue relays: $(loc relays)"
 exit 0
