@@ -114,6 +114,7 @@
 #define FWD_PIPE_SZ	(256 * 1024)
 #define FWD_PIPES_IDLE	32		/* empty pipes kept for reuse */
 #define FWD_SPLICE_ROUNDS 4		/* pipe loads per wakeup, at most */
+#define FWD_SPLICE_RETRY_MS 1000	/* no pipe to be had: copy so long */
 
 enum fwd_kind {
 	FWD_MESH = 0,		/* from a relay: into the local appliance */
@@ -156,6 +157,7 @@ struct fwd {
 	/* Spliced, sp owns the fds; a side holding nothing has no bev. */
 	int			 splicing;
 	int			 nosplice;	/* refused: copy for good */
+	long long		 splice_retry_ms; /* no pipe: copy until */
 	TAILQ_ENTRY(fwd)	 entry;
 };
 TAILQ_HEAD(fwd_list, fwd);
@@ -823,15 +825,24 @@ fwd_unsplice(struct fwd *f)
 	}
 }
 
-/* The kernel will not splice these sockets: copy, for good. */
+/*
+ * The kernel will not splice these sockets: copy, for good.  Out of
+ * descriptors or memory for a pipe is a passing state: copy for now.
+ */
 static void
 fwd_splice_refused(struct fwd *f, int err)
 {
-	log_debug("forward=%llu %s peer=%s: splice refused (%s), copying",
+	int	passing = err == EMFILE || err == ENFILE || err == ENOMEM;
+
+	log_debug("forward=%llu %s peer=%s: splice %s (%s), copying",
 	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer,
-	    strerror(err));
-	f->ctx->splice_refused++;
-	f->nosplice = 1;
+	    passing ? "paused" : "refused", strerror(err));
+	if (passing)
+		f->splice_retry_ms = xtime_mono_ms() + FWD_SPLICE_RETRY_MS;
+	else {
+		f->ctx->splice_refused++;
+		f->nosplice = 1;
+	}
 	fwd_unsplice(f);
 	fwd_side_resume(f, f->in);
 	fwd_side_resume(f, f->out);
@@ -1082,7 +1093,8 @@ fwd_splice_start(struct fwd *f)
 	if (f->splicing || f->nosplice || f->state != FWD_OPEN ||
 	    !f->connected || f->first != NULL || f->to_in == 0 ||
 	    f->in_gone || f->out_gone || tls_bev_is_tls(f->in) ||
-	    tls_bev_is_tls(f->out))
+	    tls_bev_is_tls(f->out) || (f->splice_retry_ms != 0 &&
+	    xtime_mono_ms() < f->splice_retry_ms))
 		return;
 	if ((sp = f->sp) == NULL) {
 		sp = f->sp = xcalloc(1, sizeof(*sp));
