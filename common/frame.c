@@ -18,7 +18,8 @@ static const struct {
 	uint32_t	 min;
 	uint32_t	 max;
 } frame_types[PROTO_TYPE_MAX + 1] = {
-	[PROTO_HELLO] = { "HELLO", 48, 96 + PROTO_HOST_MAX + PROTO_NAME_MAX },
+	[PROTO_HELLO] = { "HELLO", 48,
+	    PROTO_HELLO_NEW_FIXED + PROTO_HOST_MAX + PROTO_NAME_MAX },
 	[PROTO_WELCOME] = { "WELCOME", 80, 84 },
 	[PROTO_CHALLENGE] = { "CHALLENGE", 32, 32 },
 	[PROTO_PROOF] = { "PROOF", 40, 40 },
@@ -53,7 +54,8 @@ static const char *frame_codes[PROTO_CODE_MAX + 1] = {
 };
 
 /* The largest HELLO is a handshake frame like any other. */
-_Static_assert(96 + PROTO_HOST_MAX + PROTO_NAME_MAX <= PROTO_HANDSHAKE_MAX,
+_Static_assert(PROTO_HELLO_NEW_FIXED + PROTO_HOST_MAX + PROTO_NAME_MAX <=
+    PROTO_HANDSHAKE_MAX,
     "HELLO NEW does not fit PROTO_HANDSHAKE_MAX");
 
 /* Text for a FRAME_* code. */
@@ -377,13 +379,15 @@ frame_u64_decode(const uint8_t *p, size_t len, uint64_t *v)
 void
 frame_hello_add(struct evbuffer *out, const struct proto_hello *m)
 {
-	uint8_t	 buf[PROTO_HDR_LEN + 96 + PROTO_HOST_MAX + PROTO_NAME_MAX], *p;
+	uint8_t	 buf[PROTO_HDR_LEN + PROTO_HELLO_NEW_FIXED + PROTO_HOST_MAX +
+		     PROTO_NAME_MAX], *p;
 	size_t	 hostlen = 0, namelen = 0, len = 48;
 
 	if (m->kind == PROTO_HELLO_NEW) {
 		hostlen = strnlen(m->host, PROTO_HOST_MAX);
 		namelen = strnlen(m->name, PROTO_NAME_MAX);
-		len = 92 + hostlen + namelen + frame_window_len(m->version);
+		len = PROTO_HELLO_NEW_FIXED_V4 + hostlen + namelen +
+		    frame_window_len(m->version);
 	} else if (m->kind == PROTO_HELLO_RESUME_PROOF)
 		len = 48 + 8 + PROTO_MAC_LEN;
 	p = puthdr(buf, PROTO_HELLO, len);

@@ -1135,8 +1135,8 @@ sess_hello(struct sess *s, struct leg *leg)
 		 * limit as malformed, before it could say "version": one
 		 * that only the window takes past it goes in version 4.
 		 */
-		if (s->version >= 5 && 96 + strlen(h.host) + strlen(h.name) >
-		    PROTO_HELLO_MAX_V4)
+		if (s->version >= 5 && PROTO_HELLO_NEW_FIXED +
+		    strlen(h.host) + strlen(h.name) > PROTO_HELLO_MAX_V4)
 			s->version = h.version = 4;
 		h.window = sess_wire_window(s->ctx);
 	} else if (s->version >= 3) {

@@ -30,6 +30,9 @@
 				    PROTO_DATA_MAX_V3)
 #define PROTO_HANDSHAKE_MAX	512		/* any handshake frame */
 #define PROTO_WINDOW_MIN	65536		/* the least a window may be */
+/* HELLO NEW without its host and name: up to version 4, and since. */
+#define PROTO_HELLO_NEW_FIXED_V4 92
+#define PROTO_HELLO_NEW_FIXED	(PROTO_HELLO_NEW_FIXED_V4 + 4)	/* window */
 #define PROTO_HELLO_MAX_V4	507		/* a version 2-4 end's limit */
 #define PROTO_KEY_LEN		32		/* X25519 public key */
 #define PROTO_NONCE_LEN		32
