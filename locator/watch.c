@@ -692,9 +692,13 @@ watch_apply(struct watch *w, const struct vmomi_update *u)
 			}
 		}
 	}
-	synced = w->state == WATCH_SYNC && !u->truncated;
+	/*
+	 * The full state is in (a version and nothing left out): hosts
+	 * not in it are gone.  An empty answer (no version: the wait
+	 * timed out) says nothing about them.
+	 */
+	synced = w->state == WATCH_SYNC && !u->truncated && u->version != NULL;
 	if (synced) {
-		/* The full state is in: hosts not in it are gone. */
 		TAILQ_FOREACH_SAFE(h, &w->hosts, entry, hn)
 			if (h->stale) {
 				watch_host_drop(w, h);
