@@ -39,6 +39,7 @@
 #define REGISTRY_PENDING_SOURCE	16	/* before HELLO, per address */
 #define REGISTRY_EPOCH_AHEAD_MS	(24 * 3600 * 1000LL)
 #define REGISTRY_RAISE_MS	1000	/* one NACK-driven republish */
+#define REGISTRY_REPLACE_MS	10000	/* one replacement per host */
 
 enum registry_state {
 	REGISTRY_HELLO = 0,	/* waiting for HELLO */
@@ -75,6 +76,7 @@ struct registry_relay {
 	uint64_t		 answered;	/* epoch last ACKed or NACKed */
 	uint64_t		 acked;		/* epoch last acknowledged */
 	long long		 raised_ms;	/* its NACK last republished */
+	long long		 replaced_ms;	/* a HELLO took over conn */
 	long long		 lag_ms;	/* publish -> ACK, last time */
 	long long		 since_ms;	/* monotonic: (dis)connected */
 	uint64_t		 connects;
@@ -369,7 +371,7 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	struct registry_relay	*r;
 	struct push_msg		 w;
 	struct xaddr		*a = NULL;
-	char			 why[XADDR_PEER_STRLEN + 300];
+	char			 why[2 * XADDR_PEER_STRLEN + PUSH_HOST_MAX + 200];
 	int			 e;
 
 	registry_helloed(c);
@@ -418,6 +420,24 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 		reg->nrelays++;
 	}
 	if (r->conn != NULL) {
+		/*
+		 * A relay that restarted before its old connection timed
+		 * out takes over.  Taking over again at once is two relays
+		 * with one --host, which would otherwise replace each other
+		 * for good: the live one keeps it for a while.
+		 */
+		if (r->replaced_ms != 0 &&
+		    xtime_mono_ms() - r->replaced_ms < REGISTRY_REPLACE_MS) {
+			snprintf(why, sizeof(why), "host %s has a live relay at "
+			    "%s, which replaced another %lld ms ago (two "
+			    "relays with the same --host?)", r->host,
+			    r->conn->peer, xtime_mono_ms() - r->replaced_ms);
+			log_warnx("relay %s: refused: %s", c->peer, why);
+			reg->refused++;
+			registry_close(c, why, 1);
+			return;
+		}
+		r->replaced_ms = xtime_mono_ms();
 		snprintf(why, sizeof(why), "replaced by a newer connection "
 		    "from %s", c->peer);
 		registry_close(r->conn, why, 1);

@@ -175,6 +175,18 @@ s.sendall(json.dumps({"type": "hello", "version": 1, "host": "rogue4",
                       "epoch": 0}).encode() + b"\n")
 refused(s, f, "numeric")
 
+# A relay that restarted takes over its host's connection; a third
+# HELLO for that host at once is two relays with one --host, refused.
+a, fa, e = conn("dup")
+b, fb, e = conn("dup")
+refused(a, fa, "replaced by a newer connection")
+c = socket.create_connection(("127.0.0.1", port), timeout=5)
+fc = c.makefile("rb")
+c.sendall(json.dumps({"type": "hello", "version": 1, "host": "dup",
+                      "epoch": 0}).encode() + b"\n")
+refused(c, fc, "same --host")
+b.close()
+
 # Claiming to hold each pushed epoch republishes once, not in a loop.
 s, f, e = conn("rogue3")
 for i in range(3):
