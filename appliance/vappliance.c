@@ -96,9 +96,10 @@ appliance_status(json_t *req, void *arg, const char **err)
 	for (i = 0; i < a->nvmomi; i++)
 		json_array_append_new(vl,
 		    json_string(xaddr_str(a->vmomi_a[i])));
-	vmomi = json_pack("{s:o, s:s, s:I, s:o}", "listen", vl,
+	vmomi = json_pack("{s:o, s:s, s:I, s:I, s:o}", "listen", vl,
 	    "relay", xaddr_str(a->vmomi_relay),
 	    "accepted", (json_int_t)a->vmomi_accepted,
+	    "refused", (json_int_t)a->d.refused,
 	    "sessions", daemon_ctx_summary(a->d.clients));
 	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:b, s:o, s:{s:I, "
 	    "s:I, s:I}, s:o, s:o, s:o}",

@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +252,35 @@ daemon_leg(struct daemon *d, int fd, int up, const struct xaddr *a,
 	return (0);
 }
 
+#define DAEMON_REFUSE_LOG_MS	1000
+
+/* A connection refused at accept; see daemon.h. */
+void
+daemon_refused(struct daemon *d, const char *fmt, ...)
+{
+	long long	 now = xtime_mono_ms();
+	char		 why[512];
+	va_list		 ap;
+
+	d->refused++;
+	if (d->refuse_log_ms != 0 &&
+	    now - d->refuse_log_ms < DAEMON_REFUSE_LOG_MS) {
+		d->refuse_quiet++;
+		return;
+	}
+	va_start(ap, fmt);
+	(void)vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (d->refuse_quiet > 0)
+		log_warnx("%s (and %" PRIu64 " more refused in the last %lld "
+		    "ms, not logged)", why, d->refuse_quiet,
+		    now - d->refuse_log_ms);
+	else
+		log_warnx("%s", why);
+	d->refuse_log_ms = now;
+	d->refuse_quiet = 0;
+}
+
 /*
  * The client end of a session for the accepted connection FD (PEER in
  * logs) of guest G; refused, FD closed and NULL returned, once LIMIT
@@ -268,15 +299,16 @@ daemon_client_in(struct daemon *d, struct sess_ctx *ctx, int fd,
     const char *peer, long long limit, const struct sess_guest *g)
 {
 	if (sess_ctx_count(ctx) >= (size_t)limit) {
-		log_warnx("guest=%s refused: session limit %lld reached",
-		    peer, limit);
+		daemon_refused(d, "guest=%s refused: session limit %lld "
+		    "reached", peer, limit);
 		close(fd);
 		return (NULL);
 	}
 	if (g->name != NULL && (strlen(g->name) > PROTO_NAME_MAX ||
 	    !text_utf8_ok(g->name, strlen(g->name)))) {
-		log_warnx("guest=%s refused: its name is not 1 to %d bytes of "
-		    "UTF-8 without control characters", peer, PROTO_NAME_MAX);
+		daemon_refused(d, "guest=%s refused: its name is not 1 to %d "
+		    "bytes of UTF-8 without control characters", peer,
+		    PROTO_NAME_MAX);
 		close(fd);
 		return (NULL);
 	}

@@ -151,7 +151,7 @@ guest_status(json_t *req, void *arg, const char **err)
 		json_array_append_new(l,
 		    json_string(xaddr_str(g->listen_a[i])));
 	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:s, s:o, s:o, s:I, "
-	    "s:I, s:s, s:o}",
+	    "s:I, s:I, s:s, s:o}",
 	    "daemon", "vguest", "name", g->conf.name,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - g->d.started_ms),
@@ -159,6 +159,7 @@ guest_status(json_t *req, void *arg, const char **err)
 	    "vsock", daemon_vsock_json(),
 	    "sessions", daemon_sess_summary(&g->d),
 	    "accepted", (json_int_t)g->accepted,
+	    "refused", (json_int_t)g->d.refused,
 	    "migrations", (json_int_t)g->migrations,
 	    "guestinfo", rpctool_state(g->rt),
 	    "guestinfo_detail", rpctool_json(g->rt)));

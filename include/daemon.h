@@ -86,6 +86,9 @@ struct daemon {
 	struct event		*sigterm;
 	struct event		*logflush;	/* deferred log lines go */
 	long long		 started_ms;
+	uint64_t		 refused;	/* connections, at accept */
+	long long		 refuse_log_ms;	/* last refusal logged */
+	uint64_t		 refuse_quiet;	/* refusals not logged since */
 };
 
 /* Defaults for the session settings, then apply them to a sess_conf. */
@@ -93,6 +96,13 @@ void	daemon_sessconf_defaults(struct daemon_sessconf *);
 void	daemon_sessconf_apply(const struct daemon_sessconf *,
 	    struct sess_conf *);
 
+/*
+ * A connection was refused at accept: count it and log why, at most
+ * one line a second (a guest reconnecting in a loop must not flood the
+ * log); the next line logged says how many were not.
+ */
+void	daemon_refused(struct daemon *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
 /* Event base, signals (SIGINT/SIGTERM leave the loop), SIGPIPE ignored. */
 void	daemon_init(struct daemon *, const char *);
 /* Free the status socket, signals and event base. */

@@ -56,6 +56,8 @@ control_status(json_t *req, void *arg, const char **err)
 	sess = daemon_sess_summary(&r->d);
 	json_object_set_new(sess, "accepted", json_integer(
 	    (json_int_t)r->accepted));
+	json_object_set_new(sess, "refused", json_integer(
+	    (json_int_t)r->d.refused));
 	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
 	    "s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
 	    "daemon", "vrelay", "host", r->conf.host,

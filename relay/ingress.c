@@ -120,15 +120,15 @@ ingress_start(struct relay *r, struct evconnlistener *l, evutil_socket_t fd,
 		if (r->guest_l[i] == l &&
 		    xaddr_type(r->guest_a[i]) == XADDR_VSOCK &&
 		    peer.type != XADDR_VSOCK) {
-			log_warnx("guest=%s refused: not a vSocket peer",
-			    peer.str);
+			daemon_refused(&r->d, "guest=%s refused: not a "
+			    "vSocket peer", peer.str);
 			close(fd);
 			return;
 		}
 	}
 	admit_source(&peer, src, sizeof(src));
 	if ((e = admit_take(r->guests, src)) != ADMIT_OK) {
-		log_warnx("%s=%s refused: %s (%zu sessions)",
+		daemon_refused(&r->d, "%s=%s refused: %s (%zu sessions)",
 		    service == PROTO_SVC_VSPC ? "vspc" : "guest", peer.str,
 		    admit_strerror(e), admit_count(r->guests, src));
 		close(fd);

@@ -1,0 +1,102 @@
+/*
+ * test_daemon.c -- common/daemon.c: refusals at accept are counted
+ * one by one but logged at most once a second, the next line saying
+ * how many were not.  stderr is a temporary file while a test logs.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon.h"
+#include "log.h"
+
+static FILE	*capture;
+static int	 saved_fd = -1;
+
+/* From now on, stderr is a fresh temporary file. */
+static void
+capture_start(void)
+{
+	fflush(stderr);
+	if ((capture = tmpfile()) == NULL ||
+	    (saved_fd = dup(STDERR_FILENO)) == -1 ||
+	    dup2(fileno(capture), STDERR_FILENO) == -1)
+		fail_msg("capture: %s", strerror(errno));
+}
+
+/* stderr back as it was; returns what was captured (static). */
+static char *
+capture_stop(void)
+{
+	static char	buf[64 * 1024];
+	size_t		n;
+
+	fflush(stderr);
+	rewind(capture);
+	n = fread(buf, 1, sizeof(buf) - 1, capture);
+	buf[n] = '\0';
+	dup2(saved_fd, STDERR_FILENO);
+	close(saved_fd);
+	saved_fd = -1;
+	fclose(capture);
+	capture = NULL;
+	return (buf);
+}
+
+/* Lines in S. */
+static int
+lines(const char *s)
+{
+	int	n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return (n);
+}
+
+/* A flood of refusals: every one counted, one logged, then the tally. */
+static void
+test_refused(void **state)
+{
+	struct daemon	 d;
+	char		*out;
+	int		 i;
+
+	memset(&d, 0, sizeof(d));
+	capture_start();
+	for (i = 0; i < 100; i++)
+		daemon_refused(&d, "guest=%d refused: test", i);
+	out = capture_stop();
+	assert_int_equal(d.refused, 100);
+	assert_int_equal(lines(out), 1);
+	assert_non_null(strstr(out, "guest=0 refused: test\n"));
+
+	usleep(1100 * 1000);
+	capture_start();
+	daemon_refused(&d, "guest=%d refused: test", 100);
+	daemon_refused(&d, "guest=%d refused: test", 101);
+	out = capture_stop();
+	assert_int_equal(d.refused, 102);
+	assert_int_equal(lines(out), 1);
+	assert_non_null(strstr(out, "guest=100 refused: test (and 99 more "
+	    "refused in the last"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refused),
+	};
+
+	log_init("test_daemon", LOG_LEVEL_INFO);
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
