@@ -371,7 +371,8 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	struct registry_relay	*r;
 	struct push_msg		 w;
 	struct xaddr		*a = NULL;
-	char			 why[2 * XADDR_PEER_STRLEN + PUSH_HOST_MAX + 200];
+	char			 why[2 * XADDR_PEER_STRLEN + PUSH_HOST_MAX +
+				     200];
 	int			 e;
 
 	registry_helloed(c);
@@ -428,8 +429,8 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 		 */
 		if (r->replaced_ms != 0 &&
 		    xtime_mono_ms() - r->replaced_ms < REGISTRY_REPLACE_MS) {
-			snprintf(why, sizeof(why), "host %s has a live relay at "
-			    "%s, which replaced another %lld ms ago (two "
+			snprintf(why, sizeof(why), "host %s has a live relay "
+			    "at %s, which replaced another %lld ms ago (two "
 			    "relays with the same --host?)", r->host,
 			    r->conn->peer, xtime_mono_ms() - r->replaced_ms);
 			log_warnx("relay %s: refused: %s", c->peer, why);
