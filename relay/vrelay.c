@@ -281,15 +281,21 @@ relay_run(int argc, char **argv)
 	relay_unlisten(r.vspc_l, r.vspc_a, r.nvspc);
 	relay_unlisten(r.vmomi_l, r.vmomi_a, r.nvmomi);
 	xaddr_free(r.vmomi_agent);
-	pipe_free(r.pipes);
+	r.vmomi_agent = NULL;
 	if (r.mesh_l != NULL) {
 		evconnlistener_free(r.mesh_l);
 		xaddr_unlisten(r.mesh_a);
 	}
 	uplink_free(r.uplink);
+	r.uplink = NULL;
 	xaddr_free(r.mesh_a);
 	xaddr_free(r.adv_a);
+	r.mesh_a = r.adv_a = NULL;
+	/* Closing sessions tells pipes and admission: they go after. */
 	sess_ctx_free(r.d.sessions);
+	r.d.sessions = NULL;
+	pipe_free(r.pipes);
+	r.pipes = NULL;
 	fwd_free(r.fwd);
 	warm_free(r.warm);
 	admit_free(r.pending);
