@@ -31,6 +31,13 @@
  * vmomi answers refer to connections by request id: teardown aborts a
  * connection's requests, and an answer whose id no connection waits for
  * is dropped.  Connection teardown is deferred out of callbacks.
+ *
+ * A connection keeps reading while its call is out, so the end of its
+ * stream (the caller hung up, its session ended) aborts the call at
+ * once rather than when vCenter answers (a WaitForUpdatesEx: up to 15
+ * minutes); pipelined bytes wait in the input buffer, capped by the
+ * read watermark, and the next request is taken only once the answer
+ * before it has gone out.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -759,7 +766,22 @@ agent_reap(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The answer is out; keep-alive: on to the next request. */
+/* Arm C's idle read timeout (between requests) or not (a call is out). */
+static void
+conn_timeouts(struct agent_conn *c, int idle)
+{
+	struct timeval	rtv, wtv;
+
+	xtime_tv(AGENT_IDLE_MS, &rtv);
+	xtime_tv(AGENT_WRITE_MS, &wtv);
+	bufferevent_set_timeouts(c->bev, idle ? &rtv : NULL, &wtv);
+}
+
+/*
+ * The answer is queued; keep-alive: on to the next request once it has
+ * gone out (conn_write_cb), so a client that pipelines requests and
+ * does not read the answers makes us hold one answer, not all.
+ */
 static void
 conn_done(struct agent_conn *c)
 {
@@ -767,9 +789,10 @@ conn_done(struct agent_conn *c)
 	if (c->state == CONN_CLOSING)
 		return;
 	conn_enter_state(c, CONN_HEAD);
-	bufferevent_enable(c->bev, EV_READ);
+	conn_timeouts(c, 1);
 	/* Pipelined bytes may be waiting: from the loop, not from here. */
-	event_active(c->next, EV_TIMEOUT, 0);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		event_active(c->next, EV_TIMEOUT, 0);
 }
 
 /* Parse a Content-Length value: digits only, within the size type. */
@@ -932,7 +955,9 @@ conn_read(struct agent_conn *c)
 	if (c->dead)
 		return;
 	if (c->state == CONN_HEAD) {
-		if (evbuffer_get_length(in) == 0)
+		/* The answer before it first (conn_write_cb comes back). */
+		if (evbuffer_get_length(in) == 0 || evbuffer_get_length(
+		    bufferevent_get_output(c->bev)) > 0)
 			return;
 		if (!evtimer_pending(c->deadline, NULL)) {
 			/* A request's first byte: who, and how long. */
@@ -988,8 +1013,12 @@ conn_read(struct agent_conn *c)
 	c->body[c->clen] = '\0';
 	c->len = c->clen;
 	evtimer_del(c->deadline);
-	/* One at a time: pipelined requests wait in the socket. */
-	bufferevent_disable(c->bev, EV_READ);
+	/*
+	 * One at a time: pipelined bytes wait in the input buffer (up to
+	 * the watermark).  Reading goes on for the stream's end, and is
+	 * not an idle client meanwhile: the call may take minutes.
+	 */
+	conn_timeouts(c, 0);
 	conn_start(c);
 }
 
@@ -1008,6 +1037,9 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 
 	if (c->state == CONN_CLOSING)
 		conn_close(c, "answered, closing");
+	else if (c->state == CONN_HEAD && !c->dead &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		event_active(c->next, EV_TIMEOUT, 0);
 }
 
 /* libevent: EOF, error or timeout. */
@@ -1469,7 +1501,6 @@ void
 agent_serve(struct agent *a, int fd, uint64_t sid)
 {
 	struct agent_conn	*c;
-	struct timeval		 rtv, wtv;
 
 	if (evutil_make_socket_nonblocking(fd) == -1) {
 		log_warn("vmomi: session %016" PRIx64, sid);
@@ -1490,9 +1521,10 @@ agent_serve(struct agent *a, int fd, uint64_t sid)
 		fatalx("vmomi: bufferevent_socket_new/event_new");
 	a->nconns++;
 	TAILQ_INSERT_TAIL(&a->conns, c, entry);
-	xtime_tv(AGENT_IDLE_MS, &rtv);
-	xtime_tv(AGENT_WRITE_MS, &wtv);
-	bufferevent_set_timeouts(c->bev, &rtv, &wtv);
+	conn_timeouts(c, 1);
+	/* A request's head and body at most, whatever else is pipelined. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, AGENT_HEAD_MAX +
+	    a->max_request + 1);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 	    c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);

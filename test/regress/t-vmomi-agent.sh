@@ -213,4 +213,62 @@ assert a["refused"] == 3 and a["errors"] == 3, a
 assert a["answered_locally"] == 1 and a["vcenter_session"] == "ready", a
 PY
 loc vmomi-policy | grep -q '"PowerOffVM_Task"' || fail "vmomi-policy"
+
+# 6. A call in flight when its session ends: a WaitForUpdatesEx that
+# vCenter holds for 50 s, and the appliance's client hangs up.  The
+# agent's connection goes with the session, not when vCenter answers
+# (it did not read while the call was out, so it never saw the end).
+env_ WaitForUpdatesEx PropertyCollector propertyCollector \
+    '<version>1</version><options><maxWaitSeconds>50</maxWaitSeconds></options>' \
+    >"$R/wait.xml"
+python3 - "$VPORT" "$R/wait.xml" <<'PY' &
+import socket, sys, time
+body = open(sys.argv[2], "rb").read()
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /sdk HTTP/1.1\r\nHost: vcenter\r\nContent-Type: text/xml\r\n"
+          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+time.sleep(60)
+PY
+WAITER=$!
+PIDS="$PIDS $WAITER"
+agent_is() { loc status | python3 -c 'import json, sys
+A = json.load(sys.stdin)["agent"]
+sys.exit(0 if eval("(" + sys.argv[1] + ")") else 1)' "$1"; }
+check "the wait's connection" wait_for 10 agent_is 'A["connections"] == 1'
+sleep 1
+# Requests are counted as they are answered: this one is not.
+agent_is 'A["connections"] == 1 and A["requests"] == 17' ||
+    fail "the 50 s wait was answered: $(loc status)"
+kill "$WAITER"
+check "the agent's connection went with its session" wait_for 5 \
+    agent_is 'A["connections"] == 0'
+
+# 7. A client that pipelines 60,000 Logins (answered here, ~40 MB of
+# answers) and reads none: the agent takes the next request only once
+# the answer before it is out, so it stops when the path between is
+# full (the session's window and socket buffers: some MB), instead of
+# queueing every answer.
+n0=$(loc status | json_get agent.requests)
+python3 - "$VPORT" "$R/login.xml" <<'PY' || fail "pipelining client"
+import socket, sys, time
+body = open(sys.argv[2], "rb").read()
+req = (b"POST /sdk HTTP/1.1\r\nHost: vcenter\r\nContent-Type: text/xml\r\n"
+       b"Content-Length: %d\r\n\r\n" % len(body)) + body
+data = req * 60000
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setblocking(False)
+off, t0 = 0, time.monotonic()
+while off < len(data) and time.monotonic() - t0 < 15:
+    try:
+        off += s.send(data[off:off + 65536])
+    except BlockingIOError:
+        time.sleep(0.01)
+time.sleep(2)
+print("  t-vmomi-agent: pipelined %d of %d requests' bytes, read nothing"
+      % (off // len(req), 60000), file=sys.stderr)
+PY
+n1=$(loc status | json_get agent.requests)
+log "agent answered $((n1 - n0)) of the pipelined requests"
+[ $((n1 - n0)) -lt 30000 ] ||
+    fail "the agent answered $((n1 - n0)) requests nobody read"
 exit 0
