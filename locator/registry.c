@@ -38,7 +38,7 @@
 #define REGISTRY_CONNS_MAX	8192
 #define REGISTRY_PENDING_SOURCE	16	/* before HELLO, per address */
 #define REGISTRY_EPOCH_AHEAD_MS	(24 * 3600 * 1000LL)
-#define REGISTRY_RAISE_MS	1000	/* one NACK-driven republish */
+#define REGISTRY_RAISE_MS	1000	/* NACK-driven republishes */
 #define REGISTRY_REPLACE_MS	10000	/* one replacement per host */
 
 enum registry_state {
@@ -75,7 +75,6 @@ struct registry_relay {
 	uint64_t		 pushed;	/* epoch last sent */
 	uint64_t		 answered;	/* epoch last ACKed or NACKed */
 	uint64_t		 acked;		/* epoch last acknowledged */
-	long long		 raised_ms;	/* its NACK last republished */
 	long long		 replaced_ms;	/* a HELLO took over conn */
 	long long		 lag_ms;	/* publish -> ACK, last time */
 	long long		 since_ms;	/* monotonic: (dis)connected */
@@ -94,6 +93,9 @@ struct registry {
 	struct registry_conns	 dead;
 	struct registry_relays	 relays;
 	struct event		*reap;
+	struct event		*raise_ev;	/* a republish held back */
+	long long		 raised_ms;	/* a NACK last republished */
+	uint64_t		 raise_floor;	/* held back: above this */
 	struct admit		*pending;	/* connections before HELLO */
 	size_t			 nconns;
 	size_t			 nrelays;
@@ -464,6 +466,8 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 		strlcpy(w.vmomi, gate_advertise(reg->l->gate),
 		    sizeof(w.vmomi));
 	registry_send(c, &w);
+	if (c->state != REGISTRY_READY)
+		return;		/* closed: it did not read (PONGs) */
 	control_event(reg->l, "relay-connect", json_pack(
 	    "{s:s, s:s, s:s, s:I, s:o}", "host", r->host, "mesh", r->mesh,
 	    "peer", c->peer, "epoch", (json_int_t)m->epoch,
@@ -476,6 +480,41 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	/* Its mesh address may be what the target was missing. */
 	publish_update(reg->l, "relay registered");
 	registry_push_one(reg, r);
+}
+
+/* Republish above FLOOR (relay R's NACK), or hold it back a while. */
+static void
+registry_raise(struct registry *reg, const struct registry_relay *r,
+    uint64_t floor, long long now)
+{
+	struct timeval	tv;
+
+	if (reg->raised_ms == 0 || now - reg->raised_ms >= REGISTRY_RAISE_MS) {
+		reg->raised_ms = now;
+		publish_floor(reg->l, floor);
+		return;
+	}
+	log_warnx("relay %s: holds epoch %" PRIu64 ", within %d ms of the "
+	    "last republish; republishing when they are up", r->host,
+	    floor - 1, REGISTRY_RAISE_MS);
+	if (floor > reg->raise_floor)
+		reg->raise_floor = floor;
+	if (!evtimer_pending(reg->raise_ev, NULL)) {
+		xtime_tv(REGISTRY_RAISE_MS - (now - reg->raised_ms), &tv);
+		evtimer_add(reg->raise_ev, &tv);
+	}
+}
+
+/* The republish held back by registry_raise(). */
+static void
+registry_raise_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct registry	*reg = arg;
+	uint64_t	 floor = reg->raise_floor;
+
+	reg->raise_floor = 0;
+	reg->raised_ms = xtime_mono_ms();
+	publish_floor(reg->l, floor);
 }
 
 /*
@@ -522,21 +561,14 @@ registry_answer(struct registry_conn *c, const struct push_msg *m)
 	/*
 	 * It holds our epoch or a later one (its target was moved by
 	 * set-target): publish above it.  A relay that refuses for another
-	 * reason holds an older epoch and moves nothing here.  One that
-	 * claims so again at once would have every relay pushed to in a
-	 * loop: once a second per relay.
+	 * reason holds an older epoch and moves nothing here.  A relay
+	 * claiming each epoch pushed to it would have every relay pushed
+	 * to in a loop: such republishes go once a second at most, the
+	 * ones held back together when the second is up.
 	 */
 	if (p->epoch != 0 && m->current >= p->epoch &&
-	    m->current <= (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS) {
-		if (r->raised_ms != 0 && now - r->raised_ms < REGISTRY_RAISE_MS)
-			log_warnx("relay %s: holds epoch %" PRIu64 " again, "
-			    "within %d ms; not republished", r->host,
-			    m->current, REGISTRY_RAISE_MS);
-		else {
-			r->raised_ms = now;
-			publish_floor(reg->l, m->current + 1);
-		}
-	}
+	    m->current <= (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS)
+		registry_raise(reg, r, m->current + 1, now);
 	control_event(reg->l, "nack", json_pack("{s:s, s:I, s:s}",
 	    "host", r->host, "epoch", (json_int_t)m->epoch,
 	    "error", m->text));
@@ -772,6 +804,8 @@ registry_new(struct locator *l)
 	TAILQ_INIT(&reg->relays);
 	reg->pending = admit_new(REGISTRY_PENDING_SOURCE, REGISTRY_CONNS_MAX);
 	if ((reg->reap = event_new(l->d.base, -1, 0, registry_reap_cb,
+	    reg)) == NULL ||
+	    (reg->raise_ev = evtimer_new(l->d.base, registry_raise_cb,
 	    reg)) == NULL)
 		fatalx("event_new");
 	reg->listener = daemon_listen(&l->d, l->conf.listen,
@@ -803,6 +837,7 @@ registry_free(struct registry *reg)
 		free(r);
 	}
 	event_free(reg->reap);
+	event_free(reg->raise_ev);
 	admit_free(reg->pending);
 	free(reg);
 }

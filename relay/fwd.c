@@ -1105,9 +1105,9 @@ fwd_splice_start(struct fwd *f)
 			    fwd_splice_cb, f)) == NULL)
 				fatalx("event_new");
 		}
+		f->ctx->spliced++;	/* once, whatever pauses follow */
 	}
 	f->splicing = 1;
-	f->ctx->spliced++;
 	f->ctx->splicing++;
 	log_debug("forward=%llu %s peer=%s spliced", (unsigned long long)f->id,
 	    fwd_kinds[f->kind], f->peer);
