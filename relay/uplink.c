@@ -53,6 +53,7 @@
 
 #define UPLINK_BACKOFF_MIN_MS	100
 #define UPLINK_BACKOFF_MAX_MS	5000
+#define UPLINK_STABLE_MS	5000	/* up this long: back off anew */
 #define UPLINK_OUT_MAX		(256 * 1024)	/* unread by the locator */
 #define UPLINK_READ_HIGH	(4 * PUSH_LINE_MAX)
 #define UPLINK_ERR_MAX		300
@@ -80,6 +81,7 @@ struct uplink {
 	struct event		*ka_ev;		/* keepalive tick */
 	struct event		*reap_ev;
 	long long		 backoff_ms;
+	long long		 up_ms;		/* WELCOME came, monotonic */
 	int			 sent;		/* wrote since the last tick */
 	int			 known;		/* WELCOME's "known" */
 	struct xaddr		*vmomi;		/* WELCOME's "vmomi" */
@@ -275,6 +277,14 @@ uplink_schedule(struct uplink *u, const char *why)
 static void
 uplink_lost(struct uplink *u, const char *why)
 {
+	/*
+	 * A connection that lasted starts the backoff over; one the
+	 * locator drops right after WELCOME does not, or a locator that
+	 * keeps doing so would have us reconnect ten times a second.
+	 */
+	if (u->state == UPLINK_UP &&
+	    xtime_mono_ms() - u->up_ms >= UPLINK_STABLE_MS)
+		u->backoff_ms = UPLINK_BACKOFF_MIN_MS;
 	if (u->state == UPLINK_HELLO || u->state == UPLINK_UP ||
 	    strcmp(why, u->last_error) != 0)
 		log_warnx("locator %s: %s; reconnecting", xaddr_str(u->addr),
@@ -391,7 +401,7 @@ uplink_on_welcome(struct uplink *u, const struct push_msg *m)
 {
 	u->known = m->known;
 	uplink_set_vmomi(u, m->vmomi);
-	u->backoff_ms = UPLINK_BACKOFF_MIN_MS;
+	u->up_ms = xtime_mono_ms();
 	evtimer_del(u->deadline_ev);
 	if (!m->known)
 		log_info("locator %s: host %s is not known to vSphere yet",

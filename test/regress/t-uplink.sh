@@ -154,11 +154,18 @@ done
 sleep 1
 [ "$(st target.epoch)" = 5 ] || fail "target lost with the locator gone"
 check "traffic without locator" traffic A 6 --sessions 2 --bytes 20K
-"$BINDIR/vrelay" status $S --json | python3 -c '
+# The backoff grew with the quick drops above: the first connect may
+# be up to 5 s away.
+conn_failed() { "$BINDIR/vrelay" status $S --json | python3 -c '
 import json, sys
 u = json.load(sys.stdin)["uplink"]
-assert u["last_error"].startswith("connect failed"), u
-' || fail "last_error while the locator is away"
+sys.exit(0 if (u["last_error"] or "").startswith("connect failed") else 1)'
+}
+for i in $(seq 1 $((160 * WAIT_SCALE))); do
+	conn_failed && break
+	sleep 0.05
+done
+conn_failed || fail "last_error while the locator is away: $(st uplink)"
 loc listen
 wait_for "$EV" '"ev":"accept","n":7' 1 10
 for i in $(seq 1 $((40 * WAIT_SCALE))); do
@@ -196,6 +203,22 @@ grep -q '"event":"uplink"' "$T/watch.jsonl" || fail "watch: no uplink event"
     fail "set-target"
 grep -q 'target-change epoch=10 source=control' "$T/relayA.log" ||
     fail "set-target source not logged"
+
+# A locator that drops every connection right after WELCOME: the relay
+# backs off more each time (100 ms doubling), not 100 ms each time.
+sleep 5.5		# the connection up since "listen" lasted
+n=$(grep -c '"type":"hello"' "$EV")
+t0=$(date +%s%3N)
+for k in 1 2 3 4; do
+	sleep 0.1	# its WELCOME read
+	loc close
+	wait_for "$EV" '"type":"hello"' $((n + k)) 10
+done
+t1=$(date +%s%3N)
+log "four drops after WELCOME, four reconnects: $((t1 - t0)) ms"
+# 100 + 200 + 400 + 800 ms, +-25 %, and the 4 x 100 ms waited here.
+[ $((t1 - t0)) -ge 1400 ] ||
+    fail "four reconnects in $((t1 - t0)) ms: the backoff did not grow"
 
 # Startup checks: a wildcard mesh listener needs --mesh-advertise.
 "$BINDIR/vrelay" run --host X --mesh-listen "tcp://0.0.0.0:$((BASE + 30))" \
