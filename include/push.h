@@ -25,6 +25,8 @@ struct evbuffer;
 #define PUSH_VERSION		1
 #define PUSH_LINE_MAX		(16 * 1024)
 #define PUSH_EPOCH_MAX		((1ULL << 53) - 1)	/* exact in JSON */
+/* Locator epochs are wall-clock ms: one further ahead is refused. */
+#define PUSH_EPOCH_AHEAD_MS	(24 * 3600 * 1000LL)
 #define PUSH_HOST_MAX		255	/* as frame_host_ok() */
 #define PUSH_ADDR_MAX		255	/* an xaddr string */
 #define PUSH_TEXT_MAX		255	/* error and event texts */

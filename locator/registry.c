@@ -37,7 +37,6 @@
 #define REGISTRY_OUT_MAX	(256 * 1024)	/* queued to one relay */
 #define REGISTRY_CONNS_MAX	8192
 #define REGISTRY_PENDING_SOURCE	16	/* before HELLO, per address */
-#define REGISTRY_EPOCH_AHEAD_MS	(24 * 3600 * 1000LL)
 #define REGISTRY_RAISE_MS	1000	/* NACK-driven republishes */
 #define REGISTRY_REPLACE_MS	10000	/* one replacement per host */
 
@@ -378,7 +377,7 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	int			 e;
 
 	registry_helloed(c);
-	if (m->epoch > (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS) {
+	if (m->epoch > (uint64_t)xtime_wall_ms() + PUSH_EPOCH_AHEAD_MS) {
 		/* Epochs are wall-clock ms; this one would pin us forever. */
 		snprintf(why, sizeof(why), "epoch %" PRIu64 " is more than a "
 		    "day ahead of this locator's clock", m->epoch);
@@ -567,7 +566,7 @@ registry_answer(struct registry_conn *c, const struct push_msg *m)
 	 * ones held back together when the second is up.
 	 */
 	if (p->epoch != 0 && m->current >= p->epoch &&
-	    m->current <= (uint64_t)xtime_wall_ms() + REGISTRY_EPOCH_AHEAD_MS)
+	    m->current <= (uint64_t)xtime_wall_ms() + PUSH_EPOCH_AHEAD_MS)
 		registry_raise(reg, r, m->current + 1, now);
 	control_event(reg->l, "nack", json_pack("{s:s, s:I, s:s}",
 	    "host", r->host, "epoch", (json_int_t)m->epoch,

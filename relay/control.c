@@ -12,6 +12,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "proto.h"
+#include "push.h"
 #include "relay.h"
 #include "xaddr.h"
 #include "xtime.h"
@@ -129,7 +130,21 @@ control_set_target(json_t *req, void *arg, const char **err)
 {
 	struct relay	*r = arg;
 	static char	 msg[300];
+	json_t		*e = json_object_get(req, "epoch");
 
+	/*
+	 * The locator refuses a relay holding such an epoch, and nothing
+	 * but a restart could take it back (epochs only grow).
+	 */
+	if (r->uplink != NULL && json_is_integer(e) &&
+	    json_integer_value(e) > xtime_wall_ms() + PUSH_EPOCH_AHEAD_MS) {
+		snprintf(msg, sizeof(msg), "epoch %" JSON_INTEGER_FORMAT " is "
+		    "more than a day ahead of the clock: the locator would "
+		    "refuse this relay until it restarts (its epochs are "
+		    "wall-clock ms)", json_integer_value(e));
+		*err = msg;
+		return (NULL);
+	}
 	if (target_set(r->target, req, 0, msg, sizeof(msg)) != 0) {
 		*err = msg;
 		return (NULL);

@@ -110,6 +110,12 @@ e0=$(loc where | json_get epoch)
 ahead=$((e0 + 3600000))
 "$BINDIR/vrelay" set-target --status "$T/relayA.sock" --arg epoch:=$ahead \
     --arg appliance_host=A >/dev/null || fail "set-target on relay A"
+# A day or more ahead would have the locator refuse A until it restarts.
+out=$("$BINDIR/vrelay" set-target --status "$T/relayA.sock" \
+    --arg epoch:=$((ahead + 2 * 86400000)) 2>&1) &&
+    fail "set-target two days ahead was taken: $out"
+echo "$out" | grep -q "more than a day ahead of the clock" ||
+    fail "set-target two days ahead: $out"
 vcsim_cmd relocate B
 check "converged past the hand-set epoch" wait_loc \
     "W['appliance_host'] == 'B' and W['epoch'] > $ahead and
