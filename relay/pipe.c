@@ -403,9 +403,9 @@ pipe_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 	if (p->sid != 0) {
 		p->refused++;
-		log_warnx("pipe vm=\"%s\" path=%s: another connection "
-		    "refused: session=%016" PRIx64 " still carries this pipe",
-		    p->name, p->shown, p->sid);
+		daemon_refused(&p->ctx->r->d, "pipe vm=\"%s\" path=%s: "
+		    "another connection refused: session=%016" PRIx64 " still "
+		    "carries this pipe", p->name, p->shown, p->sid);
 		close(fd);
 		return;
 	}

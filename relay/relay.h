@@ -121,6 +121,7 @@ int		 target_hint_done(struct target *, const char *);
 /* The target has the appliance on HOST already: "moving there" is late. */
 int		 target_hint_late(const struct target *, const char *);
 void		 target_hint_clear(struct target *);
+int		 target_hint_failed(struct target *);
 /* A live, unseen hint moves the appliance to or from this host. */
 int		 target_hint_moving(const struct target *);
 /* A session resumed through ROUTE; 1 if that confirms the hint. */

@@ -424,6 +424,21 @@ target_hint_done(struct target *t, const char *host)
 	return (1);
 }
 
+/*
+ * vCenter says a move failed: the hint ends, unless its move was seen
+ * done already (a session resumed there, or VmMigratedEvent): that
+ * failure is late news, and routes stay until the push.  Returns 1 if
+ * the hint ended.
+ */
+int
+target_hint_failed(struct target *t)
+{
+	if (t->hint_seen)
+		return (0);
+	target_hint_clear(t);
+	return (1);
+}
+
 /* No vMotion under way (any more). */
 void
 target_hint_clear(struct target *t)

@@ -536,8 +536,8 @@ uplink_on_hint(struct uplink *u, const struct push_msg *m)
 	a = target_route(r->target, &why, &host);
 	before = xstrdup(a != NULL ? xaddr_str(a) : "");
 	if (kind == UPLINK_HINT_FAILED) {
-		target_hint_clear(r->target);
-		warm_cancel(r->warm);
+		if (target_hint_failed(r->target))
+			warm_cancel(r->warm);
 	} else if (kind == UPLINK_HINT_MOVED)
 		(void)target_hint_done(r->target, m->host);
 	else if (kind == UPLINK_HINT_MOVING &&

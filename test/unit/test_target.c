@@ -174,9 +174,18 @@ test_hint_moved_failed(void **state)
 	assert_string_equal(route(t), MESH_A);
 	assert_int_equal(target_hint_done(t, "C"), 1);
 	assert_string_equal(route(t), MESH_C);
+	/* A failure after the move was seen done is late: routes stay. */
+	assert_int_equal(target_hint_failed(t), 0);
+	assert_string_equal(route(t), MESH_C);
 	target_hint_clear(t);
 	assert_string_equal(route(t), MESH_A);
 	assert_string_equal(hint_route(t), "");
+	/* One before it is seen ends the hint. */
+	assert_int_equal(target_hint(t, "C", "", err, sizeof(err)), 0);
+	assert_string_equal(hint_route(t), MESH_C);
+	assert_int_equal(target_hint_failed(t), 1);
+	assert_string_equal(hint_route(t), "");
+	assert_string_equal(route(t), MESH_A);
 	/* After a push moved the appliance on, a late event is nothing. */
 	assert_int_equal(target_hint(t, "C", "", err, sizeof(err)), 0);
 	push(t, "C", 2);
