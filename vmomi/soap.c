@@ -1583,6 +1583,20 @@ soap_request_parse(const char *body, size_t len, struct vmomi_request *req,
 		    (const char *)x->name, (long)xmlGetLineNo(x));
 		goto out;
 	}
+	/*
+	 * The call runs on the agent's own session: a header that names
+	 * another (vcSessionCookie) or carries credentials (WS-Security)
+	 * has no business here.  operationID only tags vCenter's logs.
+	 */
+	for (c = soap_child(hdr, NULL); c != NULL; c = c->next) {
+		if (c->type == XML_ELEMENT_NODE &&
+		    strcmp((const char *)c->name, "operationID") != 0) {
+			soap_err(msg, msglen, "SOAP Header holds %.60s (only "
+			    "operationID: calls run on the agent's session)",
+			    (const char *)c->name);
+			goto out;
+		}
+	}
 	for (c = soap_child(b, NULL); c != NULL; c = c->next)
 		if (c->type == XML_ELEMENT_NODE && ncall++ == 0)
 			call = c;

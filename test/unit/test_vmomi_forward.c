@@ -219,6 +219,10 @@ test_request_bad(void **state)
 		    "</soapenv:Header><soapenv:Body><CurrentTime xmlns=\""
 		    "urn:vim25\"/></soapenv:Body>" ENV_CLOSE, VMOMI_E_PARSE,
 		    "a second Envelope element" },
+		{ ENV_OPEN "<soapenv:Header><vcSessionCookie>x</vcSessionCookie>"
+		    "</soapenv:Header><soapenv:Body><CurrentTime xmlns=\""
+		    "urn:vim25\"/></soapenv:Body>" ENV_CLOSE, VMOMI_E_PARSE,
+		    "SOAP Header holds vcSessionCookie (only operationID" },
 		{ ENV_OPEN "<Extra/><soapenv:Body><CurrentTime xmlns=\""
 		    "urn:vim25\"/></soapenv:Body>" ENV_CLOSE, VMOMI_E_PARSE,
 		    "SOAP Envelope holds Extra" },
