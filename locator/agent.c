@@ -204,6 +204,8 @@ struct agent_conn {
 	long long		 caller_until;	/* CONN_CALLER's deadline */
 	size_t			 clen;
 	int			 keepalive;
+	int			 expect;	/* 100-continue asked */
+	int			 http10;	/* keep-alive must be said */
 	char			*action;	/* SOAPAction, or NULL */
 	char			*body;
 	size_t			 len;
@@ -508,11 +510,13 @@ conn_respond(struct agent_conn *c, int status, const char *ctype,
 			reason = reasons[i].reason;
 	if (!c->keepalive)
 		close_after = 1;
+	/* An HTTP/1.0 client keeps the connection only if told so. */
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 	    "Content-Length: %zu\r\n%s%s\r\n", status, reason,
 	    ctype != NULL ? ctype : AGENT_CTYPE, evbuffer_get_length(b),
 	    extra != NULL ? extra : "",
-	    close_after ? "Connection: close\r\n" : "");
+	    close_after ? "Connection: close\r\n" : c->http10 ?
+	    "Connection: keep-alive\r\n" : "");
 	evbuffer_add_buffer(out, b);
 	evbuffer_free(b);
 	if (close_after)
@@ -831,7 +835,6 @@ conn_head(struct agent_conn *c, char *head)
 	int		 have_clen = 0, http10, conn_close_hdr = 0, ka = 0;
 	int		 chunked = 0, expect = 0;
 	size_t		 clen = 0, n;
-	struct evbuffer	*out;
 
 	c->keepalive = 0;
 	line = head;
@@ -912,6 +915,7 @@ conn_head(struct agent_conn *c, char *head)
 		}
 	}
 	c->keepalive = !conn_close_hdr && (!http10 || ka);
+	c->http10 = http10;
 	if (strcmp(m, "POST") != 0) {
 		conn_error(c, 405, "only POST carries SOAP", 1);
 		return (-1);
@@ -935,10 +939,7 @@ conn_head(struct agent_conn *c, char *head)
 		return (-1);
 	}
 	c->clen = clen;
-	if (expect) {
-		out = bufferevent_get_output(c->bev);
-		evbuffer_add_printf(out, "HTTP/1.1 100 Continue\r\n\r\n");
-	}
+	c->expect = expect;
 	return (0);
 }
 
@@ -1004,6 +1005,10 @@ conn_read(struct agent_conn *c)
 			bufferevent_disable(c->bev, EV_READ);
 			return;
 		}
+		/* Only a caller that may send its body is asked for it. */
+		if (c->expect)
+			evbuffer_add_printf(bufferevent_get_output(c->bev),
+			    "HTTP/1.1 100 Continue\r\n\r\n");
 		conn_enter_state(c, CONN_BODY);
 	}
 	if (c->state != CONN_BODY || evbuffer_get_length(in) < c->clen)

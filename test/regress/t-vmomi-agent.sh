@@ -243,6 +243,30 @@ kill "$WAITER"
 check "the agent's connection went with its session" wait_for 5 \
     agent_is 'A["connections"] == 0'
 
+# 6b. HTTP/1.0 with "Connection: keep-alive" is told so, and kept.
+python3 - "$VPORT" "$R/sc.xml" <<'PY' || fail "HTTP/1.0 keep-alive"
+import socket, sys
+body = open(sys.argv[2], "rb").read()
+req = (b"POST /sdk HTTP/1.0\r\nConnection: keep-alive\r\n"
+       b"Content-Type: text/xml\r\nContent-Length: %d\r\n\r\n"
+       % len(body)) + body
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = s.makefile("rb")
+for i in range(2):
+    s.sendall(req)
+    status = f.readline()
+    assert b" 200 " in status, status
+    hdrs = {}
+    while True:
+        l = f.readline().strip()
+        if not l:
+            break
+        k, _, v = l.partition(b":")
+        hdrs[k.strip().lower()] = v.strip().lower()
+    assert hdrs.get(b"connection") == b"keep-alive", hdrs
+    f.read(int(hdrs[b"content-length"]))
+PY
+
 # 7. A client that pipelines 60,000 Logins (answered here, ~40 MB of
 # answers) and reads none: the agent takes the next request only once
 # the answer before it is out, so it stops when the path between is
