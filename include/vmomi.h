@@ -355,6 +355,8 @@ int		 vmomi_thumbprint_parse(const char *, unsigned char *, size_t);
 struct vmomi_request {
 	char			method[128];
 	struct vmomi_moref	this;
+	char			header[64];	/* a Header element other
+						   than operationID, or "" */
 };
 
 int		 vmomi_request_parse(const char *, size_t,

@@ -643,7 +643,8 @@ conn_login_local(struct agent_conn *c)
 		fatalx("evbuffer_new");
 	xtime_utc(xtime_wall_ms(), now, sizeof(now));
 	c->a->local++;
-	evbuffer_add_printf(b, "%s<LoginResponse xmlns=\"urn:vim25\">"
+	/* Login or LoginByToken: its own answer element. */
+	evbuffer_add_printf(b, "%s<%sResponse xmlns=\"urn:vim25\">"
 	    "<returnval><key>vrelay-agent-%016" PRIx64 "</key>"
 	    "<userName>" AGENT_USER "</userName>"
 	    "<fullName>vrelay agent (calls go out with the locator's "
@@ -651,8 +652,9 @@ conn_login_local(struct agent_conn *c)
 	    "<lastActiveTime>%s</lastActiveTime><locale>en</locale>"
 	    "<messageLocale>en</messageLocale>"
 	    "<extensionSession>false</extensionSession>"
-	    "<callCount>0</callCount></returnval></LoginResponse>%s",
-	    AGENT_ENV_OPEN, c->sid, now, now, AGENT_ENV_CLOSE);
+	    "<callCount>0</callCount></returnval></%sResponse>%s",
+	    AGENT_ENV_OPEN, c->req.method, c->sid, now, now, c->req.method,
+	    AGENT_ENV_CLOSE);
 	conn_decide(c, "allowed", "answered by the agent (no credentials "
 	    "reach vCenter)", 200);
 	conn_respond(c, 200, NULL, b, "Set-Cookie: " AGENT_COOKIE "\r\n", 0);
@@ -952,6 +954,7 @@ conn_read(struct agent_conn *c)
 	struct timeval		 tv;
 	char			*head, why[AGENT_REASON_MAX];
 	size_t			 hlen;
+	int			 id;
 
 	if (c->dead)
 		return;
@@ -1000,13 +1003,13 @@ conn_read(struct agent_conn *c)
 		}
 		free(head);
 		/* Not the appliance: refused before its body is read. */
-		if (conn_identity(c, why, sizeof(why)) == -1) {
+		if ((id = conn_identity(c, why, sizeof(why))) == -1) {
 			conn_refuse(c, 500, why, 1);
 			bufferevent_disable(c->bev, EV_READ);
 			return;
 		}
-		/* Only a caller that may send its body is asked for it. */
-		if (c->expect)
+		/* Only a caller known to be the appliance is asked for it. */
+		if (c->expect && id == 0)
 			evbuffer_add_printf(bufferevent_get_output(c->bev),
 			    "HTTP/1.1 100 Continue\r\n\r\n");
 		conn_enter_state(c, CONN_BODY);
@@ -1056,7 +1059,19 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT)
 		conn_close(c, what & BEV_EVENT_READING ? "idle" :
 		    "client does not read");
-	else if (what & BEV_EVENT_EOF)
+	else if ((what & BEV_EVENT_EOF) && !c->dead &&
+	    (c->state == CONN_HEAD || c->state == CONN_CLOSING) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		/*
+		 * The client sent all it will: the answer it has coming
+		 * still goes (then we close), pipelined requests do not.
+		 * During a call the same end aborts it: a caller that
+		 * stops sending is taken as gone, as most servers do.
+		 */
+		bufferevent_disable(bev, EV_READ);
+		if (c->state != CONN_CLOSING)
+			conn_enter_state(c, CONN_CLOSING);
+	} else if (what & BEV_EVENT_EOF)
 		conn_close(c, "end of stream");
 	else
 		conn_close(c, "socket error");
@@ -1193,6 +1208,21 @@ conn_check(struct agent_conn *c)
 		    "denied by --vmomi-policy" : "not in the policy (read "
 		    "calls, and VM operations in the appliance's resource "
 		    "pool or folder)", 0);
+		conn_done(c);
+		return;
+	}
+	/*
+	 * A forwarded call runs on the agent's session: a Header naming
+	 * another (vcSessionCookie) or carrying credentials has no place
+	 * there (a forged cookie made vCenter answer NotAuthenticated, as
+	 * if our session had ended).  Login and Logout are answered here.
+	 */
+	if ((c->rule->cls == AGENT_READ || c->rule->cls == AGENT_VM) &&
+	    c->req.header[0] != '\0') {
+		snprintf(why, sizeof(why), "SOAP Header holds %.64s (only "
+		    "operationID is forwarded: calls run on the agent's own "
+		    "session)", c->req.header);
+		conn_refuse(c, 500, why, 0);
 		conn_done(c);
 		return;
 	}

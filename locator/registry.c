@@ -489,6 +489,11 @@ registry_raise(struct registry *reg, const struct registry_relay *r,
 	struct timeval	tv;
 
 	if (reg->raised_ms == 0 || now - reg->raised_ms >= REGISTRY_RAISE_MS) {
+		/* Due now: with whatever was held back, if its timer lags. */
+		evtimer_del(reg->raise_ev);
+		if (reg->raise_floor > floor)
+			floor = reg->raise_floor;
+		reg->raise_floor = 0;
 		reg->raised_ms = now;
 		publish_floor(reg->l, floor);
 		return;

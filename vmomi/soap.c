@@ -1584,17 +1584,16 @@ soap_request_parse(const char *body, size_t len, struct vmomi_request *req,
 		goto out;
 	}
 	/*
-	 * The call runs on the agent's own session: a header that names
-	 * another (vcSessionCookie) or carries credentials (WS-Security)
-	 * has no business here.  operationID only tags vCenter's logs.
+	 * Say what else the Header holds (a vcSessionCookie naming another
+	 * session, WS-Security credentials): the caller decides.
+	 * operationID only tags vCenter's logs.
 	 */
 	for (c = soap_child(hdr, NULL); c != NULL; c = c->next) {
 		if (c->type == XML_ELEMENT_NODE &&
 		    strcmp((const char *)c->name, "operationID") != 0) {
-			soap_err(msg, msglen, "SOAP Header holds %.60s (only "
-			    "operationID: calls run on the agent's session)",
-			    (const char *)c->name);
-			goto out;
+			(void)strlcpy(req->header, (const char *)c->name,
+			    sizeof(req->header));
+			break;
 		}
 	}
 	for (c = soap_child(b, NULL); c != NULL; c = c->next)

@@ -267,6 +267,47 @@ for i in range(2):
     f.read(int(hdrs[b"content-length"]))
 PY
 
+# 6c. A forwarded call whose Header names a session is refused; a
+# LoginByToken with its WS-Security header is answered here, as its own
+# method; a client that shuts its sending side after a request still
+# gets the answer (then the connection closes).
+{
+	printf '<soapenv:Envelope xmlns:soapenv="%s"><soapenv:Header>' \
+	    "http://schemas.xmlsoap.org/soap/envelope/"
+	printf '<vcSessionCookie>forged</vcSessionCookie></soapenv:Header>'
+	printf '<soapenv:Body><CurrentTime xmlns="urn:vim25"><_this type='
+	printf '"ServiceInstance">ServiceInstance</_this></CurrentTime>'
+	printf '</soapenv:Body></soapenv:Envelope>'
+} >"$R/cookie.xml"
+{
+	printf '<soapenv:Envelope xmlns:soapenv="%s"><soapenv:Header>' \
+	    "http://schemas.xmlsoap.org/soap/envelope/"
+	printf '<wsse:Security xmlns:wsse="urn:wsse"><x>token</x>'
+	printf '</wsse:Security></soapenv:Header><soapenv:Body>'
+	printf '<LoginByToken xmlns="urn:vim25"><_this type="SessionManager">'
+	printf 'SessionManager</_this></LoginByToken></soapenv:Body>'
+	printf '</soapenv:Envelope>'
+} >"$R/token.xml"
+$CLIENT "$APP" "$R/cookie.xml" "$R/token.xml" >"$T/answers.jsonl"
+ask 1 'A["status"] == 500 and "SOAP Header holds vcSessionCookie" in
+    A["faultstring"] and not A["close"]'
+ask 2 'A["status"] == 200 and A["element"] == "LoginByTokenResponse"'
+python3 - "$VPORT" "$R/login.xml" <<'PY' || fail "a half-closing client"
+import socket, sys
+body = open(sys.argv[2], "rb").read()
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"POST /sdk HTTP/1.1\r\nContent-Type: text/xml\r\n"
+          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+assert got.startswith(b"HTTP/1.1 200 ") and b"LoginResponse" in got, got[:300]
+PY
+
 # 7. A client that pipelines 60,000 Logins (answered here, ~40 MB of
 # answers) and reads none: the agent takes the next request only once
 # the answer before it is out, so it stops when the path between is
