@@ -583,6 +583,14 @@ gi_vm_end(struct guestinfo *g, struct gi_vm *w)
 	w->has_filter = 0;
 	gi_vm_enter_state(w, GI_VM_DONE);
 	event_active(g->reap, EV_TIMEOUT, 0);
+	/*
+	 * The poll waits for every recheck to answer (gi_recheck): with
+	 * W's aborted, it may be the last one nobody waits for now.
+	 */
+	TAILQ_FOREACH(w, &g->vms, entry)
+		if (w->state == GI_VM_LIVE && w->req != 0)
+			return;
+	gi_wait(g);
 }
 
 /* End W with ERR (NOTFOUND: the VM is gone) and tell its owner. */
@@ -670,23 +678,37 @@ gi_vm_apply(struct guestinfo *g, struct gi_vm *w,
 	struct gi_diff	 d = { g, w, 0 };
 	char		 msg[GI_MSG_MAX];
 	size_t		 i;
-	int		 err;
+	int		 err, rv = 0;
 
 	if (o->kind == VMOMI_KIND_LEAVE)
 		return (gi_vm_fail(g, w, VMOMI_E_NOTFOUND, "the VM is gone"));
+	/*
+	 * Held busy throughout: a VALUE callback that frees the channel
+	 * must not free W's keys while guestinfo_keys_apply() holds them.
+	 */
+	g->busy++;
 	for (i = 0; i < o->nchanges && w->state != GI_VM_DONE; i++) {
 		err = guestinfo_keys_apply(&w->keys, &o->changes[i],
 		    gi_vm_diff, &d, msg, sizeof(msg));
-		if (d.gone)
-			return (-1);
-		if (err != VMOMI_OK)
-			return (gi_vm_fail(g, w, err, msg));
+		if (d.gone) {
+			rv = -1;
+			break;
+		}
+		if (err != VMOMI_OK) {
+			rv = gi_vm_fail(g, w, err, msg);
+			break;
+		}
 	}
-	for (i = 0; i < o->nmissing && w->state != GI_VM_DONE; i++)
-		if (o->missing[i].err == VMOMI_E_NOTFOUND)
-			return (gi_vm_fail(g, w, VMOMI_E_NOTFOUND,
-			    "the VM is gone"));
-	return (0);
+	for (i = 0; rv == 0 && i < o->nmissing && w->state != GI_VM_DONE;
+	    i++)
+		if (o->missing[i].err == VMOMI_E_NOTFOUND) {
+			rv = gi_vm_fail(g, w, VMOMI_E_NOTFOUND,
+			    "the VM is gone");
+			break;
+		}
+	if (gi_after_cb(g) == -1)
+		return (-1);
+	return (rv);
 }
 
 /* Every watch ends with ERR: the poll or the collector failed. */
