@@ -675,14 +675,27 @@ tls_bev_error(struct bufferevent *bev)
 int
 tls_bev_check_host(struct bufferevent *bev, const char *host)
 {
-	SSL	*ssl;
-	X509	*peer;
+	SSL		*ssl;
+	X509		*peer;
+	struct in_addr	 in4;
+	struct in6_addr	 in6;
 
 	if (bev == NULL || (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
 		return (TLS_OK);
-	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL ||
-	    X509_check_host(peer, host, strlen(host),
-	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) != 1)
+	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL)
+		return (TLS_E_HOST);
+	/* An address is matched as one (IP names), as tls_wrap() does. */
+	if (inet_pton(AF_INET, host, &in4) == 1 ||
+	    inet_pton(AF_INET6, host, &in6) == 1)
+		return (X509_check_ip_asc(peer, host, 0) == 1 ? TLS_OK :
+		    TLS_E_HOST);
+	/*
+	 * HOST comes from the peer: a leading dot would ask OpenSSL for
+	 * "any name under", and the subject's CN is no name we issue.
+	 */
+	if (host[0] == '.' || X509_check_host(peer, host, strlen(host),
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL) != 1)
 		return (TLS_E_HOST);
 	return (TLS_OK);
 }

@@ -49,7 +49,8 @@ setup(void **state)
 		return (-1);
 	/* Run from the top of the tree, as make unit does. */
 	snprintf(cmd, sizeof(cmd), "set -e; m=deploy/mkcerts.sh; "
-	    "$m -d %s ca; $m -d %s relay h1 127.0.0.1; $m -d %s relay h2; "
+	    "$m -d %s ca; $m -d %s relay h1 127.0.0.1 esx1.dc1.example; "
+	    "$m -d %s relay h2; "
 	    "$m -d %s locator; $m -d %s/rogue ca; $m -d %s/rogue relay h1"
 	    " >/dev/null", dir, dir, dir, dir, dir, dir);
 	if (system(cmd) != 0)
@@ -154,6 +155,15 @@ identity(const char *name)
 	return (t);
 }
 
+/* Hosts a peer may claim, checked against the client's certificate. */
+static const char *const check_hosts[] = {
+	"h1", "esx1.dc1.example", "127.0.0.1",		/* its names */
+	".dc1.example", ".example", "dc1.example",	/* not its names */
+	"127.0.0.2", "*.dc1.example", "relay h1",
+};
+#define NCHECKS	(sizeof(check_hosts) / sizeof(check_hosts[0]))
+static int	check_res[NCHECKS];
+
 /*
  * One link between server TS and client TC over a socketpair: the
  * client demands SROLE (and HOST) of the server, the server CROLE of
@@ -193,8 +203,11 @@ link_up(struct tls *ts, enum tls_role srole, struct tls *tc,
 	}
 	if (subj != NULL)
 		*subj = strdup(tls_bev_peer(bs));
-	if (hok != NULL)
+	if (hok != NULL) {
 		*hok = tls_bev_check_host(bs, "h1");
+		for (i = 0; i < (int)NCHECKS; i++)
+			check_res[i] = tls_bev_check_host(bs, check_hosts[i]);
+	}
 	bufferevent_free(bs);
 	bufferevent_free(bc);
 	event_base_free(base);
@@ -236,6 +249,7 @@ test_handshake_ok(void **state)
 	struct end	c, s;
 	char		*subj;
 	int		 hok;
+	size_t		 i;
 
 	handshake("h2", TLS_ROLE_RELAY, "h1", TLS_ROLE_RELAY, "h2", &c, &s,
 	    &subj, &hok);
@@ -244,6 +258,11 @@ test_handshake_ok(void **state)
 	assert_non_null(strstr(subj, "CN=h1"));
 	assert_int_equal(hok, TLS_OK);
 	free(subj);
+	/* Only the names the certificate holds, matched as they are. */
+	for (i = 0; i < NCHECKS; i++)
+		if (check_res[i] != (i < 3 ? TLS_OK : TLS_E_HOST))
+			fail_msg("host \"%s\": %d", check_hosts[i],
+			    check_res[i]);
 	/* The relay h2's certificate does not name h1. */
 	handshake("h1", TLS_ROLE_RELAY, "h2", TLS_ROLE_RELAY, "h1", &c, &s,
 	    NULL, &hok);
