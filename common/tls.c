@@ -662,13 +662,19 @@ tls_bev_error(struct bufferevent *bev)
 		    X509_verify_cert_error_string(vr));
 		return (buf);
 	}
-	if ((e = bufferevent_get_openssl_error(bev)) == 0)
-		return (NULL);
-	r = ERR_reason_error_string(e);
-	snprintf(buf, sizeof(buf), "TLS: %s", r != NULL ? r : "error");
-	while (bufferevent_get_openssl_error(bev) != 0)
-		;
-	return (buf);
+	/*
+	 * libevent also queues SSL_get_error() codes (library 0: a socket
+	 * error under TLS, say) among OpenSSL's: those are no TLS reason,
+	 * and NULL lets the caller say what the socket said.
+	 */
+	buf[0] = '\0';
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		if (buf[0] != '\0' || ERR_GET_LIB(e) == 0)
+			continue;
+		r = ERR_reason_error_string(e);
+		snprintf(buf, sizeof(buf), "TLS: %s", r != NULL ? r : "error");
+	}
+	return (buf[0] != '\0' ? buf : NULL);
 }
 
 /* TLS_OK if the peer certificate on BEV names HOST, or BEV is plain. */

@@ -898,8 +898,20 @@ static void
 xsock_bev_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct xsock	*x = arg;
-	int		 err = EVUTIL_SOCKET_ERROR();
+	int		 err = EVUTIL_SOCKET_ERROR(), soerr = 0;
+	socklen_t	 len = sizeof(soerr);
 
+	/*
+	 * With dirty shutdowns allowed, libevent reports a socket error
+	 * under TLS (a refused connect, a reset) as EOF: the socket's own
+	 * error says which it was.
+	 */
+	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
+	    getsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_ERROR, &soerr,
+	    &len) == 0 && soerr != 0) {
+		what = BEV_EVENT_ERROR;
+		err = soerr;
+	}
 	if (what & BEV_EVENT_CONNECTED)
 		x->cb(x, XSOCK_CONNECTED, 0, x->arg);
 	else if (what & BEV_EVENT_TIMEOUT)
