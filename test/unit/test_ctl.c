@@ -112,49 +112,40 @@ cmd_flood(json_t *req, void *arg, const char **err)
 	    (json_int_t)ctl_nwatchers(d->ctl)));
 }
 
-/* "big": an answer over CTL_ANSWER_MAX. */
+/* {"pad": N times CH}: an answer of a chosen size. */
 static json_t *
-cmd_big(json_t *req, void *arg, const char **err)
+pad_answer(int ch, size_t n)
 {
 	json_t	*ans;
 	char	*pad;
 
-	pad = xmalloc(CTL_ANSWER_MAX + 1);
-	memset(pad, 'b', CTL_ANSWER_MAX);
-	pad[CTL_ANSWER_MAX] = '\0';
+	pad = xmalloc(n + 1);
+	memset(pad, ch, n);
+	pad[n] = '\0';
 	ans = json_pack("{s:s}", "pad", pad);
 	free(pad);
 	return (ans);
+}
+
+/* "big": an answer over CTL_ANSWER_MAX. */
+static json_t *
+cmd_big(json_t *req, void *arg, const char **err)
+{
+	return (pad_answer('b', CTL_ANSWER_MAX));
 }
 
 /* "wide": an answer far over CTL_LINE_MAX but within CTL_ANSWER_MAX. */
 static json_t *
 cmd_wide(json_t *req, void *arg, const char **err)
 {
-	json_t	*ans;
-	char	*pad;
-
-	pad = xmalloc(4 * CTL_LINE_MAX + 1);
-	memset(pad, 'w', 4 * CTL_LINE_MAX);
-	pad[4 * CTL_LINE_MAX] = '\0';
-	ans = json_pack("{s:s}", "pad", pad);
-	free(pad);
-	return (ans);
+	return (pad_answer('w', 4 * CTL_LINE_MAX));
 }
 
 /* "huge": an answer far larger than the socket's buffers. */
 static json_t *
 cmd_huge(json_t *req, void *arg, const char **err)
 {
-	json_t	*ans;
-	char	*pad;
-
-	pad = xmalloc(HUGE_PAD + 1);
-	memset(pad, 'h', HUGE_PAD);
-	pad[HUGE_PAD] = '\0';
-	ans = json_pack("{s:s}", "pad", pad);
-	free(pad);
-	return (ans);
+	return (pad_answer('h', HUGE_PAD));
 }
 
 /* "quit": free the ctl from inside its own callback, then stop. */

@@ -17,39 +17,7 @@
 
 #include "daemon.h"
 #include "log.h"
-
-static FILE	*capture;
-static int	 saved_fd = -1;
-
-/* From now on, stderr is a fresh temporary file. */
-static void
-capture_start(void)
-{
-	fflush(stderr);
-	if ((capture = tmpfile()) == NULL ||
-	    (saved_fd = dup(STDERR_FILENO)) == -1 ||
-	    dup2(fileno(capture), STDERR_FILENO) == -1)
-		fail_msg("capture: %s", strerror(errno));
-}
-
-/* stderr back as it was; returns what was captured (static). */
-static char *
-capture_stop(void)
-{
-	static char	buf[64 * 1024];
-	size_t		n;
-
-	fflush(stderr);
-	rewind(capture);
-	n = fread(buf, 1, sizeof(buf) - 1, capture);
-	buf[n] = '\0';
-	dup2(saved_fd, STDERR_FILENO);
-	close(saved_fd);
-	saved_fd = -1;
-	fclose(capture);
-	capture = NULL;
-	return (buf);
-}
+#include "utest.h"
 
 /* Lines in S. */
 static int
@@ -71,19 +39,19 @@ test_refused(void **state)
 	int		 i;
 
 	memset(&d, 0, sizeof(d));
-	capture_start();
+	utest_capture_start();
 	for (i = 0; i < 100; i++)
 		daemon_refused(&d, "guest=%d refused: test", i);
-	out = capture_stop();
+	out = utest_capture_stop();
 	assert_int_equal(d.refused, 100);
 	assert_int_equal(lines(out), 1);
 	assert_non_null(strstr(out, "guest=0 refused: test\n"));
 
 	usleep(1100 * 1000);
-	capture_start();
+	utest_capture_start();
 	daemon_refused(&d, "guest=%d refused: test", 100);
 	daemon_refused(&d, "guest=%d refused: test", 101);
-	out = capture_stop();
+	out = utest_capture_stop();
 	assert_int_equal(d.refused, 102);
 	assert_int_equal(lines(out), 1);
 	assert_non_null(strstr(out, "guest=100 refused: test (and 99 more "

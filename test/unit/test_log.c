@@ -18,50 +18,9 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "utest.h"
 
-static int	saved_fd = -1;
-static FILE	*capture;
 static int	wakes;
-
-/* From now on, stderr is a fresh temporary file. */
-static void
-capture_start(void)
-{
-	fflush(stderr);
-	if ((capture = tmpfile()) == NULL ||
-	    (saved_fd = dup(STDERR_FILENO)) == -1 ||
-	    dup2(fileno(capture), STDERR_FILENO) == -1)
-		fail_msg("capture: %s", strerror(errno));
-}
-
-/* What was written to stderr so far (stderr stays captured). */
-static char *
-capture_read(void)
-{
-	static char	buf[256 * 1024];
-	size_t		n;
-
-	fflush(stderr);
-	rewind(capture);
-	n = fread(buf, 1, sizeof(buf) - 1, capture);
-	buf[n] = '\0';
-	fseek(capture, 0, SEEK_END);
-	return (buf);
-}
-
-/* stderr back as it was; returns what was captured. */
-static char *
-capture_stop(void)
-{
-	char	*s = capture_read();
-
-	dup2(saved_fd, STDERR_FILENO);
-	close(saved_fd);
-	saved_fd = -1;
-	fclose(capture);
-	capture = NULL;
-	return (s);
-}
 
 static void
 wake(void *arg)
@@ -78,12 +37,12 @@ test_format(void **state)
 
 	(void)state;
 	log_init("tlog", LOG_LEVEL_INFO);
-	capture_start();
+	utest_capture_start();
 	log_info("one %d", 1);
 	log_debug("not shown");
 	errno = ENOENT;
 	log_warn("two");
-	out = capture_stop();
+	out = utest_capture_stop();
 	snprintf(want, sizeof(want), " tlog[%ld]: info one 1\n",
 	    (long)getpid());
 	assert_non_null(strstr(out, want));
@@ -101,28 +60,28 @@ test_defer(void **state)
 	(void)state;
 	log_init("tlog", LOG_LEVEL_DEBUG);
 	wakes = 0;
-	capture_start();
+	utest_capture_start();
 	log_defer(wake, &wakes);
 	log_info("a1");
 	log_debug("a2");
-	out = capture_read();
+	out = utest_capture_read();
 	assert_int_equal(wakes, 1);
 	assert_string_equal(out, "");
 	log_flush();
-	out = capture_read();
+	out = utest_capture_read();
 	assert_non_null(strstr(out, "info a1\n"));
 	assert_true(strstr(out, "a1") < strstr(out, "debug a2\n"));
 	log_info("b1");
 	assert_int_equal(wakes, 2);
 	log_warnx("b2");		/* at once, behind b1 */
-	out = capture_read();
+	out = utest_capture_read();
 	assert_non_null(strstr(out, "warn b2\n"));
 	assert_true(strstr(out, "b1") < strstr(out, "b2"));
 	log_info("c1");
 	log_defer(NULL, NULL);		/* what waits goes */
-	assert_non_null(strstr(capture_read(), "info c1\n"));
+	assert_non_null(strstr(utest_capture_read(), "info c1\n"));
 	log_info("c2");			/* and nothing waits any more */
-	out = capture_stop();
+	out = utest_capture_stop();
 	assert_non_null(strstr(out, "info c2\n"));
 	assert_int_equal(wakes, 3);
 }
@@ -139,16 +98,16 @@ test_defer_full(void **state)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	wakes = 0;
-	capture_start();
+	utest_capture_start();
 	log_defer(wake, &wakes);
 	for (i = 0; i < 100; i++)
 		log_info("%03d %.1000s", i, big);
-	out = capture_read();
+	out = utest_capture_read();
 	assert_true(strlen(out) > 0);		/* some went already */
 	assert_true(wakes > 1 && wakes < 10);
 	log_info("%s", big);
 	log_defer(NULL, NULL);
-	out = capture_stop();
+	out = utest_capture_stop();
 	for (i = 0, p = out; i < 100; i++) {
 		snprintf(want, sizeof(want), "info %03d x", i);
 		assert_non_null(p = strstr(p, want));

@@ -1,6 +1,7 @@
 /*
- * utest.h -- what the cmocka unit tests share: fixture files, the
- * simulator helper's stdout, running an event loop until a callback.
+ * utest.h -- what the cmocka unit tests share: fixture files, stderr
+ * captured to a file, the simulator helper's stdout, running an event
+ * loop until a callback.
  * Header-only (static inline), so each test stays one .c file.
  * Include after <cmocka.h>.
  */
@@ -11,6 +12,7 @@
 
 #include <netinet/in.h>
 
+#include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <stdio.h>
@@ -18,6 +20,50 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+
+/* stderr captured to a temporary file (utest_capture_*). */
+static FILE	*utest_capture_f;
+static int	 utest_capture_fd = -1;
+
+/* From now on, stderr is a fresh temporary file. */
+static inline void
+utest_capture_start(void)
+{
+	fflush(stderr);
+	if ((utest_capture_f = tmpfile()) == NULL ||
+	    (utest_capture_fd = dup(STDERR_FILENO)) == -1 ||
+	    dup2(fileno(utest_capture_f), STDERR_FILENO) == -1)
+		fail_msg("capture: %s", strerror(errno));
+}
+
+/* What was written to stderr so far (stderr stays captured; static). */
+static inline char *
+utest_capture_read(void)
+{
+	static char	buf[256 * 1024];
+	size_t		n;
+
+	fflush(stderr);
+	rewind(utest_capture_f);
+	n = fread(buf, 1, sizeof(buf) - 1, utest_capture_f);
+	buf[n] = '\0';
+	fseek(utest_capture_f, 0, SEEK_END);
+	return (buf);
+}
+
+/* stderr back as it was; returns what was captured (static). */
+static inline char *
+utest_capture_stop(void)
+{
+	char	*s = utest_capture_read();
+
+	dup2(utest_capture_fd, STDERR_FILENO);
+	close(utest_capture_fd);
+	utest_capture_fd = -1;
+	fclose(utest_capture_f);
+	utest_capture_f = NULL;
+	return (s);
+}
 
 /* A whole file, NUL-terminated, and its length; fails the test if not. */
 static inline char *
