@@ -448,6 +448,23 @@ raw_at_eof(int fd)
 	return (n == 0 || (n == -1 && errno == ECONNRESET));
 }
 
+/* Read until EOF (or a reset), not the receive timeout: bytes read. */
+static size_t
+raw_drain(int fd)
+{
+	char	buf[65536];
+	size_t	total = 0;
+	ssize_t	n;
+
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n == -1 && errno == ECONNRESET))
+			return (total);
+		assert_true(n > 0);	/* not the 5 s receive timeout */
+		total += (size_t)n;
+	}
+}
+
 /* Send {"cmd": NAME} with ctl_request; asserts the exchange worked. */
 static json_t *
 request(const char *path, const char *name)
@@ -780,9 +797,7 @@ test_watch_drop(void **state)
 {
 	struct srv	*s = *state;
 	json_t		*resp;
-	char		 buf[65536];
-	size_t		 total = 0;
-	ssize_t		 n;
+	size_t		 total;
 	int		 fd;
 
 	fd = raw_connect(s->path);
@@ -798,13 +813,7 @@ test_watch_drop(void **state)
 	json_decref(resp);
 
 	/* What was queued before the cap may arrive; then EOF. */
-	for (;;) {
-		n = recv(fd, buf, sizeof(buf), 0);
-		if (n == 0 || (n == -1 && errno == ECONNRESET))
-			break;
-		assert_true(n > 0);	/* not the 5 s receive timeout */
-		total += (size_t)n;
-	}
+	total = raw_drain(fd);
 	assert_true(total <= CTL_WATCH_MAX);
 	close(fd);
 	assert_alive(s->path);
@@ -833,21 +842,13 @@ static void
 test_idle_unread(void **state)
 {
 	struct srv	*s = *state;
-	char		 buf[65536];
-	size_t		 total = 0;
-	ssize_t		 n;
+	size_t		 total;
 	int		 fd;
 
 	fd = raw_connect(s->path);
 	raw_write(fd, "{\"cmd\":\"huge\"}\n", 15);
 	usleep(3 * IDLE_MS * 1000);
-	for (;;) {
-		n = recv(fd, buf, sizeof(buf), 0);
-		if (n == 0 || (n == -1 && errno == ECONNRESET))
-			break;
-		assert_true(n > 0);	/* not the 5 s receive timeout */
-		total += (size_t)n;
-	}
+	total = raw_drain(fd);
 	assert_true(total < HUGE_PAD);
 	close(fd);
 	assert_alive(s->path);
