@@ -41,6 +41,7 @@
 #include "push.h"
 #include "text.h"
 #include "xaddr.h"
+#include "xtime.h"
 
 enum push_kind {
 	PUSH_K_VERSION = 1,	/* int: must be PUSH_VERSION */
@@ -435,6 +436,15 @@ push_encode_member(const struct push_member *mb, const struct push_msg *m,
 	if (v == NULL || json_object_set_new(o, mb->key, v) != 0)
 		return (PUSH_E_FIELD);
 	return (PUSH_OK);
+}
+
+/* Is EPOCH more than a day past the wall clock?  See push.h. */
+int
+push_epoch_ahead(uint64_t epoch)
+{
+	long long	now = xtime_wall_ms();
+
+	return (now < 0 || epoch > (uint64_t)now + PUSH_EPOCH_AHEAD_MS);
 }
 
 /* Append M as one line to BUF. */

@@ -548,14 +548,23 @@ tls_json(const struct tls *t)
 	return (o);
 }
 
+/* Is HOST an IPv4 or IPv6 address (matched against IP names)? */
+static int
+tls_host_is_ip(const char *host)
+{
+	struct in_addr	in4;
+	struct in6_addr	in6;
+
+	return (inet_pton(AF_INET, host, &in4) == 1 ||
+	    inet_pton(AF_INET6, host, &in6) == 1);
+}
+
 /* A TLS end on FD; see tls.h. */
 struct bufferevent *
 tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
     enum tls_role role, const char *host)
 {
 	struct bufferevent	*bev;
-	struct in6_addr		 in6;
-	struct in_addr		 in4;
 	SSL			*ssl;
 	char			 sni[256];
 
@@ -594,8 +603,7 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 		}
 	}
 	if (!accepting && host != NULL) {
-		if (inet_pton(AF_INET, host, &in4) == 1 ||
-		    inet_pton(AF_INET6, host, &in6) == 1)
+		if (tls_host_is_ip(host))
 			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 			    host);
 		else {
@@ -681,18 +689,15 @@ tls_bev_error(struct bufferevent *bev)
 int
 tls_bev_check_host(struct bufferevent *bev, const char *host)
 {
-	SSL		*ssl;
-	X509		*peer;
-	struct in_addr	 in4;
-	struct in6_addr	 in6;
+	SSL	*ssl;
+	X509	*peer;
 
 	if (bev == NULL || (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
 		return (TLS_OK);
 	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL)
 		return (TLS_E_HOST);
 	/* An address is matched as one (IP names), as tls_wrap() does. */
-	if (inet_pton(AF_INET, host, &in4) == 1 ||
-	    inet_pton(AF_INET6, host, &in6) == 1)
+	if (tls_host_is_ip(host))
 		return (X509_check_ip_asc(peer, host, 0) == 1 ? TLS_OK :
 		    TLS_E_HOST);
 	/*

@@ -107,5 +107,11 @@ int		 push_read(struct evbuffer *, struct push_msg *, char *,
  * PUSH_TEXT_MAX, ending "...", so any text can be sent.
  */
 int		 push_write(struct evbuffer *, const struct push_msg *);
+/*
+ * Whether EPOCH is more than PUSH_EPOCH_AHEAD_MS past this machine's
+ * wall clock: a locator refuses to follow one (its epochs are
+ * wall-clock ms, and one bad epoch must not pin every later one).
+ */
+int		 push_epoch_ahead(uint64_t);
 
 #endif

@@ -377,7 +377,7 @@ registry_hello(struct registry_conn *c, const struct push_msg *m)
 	int			 e;
 
 	registry_helloed(c);
-	if (m->epoch > (uint64_t)xtime_wall_ms() + PUSH_EPOCH_AHEAD_MS) {
+	if (push_epoch_ahead(m->epoch)) {
 		/* Epochs are wall-clock ms; this one would pin us forever. */
 		snprintf(why, sizeof(why), "epoch %" PRIu64 " is more than a "
 		    "day ahead of this locator's clock", m->epoch);
@@ -571,7 +571,7 @@ registry_answer(struct registry_conn *c, const struct push_msg *m)
 	 * ones held back together when the second is up.
 	 */
 	if (p->epoch != 0 && m->current >= p->epoch &&
-	    m->current <= (uint64_t)xtime_wall_ms() + PUSH_EPOCH_AHEAD_MS)
+	    !push_epoch_ahead(m->current))
 		registry_raise(reg, r, m->current + 1, now);
 	control_event(reg->l, "nack", json_pack("{s:s, s:I, s:s}",
 	    "host", r->host, "epoch", (json_int_t)m->epoch,

@@ -137,7 +137,8 @@ control_set_target(json_t *req, void *arg, const char **err)
 	 * but a restart could take it back (epochs only grow).
 	 */
 	if (r->uplink != NULL && json_is_integer(e) &&
-	    json_integer_value(e) > xtime_wall_ms() + PUSH_EPOCH_AHEAD_MS) {
+	    json_integer_value(e) > 0 &&
+	    push_epoch_ahead((uint64_t)json_integer_value(e))) {
 		snprintf(msg, sizeof(msg), "epoch %" JSON_INTEGER_FORMAT " is "
 		    "more than a day ahead of the clock: the locator would "
 		    "refuse this relay until it restarts (its epochs are "

@@ -134,6 +134,7 @@ static const char *const gi_vm_states[] = {
 
 static void	gi_free_now(struct guestinfo *);
 static void	gi_wait(struct guestinfo *);
+static void	gi_wait_rechecked(struct guestinfo *);
 static void	gi_vm_filter(struct guestinfo *, struct gi_vm *);
 static const char *gi_path(const struct guestinfo *);
 
@@ -583,14 +584,8 @@ gi_vm_end(struct guestinfo *g, struct gi_vm *w)
 	w->has_filter = 0;
 	gi_vm_enter_state(w, GI_VM_DONE);
 	event_active(g->reap, EV_TIMEOUT, 0);
-	/*
-	 * The poll waits for every recheck to answer (gi_recheck): with
-	 * W's aborted, it may be the last one nobody waits for now.
-	 */
-	TAILQ_FOREACH(w, &g->vms, entry)
-		if (w->state == GI_VM_LIVE && w->req != 0)
-			return;
-	gi_wait(g);
+	/* W's recheck, aborted, may be the last one the poll waited for. */
+	gi_wait_rechecked(g);
 }
 
 /* End W with ERR (NOTFOUND: the VM is gone) and tell its owner. */
@@ -758,6 +753,18 @@ gi_vm_rechecked(uint64_t id, int err, const char *msg,
 		gi_fail_all(g, err, msg);
 		return;
 	}
+	gi_wait_rechecked(g);
+}
+
+/*
+ * The poll resumes once every live watch's recheck has answered
+ * (gi_recheck): none has a request out any more.
+ */
+static void
+gi_wait_rechecked(struct guestinfo *g)
+{
+	struct gi_vm	*w;
+
 	TAILQ_FOREACH(w, &g->vms, entry)
 		if (w->state == GI_VM_LIVE && w->req != 0)
 			return;			/* more to come */
