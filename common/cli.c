@@ -809,7 +809,16 @@ cli_request(const struct cli *c)
 int
 cli_query(const char *prog, const char *subcmd, int argc, char **argv)
 {
+	return (cli_query_prepared(prog, subcmd, argc, argv, NULL));
+}
+
+/* The same, with PREPARE on the request first; see cli.h. */
+int
+cli_query_prepared(const char *prog, const char *subcmd, int argc,
+    char **argv, int (*prepare)(json_t *, char *, size_t))
+{
 	struct cli	c;
+	char		err[512];
 	int		rv;
 
 	memset(&c, 0, sizeof(c));
@@ -837,6 +846,11 @@ cli_query(const char *prog, const char *subcmd, int argc, char **argv)
 	if (c.path == NULL || *c.path == '\0') {
 		rv = cli_usage_error(&c, "no status socket: use --status PATH "
 		    "or set " CLI_ENV_STATUS, NULL);
+		goto out;
+	}
+	if (prepare != NULL && prepare(c.req, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", c.prog, subcmd, cli_clean(err));
+		rv = CLI_EXIT_ERROR;
 		goto out;
 	}
 	if (strcmp(subcmd, "watch") == 0)

@@ -18,6 +18,8 @@
 #ifndef VRELAY_CLI_H
 #define VRELAY_CLI_H
 
+#include <jansson.h>
+
 #define CLI_EXIT_OK		0
 #define CLI_EXIT_ERROR		1	/* unreachable, refused, garbled */
 #define CLI_EXIT_USAGE		2
@@ -31,5 +33,14 @@
  * cli_query("vrelay", argv[1], argc - 2, argv + 2).
  */
 int	cli_query(const char *, const char *, int, char **);
+
+/*
+ * The same, with PREPARE called on the request before it is sent: the
+ * place for work the daemon must not do on its event loop (resolving
+ * host names).  It returns 0, or -1 with a message in ERR, which is
+ * printed and ends the command with CLI_EXIT_ERROR.
+ */
+int	cli_query_prepared(const char *, const char *, int, char **,
+	    int (*)(json_t *, char *, size_t));
 
 #endif

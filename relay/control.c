@@ -146,7 +146,7 @@ control_set_target(json_t *req, void *arg, const char **err)
 		*err = msg;
 		return (NULL);
 	}
-	if (target_set(r->target, req, 0, msg, sizeof(msg)) != 0) {
+	if (target_set(r->target, req, 1, msg, sizeof(msg)) != 0) {
 		*err = msg;
 		return (NULL);
 	}

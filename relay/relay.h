@@ -92,9 +92,12 @@ struct target	*target_new(const char *);
 void		 target_free(struct target *);
 /*
  * Replace the target from a JSON object; error text in ERR.  NUMERIC:
- * tcp host names are refused, not looked up (pushes from a peer).
+ * tcp host names are refused, not looked up (a push, set-target: the
+ * loop never waits on DNS); startup's configuration resolves them.
  */
 int		 target_set(struct target *, json_t *, int, char *, size_t);
+/* set-target's CLI: host names in the request made numeric. */
+int		 target_resolve(json_t *, char *, size_t);
 /*
  * Where a new leg should go now; NULL with *why if nowhere.  *host is
  * the appliance host whose relay that is, or NULL for the appliance

@@ -111,8 +111,8 @@ target_host_ok(const char *h)
 
 /*
  * Parse one address for KEY, with a message naming both.  NUMERIC (a
- * push from the locator) refuses tcp host names: the event loop must
- * not wait on DNS for a peer.
+ * push, set-target) refuses tcp host names: the event loop must not
+ * wait on DNS.
  */
 static int
 target_addr(const char *key, const char *str, int numeric,
@@ -122,8 +122,9 @@ target_addr(const char *key, const char *str, int numeric,
 
 	r = numeric ? xaddr_parse_numeric(str, ap) : xaddr_parse(str, ap);
 	if (r == XADDR_E_RESOLVE && numeric) {
-		snprintf(err, errlen, "%s: \"%s\": a pushed address must be "
-		    "numeric (host names are not looked up at run time)", key,
+		snprintf(err, errlen, "%s: \"%s\": expected a numeric "
+		    "address (a running relay looks up no host names: the "
+		    "locator and the set-target command send addresses)", key,
 		    str);
 		return (-1);
 	}
@@ -131,6 +132,54 @@ target_addr(const char *key, const char *str, int numeric,
 		snprintf(err, errlen, "%s: \"%s\": %s", key, str,
 		    xaddr_strerror(r));
 		return (-1);
+	}
+	return (0);
+}
+
+/* One address of a set-target request, KEY's, resolved in place. */
+static int
+target_resolve_one(const char *key, json_t *v, char *err, size_t errlen,
+    json_t **out)
+{
+	struct xaddr	*a = NULL;
+
+	*out = NULL;
+	if (!json_is_string(v))
+		return (0);	/* target_set() says what is wrong */
+	if (target_addr(key, json_string_value(v), 0, &a, err, errlen) != 0)
+		return (-1);
+	*out = json_string(xaddr_str(a));
+	xaddr_free(a);
+	return (0);
+}
+
+/*
+ * The set-target command's side (cli_query_prepared): look up the host
+ * names in REQ's "appliance" and "peers" and send numeric addresses,
+ * which is all a running relay takes.  -1 with ERR if one does not
+ * resolve.
+ */
+int
+target_resolve(json_t *req, char *err, size_t errlen)
+{
+	json_t		*v, *peers, *n;
+	void		*it;
+
+	if ((v = json_object_get(req, "appliance")) != NULL) {
+		if (target_resolve_one("appliance", v, err, errlen, &n) != 0)
+			return (-1);
+		if (n != NULL)
+			json_object_set_new(req, "appliance", n);
+	}
+	if (!json_is_object(peers = json_object_get(req, "peers")))
+		return (0);
+	for (it = json_object_iter(peers); it != NULL;
+	    it = json_object_iter_next(peers, it)) {
+		if (target_resolve_one(json_object_iter_key(it),
+		    json_object_iter_value(it), err, errlen, &n) != 0)
+			return (-1);
+		if (n != NULL)
+			json_object_iter_set_new(peers, it, n);
 	}
 	return (0);
 }

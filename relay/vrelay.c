@@ -11,6 +11,7 @@
 #include <event2/listener.h>
 
 #include "admit.h"
+#include "cli.h"
 #include "conf.h"
 #include "ctl.h"
 #include "log.h"
@@ -323,5 +324,11 @@ static const char usage[] =
 int
 main(int argc, char **argv)
 {
+	/* Names are looked up here, not on the running relay's loop. */
+	if (argc >= 2 && strcmp(argv[1], "set-target") == 0) {
+		log_init("vrelay", LOG_LEVEL_WARN);
+		return (cli_query_prepared("vrelay", argv[1], argc - 2,
+		    argv + 2, target_resolve));
+	}
 	return (daemon_main("vrelay", argc, argv, relay_run, usage));
 }

@@ -134,7 +134,10 @@ fz_target_sync(void)
 	json_decref(o);
 }
 
-/* "set-target", as relay/control.c, then as a push would take it. */
+/*
+ * "set-target", resolving as the startup configuration does, then
+ * numerically, as relay/control.c and a push take it.
+ */
 static json_t *
 fz_cmd_set_target(json_t *req, void *arg, const char **err)
 {

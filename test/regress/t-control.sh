@@ -26,6 +26,23 @@ grep -q 'unknown key "appliance-host"' "$T/typo.out" || fail "typo message"
     fail "set-target back to B"
 [ "$("$BINDIR/vrelay" status $S --json | json_get target.epoch)" = 8 ] ||
     fail "epoch not 8"
+# Host names: set-target looks them up itself and sends the addresses;
+# the running relay takes numeric ones only (its loop never waits on DNS).
+"$BINDIR/vrelay" set-target $S --arg "peers:={\"A\": \"tcp://127.0.0.1:$((BASE + 1))\",
+    \"B\": \"tcp://127.0.0.1:$((BASE + 2))\",
+    \"C\": \"tcp://localhost:$((BASE + 3))\"}" >/dev/null ||
+    fail "set-target with a host name"
+c=$("$BINDIR/vrelay" status $S --json | json_get target.peers.C)
+case $c in
+tcp://127.0.0.1:$((BASE + 3))|"tcp://[::1]:$((BASE + 3))") ;;
+*) fail "peer C not resolved by set-target: $c" ;;
+esac
+out=$(printf '{"cmd": "set-target", "peers": {"C": "tcp://localhost:1"}}\n' |
+    socat -t 5 - "UNIX-CONNECT:$T/relayA.sock")
+echo "$out" | grep -q 'expected a numeric address' ||
+    fail "a host name reached the relay's loop: $out"
+[ "$("$BINDIR/vrelay" status $S --json | json_get target.epoch)" = 9 ] ||
+    fail "a refused set-target moved the epoch"
 sleep 0.2
 kill "$WP"
 for ev in session-open session-close target-change; do
