@@ -13,7 +13,8 @@
  * runtime.host is the truth; events are only hints.  Any failure
  * starts over: NotAuthenticated (a fault, or a 200 whose properties
  * are all missing) logs in again at once, InvalidCollectorVersion
- * rebuilds the collector on the same session, anything else drops the
+ * rebuilds the collector on the same session (either at once only if
+ * the last such start-over is 10 s past), anything else drops the
  * session and retries with backoff.  Every start-over is a full
  * resync; until it completes the last known state stands, and the
  * relays keep their target.  Host names seen before a resync that do
@@ -40,6 +41,7 @@
 #include "xtime.h"
 
 #define WATCH_BACKOFF_MIN_MS	250
+#define WATCH_QUICK_MS		10000	/* one start-over at once per */
 #define WATCH_HOSTS_MAX		65536
 #define WATCH_PAGE_MAX		64	/* new events hinted per update */
 
@@ -74,6 +76,7 @@ struct watch {
 	struct event		*timer;		/* backoff */
 	struct event		*check;		/* session check tick */
 	long long		 backoff_ms;
+	long long		 quick_ms;	/* last start-over at once */
 	long long		 state_ms;	/* monotonic: state entered */
 
 	struct vmomi_moref	 vm;
@@ -380,6 +383,7 @@ watch_fail(struct watch *w, const char *where, int err, const char *msg)
 	struct timeval	 tv;
 	char		 line[sizeof(w->error)];
 	long long	 delay;
+	int		 quick;
 
 	w->failures++;
 	snprintf(line, sizeof(line), "%s: %s: %s", where,
@@ -393,18 +397,25 @@ watch_fail(struct watch *w, const char *where, int err, const char *msg)
 	    "state", watch_strstate(w->state), "code", vmomi_strerror(err),
 	    "error", line));
 
-	if (err == VMOMI_E_VERSION && w->state == WATCH_LIVE) {
+	/*
+	 * A new collector or a login at once, but not twice within
+	 * WATCH_QUICK_MS: a vCenter that fails every fresh collector or
+	 * session the same way gets the backoff, not a loop of full
+	 * resyncs.
+	 */
+	quick = xtime_mono_ms() - w->quick_ms >= WATCH_QUICK_MS;
+	if (quick && err == VMOMI_E_VERSION && w->state == WATCH_LIVE) {
 		/* Same session, new collector and a full read. */
+		w->quick_ms = xtime_mono_ms();
 		watch_restart(w, 1);
 		watch_enter_state(w, WATCH_COLLECTOR);
 		watch_next(w);
 		return;
 	}
-	if (err == VMOMI_E_NOTAUTH && w->state >= WATCH_FIND &&
-	    w->backoff_ms <= WATCH_BACKOFF_MIN_MS) {
+	if (quick && err == VMOMI_E_NOTAUTH && w->state >= WATCH_FIND) {
 		/* Session expired or was ended: log in again now. */
+		w->quick_ms = xtime_mono_ms();
 		watch_restart(w, 0);
-		w->backoff_ms = WATCH_BACKOFF_MIN_MS * 2;
 		watch_enter_state(w, WATCH_LOGIN);
 		watch_next(w);
 		return;
@@ -847,6 +858,7 @@ watch_new(struct locator *l)
 	w->cid = -1;
 	w->event_key = -1;
 	w->backoff_ms = WATCH_BACKOFF_MIN_MS;
+	w->quick_ms = -WATCH_QUICK_MS;
 	TAILQ_INIT(&w->hosts);
 	locator_vmomi_conf(&l->conf, l->user, l->password, &vc);
 	if ((rv = vmomi_new(l->d.base, &vc, &w->v)) != VMOMI_OK)
