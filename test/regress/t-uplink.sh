@@ -97,7 +97,7 @@ loc send '{"type":"target","epoch":5,"appliance_host":"C"}'
 wait_for "$EV" '"error":"stale epoch 5 (current 5)","type":"nack"'
 # A host name in a push is refused, never looked up on the loop.
 loc send '{"type":"target","epoch":6,"appliance_host":"C","relay":"tcp://localhost:7000"}'
-wait_for "$EV" 'a pushed address must be numeric'
+wait_for "$EV" 'expected a numeric address'
 [ "$(st target.appliance_host)" = B ] || fail "a push with a name moved target"
 
 # HINT: logged and broadcast.
