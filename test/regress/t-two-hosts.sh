@@ -65,6 +65,10 @@ sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
     fail "B spliced too little: $sb"
 
 # Spliced forwards that are over are no longer counted as splicing.
+# Relay A goes, and with it the legs it keeps idle between sessions
+# (up to 15 s), each a spliced forward on B: all of them end.
+kill "$RELAY_A_PID"
+wait "$RELAY_A_PID" 2>/dev/null
 for i in $(seq $((100 * WAIT_SCALE))); do
 	sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
 	[ "$(echo "$sb" | json_get forwards.splicing)" = 0 ] && break
