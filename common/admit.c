@@ -4,7 +4,6 @@
  * its count drops to zero, so the tree is as large as the sources
  * active now, never more than the total cap.
  */
-#include <sys/tree.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +12,7 @@
 #include "admit.h"
 #include "xaddr.h"
 #include "xmalloc.h"
-
-#ifndef __unused
-#define __unused __attribute__((__unused__))	/* sys/tree.h wants it */
-#endif
+#include "tree.h"
 
 struct admit_src {
 	char			 key[ADMIT_SOURCE_MAX];

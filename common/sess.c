@@ -37,7 +37,6 @@
  */
 #include <sys/socket.h>
 #include <sys/queue.h>
-#include <sys/tree.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,10 +65,7 @@
 #include "xsock.h"
 #include "xmalloc.h"
 #include "xtime.h"
-
-#ifndef __unused
-#define __unused __attribute__((__unused__))
-#endif
+#include "tree.h"
 
 #define LEG_HIGH	(256 * 1024)	/* leg output: stop pumping */
 #define LOCAL_LOW	(64 * 1024)	/* local output: read the leg again */

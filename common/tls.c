@@ -6,17 +6,24 @@
  * - Resumption only where a daemon asks for it (tls_set_resumable: the
  *   relays' mesh, where a vMotion opens a leg per session at once and
  *   full handshakes, two ECDSA signatures and three verifications each,
- *   were most of a 1,000-session resume).  The server sends one
- *   stateless ticket after each handshake; the client keeps the newest
- *   per (role, host) and offers it on the next link to that host, with
- *   a fresh X25519 share (psk_dhe_ke: forward secrecy stays).  The
- *   session id context is the demanded role, so a ticket never resumes
- *   a link that demands another role of its peer.  A ticket carries the
- *   time of the full handshake its chain started from, and the server
- *   takes it only within TLS_RESUME_MAX_S of that and while the peer's
- *   certificate is valid, so renewals never postpone a full check.
- *   Elsewhere (the locator's links) no tickets: a server writing one
- *   after the handshake could race a short-lived client's close.
+ *   were most of a 1,000-session resume).  The server's tickets are
+ *   stateful (SSL_OP_NO_TICKET: a ticket is the id of a session the
+ *   server keeps), one per full handshake; a resumed link gets none and
+ *   its session is a copy of the kept one.  A stateless ticket carries
+ *   the client's certificate, and OpenSSL 3.0 parsed it again on every
+ *   resumed link (its public key through OSSL_DECODER: half the
+ *   server's CPU per link, and ~4 KiB of parsed certificate per link
+ *   held).  The server keeps the newest TLS_STORE_PER_PEER sessions
+ *   per client certificate and TLS_STORE_MAX in all.  The client keeps
+ *   the newest ticket per (role, host) and offers it on its next link
+ *   to that host, with a fresh X25519 share (psk_dhe_ke: forward
+ *   secrecy stays).  The session id context is the demanded role, so a
+ *   ticket never resumes a link that demands another role of its peer.
+ *   A session carries the time of the full handshake it started from,
+ *   and the server resumes it only within TLS_RESUME_MAX_S of that and
+ *   while the peer's certificate is valid.  Elsewhere (the locator's
+ *   links) no tickets: a server writing one after the handshake could
+ *   race a short-lived client's close.
  * - One SSL_CTX serves both ends of every link.  What a link demands
  *   of its peer (a role, a host name) is set per connection, and the
  *   verify callback checks the role at depth 0, so a wrong peer never
@@ -31,6 +38,7 @@
  *   an idle link still costs (~20 KiB, mostly OpenSSL's own per-SSL
  *   state and the peer's parsed certificate) is in docs/benchmarks.md.
  */
+#include <sys/queue.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -53,12 +61,15 @@
 
 #include "tls.h"
 #include "xmalloc.h"
+#include "tree.h"
 
 #define TLS_ROLE_PREFIX		"urn:vrelay:role:"
 #define TLS_WRITE_NOW_MAX	16384
 
 #define TLS_CACHE_MAX		256	/* peers whose ticket we keep */
 #define TLS_RESUME_MAX_S	(2 * 60 * 60)	/* since the full handshake */
+#define TLS_STORE_MAX		1024	/* sessions a server keeps */
+#define TLS_STORE_PER_PEER	4	/* ... per client certificate */
 
 /* A ticket for links to HOST that demand ROLE of it. */
 struct tls_cached {
@@ -67,6 +78,17 @@ struct tls_cached {
 	SSL_SESSION	*sess;
 };
 
+/* Server: a session our stateful tickets name (the ticket is its id). */
+struct tls_stored {
+	RB_ENTRY(tls_stored)	 entry;
+	TAILQ_ENTRY(tls_stored)	 age;		/* oldest first */
+	unsigned char		 id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+	unsigned int		 idlen;
+	SSL_SESSION		*sess;
+};
+RB_HEAD(tls_store, tls_stored);
+TAILQ_HEAD(tls_ages, tls_stored);
+
 struct tls {
 	SSL_CTX			*ctx;
 	X509			*cert;		/* ours, for status */
@@ -74,18 +96,27 @@ struct tls {
 	struct tls_cached	 cache[TLS_CACHE_MAX];
 	size_t			 ncache;
 	size_t			 evict;		/* next slot to reuse */
+	struct tls_store	 store;		/* server: by session id */
+	struct tls_ages		 ages;
+	size_t			 nstored;
 	uint64_t		 full;		/* handshakes done */
 	uint64_t		 resumed;
 };
 
 /* Per link: what the ticket callback and the counters need. */
 struct tls_link {
+	SSL		*ssl;
 	char		*host;		/* the host we dialled, or NULL */
 	int		 counted;	/* its handshake is in the counters */
+	int		 quiet;		/* server: resumed, so no ticket */
 };
 
 static int	tls_ex_role = -1;	/* SSL ex_data: enum tls_role */
 static int	tls_ex_link = -1;	/* SSL ex_data: struct tls_link */
+
+static int	tls_stored_cmp(struct tls_stored *, struct tls_stored *);
+static void	tls_store_add(struct tls *, SSL_SESSION *);
+RB_GENERATE_STATIC(tls_store, tls_stored, entry, tls_stored_cmp);
 
 static const char *tls_roles[] = {
 	[TLS_ROLE_NONE] = "none",
@@ -216,9 +247,11 @@ tls_cache_find(struct tls *t, enum tls_role role, const char *host)
 }
 
 /*
- * Client: the server sent a ticket on a link we dialled; keep a copy as
- * the newest for that host.  A copy, as the link keeps SESS and OpenSSL
- * marks it not resumable when the link fails (a reset leg).
+ * A session for a ticket.  Client: the server sent it on a link we
+ * dialled; keep a copy as the newest for that host.  Server: we sent
+ * its id as a ticket; keep a copy for the link that offers it.  Copies,
+ * as the link keeps SESS and OpenSSL marks it not resumable when the
+ * link fails (a reset leg).
  */
 static int
 tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
@@ -229,11 +262,15 @@ tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	enum tls_role		 role;
 
 	role = (enum tls_role)(intptr_t)SSL_get_ex_data(ssl, tls_ex_role);
-	if (t == NULL || l == NULL || l->host == NULL ||
-	    !(t->resumable & (1U << role)) ||
+	if (t == NULL || l == NULL || !(t->resumable & (1U << role)) ||
+	    (!SSL_is_server(ssl) && l->host == NULL) ||
 	    !SSL_SESSION_is_resumable(sess) ||
 	    (sess = SSL_SESSION_dup(sess)) == NULL)
 		return (0);
+	if (SSL_is_server(ssl)) {
+		tls_store_add(t, sess);
+		return (0);
+	}
 	if ((c = tls_cache_find(t, role, l->host)) == NULL) {
 		if (t->ncache < TLS_CACHE_MAX)
 			c = &t->cache[t->ncache++];
@@ -261,10 +298,10 @@ tls_session_current(SSL_SESSION *sess)
 }
 
 /*
- * Server: a ticket is about to be made.  It carries the time of the
- * full handshake its chain of resumptions started from (a resumed
- * link's session already has it), so renewing tickets cannot stretch a
- * certificate check forever.
+ * Server: a ticket is about to be made.  Its session carries the time
+ * of the full handshake it started from (should a resumed link's
+ * session get a ticket, it has that time already), so a ticket can
+ * never stretch a certificate check.
  */
 static int
 tls_ticket_gen_cb(SSL *ssl, void *arg)
@@ -282,48 +319,155 @@ tls_ticket_gen_cb(SSL *ssl, void *arg)
 	return (SSL_SESSION_set1_ticket_appdata(sess, &born, sizeof(born)));
 }
 
-/*
- * Server: a ticket was offered.  It resumes only within TLS_RESUME_MAX_S
- * of its chain's full handshake and while the peer's certificate is
- * valid; else a full handshake checks everything again.
- */
-static SSL_TICKET_RETURN
-tls_ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *name,
-    size_t namelen, SSL_TICKET_STATUS status, void *arg)
+/* Order kept sessions by id. */
+static int
+tls_stored_cmp(struct tls_stored *a, struct tls_stored *b)
+{
+	int	c;
+
+	if (a->idlen != b->idlen)
+		return (a->idlen < b->idlen ? -1 : 1);
+	c = memcmp(a->id, b->id, a->idlen);
+	return (c < 0 ? -1 : c > 0);
+}
+
+/* The time of the full handshake SESS started from, or -1. */
+static int64_t
+tls_session_born(SSL_SESSION *sess)
 {
 	void	*data;
 	size_t	 len;
 	int64_t	 born;
 
-	switch (status) {
-	case SSL_TICKET_SUCCESS:
-	case SSL_TICKET_SUCCESS_RENEW:
-		break;
-	case SSL_TICKET_EMPTY:
-	case SSL_TICKET_NO_DECRYPT:
-		return (SSL_TICKET_RETURN_IGNORE_RENEW);
-	default:
-		return (SSL_TICKET_RETURN_ABORT);
-	}
 	if (SSL_SESSION_get0_ticket_appdata(sess, &data, &len) != 1 ||
 	    len != sizeof(born))
-		return (SSL_TICKET_RETURN_IGNORE_RENEW);
+		return (-1);
 	memcpy(&born, data, sizeof(born));
-	if ((int64_t)time(NULL) - born > TLS_RESUME_MAX_S ||
-	    !tls_session_current(sess))
-		return (SSL_TICKET_RETURN_IGNORE_RENEW);
-	return (SSL_TICKET_RETURN_USE_RENEW);
+	return (born);
 }
 
-/* Count each link's handshake once, full or resumed. */
+/* Whether the server may still resume SESS: young enough, peer valid. */
+static int
+tls_session_usable(SSL_SESSION *sess)
+{
+	int64_t	born = tls_session_born(sess);
+
+	return (born != -1 && (int64_t)time(NULL) - born <= TLS_RESUME_MAX_S &&
+	    tls_session_current(sess));
+}
+
+/* Forget a kept session. */
+static void
+tls_store_drop(struct tls *t, struct tls_stored *st)
+{
+	RB_REMOVE(tls_store, &t->store, st);
+	TAILQ_REMOVE(&t->ages, st, age);
+	t->nstored--;
+	SSL_SESSION_free(st->sess);
+	free(st);
+}
+
+/*
+ * Server: keep SESS (our reference) for the ticket that names it.  The
+ * client keeps only its newest ticket per host, so older sessions of
+ * the same client certificate beyond TLS_STORE_PER_PEER go, as do
+ * expired ones and, past TLS_STORE_MAX, the oldest.
+ */
+static void
+tls_store_add(struct tls *t, SSL_SESSION *sess)
+{
+	struct tls_stored	*st, *oldest = NULL;
+	const unsigned char	*id;
+	X509			*peer = SSL_SESSION_get0_peer(sess);
+	unsigned int		 idlen;
+	size_t			 same = 0;
+
+	id = SSL_SESSION_get_id(sess, &idlen);
+	if (peer == NULL || idlen == 0 || idlen > sizeof(st->id)) {
+		SSL_SESSION_free(sess);
+		return;
+	}
+	while ((st = TAILQ_FIRST(&t->ages)) != NULL &&
+	    (t->nstored >= TLS_STORE_MAX || !tls_session_usable(st->sess)))
+		tls_store_drop(t, st);
+	TAILQ_FOREACH(st, &t->ages, age) {
+		if (X509_cmp(SSL_SESSION_get0_peer(st->sess), peer) != 0)
+			continue;
+		if (oldest == NULL)
+			oldest = st;
+		same++;
+	}
+	if (same >= TLS_STORE_PER_PEER)
+		tls_store_drop(t, oldest);
+	st = xcalloc(1, sizeof(*st));
+	memcpy(st->id, id, idlen);
+	st->idlen = idlen;
+	st->sess = sess;
+	if (RB_INSERT(tls_store, &t->store, st) != NULL) {
+		/* The same id twice: OpenSSL's ids are random. */
+		SSL_SESSION_free(sess);
+		free(st);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&t->ages, st, age);
+	t->nstored++;
+}
+
+/*
+ * Server: a client offered the ticket ID.  A copy of the session it
+ * names, if we keep it, it is still usable and it was made for the role
+ * this link demands (the session id context); a copy, as OpenSSL marks
+ * a link's session not resumable when that link ends without a TLS
+ * close, and one reset leg must not spoil the session for the others.
+ */
+static SSL_SESSION *
+tls_get_session_cb(SSL *ssl, const unsigned char *id, int idlen, int *copy)
+{
+	struct tls		*t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	struct tls_stored	 find, *st;
+	const unsigned char	*ctx;
+	const char		*rname;
+	unsigned int		 ctxlen;
+
+	*copy = 0;
+	if (t == NULL || idlen <= 0 || (size_t)idlen > sizeof(find.id))
+		return (NULL);
+	memcpy(find.id, id, (size_t)idlen);
+	find.idlen = (unsigned int)idlen;
+	if ((st = RB_FIND(tls_store, &t->store, &find)) == NULL)
+		return (NULL);
+	if (!tls_session_usable(st->sess)) {
+		tls_store_drop(t, st);
+		return (NULL);
+	}
+	rname = tls_strrole((enum tls_role)(intptr_t)SSL_get_ex_data(ssl,
+	    tls_ex_role));
+	ctx = SSL_SESSION_get0_id_context(st->sess, &ctxlen);
+	if (ctxlen != strlen(rname) || memcmp(ctx, rname, ctxlen) != 0)
+		return (NULL);
+	return (SSL_SESSION_dup(st->sess));
+}
+
+/*
+ * Count each link's handshake once, full or resumed.  Server: once a
+ * link is known to resume (its ServerHello is out), send it no ticket;
+ * the client's ticket stays good, and a new one per link would cost
+ * both ends a session and the server a kept one.
+ */
 static void
 tls_info_cb(const SSL *ssl, int where, int ret)
 {
 	struct tls	*t;
 	struct tls_link	*l;
 
-	if (!(where & SSL_CB_HANDSHAKE_DONE) ||
-	    (l = SSL_get_ex_data(ssl, tls_ex_link)) == NULL || l->counted ||
+	if ((l = SSL_get_ex_data(ssl, tls_ex_link)) == NULL)
+		return;
+	if ((where & SSL_CB_ACCEPT_LOOP) && !l->quiet &&
+	    SSL_session_reused(l->ssl)) {
+		l->quiet = 1;
+		(void)SSL_set_num_tickets(l->ssl, 0);
+	}
+	if (!(where & SSL_CB_HANDSHAKE_DONE) || l->counted ||
 	    (t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl))) == NULL)
 		return;
 	l->counted = 1;
@@ -391,6 +535,8 @@ tls_new(const char *cert, const char *key, const char *ca,
 		goto out;
 	}
 	t = xcalloc(1, sizeof(*t));
+	RB_INIT(&t->store);
+	TAILQ_INIT(&t->ages);
 	if ((t->ctx = SSL_CTX_new(TLS_method())) == NULL) {
 		rv = TLS_E_SYSTEM;
 		goto out;
@@ -400,11 +546,15 @@ tls_new(const char *cert, const char *key, const char *ca,
 	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Tickets: none unless a link's role is resumable (tls_wrap). */
 	SSL_CTX_set_num_tickets(t->ctx, 0);
-	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_CLIENT |
-	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	/*
+	 * Sessions for tickets are ours to keep (tls_new_session_cb), so
+	 * OpenSSL's own cache stays empty and needs no flushing.
+	 */
+	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_BOTH |
+	    SSL_SESS_CACHE_NO_INTERNAL | SSL_SESS_CACHE_NO_AUTO_CLEAR);
 	SSL_CTX_sess_set_new_cb(t->ctx, tls_new_session_cb);
-	SSL_CTX_set_session_ticket_cb(t->ctx, tls_ticket_gen_cb,
-	    tls_ticket_dec_cb, NULL);
+	SSL_CTX_sess_set_get_cb(t->ctx, tls_get_session_cb);
+	SSL_CTX_set_session_ticket_cb(t->ctx, tls_ticket_gen_cb, NULL, NULL);
 	SSL_CTX_set_info_callback(t->ctx, tls_info_cb);
 	SSL_CTX_set_app_data(t->ctx, t);
 	/*
@@ -466,11 +616,14 @@ out:
 void
 tls_free(struct tls *t)
 {
-	size_t	i;
+	struct tls_stored	*st;
+	size_t			 i;
 
 	if (t == NULL)
 		return;
 	SSL_CTX_free(t->ctx);
+	while ((st = TAILQ_FIRST(&t->ages)) != NULL)
+		tls_store_drop(t, st);
 	for (i = 0; i < t->ncache; i++) {
 		free(t->cache[i].host);
 		SSL_SESSION_free(t->cache[i].sess);
@@ -539,12 +692,12 @@ tls_json(const struct tls *t)
 			    md[i]);
 		hex[mdlen * 3 - 1] = '\0';
 	}
-	o = json_pack("{s:s, s:o, s:o, s:o, s:s, s:{s:I, s:I}, s:I}",
+	o = json_pack("{s:s, s:o, s:o, s:o, s:s, s:{s:I, s:I}, s:I, s:I}",
 	    "subject", subj, "hosts", names, "roles", roles,
 	    "not_after", tls_time_json(X509_get0_notAfter(t->cert)),
 	    "sha256", hex, "handshakes", "full", (json_int_t)t->full,
 	    "resumed", (json_int_t)t->resumed, "tickets_held",
-	    (json_int_t)t->ncache);
+	    (json_int_t)t->ncache, "sessions_kept", (json_int_t)t->nstored);
 	return (o);
 }
 
@@ -579,6 +732,7 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 		strlcpy(sni, host, sizeof(sni));
 	SSL_set_ex_data(ssl, tls_ex_role, (void *)(intptr_t)role);
 	l = xcalloc(1, sizeof(*l));
+	l->ssl = ssl;
 	if (!accepting && host != NULL)
 		l->host = xstrdup(host);
 	SSL_set_ex_data(ssl, tls_ex_link, l);
@@ -586,8 +740,11 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 	(void)SSL_set_session_id_context(ssl, (const unsigned char *)rname,
 	    (unsigned)strlen(rname));
 	if (t->resumable & (1U << role)) {
-		if (accepting)
+		if (accepting) {
+			/* Stateful: the ticket names a session we keep. */
+			(void)SSL_set_options(ssl, SSL_OP_NO_TICKET);
 			(void)SSL_set_num_tickets(ssl, 1);
+		}
 		else if (host != NULL &&
 		    (c = tls_cache_find(t, role, host)) != NULL &&
 		    SSL_SESSION_is_resumable(c->sess) &&

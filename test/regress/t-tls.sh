@@ -32,12 +32,14 @@ sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
 [ "$(echo "$sb" | json_get tls.roles.0)" = relay ] || fail "B status tls: $sb"
 grep -q "TLS on TCP links as relay" "$T/relayB.log" || fail "B: no TLS line"
 
-# 1b. Resumption (common/tls.c): B sent a ticket on each leg; A's next
-# legs offer the newest and resume (no certificates, no signatures),
-# both ends count it, and the bytes are still exact.  The 20 sessions
-# left at most 20 legs idle (released by vappliance): 30 at once take
-# those and open at least 10.  After B restarts (a new ticket key), A's
-# tickets fail to decrypt and its legs fall back to full handshakes.
+# 1b. Resumption (common/tls.c): B sent a ticket on each full
+# handshake, the id of a session it keeps; A's next legs offer the
+# newest and resume (no certificates, no signatures), both ends count
+# it, and the bytes are still exact.  The 20 sessions left at most 20
+# legs idle (released by vappliance): 30 at once take those and open at
+# least 10.  B keeps at most 4 sessions for A's certificate.  After B
+# restarts (its sessions gone), A's tickets name nothing and its legs
+# fall back to full handshakes.
 rs() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json |
     json_get "tls.handshakes.$2"; }
 ru() { "$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
@@ -53,6 +55,9 @@ $(rs A full)"
 [ "$(ru)" -gt "$ua" ] || fail "A took no kept TLS leg: $ua -> $(ru)"
 [ "$("$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
     json_get tls.tickets_held)" = 1 ] || fail "A holds no ticket for B"
+kb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json |
+    json_get tls.sessions_kept)
+[ "$kb" -ge 1 ] && [ "$kb" -le 4 ] || fail "B keeps $kb sessions for A"
 kill "$RELAY_B_PID"; wait "$RELAY_B_PID" 2>/dev/null
 start_lrelay B $((BASE + 2)) $(tls B)
 check "relays converge again" wait_loc \

@@ -226,7 +226,10 @@ handshake(const char *srv, enum tls_role srole, const char *cli,
 	tls_free(tc);
 }
 
-/* A counter of tls_json(T): "full", "resumed" or "tickets_held". */
+/*
+ * A counter of tls_json(T): "full", "resumed", "tickets_held" or
+ * "sessions_kept".
+ */
 static long long
 count(struct tls *t, const char *what)
 {
@@ -327,7 +330,7 @@ test_resume(void **state)
 	struct tls	*ts = identity("h2"), *tc = identity("h1");
 	struct end	 c, s;
 	char		*subj;
-	int		 hok;
+	int		 hok, i;
 
 	tls_set_resumable(ts, TLS_ROLE_RELAY);
 	tls_set_resumable(tc, TLS_ROLE_RELAY);
@@ -346,11 +349,18 @@ test_resume(void **state)
 	assert_non_null(strstr(subj, "CN=h1"));
 	assert_int_equal(hok, TLS_OK);
 	free(subj);
-	/* A resumed link's ticket resumes the next one too. */
+	/*
+	 * The ticket resumes the next link too, though the link before
+	 * ended without a TLS close (OpenSSL then marks that link's session
+	 * not resumable: it was a copy).  A resumed link gets no ticket:
+	 * the server still keeps one session, the client one ticket.
+	 */
 	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h2", &c, &s, NULL,
 	    NULL);
 	assert_int_equal(c.what, BEV_EVENT_CONNECTED);
 	assert_int_equal(count(tc, "resumed"), 2);
+	assert_int_equal(count(ts, "sessions_kept"), 1);
+	assert_int_equal(count(tc, "tickets_held"), 1);
 	/*
 	 * The same ticket at a link that demands another role of the
 	 * client (the session id context differs): not resumed, so the
@@ -368,6 +378,25 @@ test_resume(void **state)
 	assert_true(c.what & BEV_EVENT_ERROR);
 	assert_string_equal(c.why, "TLS: peer certificate does not name h3");
 	assert_int_equal(count(tc, "resumed"), 2);
+	tls_free(tc);
+	/*
+	 * The same client certificate without tickets (a restarted relay):
+	 * each link is a full handshake, and the server keeps only the
+	 * newest sessions of that certificate, the last of which resumes.
+	 */
+	for (i = 0; i < 6; i++) {
+		tc = identity("h1");
+		tls_set_resumable(tc, TLS_ROLE_RELAY);
+		link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h2", &c, &s,
+		    NULL, NULL);
+		assert_int_equal(c.what, BEV_EVENT_CONNECTED);
+		if (i < 5)
+			tls_free(tc);
+	}
+	assert_int_equal(count(ts, "sessions_kept"), 4);
+	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h2", &c, &s, NULL,
+	    NULL);
+	assert_int_equal(count(tc, "resumed"), 1);
 	tls_free(ts);
 	tls_free(tc);
 
