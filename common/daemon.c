@@ -210,6 +210,15 @@ daemon_connected(struct daemon *d, int fd, int up, const struct xaddr *a,
 	return (bev);
 }
 
+/* Whether a link to HOST at A costs a full handshake; see daemon.h. */
+int
+daemon_link_full(struct daemon *d, const struct xaddr *a, enum tls_role role,
+    const char *host)
+{
+	return (daemon_tls_link(d, a, role) &&
+	    !tls_has_ticket(d->tls, role, host));
+}
+
 /* A bufferevent for FD accepted on A; see daemon.h. */
 struct bufferevent *
 daemon_accepted(struct daemon *d, int fd, const struct xaddr *a,

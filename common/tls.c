@@ -114,6 +114,7 @@ struct tls_link {
 static int	tls_ex_role = -1;	/* SSL ex_data: enum tls_role */
 static int	tls_ex_link = -1;	/* SSL ex_data: struct tls_link */
 
+static int	tls_session_current(SSL_SESSION *);
 static int	tls_stored_cmp(struct tls_stored *, struct tls_stored *);
 static void	tls_store_add(struct tls *, SSL_SESSION *);
 RB_GENERATE_STATIC(tls_store, tls_stored, entry, tls_stored_cmp);
@@ -244,6 +245,27 @@ tls_cache_find(struct tls *t, enum tls_role role, const char *host)
 		    strcmp(t->cache[i].host, host) == 0)
 			return (&t->cache[i]);
 	return (NULL);
+}
+
+/* The ticket a link to HOST that demands ROLE of it would offer. */
+static SSL_SESSION *
+tls_ticket(struct tls *t, enum tls_role role, const char *host)
+{
+	struct tls_cached	*c;
+
+	if (!(t->resumable & (1U << role)) || host == NULL ||
+	    (c = tls_cache_find(t, role, host)) == NULL ||
+	    !SSL_SESSION_is_resumable(c->sess) ||
+	    !tls_session_current(c->sess))
+		return (NULL);
+	return (c->sess);
+}
+
+/* Whether a link to HOST that demands ROLE of it would resume. */
+int
+tls_has_ticket(struct tls *t, enum tls_role role, const char *host)
+{
+	return (t != NULL && tls_ticket(t, role, host) != NULL);
 }
 
 /*
@@ -720,10 +742,8 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 	struct bufferevent	*bev;
 	SSL			*ssl;
 	char			 sni[256];
-
 	struct tls_link		*l;
-	struct tls_cached	*c;
-	SSL_SESSION		*dup;
+	SSL_SESSION		*sess, *dup;
 	const char		*rname = tls_strrole(role);
 
 	if ((ssl = SSL_new(t->ctx)) == NULL)
@@ -744,12 +764,8 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 			/* Stateful: the ticket names a session we keep. */
 			(void)SSL_set_options(ssl, SSL_OP_NO_TICKET);
 			(void)SSL_set_num_tickets(ssl, 1);
-		}
-		else if (host != NULL &&
-		    (c = tls_cache_find(t, role, host)) != NULL &&
-		    SSL_SESSION_is_resumable(c->sess) &&
-		    tls_session_current(c->sess) &&
-		    (dup = SSL_SESSION_dup(c->sess)) != NULL) {
+		} else if ((sess = tls_ticket(t, role, host)) != NULL &&
+		    (dup = SSL_SESSION_dup(sess)) != NULL) {
 			/*
 			 * A copy per link: OpenSSL marks a link's session
 			 * not resumable when that link fails, and one reset

@@ -128,6 +128,12 @@ void	daemon_tls(struct daemon *, const struct daemon_tlsconf *,
  */
 struct bufferevent *daemon_connected(struct daemon *, int, int,
 	    const struct xaddr *, enum tls_role, const char *);
+/*
+ * Whether a link to HOST at A, as daemon_connected() makes it, would
+ * cost a full TLS handshake (TLS, and no ticket to resume with).
+ */
+int	daemon_link_full(struct daemon *, const struct xaddr *, enum tls_role,
+	    const char *);
 /* The same for FD accepted on listener address A. */
 struct bufferevent *daemon_accepted(struct daemon *, int,
 	    const struct xaddr *, enum tls_role);

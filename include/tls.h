@@ -53,6 +53,8 @@ int		 tls_new(const char *, const char *, const char *,
 void		 tls_free(struct tls *);
 /* Links demanding this role of the peer resume by ticket (tls.c). */
 void		 tls_set_resumable(struct tls *, enum tls_role);
+/* Whether a link to HOST that demands ROLE of it would resume. */
+int		 tls_has_ticket(struct tls *, enum tls_role, const char *);
 /* Subject, roles, hosts, expiry and SHA-256 of our certificate. */
 json_t		*tls_json(const struct tls *);
 /*

@@ -14,7 +14,10 @@
  *
  * Connects are paced: at most WARM_BURST in progress, the next one
  * started as one completes.  A burst of a thousand SYNs loses some on
- * the way, and a lost SYN costs its session a 1 s retransmit.
+ * the way, and a lost SYN costs its session a 1 s retransmit.  With
+ * TLS and no ticket for that relay yet, one at a time until one is
+ * held (WARM_SERIAL at most): a burst would make each pay a full
+ * handshake, where the first one's ticket lets the rest resume.
  *
  * The pool holds bufferevents, not sockets: with TLS the handshake
  * (and the check of the far relay's certificate) is paid ahead too,
@@ -45,6 +48,7 @@
 #define WARM_TTL_MS	30000
 #define WARM_MAX	1024	/* pooled connections at most */
 #define WARM_BURST	64	/* connects in progress at most */
+#define WARM_SERIAL	3	/* ... one at a time, waiting for a ticket */
 
 struct warm_conn {
 	struct warm		*w;
@@ -65,6 +69,7 @@ struct warm {
 	struct xaddr		*todo_addr;	/* more to open, to here */
 	char			*todo_host;	/* the relay of this host */
 	size_t			 todo;
+	size_t			 serial;	/* opened waiting for a ticket */
 	struct event		*expire_ev;
 	uint64_t		 opened;
 	uint64_t		 used;
@@ -211,9 +216,14 @@ warm_fill(struct warm *w)
 {
 	struct warm_conn	*c;
 	struct bufferevent	*bev;
+	size_t			 burst = WARM_BURST;
 	int			 fd, e;
 
-	while (w->todo > 0 && w->connecting < WARM_BURST && w->n < WARM_MAX) {
+	if (w->todo > 0 && w->serial < WARM_SERIAL &&
+	    daemon_link_full(&w->r->d, w->todo_addr, TLS_ROLE_RELAY,
+	    w->todo_host))
+		burst = 1;
+	while (w->todo > 0 && w->connecting < burst && w->n < WARM_MAX) {
 		if ((e = xaddr_connect(w->todo_addr, &fd, NULL)) != XADDR_OK) {
 			log_info("pre-warm to %s: %s",
 			    xaddr_str(w->todo_addr), xaddr_why(e));
@@ -242,6 +252,8 @@ warm_fill(struct warm *w)
 		w->connecting++;
 		w->todo--;
 		w->opened++;
+		if (burst == 1)
+			w->serial++;
 	}
 }
 
@@ -279,6 +291,7 @@ warm_hint(struct warm *w, const char *host, const struct xaddr *a,
 	free(w->todo_host);
 	w->todo_host = xstrdup(host);
 	w->todo = want > have ? want - have : 0;
+	w->serial = 0;
 	if (w->todo > WARM_MAX - w->n)
 		w->todo = WARM_MAX - w->n;
 	want = w->todo;

@@ -10,8 +10,9 @@
 #     is not going to; sessions try there, are parked and refused, and
 #     resume at the target's host;
 #   - a failed migration's hint (VmFailedMigrateEvent) ends the hint;
-#   - pre-warmed legs: the sessions that moved took them, and those
-#     left unused go (counted wasted) as soon as their relay dies;
+#   - pre-warmed legs: the sessions that moved took them, over TLS
+#     legs that resumed the first one's session, and those left unused
+#     go (counted wasted) as soon as their relay dies;
 #   - a move's report and the next move's hint in one vCenter update:
 #     the hint outlives the push.
 . ./lib.sh
@@ -51,6 +52,7 @@ all_back 100 || fail "sessions not established at the start"
 log "hint, switchover, no push"
 e=$(rstat 2 target.epoch)
 r0=$(rstat 2 sessions.resumes)
+f0=$(rstat 2 tls.handshakes.full)
 vcsim_cmd hint h3 >/dev/null
 wait_for 5 grep -q 'hint event="VmBeingHotMigratedEvent" host=h3' \
     "$T/relay-h2.log" || fail "no hint at relay h2"
@@ -65,6 +67,11 @@ $(cl_established) agent sessions, $(rstat 2 sessions.established) at \
 relay h2"
 [ "$(rstat 2 prewarm.used)" -ge "$PLAIN" ] || fail "the sessions did not \
 take pre-warmed legs: $(rstat 2 prewarm)"
+# Relay h2 held no TLS ticket for h3's relay: it pre-warmed one leg at a
+# time until it did, and the rest resumed (a burst: each one full).
+[ $(($(rstat 2 tls.handshakes.full) - f0)) -le 3 ] || fail "pre-warm to \
+h3: $(($(rstat 2 tls.handshakes.full) - f0)) full TLS handshakes: \
+$(rstat 2 tls.handshakes), $(rstat 2 prewarm)"
 [ "$(rstat 2 target.epoch)" = "$e" ] || fail "a push came: the test is void"
 [ "$(rstat 2 target.hint.seen)" = True ] || fail "the hint is not seen at h2"
 [ "$(rstat 2 target.local)" = False ] || fail "h2 thinks it is local"
