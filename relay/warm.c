@@ -69,7 +69,7 @@ struct warm {
 	struct xaddr		*todo_addr;	/* more to open, to here */
 	char			*todo_host;	/* the relay of this host */
 	size_t			 todo;
-	size_t			 serial;	/* opened waiting for a ticket */
+	size_t			 serial;	/* opened awaiting a ticket */
 	struct event		*expire_ev;
 	uint64_t		 opened;
 	uint64_t		 used;
