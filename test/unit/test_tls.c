@@ -334,9 +334,15 @@ test_resume(void **state)
 
 	tls_set_resumable(ts, TLS_ROLE_RELAY);
 	tls_set_resumable(tc, TLS_ROLE_RELAY);
+	assert_false(tls_has_ticket(tc, TLS_ROLE_RELAY, "h2"));
 	link_up(ts, TLS_ROLE_RELAY, tc, TLS_ROLE_RELAY, "h2", &c, &s, NULL,
 	    NULL);
 	assert_int_equal(c.what, BEV_EVENT_CONNECTED);
+	/* A ticket for h2's links that demand the relay role, no other. */
+	assert_true(tls_has_ticket(tc, TLS_ROLE_RELAY, "h2"));
+	assert_false(tls_has_ticket(tc, TLS_ROLE_RELAY, "h3"));
+	assert_false(tls_has_ticket(tc, TLS_ROLE_APPLIANCE, "h2"));
+	assert_false(tls_has_ticket(NULL, TLS_ROLE_RELAY, "h2"));
 	assert_int_equal(count(tc, "full"), 1);
 	assert_int_equal(count(tc, "resumed"), 0);
 	assert_int_equal(count(tc, "tickets_held"), 1);
