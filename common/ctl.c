@@ -736,31 +736,43 @@ ctl_free(struct ctl *ctl)
 }
 
 /* Send EVENT (borrowed) with "ts" to every watcher; drop the laggards. */
-void
+int
 ctl_broadcast(struct ctl *ctl, json_t *event)
 {
 	struct ctl_client	*cc, *next;
 	json_t			*copy;
+	const char		*name;
 	char			*s;
 	size_t			 len;
+	int			 rv = CTL_OK;
 
 	if (ctl == NULL || event == NULL || !json_is_object(event) ||
 	    ctl->c_nwatchers == 0 || ctl->c_freeing)
-		return;
+		return (CTL_OK);
 	copy = json_copy(event);
 	json_object_set_new(copy, "ts", json_integer(xtime_wall_ms()));
 	s = json_dumps(copy, JSON_COMPACT);
+	if (s != NULL && (len = strlen(s)) > CTL_EVENT_MAX) {
+		/* Watchers learn that they missed one, and which. */
+		free(s);
+		name = json_string_value(json_object_get(event, "event"));
+		json_decref(copy);
+		copy = json_pack("{s:s, s:s, s:I, s:I}", "event", "dropped",
+		    "dropped", name != NULL ? name : "?", "bytes",
+		    (json_int_t)len, "ts", (json_int_t)xtime_wall_ms());
+		s = copy != NULL ? json_dumps(copy, JSON_COMPACT) : NULL;
+		rv = CTL_E_TOOBIG;
+	}
 	json_decref(copy);
 	if (s == NULL)
-		return;
+		return (CTL_E_PROTO);
 	len = strlen(s);
-	if (len <= CTL_LINE_MAX) {
-		TAILQ_FOREACH_SAFE(cc, &ctl->c_clients, cc_entry, next) {
-			if (cc->cc_flags & CTL_CLIENT_WATCH)
-				ctl_client_send(cc, s, len);
-		}
+	TAILQ_FOREACH_SAFE(cc, &ctl->c_clients, cc_entry, next) {
+		if (cc->cc_flags & CTL_CLIENT_WATCH)
+			ctl_client_send(cc, s, len);
 	}
 	free(s);
+	return (rv);
 }
 
 /* How long a client may stay silent, or leave its answer unread. */

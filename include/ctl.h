@@ -28,6 +28,7 @@ struct event_base;
 
 #define CTL_LINE_MAX		(64 * 1024)	/* one request line */
 #define CTL_WATCH_MAX		(1024 * 1024)	/* queued events per watcher */
+#define CTL_EVENT_MAX		(256 * 1024)	/* one event line */
 #define CTL_ANSWER_MAX		(32 * 1024 * 1024) /* one answer line */
 
 #define CTL_WATCH		0x1	/* subscribe the client to events */
@@ -69,8 +70,11 @@ void		 ctl_free(struct ctl *);
 /*
  * Send EVENT (borrowed) to every watcher, with "ts" (ms since the
  * epoch) added.  A watcher whose queue passes CTL_WATCH_MAX is dropped.
+ * An event longer than CTL_EVENT_MAX reaches watchers as {"event":
+ * "dropped", "dropped": its "event", "bytes": its length}, and the call
+ * returns CTL_E_TOOBIG; else CTL_OK.
  */
-void		 ctl_broadcast(struct ctl *, json_t *);
+int		 ctl_broadcast(struct ctl *, json_t *);
 size_t		 ctl_nwatchers(const struct ctl *);
 /*
  * A client that sends nothing for MS, or leaves an answer unread for

@@ -91,27 +91,6 @@ cmd_stats(json_t *req, void *arg, const char **err)
 	    "ticks", d->ticks));
 }
 
-/* "flood": more events at once than any watcher may queue. */
-static json_t *
-cmd_flood(json_t *req, void *arg, const char **err)
-{
-	struct daemon	*d = arg;
-	json_t		*ev;
-	char		*pad;
-	int		 i;
-
-	pad = xmalloc(FLOOD_PAD + 1);
-	memset(pad, 'f', FLOOD_PAD);
-	pad[FLOOD_PAD] = '\0';
-	ev = json_pack("{s:s, s:s}", "event", "flood", "pad", pad);
-	free(pad);
-	for (i = 0; i < FLOOD_EVENTS; i++)
-		ctl_broadcast(d->ctl, ev);
-	json_decref(ev);
-	return (json_pack("{s:I}", "nwatchers",
-	    (json_int_t)ctl_nwatchers(d->ctl)));
-}
-
 /* {"pad": N times CH}: an answer of a chosen size. */
 static json_t *
 pad_answer(int ch, size_t n)
@@ -125,6 +104,22 @@ pad_answer(int ch, size_t n)
 	ans = json_pack("{s:s}", "pad", pad);
 	free(pad);
 	return (ans);
+}
+
+/* "flood": more events at once than any watcher may queue. */
+static json_t *
+cmd_flood(json_t *req, void *arg, const char **err)
+{
+	struct daemon	*d = arg;
+	json_t		*ev = pad_answer('f', FLOOD_PAD);
+	int		 i;
+
+	json_object_set_new(ev, "event", json_string("flood"));
+	for (i = 0; i < FLOOD_EVENTS; i++)
+		ctl_broadcast(d->ctl, ev);
+	json_decref(ev);
+	return (json_pack("{s:I}", "nwatchers",
+	    (json_int_t)ctl_nwatchers(d->ctl)));
 }
 
 /* "big": an answer over CTL_ANSWER_MAX. */
@@ -148,6 +143,25 @@ cmd_huge(json_t *req, void *arg, const char **err)
 	return (pad_answer('h', HUGE_PAD));
 }
 
+/*
+ * "event": broadcast {"event": "big", "pad": N bytes} (N from the
+ * request's "pad"); answers what ctl_broadcast() returned.
+ */
+static json_t *
+cmd_event(json_t *req, void *arg, const char **err)
+{
+	struct daemon	*d = arg;
+	json_t		*ev;
+	int		 rv;
+
+	ev = pad_answer('e', (size_t)json_integer_value(json_object_get(req,
+	    "pad")));
+	json_object_set_new(ev, "event", json_string("big"));
+	rv = ctl_broadcast(d->ctl, ev);
+	json_decref(ev);
+	return (json_pack("{s:i}", "rv", rv));
+}
+
 /* "quit": free the ctl from inside its own callback, then stop. */
 static json_t *
 cmd_quit(json_t *req, void *arg, const char **err)
@@ -169,6 +183,7 @@ static const struct ctl_cmd daemon_cmds[] = {
 	{ "big", "an answer too long to send", 0, cmd_big },
 	{ "wide", "a long answer that still fits", 0, cmd_wide },
 	{ "huge", "an answer larger than any socket buffer", 0, cmd_huge },
+	{ "event", "broadcast an event of a chosen size", 0, cmd_event },
 	{ "quit", "ctl_free from a command", 0, cmd_quit },
 };
 #define NCMDS	(sizeof(daemon_cmds) / sizeof(daemon_cmds[0]))
@@ -416,7 +431,7 @@ raw_readjson(int fd)
 	json_t	*j;
 	char	 c;
 
-	buf = xmalloc(CTL_LINE_MAX + 2);
+	buf = xmalloc(CTL_EVENT_MAX + 2);
 	for (;;) {
 		n = recv(fd, &c, 1, 0);
 		if (n <= 0) {
@@ -428,7 +443,7 @@ raw_readjson(int fd)
 		}
 		if (c == '\n')
 			break;
-		assert_true(len < CTL_LINE_MAX + 1);
+		assert_true(len < CTL_EVENT_MAX + 1);
 		buf[len++] = c;
 	}
 	j = json_loadb(buf, len, 0, NULL);
@@ -791,6 +806,91 @@ test_watch(void **state)
 	json_decref(resp);
 }
 
+/* A raw connection to PATH that has subscribed to events. */
+static int
+raw_watcher(const char *path)
+{
+	json_t	*resp;
+	int	 fd;
+
+	fd = raw_connect(path);
+	raw_write(fd, "{\"cmd\":\"watch\"}\n", 16);
+	resp = raw_readjson(fd);
+	assert_true(json_is_true(json_object_get(resp, "ok")));
+	json_decref(resp);
+	assert_nwatchers(path, 1);
+	return (fd);
+}
+
+/* The next event on FD other than a tick (new reference), soon. */
+static json_t *
+raw_event(int fd)
+{
+	json_t	*j;
+	int	 i;
+
+	for (i = 0; i < 5000 / TICK_MS; i++) {
+		assert_non_null(j = raw_readjson(fd));
+		if (strcmp(json_string_value(json_object_get(j, "event")),
+		    "tick") != 0)
+			return (j);
+		json_decref(j);
+	}
+	fail_msg("no event but ticks for 5 s");
+	return (NULL);
+}
+
+/*
+ * Have the daemon broadcast an event padded with PAD bytes: its
+ * ctl_broadcast() must return RV, and the watcher on FD get NAME next
+ * (returned, a new reference).
+ */
+static json_t *
+broadcast(const char *path, int fd, int pad, int rv, const char *name)
+{
+	json_t	*req, *resp = NULL, *ev;
+
+	req = json_pack("{s:s, s:i}", "cmd", "event", "pad", pad);
+	assert_int_equal(ctl_request(path, req, 5000, &resp), CTL_OK);
+	json_decref(req);
+	assert_non_null(resp);
+	assert_int_equal(json_integer_value(json_object_get(resp, "rv")), rv);
+	json_decref(resp);
+	ev = raw_event(fd);
+	assert_string_equal(json_string_value(json_object_get(ev, "event")),
+	    name);
+	return (ev);
+}
+
+/*
+ * Events longer than a request line reach watchers whole; one over
+ * CTL_EVENT_MAX becomes a "dropped" event that names it, and the
+ * daemon hears CTL_E_TOOBIG.
+ */
+static void
+test_watch_big(void **state)
+{
+	struct srv	*s = *state;
+	json_t		*ev;
+	int		 fd;
+
+	fd = raw_watcher(s->path);
+	ev = broadcast(s->path, fd, 2 * CTL_LINE_MAX, CTL_OK, "big");
+	assert_int_equal(strlen(json_string_value(json_object_get(ev, "pad"))),
+	    2 * CTL_LINE_MAX);
+	json_decref(ev);
+
+	ev = broadcast(s->path, fd, CTL_EVENT_MAX, CTL_E_TOOBIG, "dropped");
+	assert_string_equal(json_string_value(json_object_get(ev, "dropped")),
+	    "big");
+	assert_true(json_integer_value(json_object_get(ev, "bytes")) >
+	    CTL_EVENT_MAX);
+	assert_non_null(json_object_get(ev, "ts"));
+	json_decref(ev);
+	close(fd);
+	assert_alive(s->path);
+}
+
 /* A watcher that never reads is dropped, not buffered without end. */
 static void
 test_watch_drop(void **state)
@@ -800,12 +900,7 @@ test_watch_drop(void **state)
 	size_t		 total;
 	int		 fd;
 
-	fd = raw_connect(s->path);
-	raw_write(fd, "{\"cmd\":\"watch\"}\n", 16);
-	resp = raw_readjson(fd);
-	assert_true(json_is_true(json_object_get(resp, "ok")));
-	json_decref(resp);
-	assert_nwatchers(s->path, 1);
+	fd = raw_watcher(s->path);
 
 	resp = request(s->path, "flood");
 	assert_int_equal(json_integer_value(json_object_get(resp,
@@ -1179,6 +1274,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_line_limit, setup_srv,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_watch, setup_srv,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_watch_big, setup_srv,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_watch_drop, setup_srv,
 		    teardown),
