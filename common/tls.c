@@ -108,7 +108,6 @@ struct tls_link {
 	SSL		*ssl;
 	char		*host;		/* the host we dialled, or NULL */
 	int		 counted;	/* its handshake is in the counters */
-	int		 quiet;		/* server: resumed, so no ticket */
 };
 
 static int	tls_ex_role = -1;	/* SSL ex_data: enum tls_role */
@@ -484,11 +483,8 @@ tls_info_cb(const SSL *ssl, int where, int ret)
 
 	if ((l = SSL_get_ex_data(ssl, tls_ex_link)) == NULL)
 		return;
-	if ((where & SSL_CB_ACCEPT_LOOP) && !l->quiet &&
-	    SSL_session_reused(l->ssl)) {
-		l->quiet = 1;
+	if ((where & SSL_CB_ACCEPT_LOOP) && SSL_session_reused(l->ssl))
 		(void)SSL_set_num_tickets(l->ssl, 0);
-	}
 	if (!(where & SSL_CB_HANDSHAKE_DONE) || l->counted ||
 	    (t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl))) == NULL)
 		return;
