@@ -158,6 +158,27 @@ daemon_listen(struct daemon *d, const char *str, evconnlistener_cb cb,
 	return (l);
 }
 
+/* Links to a host may go (tls_link_wait): the sessions that waited. */
+static void
+daemon_wake_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon	*d = arg;
+
+	sess_ctx_wake(d->sessions);
+	sess_ctx_wake(d->clients);
+	if (d->woken != NULL)
+		d->woken(d);
+}
+
+/* From inside OpenSSL: wake them from the loop. */
+static void
+daemon_tls_wake(void *arg)
+{
+	struct daemon	*d = arg;
+
+	event_active(d->wake, EV_TIMEOUT, 0);
+}
+
 /* Load the daemon's TLS identity, or die saying what is wrong. */
 void
 daemon_tls(struct daemon *d, const struct daemon_tlsconf *tc,
@@ -176,6 +197,9 @@ daemon_tls(struct daemon *d, const struct daemon_tlsconf *tc,
 		    r == TLS_E_SYSTEM ? strerror(errno) : detail);
 	log_info("TLS on TCP links as %s (%s)", tls_strrole(role),
 	    tc->cert);
+	if ((d->wake = evtimer_new(d->base, daemon_wake_cb, d)) == NULL)
+		fatalx("evtimer_new");
+	tls_set_wake(d->tls, daemon_tls_wake, d);
 }
 
 /* Whether a link to or from A runs TLS. */
@@ -210,13 +234,13 @@ daemon_connected(struct daemon *d, int fd, int up, const struct xaddr *a,
 	return (bev);
 }
 
-/* Whether a link to HOST at A costs a full handshake; see daemon.h. */
+/* Whether a new link to HOST at A should wait; see daemon.h. */
 int
-daemon_link_full(struct daemon *d, const struct xaddr *a, enum tls_role role,
+daemon_link_wait(struct daemon *d, const struct xaddr *a, enum tls_role role,
     const char *host)
 {
 	return (daemon_tls_link(d, a, role) &&
-	    !tls_has_ticket(d->tls, role, host));
+	    tls_link_wait(d->tls, role, host));
 }
 
 /* A bufferevent for FD accepted on A; see daemon.h. */
@@ -520,6 +544,9 @@ daemon_fini(struct daemon *d)
 	d->logflush = NULL;
 	event_free(d->sigint);
 	event_free(d->sigterm);
+	if (d->wake != NULL)
+		event_free(d->wake);	/* libevent 2.1's takes no NULL */
+	d->wake = NULL;
 	event_base_free(d->base);
 	tls_free(d->tls);
 	d->tls = NULL;

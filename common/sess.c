@@ -196,6 +196,7 @@ struct sess {
 						   WELCOME, so it can resume) */
 	unsigned		 new_tries;	/* HELLO NEW sent */
 	unsigned		 resume_tries;	/* legs tried since one broke */
+	int			 parked;	/* client: connect said wait */
 	uint8_t			 secret[PROTO_MAC_LEN];
 	uint8_t			 prev[PROTO_MAC_LEN];
 	int			 have_prev;	/* rotation not confirmed */
@@ -1043,6 +1044,31 @@ sess_dial_retire(struct sess_dial *d)
 	d->retire = NULL;
 }
 
+/*
+ * Client: every session waiting to try a leg tries now, from the loop,
+ * though its backoff has not run out: a relay it could not reach may
+ * be back (the link that woke us just reached one).  One whose connect
+ * said wait tries the same target again (that try did not happen).
+ */
+void
+sess_ctx_wake(struct sess_ctx *ctx)
+{
+	struct sess	*s;
+	struct timeval	 tv = { 0, 0 };
+
+	if (ctx == NULL)
+		return;
+	RB_FOREACH(s, sess_tree, &ctx->tree) {
+		if (s->leg != NULL || s->dead || s->retry_ev == NULL ||
+		    !evtimer_pending(s->retry_ev, NULL))
+			continue;
+		if (s->parked && s->opened && s->resume_tries > 0)
+			s->resume_tries--;
+		s->parked = 0;
+		evtimer_add(s->retry_ev, &tv);
+	}
+}
+
 /* Client: open a new leg to wherever the target is now. */
 static void
 sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
@@ -1051,9 +1077,11 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	struct sess_dial	 d = { .fd = -1 };
 	struct leg		*leg;
 	const char		*why = "no target";
+	int			 rv;
 
 	if (s->leg != NULL || s->dead)
 		return;
+	s->parked = 0;
 	if (s->opened)
 		s->resume_tries++;
 	/* A leg the server released after an earlier session: no connect. */
@@ -1065,7 +1093,8 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		sess_hello(s, leg);
 		return;
 	}
-	if (s->ctx->ops.connect(s, s->ctx->arg, &d, &why) != 0) {
+	if ((rv = s->ctx->ops.connect(s, s->ctx->arg, &d, &why)) != 0) {
+		s->parked = rv == 1;
 		sess_set_why(s, why);
 		sess_retry_schedule(s);
 		return;

@@ -17,7 +17,15 @@
  *   per client certificate and TLS_STORE_MAX in all.  The client keeps
  *   the newest ticket per (role, host) and offers it on its next link
  *   to that host, with a fresh X25519 share (psk_dhe_ke: forward
- *   secrecy stays).  The session id context is the demanded role, so a
+ *   secrecy stays).
+ * - A burst of links to a host (a vMotion, a restarted relay's legs,
+ *   the first sessions to a host) would each pay a full handshake if
+ *   they all start before a ticket is known good: one held from before
+ *   the far relay restarted is not.  So while no link to that host is
+ *   up that resumed or brought a ticket, one link probes and the rest
+ *   wait (tls_link_wait); the daemon hears when they may go
+ *   (tls_set_wake).  A probe that has not proved anything within
+ *   TLS_PROBE_MS (a lost SYN costs 1 s) stops holding the others.  The session id context is the demanded role, so a
  *   ticket never resumes a link that demands another role of its peer.
  *   A session carries the time of the full handshake it started from,
  *   and the server resumes it only within TLS_RESUME_MAX_S of that and
@@ -61,6 +69,7 @@
 
 #include "tls.h"
 #include "xmalloc.h"
+#include "xtime.h"
 #include "tree.h"
 
 #define TLS_ROLE_PREFIX		"urn:vrelay:role:"
@@ -70,12 +79,19 @@
 #define TLS_RESUME_MAX_S	(2 * 60 * 60)	/* since the full handshake */
 #define TLS_STORE_MAX		1024	/* sessions a server keeps */
 #define TLS_STORE_PER_PEER	4	/* ... per client certificate */
+#define TLS_PROBE_MS		1000	/* a probe holds the others this long */
 
-/* A ticket for links to HOST that demand ROLE of it. */
-struct tls_cached {
+/*
+ * A host we dial links to that demand ROLE of it: its newest ticket,
+ * and whether links to it may resume now (tls_link_wait).
+ */
+struct tls_peer {
 	enum tls_role	 role;
 	char		*host;
-	SSL_SESSION	*sess;
+	SSL_SESSION	*sess;		/* newest ticket, or NULL */
+	unsigned	 live;		/* links up */
+	int		 proven;	/* one of them resumed or got a ticket */
+	long long	 probe_ms;	/* a link that may prove it since; 0 */
 };
 
 /* Server: a session our stateful tickets name (the ticket is its id). */
@@ -93,9 +109,11 @@ struct tls {
 	SSL_CTX			*ctx;
 	X509			*cert;		/* ours, for status */
 	unsigned		 resumable;	/* 1 << role */
-	struct tls_cached	 cache[TLS_CACHE_MAX];
-	size_t			 ncache;
+	struct tls_peer		 peers[TLS_CACHE_MAX];
+	size_t			 npeers;
 	size_t			 evict;		/* next slot to reuse */
+	void			(*wake)(void *);
+	void			*wake_arg;
 	struct tls_store	 store;		/* server: by session id */
 	struct tls_ages		 ages;
 	size_t			 nstored;
@@ -107,10 +125,11 @@ struct tls {
 struct tls_link {
 	SSL		*ssl;
 	char		*host;		/* the host we dialled, or NULL */
+	enum tls_role	 role;		/* demanded of the peer */
 	int		 counted;	/* its handshake is in the counters */
+	long long	 probe_ms;	/* its peer's probe since then; 0 */
 };
 
-static int	tls_ex_role = -1;	/* SSL ex_data: enum tls_role */
 static int	tls_ex_link = -1;	/* SSL ex_data: struct tls_link */
 
 static int	tls_session_current(SSL_SESSION *);
@@ -199,6 +218,15 @@ tls_cert_has_role(X509 *cert, enum tls_role role)
 	return (found);
 }
 
+/* What link SSL demands of its peer. */
+static enum tls_role
+tls_link_role(const SSL *ssl)
+{
+	struct tls_link	*l = SSL_get_ex_data(ssl, tls_ex_link);
+
+	return (l != NULL ? l->role : TLS_ROLE_NONE);
+}
+
 /* The peer's chain is verified; at depth 0, check its role too. */
 static int
 tls_verify_cb(int ok, X509_STORE_CTX *sctx)
@@ -210,7 +238,7 @@ tls_verify_cb(int ok, X509_STORE_CTX *sctx)
 		return (ok);
 	ssl = X509_STORE_CTX_get_ex_data(sctx,
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
-	role = (enum tls_role)(intptr_t)SSL_get_ex_data(ssl, tls_ex_role);
+	role = tls_link_role(ssl);
 	if (role != TLS_ROLE_NONE &&
 	    !tls_cert_has_role(X509_STORE_CTX_get_current_cert(sctx), role)) {
 		X509_STORE_CTX_set_error(sctx,
@@ -220,44 +248,109 @@ tls_verify_cb(int ok, X509_STORE_CTX *sctx)
 	return (1);
 }
 
-/* Free a link's ex_data with its SSL. */
+static struct tls_peer *tls_peer_find(struct tls *, enum tls_role,
+		    const char *);
+static void	tls_peer_proven(struct tls *, struct tls_peer *);
+
+/*
+ * Free a link's ex_data with its SSL.  A link we dialled leaves its
+ * peer's count; with the last one up gone (a restarted relay resets
+ * them all), its ticket must prove itself again.  A probe that ends
+ * unproven lets the next link try.
+ */
 static void
 tls_link_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
     long argl, void *argp)
 {
 	struct tls_link	*l = ptr;
+	struct tls	*t;
+	struct tls_peer	*p;
 
 	if (l == NULL)
 		return;
+	if (l->host != NULL &&
+	    (t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(parent))) != NULL &&
+	    (p = tls_peer_find(t, l->role, l->host)) != NULL) {
+		if (l->counted && p->live > 0 && --p->live == 0)
+			p->proven = 0;
+		if (l->probe_ms != 0 && l->probe_ms == p->probe_ms) {
+			p->probe_ms = 0;
+			if (t->wake != NULL)
+				t->wake(t->wake_arg);
+		}
+	}
 	free(l->host);
 	free(l);
 }
 
-/* The cache slot for (ROLE, HOST), or NULL. */
-static struct tls_cached *
-tls_cache_find(struct tls *t, enum tls_role role, const char *host)
+/* The peer (ROLE, HOST), or NULL. */
+static struct tls_peer *
+tls_peer_find(struct tls *t, enum tls_role role, const char *host)
 {
 	size_t	i;
 
-	for (i = 0; i < t->ncache; i++)
-		if (t->cache[i].role == role &&
-		    strcmp(t->cache[i].host, host) == 0)
-			return (&t->cache[i]);
+	for (i = 0; i < t->npeers; i++)
+		if (t->peers[i].role == role &&
+		    strcmp(t->peers[i].host, host) == 0)
+			return (&t->peers[i]);
 	return (NULL);
+}
+
+/*
+ * The peer (ROLE, HOST), made if new: past TLS_CACHE_MAX, a slot with
+ * no link up or probing is reused (its ticket goes), else NULL.
+ */
+static struct tls_peer *
+tls_peer_get(struct tls *t, enum tls_role role, const char *host)
+{
+	struct tls_peer	*p;
+	size_t		 i;
+
+	if ((p = tls_peer_find(t, role, host)) != NULL)
+		return (p);
+	if (t->npeers < TLS_CACHE_MAX)
+		p = &t->peers[t->npeers++];
+	else {
+		for (i = 0; i < TLS_CACHE_MAX; i++) {
+			p = &t->peers[t->evict++ % TLS_CACHE_MAX];
+			if (p->live == 0 && p->probe_ms == 0)
+				break;
+		}
+		if (i == TLS_CACHE_MAX)
+			return (NULL);
+		free(p->host);
+		SSL_SESSION_free(p->sess);
+	}
+	memset(p, 0, sizeof(*p));
+	p->role = role;
+	p->host = xstrdup(host);
+	return (p);
+}
+
+/* P's ticket is good, or it has a fresh one: links to it may go. */
+static void
+tls_peer_proven(struct tls *t, struct tls_peer *p)
+{
+	if (p->proven)
+		return;
+	p->proven = 1;
+	p->probe_ms = 0;
+	if (t->wake != NULL)
+		t->wake(t->wake_arg);
 }
 
 /* The ticket a link to HOST that demands ROLE of it would offer. */
 static SSL_SESSION *
 tls_ticket(struct tls *t, enum tls_role role, const char *host)
 {
-	struct tls_cached	*c;
+	struct tls_peer	*p;
 
 	if (!(t->resumable & (1U << role)) || host == NULL ||
-	    (c = tls_cache_find(t, role, host)) == NULL ||
-	    !SSL_SESSION_is_resumable(c->sess) ||
-	    !tls_session_current(c->sess))
+	    (p = tls_peer_find(t, role, host)) == NULL || p->sess == NULL ||
+	    !SSL_SESSION_is_resumable(p->sess) ||
+	    !tls_session_current(p->sess))
 		return (NULL);
-	return (c->sess);
+	return (p->sess);
 }
 
 /* Whether a link to HOST that demands ROLE of it would resume. */
@@ -265,6 +358,25 @@ int
 tls_has_ticket(struct tls *t, enum tls_role role, const char *host)
 {
 	return (t != NULL && tls_ticket(t, role, host) != NULL);
+}
+
+/* Whether a new link to HOST should wait for its probe; see tls.h. */
+int
+tls_link_wait(struct tls *t, enum tls_role role, const char *host)
+{
+	struct tls_peer	*p;
+
+	return (t != NULL && (t->resumable & (1U << role)) && host != NULL &&
+	    (p = tls_peer_find(t, role, host)) != NULL && !p->proven &&
+	    p->probe_ms != 0 && xtime_mono_ms() - p->probe_ms < TLS_PROBE_MS);
+}
+
+/* Call WAKE(ARG) when links that tls_link_wait() held may go. */
+void
+tls_set_wake(struct tls *t, void (*wake)(void *), void *arg)
+{
+	t->wake = wake;
+	t->wake_arg = arg;
 }
 
 /*
@@ -279,11 +391,9 @@ tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct tls		*t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
 	struct tls_link		*l = SSL_get_ex_data(ssl, tls_ex_link);
-	struct tls_cached	*c;
-	enum tls_role		 role;
+	struct tls_peer		*p;
 
-	role = (enum tls_role)(intptr_t)SSL_get_ex_data(ssl, tls_ex_role);
-	if (t == NULL || l == NULL || !(t->resumable & (1U << role)) ||
+	if (t == NULL || l == NULL || !(t->resumable & (1U << l->role)) ||
 	    (!SSL_is_server(ssl) && l->host == NULL) ||
 	    !SSL_SESSION_is_resumable(sess) ||
 	    (sess = SSL_SESSION_dup(sess)) == NULL)
@@ -292,19 +402,13 @@ tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 		tls_store_add(t, sess);
 		return (0);
 	}
-	if ((c = tls_cache_find(t, role, l->host)) == NULL) {
-		if (t->ncache < TLS_CACHE_MAX)
-			c = &t->cache[t->ncache++];
-		else {
-			c = &t->cache[t->evict++ % TLS_CACHE_MAX];
-			free(c->host);
-			SSL_SESSION_free(c->sess);
-		}
-		c->role = role;
-		c->host = xstrdup(l->host);
-	} else
-		SSL_SESSION_free(c->sess);
-	c->sess = sess;
+	if ((p = tls_peer_get(t, l->role, l->host)) == NULL) {
+		SSL_SESSION_free(sess);
+		return (0);
+	}
+	SSL_SESSION_free(p->sess);
+	p->sess = sess;
+	tls_peer_proven(t, p);
 	return (0);
 }
 
@@ -461,8 +565,7 @@ tls_get_session_cb(SSL *ssl, const unsigned char *id, int idlen, int *copy)
 		tls_store_drop(t, st);
 		return (NULL);
 	}
-	rname = tls_strrole((enum tls_role)(intptr_t)SSL_get_ex_data(ssl,
-	    tls_ex_role));
+	rname = tls_strrole(tls_link_role(ssl));
 	ctx = SSL_SESSION_get0_id_context(st->sess, &ctxlen);
 	if (ctxlen != strlen(rname) || memcmp(ctx, rname, ctxlen) != 0)
 		return (NULL);
@@ -470,16 +573,18 @@ tls_get_session_cb(SSL *ssl, const unsigned char *id, int idlen, int *copy)
 }
 
 /*
- * Count each link's handshake once, full or resumed.  Server: once a
- * link is known to resume (its ServerHello is out), send it no ticket;
- * the client's ticket stays good, and a new one per link would cost
- * both ends a session and the server a kept one.
+ * Count each link's handshake once, full or resumed; a link we dialled
+ * is up to its peer, and proves its ticket if it resumed.  Server: once
+ * a link is known to resume (its ServerHello is out), send it no
+ * ticket; the client's ticket stays good, and a new one per link would
+ * cost both ends a session and the server a kept one.
  */
 static void
 tls_info_cb(const SSL *ssl, int where, int ret)
 {
 	struct tls	*t;
 	struct tls_link	*l;
+	struct tls_peer	*p;
 
 	if ((l = SSL_get_ex_data(ssl, tls_ex_link)) == NULL)
 		return;
@@ -493,6 +598,12 @@ tls_info_cb(const SSL *ssl, int where, int ret)
 		t->resumed++;
 	else
 		t->full++;
+	if (l->host == NULL || (p = tls_peer_find(t, l->role, l->host)) ==
+	    NULL)
+		return;
+	p->live++;
+	if (SSL_session_reused(ssl))
+		tls_peer_proven(t, p);
 }
 
 /* Check that our own certificate chains to the CA in CTX. */
@@ -544,11 +655,9 @@ tls_new(const char *cert, const char *key, const char *ca,
 		rv = TLS_E_KEYMODE;
 		goto out;
 	}
-	if ((tls_ex_role == -1 &&
-	    (tls_ex_role = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL))
-	    == -1) || (tls_ex_link == -1 &&
+	if (tls_ex_link == -1 &&
 	    (tls_ex_link = SSL_get_ex_new_index(0, NULL, NULL, NULL,
-	    tls_link_free)) == -1)) {
+	    tls_link_free)) == -1) {
 		rv = TLS_E_SYSTEM;
 		goto out;
 	}
@@ -639,12 +748,14 @@ tls_free(struct tls *t)
 
 	if (t == NULL)
 		return;
+	/* A link that outlives us finds no struct tls in its callbacks. */
+	SSL_CTX_set_app_data(t->ctx, NULL);
 	SSL_CTX_free(t->ctx);
 	while ((st = TAILQ_FIRST(&t->ages)) != NULL)
 		tls_store_drop(t, st);
-	for (i = 0; i < t->ncache; i++) {
-		free(t->cache[i].host);
-		SSL_SESSION_free(t->cache[i].sess);
+	for (i = 0; i < t->npeers; i++) {
+		free(t->peers[i].host);
+		SSL_SESSION_free(t->peers[i].sess);
 	}
 	free(t);
 }
@@ -683,6 +794,7 @@ tls_json(const struct tls *t)
 	unsigned char		 md[EVP_MAX_MD_SIZE];
 	unsigned int		 mdlen, i;
 	char			 subj[256], hex[EVP_MAX_MD_SIZE * 3 + 1];
+	size_t			 held = 0;
 	int			 k;
 
 	if (t == NULL)
@@ -710,12 +822,14 @@ tls_json(const struct tls *t)
 			    md[i]);
 		hex[mdlen * 3 - 1] = '\0';
 	}
+	for (i = 0; i < t->npeers; i++)
+		held += t->peers[i].sess != NULL;
 	o = json_pack("{s:s, s:o, s:o, s:o, s:s, s:{s:I, s:I}, s:I, s:I}",
 	    "subject", subj, "hosts", names, "roles", roles,
 	    "not_after", tls_time_json(X509_get0_notAfter(t->cert)),
 	    "sha256", hex, "handshakes", "full", (json_int_t)t->full,
 	    "resumed", (json_int_t)t->resumed, "tickets_held",
-	    (json_int_t)t->ncache, "sessions_kept", (json_int_t)t->nstored);
+	    (json_int_t)held, "sessions_kept", (json_int_t)t->nstored);
 	return (o);
 }
 
@@ -728,6 +842,22 @@ tls_host_is_ip(const char *host)
 
 	return (inet_pton(AF_INET, host, &in4) == 1 ||
 	    inet_pton(AF_INET6, host, &in6) == 1);
+}
+
+/*
+ * A link L we dial: if its peer's links may not resume yet and no
+ * probe is under way, L is the probe (tls_link_wait holds the rest).
+ */
+static void
+tls_probe(struct tls *t, struct tls_link *l)
+{
+	struct tls_peer	*p;
+	long long	 now = xtime_mono_ms();
+
+	if ((p = tls_peer_get(t, l->role, l->host)) == NULL || p->proven ||
+	    (p->probe_ms != 0 && now - p->probe_ms < TLS_PROBE_MS))
+		return;
+	p->probe_ms = l->probe_ms = now;
 }
 
 /* A TLS end on FD; see tls.h. */
@@ -746,9 +876,9 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 		return (NULL);
 	if (host != NULL)
 		strlcpy(sni, host, sizeof(sni));
-	SSL_set_ex_data(ssl, tls_ex_role, (void *)(intptr_t)role);
 	l = xcalloc(1, sizeof(*l));
 	l->ssl = ssl;
+	l->role = role;
 	if (!accepting && host != NULL)
 		l->host = xstrdup(host);
 	SSL_set_ex_data(ssl, tls_ex_link, l);
@@ -760,15 +890,18 @@ tls_wrap(struct tls *t, struct event_base *base, int fd, int accepting,
 			/* Stateful: the ticket names a session we keep. */
 			(void)SSL_set_options(ssl, SSL_OP_NO_TICKET);
 			(void)SSL_set_num_tickets(ssl, 1);
-		} else if ((sess = tls_ticket(t, role, host)) != NULL &&
-		    (dup = SSL_SESSION_dup(sess)) != NULL) {
+		} else if (host != NULL) {
+			tls_probe(t, l);
 			/*
 			 * A copy per link: OpenSSL marks a link's session
 			 * not resumable when that link fails, and one reset
 			 * leg must not spoil the ticket for the others.
 			 */
-			(void)SSL_set_session(ssl, dup);
-			SSL_SESSION_free(dup);
+			if ((sess = tls_ticket(t, role, host)) != NULL &&
+			    (dup = SSL_SESSION_dup(sess)) != NULL) {
+				(void)SSL_set_session(ssl, dup);
+				SSL_SESSION_free(dup);
+			}
 		}
 	}
 	if (!accepting && host != NULL) {
@@ -823,8 +956,7 @@ tls_bev_error(struct bufferevent *bev)
 	vr = SSL_get_verify_result(ssl);
 	if (vr == X509_V_ERR_APPLICATION_VERIFICATION) {
 		snprintf(buf, sizeof(buf), "TLS: peer certificate has no "
-		    "role %s", tls_strrole((enum tls_role)(intptr_t)
-		    SSL_get_ex_data(ssl, tls_ex_role)));
+		    "role %s", tls_strrole(tls_link_role(ssl)));
 		return (buf);
 	}
 	if (vr == X509_V_ERR_HOSTNAME_MISMATCH ||

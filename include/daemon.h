@@ -85,6 +85,9 @@ struct daemon {
 	struct event		*sigint;
 	struct event		*sigterm;
 	struct event		*logflush;	/* deferred log lines go */
+	struct event		*wake;		/* TLS links may go */
+	/* Optional: links tls_link_wait() held may go (after sessions). */
+	void			(*woken)(struct daemon *);
 	long long		 started_ms;
 	uint64_t		 refused;	/* connections, at accept */
 	long long		 refuse_log_ms;	/* last refusal logged */
@@ -129,10 +132,12 @@ void	daemon_tls(struct daemon *, const struct daemon_tlsconf *,
 struct bufferevent *daemon_connected(struct daemon *, int, int,
 	    const struct xaddr *, enum tls_role, const char *);
 /*
- * Whether a link to HOST at A, as daemon_connected() makes it, would
- * cost a full TLS handshake (TLS, and no ticket to resume with).
+ * Whether a new link to HOST at A, as daemon_connected() makes it,
+ * should wait for another to HOST to prove its TLS ticket or bring one
+ * (tls_link_wait); sessions that waited are woken (sess_ctx_wake), and
+ * so is the daemon's woken hook.
  */
-int	daemon_link_full(struct daemon *, const struct xaddr *, enum tls_role,
+int	daemon_link_wait(struct daemon *, const struct xaddr *, enum tls_role,
 	    const char *);
 /* The same for FD accepted on listener address A. */
 struct bufferevent *daemon_accepted(struct daemon *, int,

@@ -87,7 +87,9 @@ struct sess_ops {
 	/*
 	 * Client: start a new leg for S in *DIAL and set *desc to the
 	 * target it goes to, and return 0; or return -1 with *desc
-	 * saying why there is no target now (retried with backoff).
+	 * saying why there is no target now (retried with backoff); or
+	 * 1 with *desc saying what S waits for: S tries again at
+	 * sess_ctx_wake() (the same target), or after the backoff.
 	 */
 	int	(*connect)(struct sess *, void *, struct sess_dial *,
 	    const char **);
@@ -132,6 +134,11 @@ size_t		 sess_ctx_count_elsewhere(struct sess_ctx *, const char *);
 void		 sess_ctx_states(struct sess_ctx *, size_t *);
 /* JSON array of every session (new reference). */
 json_t		*sess_ctx_json(struct sess_ctx *);
+/*
+ * Client: sessions waiting to try a leg (their connect said wait, or
+ * failed) try now, not at their backoff's end; NULL is fine.
+ */
+void		 sess_ctx_wake(struct sess_ctx *);
 /* Find a session by id (status commands); NULL if gone. */
 struct sess	*sess_ctx_find(struct sess_ctx *, uint64_t);
 

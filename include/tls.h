@@ -55,6 +55,18 @@ void		 tls_free(struct tls *);
 void		 tls_set_resumable(struct tls *, enum tls_role);
 /* Whether a link to HOST that demands ROLE of it would resume. */
 int		 tls_has_ticket(struct tls *, enum tls_role, const char *);
+/*
+ * Whether a new link to HOST that demands ROLE of it should wait: no
+ * link up to HOST has resumed or brought a ticket yet (the first
+ * contact, or all links reset, as when its relay restarted), and one
+ * dialled now probes whether the ticket held is good, or gets one.
+ */
+int		 tls_link_wait(struct tls *, enum tls_role, const char *);
+/*
+ * WAKE(ARG) runs, inside OpenSSL's callbacks (defer the work), when
+ * links tls_link_wait() held may go: a probe proved its host or ended.
+ */
+void		 tls_set_wake(struct tls *, void (*)(void *), void *);
 /* Subject, roles, hosts, expiry and SHA-256 of our certificate. */
 json_t		*tls_json(const struct tls *);
 /*

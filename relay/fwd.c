@@ -485,7 +485,7 @@ fwd_dial(struct fwd_ctx *ctx, const struct xaddr *a, const char *host,
 	struct bufferevent	*bev;
 
 	*up = 0;
-	if (warm_leg(ctx->r->warm, a, host, &d, why) != 0)
+	if (warm_leg(ctx->r->warm, a, host, 0, &d, why) != 0)
 		return (NULL);
 	if (d.bev != NULL)
 		return (d.bev);

@@ -49,7 +49,10 @@ ingress_route(struct sess *s, void *arg)
 	return (a != NULL ? xaddr_str(a) : NULL);
 }
 
-/* Open a leg to where ingress_route_addr() says. */
+/*
+ * Open a leg to where ingress_route_addr() says; or wait while another
+ * link's TLS handshake to that relay brings a ticket this one resumes.
+ */
 static int
 ingress_connect(struct sess *s, void *arg, struct sess_dial *dial,
     const char **desc)
@@ -60,7 +63,7 @@ ingress_connect(struct sess *s, void *arg, struct sess_dial *dial,
 
 	if ((a = ingress_route_addr(s, r, desc, &host)) == NULL)
 		return (-1);
-	return (warm_leg(r->warm, a, host, dial, desc));
+	return (warm_leg(r->warm, a, host, 1, dial, desc));
 }
 
 static void

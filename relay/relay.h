@@ -170,13 +170,16 @@ size_t		 warm_hint(struct warm *, const char *, const struct xaddr *,
 void		 warm_settle(struct warm *, const char *);
 /* A migration failed: stop pre-warming for it. */
 void		 warm_cancel(struct warm *);
+/* Links to a relay may go after a TLS probe: open what waited. */
+void		 warm_wake(struct warm *);
 /*
  * A leg to A, HOST's relay (NULL: the appliance), pooled if possible,
  * in *DIAL (a plain socket, up if pooled, or a TLS bufferevent): 0 with
- * *why naming A, or -1 with *why.
+ * *why naming A, or -1 with *why; if MAY_WAIT, 1 with *why when it
+ * should wait for another link's TLS handshake to HOST.
  */
 int		 warm_leg(struct warm *, const struct xaddr *, const char *,
-		    struct sess_dial *, const char **);
+		    int, struct sess_dial *, const char **);
 json_t		*warm_json(const struct warm *);
 
 /* pipe.c */

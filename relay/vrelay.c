@@ -210,6 +210,15 @@ relay_vmomi_init(struct relay *r)
 	    r->vmomi_l, r->vmomi_a, fwd_vmomi_cb, r->fwd);
 }
 
+/* TLS links to a relay may go: the pre-warm's too (daemon.h). */
+static void
+relay_woken(struct daemon *d)
+{
+	struct relay	*r = (struct relay *)d;
+
+	warm_wake(r->warm);
+}
+
 /* vrelay run: configure, listen, loop, tear down. */
 static int
 relay_run(int argc, char **argv)
@@ -253,6 +262,7 @@ relay_run(int argc, char **argv)
 	ingress_init(&r);
 	r.fwd = fwd_new(&r);
 	r.warm = warm_new(&r);
+	r.d.woken = relay_woken;
 	/* Before the listeners: a bad --pipe stops us with nothing open. */
 	r.pipes = pipe_new(&r);
 	r.nguest = relay_listen(&r, "guest-listen", &r.conf.guest_listen,

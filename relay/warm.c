@@ -15,9 +15,10 @@
  * Connects are paced: at most WARM_BURST in progress, the next one
  * started as one completes.  A burst of a thousand SYNs loses some on
  * the way, and a lost SYN costs its session a 1 s retransmit.  With
- * TLS and no ticket for that relay yet, one at a time until one is
- * held (WARM_SERIAL at most): a burst would make each pay a full
- * handshake, where the first one's ticket lets the rest resume.
+ * TLS, none while that relay's ticket is unproven and a probe is under
+ * way (tls_link_wait): a burst would make each pay a full handshake,
+ * where the probe's ticket lets the rest resume.  A session's own new
+ * leg waits the same way (warm_leg).
  *
  * The pool holds bufferevents, not sockets: with TLS the handshake
  * (and the check of the far relay's certificate) is paid ahead too,
@@ -48,7 +49,7 @@
 #define WARM_TTL_MS	30000
 #define WARM_MAX	1024	/* pooled connections at most */
 #define WARM_BURST	64	/* connects in progress at most */
-#define WARM_SERIAL	3	/* ... one at a time, waiting for a ticket */
+#define WARM_POLL_MS	100	/* with more to open: look again */
 
 struct warm_conn {
 	struct warm		*w;
@@ -69,7 +70,6 @@ struct warm {
 	struct xaddr		*todo_addr;	/* more to open, to here */
 	char			*todo_host;	/* the relay of this host */
 	size_t			 todo;
-	size_t			 serial;	/* opened awaiting a ticket */
 	struct event		*expire_ev;
 	uint64_t		 opened;
 	uint64_t		 used;
@@ -128,20 +128,24 @@ warm_free(struct warm *w)
 
 /*
  * Arm the expiry timer for the pool's head: the oldest connection, or a
- * dead one (warm_conn_dead moves those to the front), at once.
+ * dead one (warm_conn_dead moves those to the front), at once.  With
+ * more to open, WARM_POLL_MS at most: a probe that brought no ticket
+ * wakes no one (tls_set_wake), and stops holding the rest in a while.
  */
 static void
 warm_schedule(struct warm *w)
 {
 	struct warm_conn	*c;
 	struct timeval		 tv;
-	long long		 ms;
+	long long		 ms = WARM_POLL_MS;
 
-	if ((c = TAILQ_FIRST(&w->pool)) == NULL) {
+	if ((c = TAILQ_FIRST(&w->pool)) == NULL && w->todo == 0) {
 		evtimer_del(w->expire_ev);
 		return;
 	}
-	ms = c->expires_ms - xtime_mono_ms();
+	if (c != NULL && (w->todo == 0 ||
+	    c->expires_ms - xtime_mono_ms() < ms))
+		ms = c->expires_ms - xtime_mono_ms();
 	xtime_tv(ms > 0 ? ms : 0, &tv);
 	evtimer_add(w->expire_ev, &tv);
 }
@@ -216,14 +220,11 @@ warm_fill(struct warm *w)
 {
 	struct warm_conn	*c;
 	struct bufferevent	*bev;
-	size_t			 burst = WARM_BURST;
 	int			 fd, e;
 
-	if (w->todo > 0 && w->serial < WARM_SERIAL &&
-	    daemon_link_full(&w->r->d, w->todo_addr, TLS_ROLE_RELAY,
-	    w->todo_host))
-		burst = 1;
-	while (w->todo > 0 && w->connecting < burst && w->n < WARM_MAX) {
+	while (w->todo > 0 && w->connecting < WARM_BURST && w->n < WARM_MAX &&
+	    !daemon_link_wait(&w->r->d, w->todo_addr, TLS_ROLE_RELAY,
+	    w->todo_host)) {
 		if ((e = xaddr_connect(w->todo_addr, &fd, NULL)) != XADDR_OK) {
 			log_info("pre-warm to %s: %s",
 			    xaddr_str(w->todo_addr), xaddr_why(e));
@@ -252,9 +253,15 @@ warm_fill(struct warm *w)
 		w->connecting++;
 		w->todo--;
 		w->opened++;
-		if (burst == 1)
-			w->serial++;
 	}
+}
+
+/* Links to a relay may go (daemon_link_wait): open what waited. */
+void
+warm_wake(struct warm *w)
+{
+	warm_fill(w);
+	warm_schedule(w);
 }
 
 /* Pooled legs to HOST's relay at DEST. */
@@ -291,7 +298,6 @@ warm_hint(struct warm *w, const char *host, const struct xaddr *a,
 	free(w->todo_host);
 	w->todo_host = xstrdup(host);
 	w->todo = want > have ? want - have : 0;
-	w->serial = 0;
 	if (w->todo > WARM_MAX - w->n)
 		w->todo = WARM_MAX - w->n;
 	want = w->todo;
@@ -336,11 +342,12 @@ warm_ready_cb(evutil_socket_t fd, short ev, void *arg)
  * leaves the pool without its bufferevent, up unless its connect is
  * still under way; a TLS one stays a bufferevent and reports
  * BEV_EVENT_CONNECTED to whoever sets its callbacks next.  -1 with
- * *why saying why.
+ * *why saying why; with MAY_WAIT, 1 if a fresh one should wait for
+ * another link's TLS handshake to HOST (daemon_link_wait).
  */
 int
 warm_leg(struct warm *w, const struct xaddr *a, const char *host,
-    struct sess_dial *dial, const char **why)
+    int may_wait, struct sess_dial *dial, const char **why)
 {
 	static char		 msg[200];
 	struct warm_conn	*c;
@@ -383,6 +390,13 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 		warm_fill(w);
 		warm_schedule(w);
 		return (0);
+	}
+	if (may_wait && host != NULL &&
+	    daemon_link_wait(&w->r->d, a, TLS_ROLE_RELAY, host)) {
+		snprintf(msg, sizeof(msg), "waiting for a TLS handshake to "
+		    "%s's relay", host);
+		*why = msg;
+		return (1);
 	}
 	if ((e = xaddr_connect(a, &fd, &up)) != XADDR_OK) {
 		snprintf(msg, sizeof(msg), "%s unreachable: %s",

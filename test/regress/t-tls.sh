@@ -18,10 +18,19 @@ check "relays converge over TLS" wait_loc \
     'W["appliance_host"] == "B" and len(R["relays"]) == 2 and
      all(r["connected"] and r["converged"] for r in R["relays"])'
 
-# 1. Sessions A -> B over TLS mesh legs, every byte checked.
+rs() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json |
+    json_get "tls.handshakes.$2"; }
+
+# 1. Sessions A -> B over TLS mesh legs, every byte checked.  The first
+# contact: one leg probes, pays the full handshake and brings a ticket;
+# the other sessions' legs wait for it and resume (tls_link_wait), where
+# each would pay a full handshake of its own.  At most 2: a probe that
+# has not finished in a second (a slow machine) stops holding the rest.
 traffic A 5 --sessions 20 --bytes 1:4M --seed 3 --timeout 120 \
     >"$T/ok.json" || fail "sessions over TLS: $(cat "$T/ok.json")"
 [ "$(json_get bytes_lost <"$T/ok.json")" = 0 ] || fail "bytes lost"
+[ "$(rs B full)" -le 2 ] && [ "$(rs B resumed)" -ge 18 ] ||
+    fail "first contact: B $(rs B full) full, $(rs B resumed) resumed"
 sb=$("$BINDIR/vrelay" status --status "$T/relayB.sock" --json)
 [ "$(echo "$sb" | json_get forwards.total)" -ge 20 ] ||
     fail "B forwarded too few: $sb"
@@ -38,10 +47,9 @@ grep -q "TLS on TCP links as relay" "$T/relayB.log" || fail "B: no TLS line"
 # it, and the bytes are still exact.  The 20 sessions left at most 20
 # legs idle (released by vappliance): 30 at once take those and open at
 # least 10.  B keeps at most 4 sessions for A's certificate.  After B
-# restarts (its sessions gone), A's tickets name nothing and its legs
-# fall back to full handshakes.
-rs() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json |
-    json_get "tls.handshakes.$2"; }
+# restarts (its sessions gone), A's ticket names nothing: the probe
+# falls back to a full handshake, and the legs that waited for it
+# resume with the ticket it brought, not each with a full handshake.
 ru() { "$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
     json_get sessions.legs_reused; }
 ra=$(rs A resumed); rb=$(rs B resumed); fa=$(rs A full); ua=$(ru)
@@ -64,11 +72,12 @@ check "relays converge again" wait_loc \
     'len(R["relays"]) == 2 and
      all(r["connected"] and r["converged"] for r in R["relays"])'
 fa=$(rs A full)
-traffic A 5 --sessions 3 --bytes 1:64K --seed 5 --timeout 60 \
+traffic A 5 --sessions 20 --bytes 1:64K --seed 5 --timeout 60 \
     >"$T/res2.json" || fail "sessions after B restarted: \
 $(cat "$T/res2.json")"
 [ "$(rs A full)" -gt "$fa" ] || fail "A did not fall back to a full handshake"
-[ "$(rs B resumed)" = 0 ] || fail "B resumed with an old ticket"
+[ "$(rs B full)" -le 2 ] && [ "$(rs B resumed)" -ge 18 ] ||
+    fail "after B restarted: B $(rs B full) full, $(rs B resumed) resumed"
 
 # silent N PORT DONE: N silent connections to loopback PORT, held (in
 # the background) until the file DONE exists.

@@ -67,9 +67,10 @@ $(cl_established) agent sessions, $(rstat 2 sessions.established) at \
 relay h2"
 [ "$(rstat 2 prewarm.used)" -ge "$PLAIN" ] || fail "the sessions did not \
 take pre-warmed legs: $(rstat 2 prewarm)"
-# Relay h2 held no TLS ticket for h3's relay: it pre-warmed one leg at a
-# time until it did, and the rest resumed (a burst: each one full).
-[ $(($(rstat 2 tls.handshakes.full) - f0)) -le 3 ] || fail "pre-warm to \
+# Relay h2 held no TLS ticket for h3's relay: one pre-warmed leg probed
+# and brought one, and the rest resumed (a burst: each one full).  At
+# most 2: a probe slower than a second stops holding the rest.
+[ $(($(rstat 2 tls.handshakes.full) - f0)) -le 2 ] || fail "pre-warm to \
 h3: $(($(rstat 2 tls.handshakes.full) - f0)) full TLS handshakes: \
 $(rstat 2 tls.handshakes), $(rstat 2 prewarm)"
 [ "$(rstat 2 target.epoch)" = "$e" ] || fail "a push came: the test is void"

@@ -118,6 +118,8 @@ struct world {
 	int			 calls;		/* ops->connect calls */
 	int			 connects;	/* ...that gave a leg */
 	int			 no_target;	/* ops->connect says no */
+	int			 wait_target;	/* ... says wait */
+	unsigned		 tries_seen;	/* sess_resume_tries there */
 	int			 opens;		/* ops->open calls */
 	int			 open_fail;	/* ops->open refuses */
 	int			 admits[2];	/* ops->admit: new, resume */
@@ -406,9 +408,14 @@ t_connect(struct sess *s, void *arg, struct sess_dial *d, const char **desc)
 	int			 fd[2];
 
 	w->calls++;
+	w->tries_seen = sess_resume_tries(s);
 	if (w->no_target) {
 		*desc = "no target (test)";
 		return (-1);
+	}
+	if (w->wait_target) {
+		*desc = "waiting (test)";
+		return (1);
 	}
 	if (w->tcp_legs)
 		tcp_pair(fd);
@@ -2147,6 +2154,66 @@ test_connect_retry(void **state)
 	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
 }
 
+/*
+ * A connect that says wait: the session tries again at its backoff,
+ * each try counted, and at sess_ctx_wake() at once, as the same try
+ * (ingress.c alternates targets by the count).  A wake also cuts short
+ * the backoff of a session whose connect failed, as a new try.
+ */
+static void
+test_connect_wait(void **state)
+{
+	struct world	*w = *state;
+	long long	 t0;
+	int		 calls;
+	unsigned	 tries;
+	char		 buf[64];
+
+	world_start(w);
+	flow_init(&w->up, 40000, 73);
+	flow_init(&w->down, 40000, 74);
+	world_guest(w);
+	WAIT(w, w->cl.n_open == 1 && w->sv.n_open == 1);
+	w->wait_target = 1;
+	calls = w->calls;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->calls >= calls + 5);	/* next try in 300..500 ms */
+	tries = w->tries_seen;
+	assert_true(tries >= 5);
+	assert_string_equal(jstr(w->cl.s, "why", buf, sizeof(buf)),
+	    "waiting (test)");
+	w->wait_target = 0;
+	t0 = now_ms();
+	sess_ctx_wake(w->cl.ctx);
+	WAIT(w, w->connects == 2);
+	assert_true(now_ms() - t0 < 150);
+	assert_int_equal(w->tries_seen, tries);
+	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
+
+	/* A failed connect: woken as a try of its own. */
+	w->no_target = 1;
+	calls = w->calls;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->calls >= calls + 5);
+	tries = w->tries_seen;
+	w->no_target = 0;
+	t0 = now_ms();
+	sess_ctx_wake(w->cl.ctx);
+	WAIT(w, w->connects == 3);
+	assert_true(now_ms() - t0 < 150);
+	assert_int_equal(w->tries_seen, tries + 1);
+	WAIT(w, w->cl.n_resumed == 2 && w->sv.n_resumed == 2);
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	/* Nothing waits: a wake changes nothing. */
+	calls = w->calls;
+	sess_ctx_wake(w->cl.ctx);
+	sess_ctx_wake(NULL);
+	world_idle(w, 50);
+	assert_int_equal(w->calls, calls);
+}
+
 /* Handshake deadline and the pending-handshake limit. */
 static void
 test_handshake_limits(void **state)
@@ -3561,6 +3628,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_resume_replay, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resumed_lost, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_connect_wait, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_connect_retry, setup,
 		    teardown),

@@ -422,6 +422,161 @@ test_resume(void **state)
 	tls_free(tc);
 }
 
+/* Counts tls_set_wake() calls. */
+static void
+on_wake(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A link from TC to TS ("h2", the relay role both ways), step by step. */
+struct step {
+	struct event_base	*base;
+	struct bufferevent	*bs, *bc;
+	int			 mute;	/* no server: the socket's end */
+	struct end		 c, s;
+};
+
+/* Start a link: the client end is dialled (TS NULL: no one answers). */
+static void
+step_start(struct step *k, struct event_base *base, struct tls *ts,
+    struct tls *tc)
+{
+	int	sv[2];
+
+	memset(k, 0, sizeof(*k));
+	k->base = base;
+	k->mute = -1;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sv), 0);
+	if (ts != NULL) {
+		k->bs = tls_wrap(ts, base, sv[0], 1, TLS_ROLE_RELAY, NULL);
+		assert_non_null(k->bs);
+		bufferevent_setcb(k->bs, NULL, NULL, end_eventcb, &k->s);
+		bufferevent_enable(k->bs, EV_READ | EV_WRITE);
+	} else
+		k->mute = sv[0];
+	k->bc = tls_wrap(tc, base, sv[1], 0, TLS_ROLE_RELAY, "h2");
+	assert_non_null(k->bc);
+	bufferevent_setcb(k->bc, NULL, NULL, end_eventcb, &k->c);
+	bufferevent_enable(k->bc, EV_READ | EV_WRITE);
+}
+
+/* Run the loop until *WOKEN counts past N, or a second has passed. */
+static void
+step_run(struct event_base *base, const int *woken, int n)
+{
+	struct timeval	tv = { 0, 10000 };
+	int		i;
+
+	for (i = 0; i < 100 && *woken <= n; i++) {
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+}
+
+/* Free both ends; libevent frees an SSL from its loop, so turn it. */
+static void
+step_free(struct step *k)
+{
+	struct timeval	tv = { 0, 1000 };
+
+	if (k->bs != NULL)
+		bufferevent_free(k->bs);
+	bufferevent_free(k->bc);
+	if (k->mute != -1)
+		close(k->mute);
+	k->bs = k->bc = NULL;
+	event_base_loopexit(k->base, &tv);
+	event_base_dispatch(k->base);
+}
+
+/*
+ * A burst of links to a host: while no link up to it has resumed or
+ * brought a ticket, the first one dialled probes and the rest wait
+ * (tls_link_wait), until the wake callback says they may go: the first
+ * contact, after the far relay restarted (the ticket held is stale, and
+ * only the probe pays a full handshake for it), and after a probe that
+ * failed or hung.
+ */
+static void
+test_probe(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct tls		*ts = identity("h2"), *tc = identity("h1");
+	struct step		 k, k2;
+	int			 woken = 0;
+
+	tls_set_resumable(ts, TLS_ROLE_RELAY);
+	tls_set_resumable(tc, TLS_ROLE_RELAY);
+	tls_set_wake(tc, on_wake, &woken);
+	/* First contact: the probe gets a ticket; the wake comes with it. */
+	assert_false(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	step_start(&k, base, ts, tc);
+	assert_true(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	assert_false(tls_link_wait(tc, TLS_ROLE_RELAY, "h3"));
+	assert_false(tls_link_wait(tc, TLS_ROLE_APPLIANCE, "h2"));
+	step_run(base, &woken, 0);
+	assert_int_equal(k.c.what, BEV_EVENT_CONNECTED);
+	assert_int_equal(woken, 1);
+	assert_true(tls_has_ticket(tc, TLS_ROLE_RELAY, "h2"));
+	assert_false(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	/* With a link up, the next ones need no probe: no wait, no wake. */
+	step_start(&k2, base, ts, tc);
+	assert_false(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	step_run(base, &woken, 1);
+	assert_int_equal(k2.c.what, BEV_EVENT_CONNECTED);
+	assert_int_equal(woken, 1);
+	step_free(&k2);
+	step_free(&k);
+	/* All links gone (the far relay restarted): probe again; resumed. */
+	step_start(&k, base, ts, tc);
+	assert_true(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	step_run(base, &woken, 1);
+	assert_int_equal(woken, 2);
+	assert_int_equal(count(tc, "resumed"), 2);
+	step_free(&k);
+	/*
+	 * A restarted server keeps no session: the ticket held is stale,
+	 * and only the probe pays for it; its new ticket lets the rest go.
+	 */
+	tls_free(ts);
+	ts = identity("h2");
+	tls_set_resumable(ts, TLS_ROLE_RELAY);
+	step_start(&k, base, ts, tc);
+	assert_true(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	step_run(base, &woken, 2);
+	assert_int_equal(woken, 3);
+	assert_int_equal(count(ts, "full"), 1);
+	step_start(&k2, base, ts, tc);
+	step_run(base, &woken, 3);
+	assert_int_equal(k2.c.what, BEV_EVENT_CONNECTED);
+	assert_int_equal(count(ts, "resumed"), 1);
+	step_free(&k2);
+	step_free(&k);
+	/* A probe that ends before its handshake lets the next one try. */
+	step_start(&k, base, ts, tc);
+	assert_true(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	step_free(&k);
+	assert_int_equal(woken, 4);
+	assert_false(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	/* One that hangs stops holding the others after TLS_PROBE_MS. */
+	step_start(&k, base, NULL, tc);
+	assert_true(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	usleep(1050 * 1000);
+	assert_false(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	/* The next link probes in its place; the old one's end wakes none. */
+	step_start(&k2, base, NULL, tc);
+	assert_true(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
+	step_free(&k);
+	assert_int_equal(woken, 4);
+	step_free(&k2);
+	assert_int_equal(woken, 5);
+	tls_free(ts);
+	tls_free(tc);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -431,6 +586,7 @@ main(void)
 		cmocka_unit_test(test_handshake_role),
 		cmocka_unit_test(test_handshake_host),
 		cmocka_unit_test(test_resume),
+		cmocka_unit_test(test_probe),
 	};
 
 	return (cmocka_run_group_tests(tests, setup, teardown));
