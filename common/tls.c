@@ -17,7 +17,13 @@
  *   per client certificate and TLS_STORE_MAX in all.  The client keeps
  *   the newest ticket per (role, host) and offers it on its next link
  *   to that host, with a fresh X25519 share (psk_dhe_ke: forward
- *   secrecy stays).
+ *   secrecy stays).  The session id context is the demanded role, so a
+ *   ticket never resumes a link that demands another role of its peer.
+ *   A session carries the time of the full handshake it started from,
+ *   and the server resumes it only within TLS_RESUME_MAX_S of that and
+ *   while the peer's certificate is valid.  Elsewhere (the locator's
+ *   links) no tickets: a server writing one after the handshake could
+ *   race a short-lived client's close.
  * - A burst of links to a host (a vMotion, a restarted relay's legs,
  *   the first sessions to a host) would each pay a full handshake if
  *   they all start before a ticket is known good: one held from before
@@ -25,13 +31,7 @@
  *   up that resumed or brought a ticket, one link probes and the rest
  *   wait (tls_link_wait); the daemon hears when they may go
  *   (tls_set_wake).  A probe that has not proved anything within
- *   TLS_PROBE_MS (a lost SYN costs 1 s) stops holding the others.  The session id context is the demanded role, so a
- *   ticket never resumes a link that demands another role of its peer.
- *   A session carries the time of the full handshake it started from,
- *   and the server resumes it only within TLS_RESUME_MAX_S of that and
- *   while the peer's certificate is valid.  Elsewhere (the locator's
- *   links) no tickets: a server writing one after the handshake could
- *   race a short-lived client's close.
+ *   TLS_PROBE_MS (a lost SYN costs 1 s) stops holding the others.
  * - One SSL_CTX serves both ends of every link.  What a link demands
  *   of its peer (a role, a host name) is set per connection, and the
  *   verify callback checks the role at depth 0, so a wrong peer never
@@ -90,7 +90,7 @@ struct tls_peer {
 	char		*host;
 	SSL_SESSION	*sess;		/* newest ticket, or NULL */
 	unsigned	 live;		/* links up */
-	int		 proven;	/* one of them resumed or got a ticket */
+	int		 proven;	/* one resumed or got a ticket */
 	long long	 probe_ms;	/* a link that may prove it since; 0 */
 };
 
