@@ -127,6 +127,7 @@ struct tls_link {
 	char		*host;		/* the host we dialled, or NULL */
 	enum tls_role	 role;		/* demanded of the peer */
 	int		 counted;	/* its handshake is in the counters */
+	int		 up;		/* ... and in its peer's live */
 	long long	 probe_ms;	/* its peer's probe since then; 0 */
 };
 
@@ -271,7 +272,7 @@ tls_link_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	if (l->host != NULL &&
 	    (t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(parent))) != NULL &&
 	    (p = tls_peer_find(t, l->role, l->host)) != NULL) {
-		if (l->counted && p->live > 0 && --p->live == 0)
+		if (l->up && --p->live == 0)
 			p->proven = 0;
 		if (l->probe_ms != 0 && l->probe_ms == p->probe_ms) {
 			p->probe_ms = 0;
@@ -602,6 +603,7 @@ tls_info_cb(const SSL *ssl, int where, int ret)
 	    NULL)
 		return;
 	p->live++;
+	l->up = 1;
 	if (SSL_session_reused(ssl))
 		tls_peer_proven(t, p);
 }
