@@ -138,9 +138,13 @@ cl_net() {
 
 # Stop everything, remove namespaces and the bridge.
 cl_stop() {
-	local p live
+	local p live rc
 	{ exec 7>&-; } 2>/dev/null
-	for p in $CL_PIDS; do kill "$p" 2>/dev/null; done
+	declare -A comm
+	for p in $CL_PIDS; do
+		comm[$p]=$(cat "/proc/$p/comm" 2>/dev/null)
+		kill "$p" 2>/dev/null
+	done
 	# Give them 2 s to go, then no more.
 	for _ in $(seq 1 40); do
 		live=
@@ -149,7 +153,14 @@ cl_stop() {
 		sleep 0.05
 	done
 	for p in $CL_PIDS; do kill -9 "$p" 2>/dev/null; done
-	for p in $CL_PIDS; do wait "$p" 2>/dev/null; done
+	# CRASHED: those that died of SIGILL, SIGABRT, SIGBUS, SIGFPE or
+	# SIGSEGV (regress' cleanup fails the scenario on them).
+	for p in $CL_PIDS; do
+		wait "$p" 2>/dev/null; rc=$?
+		case $rc in 132|134|135|136|139)
+			CRASHED="${CRASHED:-} $p (${comm[$p]:-?}, status $rc)" ;;
+		esac
+	done
 	CL_PIDS=""
 	cl_net_down
 }

@@ -24,9 +24,28 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 # as long before they give up.
 : "${WAIT_SCALE:=$([ -n "${VALGRIND:-}" ] && echo 10 || echo 1)}"
 
+# PID (COMM) if status RC says it died of SIGILL, SIGABRT, SIGBUS,
+# SIGFPE or SIGSEGV: a crash, not a kill of ours.
+crashed() {
+	case $3 in 132|134|135|136|139) echo " $1 ($2, status $3)" ;; esac
+}
+
 cleanup() {
-	for p in $PIDS; do kill "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	local p c rc
+	declare -A comm
+	for p in $PIDS; do
+		c=$(cat "/proc/$p/comm" 2>/dev/null) && comm[$p]=$c
+		kill "$p" 2>/dev/null
+	done
+	for p in $PIDS; do
+		wait "$p" 2>/dev/null; rc=$?
+		CRASHED="${CRASHED:-}$(crashed "$p" "${comm[$p]:-?}" $rc)"
+	done
+	# A daemon that crashed, at exit or before, fails the scenario.
+	if [ -n "${CRASHED:-}" ]; then
+		log "FAIL: crashed:$CRASHED"
+		FAILED=1
+	fi
 	# A daemon's sanitizer report (at any time, or leaks at exit) fails
 	# the scenario even if everything else passed.
 	if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
