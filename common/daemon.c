@@ -163,19 +163,22 @@ static void
 daemon_wake_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct daemon	*d = arg;
+	int		 up = d->wake_up;
 
-	sess_ctx_wake(d->sessions);
-	sess_ctx_wake(d->clients);
+	d->wake_up = 0;
+	sess_ctx_wake(d->sessions, up);
+	sess_ctx_wake(d->clients, up);
 	if (d->woken != NULL)
 		d->woken(d);
 }
 
-/* From inside OpenSSL: wake them from the loop. */
+/* From inside OpenSSL: wake them from the loop (UP: a host is up). */
 static void
-daemon_tls_wake(void *arg)
+daemon_tls_wake(void *arg, int up)
 {
 	struct daemon	*d = arg;
 
+	d->wake_up |= up;
 	event_active(d->wake, EV_TIMEOUT, 0);
 }
 

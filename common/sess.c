@@ -1049,9 +1049,12 @@ sess_dial_retire(struct sess_dial *d)
  * though its backoff has not run out: a relay it could not reach may
  * be back (the link that woke us just reached one).  One whose connect
  * said wait tries the same target again (that try did not happen).
+ * UP (a relay proved up): the backoff starts over, so those its
+ * admission turns away in the rush try again in 25 ms, not in the
+ * second their backoff had grown to while it was down.
  */
 void
-sess_ctx_wake(struct sess_ctx *ctx)
+sess_ctx_wake(struct sess_ctx *ctx, int up)
 {
 	struct sess	*s;
 	struct timeval	 tv = { 0, 0 };
@@ -1065,6 +1068,8 @@ sess_ctx_wake(struct sess_ctx *ctx)
 		if (s->parked && s->opened && s->resume_tries > 0)
 			s->resume_tries--;
 		s->parked = 0;
+		if (up)
+			s->backoff_ms = 0;
 		evtimer_add(s->retry_ev, &tv);
 	}
 }

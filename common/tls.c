@@ -112,7 +112,7 @@ struct tls {
 	struct tls_peer		 peers[TLS_CACHE_MAX];
 	size_t			 npeers;
 	size_t			 evict;		/* next slot to reuse */
-	void			(*wake)(void *);
+	void			(*wake)(void *, int);
 	void			*wake_arg;
 	struct tls_store	 store;		/* server: by session id */
 	struct tls_ages		 ages;
@@ -277,7 +277,7 @@ tls_link_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 		if (l->probe_ms != 0 && l->probe_ms == p->probe_ms) {
 			p->probe_ms = 0;
 			if (t->wake != NULL)
-				t->wake(t->wake_arg);
+				t->wake(t->wake_arg, 0);
 		}
 	}
 	free(l->host);
@@ -337,7 +337,7 @@ tls_peer_proven(struct tls *t, struct tls_peer *p)
 	p->proven = 1;
 	p->probe_ms = 0;
 	if (t->wake != NULL)
-		t->wake(t->wake_arg);
+		t->wake(t->wake_arg, 1);
 }
 
 /* The ticket a link to HOST that demands ROLE of it would offer. */
@@ -372,9 +372,9 @@ tls_link_wait(struct tls *t, enum tls_role role, const char *host)
 	    p->probe_ms != 0 && xtime_mono_ms() - p->probe_ms < TLS_PROBE_MS);
 }
 
-/* Call WAKE(ARG) when links that tls_link_wait() held may go. */
+/* Call WAKE(ARG, UP) when links that tls_link_wait() held may go. */
 void
-tls_set_wake(struct tls *t, void (*wake)(void *), void *arg)
+tls_set_wake(struct tls *t, void (*wake)(void *, int), void *arg)
 {
 	t->wake = wake;
 	t->wake_arg = arg;

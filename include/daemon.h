@@ -86,6 +86,7 @@ struct daemon {
 	struct event		*sigterm;
 	struct event		*logflush;	/* deferred log lines go */
 	struct event		*wake;		/* TLS links may go */
+	int			 wake_up;	/* ... a host proved up */
 	/* Optional: links tls_link_wait() held may go (after sessions). */
 	void			(*woken)(struct daemon *);
 	long long		 started_ms;

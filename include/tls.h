@@ -63,10 +63,12 @@ int		 tls_has_ticket(struct tls *, enum tls_role, const char *);
  */
 int		 tls_link_wait(struct tls *, enum tls_role, const char *);
 /*
- * WAKE(ARG) runs, inside OpenSSL's callbacks (defer the work), when
- * links tls_link_wait() held may go: a probe proved its host or ended.
+ * WAKE(ARG, UP) runs, inside OpenSSL's callbacks (defer the work), when
+ * links tls_link_wait() held may go: UP 1 when a link to their host
+ * resumed or brought a ticket (the host is up), 0 when a probe ended
+ * without.
  */
-void		 tls_set_wake(struct tls *, void (*)(void *), void *);
+void		 tls_set_wake(struct tls *, void (*)(void *, int), void *);
 /* Subject, roles, hosts, expiry and SHA-256 of our certificate. */
 json_t		*tls_json(const struct tls *);
 /*

@@ -422,11 +422,14 @@ test_resume(void **state)
 	tls_free(tc);
 }
 
+static int	wake_up;	/* the last tls_set_wake() call's UP */
+
 /* Counts tls_set_wake() calls. */
 static void
-on_wake(void *arg)
+on_wake(void *arg, int up)
 {
 	(*(int *)arg)++;
+	wake_up = up;
 }
 
 /* A link from TC to TS ("h2", the relay role both ways), step by step. */
@@ -519,6 +522,7 @@ test_probe(void **state)
 	step_run(base, &woken, 0);
 	assert_int_equal(k.c.what, BEV_EVENT_CONNECTED);
 	assert_int_equal(woken, 1);
+	assert_int_equal(wake_up, 1);
 	assert_true(tls_has_ticket(tc, TLS_ROLE_RELAY, "h2"));
 	assert_false(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
 	/* With a link up, the next ones need no probe: no wait, no wake. */
@@ -559,6 +563,7 @@ test_probe(void **state)
 	assert_true(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
 	step_free(&k);
 	assert_int_equal(woken, 4);
+	assert_int_equal(wake_up, 0);	/* the host is not known up */
 	assert_false(tls_link_wait(tc, TLS_ROLE_RELAY, "h2"));
 	/* One that hangs stops holding the others after TLS_PROBE_MS. */
 	step_start(&k, base, NULL, tc);
