@@ -761,12 +761,12 @@ ctl_broadcast(struct ctl *ctl, json_t *event)
 		    "dropped", name != NULL ? name : "?", "bytes",
 		    (json_int_t)len, "ts", (json_int_t)xtime_wall_ms());
 		s = copy != NULL ? json_dumps(copy, JSON_COMPACT) : NULL;
+		len = s != NULL ? strlen(s) : 0;
 		rv = CTL_E_TOOBIG;
 	}
 	json_decref(copy);
 	if (s == NULL)
 		return (CTL_E_PROTO);
-	len = strlen(s);
 	TAILQ_FOREACH_SAFE(cc, &ctl->c_clients, cc_entry, next) {
 		if (cc->cc_flags & CTL_CLIENT_WATCH)
 			ctl_client_send(cc, s, len);

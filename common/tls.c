@@ -361,6 +361,14 @@ tls_has_ticket(struct tls *t, enum tls_role role, const char *host)
 	return (t != NULL && tls_ticket(t, role, host) != NULL);
 }
 
+/* Whether P is unproven and a probe, under TLS_PROBE_MS old, is out. */
+static int
+tls_peer_probing(const struct tls_peer *p)
+{
+	return (!p->proven && p->probe_ms != 0 &&
+	    xtime_mono_ms() - p->probe_ms < TLS_PROBE_MS);
+}
+
 /* Whether a new link to HOST should wait for its probe; see tls.h. */
 int
 tls_link_wait(struct tls *t, enum tls_role role, const char *host)
@@ -368,8 +376,7 @@ tls_link_wait(struct tls *t, enum tls_role role, const char *host)
 	struct tls_peer	*p;
 
 	return (t != NULL && (t->resumable & (1U << role)) && host != NULL &&
-	    (p = tls_peer_find(t, role, host)) != NULL && !p->proven &&
-	    p->probe_ms != 0 && xtime_mono_ms() - p->probe_ms < TLS_PROBE_MS);
+	    (p = tls_peer_find(t, role, host)) != NULL && tls_peer_probing(p));
 }
 
 /* Call WAKE(ARG, UP) when links that tls_link_wait() held may go. */
@@ -854,12 +861,11 @@ static void
 tls_probe(struct tls *t, struct tls_link *l)
 {
 	struct tls_peer	*p;
-	long long	 now = xtime_mono_ms();
 
 	if ((p = tls_peer_get(t, l->role, l->host)) == NULL || p->proven ||
-	    (p->probe_ms != 0 && now - p->probe_ms < TLS_PROBE_MS))
+	    tls_peer_probing(p))
 		return;
-	p->probe_ms = l->probe_ms = now;
+	p->probe_ms = l->probe_ms = xtime_mono_ms();
 }
 
 /* A TLS end on FD; see tls.h. */
