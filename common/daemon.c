@@ -547,6 +547,12 @@ daemon_fini(struct daemon *d)
 	d->logflush = NULL;
 	event_free(d->sigint);
 	event_free(d->sigterm);
+	/*
+	 * Links freed with the base (a bufferevent_free() is finalized
+	 * there) may end a probe and wake: not into a freed event.
+	 */
+	if (d->tls != NULL)
+		tls_set_wake(d->tls, NULL, NULL);
 	if (d->wake != NULL)
 		event_free(d->wake);	/* libevent 2.1's takes no NULL */
 	d->wake = NULL;
