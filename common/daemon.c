@@ -101,6 +101,20 @@ daemon_logflush_cb(evutil_socket_t fd, short ev, void *arg)
 	log_flush();
 }
 
+/* Links to a host may go (tls_link_wait): the sessions that waited. */
+static void
+daemon_wake_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon	*d = arg;
+	int		 up = d->wake_up;
+
+	d->wake_up = 0;
+	sess_ctx_wake(d->sessions, up);
+	sess_ctx_wake(d->clients, up);
+	if (d->woken != NULL)
+		d->woken(d);
+}
+
 /* The event base and the signals every daemon handles. */
 void
 daemon_init(struct daemon *d, const char *prog)
@@ -119,7 +133,8 @@ daemon_init(struct daemon *d, const char *prog)
 	    evsignal_add(d->sigterm, NULL) != 0)
 		fatalx("cannot install signal handlers");
 	if ((d->logflush = event_new(d->base, -1, 0, daemon_logflush_cb,
-	    d)) == NULL)
+	    d)) == NULL ||
+	    (d->wake = evtimer_new(d->base, daemon_wake_cb, d)) == NULL)
 		fatalx("event_new failed");
 	log_defer(daemon_log_wake, d);
 }
@@ -158,23 +173,9 @@ daemon_listen(struct daemon *d, const char *str, evconnlistener_cb cb,
 	return (l);
 }
 
-/* Links to a host may go (tls_link_wait): the sessions that waited. */
-static void
-daemon_wake_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct daemon	*d = arg;
-	int		 up = d->wake_up;
-
-	d->wake_up = 0;
-	sess_ctx_wake(d->sessions, up);
-	sess_ctx_wake(d->clients, up);
-	if (d->woken != NULL)
-		d->woken(d);
-}
-
-/* From inside OpenSSL: wake them from the loop (UP: a host is up). */
-static void
-daemon_tls_wake(void *arg, int up)
+/* Wake them from the loop (UP: a host is up); see daemon.h. */
+void
+daemon_wake(void *arg, int up)
 {
 	struct daemon	*d = arg;
 
@@ -200,9 +201,7 @@ daemon_tls(struct daemon *d, const struct daemon_tlsconf *tc,
 		    r == TLS_E_SYSTEM ? strerror(errno) : detail);
 	log_info("TLS on TCP links as %s (%s)", tls_strrole(role),
 	    tc->cert);
-	if ((d->wake = evtimer_new(d->base, daemon_wake_cb, d)) == NULL)
-		fatalx("evtimer_new");
-	tls_set_wake(d->tls, daemon_tls_wake, d);
+	tls_set_wake(d->tls, daemon_wake, d);
 }
 
 /* Whether a link to or from A runs TLS. */

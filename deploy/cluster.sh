@@ -36,7 +36,8 @@
 # VCSIM_TLS (0: the simulator serves plain http and the locator pins
 # nothing, so it can restart with another certificate), TLS (0: relays
 # and locator talk plaintext; else mutual TLS with certificates from
-# deploy/mkcerts.sh in $T/pki).  Every daemon logs to $T/NAME.log;
+# deploy/mkcerts.sh in $T/pki), RELAY_ARGS (more vrelay options, e.g.
+# "--mesh-links per-session").  Every daemon logs to $T/NAME.log;
 # events go to $T/events.jsonl.
 
 HOSTS=${HOSTS:-3}
@@ -47,6 +48,7 @@ HOLD=${HOLD:-60s}
 SESS_ARGS=${SESS_ARGS:-}
 APP_ARGS=${APP_ARGS:-}
 BACKEND_ARGS=${BACKEND_ARGS:-}
+RELAY_ARGS=${RELAY_ARGS:-}
 VCSIM_TLS=${VCSIM_TLS:-1}
 TLS=${TLS:-1}
 CL_PIDS=""
@@ -226,8 +228,8 @@ cl_relay_start() {
 	    --guest-listen vsock://any:2000 --agent-listen vsock://any:2001 \
 	    --vmomi-listen vsock://any:2003 --mesh-listen "tcp://$ip:$CL_PORT" \
 	    --locator "tcp://$CL_LOCIP:$CL_PORT" --hold-time "$HOLD" \
-	    --status "$T/relay-h$i.sock" $SESS_ARGS $(cl_tls "h$i") \
-	    2>>"$T/relay-h$i.log" &
+	    --status "$T/relay-h$i.sock" $SESS_ARGS $RELAY_ARGS \
+	    $(cl_tls "h$i") 2>>"$T/relay-h$i.log" &
 	eval "CL_RELAY_PID_$i=$!"; cl_bg $!
 	cl_wait_sock "$T/relay-h$i.sock"
 }

@@ -85,7 +85,7 @@ struct daemon {
 	struct event		*sigint;
 	struct event		*sigterm;
 	struct event		*logflush;	/* deferred log lines go */
-	struct event		*wake;		/* TLS links may go */
+	struct event		*wake;		/* links may go */
 	int			 wake_up;	/* ... a host proved up */
 	/* Optional: links tls_link_wait() held may go (after sessions). */
 	void			(*woken)(struct daemon *);
@@ -143,6 +143,12 @@ int	daemon_link_wait(struct daemon *, const struct xaddr *, enum tls_role,
 /* The same for FD accepted on listener address A. */
 struct bufferevent *daemon_accepted(struct daemon *, int,
 	    const struct xaddr *, enum tls_role);
+/*
+ * Wake the sessions that waited for a link (sess_ctx_wake) and the
+ * daemon's woken hook, from the loop; UP: a host proved up.  ARG is the
+ * struct daemon (a tls_set_wake callback).
+ */
+void	daemon_wake(void *, int);
 /*
  * A client session's leg on FD, whose connect to A is in progress (or
  * done if UP), in *DIAL (sess_ops.connect): the socket itself, or a

@@ -82,6 +82,7 @@ control_status(json_t *req, void *arg, const char **err)
 	    "guests", admit_json(r->guests));
 	if (o == NULL)
 		abort();
+	json_object_set_new(o, "mesh", mesh_json(r->mesh));
 	json_object_set_new(o, "pipes", pipe_json(r->pipes));
 	json_object_set_new(o, "pipes_skipped", pipe_skipped_json(r->pipes));
 	return (o);

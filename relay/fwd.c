@@ -206,6 +206,10 @@ static void	fwd_authed(struct fwd *);
 static void	fwd_writecb(struct bufferevent *, void *);
 static void	fwd_eventcb(struct bufferevent *, short, void *);
 static void	fwd_connected(struct fwd *);
+static struct fwd *fwd_add(struct fwd_ctx *, enum fwd_kind, const char *,
+		    const char *);
+static void	fwd_wait(struct fwd *, long long);
+static int	fwd_is_link(struct fwd *);
 static void	fwd_unsplice(struct fwd *);
 static void	fwd_splice_start(struct fwd *);
 static void	fwd_splice_cb(evutil_socket_t, short, void *);
@@ -1184,7 +1188,8 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 
 	if (f->state == FWD_WAITING) {
 		fwd_authed(f);
-		fwd_open(f);
+		if (fwd_is_link(f) == 0)
+			fwd_open(f);
 		return;
 	}
 	if (f->state == FWD_PARKED)
@@ -1350,7 +1355,6 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	struct relay		*r = ctx->r;
 	struct xaddr_peer	 peer;
 	struct fwd		*f;
-	struct timeval		 tv;
 	struct admit		*pool = NULL;
 	char			 src[ADMIT_SOURCE_MAX];
 	int			 e = ADMIT_OK;
@@ -1393,15 +1397,7 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	xaddr_tune(fd);
 	if (ctx->r->conf.sess.keepalive_ms > 0)
 		xaddr_dead_after(fd, ctx->r->conf.sess.keepalive_ms * 3);
-	f = xcalloc(1, sizeof(*f));
-	f->ctx = ctx;
-	f->kind = kind;
-	f->id = ++ctx->next_id;
-	if ((f->deadline = evtimer_new(ctx->r->d.base, fwd_deadline_cb, f)) ==
-	    NULL)
-		fatalx("evtimer_new");
-	strlcpy(f->peer, peer.str, sizeof(f->peer));
-	strlcpy(f->src, src, sizeof(f->src));
+	f = fwd_add(ctx, kind, peer.str, src);
 	f->pending = pool;
 	f->guest = kind != FWD_MESH;
 	f->caller.cid = peer.cid;
@@ -1410,20 +1406,97 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 	if ((f->in = daemon_accepted(&ctx->r->d, fd, ctx->r->mesh_a,
 	    kind == FWD_MESH ? TLS_ROLE_RELAY : TLS_ROLE_NONE)) == NULL)
 		fatalx("bufferevent for an accepted leg");
-	fwd_side_setup(f, f->in);
-	/* Until its far side is up, a leg may make us hold a handshake. */
-	bufferevent_setwatermark(f->in, EV_READ, 0, PROTO_HANDSHAKE_MAX * 2);
-	TAILQ_INSERT_TAIL(&ctx->live, f, entry);
-	ctx->nlive[kind]++;
-	ctx->total[kind]++;
 	/*
 	 * Unauthenticated (before its TLS handshake, or an agent's first
 	 * bytes) it is kept short; a plaintext mesh leg may be pre-warmed.
 	 */
-	xtime_tv(pool != NULL ? ctx->r->conf.sess.handshake_ms : FWD_IDLE_MS,
-	    &tv);
+	fwd_wait(f, pool != NULL ? ctx->r->conf.sess.handshake_ms :
+	    FWD_IDLE_MS);
+}
+
+/* A new forward of KIND from PEER (admission source SRC). */
+static struct fwd *
+fwd_add(struct fwd_ctx *ctx, enum fwd_kind kind, const char *peer,
+    const char *src)
+{
+	struct fwd	*f;
+
+	f = xcalloc(1, sizeof(*f));
+	f->ctx = ctx;
+	f->kind = kind;
+	f->id = ++ctx->next_id;
+	if ((f->deadline = evtimer_new(ctx->r->d.base, fwd_deadline_cb, f)) ==
+	    NULL)
+		fatalx("evtimer_new");
+	strlcpy(f->peer, peer, sizeof(f->peer));
+	strlcpy(f->src, src, sizeof(f->src));
+	TAILQ_INSERT_TAIL(&ctx->live, f, entry);
+	ctx->nlive[kind]++;
+	ctx->total[kind]++;
+	return (f);
+}
+
+/* F's leg is set up: wait up to MS for its first byte. */
+static void
+fwd_wait(struct fwd *f, long long ms)
+{
+	struct timeval	tv;
+
+	fwd_side_setup(f, f->in);
+	/* Until its far side is up, a leg may make us hold a handshake. */
+	bufferevent_setwatermark(f->in, EV_READ, 0, PROTO_HANDSHAKE_MAX * 2);
+	xtime_tv(ms, &tv);
 	evtimer_add(f->deadline, &tv);
 	bufferevent_enable(f->in, EV_READ);
+}
+
+/*
+ * A stream of a mesh link from relay PEER (mesh.c) on FD: a mesh leg,
+ * authenticated with its link.  0, or -1 (FD left to the caller).
+ */
+int
+fwd_stream(struct fwd_ctx *ctx, int fd, const char *peer)
+{
+	struct fwd	*f;
+	char		 src[ADMIT_SOURCE_MAX];
+
+	snprintf(src, sizeof(src), "mesh-link %s", peer);
+	f = fwd_add(ctx, FWD_MESH, peer, src);
+	if ((f->in = bufferevent_socket_new(ctx->r->d.base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		fwd_drop(f, "out of memory");
+		return (-1);
+	}
+	fwd_wait(f, FWD_IDLE_MS);
+	return (0);
+}
+
+/*
+ * A mesh leg whose first bytes are a mesh link's preamble: the link is
+ * mesh.c's from now on; this forward goes.  1 if taken, 0 if not one,
+ * -1 while too few bytes have come to tell.
+ */
+static int
+fwd_is_link(struct fwd *f)
+{
+	struct evbuffer	*in = bufferevent_get_input(f->in);
+	uint8_t		 p[4], magic[4] = { 'V', 'R', 'M', 'X' };
+	size_t		 n = evbuffer_get_length(in);
+	struct bufferevent *bev;
+
+	if (f->kind != FWD_MESH || n == 0 ||
+	    evbuffer_copyout(in, p, n < 4 ? n : 4) < 0 ||
+	    memcmp(p, magic, n < 4 ? n : 4) != 0)
+		return (0);
+	if (n < 4)
+		return (-1);
+	bev = f->in;
+	fwd_side_stop(bev);
+	f->in = NULL;
+	f->in_gone = 1;
+	mesh_accept(f->ctx->r->mesh, bev, f->peer);
+	fwd_drop(f, "a mesh link");
+	return (1);
 }
 
 /* F is past its handshake (or gone): give its slot back. */

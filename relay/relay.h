@@ -27,6 +27,15 @@ struct uplink;
 struct warm;
 struct admit;
 struct pipe_ctx;
+struct mesh;
+struct sess_dial;
+struct bufferevent;
+
+/* How legs to other relays go (--mesh-links). */
+enum mesh_mode {
+	MESH_PER_SESSION = 0,	/* a connection each */
+	MESH_SHARED,		/* streams on one link per relay (mesh.c) */
+};
 
 #define RELAY_LISTEN_MAX	16	/* addresses per kind of listener */
 
@@ -46,6 +55,7 @@ struct relay_conf {
 	char			*appliance;
 	char			*locator;
 	char			*mesh_advertise;
+	char			*mesh_links;	/* shared, per-session */
 	char			*vsock_dir;
 	long long		 vsock_cid;
 	int			 debug;
@@ -63,6 +73,7 @@ struct relay {
 	struct fwd_ctx		*fwd;
 	struct uplink		*uplink;	/* NULL without --locator */
 	struct warm		*warm;
+	struct mesh		*mesh;
 	struct pipe_ctx		*pipes;		/* pipe-backed serial ports */
 	struct admit		*pending;	/* mesh legs before TLS is up */
 	struct admit		*agents;	/* agent legs before a byte */
@@ -143,9 +154,21 @@ void		 ingress_accept_cb(struct evconnlistener *, evutil_socket_t,
 void		 ingress_vspc_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 
+/* mesh.c */
+struct mesh	*mesh_new(struct relay *, enum mesh_mode);
+void		 mesh_free(struct mesh *);
+int		 mesh_prepare(struct mesh *, const struct xaddr *,
+		    const char *);
+int		 mesh_leg(struct mesh *, const struct xaddr *, const char *,
+		    int, struct sess_dial *, const char **);
+void		 mesh_accept(struct mesh *, struct bufferevent *,
+		    const char *);
+json_t		*mesh_json(const struct mesh *);
+
 /* fwd.c */
 struct fwd_ctx	*fwd_new(struct relay *);
 void		 fwd_free(struct fwd_ctx *);
+int		 fwd_stream(struct fwd_ctx *, int, const char *);
 void		 fwd_accept_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 void		 fwd_agent_cb(struct evconnlistener *, evutil_socket_t,

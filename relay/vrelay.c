@@ -60,6 +60,10 @@ static const struct conf_opt relay_opts[] = {
 	{ "mesh-advertise", CONF_STR, OPT(mesh_advertise), 0, 0, 0, "ADDR",
 	    "mesh address to register with the locator (default: "
 	    "--mesh-listen, unless a wildcard)" },
+	{ "mesh-links", CONF_STR, OPT(mesh_links), 0, 0, 0, "MODE",
+	    "legs to other relays: shared (streams on one link per relay) "
+	    "or per-session (a connection each); default: shared with TLS, "
+	    "per-session without (plaintext legs splice end to end)" },
 	{ "vsock-dir", CONF_STR, OPT(vsock_dir), 0, 0, 0, "DIR",
 	    "emulate vsock in DIR (one directory per simulated host)" },
 	{ "vsock-cid", CONF_INT, OPT(vsock_cid), 0, 0xfffffffeLL, 0, "CID",
@@ -210,6 +214,21 @@ relay_vmomi_init(struct relay *r)
 	    r->vmomi_l, r->vmomi_a, fwd_vmomi_cb, r->fwd);
 }
 
+/* --mesh-links, or its default: shared links with TLS on the mesh. */
+static enum mesh_mode
+relay_mesh_mode(struct relay *r)
+{
+	const char	*m = r->conf.mesh_links;
+
+	if (m == NULL)
+		return (r->d.tls != NULL ? MESH_SHARED : MESH_PER_SESSION);
+	if (strcmp(m, "shared") == 0)
+		return (MESH_SHARED);
+	if (strcmp(m, "per-session") == 0)
+		return (MESH_PER_SESSION);
+	fatalx("--mesh-links \"%s\": expected shared or per-session", m);
+}
+
 /* TLS links to a relay may go: the pre-warm's too (daemon.h). */
 static void
 relay_woken(struct daemon *d)
@@ -262,6 +281,7 @@ relay_run(int argc, char **argv)
 	ingress_init(&r);
 	r.fwd = fwd_new(&r);
 	r.warm = warm_new(&r);
+	r.mesh = mesh_new(&r, relay_mesh_mode(&r));
 	r.d.woken = relay_woken;
 	/* Before the listeners: a bad --pipe stops us with nothing open. */
 	r.pipes = pipe_new(&r);
@@ -308,6 +328,9 @@ relay_run(int argc, char **argv)
 	pipe_free(r.pipes);
 	r.pipes = NULL;
 	fwd_free(r.fwd);
+	r.fwd = NULL;
+	mesh_free(r.mesh);
+	r.mesh = NULL;
 	warm_free(r.warm);
 	admit_free(r.pending);
 	admit_free(r.agents);

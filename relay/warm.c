@@ -291,6 +291,9 @@ warm_hint(struct warm *w, const char *host, const struct xaddr *a,
 
 	if (want == 0 || a == NULL || strcmp(host, w->r->conf.host) == 0)
 		return (0);	/* nothing to move, or local delivery */
+	/* Over a shared link, a leg is a stream: the link is what to warm. */
+	if (mesh_prepare(w->r->mesh, a, host))
+		return (0);
 	have = warm_count(w, xaddr_str(a), host);
 	/* A new destination replaces what was still to open. */
 	xaddr_free(w->todo_addr);
@@ -343,7 +346,8 @@ warm_ready_cb(evutil_socket_t fd, short ev, void *arg)
  * still under way; a TLS one stays a bufferevent and reports
  * BEV_EVENT_CONNECTED to whoever sets its callbacks next.  -1 with
  * *why saying why; with MAY_WAIT, 1 if a fresh one should wait for
- * another link's TLS handshake to HOST (daemon_link_wait).
+ * another link's TLS handshake to HOST (daemon_link_wait).  Where legs
+ * to HOST share a link (mesh.c), a stream on it instead.
  */
 int
 warm_leg(struct warm *w, const struct xaddr *a, const char *host,
@@ -357,6 +361,9 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 	int			 fd, up, e;
 
 	*dial = (struct sess_dial){ .fd = -1 };
+	/* A stream on the shared link to HOST's relay, if legs go so. */
+	if ((e = mesh_leg(w->r->mesh, a, host, may_wait, dial, why)) != 2)
+		return (e);
 	TAILQ_FOREACH(c, &w->pool, entry) {
 		if (c->expires_ms == 0 || host == NULL ||
 		    strcmp(c->dest, dest) != 0 || strcmp(c->host, host) != 0)

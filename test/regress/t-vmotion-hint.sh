@@ -10,9 +10,11 @@
 #     is not going to; sessions try there, are parked and refused, and
 #     resume at the target's host;
 #   - a failed migration's hint (VmFailedMigrateEvent) ends the hint;
-#   - pre-warmed legs: the sessions that moved took them, over TLS
-#     legs that resumed the first one's session, and those left unused
-#     go (counted wasted) as soon as their relay dies;
+#   - pre-warmed legs (a connection per leg, --mesh-links per-session;
+#     the shared links' pre-warm is t-mesh-links's): the sessions that
+#     moved took them, over TLS legs that resumed the first one's
+#     session, and those left unused go (counted wasted) as soon as
+#     their relay dies;
 #   - a move's report and the next move's hint in one vCenter update:
 #     the hint outlives the push.
 . ./lib.sh
@@ -20,6 +22,7 @@ BIN=$BINDIR
 . ../../deploy/cluster.sh
 trap 'cl_stop; cleanup' EXIT
 HOSTS=3 CVMS=2 SESSIONS=3 PLAIN=4 HOLD=30s
+RELAY_ARGS="--mesh-links per-session"
 total=$((CVMS * SESSIONS))
 
 rstat() {	# rstat HOST KEY: a field of relay hHOST's status

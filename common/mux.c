@@ -1,0 +1,847 @@
+/*
+ * mux.c -- a mesh link: many streams over one connection (mux_proto.h).
+ *
+ * Each stream is a socketpair: the user holds one end and uses it as
+ * any socket; the mux holds the other and moves bytes between it and
+ * the link.  Sending: a stream's socket is read only while the stream
+ * has credit (the peer's window) and the link's output is under
+ * MUX_LINK_HIGH; a read goes straight into the link's output, behind
+ * its DATA header (evbuffer_reserve_space).  A stream that finds the
+ * link full waits on a list, and the link's drain re-arms the list in
+ * order, so bulk streams take turns.  Receiving: a DATA payload moves
+ * (chains, no copy) into the stream's pending buffer, which is written
+ * to its socket; what the socket took is given back to the peer as
+ * WINDOW in quarters of MUX_WINDOW.  DATA past the window is the
+ * peer's fault: the link ends.  A socket's EOF becomes FIN, a FIN a
+ * half-close (shutdown) once the pending bytes are written, a socket
+ * error or an RST ends the stream both ways (close: the user reads EOF
+ * or ECONNRESET).
+ *
+ * The link's end (its EOF or error, a malformed frame, the keepalive)
+ * closes every stream's socket at once and tells the owner from a
+ * zero timer, outside the link's callbacks, so the owner may free the
+ * mux there.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "mux.h"
+#include "mux_proto.h"
+#include "tls.h"
+#include "xmalloc.h"
+#include "xtime.h"
+#include "tree.h"
+
+#define MUX_LINK_HIGH	(1024 * 1024)	/* link output: streams wait */
+#define MUX_LINK_MAX	(16 * 1024 * 1024) /* a peer that does not read */
+#define MUX_GIVE_BACK	(MUX_WINDOW / 4)
+#define MUX_STREAMS_MAX	65536		/* per link, at once */
+
+enum mux_state {
+	MUX_ST_PREAMBLE = 0,	/* waiting for the peer's preamble */
+	MUX_ST_UP,
+	MUX_ST_DEAD,		/* the link is gone; closed() comes */
+};
+
+/* Stream flags. */
+#define MUX_SF_EOF	0x01	/* the socket said EOF: FIN sent */
+#define MUX_SF_FIN	0x02	/* the peer's FIN: shut down when written */
+#define MUX_SF_SHUT	0x04	/* shutdown(SHUT_WR) done */
+#define MUX_SF_STALLED	0x08	/* on the list: waits for the link */
+
+struct mux_stream {
+	struct mux		*m;
+	uint32_t		 id;
+	int			 fd;		/* our end of the socketpair */
+	struct event		*ev;
+	short			 armed;		/* EV_READ, EV_WRITE as added */
+	unsigned		 flags;
+	uint32_t		 credit;	/* we may send this much more */
+	uint32_t		 held;		/* received, not given back */
+	uint32_t		 written;	/* of that, in the socket */
+	struct evbuffer		*out;		/* for the socket; NULL: none */
+	RB_ENTRY(mux_stream)	 entry;
+	TAILQ_ENTRY(mux_stream)	 stall;
+};
+RB_HEAD(mux_tree, mux_stream);
+TAILQ_HEAD(mux_stall, mux_stream);
+
+struct mux {
+	struct bufferevent	*link;
+	struct event_base	*base;
+	int			 dialler;
+	enum mux_state		 state;
+	struct mux_cb		 cb;
+	void			*arg;
+	struct mux_tree		 streams;
+	size_t			 nstreams;
+	struct mux_stall	 stalled;
+	uint32_t		 next_id;	/* dialler: the next to open */
+	uint32_t		 peer_id;	/* acceptor: the last opened */
+	struct event		*closed_ev;	/* closed() from the loop */
+	struct event		*ka_ev;
+	long long		 ka_ms;
+	long long		 rx_ms;		/* last frame read */
+	int			 pinged;
+	char			 why[256];
+	uint64_t		 opened, refused, frames_in, frames_out;
+	uint64_t		 bytes_in, bytes_out;
+};
+
+static int
+mux_stream_cmp(const struct mux_stream *a, const struct mux_stream *b)
+{
+	return (a->id < b->id ? -1 : a->id > b->id);
+}
+RB_GENERATE_STATIC(mux_tree, mux_stream, entry, mux_stream_cmp);
+
+static void	mux_stream_cb(evutil_socket_t, short, void *);
+static void	mux_fail(struct mux *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+const char *
+mux_strerror(int e)
+{
+	static const char *const msgs[] = {
+		"ok",
+		"the mesh link is not up",
+		"system error",
+		"the mesh link's stream ids are used up",
+	};
+
+	if (e > 0 || -e >= (int)(sizeof(msgs) / sizeof(msgs[0])))
+		return ("unknown mux error");
+	return (msgs[-e]);
+}
+
+static const char *
+mux_strstate(enum mux_state st)
+{
+	static const char *const names[] = { "preamble", "up", "dead" };
+
+	return (names[st]);
+}
+
+static void
+mux_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+static uint32_t
+mux_get32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3]);
+}
+
+/* Fill a frame header. */
+static void
+mux_hdr(uint8_t *h, enum mux_type type, uint32_t id, uint32_t arg)
+{
+	h[0] = type;
+	h[1] = h[2] = h[3] = 0;
+	mux_put32(h + 4, id);
+	mux_put32(h + 8, arg);
+}
+
+/* Queue a frame without payload on the link. */
+static void
+mux_send(struct mux *m, enum mux_type type, uint32_t id, uint32_t arg)
+{
+	uint8_t	h[MUX_HDR_LEN];
+
+	if (m->state == MUX_ST_DEAD)
+		return;
+	mux_hdr(h, type, id, arg);
+	if (bufferevent_write(m->link, h, sizeof(h)) != 0)
+		mux_fail(m, "out of memory");	/* deferred: S stays */
+	m->frames_out++;
+}
+
+/* Arm the stream's event for WANT (EV_READ | EV_WRITE, or 0). */
+static void
+mux_arm(struct mux_stream *s, short want)
+{
+	if (s->armed == want)
+		return;
+	if (s->armed != 0)
+		event_del(s->ev);
+	s->armed = want;
+	if (want == 0)
+		return;
+	event_assign(s->ev, s->m->base, s->fd, want | EV_PERSIST,
+	    mux_stream_cb, s);
+	event_add(s->ev, NULL);
+}
+
+/* What the stream's event should wait for now. */
+static void
+mux_rearm(struct mux_stream *s)
+{
+	short	want = 0;
+
+	if (s->m->state == MUX_ST_DEAD) {
+		mux_arm(s, 0);
+		return;
+	}
+	if (!(s->flags & (MUX_SF_EOF | MUX_SF_STALLED)) && s->credit > 0)
+		want |= EV_READ;
+	if (s->out != NULL && evbuffer_get_length(s->out) > 0)
+		want |= EV_WRITE;
+	mux_arm(s, want);
+}
+
+/* Free a stream: its socket closes (the user reads its end). */
+static void
+mux_stream_free(struct mux_stream *s)
+{
+	struct mux	*m = s->m;
+
+	RB_REMOVE(mux_tree, &m->streams, s);
+	m->nstreams--;
+	if (s->flags & MUX_SF_STALLED)
+		TAILQ_REMOVE(&m->stalled, s, stall);
+	event_free(s->ev);
+	s->ev = NULL;
+	if (s->out != NULL)
+		evbuffer_free(s->out);
+	s->out = NULL;
+	close(s->fd);
+	free(s);
+}
+
+/* A stream that is done both ways goes. */
+static void
+mux_stream_check(struct mux_stream *s)
+{
+	if ((s->flags & MUX_SF_EOF) && (s->flags & MUX_SF_SHUT))
+		mux_stream_free(s);
+	else
+		mux_rearm(s);
+}
+
+/* End a stream both ways: RST to the peer, our socket closed. */
+static void
+mux_stream_reset(struct mux_stream *s)
+{
+	mux_send(s->m, MUX_RST, s->id, 0);
+	mux_stream_free(s);
+}
+
+/* A new stream with id ID on our end FD of its socketpair. */
+static struct mux_stream *
+mux_stream_new(struct mux *m, uint32_t id, int fd)
+{
+	struct mux_stream	*s;
+
+	s = xcalloc(1, sizeof(*s));
+	s->m = m;
+	s->id = id;
+	s->fd = fd;
+	s->credit = MUX_WINDOW;
+	if ((s->ev = event_new(m->base, -1, 0, mux_stream_cb, s)) == NULL) {
+		free(s);
+		return (NULL);
+	}
+	RB_INSERT(mux_tree, &m->streams, s);
+	m->nstreams++;
+	m->opened++;
+	return (s);
+}
+
+/*
+ * The link failed, WHY: from the loop, every stream's socket closes and
+ * the owner hears of it.  Deferred, as this may run deep inside a
+ * stream's or the link's callback.
+ */
+static void
+mux_fail(struct mux *m, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (m->state == MUX_ST_DEAD)
+		return;
+	m->state = MUX_ST_DEAD;
+	va_start(ap, fmt);
+	vsnprintf(m->why, sizeof(m->why), fmt, ap);
+	va_end(ap);
+	bufferevent_disable(m->link, EV_READ | EV_WRITE);
+	bufferevent_setcb(m->link, NULL, NULL, NULL, NULL);
+	if (m->ka_ev != NULL)
+		event_del(m->ka_ev);
+	event_active(m->closed_ev, EV_TIMEOUT, 0);
+}
+
+static void
+mux_closed_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mux		*m = arg;
+	struct mux_stream	*s;
+
+	while ((s = RB_ROOT(&m->streams)) != NULL)
+		mux_stream_free(s);
+	if (m->cb.closed != NULL)
+		m->cb.closed(m, m->why, m->arg);
+}
+
+/* Write what the stream holds for its socket; give back what went. */
+static void
+mux_stream_write(struct mux_stream *s)
+{
+	int	n;
+
+	if (s->out != NULL && evbuffer_get_length(s->out) > 0) {
+		n = evbuffer_write(s->out, s->fd);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			mux_stream_reset(s);	/* the user closed it */
+			return;
+		}
+		if (n > 0)
+			s->written += n;
+	}
+	if (s->written >= MUX_GIVE_BACK ||
+	    (s->written > 0 && s->written == s->held)) {
+		/* All of it in: give back now, a reply may wait on it. */
+		mux_send(s->m, MUX_WINDOW_UPDATE, s->id, s->written);
+		s->held -= s->written;
+		s->written = 0;
+	}
+	if ((s->flags & MUX_SF_FIN) && !(s->flags & MUX_SF_SHUT) &&
+	    (s->out == NULL || evbuffer_get_length(s->out) == 0)) {
+		(void)shutdown(s->fd, SHUT_WR);
+		s->flags |= MUX_SF_SHUT;
+	}
+	mux_stream_check(s);
+}
+
+/* Read the stream's socket into one DATA frame on the link. */
+static void
+mux_stream_read(struct mux_stream *s)
+{
+	struct mux		*m = s->m;
+	struct evbuffer		*out = bufferevent_get_output(m->link);
+	struct evbuffer_iovec	 v;
+	size_t			 want;
+	ssize_t			 n;
+
+	if (evbuffer_get_length(out) >= MUX_LINK_HIGH) {
+		if (!(s->flags & MUX_SF_STALLED)) {
+			s->flags |= MUX_SF_STALLED;
+			TAILQ_INSERT_TAIL(&m->stalled, s, stall);
+			bufferevent_setwatermark(m->link, EV_WRITE,
+			    MUX_LINK_HIGH / 2, 0);
+		}
+		mux_rearm(s);
+		return;
+	}
+	want = s->credit < MUX_DATA_MAX ? s->credit : MUX_DATA_MAX;
+	if (evbuffer_reserve_space(out, MUX_HDR_LEN + want, &v, 1) != 1) {
+		mux_fail(m, "out of memory");
+		return;
+	}
+	n = read(s->fd, (uint8_t *)v.iov_base + MUX_HDR_LEN, want);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		mux_stream_reset(s);
+		return;
+	}
+	if (n == 0) {
+		s->flags |= MUX_SF_EOF;
+		mux_send(m, MUX_FIN, s->id, 0);
+		mux_stream_check(s);
+		return;
+	}
+	mux_hdr(v.iov_base, MUX_DATA, s->id, (uint32_t)n);
+	v.iov_len = MUX_HDR_LEN + n;
+	if (evbuffer_commit_space(out, &v, 1) != 0) {
+		mux_fail(m, "out of memory");
+		return;
+	}
+	m->frames_out++;
+	m->bytes_out += n;
+	s->credit -= n;
+	mux_rearm(s);
+}
+
+static void
+mux_stream_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mux_stream	*s = arg;
+	uint32_t		 id = s->id;
+	struct mux		*m = s->m;
+	struct mux_stream	 key;
+
+	if (m->state == MUX_ST_DEAD) {
+		mux_arm(s, 0);		/* closed from the loop */
+		return;
+	}
+	if (ev & EV_WRITE) {
+		mux_stream_write(s);
+		/* It may be gone. */
+		key.id = id;
+		if (RB_FIND(mux_tree, &m->streams, &key) != s)
+			return;
+	}
+	if ((ev & EV_READ) && m->state != MUX_ST_DEAD)
+		mux_stream_read(s);
+}
+
+/* The link drained: streams that waited for it read again, in order. */
+static void
+mux_link_writecb(struct bufferevent *bev, void *arg)
+{
+	struct mux		*m = arg;
+	struct mux_stream	*s;
+
+	bufferevent_setwatermark(m->link, EV_WRITE, 0, 0);
+	while ((s = TAILQ_FIRST(&m->stalled)) != NULL) {
+		TAILQ_REMOVE(&m->stalled, s, stall);
+		s->flags &= ~MUX_SF_STALLED;
+		mux_rearm(s);
+	}
+}
+
+/* The stream ID names, or NULL (a stream reset or never opened). */
+static struct mux_stream *
+mux_find(struct mux *m, uint32_t id)
+{
+	struct mux_stream	key;
+
+	key.id = id;
+	return (RB_FIND(mux_tree, &m->streams, &key));
+}
+
+/*
+ * Whether ID is one that was opened already (a frame for it after our
+ * RST crossed the peer's frames is no fault).
+ */
+static int
+mux_known(struct mux *m, uint32_t id)
+{
+	return (id != 0 && (m->dialler ? id < m->next_id : id <= m->peer_id));
+}
+
+typedef int (*mux_frame_fn)(struct mux *, uint32_t, uint32_t,
+    struct evbuffer *);
+
+static int
+mux_on_open(struct mux *m, uint32_t id, uint32_t arg, struct evbuffer *in)
+{
+	struct mux_stream	*s;
+	int			 fd[2];
+
+	if (m->dialler) {
+		mux_fail(m, "OPEN from the end that did not dial");
+		return (-1);
+	}
+	if (id != m->peer_id + 1) {
+		mux_fail(m, "OPEN of stream %u after %u", id, m->peer_id);
+		return (-1);
+	}
+	m->peer_id = id;
+	if (m->nstreams >= MUX_STREAMS_MAX ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, fd) == -1) {
+		m->refused++;
+		mux_send(m, MUX_RST, id, 0);
+		return (0);
+	}
+	if ((s = mux_stream_new(m, id, fd[0])) == NULL) {
+		close(fd[0]);
+		close(fd[1]);
+		mux_send(m, MUX_RST, id, 0);
+		return (0);
+	}
+	if (m->cb.accept == NULL || m->cb.accept(m, fd[1], m->arg) != 0) {
+		m->refused++;
+		close(fd[1]);
+		mux_stream_reset(s);
+		return (0);
+	}
+	if (m->state != MUX_ST_DEAD)
+		mux_rearm(s);
+	return (0);
+}
+
+static int
+mux_on_data(struct mux *m, uint32_t id, uint32_t len, struct evbuffer *in)
+{
+	struct mux_stream	*s;
+
+	if (len == 0 || len > MUX_DATA_MAX) {
+		mux_fail(m, "DATA of %u bytes on stream %u", len, id);
+		return (-1);
+	}
+	m->bytes_in += len;
+	if ((s = mux_find(m, id)) == NULL) {
+		if (!mux_known(m, id)) {
+			mux_fail(m, "DATA on stream %u, never opened", id);
+			return (-1);
+		}
+		evbuffer_drain(in, len);
+		return (0);
+	}
+	if (s->flags & MUX_SF_FIN) {
+		mux_fail(m, "DATA on stream %u after its FIN", id);
+		return (-1);
+	}
+	if (len > MUX_WINDOW - s->held) {
+		mux_fail(m, "stream %u: %u bytes past its window", id,
+		    len - (MUX_WINDOW - s->held));
+		return (-1);
+	}
+	if (s->out == NULL && (s->out = evbuffer_new()) == NULL) {
+		mux_fail(m, "out of memory");
+		return (-1);
+	}
+	if (evbuffer_remove_buffer(in, s->out, len) != (int)len) {
+		mux_fail(m, "out of memory");
+		return (-1);
+	}
+	s->held += len;
+	mux_stream_write(s);
+	return (0);
+}
+
+static int
+mux_on_window(struct mux *m, uint32_t id, uint32_t n, struct evbuffer *in)
+{
+	struct mux_stream	*s;
+
+	if ((s = mux_find(m, id)) == NULL) {
+		if (mux_known(m, id))
+			return (0);
+		mux_fail(m, "WINDOW on stream %u, never opened", id);
+		return (-1);
+	}
+	if (n == 0 || n > MUX_WINDOW - s->credit) {
+		mux_fail(m, "WINDOW of %u on stream %u with %u of credit", n,
+		    id, s->credit);
+		return (-1);
+	}
+	s->credit += n;
+	mux_rearm(s);
+	return (0);
+}
+
+static int
+mux_on_fin(struct mux *m, uint32_t id, uint32_t arg, struct evbuffer *in)
+{
+	struct mux_stream	*s;
+
+	if ((s = mux_find(m, id)) == NULL) {
+		if (mux_known(m, id))
+			return (0);
+		mux_fail(m, "FIN on stream %u, never opened", id);
+		return (-1);
+	}
+	if (s->flags & MUX_SF_FIN) {
+		mux_fail(m, "a second FIN on stream %u", id);
+		return (-1);
+	}
+	s->flags |= MUX_SF_FIN;
+	mux_stream_write(s);
+	return (0);
+}
+
+static int
+mux_on_rst(struct mux *m, uint32_t id, uint32_t arg, struct evbuffer *in)
+{
+	struct mux_stream	*s;
+
+	if ((s = mux_find(m, id)) != NULL)
+		mux_stream_free(s);
+	else if (!mux_known(m, id)) {
+		mux_fail(m, "RST on stream %u, never opened", id);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+mux_on_ping(struct mux *m, uint32_t id, uint32_t token, struct evbuffer *in)
+{
+	mux_send(m, MUX_PONG, 0, token);
+	return (0);
+}
+
+static int
+mux_on_pong(struct mux *m, uint32_t id, uint32_t token, struct evbuffer *in)
+{
+	m->pinged = 0;
+	return (0);
+}
+
+/* Frames by type: its name and whether it names a stream. */
+static const struct {
+	const char	*name;
+	int		 stream;	/* 1: id > 0; 0: id 0 */
+	mux_frame_fn	 fn;
+} mux_frames[MUX_TYPE_MAX + 1] = {
+	[MUX_OPEN] = { "OPEN", 1, mux_on_open },
+	[MUX_DATA] = { "DATA", 1, mux_on_data },
+	[MUX_WINDOW_UPDATE] = { "WINDOW", 1, mux_on_window },
+	[MUX_FIN] = { "FIN", 1, mux_on_fin },
+	[MUX_RST] = { "RST", 1, mux_on_rst },
+	[MUX_PING] = { "PING", 0, mux_on_ping },
+	[MUX_PONG] = { "PONG", 0, mux_on_pong },
+};
+
+/* The peer's preamble, if it has come whole: 0, or -1 (failed). */
+static int
+mux_preamble(struct mux *m, struct evbuffer *in)
+{
+	uint8_t		p[MUX_PREAMBLE_LEN];
+	uint32_t	v;
+
+	if (evbuffer_get_length(in) < MUX_PREAMBLE_LEN)
+		return (0);
+	evbuffer_remove(in, p, sizeof(p));
+	if (mux_get32(p) != MUX_MAGIC) {
+		mux_fail(m, "not a mesh link (no \"VRMX\" preamble)");
+		return (-1);
+	}
+	if ((v = mux_get32(p + 4)) != MUX_VERSION) {
+		mux_fail(m, "mesh link version %u, not %u", v, MUX_VERSION);
+		return (-1);
+	}
+	m->state = MUX_ST_UP;
+	if (m->cb.up != NULL)
+		m->cb.up(m, m->arg);
+	return (0);
+}
+
+/* Frames from the peer: one table, every fault ends the link. */
+static void
+mux_link_readcb(struct bufferevent *bev, void *arg)
+{
+	struct mux	*m = arg;
+	struct evbuffer	*in = bufferevent_get_input(bev);
+	uint8_t		 h[MUX_HDR_LEN];
+	uint32_t	 id, a;
+
+	m->rx_ms = xtime_mono_ms();
+	m->pinged = 0;
+	if (m->state == MUX_ST_PREAMBLE && mux_preamble(m, in) != 0)
+		return;
+	while (m->state == MUX_ST_UP &&
+	    evbuffer_copyout(in, h, sizeof(h)) == (ssize_t)sizeof(h)) {
+		id = mux_get32(h + 4);
+		a = mux_get32(h + 8);
+		if (h[0] == 0 || h[0] > MUX_TYPE_MAX) {
+			mux_fail(m, "unknown frame type %u", h[0]);
+			return;
+		}
+		if (h[1] != 0 || h[2] != 0 || h[3] != 0) {
+			mux_fail(m, "%s with nonzero flags or reserved bits",
+			    mux_frames[h[0]].name);
+			return;
+		}
+		if (mux_frames[h[0]].stream != (id != 0)) {
+			mux_fail(m, "%s on stream %u", mux_frames[h[0]].name,
+			    id);
+			return;
+		}
+		if (h[0] == MUX_DATA && a <= MUX_DATA_MAX &&
+		    evbuffer_get_length(in) < MUX_HDR_LEN + (size_t)a)
+			return;			/* the payload comes */
+		evbuffer_drain(in, sizeof(h));
+		m->frames_in++;
+		if (mux_frames[h[0]].fn(m, id, a, in) != 0)
+			return;
+	}
+}
+
+static void
+mux_link_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct mux	*m = arg;
+	const char	*why;
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;				/* TLS is up */
+	if ((why = tls_bev_error(bev)) != NULL)
+		mux_fail(m, "%s", why);
+	else if (what & BEV_EVENT_EOF)
+		mux_fail(m, "closed by the peer");
+	else
+		mux_fail(m, "%s", err != 0 ? strerror(err) : "link error");
+}
+
+/* Keepalive: PING after silence, give up after three times as long. */
+static void
+mux_ka_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mux	*m = arg;
+	long long	 idle = xtime_mono_ms() - m->rx_ms;
+
+	if (idle >= 3 * m->ka_ms) {
+		mux_fail(m, "no frame from the peer in %lld ms", idle);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(m->link)) >
+	    MUX_LINK_MAX) {
+		mux_fail(m, "the peer does not read (%zu bytes queued)",
+		    evbuffer_get_length(bufferevent_get_output(m->link)));
+		return;
+	}
+	if (idle >= m->ka_ms && !m->pinged && m->state == MUX_ST_UP) {
+		mux_send(m, MUX_PING, 0, (uint32_t)xtime_mono_ms());
+		m->pinged = 1;
+	}
+}
+
+/* A mesh link over LINK; see mux.h. */
+struct mux *
+mux_new(struct bufferevent *link, int dialler, const struct mux_cb *cb,
+    void *arg)
+{
+	struct mux	*m;
+	uint8_t		 p[MUX_PREAMBLE_LEN];
+
+	m = xcalloc(1, sizeof(*m));
+	m->link = link;
+	m->base = bufferevent_get_base(link);
+	m->dialler = dialler;
+	m->cb = *cb;
+	m->arg = arg;
+	m->next_id = 1;
+	m->rx_ms = xtime_mono_ms();
+	RB_INIT(&m->streams);
+	TAILQ_INIT(&m->stalled);
+	if ((m->closed_ev = evtimer_new(m->base, mux_closed_cb, m)) == NULL) {
+		free(m);
+		return (NULL);
+	}
+	mux_put32(p, MUX_MAGIC);
+	mux_put32(p + 4, MUX_VERSION);
+	if (bufferevent_write(link, p, sizeof(p)) != 0) {
+		event_free(m->closed_ev);
+		free(m);
+		return (NULL);
+	}
+	bufferevent_setcb(link, mux_link_readcb, mux_link_writecb,
+	    mux_link_eventcb, m);
+	bufferevent_setwatermark(link, EV_READ, 0, 0);
+	bufferevent_enable(link, EV_READ | EV_WRITE);
+	/* The peer's bytes may be buffered already (its preamble). */
+	if (evbuffer_get_length(bufferevent_get_input(link)) > 0)
+		bufferevent_trigger(link, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	return (m);
+}
+
+void
+mux_free(struct mux *m)
+{
+	struct mux_stream	*s;
+
+	if (m == NULL)
+		return;
+	while ((s = RB_ROOT(&m->streams)) != NULL)
+		mux_stream_free(s);
+	bufferevent_free(m->link);
+	m->link = NULL;
+	event_free(m->closed_ev);
+	m->closed_ev = NULL;
+	if (m->ka_ev != NULL)
+		event_free(m->ka_ev);
+	m->ka_ev = NULL;
+	free(m);
+}
+
+/* A new stream; see mux.h. */
+int
+mux_open(struct mux *m, int *fdp)
+{
+	struct mux_stream	*s;
+	int			 fd[2];
+
+	*fdp = -1;
+	if (m->state != MUX_ST_UP)
+		return (MUX_E_STATE);
+	if (m->next_id == UINT32_MAX)
+		return (MUX_E_IDS);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, fd) == -1)
+		return (MUX_E_SYSTEM);
+	if ((s = mux_stream_new(m, m->next_id, fd[0])) == NULL) {
+		close(fd[0]);
+		close(fd[1]);
+		errno = ENOMEM;
+		return (MUX_E_SYSTEM);
+	}
+	m->next_id++;
+	mux_send(m, MUX_OPEN, s->id, 0);
+	mux_rearm(s);
+	*fdp = fd[1];
+	return (MUX_OK);
+}
+
+int
+mux_up(const struct mux *m)
+{
+	return (m != NULL && m->state == MUX_ST_UP);
+}
+
+size_t
+mux_streams(const struct mux *m)
+{
+	return (m->nstreams);
+}
+
+void
+mux_set_keepalive(struct mux *m, long long ms)
+{
+	struct timeval	tv;
+
+	m->ka_ms = ms;
+	if (m->ka_ev != NULL)
+		event_free(m->ka_ev);
+	m->ka_ev = NULL;
+	if (ms <= 0 || m->state == MUX_ST_DEAD)
+		return;
+	if ((m->ka_ev = event_new(m->base, -1, EV_PERSIST, mux_ka_cb, m)) ==
+	    NULL)
+		return;
+	xtime_tv(ms / 2 > 0 ? ms / 2 : 1, &tv);
+	event_add(m->ka_ev, &tv);
+}
+
+struct bufferevent *
+mux_link(const struct mux *m)
+{
+	return (m->link);
+}
+
+json_t *
+mux_json(const struct mux *m)
+{
+	return (json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "state", mux_strstate(m->state),
+	    "streams", (json_int_t)m->nstreams,
+	    "opened", (json_int_t)m->opened,
+	    "refused", (json_int_t)m->refused,
+	    "frames_in", (json_int_t)m->frames_in,
+	    "frames_out", (json_int_t)m->frames_out,
+	    "bytes_in", (json_int_t)m->bytes_in,
+	    "bytes_out", (json_int_t)m->bytes_out,
+	    "queued", (json_int_t)evbuffer_get_length(
+	    bufferevent_get_output(m->link))));
+}

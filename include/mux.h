@@ -1,0 +1,70 @@
+/*
+ * mux.h -- a mesh link: many streams over one connection between two
+ * relays (wire format: mux_proto.h).  Each stream is handed to its user
+ * as one end of a socketpair, so a session end or a forward uses it as
+ * it would any socket (splice included); the mux moves bytes between
+ * the other end and the link.
+ */
+#ifndef VRELAY_MUX_H
+#define VRELAY_MUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct bufferevent;
+struct mux;
+
+#define MUX_OK			0
+#define MUX_E_STATE		(-1)	/* the link is not up (yet or now) */
+#define MUX_E_SYSTEM		(-2)	/* socketpair failed, see errno */
+#define MUX_E_IDS		(-3)	/* stream ids used up: a new link */
+
+struct mux_cb {
+	/* The peer's preamble arrived: streams may open. */
+	void	(*up)(struct mux *, void *);
+	/*
+	 * Acceptor: the peer opened a stream; FD is the caller's end
+	 * from now on.  Nonzero refuses it (FD is closed by the mux,
+	 * the peer gets RST).
+	 */
+	int	(*accept)(struct mux *, int, void *);
+	/*
+	 * The link is gone, WHY (from the loop, not inside a link
+	 * callback); every stream's socket has seen its end.  The owner
+	 * may mux_free() here.
+	 */
+	void	(*closed)(struct mux *, const char *, void *);
+};
+
+const char	*mux_strerror(int);
+/*
+ * A mesh link over LINK (connected, or a TLS bufferevent still in its
+ * handshake), which the mux owns from now on.  DIALLER: this end opens
+ * the streams.  CB's functions are called with ARG.
+ */
+struct mux	*mux_new(struct bufferevent *, int, const struct mux_cb *,
+		    void *);
+/* Close all streams and the link; NULL is fine.  No callback follows. */
+void		 mux_free(struct mux *);
+/*
+ * Dialler: a new stream; *FD is the caller's end (nonblocking,
+ * close-on-exec), connected.  -1 in *FD on error.
+ */
+int		 mux_open(struct mux *, int *);
+/* Whether the peer's preamble has come and the link is not gone. */
+int		 mux_up(const struct mux *);
+/* Streams open now. */
+size_t		 mux_streams(const struct mux *);
+/*
+ * PING the peer after MS of silence, and give the link up after 3 MS
+ * without a frame (0: never).
+ */
+void		 mux_set_keepalive(struct mux *, long long);
+/* The link's bufferevent (its TLS state, its socket). */
+struct bufferevent *mux_link(const struct mux *);
+/* Counters for status: streams, bytes each way, frames. */
+json_t		*mux_json(const struct mux *);
+
+#endif /* VRELAY_MUX_H */

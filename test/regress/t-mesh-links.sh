@@ -1,0 +1,97 @@
+# Shared mesh links (relay/mesh.c, docs/protocol.md "Mesh links"): with
+# TLS on the mesh, every leg from relay A to relay B is a stream on one
+# TLS link, not a connection of its own.
+#   - 40 sessions byte-exact over one link: one TLS handshake in all,
+#     and B splices each stream into the appliance;
+#   - relay B killed (-9) under 20 busy sessions: the link's streams
+#     end, a new link comes up, every session resumes byte-exact;
+#   - a peer that does not speak mesh links (an appliance endpoint
+#     taking legs itself): legs go a connection each, and flow;
+#   - a peer that sends a broken link: only that link ends, with the
+#     reason, and the relay serves on.
+. ./lib.sh
+
+mint_certs
+start_backend $((BASE + 10)) --slow 2M
+start_appliance B $((BASE + 10))
+start_relay B $((BASE + 2)) B $(tls B)
+start_relay A $((BASE + 1)) B $(tls A)
+
+st() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json |
+    json_get "$2"; }
+
+# 1. Sessions over one link.
+traffic A 5 --sessions 40 --bytes 1:1M --seed 3 --timeout 120 \
+    >"$T/ok.json" || fail "sessions over a mesh link: $(cat "$T/ok.json")"
+[ "$(json_get bytes_lost <"$T/ok.json")" = 0 ] || fail "bytes lost"
+[ "$(st A mesh.mode)" = shared ] || fail "A's mode: $(st A mesh)"
+[ "$(st A mesh.links.0.state)" = up ] && [ "$(st A mesh.links.0.host)" = B ] ||
+    fail "A's link: $(st A mesh)"
+[ "$(st A mesh.streams)" -ge 40 ] || fail "A opened too few streams: \
+$(st A mesh)"
+[ "$(st A mesh.dialled)" = 1 ] && [ "$(st B mesh.accepted)" = 1 ] ||
+    fail "more than one link: A $(st A mesh), B $(st B mesh)"
+[ "$(st B tls.handshakes.full)" = 1 ] && [ "$(st B tls.handshakes.resumed)" = 0 ] ||
+    fail "B's handshakes: $(st B tls.handshakes)"
+[ "$(st B forwards.spliced)" -ge 1 ] || fail "B spliced no stream: \
+$(st B forwards)"
+
+# 2. B dies under busy sessions; they come back over a new link.
+traffic A 6 --sessions 20 --bytes 2M:4M --seed 4 --timeout 120 \
+    >"$T/kill.json" &
+tp=$!
+wait_lines "$T/relayA.log" session-open 60 || fail "sessions did not open"
+kill -9 "$RELAY_B_PID"
+sleep 0.3
+start_relay B $((BASE + 2)) B $(tls B)
+wait $tp || fail "sessions across B's restart: $(cat "$T/kill.json")"
+[ "$(json_get bytes_lost <"$T/kill.json")" = 0 ] || fail "bytes lost"
+[ "$(json_get duplicates <"$T/kill.json")" = 0 ] || fail "duplicates"
+[ "$(st A mesh.lost)" -ge 1 ] && [ "$(st A mesh.dialled)" -ge 2 ] ||
+    fail "A's links after B's restart: $(st A mesh)"
+[ "$(st B mesh.accepted)" = 1 ] || fail "B took $(st B mesh.accepted) links"
+grep -q "mesh-link=1 to=B(.*) closed: " "$T/relayA.log" ||
+    fail "A did not say its link closed"
+
+# 3. A peer that takes legs but not links: the appliance endpoint itself,
+# over plaintext TCP.  The preamble is refused as a session frame, and
+# the legs go one connection each.
+"$BINDIR/vappliance" run --listen "tcp://127.0.0.1:$((BASE + 3))" \
+    --backend "tcp://127.0.0.1:$((BASE + 10))" --status "$T/appP.sock" \
+    2>>"$T/appP.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/appP.sock"
+"$BINDIR/vrelay" run --host A2 --guest-listen vsock://any:2001 \
+    --vsock-dir "$T/A" --appliance-host C --appliance vsock://3:1024 \
+    --peer "C=tcp://127.0.0.1:$((BASE + 3))" --mesh-links shared \
+    --status "$T/relayA2.sock" 2>>"$T/relayA2.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/relayA2.sock"
+"$BINDIR/vtraffic" run --connect vsock://2:2001 --vsock-dir "$T/A" \
+    --vsock-cid 7 --sessions 4 --bytes 64K --timeout 30 >"$T/old.json" \
+    2>&1 || fail "sessions to a peer without mesh links: $(cat "$T/old.json")"
+grep -q "does not speak mesh links" "$T/relayA2.log" ||
+    fail "A2 did not fall back: $(tail -5 "$T/relayA2.log")"
+
+# 4. A broken link into a plaintext relay: that link ends, with why.
+"$BINDIR/vrelay" run --host C --mesh-listen "tcp://127.0.0.1:$((BASE + 4))" \
+    --appliance-host C --appliance "tcp://127.0.0.1:$((BASE + 3))" \
+    --status "$T/relayC.sock" 2>>"$T/relayC.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/relayC.sock"
+python3 - "$((BASE + 4))" <<'PY' || fail "broken link: not closed"
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"VRMX" + struct.pack(">I", 1))
+s.sendall(struct.pack(">BBHII", 1, 0, 0, 1, 0))		# OPEN 1
+s.sendall(struct.pack(">BBHII", 2, 0, 0, 1, 70000))	# DATA, too long
+data = s.recv(100)
+while data:
+    data = s.recv(100)
+PY
+check "C says why" wait_for 5 grep -q \
+    "mesh-link=1 from=.* closed: DATA of 70000 bytes on stream 1" \
+    "$T/relayC.log"
+[ "$(st C mesh.accepted)" = 1 ] || fail "C: $(st C mesh)"
+check "sessions still flow" traffic A 8 --sessions 4 --bytes 64K >/dev/null
+exit 0

@@ -1,0 +1,480 @@
+/*
+ * test_mux.c -- common/mux.c: streams over one link between a dialler
+ * and an acceptor (two muxes on a socketpair), their bytes, half-closes,
+ * windows, resets and the link's end; and a raw peer writing what a
+ * broken or hostile relay might, each fault ending the link with its
+ * reason.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "mux.h"
+#include "mux_proto.h"
+#include "utest.h"
+#include "xtime.h"
+
+#define NACC	16
+
+/* One end of the link under test. */
+struct end {
+	struct mux	*m;
+	int		 up;
+	int		 closed;
+	char		 why[256];
+	int		 acc[NACC];	/* accepted streams' fds */
+	int		 nacc;
+	int		 refuse;	/* refuse the streams opened */
+};
+
+static struct event_base	*base;
+
+static void
+end_up(struct mux *m, void *arg)
+{
+	((struct end *)arg)->up++;
+}
+
+static int
+end_accept(struct mux *m, int fd, void *arg)
+{
+	struct end	*e = arg;
+
+	if (e->refuse || e->nacc == NACC)
+		return (-1);
+	e->acc[e->nacc++] = fd;
+	return (0);
+}
+
+static void
+end_closed(struct mux *m, const char *why, void *arg)
+{
+	struct end	*e = arg;
+
+	e->closed++;
+	strlcpy(e->why, why, sizeof(e->why));
+}
+
+static const struct mux_cb	end_cb = { end_up, end_accept, end_closed };
+
+/* Run the loop until *FLAG is set, or fail after 5 s. */
+static void
+spin_until(const int *flag)
+{
+	long long	t0 = xtime_mono_ms();
+
+	while (*flag == 0) {
+		if (xtime_mono_ms() - t0 > 5000)
+			fail_msg("nothing within 5 s");
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(200);
+	}
+}
+
+/* Run the loop for MS. */
+static void
+spin_for(int ms)
+{
+	long long	t0 = xtime_mono_ms();
+
+	while (xtime_mono_ms() - t0 < ms) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(200);
+	}
+}
+
+/* Read N bytes from FD into BUF, running the loop meanwhile. */
+static void
+read_n(int fd, void *buf, size_t n)
+{
+	long long	t0 = xtime_mono_ms();
+	size_t		got = 0;
+	ssize_t		r;
+
+	while (got < n) {
+		if (xtime_mono_ms() - t0 > 5000)
+			fail_msg("read %zu of %zu bytes in 5 s", got, n);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		r = read(fd, (uint8_t *)buf + got, n - got);
+		if (r == 0)
+			fail_msg("EOF after %zu of %zu bytes", got, n);
+		if (r > 0)
+			got += r;
+		else
+			usleep(200);
+	}
+}
+
+/* Whether FD reads its end (EOF or a reset) within 5 s. */
+static int
+read_end(int fd)
+{
+	long long	t0 = xtime_mono_ms();
+	char		c;
+	ssize_t		r;
+
+	while (xtime_mono_ms() - t0 < 5000) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		r = read(fd, &c, 1);
+		if (r == 0 || (r < 0 && errno != EAGAIN))
+			return (1);
+		if (r > 0)
+			return (0);
+		usleep(200);
+	}
+	return (0);
+}
+
+/* Write all of BUF to FD, running the loop while it is full. */
+static void
+write_n(int fd, const void *buf, size_t n)
+{
+	long long	t0 = xtime_mono_ms();
+	size_t		done = 0;
+	ssize_t		r;
+
+	while (done < n) {
+		if (xtime_mono_ms() - t0 > 5000)
+			fail_msg("wrote %zu of %zu bytes in 5 s", done, n);
+		r = write(fd, (const uint8_t *)buf + done, n - done);
+		if (r > 0)
+			done += r;
+		else
+			event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+}
+
+/* A dialler D and an acceptor A on the two ends of a socketpair. */
+static void
+pair(struct end *d, struct end *a)
+{
+	struct bufferevent	*bd, *ba;
+	int			 sv[2];
+
+	memset(d, 0, sizeof(*d));
+	memset(a, 0, sizeof(*a));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sv), 0);
+	bd = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	ba = bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+	assert_non_null(d->m = mux_new(bd, 1, &end_cb, d));
+	assert_non_null(a->m = mux_new(ba, 0, &end_cb, a));
+	spin_until(&d->up);
+	spin_until(&a->up);
+	assert_true(mux_up(d->m) && mux_up(a->m));
+}
+
+static void
+unpair(struct end *d, struct end *a)
+{
+	int	i;
+
+	for (i = 0; i < a->nacc; i++)
+		close(a->acc[i]);
+	mux_free(d->m);
+	mux_free(a->m);
+}
+
+/* Streams carry bytes both ways, each to its own peer, in order. */
+static void
+test_streams(void **state)
+{
+	struct end	d, a;
+	int		fd[3], i;
+	char		buf[32], want[32];
+
+	pair(&d, &a);
+	/* Only the dialler opens. */
+	assert_int_equal(mux_open(a.m, &fd[0]), MUX_OK);
+	close(fd[0]);
+	spin_until(&d.closed);
+	assert_string_equal(d.why, "OPEN from the end that did not dial");
+	unpair(&d, &a);
+
+	pair(&d, &a);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(mux_open(d.m, &fd[i]), MUX_OK);
+	for (i = 2; i >= 0; i--) {
+		snprintf(want, sizeof(want), "stream %d says hello", i);
+		write_n(fd[i], want, strlen(want));
+	}
+	while (a.nacc < 3)
+		spin_for(1);
+	for (i = 0; i < 3; i++) {
+		snprintf(want, sizeof(want), "stream %d says hello", i);
+		read_n(a.acc[i], buf, strlen(want));
+		assert_memory_equal(buf, want, strlen(want));
+		write_n(a.acc[i], "ok", 2);
+		read_n(fd[i], buf, 2);
+		assert_memory_equal(buf, "ok", 2);
+	}
+	assert_int_equal(mux_streams(d.m), 3);
+	assert_int_equal(mux_streams(a.m), 3);
+
+	/* A half-close: the other way still carries bytes. */
+	shutdown(fd[1], SHUT_WR);
+	assert_true(read_end(a.acc[1]));
+	write_n(a.acc[1], "late", 4);
+	read_n(fd[1], buf, 4);
+	assert_memory_equal(buf, "late", 4);
+	close(a.acc[1]);
+	assert_true(read_end(fd[1]));
+	close(fd[1]);
+	spin_for(20);
+	assert_int_equal(mux_streams(d.m), 2);
+	assert_int_equal(mux_streams(a.m), 2);
+
+	/* A stream closed with bytes unread: the other end sees its end. */
+	write_n(fd[2], "unread", 6);
+	spin_for(20);
+	close(a.acc[2]);
+	a.acc[2] = -1;
+	assert_true(read_end(fd[2]));
+	close(fd[2]);
+	spin_for(20);
+	assert_int_equal(mux_streams(d.m), 1);
+	assert_int_equal(mux_streams(a.m), 1);
+	close(fd[0]);
+	a.nacc = 1;
+	unpair(&d, &a);
+}
+
+/*
+ * 16 MiB one way through a reader that stops: the window holds the
+ * writer back, and every byte arrives once, in order.
+ */
+static void
+test_bulk(void **state)
+{
+	struct end	 d, a;
+	uint8_t		*src, *dst;
+	size_t		 n = 16 * 1024 * 1024, done = 0, got = 0, i;
+	ssize_t		 r;
+	int		 fd, stuck = 0;
+	long long	 t0;
+	json_t		*j;
+
+	src = malloc(n);
+	dst = malloc(n);
+	for (i = 0; i < n; i++)
+		src[i] = (uint8_t)(i * 7 + i / 65536);
+	pair(&d, &a);
+	assert_int_equal(mux_open(d.m, &fd), MUX_OK);
+	/* Write until the writer is held back: nothing read yet. */
+	t0 = xtime_mono_ms();
+	while (stuck < 200 && xtime_mono_ms() - t0 < 5000) {
+		r = write(fd, src + done, n - done);
+		if (r > 0) {
+			done += r;
+			stuck = 0;
+		} else
+			stuck++;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	assert_int_equal(a.nacc, 1);
+	/* Held: the window and the sockets' buffers, far short of it. */
+	assert_true(done < 4 * 1024 * 1024);
+	j = mux_json(a.m);
+	assert_true(json_integer_value(json_object_get(j, "bytes_in")) <=
+	    (json_int_t)done);
+	json_decref(j);
+	/* Now read it all. */
+	t0 = xtime_mono_ms();
+	while (got < n) {
+		if (xtime_mono_ms() - t0 > 20000)
+			fail_msg("%zu of %zu bytes in 20 s", got, n);
+		if (done < n && (r = write(fd, src + done, n - done)) > 0)
+			done += r;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if ((r = read(a.acc[0], dst + got, n - got)) > 0)
+			got += r;
+	}
+	assert_memory_equal(src, dst, n);
+	close(fd);
+	assert_true(read_end(a.acc[0]));
+	unpair(&d, &a);
+	free(src);
+	free(dst);
+}
+
+/* A refused stream and a lost link: the user's socket reads its end. */
+static void
+test_ends(void **state)
+{
+	struct end	d, a;
+	int		fd, fd2;
+
+	pair(&d, &a);
+	a.refuse = 1;
+	assert_int_equal(mux_open(d.m, &fd), MUX_OK);
+	assert_true(read_end(fd));
+	close(fd);
+	spin_for(20);
+	assert_int_equal(mux_streams(d.m), 0);
+	a.refuse = 0;
+
+	assert_int_equal(mux_open(d.m, &fd), MUX_OK);
+	assert_int_equal(mux_open(d.m, &fd2), MUX_OK);
+	while (a.nacc < 2)
+		spin_for(1);
+	/* The acceptor's side goes: its link closes under the dialler. */
+	mux_free(a.m);
+	a.m = NULL;
+	spin_until(&d.closed);
+	assert_string_equal(d.why, "closed by the peer");
+	assert_false(mux_up(d.m));
+	assert_int_equal(mux_open(d.m, &fd2) == MUX_E_STATE, 1);
+	assert_int_equal(fd2, -1);
+	assert_true(read_end(fd));
+	assert_true(read_end(a.acc[0]));
+	assert_int_equal(d.closed, 1);
+	close(fd);
+	unpair(&d, &a);
+}
+
+/* An acceptor facing raw bytes from the test: the link's reason. */
+static const char *
+raw(const void *bytes, size_t n, int open_first, long long ka_ms)
+{
+	static char		 why[256];
+	struct end		 a;
+	struct bufferevent	*b;
+	uint8_t			 pre[MUX_PREAMBLE_LEN] = { 'V', 'R', 'M', 'X',
+				    0, 0, 0, MUX_VERSION };
+	uint8_t			 open[MUX_HDR_LEN] = { MUX_OPEN, 0, 0, 0,
+				    0, 0, 0, 1, 0, 0, 0, 0 };
+	size_t			 done;
+	ssize_t			 r;
+	int			 sv[2], i;
+
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sv), 0);
+	b = bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+	assert_non_null(a.m = mux_new(b, 0, &end_cb, &a));
+	if (ka_ms > 0)
+		mux_set_keepalive(a.m, ka_ms);
+	if (open_first >= 0) {
+		write_n(sv[0], pre, sizeof(pre));
+		for (i = 0; i < open_first; i++)
+			write_n(sv[0], open, sizeof(open));
+	}
+	/* Until the mux gives up on the link (and stops reading it). */
+	for (done = 0; done < n && !a.closed; ) {
+		if ((r = write(sv[0], (const uint8_t *)bytes + done,
+		    n - done)) > 0)
+			done += r;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	spin_until(&a.closed);
+	strlcpy(why, a.why, sizeof(why));
+	for (i = 0; i < a.nacc; i++)
+		close(a.acc[i]);
+	mux_free(a.m);
+	close(sv[0]);
+	return (why);
+}
+
+/* Every malformed link ends with what was wrong, and only that link. */
+static void
+test_malformed(void **state)
+{
+	uint8_t		 f[MUX_HDR_LEN], *big;
+	size_t		 i, n;
+
+#define HDR(t, fl, id, arg) do {					\
+	memset(f, 0, sizeof(f));					\
+	f[0] = (t); f[1] = (fl);					\
+	f[7] = (id); f[8] = (uint32_t)(arg) >> 24 & 0xff;		\
+	f[9] = (uint32_t)(arg) >> 16 & 0xff;				\
+	f[10] = (uint32_t)(arg) >> 8 & 0xff; f[11] = (arg) & 0xff;	\
+} while (0)
+
+	assert_string_equal(raw("GET / HTTP/1.0\r\n", 16, -1, 0),
+	    "not a mesh link (no \"VRMX\" preamble)");
+	assert_string_equal(raw("VRMX\0\0\0\2", 8, -1, 0),
+	    "mesh link version 2, not 1");
+	HDR(9, 0, 1, 0);
+	assert_string_equal(raw(f, sizeof(f), 0, 0),
+	    "unknown frame type 9");
+	HDR(MUX_FIN, 1, 1, 0);
+	assert_string_equal(raw(f, sizeof(f), 1, 0),
+	    "FIN with nonzero flags or reserved bits");
+	HDR(MUX_DATA, 0, 5, 3);
+	{
+		uint8_t	d[MUX_HDR_LEN + 3];
+
+		memcpy(d, f, MUX_HDR_LEN);
+		memcpy(d + MUX_HDR_LEN, "abc", 3);
+		assert_string_equal(raw(d, sizeof(d), 0, 0),
+		    "DATA on stream 5, never opened");
+	}
+	HDR(MUX_DATA, 0, 1, MUX_DATA_MAX + 1);
+	assert_string_equal(raw(f, sizeof(f), 1, 0),
+	    "DATA of 65537 bytes on stream 1");
+	HDR(MUX_PING, 0, 1, 0);
+	assert_string_equal(raw(f, sizeof(f), 1, 0), "PING on stream 1");
+	HDR(MUX_OPEN, 0, 3, 0);
+	assert_string_equal(raw(f, sizeof(f), 1, 0),
+	    "OPEN of stream 3 after 1");
+	HDR(MUX_WINDOW_UPDATE, 0, 1, 1);
+	assert_string_equal(raw(f, sizeof(f), 1, 0),
+	    "WINDOW of 1 on stream 1 with 524288 of credit");
+	HDR(MUX_FIN, 0, 1, 0);
+	{
+		uint8_t	two[2 * MUX_HDR_LEN];
+
+		memcpy(two, f, MUX_HDR_LEN);
+		memcpy(two + MUX_HDR_LEN, f, MUX_HDR_LEN);
+		assert_string_equal(raw(two, sizeof(two), 1, 0),
+		    "a second FIN on stream 1");
+	}
+
+	/* DATA past the window: a stream whose user reads nothing. */
+	n = (2 * MUX_WINDOW / MUX_DATA_MAX + 1) * (MUX_HDR_LEN + MUX_DATA_MAX);
+	big = calloc(1, n);
+	for (i = 0; i < n; i += MUX_HDR_LEN + MUX_DATA_MAX) {
+		HDR(MUX_DATA, 0, 1, MUX_DATA_MAX);
+		memcpy(big + i, f, sizeof(f));
+	}
+	/* The socket takes some, given back: twice the window is past. */
+	assert_non_null(strstr(raw(big, n, 1, 0), "past its window"));
+	free(big);
+
+	/* A peer that says nothing: the keepalive gives up on it. */
+	assert_non_null(strstr(raw("", 0, 0, 50),
+	    "no frame from the peer in"));
+#undef HDR
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_streams),
+		cmocka_unit_test(test_bulk),
+		cmocka_unit_test(test_ends),
+		cmocka_unit_test(test_malformed),
+	};
+	int	r;
+
+	log_init("test_mux", LOG_LEVEL_INFO);
+	base = event_base_new();
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	event_base_free(base);
+	return (r);
+}
