@@ -25,7 +25,7 @@ COLUMNS = [
 ]
 TOPOS = ["direct", "socat-1", "socat-2", "haproxy-1", "haproxy-tuned-1",
          "haproxy-2", "haproxy-tuned-2", "vrelay-local", "vrelay-2hop",
-         "vrelay-2hop-tls"]
+         "vrelay-2hop-tls", "vrelay-2hop-tls-legs"]
 
 
 def median(v):
@@ -172,6 +172,8 @@ def main():
     ratios = {}
     for name, vr, hops in (("vrelay-2hop", "vrelay-2hop", 2),
                            ("vrelay-2hop-tls", "vrelay-2hop-tls", 2),
+                           ("vrelay-2hop-tls-legs", "vrelay-2hop-tls-legs",
+                            2),
                            ("vrelay-local", "vrelay-local", 1)):
         for key, _, _, higher, _ in COLUMNS:
             hv, ht = best_hap(key, hops, higher)

@@ -12,6 +12,9 @@
 #                   option splice-request/splice-response
 #   vrelay-local    client -vsock-> relay B -vsock-> vappliance -> backend
 #   vrelay-2hop-tls the same with mutual TLS between relays A and B
+#                   (one shared link carrying every leg, the default)
+#   vrelay-2hop-tls-legs  the same with a TLS connection per leg
+#                   (--mesh-links per-session)
 #   vrelay-2hop     client -vsock-> relay A -tcp-> relay B -vsock->
 #                   vappliance -> backend
 #
@@ -49,9 +52,10 @@ fi
 : "${STREAMS_LIST:=1 4}" "${SETUP_CONCURRENCY:=16}" "${RTT_CPU:=0}"
 : "${IDLE_ROUNDS:=1}"
 : "${TOPOLOGIES:=direct socat-1 socat-2 haproxy-1 haproxy-tuned-1 \
-haproxy-2 haproxy-tuned-2 vrelay-local vrelay-2hop vrelay-2hop-tls}"
+haproxy-2 haproxy-tuned-2 vrelay-local vrelay-2hop vrelay-2hop-tls \
+vrelay-2hop-tls-legs}"
 : "${IDLE_TOPOLOGIES:=haproxy-1 haproxy-tuned-1 haproxy-2 haproxy-tuned-2 \
-vrelay-local vrelay-2hop vrelay-2hop-tls}"
+vrelay-local vrelay-2hop vrelay-2hop-tls vrelay-2hop-tls-legs}"
 if [ -n "$SMOKE" ]; then
 	OUT=${BENCH_OUT:-$ROOT/obj/bench/smoke.json}
 else
@@ -218,7 +222,7 @@ start_relay() {
 	    --appliance-host B --appliance vsock://3:1024 \
 	    --peer "A=tcp://127.0.0.1:$MESH_A" \
 	    --peer "B=tcp://127.0.0.1:$MESH_B" \
-	    --max-sessions $((MAXSESS + 1000)) "${tls[@]}" \
+	    --max-sessions $((MAXSESS + 1000)) "${tls[@]}" ${MESH_ARGS:-} \
 	    --status "$D/relay$h.sock" --quiet 2>>"$T/relay$h.log" &
 	bg_add "relay-$h" $!
 	wait_sock "$D/relay$h.sock"
@@ -262,12 +266,14 @@ topo_start() {
 		CONNECT=vsock://2:2000
 		CARGS=(--vsock-dir "$D/B" --vsock-cid 5)
 		MEASURE="relay-B vappliance" ;;
-	vrelay-2hop|vrelay-2hop-tls)
-		[ "$1" = vrelay-2hop-tls ] && TLS=1
+	vrelay-2hop|vrelay-2hop-tls|vrelay-2hop-tls-legs)
+		[ "$1" != vrelay-2hop ] && TLS=1
+		[ "$1" = vrelay-2hop-tls-legs ] &&
+		    MESH_ARGS="--mesh-links per-session"
 		start_appliance || return 1
-		start_relay B "$MESH_B" || { TLS=0; return 1; }
-		start_relay A "$MESH_A" || { TLS=0; return 1; }
-		TLS=0
+		start_relay B "$MESH_B" || { TLS=0 MESH_ARGS=; return 1; }
+		start_relay A "$MESH_A" || { TLS=0 MESH_ARGS=; return 1; }
+		TLS=0 MESH_ARGS=
 		CONNECT=vsock://2:2000
 		CARGS=(--vsock-dir "$D/A" --vsock-cid 5)
 		MEASURE="relay-A relay-B vappliance" ;;
@@ -654,9 +660,18 @@ for r in $(seq 1 "$IDLE_ROUNDS"); do
 			    "measuring $m"
 		fi
 		for topo in $IDLE_TOPOLOGIES; do
-			say "idle $r/$IDLE_ROUNDS: $topo, $m sessions"
+			mt=$m
+			# A stream of a shared link is a socketpair: three
+			# descriptors per session on each relay, not two.
+			if [ "$topo" = vrelay-2hop-tls ] &&
+			    [ "$mt" -gt $(((NOFILE - 100) / 3)) ]; then
+				mt=$(((NOFILE - 100) / 3))
+				say "idle: $topo takes 3 descriptors per" \
+				    "session on each relay: measuring $mt"
+			fi
+			say "idle $r/$IDLE_ROUNDS: $topo, $mt sessions"
 			if topo_start "$topo"; then
-				idle_one "$topo" "$r" "$m" "$n"
+				idle_one "$topo" "$r" "$mt" "$n"
 			else
 				FAILED=1
 			fi
