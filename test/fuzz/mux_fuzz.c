@@ -1,0 +1,121 @@
+/*
+ * mux_fuzz.c -- libFuzzer harness for a mesh link's frames (mux.h,
+ * mux_proto.h): what the accepting relay reads from whoever dialled
+ * its mesh port.
+ *
+ * The input is the peer's bytes, preamble included, written into one
+ * end of a socketpair whose other end is an accepting mux's link, with
+ * the event loop run until the mux has read them all or given up on
+ * the link.  The streams it opens are read, and written to once, as a
+ * forward would.  Whatever the bytes, the link either stays up or ends
+ * with a reason of printable ASCII, and nothing leaks (ASan).
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "mux.h"
+#include "fuzz.h"
+
+#define FZ_STREAMS	64
+
+struct fz_end {
+	int	closed;
+	char	why[256];
+	int	fd[FZ_STREAMS];
+	int	n;
+};
+
+static struct event_base	*base;
+
+int	LLVMFuzzerInitialize(int *, char ***);
+
+static int
+fz_accept(struct mux *m, int fd, void *arg)
+{
+	struct fz_end	*e = arg;
+
+	if (e->n == FZ_STREAMS)
+		return (-1);
+	e->fd[e->n++] = fd;
+	/* A forward answers: a byte the other way. */
+	(void)write(fd, "x", 1);
+	return (0);
+}
+
+static void
+fz_closed(struct mux *m, const char *why, void *arg)
+{
+	struct fz_end	*e = arg;
+
+	e->closed = 1;
+	strlcpy(e->why, why, sizeof(e->why));
+}
+
+static const struct mux_cb	fz_cb = { NULL, fz_accept, fz_closed };
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	log_init("mux_fuzz", LOG_LEVEL_WARN);
+	base = event_base_new();
+	return (0);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz_end		 e;
+	struct bufferevent	*bev;
+	struct mux		*m;
+	uint8_t			 buf[4096];
+	size_t			 done = 0, i;
+	ssize_t			 r;
+	int			 sv[2], rounds;
+	const char		*p;
+
+	memset(&e, 0, sizeof(e));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == -1)
+		return (0);
+	bev = bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+	CHECK(bev != NULL);
+	m = mux_new(bev, 0, &fz_cb, &e);
+	CHECK(m != NULL);
+	for (rounds = 0; rounds < 1000 && !e.closed; rounds++) {
+		if (done < size && (r = write(sv[0], data + done,
+		    size - done)) > 0)
+			done += r;
+		/* Keep the link's own answers from filling the socket. */
+		while (read(sv[0], buf, sizeof(buf)) > 0)
+			;
+		for (i = 0; i < (size_t)e.n; i++)
+			while (read(e.fd[i], buf, sizeof(buf)) > 0)
+				;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if (done == size && rounds > 4 &&
+		    evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+			break;
+	}
+	if (e.closed) {
+		CHECK(e.why[0] != '\0');
+		for (p = e.why; *p != '\0'; p++)
+			CHECK(*p >= 0x20 && *p < 0x7f);
+	}
+	mux_free(m);
+	for (i = 0; i < (size_t)e.n; i++)
+		close(e.fd[i]);
+	close(sv[0]);
+	/* What the mux left to the loop (a closed() pending) goes. */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	return (0);
+}
