@@ -101,7 +101,10 @@ daemon_logflush_cb(evutil_socket_t fd, short ev, void *arg)
 	log_flush();
 }
 
-/* Links to a host may go (tls_link_wait): the sessions that waited. */
+/*
+ * Links to a host may go (tls_link_wait): the pre-warm's hook; if a
+ * host proved up, the sessions that waited (or backed off) try now.
+ */
 static void
 daemon_wake_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -109,8 +112,10 @@ daemon_wake_cb(evutil_socket_t fd, short ev, void *arg)
 	int		 up = d->wake_up;
 
 	d->wake_up = 0;
-	sess_ctx_wake(d->sessions, up);
-	sess_ctx_wake(d->clients, up);
+	if (up) {
+		sess_ctx_wake(d->sessions);
+		sess_ctx_wake(d->clients);
+	}
 	if (d->woken != NULL)
 		d->woken(d);
 }

@@ -1045,16 +1045,18 @@ sess_dial_retire(struct sess_dial *d)
 }
 
 /*
- * Client: every session waiting to try a leg tries now, from the loop,
- * though its backoff has not run out: a relay it could not reach may
- * be back (the link that woke us just reached one).  One whose connect
- * said wait tries the same target again (that try did not happen).
- * UP (a relay proved up): the backoff starts over, so those its
- * admission turns away in the rush try again in 25 ms, not in the
- * second their backoff had grown to while it was down.
+ * Client: a relay proved up.  Every session waiting to try a leg tries
+ * now, from the loop, though its backoff has not run out: a relay it
+ * could not reach may be back.  One whose connect said wait tries the
+ * same target again (that try did not happen).  The backoff starts
+ * over, so those the relay's admission turns away in the rush try again
+ * in 25 ms, not in the second their backoff had grown to while it was
+ * down.  There is no wake for a link that failed: those that waited
+ * for it try at their backoff (an immediate try would make the next
+ * link, and a relay that refuses at once would have them spin).
  */
 void
-sess_ctx_wake(struct sess_ctx *ctx, int up)
+sess_ctx_wake(struct sess_ctx *ctx)
 {
 	struct sess	*s;
 	struct timeval	 tv = { 0, 0 };
@@ -1068,8 +1070,7 @@ sess_ctx_wake(struct sess_ctx *ctx, int up)
 		if (s->parked && s->opened && s->resume_tries > 0)
 			s->resume_tries--;
 		s->parked = 0;
-		if (up)
-			s->backoff_ms = 0;
+		s->backoff_ms = 0;
 		evtimer_add(s->retry_ev, &tv);
 	}
 }
@@ -1868,9 +1869,13 @@ sess_local_take(struct sess *s)
 		if (s->read_off == s->acked_off)
 			sess_bufs_drop(s);	/* nothing came, none held */
 	}
-	/* Splicing reads again once all it read went (sess_pump). */
-	if (s->spl == NULL)
-		xsock_read_enable(s->local, room > 0 && !s->local_eof);
+	/*
+	 * Splicing reads again once all it read went (sess_pump); until
+	 * then not at all, or a session with no leg to send on would wake
+	 * for its readable local stream on every pass of the loop.
+	 */
+	xsock_read_enable(s->local, room > 0 && !s->local_eof &&
+	    (s->spl == NULL || s->sent_off >= s->read_off));
 	leg = s->leg;
 	if (leg_ack_wake(s)) {
 		/* The ACK that opens our window is on the leg. */

@@ -135,8 +135,9 @@ struct bufferevent *daemon_connected(struct daemon *, int, int,
 /*
  * Whether a new link to HOST at A, as daemon_connected() makes it,
  * should wait for another to HOST to prove its TLS ticket or bring one
- * (tls_link_wait); sessions that waited are woken (sess_ctx_wake), and
- * so is the daemon's woken hook.
+ * (tls_link_wait); sessions that waited are woken when it proves the
+ * host up (sess_ctx_wake), else try at their backoff; the daemon's
+ * woken hook runs either way.
  */
 int	daemon_link_wait(struct daemon *, const struct xaddr *, enum tls_role,
 	    const char *);
@@ -144,9 +145,9 @@ int	daemon_link_wait(struct daemon *, const struct xaddr *, enum tls_role,
 struct bufferevent *daemon_accepted(struct daemon *, int,
 	    const struct xaddr *, enum tls_role);
 /*
- * Wake the sessions that waited for a link (sess_ctx_wake) and the
- * daemon's woken hook, from the loop; UP: a host proved up.  ARG is the
- * struct daemon (a tls_set_wake callback).
+ * From the loop: the daemon's woken hook, and if UP (a host proved up)
+ * the sessions that waited for a link or backed off (sess_ctx_wake).
+ * ARG is the struct daemon (a tls_set_wake callback).
  */
 void	daemon_wake(void *, int);
 /*

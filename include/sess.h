@@ -135,11 +135,11 @@ void		 sess_ctx_states(struct sess_ctx *, size_t *);
 /* JSON array of every session (new reference). */
 json_t		*sess_ctx_json(struct sess_ctx *);
 /*
- * Client: sessions waiting to try a leg (their connect said wait, or
- * failed) try now, not at their backoff's end; if UP (a relay proved
- * up), their backoff starts over.  NULL is fine.
+ * Client: a relay proved up.  Sessions waiting to try a leg (their
+ * connect said wait, or failed) try now, not at their backoff's end,
+ * and their backoff starts over.  NULL is fine.
  */
-void		 sess_ctx_wake(struct sess_ctx *, int);
+void		 sess_ctx_wake(struct sess_ctx *);
 /* Find a session by id (status commands); NULL if gone. */
 struct sess	*sess_ctx_find(struct sess_ctx *, uint64_t);
 

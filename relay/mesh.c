@@ -9,11 +9,14 @@
  * link that is up opens in no round trip and costs the socketpair the
  * session end uses as its leg.  The link is dialled when a leg first
  * needs it, or when a vMotion hint names the host (warm.c): legs wait
- * for it (sess_ops.connect returns 1) and are woken when it is up or
- * has failed (daemon_wake).  A link that fails while connecting holds
- * legs off for a backoff (MESH_BACKOFF_MS, doubling to MESH_BACKOFF_MAX)
- * so the sessions' own backoff paces the retries; a link lost while up
- * closes its streams, and their sessions resume over a new one.
+ * for it (sess_ops.connect returns 1) and are woken when it is up
+ * (daemon_wake), or try at their backoff if it fails.  A link that
+ * fails, or is lost while up (its streams close, and their sessions
+ * resume), is dialled again by itself after a backoff (MESH_BACKOFF_MS,
+ * doubling to MESH_BACKOFF_MAX) for as long as legs asked for it in the
+ * last MESH_WANTED_MS, and legs are held off meanwhile: the sessions
+ * come back as soon as the far relay does (the link's wake), not at
+ * their own backoff, which grows to a second while that relay is down.
  *
  * The far relay tells a link from a leg by its first byte (fwd.c) and
  * hands it here (mesh_accept): each stream becomes a forward into the
@@ -43,8 +46,9 @@
 #include "xmalloc.h"
 #include "xtime.h"
 
-#define MESH_BACKOFF_MS		100
-#define MESH_BACKOFF_MAX	2000
+#define MESH_BACKOFF_MS		50
+#define MESH_BACKOFF_MAX	100
+#define MESH_WANTED_MS		60000	/* redial while legs asked since */
 #define MESH_NOMUX_MS		(10 * 60 * 1000)
 #define MESH_IDLE_MS		(5 * 60 * 1000)
 #define MESH_TICK_MS		10000
@@ -62,6 +66,7 @@ struct mesh_link {
 	int			 dialled;	/* 1: ours; 0: accepted */
 	char			*host;		/* dialled: whose relay */
 	char			*dest;		/* dialled: its address */
+	struct xaddr		*addr;		/* ...parsed */
 	char			 peer[XADDR_PEER_STRLEN]; /* accepted */
 	enum mesh_state		 state;
 	struct mux		*mux;
@@ -69,6 +74,9 @@ struct mesh_link {
 	long long		 idle_ms;	/* last with a stream */
 	long long		 retry_ms;	/* DOWN: not before */
 	long long		 backoff_ms;
+	long long		 asked_ms;	/* a leg last wanted it */
+	struct event		*redial_ev;	/* down: redial; dialling:
+						   the handshake's deadline */
 	long long		 nomux_until;	/* DOWN: per-connection legs */
 	char			 why[256];	/* DOWN: the failure */
 	TAILQ_ENTRY(mesh_link)	 entry;
@@ -83,7 +91,8 @@ struct mesh {
 	struct event		*reap_ev;
 	struct event		*tick_ev;
 	uint64_t		 next_id;
-	uint64_t		 dialled, accepted, failed, lost, streams;
+	uint64_t		 dialled, redials, accepted, failed, lost;
+	uint64_t		 streams;
 };
 
 static const char *
@@ -128,6 +137,9 @@ mesh_reap_cb(evutil_socket_t fd, short ev, void *arg)
 	while ((l = TAILQ_FIRST(&ms->gone)) != NULL) {
 		TAILQ_REMOVE(&ms->gone, l, entry);
 		mux_free(l->mux);
+		if (l->redial_ev != NULL)
+			event_free(l->redial_ev);
+		xaddr_free(l->addr);
 		free(l->host);
 		free(l->dest);
 		free(l);
@@ -144,6 +156,8 @@ mesh_close(struct mesh_link *l, const char *why)
 		return;
 	log_info("%s closed: %s", mesh_name(l), why);
 	mesh_enter_state(l, MESH_GONE);
+	if (l->redial_ev != NULL)
+		evtimer_del(l->redial_ev);
 	TAILQ_REMOVE(&l->ms->links, l, entry);
 	TAILQ_INSERT_TAIL(&l->ms->gone, l, entry);
 	evtimer_add(l->ms->reap_ev, &tv);
@@ -229,6 +243,7 @@ mesh_up_cb(struct mux *m, void *arg)
 	log_info("%s up after %lld ms", mesh_name(l),
 	    xtime_mono_ms() - l->since_ms);
 	mesh_enter_state(l, MESH_UP);
+	evtimer_del(l->redial_ev);
 	l->backoff_ms = 0;
 	l->idle_ms = xtime_mono_ms();
 	daemon_wake(&l->ms->r->d, 1);
@@ -244,40 +259,76 @@ mesh_accept_cb(struct mux *m, int fd, void *arg)
 	return (fwd_stream(l->ms->r->fwd, fd, l->peer));
 }
 
+static void	mesh_dial(struct mesh_link *);
+
+static void	mesh_closed_cb(struct mux *, const char *, void *);
+
 /*
- * The link is gone.  Dialled and never up: legs wait MESH_BACKOFF_MS
- * (doubling) before it is dialled again, and are told now.
+ * Down: dial again, if legs still want it.  Dialling: the far relay did
+ * not answer (TCP, TLS, preamble) within the handshake timeout.
+ */
+static void
+mesh_redial_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mesh_link	*l = arg;
+	char			 why[64];
+
+	if (l->state == MESH_CONNECTING) {
+		snprintf(why, sizeof(why), "no answer in %lld ms",
+		    l->ms->r->conf.sess.handshake_ms);
+		mesh_closed_cb(l->mux, why, l);
+	} else if (l->state == MESH_DOWN &&
+	    xtime_mono_ms() - l->asked_ms < MESH_WANTED_MS) {
+		l->ms->redials++;
+		mesh_dial(l);
+	}
+}
+
+/*
+ * The link is gone.  Dialled: down, legs held off for its backoff
+ * (doubling; from the start when it was lost while up), and dialled
+ * again then by itself while legs want it.
  */
 static void
 mesh_closed_cb(struct mux *m, const char *why, void *arg)
 {
 	struct mesh_link	*l = arg;
 	long long		 now = xtime_mono_ms();
+	struct timeval		 tv;
+	int			 lost;
 
-	if (!l->dialled || l->state == MESH_UP) {
-		if (l->state == MESH_UP)
-			l->ms->lost++;
+	if (!l->dialled) {
 		mesh_close(l, why);
 		return;
 	}
-	l->ms->failed++;
+	lost = l->state == MESH_UP;
+	if (lost) {
+		l->ms->lost++;
+		l->backoff_ms = 0;
+		log_info("%s lost: %s", mesh_name(l), why);
+	} else
+		l->ms->failed++;
 	strlcpy(l->why, why, sizeof(l->why));
 	l->backoff_ms = l->backoff_ms == 0 ? MESH_BACKOFF_MS :
 	    l->backoff_ms * 2 > MESH_BACKOFF_MAX ? MESH_BACKOFF_MAX :
 	    l->backoff_ms * 2;
 	l->retry_ms = now + l->backoff_ms;
+	mesh_enter_state(l, MESH_DOWN);
+	mux_free(l->mux);
+	l->mux = NULL;
 	/* An older relay took our preamble for a leg's first bytes. */
 	if (strncmp(why, "not a mesh link", 15) == 0) {
 		l->nomux_until = now + MESH_NOMUX_MS;
 		log_info("%s: the peer does not speak mesh links (%s): a "
 		    "connection per leg", mesh_name(l), why);
-	} else
-		log_info("%s failed: %s (retry in %lld ms)", mesh_name(l),
-		    why, l->backoff_ms);
-	mesh_enter_state(l, MESH_DOWN);
-	mux_free(l->mux);
-	l->mux = NULL;
-	daemon_wake(&l->ms->r->d, 0);
+	} else {
+		/* The first failure in a row says so; the retries do not. */
+		if (!lost && l->backoff_ms == MESH_BACKOFF_MS)
+			log_info("%s failed: %s (dialled again while legs "
+			    "want it)", mesh_name(l), why);
+		xtime_tv(l->backoff_ms, &tv);
+		evtimer_add(l->redial_ev, &tv);
+	}
 }
 
 static const struct mux_cb	mesh_cb = {
@@ -286,13 +337,16 @@ static const struct mux_cb	mesh_cb = {
 
 /* Dial L's link (again). */
 static void
-mesh_dial(struct mesh_link *l, const struct xaddr *a)
+mesh_dial(struct mesh_link *l)
 {
+	const struct xaddr	*a = l->addr;
 	struct relay		*r = l->ms->r;
 	struct bufferevent	*bev;
+	struct timeval		 tv;
 	int			 fd, up, e;
 
 	mesh_enter_state(l, MESH_CONNECTING);
+	evtimer_del(l->redial_ev);
 	l->ms->dialled++;
 	if ((e = xaddr_connect(a, &fd, &up)) != XADDR_OK) {
 		mesh_closed_cb(NULL, xaddr_why(e), l);
@@ -311,6 +365,8 @@ mesh_dial(struct mesh_link *l, const struct xaddr *a)
 		return;
 	}
 	mux_set_keepalive(l->mux, r->conf.sess.keepalive_ms);
+	xtime_tv(r->conf.sess.handshake_ms, &tv);
+	evtimer_add(l->redial_ev, &tv);
 	log_debug("%s dialling", mesh_name(l));
 }
 
@@ -328,8 +384,13 @@ mesh_get(struct mesh *ms, const struct xaddr *a, const char *host)
 	l->dialled = 1;
 	l->host = xstrdup(host);
 	l->dest = xstrdup(xaddr_str(a));
+	l->addr = xaddr_dup(a);
+	l->asked_ms = xtime_mono_ms();
+	if ((l->redial_ev = evtimer_new(ms->r->d.base, mesh_redial_cb, l)) ==
+	    NULL)
+		fatalx("evtimer_new");
 	TAILQ_INSERT_TAIL(&ms->links, l, entry);
-	mesh_dial(l, a);
+	mesh_dial(l);
 	return (l);
 }
 
@@ -357,8 +418,9 @@ mesh_prepare(struct mesh *ms, const struct xaddr *a, const char *host)
 	if (!mesh_applies(ms, a, host))
 		return (0);
 	l = mesh_get(ms, a, host);
+	l->asked_ms = xtime_mono_ms();
 	if (l->state == MESH_DOWN && xtime_mono_ms() >= l->retry_ms)
-		mesh_dial(l, a);
+		mesh_dial(l);
 	return (1);
 }
 
@@ -378,8 +440,9 @@ mesh_leg(struct mesh *ms, const struct xaddr *a, const char *host,
 	if (!mesh_applies(ms, a, host))
 		return (2);
 	l = mesh_get(ms, a, host);
+	l->asked_ms = xtime_mono_ms();
 	if (l->state == MESH_DOWN && xtime_mono_ms() >= l->retry_ms)
-		mesh_dial(l, a);
+		mesh_dial(l);
 	switch (l->state) {
 	case MESH_UP:
 		break;
@@ -466,10 +529,11 @@ mesh_json(const struct mesh *ms)
 			json_object_set_new(o, "why", json_string(l->why));
 		json_array_append_new(a, o);
 	}
-	return (json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I}",
+	return (json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "mode", ms->mode == MESH_SHARED ? "shared" : "per-session",
 	    "links", a,
 	    "dialled", (json_int_t)ms->dialled,
+	    "redials", (json_int_t)ms->redials,
 	    "accepted", (json_int_t)ms->accepted,
 	    "failed", (json_int_t)ms->failed,
 	    "lost", (json_int_t)ms->lost,

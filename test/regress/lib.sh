@@ -166,6 +166,11 @@ for k in sys.argv[1].split("."):
 print(v)' "$1"
 }
 
+# CPU ticks (user + system) a process has used.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 # Resident memory of a process in KiB.
 rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"

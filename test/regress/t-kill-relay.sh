@@ -1,6 +1,7 @@
 # kill -9 of the relay on the appliance's host, twice, while 40
 # sessions are mid-transfer (a slow backend keeps them busy): every
-# session resumes through the restarted relay and completes byte-exact.
+# session resumes through the restarted relay and completes byte-exact,
+# and the ingress relay sits idle while it is down.
 . ./lib.sh
 
 start_backend $((BASE + 10)) --slow 2M
@@ -13,7 +14,14 @@ traffic A 5 --sessions 40 --bytes 2M:6M --seed 3 --timeout 120 \
 TP=$!
 wait_lines "$T/relayA.log" session-open 40 || fail "sessions did not open"
 kill -9 "$RELAY_B_PID"
-sleep 0.3
+# While B is down A's sessions wait at their backoff: no spinning on
+# their guests' readable streams (a spliced read held until its bytes
+# went used to keep the stream armed), 1 s of CPU would be 100 ticks.
+c0=$(cpu_ticks "$RELAY_A_PID")
+sleep 1
+c1=$(cpu_ticks "$RELAY_A_PID")
+[ $((c1 - c0)) -le 25 ] || fail "relay A used $((c1 - c0)) ticks of CPU \
+in 1 s with B down"
 start_relay B $((BASE + 2)) B
 sleep 0.8
 kill -9 "$RELAY_B_PID"

@@ -2156,9 +2156,11 @@ test_connect_retry(void **state)
 
 /*
  * A connect that says wait: the session tries again at its backoff,
- * each try counted, and at sess_ctx_wake() at once, as the same try
- * (ingress.c alternates targets by the count).  A wake also cuts short
- * the backoff of a session whose connect failed, as a new try.
+ * each try counted, and at sess_ctx_wake() (a relay proved up) at once,
+ * as the same try (ingress.c alternates targets by the count).  A wake
+ * also cuts short the backoff of a session whose connect failed, as a
+ * new try.  Nothing else wakes it: a link that fails at once, woken
+ * each time, would spin.
  */
 static void
 test_connect_wait(void **state)
@@ -2184,7 +2186,7 @@ test_connect_wait(void **state)
 	    "waiting (test)");
 	w->wait_target = 0;
 	t0 = now_ms();
-	sess_ctx_wake(w->cl.ctx, 0);
+	sess_ctx_wake(w->cl.ctx);
 	WAIT(w, w->connects == 2);
 	assert_true(now_ms() - t0 < 150);
 	assert_int_equal(w->tries_seen, tries);
@@ -2202,7 +2204,7 @@ test_connect_wait(void **state)
 	tries = w->tries_seen;
 	calls = w->calls;
 	t0 = now_ms();
-	sess_ctx_wake(w->cl.ctx, 1);
+	sess_ctx_wake(w->cl.ctx);
 	WAIT(w, w->calls >= calls + 3);
 	assert_true(now_ms() - t0 < 300);
 	assert_int_equal(w->tries_seen, tries + 3);
@@ -2214,8 +2216,8 @@ test_connect_wait(void **state)
 	flow_check(&w->down, "backend -> guest");
 	/* Nothing waits: a wake changes nothing. */
 	calls = w->calls;
-	sess_ctx_wake(w->cl.ctx, 1);
-	sess_ctx_wake(NULL, 1);
+	sess_ctx_wake(w->cl.ctx);
+	sess_ctx_wake(NULL);
 	world_idle(w, 50);
 	assert_int_equal(w->calls, calls);
 }
