@@ -4,15 +4,16 @@
 # and the ingress relay sits idle while it is down.
 . ./lib.sh
 
-start_backend $((BASE + 10)) --slow 2M
+start_backend $((BASE + 10)) --slow 256K
 start_appliance B $((BASE + 10))
 start_relay B $((BASE + 2)) B
 start_relay A $((BASE + 1)) B
 
-traffic A 5 --sessions 40 --bytes 2M:6M --seed 3 --timeout 120 \
+traffic A 5 --sessions 40 --bytes 1M:2M --seed 3 --timeout 120 \
     >"$T/result.json" &
 TP=$!
 wait_lines "$T/relayA.log" session-open 40 || fail "sessions did not open"
+sleep 0.5
 kill -9 "$RELAY_B_PID"
 # While B is down A's sessions wait at their backoff: no spinning on
 # their guests' readable streams (a spliced read held until its bytes
