@@ -15,6 +15,10 @@
  *          leg's vSocket peer (caller.h), which only this relay knows.
  *          A leg whose peer is not a vSocket one is refused.
  *
+ * A mesh leg whose first bytes are a mesh link's preamble ("VRMX") is
+ * no leg: it goes to mesh.c, and each stream the link opens comes back
+ * here as a mesh leg of its own (fwd_stream), on a socketpair.
+ *
  * Bytes are copied both ways without being read (the session ends do
  * all the protocol work, so this hop keeps no state worth saving and
  * may die at any time).  Where a leg goes is decided when its first
@@ -89,6 +93,7 @@
 #include "caller.h"
 #include "frame.h"
 #include "log.h"
+#include "mux_proto.h"
 #include "pipepool.h"
 #include "relay.h"
 #include "xaddr.h"
@@ -1480,7 +1485,9 @@ static int
 fwd_is_link(struct fwd *f)
 {
 	struct evbuffer	*in = bufferevent_get_input(f->in);
-	uint8_t		 p[4], magic[4] = { 'V', 'R', 'M', 'X' };
+	uint8_t		 p[4], magic[4] = { MUX_MAGIC >> 24,
+			    MUX_MAGIC >> 16 & 0xff, MUX_MAGIC >> 8 & 0xff,
+			    MUX_MAGIC & 0xff };
 	size_t		 n = evbuffer_get_length(in);
 	struct bufferevent *bev;
 
