@@ -314,18 +314,19 @@ mesh_closed_cb(struct mux *m, const char *why, void *arg)
 	    l->backoff_ms * 2;
 	l->retry_ms = now + l->backoff_ms;
 	mesh_enter_state(l, MESH_DOWN);
+	/* WHY may be the mux's own: l->why from here on. */
 	mux_free(l->mux);
 	l->mux = NULL;
 	/* An older relay took our preamble for a leg's first bytes. */
-	if (strncmp(why, "not a mesh link", 15) == 0) {
+	if (strncmp(l->why, "not a mesh link", 15) == 0) {
 		l->nomux_until = now + MESH_NOMUX_MS;
 		log_info("%s: the peer does not speak mesh links (%s): a "
-		    "connection per leg", mesh_name(l), why);
+		    "connection per leg", mesh_name(l), l->why);
 	} else {
 		/* The first failure in a row says so; the retries do not. */
 		if (!lost && l->backoff_ms == MESH_BACKOFF_MS)
 			log_info("%s failed: %s (dialled again while legs "
-			    "want it)", mesh_name(l), why);
+			    "want it)", mesh_name(l), l->why);
 		xtime_tv(l->backoff_ms, &tv);
 		evtimer_add(l->redial_ev, &tv);
 	}
