@@ -437,14 +437,19 @@ mux_known(struct mux *m, uint32_t id)
 	return (id != 0 && (m->dialler ? id < m->next_id : id <= m->peer_id));
 }
 
-typedef int (*mux_frame_fn)(struct mux *, uint32_t, uint32_t,
-    struct evbuffer *);
+/*
+ * A frame's handler: S is its stream when the table says to look it up,
+ * A the header's arg, IN the link's input (DATA's payload at its head).
+ * Nonzero: the link failed.
+ */
+typedef int (*mux_frame_fn)(struct mux *, struct mux_stream *, uint32_t,
+    uint32_t, struct evbuffer *);
 
 static int
-mux_on_open(struct mux *m, uint32_t id, uint32_t arg, struct evbuffer *in)
+mux_on_open(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t arg,
+    struct evbuffer *in)
 {
-	struct mux_stream	*s;
-	int			 fd[2];
+	int	fd[2];
 
 	if (m->dialler) {
 		mux_fail(m, "OPEN from the end that did not dial");
@@ -480,23 +485,10 @@ mux_on_open(struct mux *m, uint32_t id, uint32_t arg, struct evbuffer *in)
 }
 
 static int
-mux_on_data(struct mux *m, uint32_t id, uint32_t len, struct evbuffer *in)
+mux_on_data(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t len,
+    struct evbuffer *in)
 {
-	struct mux_stream	*s;
-
-	if (len == 0 || len > MUX_DATA_MAX) {
-		mux_fail(m, "DATA of %u bytes on stream %u", len, id);
-		return (-1);
-	}
 	m->bytes_in += len;
-	if ((s = mux_find(m, id)) == NULL) {
-		if (!mux_known(m, id)) {
-			mux_fail(m, "DATA on stream %u, never opened", id);
-			return (-1);
-		}
-		evbuffer_drain(in, len);
-		return (0);
-	}
 	if (s->flags & MUX_SF_FIN) {
 		mux_fail(m, "DATA on stream %u after its FIN", id);
 		return (-1);
@@ -520,16 +512,9 @@ mux_on_data(struct mux *m, uint32_t id, uint32_t len, struct evbuffer *in)
 }
 
 static int
-mux_on_window(struct mux *m, uint32_t id, uint32_t n, struct evbuffer *in)
+mux_on_window(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t n,
+    struct evbuffer *in)
 {
-	struct mux_stream	*s;
-
-	if ((s = mux_find(m, id)) == NULL) {
-		if (mux_known(m, id))
-			return (0);
-		mux_fail(m, "WINDOW on stream %u, never opened", id);
-		return (-1);
-	}
 	if (n == 0 || n > MUX_WINDOW - s->credit) {
 		mux_fail(m, "WINDOW of %u on stream %u with %u of credit", n,
 		    id, s->credit);
@@ -541,16 +526,9 @@ mux_on_window(struct mux *m, uint32_t id, uint32_t n, struct evbuffer *in)
 }
 
 static int
-mux_on_fin(struct mux *m, uint32_t id, uint32_t arg, struct evbuffer *in)
+mux_on_fin(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t arg,
+    struct evbuffer *in)
 {
-	struct mux_stream	*s;
-
-	if ((s = mux_find(m, id)) == NULL) {
-		if (mux_known(m, id))
-			return (0);
-		mux_fail(m, "FIN on stream %u, never opened", id);
-		return (-1);
-	}
 	if (s->flags & MUX_SF_FIN) {
 		mux_fail(m, "a second FIN on stream %u", id);
 		return (-1);
@@ -561,46 +539,47 @@ mux_on_fin(struct mux *m, uint32_t id, uint32_t arg, struct evbuffer *in)
 }
 
 static int
-mux_on_rst(struct mux *m, uint32_t id, uint32_t arg, struct evbuffer *in)
+mux_on_rst(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t arg,
+    struct evbuffer *in)
 {
-	struct mux_stream	*s;
-
-	if ((s = mux_find(m, id)) != NULL)
-		mux_stream_free(s);
-	else if (!mux_known(m, id)) {
-		mux_fail(m, "RST on stream %u, never opened", id);
-		return (-1);
-	}
+	mux_stream_free(s);
 	return (0);
 }
 
 static int
-mux_on_ping(struct mux *m, uint32_t id, uint32_t token, struct evbuffer *in)
+mux_on_ping(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t token,
+    struct evbuffer *in)
 {
 	mux_send(m, MUX_PONG, 0, token);
 	return (0);
 }
 
 static int
-mux_on_pong(struct mux *m, uint32_t id, uint32_t token, struct evbuffer *in)
+mux_on_pong(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t token,
+    struct evbuffer *in)
 {
 	m->pinged = 0;
 	return (0);
 }
 
-/* Frames by type: its name and whether it names a stream. */
+/*
+ * Frames by type: its name, whether it names a stream, and whether that
+ * is one opened already (looked up for the handler; a frame for one
+ * that is gone, its RST crossing the peer's frames, is dropped).
+ */
 static const struct {
 	const char	*name;
 	int		 stream;	/* 1: id > 0; 0: id 0 */
+	int		 opened;
 	mux_frame_fn	 fn;
 } mux_frames[MUX_TYPE_MAX + 1] = {
-	[MUX_OPEN] = { "OPEN", 1, mux_on_open },
-	[MUX_DATA] = { "DATA", 1, mux_on_data },
-	[MUX_WINDOW_UPDATE] = { "WINDOW", 1, mux_on_window },
-	[MUX_FIN] = { "FIN", 1, mux_on_fin },
-	[MUX_RST] = { "RST", 1, mux_on_rst },
-	[MUX_PING] = { "PING", 0, mux_on_ping },
-	[MUX_PONG] = { "PONG", 0, mux_on_pong },
+	[MUX_OPEN] = { "OPEN", 1, 0, mux_on_open },
+	[MUX_DATA] = { "DATA", 1, 1, mux_on_data },
+	[MUX_WINDOW_UPDATE] = { "WINDOW", 1, 1, mux_on_window },
+	[MUX_FIN] = { "FIN", 1, 1, mux_on_fin },
+	[MUX_RST] = { "RST", 1, 1, mux_on_rst },
+	[MUX_PING] = { "PING", 0, 0, mux_on_ping },
+	[MUX_PONG] = { "PONG", 0, 0, mux_on_pong },
 };
 
 /* The peer's preamble, if it has come whole: 0, or -1 (failed). */
@@ -631,10 +610,11 @@ mux_preamble(struct mux *m, struct evbuffer *in)
 static void
 mux_link_readcb(struct bufferevent *bev, void *arg)
 {
-	struct mux	*m = arg;
-	struct evbuffer	*in = bufferevent_get_input(bev);
-	uint8_t		 h[MUX_HDR_LEN];
-	uint32_t	 id, a;
+	struct mux		*m = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct mux_stream	*s;
+	uint8_t			 h[MUX_HDR_LEN];
+	uint32_t		 id, a;
 
 	m->rx_ms = xtime_mono_ms();
 	m->pinged = 0;
@@ -658,12 +638,27 @@ mux_link_readcb(struct bufferevent *bev, void *arg)
 			    id);
 			return;
 		}
-		if (h[0] == MUX_DATA && a <= MUX_DATA_MAX &&
+		if (h[0] == MUX_DATA && (a == 0 || a > MUX_DATA_MAX)) {
+			mux_fail(m, "DATA of %u bytes on stream %u", a, id);
+			return;
+		}
+		if (h[0] == MUX_DATA &&
 		    evbuffer_get_length(in) < MUX_HDR_LEN + (size_t)a)
 			return;			/* the payload comes */
 		evbuffer_drain(in, sizeof(h));
 		m->frames_in++;
-		if (mux_frames[h[0]].fn(m, id, a, in) != 0)
+		s = NULL;
+		if (mux_frames[h[0]].opened && (s = mux_find(m, id)) == NULL) {
+			if (!mux_known(m, id)) {
+				mux_fail(m, "%s on stream %u, never opened",
+				    mux_frames[h[0]].name, id);
+				return;
+			}
+			if (h[0] == MUX_DATA)
+				evbuffer_drain(in, a);
+			continue;
+		}
+		if (mux_frames[h[0]].fn(m, s, id, a, in) != 0)
 			return;
 	}
 }

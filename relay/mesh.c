@@ -371,14 +371,29 @@ mesh_dial(struct mesh_link *l)
 	log_debug("%s dialling", mesh_name(l));
 }
 
-/* The dialled link to HOST at A, made (and dialled) if there is none. */
+/*
+ * The link legs to HOST's relay at A go on, made and dialled if there is
+ * none, or dialled again if it is down and its backoff is over; NULL if
+ * they go one per connection (the mode, not TCP, or a relay that does
+ * not speak links).
+ */
 static struct mesh_link *
-mesh_get(struct mesh *ms, const struct xaddr *a, const char *host)
+mesh_want(struct mesh *ms, const struct xaddr *a, const char *host)
 {
 	struct mesh_link	*l;
+	long long		 now = xtime_mono_ms();
 
-	if ((l = mesh_find(ms, host, xaddr_str(a))) != NULL)
+	if (ms == NULL || host == NULL || ms->mode == MESH_PER_SESSION ||
+	    xaddr_type(a) != XADDR_TCP)
+		return (NULL);
+	if ((l = mesh_find(ms, host, xaddr_str(a))) != NULL) {
+		if (l->state == MESH_DOWN && now < l->nomux_until)
+			return (NULL);
+		l->asked_ms = now;
+		if (l->state == MESH_DOWN && now >= l->retry_ms)
+			mesh_dial(l);
 		return (l);
+	}
 	l = xcalloc(1, sizeof(*l));
 	l->ms = ms;
 	l->id = ++ms->next_id;
@@ -386,7 +401,7 @@ mesh_get(struct mesh *ms, const struct xaddr *a, const char *host)
 	l->host = xstrdup(host);
 	l->dest = xstrdup(xaddr_str(a));
 	l->addr = xaddr_dup(a);
-	l->asked_ms = xtime_mono_ms();
+	l->asked_ms = now;
 	if ((l->redial_ev = evtimer_new(ms->r->d.base, mesh_redial_cb, l)) ==
 	    NULL)
 		fatalx("evtimer_new");
@@ -395,34 +410,11 @@ mesh_get(struct mesh *ms, const struct xaddr *a, const char *host)
 	return (l);
 }
 
-/* Whether legs to HOST go over a shared link (else one each). */
-static int
-mesh_applies(struct mesh *ms, const struct xaddr *a, const char *host)
-{
-	struct mesh_link	*l;
-
-	if (ms == NULL || host == NULL || ms->mode == MESH_PER_SESSION ||
-	    xaddr_type(a) != XADDR_TCP)
-		return (0);
-	if ((l = mesh_find(ms, host, xaddr_str(a))) != NULL &&
-	    l->state == MESH_DOWN && xtime_mono_ms() < l->nomux_until)
-		return (0);
-	return (1);
-}
-
 /* A vMotion heads for HOST, whose relay is at A: have its link up. */
 int
 mesh_prepare(struct mesh *ms, const struct xaddr *a, const char *host)
 {
-	struct mesh_link	*l;
-
-	if (!mesh_applies(ms, a, host))
-		return (0);
-	l = mesh_get(ms, a, host);
-	l->asked_ms = xtime_mono_ms();
-	if (l->state == MESH_DOWN && xtime_mono_ms() >= l->retry_ms)
-		mesh_dial(l);
-	return (1);
+	return (mesh_want(ms, a, host) != NULL);
 }
 
 /*
@@ -438,12 +430,8 @@ mesh_leg(struct mesh *ms, const struct xaddr *a, const char *host,
 	struct mesh_link	*l;
 	int			 fd, e;
 
-	if (!mesh_applies(ms, a, host))
+	if ((l = mesh_want(ms, a, host)) == NULL)
 		return (2);
-	l = mesh_get(ms, a, host);
-	l->asked_ms = xtime_mono_ms();
-	if (l->state == MESH_DOWN && xtime_mono_ms() >= l->retry_ms)
-		mesh_dial(l);
 	switch (l->state) {
 	case MESH_UP:
 		break;
