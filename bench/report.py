@@ -25,7 +25,7 @@ COLUMNS = [
 ]
 TOPOS = ["direct", "socat-1", "socat-2", "haproxy-1", "haproxy-tuned-1",
          "haproxy-2", "haproxy-tuned-2", "vrelay-local", "vrelay-2hop",
-         "vrelay-2hop-tls", "vrelay-2hop-tls-legs"]
+         "vrelay-2hop-tls", "vrelay-2hop-tls-shared"]
 
 
 def median(v):
@@ -172,7 +172,7 @@ def main():
     ratios = {}
     for name, vr, hops in (("vrelay-2hop", "vrelay-2hop", 2),
                            ("vrelay-2hop-tls", "vrelay-2hop-tls", 2),
-                           ("vrelay-2hop-tls-legs", "vrelay-2hop-tls-legs",
+                           ("vrelay-2hop-tls-shared", "vrelay-2hop-tls-shared",
                             2),
                            ("vrelay-local", "vrelay-local", 1)):
         for key, _, _, higher, _ in COLUMNS:

@@ -11,10 +11,10 @@
 #   haproxy-tuned-1/-2  the same with tune.bufsize 65536 and
 #                   option splice-request/splice-response
 #   vrelay-local    client -vsock-> relay B -vsock-> vappliance -> backend
-#   vrelay-2hop-tls the same with mutual TLS between relays A and B
-#                   (one shared link carrying every leg, the default)
-#   vrelay-2hop-tls-legs  the same with a TLS connection per leg
-#                   (--mesh-links per-session)
+#   vrelay-2hop-tls the same with mutual TLS between relays A and B (a
+#                   TLS connection per leg, the default)
+#   vrelay-2hop-tls-shared  the same with one shared link carrying every
+#                   leg (--mesh-links shared)
 #   vrelay-2hop     client -vsock-> relay A -tcp-> relay B -vsock->
 #                   vappliance -> backend
 #
@@ -53,9 +53,9 @@ fi
 : "${IDLE_ROUNDS:=1}"
 : "${TOPOLOGIES:=direct socat-1 socat-2 haproxy-1 haproxy-tuned-1 \
 haproxy-2 haproxy-tuned-2 vrelay-local vrelay-2hop vrelay-2hop-tls \
-vrelay-2hop-tls-legs}"
+vrelay-2hop-tls-shared}"
 : "${IDLE_TOPOLOGIES:=haproxy-1 haproxy-tuned-1 haproxy-2 haproxy-tuned-2 \
-vrelay-local vrelay-2hop vrelay-2hop-tls vrelay-2hop-tls-legs}"
+vrelay-local vrelay-2hop vrelay-2hop-tls vrelay-2hop-tls-shared}"
 if [ -n "$SMOKE" ]; then
 	OUT=${BENCH_OUT:-$ROOT/obj/bench/smoke.json}
 else
@@ -266,10 +266,10 @@ topo_start() {
 		CONNECT=vsock://2:2000
 		CARGS=(--vsock-dir "$D/B" --vsock-cid 5)
 		MEASURE="relay-B vappliance" ;;
-	vrelay-2hop|vrelay-2hop-tls|vrelay-2hop-tls-legs)
+	vrelay-2hop|vrelay-2hop-tls|vrelay-2hop-tls-shared)
 		[ "$1" != vrelay-2hop ] && TLS=1
-		[ "$1" = vrelay-2hop-tls-legs ] &&
-		    MESH_ARGS="--mesh-links per-session"
+		[ "$1" = vrelay-2hop-tls-shared ] &&
+		    MESH_ARGS="--mesh-links shared"
 		start_appliance || return 1
 		start_relay B "$MESH_B" || { TLS=0 MESH_ARGS=; return 1; }
 		start_relay A "$MESH_A" || { TLS=0 MESH_ARGS=; return 1; }
@@ -663,7 +663,7 @@ for r in $(seq 1 "$IDLE_ROUNDS"); do
 			mt=$m
 			# A stream of a shared link is a socketpair: three
 			# descriptors per session on each relay, not two.
-			if [ "$topo" = vrelay-2hop-tls ] &&
+			if [ "$topo" = vrelay-2hop-tls-shared ] &&
 			    [ "$mt" -gt $(((NOFILE - 100) / 3)) ]; then
 				mt=$(((NOFILE - 100) / 3))
 				say "idle: $topo takes 3 descriptors per" \

@@ -314,6 +314,11 @@ mux_stream_write(struct mux_stream *s)
 		if (n > 0)
 			s->written += n;
 	}
+	/* An idle stream keeps no buffer. */
+	if (s->out != NULL && evbuffer_get_length(s->out) == 0) {
+		evbuffer_free(s->out);
+		s->out = NULL;
+	}
 	if (s->written >= MUX_GIVE_BACK ||
 	    (s->written > 0 && s->written == s->held)) {
 		/* All of it in: give back now, a reply may wait on it. */
@@ -488,6 +493,8 @@ static int
 mux_on_data(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t len,
     struct evbuffer *in)
 {
+	int	n;
+
 	m->bytes_in += len;
 	if (s->flags & MUX_SF_FIN) {
 		mux_fail(m, "DATA on stream %u after its FIN", id);
@@ -498,15 +505,25 @@ mux_on_data(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t len,
 		    len - (MUX_WINDOW - s->held));
 		return (-1);
 	}
-	if (s->out == NULL && (s->out = evbuffer_new()) == NULL) {
-		mux_fail(m, "out of memory");
-		return (-1);
-	}
-	if (evbuffer_remove_buffer(in, s->out, len) != (int)len) {
-		mux_fail(m, "out of memory");
-		return (-1);
-	}
 	s->held += len;
+	/* Straight from the link's input while nothing waits before it. */
+	if (s->out == NULL) {
+		n = evbuffer_write_atmost(in, s->fd, len);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			evbuffer_drain(in, len);
+			mux_stream_reset(s);	/* the user closed it */
+			return (0);
+		}
+		if (n > 0) {
+			s->written += n;
+			len -= n;
+		}
+	}
+	if (len > 0 && ((s->out == NULL && (s->out = evbuffer_new()) ==
+	    NULL) || evbuffer_remove_buffer(in, s->out, len) != (int)len)) {
+		mux_fail(m, "out of memory");
+		return (-1);
+	}
 	mux_stream_write(s);
 	return (0);
 }

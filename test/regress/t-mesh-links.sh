@@ -1,6 +1,6 @@
-# Shared mesh links (relay/mesh.c, docs/protocol.md "Mesh links"): with
-# TLS on the mesh, every leg from relay A to relay B is a stream on one
-# TLS link, not a connection of its own.
+# Shared mesh links (relay/mesh.c, docs/protocol.md "Mesh links";
+# --mesh-links shared): every leg from relay A to relay B is a stream on
+# one TLS link, not a connection of its own.
 #   - 40 sessions byte-exact over one link: one TLS handshake in all,
 #     and B splices each stream into the appliance;
 #   - relay B killed (-9) under 20 busy sessions: the link's streams
@@ -15,8 +15,8 @@
 mint_certs
 start_backend $((BASE + 10)) --slow 2M
 start_appliance B $((BASE + 10))
-start_relay B $((BASE + 2)) B $(tls B)
-start_relay A $((BASE + 1)) B $(tls A)
+start_relay B $((BASE + 2)) B $(tls B) --mesh-links shared
+start_relay A $((BASE + 1)) B $(tls A) --mesh-links shared
 
 st() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json |
     json_get "$2"; }
@@ -55,7 +55,7 @@ c1=$(cpu_ticks "$RELAY_A_PID")
 # each wake would dial again at once and spin against the refusals.
 [ $((c1 - c0)) -le 25 ] || fail "relay A used $((c1 - c0)) ticks of CPU \
 with B down"
-start_relay B $((BASE + 2)) B $(tls B)
+start_relay B $((BASE + 2)) B $(tls B) --mesh-links shared
 wait $tp || fail "sessions across B's restart: $(cat "$T/kill.json")"
 [ "$(json_get bytes_lost <"$T/kill.json")" = 0 ] || fail "bytes lost"
 [ "$(json_get duplicates <"$T/kill.json")" = 0 ] || fail "duplicates"

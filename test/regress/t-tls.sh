@@ -22,8 +22,8 @@ check "relays converge over TLS" wait_loc \
 rs() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json |
     json_get "tls.handshakes.$2"; }
 
-# 1. Sessions A -> B over TLS mesh legs, a connection each (the shared
-# links that are the default with TLS: t-mesh-links), every byte checked.  The first
+# 1. Sessions A -> B over TLS mesh legs, a connection each (shared
+# links: t-mesh-links), every byte checked.  The first
 # contact: one leg probes, pays the full handshake and brings a ticket;
 # the other sessions' legs wait for it and resume (tls_link_wait), where
 # each would pay a full handshake of its own.  At most 2: a probe that
