@@ -176,6 +176,24 @@ rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
+# --- scenarios on deploy/cluster.sh (BIN; HOSTS h1.., PLAIN, total) ----
+rstat() {	# rstat HOST KEY: a field of relay hHOST's status
+	"$BIN/vrelay" status --status "$T/relay-h$1.sock" --json |
+	    json_get "$2"
+}
+# Every session established again, the agents' ($total) and the
+# agentless ones at relay h2 ($PLAIN), within $1 tenths of a second.
+all_back() {
+	local i
+	for i in $(seq 1 $(($1 * WAIT_SCALE))); do
+		[ "$(cl_established)" = "$total" ] &&
+		    [ "$(rstat 2 sessions.established)" = "$PLAIN" ] &&
+		    return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # --- vSphere: the vCenter simulator and the locator -------------------
 : "${VCSIMH:=$(cd "$(dirname "$0")/../.." && pwd)/obj/vcsimh}"
 

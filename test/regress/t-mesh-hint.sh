@@ -11,10 +11,6 @@ HOSTS=3 CVMS=2 SESSIONS=3 PLAIN=4 HOLD=30s
 RELAY_ARGS="--mesh-links shared"
 total=$((CVMS * SESSIONS))
 
-rstat() {	# rstat HOST KEY: a field of relay hHOST's status
-	"$BIN/vrelay" status --status "$T/relay-h$1.sock" --json |
-	    json_get "$2"
-}
 # The link from relay h$1 to h$2's relay: "STATE STREAMS", or nothing.
 link() {
 	"$BIN/vrelay" status --status "$T/relay-h$1.sock" --json |
@@ -22,16 +18,6 @@ link() {
 for l in json.load(sys.stdin)["mesh"]["links"]:
     if l.get("host") == sys.argv[1]:
         print(l["state"], l.get("streams", 0))' "h$2"
-}
-all_back() {
-	local i
-	for i in $(seq 1 $(($1 * WAIT_SCALE))); do
-		[ "$(cl_established)" = "$total" ] &&
-		    [ "$(rstat 2 sessions.established)" = "$PLAIN" ] &&
-		    return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 cl_start

@@ -24,23 +24,6 @@ trap 'cl_stop; cleanup' EXIT
 HOSTS=3 CVMS=2 SESSIONS=3 PLAIN=4 HOLD=30s
 RELAY_ARGS="--mesh-links per-session"
 total=$((CVMS * SESSIONS))
-
-rstat() {	# rstat HOST KEY: a field of relay hHOST's status
-	"$BIN/vrelay" status --status "$T/relay-h$1.sock" --json |
-	    json_get "$2"
-}
-# Every session established again, agents' and the agentless ones at
-# relay h2, within $1 tenths of a second.
-all_back() {
-	local i
-	for i in $(seq 1 $(($1 * WAIT_SCALE))); do
-		[ "$(cl_established)" = "$total" ] &&
-		    [ "$(rstat 2 sessions.established)" = "$PLAIN" ] &&
-		    return 0
-		sleep 0.1
-	done
-	return 1
-}
 # The switchover of a vMotion to host $1 without vCenter's report: the
 # appliance's vSocket legs reset and its listeners move.
 switchover() {

@@ -70,24 +70,14 @@ test_refused(void **state)
 static int
 setup(void **state)
 {
-	char	cmd[512];
-
-	strlcpy(dir, "/tmp/vrelay-daemon.XXXXXX", sizeof(dir));
-	if (mkdtemp(dir) == NULL)
-		return (-1);
-	/* Run from the top of the tree, as make unit does. */
-	snprintf(cmd, sizeof(cmd), "set -e; m=deploy/mkcerts.sh; "
-	    "$m -d %s ca; $m -d %s relay h1 >/dev/null", dir, dir);
-	return (system(cmd) == 0 ? 0 : -1);
+	return (utest_certs(dir, sizeof(dir), "$m -d $d ca; "
+	    "$m -d $d relay h1"));
 }
 
 static int
 teardown(void **state)
 {
-	char	cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return (system(cmd) == 0 ? 0 : -1);
+	return (utest_certs_rm(dir));
 }
 
 /*

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "tls.h"
+#include "utest.h"
 
 static char	dir[64];
 
@@ -42,29 +43,16 @@ path(const char *file)
 static int
 setup(void **state)
 {
-	char	cmd[1024];
-
-	strlcpy(dir, "/tmp/vrelay-tls.XXXXXX", sizeof(dir));
-	if (mkdtemp(dir) == NULL)
-		return (-1);
-	/* Run from the top of the tree, as make unit does. */
-	snprintf(cmd, sizeof(cmd), "set -e; m=deploy/mkcerts.sh; "
-	    "$m -d %s ca; $m -d %s relay h1 127.0.0.1 esx1.dc1.example; "
-	    "$m -d %s relay h2; "
-	    "$m -d %s locator; $m -d %s/rogue ca; $m -d %s/rogue relay h1"
-	    " >/dev/null", dir, dir, dir, dir, dir, dir);
-	if (system(cmd) != 0)
-		return (-1);
-	return (0);
+	return (utest_certs(dir, sizeof(dir), "$m -d $d ca; "
+	    "$m -d $d relay h1 127.0.0.1 esx1.dc1.example; "
+	    "$m -d $d relay h2; $m -d $d locator; $m -d $d/rogue ca; "
+	    "$m -d $d/rogue relay h1"));
 }
 
 static int
 teardown(void **state)
 {
-	char	cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return (system(cmd) == 0 ? 0 : -1);
+	return (utest_certs_rm(dir));
 }
 
 /* Every way an identity can be wrong is refused with its own code. */

@@ -87,6 +87,36 @@ utest_slurp(const char *path, size_t *lenp)
 	return (buf);
 }
 
+/*
+ * A scratch directory DIR (LEN bytes, at least 32) holding what the
+ * deploy/mkcerts.sh commands in SCRIPT mint, each "$m -d $d ...": run
+ * from the top of the tree, as make unit does.  0, or -1.
+ */
+static inline int
+utest_certs(char *dir, size_t len, const char *script)
+{
+	char	cmd[1024];
+
+	if (len < 32)
+		return (-1);
+	snprintf(dir, len, "/tmp/vrelay-unit.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return (-1);
+	snprintf(cmd, sizeof(cmd), "set -e; m=deploy/mkcerts.sh; d=%s; "
+	    "{ %s; } >/dev/null", dir, script);
+	return (system(cmd) == 0 ? 0 : -1);
+}
+
+/* Remove utest_certs()'s directory DIR: 0, or -1. */
+static inline int
+utest_certs_rm(const char *dir)
+{
+	char	cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return (system(cmd) == 0 ? 0 : -1);
+}
+
 /* A TCP listener on 127.0.0.1, any port (*PORT), with BACKLOG. */
 static inline int
 utest_listen(int backlog, int *port)
