@@ -759,6 +759,7 @@ mux_new(struct bufferevent *link, int dialler, const struct mux_cb *cb,
 	return (m);
 }
 
+/* Close every stream and the link; NULL is fine. */
 void
 mux_free(struct mux *m)
 {
@@ -806,18 +807,21 @@ mux_open(struct mux *m, int *fdp)
 	return (MUX_OK);
 }
 
+/* Whether the peer's preamble came and the link is not gone. */
 int
 mux_up(const struct mux *m)
 {
 	return (m != NULL && m->state == MUX_ST_UP);
 }
 
+/* Streams open now. */
 size_t
 mux_streams(const struct mux *m)
 {
 	return (m->nstreams);
 }
 
+/* PING after MS of silence; give up after 3 MS (0: never). */
 void
 mux_set_keepalive(struct mux *m, long long ms)
 {
@@ -836,12 +840,7 @@ mux_set_keepalive(struct mux *m, long long ms)
 	event_add(m->ka_ev, &tv);
 }
 
-struct bufferevent *
-mux_link(const struct mux *m)
-{
-	return (m->link);
-}
-
+/* The link's state and counters, for status. */
 json_t *
 mux_json(const struct mux *m)
 {

@@ -62,8 +62,6 @@ size_t		 mux_streams(const struct mux *);
  * without a frame (0: never).
  */
 void		 mux_set_keepalive(struct mux *, long long);
-/* The link's bufferevent (its TLS state, its socket). */
-struct bufferevent *mux_link(const struct mux *);
 /* Counters for status: streams, bytes each way, frames. */
 json_t		*mux_json(const struct mux *);
 
