@@ -12,9 +12,9 @@
 #                   option splice-request/splice-response
 #   vrelay-local    client -vsock-> relay B -vsock-> vappliance -> backend
 #   vrelay-2hop-tls the same with mutual TLS between relays A and B (a
-#                   TLS connection per leg, the default)
+#                   TLS connection per leg, --mesh-links per-session)
 #   vrelay-2hop-tls-shared  the same with one shared link carrying every
-#                   leg (--mesh-links shared)
+#                   leg (--mesh-links shared, the default with TLS)
 #   vrelay-2hop     client -vsock-> relay A -tcp-> relay B -vsock->
 #                   vappliance -> backend
 #
@@ -268,6 +268,8 @@ topo_start() {
 		MEASURE="relay-B vappliance" ;;
 	vrelay-2hop|vrelay-2hop-tls|vrelay-2hop-tls-shared)
 		[ "$1" != vrelay-2hop ] && TLS=1
+		[ "$1" = vrelay-2hop-tls ] &&
+		    MESH_ARGS="--mesh-links per-session"
 		[ "$1" = vrelay-2hop-tls-shared ] &&
 		    MESH_ARGS="--mesh-links shared"
 		start_appliance || return 1

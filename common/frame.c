@@ -51,6 +51,7 @@ static const char *frame_codes[PROTO_CODE_MAX + 1] = {
 	[PROTO_E_INTERNAL] = "internal",
 	[PROTO_E_DONE] = "done",
 	[PROTO_E_SERVICE] = "no-such-service",
+	[PROTO_E_OVERTAKEN] = "overtaken",
 };
 
 /* The largest HELLO is a handshake frame like any other. */

@@ -142,6 +142,8 @@ struct leg {
 						   front) */
 	int			 reused;	/* carried an earlier session */
 	int			 tuned;		/* its dialer set keepalive */
+	unsigned		 epoch;		/* server: the session's resumes
+						   when it was challenged */
 	struct event		*deadline;	/* handshake or flush */
 	char			*peer;	/* allocated: most are short */
 	TAILQ_ENTRY(leg)	 entry;
@@ -281,6 +283,7 @@ struct sess_ctx {
 	/* Resumes since start, for status and the vMotion reports. */
 	uint64_t		 resumes;
 	uint64_t		 resumes_one_trip; /* no CHALLENGE */
+	uint64_t		 overtaken;	/* PROOFs another resume beat */
 	uint64_t		 replay_bytes;
 	long long		 resume_ms_max;
 	long long		 resume_ms_sum;
@@ -638,11 +641,12 @@ sess_ctx_stats(const struct sess_ctx *ctx)
 {
 	json_t	*o;
 
-	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "legs_idle", (json_int_t)ctx->nidle,
 	    "legs_reused", (json_int_t)ctx->reused,
 	    "resumes", (json_int_t)ctx->resumes,
 	    "resumes_one_trip", (json_int_t)ctx->resumes_one_trip,
+	    "resumes_overtaken", (json_int_t)ctx->overtaken,
 	    "replayed_bytes", (json_int_t)ctx->replay_bytes,
 	    "spliced_bytes", (json_int_t)ctx->spliced,
 	    "spliced_sent_bytes", (json_int_t)ctx->spliced_out,
@@ -2529,7 +2533,8 @@ static int
 proto_code_transient(int code)
 {
 	return (code == PROTO_E_NOT_APPLIANCE || code == PROTO_E_LIMIT ||
-	    code == PROTO_E_SHUTDOWN || code == PROTO_E_INTERNAL);
+	    code == PROTO_E_SHUTDOWN || code == PROTO_E_INTERNAL ||
+	    code == PROTO_E_OVERTAKEN);
 }
 
 /* One handshake frame; nonzero when the leg is no longer usable. */
@@ -2728,6 +2733,7 @@ leg_server_hello(struct leg *leg, const uint8_t *p, size_t len)
 		frame_challenge_add(leg->ctx->scratch, &c);
 		leg_send(leg);
 		leg->state = LEG_S_CHALLENGED;
+		leg->epoch = s->resumes;
 		return (0);
 	}
 	if (s != NULL) {
@@ -2800,6 +2806,21 @@ leg_server_proof(struct leg *leg, const uint8_t *p, size_t len)
 	if ((s = sess_ctx_find(leg->ctx, leg->sid)) == NULL || s->dead) {
 		leg_refuse(leg, PROTO_E_UNKNOWN_SESSION,
 		    "session closed during resume");
+		return (-1);
+	}
+	/*
+	 * Another leg resumed since this one was challenged: either this
+	 * PROOF is stale (the client answered, then moved on to that
+	 * leg, and a PROOF over the secret it held then would still
+	 * verify against "prev" and rotate along nonces it dropped), or
+	 * the other leg was a stale copy and the client is here.  Only
+	 * a fresh try tells: the client's next leg proves against what
+	 * the server holds now.
+	 */
+	if (leg->epoch != s->resumes) {
+		leg->ctx->overtaken++;
+		leg_refuse(leg, PROTO_E_OVERTAKEN,
+		    "another leg resumed the session first; try again");
 		return (-1);
 	}
 	kx_proof(s->secret, s->id, leg->nonce_c, leg->nonce_s, pr.next, mac);

@@ -36,8 +36,9 @@
 # VCSIM_TLS (0: the simulator serves plain http and the locator pins
 # nothing, so it can restart with another certificate), TLS (0: relays
 # and locator talk plaintext; else mutual TLS with certificates from
-# deploy/mkcerts.sh in $T/pki), RELAY_ARGS (more vrelay options, e.g.
-# "--mesh-links per-session").  Every daemon logs to $T/NAME.log;
+# deploy/mkcerts.sh in $T/pki; the relays then share one mesh link per
+# pair), RELAY_ARGS (more vrelay options, e.g. "--mesh-links
+# per-session").  Every daemon logs to $T/NAME.log;
 # events go to $T/events.jsonl.
 
 HOSTS=${HOSTS:-3}

@@ -85,8 +85,9 @@ enum proto_code {
 	PROTO_E_INTERNAL = 13,
 	PROTO_E_DONE = 14,		/* resume of a session that completed */
 	PROTO_E_SERVICE = 15,		/* the service is not offered here */
+	PROTO_E_OVERTAKEN = 16,		/* another leg resumed first: retry */
 };
-#define PROTO_CODE_MAX		PROTO_E_SERVICE
+#define PROTO_CODE_MAX		PROTO_E_OVERTAKEN
 
 /* What a session carries into the appliance (HELLO NEW). */
 enum proto_service {

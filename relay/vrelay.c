@@ -61,8 +61,9 @@ static const struct conf_opt relay_opts[] = {
 	    "mesh address to register with the locator (default: "
 	    "--mesh-listen, unless a wildcard)" },
 	{ "mesh-links", CONF_STR, OPT(mesh_links), 0, 0, 0, "MODE",
-	    "legs to other relays: per-session (a connection each, the "
-	    "default) or shared (streams on one link per relay)" },
+	    "legs to other relays: shared (streams on one link per relay) "
+	    "or per-session (a connection each); default: shared with TLS, "
+	    "per-session without (plaintext legs splice end to end)" },
 	{ "vsock-dir", CONF_STR, OPT(vsock_dir), 0, 0, 0, "DIR",
 	    "emulate vsock in DIR (one directory per simulated host)" },
 	{ "vsock-cid", CONF_INT, OPT(vsock_cid), 0, 0xfffffffeLL, 0, "CID",
@@ -214,11 +215,10 @@ relay_vmomi_init(struct relay *r)
 }
 
 /*
- * --mesh-links: a connection per leg unless "shared".  Not shared by
- * default yet: a containerVM moved twice within ~100 ms can leave a
- * stale resume (sent before the second move) reaching the appliance
- * after the fresh one, and streams, which open at once, make that
- * likely (docs/protocol.md, "Mesh links").
+ * --mesh-links, or its default: shared links with TLS on the mesh (a
+ * TLS handshake and ~15 KiB of TLS state per leg saved), a connection
+ * per leg without (a plaintext leg splices end to end, a stream would
+ * cost two socket crossings more per relay).
  */
 static enum mesh_mode
 relay_mesh_mode(struct relay *r)
@@ -226,7 +226,7 @@ relay_mesh_mode(struct relay *r)
 	const char	*m = r->conf.mesh_links;
 
 	if (m == NULL)
-		return (MESH_PER_SESSION);
+		return (r->d.tls != NULL ? MESH_SHARED : MESH_PER_SESSION);
 	if (strcmp(m, "shared") == 0)
 		return (MESH_SHARED);
 	if (strcmp(m, "per-session") == 0)

@@ -105,5 +105,7 @@ check "C says why" wait_for 5 grep -q \
     "mesh-link=1 from=.* closed: DATA of 70000 bytes on stream 1" \
     "$T/relayC.log"
 [ "$(st C mesh.accepted)" = 1 ] || fail "C: $(st C mesh)"
+# Without TLS a relay sends a connection per leg unless told otherwise.
+[ "$(st C mesh.mode)" = per-session ] || fail "C's mode: $(st C mesh)"
 check "sessions still flow" traffic A 8 --sessions 4 --bytes 64K >/dev/null
 exit 0

@@ -1368,8 +1368,10 @@ test_strings(void **state)
 		assert_string_not_equal(frame_strcode(i), "unknown");
 	assert_string_equal(frame_strcode(PROTO_E_AUTH), "auth");
 	assert_int_equal(PROTO_E_SERVICE, 15);
-	assert_int_equal(PROTO_CODE_MAX, PROTO_E_SERVICE);
 	assert_string_equal(frame_strcode(PROTO_E_SERVICE), "no-such-service");
+	assert_int_equal(PROTO_E_OVERTAKEN, 16);
+	assert_int_equal(PROTO_CODE_MAX, PROTO_E_OVERTAKEN);
+	assert_string_equal(frame_strcode(PROTO_E_OVERTAKEN), "overtaken");
 	assert_string_equal(frame_strcode(PROTO_CODE_MAX + 1), "unknown");
 	assert_string_equal(frame_strcode(-1), "unknown");
 }

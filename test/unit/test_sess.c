@@ -2113,6 +2113,145 @@ test_resume_replay(void **state)
 	evbuffer_free(b);
 }
 
+/* A frame of TYPE with body P as it came, into B. */
+static void
+frame_raw_add(struct evbuffer *b, int type, const uint8_t *p, size_t len)
+{
+	uint8_t	hdr[PROTO_HDR_LEN] = { (uint8_t)type, 0, 0, 0,
+		    (uint8_t)(len >> 24), (uint8_t)(len >> 16),
+		    (uint8_t)(len >> 8), (uint8_t)len };
+
+	assert_int_equal(evbuffer_add(b, hdr, sizeof(hdr)), 0);
+	assert_int_equal(evbuffer_add(b, p, len), 0);
+}
+
+/* Relay one handshake frame of TYPE from FROM to TO; its body to P. */
+static void
+relay_frame(struct world *w, struct rogue *from, struct rogue *to, int type,
+    uint8_t *p, size_t cap, struct frame_hdr *h)
+{
+	struct evbuffer	*b;
+
+	WAIT(w, rogue_frame(from, h, p, cap) || rogue_closed(from));
+	if (h->type != type)
+		fail_msg("expected %s, got %s", frame_strtype(type),
+		    frame_strtype(h->type));
+	b = evbuffer_new();
+	assert_non_null(b);
+	frame_raw_add(b, h->type, p, h->len);
+	rogue_send_buf(to, b);
+	evbuffer_free(b);
+}
+
+/*
+ * A PROOF overtaken by another resume.  The client answered a CHALLENGE
+ * on a leg that then broke (a vMotion reset its vSocket), and resumed
+ * on its next leg through the previous secret; the first leg's PROOF,
+ * still in flight in the mesh, arrives before the client has framed on
+ * the new leg.  It verifies against that previous secret too, but
+ * taken it would rotate the server's secret along nonces the client
+ * dropped: the session's next resume would be refused and the session
+ * lost.  The server drops it, and the session lives on.
+ */
+static void
+test_resume_stale_proof(void **state)
+{
+	struct world		*w = *state;
+	struct rogue		 c1, c2, c3, r1, r2, r3;
+	struct evbuffer		*b;
+	struct frame_hdr	 h;
+	struct proto_hello	 hi;
+	struct proto_error	 er;
+	uint8_t			 p[PROTO_HANDSHAKE_MAX], stale[PROTO_HANDSHAKE_MAX];
+	size_t			 n = 2 * MIB, stale_len;
+
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, 81);
+	flow_init(&w->down, n, 82);
+	w->up.stop = w->down.stop = n / 4;
+	WAIT(w, w->up.rd == n / 4 && w->down.rd == n / 4);
+
+	/* The client's next leg comes to us. */
+	w->fake = 1;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_detached == 1 && w->sv.n_detached == 1);
+	fake_hello(w, &c1, &hi);
+	assert_int_equal(hi.kind, PROTO_HELLO_RESUME_PROOF);
+	b = evbuffer_new();
+	assert_non_null(b);
+
+	/* A copy of its HELLO spends the ticket; that RESUMED is lost. */
+	rogue_open(w, &r1, "copy-1");
+	frame_hello_add(b, &hi);
+	rogue_send_buf(&r1, b);
+	WAIT(w, rogue_frame(&r1, &h, p, sizeof(p)) || rogue_closed(&r1));
+	assert_int_equal(h.type, PROTO_RESUMED);
+	assert_int_equal(shutdown(r1.fd, SHUT_RDWR), 0);
+	WAIT(w, w->sv.n_detached == 2);
+
+	/* The other copy is challenged, and the client answers... */
+	rogue_open(w, &r2, "copy-2");
+	frame_hello_add(b, &hi);
+	rogue_send_buf(&r2, b);
+	relay_frame(w, &r2, &c1, PROTO_CHALLENGE, p, sizeof(p), &h);
+	WAIT(w, rogue_frame(&c1, &h, stale, sizeof(stale)) ||
+	    rogue_closed(&c1));
+	assert_int_equal(h.type, PROTO_PROOF);
+	stale_len = h.len;
+
+	/* ...but its leg breaks: the PROOF is still on its way. */
+	w->fake_fd = -1;
+	assert_int_equal(shutdown(c1.fd, SHUT_RDWR), 0);
+	fake_hello(w, &c2, &hi);
+
+	/* The next leg resumes through the previous secret... */
+	rogue_open(w, &r3, "next");
+	frame_hello_add(b, &hi);
+	rogue_send_buf(&r3, b);
+	relay_frame(w, &r3, &c2, PROTO_CHALLENGE, p, sizeof(p), &h);
+	relay_frame(w, &c2, &r3, PROTO_PROOF, p, sizeof(p), &h);
+	WAIT(w, w->sv.n_resumed == 2);
+
+	/* ...and the stale PROOF arrives before the client frames on it. */
+	frame_raw_add(b, PROTO_PROOF, stale, stale_len);
+	rogue_send_buf(&r2, b);
+	rogue_expect_error(w, &r2, PROTO_E_OVERTAKEN, &er);
+	assert_int_equal(w->sv.n_resumed, 2);
+	assert_int_equal(jstat(w->sv.ctx, "resumes_overtaken"), 1);
+	relay_frame(w, &r3, &c2, PROTO_RESUMED, p, sizeof(p), &h);
+	WAIT(w, w->cl.n_resumed == 1);
+
+	/*
+	 * The client, overtaken in its turn (by a stale copy, say), tries
+	 * again.  Both ends hold the same secret: its next leg resumes in
+	 * one trip, and every byte arrives once.
+	 */
+	w->fake_fd = -1;
+	assert_int_equal(shutdown(c2.fd, SHUT_RDWR), 0);
+	assert_int_equal(shutdown(r3.fd, SHUT_RDWR), 0);
+	fake_hello(w, &c3, &hi);
+	w->fake = 0;
+	frame_error_add(b, PROTO_ERROR, PROTO_E_OVERTAKEN, "test");
+	rogue_send_buf(&c3, b);
+	WAIT(w, w->cl.n_resumed == 2 && w->sv.n_resumed == 3);
+	assert_int_equal(w->cl.n_closed, 0);
+	assert_int_equal(jstat(w->cl.ctx, "resumes_one_trip"), 1);
+	w->up.stop = w->down.stop = n;
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	world_idle(w, 20);
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, "backend -> guest");
+	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
+	rogue_free(&r3);
+	rogue_free(&r2);
+	rogue_free(&r1);
+	rogue_free(&c3);
+	rogue_free(&c2);
+	rogue_free(&c1);
+	evbuffer_free(b);
+}
+
 /* No target at first: guest bytes wait, the session opens later. */
 static void
 test_connect_retry(void **state)
@@ -3634,6 +3773,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_backend_refused, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resume_replay, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resume_stale_proof, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resumed_lost, setup,
 		    teardown),
