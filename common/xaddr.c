@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1237,4 +1238,18 @@ xaddr_dead_after(int fd, long long ms)
 		return;
 	ut = ms > UINT_MAX ? UINT_MAX : (unsigned int)ms;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+}
+
+/*
+ * POLLRDHUP says a peer's FIN (TCP, unix and AF_VSOCK sockets alike)
+ * while bytes it sent before are still queued: reading would take them.
+ */
+int
+xaddr_hungup(int fd)
+{
+	struct pollfd	pfd = { .fd = fd, .events = POLLRDHUP };
+
+	if (fd < 0 || poll(&pfd, 1, 0) != 1)
+		return (0);
+	return ((pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0);
 }

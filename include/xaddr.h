@@ -112,5 +112,10 @@ void		 xaddr_reset(int);
  * unacknowledged for MS (TCP_USER_TIMEOUT); a no-op elsewhere.
  */
 void		 xaddr_dead_after(int, long long);
+/*
+ * Whether FD's peer has stopped sending (shut down or closed) or the
+ * socket failed, bytes still unread or not: 1, else 0.  Never reads.
+ */
+int		 xaddr_hungup(int);
 
 #endif

@@ -33,7 +33,10 @@
  * target moves within moments, and when it does the leg is sent on or
  * refused at once.  The session end then learns of the move when it
  * happens instead of at its next backoff retry.  After FWD_PARK_MS it
- * is refused with a transient ERROR.
+ * is refused with a transient ERROR.  One whose session end closed it
+ * meanwhile (POLLRDHUP, the bytes still unread) is dropped instead of
+ * sent on, as is one that ended while its far side connected: a stale
+ * handshake would only cost the appliance (fwd_abandoned).
  *
  * Until the far side has answered anything, a forward keeps a copy of
  * what it sent there (a handshake's first frames, at most
@@ -190,6 +193,7 @@ struct fwd_ctx {
 	uint64_t		 refused;
 	uint64_t		 vmomi_not_vsock;	/* refused: peer */
 	uint64_t		 parked;
+	uint64_t		 abandoned;	/* its leg ended first */
 	uint64_t		 rerouted;
 	uint64_t		 hinted;	/* rerouted by the hint */
 	uint64_t		 moved;		/* closed: target moved */
@@ -613,6 +617,24 @@ fwd_attest(struct fwd *f)
 	return (0);
 }
 
+/*
+ * Whether F's leg ended while its first bytes waited (parked, or for
+ * the far side's connect): a session end that gave up on it has tried
+ * elsewhere since.  Then they are not sent: delivered late, a stale
+ * handshake only costs the appliance a leg, a handshake slot and a
+ * CHALLENGE nobody answers, and may overtake a live resume (protocol.md,
+ * "Overtaken PROOFs").  1 if F went.
+ */
+static int
+fwd_abandoned(struct fwd *f)
+{
+	if (f->to_out > 0 || !xaddr_hungup(bufferevent_getfd(f->in)))
+		return (0);
+	f->ctx->abandoned++;
+	fwd_drop(f, "its leg ended before it could be sent on");
+	return (1);
+}
+
 /* The first byte arrived (or the target moved): connect onwards. */
 static void
 fwd_open(struct fwd *f)
@@ -624,6 +646,8 @@ fwd_open(struct fwd *f)
 	struct timeval		 tv;
 	int			 up = 0;
 
+	if (f->state == FWD_PARKED && fwd_abandoned(f))
+		return;
 	a = NULL;
 	if (f->hinted)
 		a = target_route_hint(ctx->r->target, &why, &host);
@@ -1301,7 +1325,8 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_CONNECTED) {
-		fwd_connected(f);
+		if (!fwd_abandoned(f))
+			fwd_connected(f);
 		return;
 	}
 	*fwd_gone(f, bev == f->in ? 0 : 1) = 1;
@@ -1646,7 +1671,7 @@ fwd_json(const struct fwd_ctx *ctx)
 
 	a = fwd_vmomi_agent(ctx, &source);
 	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
-	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "active", (json_int_t)ctx->nlive[FWD_MESH],
 	    "total", (json_int_t)ctx->total[FWD_MESH],
 	    "agent_active", (json_int_t)ctx->nlive[FWD_AGENT],
@@ -1659,6 +1684,7 @@ fwd_json(const struct fwd_ctx *ctx)
 	    json_null(),
 	    "refused", (json_int_t)ctx->refused,
 	    "parked", (json_int_t)ctx->parked,
+	    "abandoned", (json_int_t)ctx->abandoned,
 	    "rerouted", (json_int_t)ctx->rerouted,
 	    "hinted", (json_int_t)ctx->hinted,
 	    "moved", (json_int_t)ctx->moved,
