@@ -117,7 +117,7 @@ daemon_wake_cb(evutil_socket_t fd, short ev, void *arg)
 		sess_ctx_wake(d->clients);
 	}
 	if (d->woken != NULL)
-		d->woken(d);
+		d->woken(d, up);
 }
 
 /* The event base and the signals every daemon handles. */

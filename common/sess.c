@@ -284,6 +284,7 @@ struct sess_ctx {
 	uint64_t		 resumes;
 	uint64_t		 resumes_one_trip; /* no CHALLENGE */
 	uint64_t		 overtaken;	/* PROOFs another resume beat */
+	long long		 woke_ms;	/* client: last wake by a leg */
 	uint64_t		 replay_bytes;
 	long long		 resume_ms_max;
 	long long		 resume_ms_sum;
@@ -1055,7 +1056,9 @@ sess_dial_retire(struct sess_dial *d)
  * same target again (that try did not happen).  The backoff starts
  * over, so those the relay's admission turns away in the rush try again
  * in 25 ms, not in the second their backoff had grown to while it was
- * down.  There is no wake for a link that failed: those that waited
+ * down.  The daemon calls it when a TLS probe or a mesh link to a relay
+ * comes up; a session's own resume after failed tries does too
+ * (sess_leg_up).  There is no wake for a link that failed: those that waited
  * for it try at their backoff (an immediate try would make the next
  * link, and a relay that refuses at once would have them spin).
  */
@@ -1232,6 +1235,19 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	sess_timer_drop(&s->hold_ev);
 	sess_timer_drop(&s->retry_ev);
 	s->backoff_ms = 0;
+	/*
+	 * Client: a resume that got through after failed tries shows the
+	 * way is open again (a relay restarted, the appliance arrived):
+	 * the sessions backing off try now (sess_ctx_wake), not at their
+	 * backoff, which has grown to up to a second meanwhile.  At most
+	 * once per RETRY_MIN_MS: the rush that follows succeeds after
+	 * failures too, and need not scan every session again for each.
+	 */
+	if (s->ctx->role == SESS_CLIENT && s->opened && s->resume_tries > 1 &&
+	    xtime_mono_ms() - s->ctx->woke_ms >= RETRY_MIN_MS) {
+		s->ctx->woke_ms = xtime_mono_ms();
+		sess_ctx_wake(s->ctx);
+	}
 	s->resume_tries = 0;
 	sess_set_why(s, NULL);
 	sess_enter_state(s, SESS_ESTABLISHED);

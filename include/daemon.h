@@ -87,8 +87,11 @@ struct daemon {
 	struct event		*logflush;	/* deferred log lines go */
 	struct event		*wake;		/* links may go */
 	int			 wake_up;	/* ... a host proved up */
-	/* Optional: links tls_link_wait() held may go (after sessions). */
-	void			(*woken)(struct daemon *);
+	/*
+	 * Optional: links tls_link_wait() held may go (after sessions);
+	 * UP: a host proved up.
+	 */
+	void			(*woken)(struct daemon *, int);
 	long long		 started_ms;
 	uint64_t		 refused;	/* connections, at accept */
 	long long		 refuse_log_ms;	/* last refusal logged */

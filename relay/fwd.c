@@ -32,8 +32,10 @@
  * its first bytes unread, for up to FWD_PARK_MS: during a vMotion the
  * target moves within moments, and when it does the leg is sent on or
  * refused at once.  The session end then learns of the move when it
- * happens instead of at its next backoff retry.  After FWD_PARK_MS it
- * is refused with a transient ERROR.  One whose session end closed it
+ * happens instead of at its next backoff retry.  A link to a relay
+ * that comes up (one that was down is back) sends parked legs on too
+ * (fwd_wake).  After FWD_PARK_MS a leg is refused with a transient
+ * ERROR.  One whose session end closed it
  * meanwhile (POLLRDHUP, the bytes still unread) is dropped instead of
  * sent on, as is one that ended while its far side connected: a stale
  * handshake would only cost the appliance (fwd_abandoned).
@@ -1660,6 +1662,23 @@ fwd_retarget(struct fwd_ctx *ctx)
 		}
 		fwd_close(f, "target moved");
 	}
+}
+
+/*
+ * A link to a relay came up (a mesh link, or a TLS probe proved its
+ * ticket): legs parked because it was down try again now, rather than
+ * when the target next moves or, refused after FWD_PARK_MS, at their
+ * session end's backoff.  One still with nowhere to go stays parked
+ * until its deadline (fwd_open parks it again).
+ */
+void
+fwd_wake(struct fwd_ctx *ctx)
+{
+	struct fwd	*f, *next;
+
+	TAILQ_FOREACH_SAFE(f, &ctx->live, entry, next)
+		if (f->state == FWD_PARKED)
+			fwd_open(f);
 }
 
 /* Forwarding counters for the status socket. */

@@ -178,6 +178,8 @@ void		 fwd_vmomi_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 /* The target moved: close forwards whose far side is now wrong. */
 void		 fwd_retarget(struct fwd_ctx *);
+/* A relay proved up: parked legs try their route again now. */
+void		 fwd_wake(struct fwd_ctx *);
 size_t		 fwd_agents(const struct fwd_ctx *);
 /* Agent forwards now open whose far side is not DEST. */
 size_t		 fwd_agents_elsewhere(const struct fwd_ctx *, const char *);

@@ -234,13 +234,15 @@ relay_mesh_mode(struct relay *r)
 	fatalx("--mesh-links \"%s\": expected shared or per-session", m);
 }
 
-/* TLS links to a relay may go: the pre-warm's too (daemon.h). */
+/* Links to a relay may go (the pre-warm's); if one proved up, parked legs. */
 static void
-relay_woken(struct daemon *d)
+relay_woken(struct daemon *d, int up)
 {
 	struct relay	*r = (struct relay *)d;
 
 	warm_wake(r->warm);
+	if (up)
+		fwd_wake(r->fwd);
 }
 
 /* vrelay run: configure, listen, loop, tear down. */

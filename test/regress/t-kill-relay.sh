@@ -1,7 +1,8 @@
 # kill -9 of the relay on the appliance's host, twice, while 40
 # sessions are mid-transfer (a slow backend keeps them busy): every
 # session resumes through the restarted relay and completes byte-exact,
-# and the ingress relay sits idle while it is down.
+# the ingress relay sits idle while it is down, and its sessions come
+# back together when it is up, not each at its own backoff.
 . ./lib.sh
 
 start_backend $((BASE + 10)) --slow 256K
@@ -24,7 +25,19 @@ c1=$(cpu_ticks "$RELAY_A_PID")
 [ $((c1 - c0)) -le 25 ] || fail "relay A used $((c1 - c0)) ticks of CPU \
 in 1 s with B down"
 start_relay B $((BASE + 2)) B
-sleep 0.8
+# The first session back wakes the others (backing off by up to a
+# second after 1 s down, ~0.8 s apart from one another without it).
+wait_lines "$T/relayA.log" session-resumed 40 ||
+    fail "not every session resumed after the restart"
+spread=$(python3 - "$T/relayA.log" <<'PY'
+import datetime, sys
+ts = [datetime.datetime.strptime(l.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+      for l in open(sys.argv[1]) if "session-resumed" in l][:40]
+print(int((max(ts) - min(ts)).total_seconds() * 1000))
+PY
+)
+log "40 sessions resumed within $spread ms of one another"
+[ "$spread" -le 250 ] || fail "resumes spread over $spread ms"
 kill -9 "$RELAY_B_PID"
 sleep 0.2
 start_relay B $((BASE + 2)) B

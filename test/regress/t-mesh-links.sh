@@ -3,9 +3,11 @@
 # one TLS link, not a connection of its own.
 #   - 40 sessions byte-exact over one link: one TLS handshake in all,
 #     and B splices each stream into the appliance;
-#   - relay B killed (-9) under 20 busy sessions: the link's streams
-#     end, A dials it again by itself while B is down, and when B is
-#     back every session resumes byte-exact;
+#   - relay B killed (-9) under 20 busy sessions and a guest agent's 4:
+#     the link's streams end, A dials it again by itself while B is
+#     down, and when B is back every session resumes byte-exact, the
+#     agent's at once too (their legs parked at A go when the link is
+#     up, not at the 1 s park deadline and the agent's backoff);
 #   - a peer that does not speak mesh links (an appliance endpoint
 #     taking legs itself): legs go a connection each, and flow;
 #   - a peer that sends a broken link: only that link ends, with the
@@ -16,7 +18,8 @@ mint_certs
 start_backend $((BASE + 10)) --slow 2M
 start_appliance B $((BASE + 10))
 start_relay B $((BASE + 2)) B $(tls B) --mesh-links shared
-start_relay A $((BASE + 1)) B $(tls A) --mesh-links shared
+start_relay A $((BASE + 1)) B $(tls A) --mesh-links shared \
+    --agent-listen vsock://any:2002
 
 st() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json |
     json_get "$2"; }
@@ -41,7 +44,17 @@ $(st B forwards)"
 traffic A 6 --sessions 20 --bytes 2M:4M --seed 4 --timeout 120 \
     >"$T/kill.json" &
 tp=$!
+"$BINDIR/vguest" run --name cvm7 --relay vsock://2:2002 --vsock-dir "$T/A" \
+    --vsock-cid 7 --listen "unix:$T/agent.in" --status "$T/agent.sock" \
+    2>>"$T/agent.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/agent.sock"
+"$BINDIR/vtraffic" run --connect "unix:$T/agent.in" --sessions 4 \
+    --bytes 2M:4M --seed 5 --timeout 120 >"$T/agent.json" \
+    2>>"$T/agent-traffic.log" &
+ap=$!
 wait_lines "$T/relayA.log" session-open 60 || fail "sessions did not open"
+wait_lines "$T/agent.log" session-open 4 || fail "agent sessions did not open"
 kill -9 "$RELAY_B_PID"
 # While B is down, A dials the link again by itself (and the sessions
 # are held off): they come back when B does, not at their backoff.
@@ -55,8 +68,24 @@ c1=$(cpu_ticks "$RELAY_A_PID")
 # each wake would dial again at once and spin against the refusals.
 [ $((c1 - c0)) -le 25 ] || fail "relay A used $((c1 - c0)) ticks of CPU \
 with B down"
+t_up=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 start_relay B $((BASE + 2)) B $(tls B) --mesh-links shared
 wait $tp || fail "sessions across B's restart: $(cat "$T/kill.json")"
+wait $ap || fail "agent sessions across B's restart: $(cat "$T/agent.json")"
+[ "$(json_get bytes_lost <"$T/agent.json")" = 0 ] || fail "agent bytes lost"
+late=$(python3 - "$T/agent.log" "$t_up" <<'PY'
+import datetime, sys
+f = "%Y-%m-%dT%H:%M:%S.%fZ"
+up = datetime.datetime.strptime(sys.argv[2], f)
+ts = [datetime.datetime.strptime(l.split()[0], f)
+      for l in open(sys.argv[1]) if "session-resumed" in l]
+print(len(ts), int((max(ts) - up).total_seconds() * 1000) if ts else -1)
+PY
+)
+log "agent: $late (resumes, ms from B's restart to the last)"
+set -- $late
+[ "$1" -ge 4 ] && [ "$2" -le 450 ] ||
+    fail "agent sessions back late: $1 resumes, the last $2 ms after B"
 [ "$(json_get bytes_lost <"$T/kill.json")" = 0 ] || fail "bytes lost"
 [ "$(json_get duplicates <"$T/kill.json")" = 0 ] || fail "duplicates"
 [ "$(st A mesh.lost)" -ge 1 ] && [ "$(st A mesh.dialled)" -ge 2 ] ||
