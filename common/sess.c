@@ -1058,9 +1058,9 @@ sess_dial_retire(struct sess_dial *d)
  * in 25 ms, not in the second their backoff had grown to while it was
  * down.  The daemon calls it when a TLS probe or a mesh link to a relay
  * comes up; a session's own resume after failed tries does too
- * (sess_leg_up).  There is no wake for a link that failed: those that waited
- * for it try at their backoff (an immediate try would make the next
- * link, and a relay that refuses at once would have them spin).
+ * (sess_leg_up).  There is no wake for a link that failed: those that
+ * waited for it try at their backoff (an immediate try would make the
+ * next link, and a relay that refuses at once would have them spin).
  */
 void
 sess_ctx_wake(struct sess_ctx *ctx)

@@ -35,10 +35,10 @@
  * happens instead of at its next backoff retry.  A link to a relay
  * that comes up (one that was down is back) sends parked legs on too
  * (fwd_wake).  After FWD_PARK_MS a leg is refused with a transient
- * ERROR.  One whose session end closed it
- * meanwhile (POLLRDHUP, the bytes still unread) is dropped instead of
- * sent on, as is one that ended while its far side connected: a stale
- * handshake would only cost the appliance (fwd_abandoned).
+ * ERROR.  One whose session end closed it meanwhile (POLLRDHUP, the
+ * bytes still unread) is dropped instead of sent on, as is one that
+ * ended while its far side connected: a stale handshake would only
+ * cost the appliance (fwd_abandoned).
  *
  * Until the far side has answered anything, a forward keeps a copy of
  * what it sent there (a handshake's first frames, at most
