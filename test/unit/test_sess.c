@@ -2037,6 +2037,30 @@ test_resumed_lost(void **state)
 }
 
 /*
+ * A session that carried a quarter of N bytes each way (flows seeded
+ * SEED and SEED + 1, stopped there), whose leg then broke: the client's
+ * next leg comes to the test, R its end, the HELLO on it in *HI.
+ */
+static void
+world_fake_resume(struct world *w, size_t n, int seed, struct rogue *r,
+    struct proto_hello *hi)
+{
+	world_start(w);
+	world_open(w);
+	flow_init(&w->up, n, seed);
+	flow_init(&w->down, n, seed + 1);
+	w->up.stop = w->down.stop = n / 4;
+	WAIT(w, w->up.rd == n / 4 && w->down.rd == n / 4);
+	w->fake = 1;
+	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+	WAIT(w, w->cl.n_detached == 1 && w->sv.n_detached == 1);
+	fake_hello(w, r, hi);
+	assert_int_equal(hi->version, PROTO_VERSION);
+	assert_int_equal(hi->kind, PROTO_HELLO_RESUME_PROOF);
+	assert_true(hi->next == (uint64_t)n / 4);
+}
+
+/*
  * A HELLO that carries its proof is good once: the same bytes again
  * get a CHALLENGE, never a second RESUMED.  The client, which never
  * saw the RESUMED its HELLO earned, still resumes through the
@@ -2054,21 +2078,8 @@ test_resume_replay(void **state)
 	uint64_t		 v;
 	size_t			 n = 2 * MIB;
 
-	world_start(w);
-	world_open(w);
-	flow_init(&w->up, n, 71);
-	flow_init(&w->down, n, 72);
-	w->up.stop = w->down.stop = n / 4;
-	WAIT(w, w->up.rd == n / 4 && w->down.rd == n / 4);
-
 	/* The client's next leg comes to us: keep its HELLO. */
-	w->fake = 1;
-	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
-	WAIT(w, w->cl.n_detached == 1 && w->sv.n_detached == 1);
-	fake_hello(w, &c, &hi);
-	assert_int_equal(hi.version, PROTO_VERSION);
-	assert_int_equal(hi.kind, PROTO_HELLO_RESUME_PROOF);
-	assert_true(hi.next == (uint64_t)n / 4);
+	world_fake_resume(w, n, 71, &c, &hi);
 	b = evbuffer_new();
 	assert_non_null(b);
 
@@ -2165,19 +2176,8 @@ test_resume_stale_proof(void **state)
 	uint8_t			 p[PROTO_HANDSHAKE_MAX], stale[PROTO_HANDSHAKE_MAX];
 	size_t			 n = 2 * MIB, stale_len;
 
-	world_start(w);
-	world_open(w);
-	flow_init(&w->up, n, 81);
-	flow_init(&w->down, n, 82);
-	w->up.stop = w->down.stop = n / 4;
-	WAIT(w, w->up.rd == n / 4 && w->down.rd == n / 4);
-
 	/* The client's next leg comes to us. */
-	w->fake = 1;
-	assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
-	WAIT(w, w->cl.n_detached == 1 && w->sv.n_detached == 1);
-	fake_hello(w, &c1, &hi);
-	assert_int_equal(hi.kind, PROTO_HELLO_RESUME_PROOF);
+	world_fake_resume(w, n, 81, &c1, &hi);
 	b = evbuffer_new();
 	assert_non_null(b);
 
