@@ -490,18 +490,25 @@ fwd_vmomi_agent(const struct fwd_ctx *ctx, const char **source)
  * A connection to A (HOST's relay; NULL: the appliance) for a forward,
  * pooled if possible: a bufferevent that reports BEV_EVENT_CONNECTED,
  * or with *UP set, one that is connected already (a vSocket connect
- * completes at once, and so does a pooled leg).  NULL with *why.
+ * completes at once, and so does a pooled leg, or a stream on a mesh
+ * link).  NULL with *why, and *WAIT set if the mesh link to HOST's
+ * relay is coming up, or another link's TLS handshake to it: the leg
+ * goes once it is up (fwd_wake), on the link or with the TLS ticket
+ * it brings, not on a full TLS handshake of its own.
  */
 static struct bufferevent *
 fwd_dial(struct fwd_ctx *ctx, const struct xaddr *a, const char *host,
-    int *up, const char **why)
+    int *up, int *wait, const char **why)
 {
 	struct sess_dial	 d;
 	struct bufferevent	*bev;
+	int			 e;
 
-	*up = 0;
-	if (warm_leg(ctx->r->warm, a, host, 0, &d, why) != 0)
+	*up = *wait = 0;
+	if ((e = warm_leg(ctx->r->warm, a, host, &d, why)) != 0) {
+		*wait = e == 1;
 		return (NULL);
+	}
 	if (d.bev != NULL)
 		return (d.bev);
 	/* Its events come later: a pooled socket leaves epoll meanwhile. */
@@ -646,7 +653,7 @@ fwd_open(struct fwd *f)
 	const char		*why, *host;
 	char			 msg[300];
 	struct timeval		 tv;
-	int			 up = 0;
+	int			 up = 0, wait = 0;
 
 	if (f->state == FWD_PARKED && fwd_abandoned(f))
 		return;
@@ -662,7 +669,11 @@ fwd_open(struct fwd *f)
 		f->out = daemon_dial_bev(&ctx->r->d, a, TLS_ROLE_LOCATOR, NULL,
 		    &why);
 	else
-		f->out = fwd_dial(ctx, a, host, &up, &why);
+		f->out = fwd_dial(ctx, a, host, &up, &wait, &why);
+	if (wait) {
+		fwd_park(f, why);
+		return;
+	}
 	/* Not even a connect (the appliance has left this host). */
 	if (f->out == NULL && fwd_try_hint(f, xaddr_str(a)))
 		return;

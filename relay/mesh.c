@@ -419,12 +419,12 @@ mesh_prepare(struct mesh *ms, const struct xaddr *a, const char *host)
 
 /*
  * A new leg to HOST's relay at A as a stream: 0 with *DIAL its socket;
- * 1 (MAY_WAIT) while the link comes up, woken then; -1 with *WHY while
- * it is down; 2 if legs to HOST go one per connection.
+ * 1 while the link comes up (the daemon's wake says when it is); -1
+ * with *WHY while it is down; 2 if legs to HOST go one per connection.
  */
 int
 mesh_leg(struct mesh *ms, const struct xaddr *a, const char *host,
-    int may_wait, struct sess_dial *dial, const char **why)
+    struct sess_dial *dial, const char **why)
 {
 	static char		 msg[400];
 	struct mesh_link	*l;
@@ -436,8 +436,6 @@ mesh_leg(struct mesh *ms, const struct xaddr *a, const char *host,
 	case MESH_UP:
 		break;
 	case MESH_CONNECTING:
-		if (!may_wait)
-			return (2);	/* a forward: a connection now */
 		snprintf(msg, sizeof(msg), "waiting for the mesh link to "
 		    "%s's relay", host);
 		*why = msg;

@@ -345,13 +345,13 @@ warm_ready_cb(evutil_socket_t fd, short ev, void *arg)
  * leaves the pool without its bufferevent, up unless its connect is
  * still under way; a TLS one stays a bufferevent and reports
  * BEV_EVENT_CONNECTED to whoever sets its callbacks next.  -1 with
- * *why saying why; with MAY_WAIT, 1 if a fresh one should wait for
- * another link's TLS handshake to HOST (daemon_link_wait).  Where legs
- * to HOST share a link (mesh.c), a stream on it instead.
+ * *why saying why; 1 if a fresh one should wait for another link's TLS
+ * handshake to HOST (daemon_link_wait).  Where legs to HOST share a
+ * link (mesh.c), a stream on it instead, or 1 while the link comes up.
  */
 int
 warm_leg(struct warm *w, const struct xaddr *a, const char *host,
-    int may_wait, struct sess_dial *dial, const char **why)
+    struct sess_dial *dial, const char **why)
 {
 	static char		 msg[200];
 	struct warm_conn	*c;
@@ -362,7 +362,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 
 	*dial = (struct sess_dial){ .fd = -1 };
 	/* A stream on the shared link to HOST's relay, if legs go so. */
-	if ((e = mesh_leg(w->r->mesh, a, host, may_wait, dial, why)) != 2)
+	if ((e = mesh_leg(w->r->mesh, a, host, dial, why)) != 2)
 		return (e);
 	TAILQ_FOREACH(c, &w->pool, entry) {
 		if (c->expires_ms == 0 || host == NULL ||
@@ -398,7 +398,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 		warm_schedule(w);
 		return (0);
 	}
-	if (may_wait && host != NULL &&
+	if (host != NULL &&
 	    daemon_link_wait(&w->r->d, a, TLS_ROLE_RELAY, host)) {
 		snprintf(msg, sizeof(msg), "waiting for a TLS handshake to "
 		    "%s's relay", host);

@@ -8,6 +8,8 @@
 #     down, and when B is back every session resumes byte-exact, the
 #     agent's at once too (their legs parked at A go when the link is
 #     up, not at the 1 s park deadline and the agent's backoff);
+#   - a guest agent's first leg through a new relay A waits for the
+#     link it asks for, not a TLS connection of its own;
 #   - a peer that does not speak mesh links (an appliance endpoint
 #     taking legs itself): legs go a connection each, and flow;
 #   - a peer that sends a broken link: only that link ends, with the
@@ -93,6 +95,23 @@ set -- $late
 [ "$(st B mesh.accepted)" = 1 ] || fail "B took $(st B mesh.accepted) links"
 grep -q "mesh-link=1 to=B(.*) lost: " "$T/relayA.log" ||
     fail "A did not say its link was lost"
+
+# 2b. A new relay A whose first leg to B is a guest agent's: the leg
+# waits for the link that leg asks for, rather than making a TLS
+# connection of its own beside it (B: one full handshake, not two).
+h0=$(st B tls.handshakes.full)
+kill -9 "$RELAY_A_PID"
+start_relay A $((BASE + 1)) B $(tls A) --mesh-links shared \
+    --agent-listen vsock://any:2002
+"$BINDIR/vtraffic" run --connect "unix:$T/agent.in" --sessions 2 \
+    --bytes 64K --timeout 30 >"$T/agent2.json" 2>>"$T/agent-traffic.log" ||
+    fail "agent sessions through a new A: $(cat "$T/agent2.json")"
+h1=$(st B tls.handshakes.full)
+[ $((h1 - h0)) = 1 ] || fail "B made $((h1 - h0)) full TLS handshakes \
+for A's first link and legs, not 1: $(st B tls.handshakes)"
+[ "$(st A forwards.parked)" -ge 1 ] && [ "$(st A mesh.streams)" -ge 1 ] ||
+    fail "the agent's leg did not wait for the link: A $(st A forwards) \
+$(st A mesh)"
 
 # 3. A peer that takes legs but not links: the appliance endpoint itself,
 # over plaintext TCP.  The preamble is refused as a session frame, and
