@@ -410,11 +410,19 @@ mesh_want(struct mesh *ms, const struct xaddr *a, const char *host)
 	return (l);
 }
 
-/* A vMotion heads for HOST, whose relay is at A: have its link up. */
-int
+/*
+ * A vMotion heads for HOST, whose relay is at A: have its link up.  Its
+ * state ("connecting", "up", "down"), or NULL if legs to HOST go one
+ * per connection.
+ */
+const char *
 mesh_prepare(struct mesh *ms, const struct xaddr *a, const char *host)
 {
-	return (mesh_want(ms, a, host) != NULL);
+	struct mesh_link	*l;
+
+	if ((l = mesh_want(ms, a, host)) == NULL)
+		return (NULL);
+	return (mesh_strstate(l->state));
 }
 
 /*

@@ -157,7 +157,7 @@ void		 ingress_vspc_cb(struct evconnlistener *, evutil_socket_t,
 /* mesh.c */
 struct mesh	*mesh_new(struct relay *, enum mesh_mode);
 void		 mesh_free(struct mesh *);
-int		 mesh_prepare(struct mesh *, const struct xaddr *,
+const char	*mesh_prepare(struct mesh *, const struct xaddr *,
 		    const char *);
 int		 mesh_leg(struct mesh *, const struct xaddr *, const char *,
 		    struct sess_dial *, const char **);
@@ -188,9 +188,12 @@ json_t		*fwd_json(const struct fwd_ctx *);
 /* warm.c */
 struct warm	*warm_new(struct relay *);
 void		 warm_free(struct warm *);
-/* Pre-connect to HOST's relay at ADDR until WANT are pooled. */
+/*
+ * Pre-connect to HOST's relay at ADDR until WANT are pooled, or bring
+ * the mesh link to it up (its state in *LINK, else NULL).
+ */
 size_t		 warm_hint(struct warm *, const char *, const struct xaddr *,
-		    size_t);
+		    size_t, const char **);
 /* Legs now go to ROUTE: stop pre-warming towards it. */
 void		 warm_settle(struct warm *, const char *);
 /* A migration failed: stop pre-warming for it. */

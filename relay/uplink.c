@@ -527,7 +527,7 @@ uplink_on_hint(struct uplink *u, const struct push_msg *m)
 	struct relay		*r = u->r;
 	enum uplink_hint_kind	 kind = uplink_hint_kind(m->text);
 	const struct xaddr	*a;
-	const char		*why, *host;
+	const char		*why, *host, *link = NULL;
 	json_t			*ev;
 	char			 err[300], *before;
 	size_t			 warmed = 0;
@@ -551,11 +551,12 @@ uplink_on_hint(struct uplink *u, const struct push_msg *m)
 			warmed = warm_hint(r->warm, m->host, a,
 			    sess_ctx_count_elsewhere(r->d.sessions,
 			    xaddr_str(a)) + fwd_agents_elsewhere(r->fwd,
-			    xaddr_str(a)));
+			    xaddr_str(a)), &link);
 	}
 	log_info("locator %s: hint event=\"%s\" host=%s relay=%s "
-	    "prewarmed=%zu", xaddr_str(u->addr), m->text, m->host,
-	    m->relay[0] != '\0' ? m->relay : "-", warmed);
+	    "prewarmed=%zu link=%s", xaddr_str(u->addr), m->text, m->host,
+	    m->relay[0] != '\0' ? m->relay : "-", warmed,
+	    link != NULL ? link : "-");
 	/* A finished (or failed) move moves every route, as a push does. */
 	a = target_route(r->target, &why, &host);
 	if (strcmp(before, a != NULL ? xaddr_str(a) : "") != 0)
@@ -563,10 +564,11 @@ uplink_on_hint(struct uplink *u, const struct push_msg *m)
 	free(before);
 	if (r->d.ctl == NULL || ctl_nwatchers(r->d.ctl) == 0)
 		return;
-	ev = json_pack("{s:s, s:s, s:s, s:o, s:I}", "event", "hint",
+	ev = json_pack("{s:s, s:s, s:s, s:o, s:I, s:o}", "event", "hint",
 	    "hint", m->text, "host", m->host, "relay", m->relay[0] != '\0' ?
 	    json_string(m->relay) : json_null(), "prewarmed",
-	    (json_int_t)warmed);
+	    (json_int_t)warmed, "link", link != NULL ? json_string(link) :
+	    json_null());
 	ctl_broadcast(r->d.ctl, ev);
 	json_decref(ev);
 }

@@ -281,18 +281,21 @@ warm_count(struct warm *w, const char *dest, const char *host)
 /*
  * The appliance is heading for HOST, whose relay is at A (NULL if
  * unknown): open connections to it until WANT are pooled for it,
- * WARM_BURST at a time.  Returns how many more it will open.
+ * WARM_BURST at a time.  Returns how many more it will open; *LINK is
+ * the state of the shared link to HOST's relay if legs go on one (then
+ * the link is what is warmed, and no connection is pooled), else NULL.
  */
 size_t
 warm_hint(struct warm *w, const char *host, const struct xaddr *a,
-    size_t want)
+    size_t want, const char **link)
 {
 	size_t	have;
 
+	*link = NULL;
 	if (want == 0 || a == NULL || strcmp(host, w->r->conf.host) == 0)
 		return (0);	/* nothing to move, or local delivery */
 	/* Over a shared link, a leg is a stream: the link is what to warm. */
-	if (mesh_prepare(w->r->mesh, a, host))
+	if ((*link = mesh_prepare(w->r->mesh, a, host)) != NULL)
 		return (0);
 	have = warm_count(w, xaddr_str(a), host);
 	/* A new destination replaces what was still to open. */

@@ -46,6 +46,10 @@ set -- $(link 2 3)
 $(($(rstat 2 tls.handshakes.full) - f0)) full TLS handshakes for h3"
 [ "$(rstat 2 prewarm.opened)" = 0 ] || fail "per-leg pre-warm with \
 shared links: $(rstat 2 prewarm)"
+# The hint says so: it dialled the link, no connection was pooled.
+grep -q 'hint event=.* host=h3 .*prewarmed=0 link=connecting' \
+    "$T/relay-h2.log" || fail "h2's hint line: $(grep 'hint event' \
+    "$T/relay-h2.log" | tail -1)"
 vcsim_cmd relocate h3 >/dev/null
 CL_APP_HOST=3
 cl_converged "$HOSTS" || fail "relays did not converge after the push"
