@@ -1539,6 +1539,7 @@ fwd_is_link(struct fwd *f)
 	fwd_side_stop(bev);
 	f->in = NULL;
 	f->in_gone = 1;
+	f->ctx->total[FWD_MESH]--;	/* a link, not a leg: mesh.accepted */
 	mesh_accept(f->ctx->r->mesh, bev, f->peer);
 	fwd_drop(f, "a mesh link");
 	return (1);

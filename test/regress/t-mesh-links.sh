@@ -41,6 +41,9 @@ $(st A mesh)"
     fail "B's handshakes: $(st B tls.handshakes)"
 [ "$(st B forwards.spliced)" -ge 1 ] || fail "B spliced no stream: \
 $(st B forwards)"
+# Each stream is a leg B forwarded; the link itself is not.
+[ "$(st B forwards.total)" = "$(st A mesh.streams)" ] || fail "B counts \
+$(st B forwards.total) legs for $(st A mesh.streams) streams"
 
 # 2. B dies under busy sessions; they come back over a new link.
 traffic A 6 --sessions 20 --bytes 2M:4M --seed 4 --timeout 120 \
