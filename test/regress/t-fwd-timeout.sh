@@ -3,6 +3,9 @@
 # parks like a forward with nowhere to go, and refuses the leg.  Before,
 # nothing was armed while it waited (the leg is not read meanwhile), and
 # the forward, its two descriptors and the guest's slot stayed for good.
+# With a connection per leg (relay A) the forward's own connect times
+# out; with a shared link (relay C, the default with TLS) the leg waits
+# for the link, whose handshake times out, and is refused all the same.
 . ./lib.sh
 
 mint_certs
@@ -18,7 +21,7 @@ while True:
 PIDS="$PIDS $!"
 wait_listen $((BASE + 2))
 start_relay A $((BASE + 1)) B $(tls A) --agent-listen vsock://any:2001 \
-    --handshake-timeout 1s
+    --handshake-timeout 1s --mesh-links per-session
 
 fa() { "$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
     json_get "forwards.$1"; }
@@ -35,4 +38,21 @@ grep -q "unreachable: connect timed out" "$T/relayA.log" ||
     fail "no reason logged: $(tail -5 "$T/relayA.log")"
 wait $TP
 log "agent leg: $(head -c 200 "$T/agent.json")"
+
+# The same through a shared link.
+start_relay C $((BASE + 3)) B $(tls C) --agent-listen vsock://any:2001 \
+    --handshake-timeout 1s
+fc() { "$BINDIR/vrelay" status --status "$T/relayC.sock" --json |
+    json_get "forwards.$1"; }
+"$BINDIR/vtraffic" run --connect vsock://2:2001 --vsock-dir "$T/C" \
+    --vsock-cid 5 --sessions 1 --bytes 100 --timeout 20 --json \
+    >"$T/agentC.json" 2>>"$T/agentC.log" &
+TP=$!
+okc() { [ "$(fc agent_total)" -ge 1 ] && [ "$(fc agent_active)" = 0 ] &&
+    [ "$(fc refused)" -ge 1 ]; }
+check "C's forward gives up on a link that never comes up" wait_for 8 okc
+grep -q "refused: waiting for the mesh link to B's relay" "$T/relayC.log" &&
+    grep -q "mesh-link=1 to=B(.*) failed: no answer in 1000 ms" \
+    "$T/relayC.log" || fail "C: no reason logged: $(tail -5 "$T/relayC.log")"
+wait $TP
 exit 0
