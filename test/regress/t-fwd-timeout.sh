@@ -23,34 +23,36 @@ wait_listen $((BASE + 2))
 start_relay A $((BASE + 1)) B $(tls A) --agent-listen vsock://any:2001 \
     --handshake-timeout 1s --mesh-links per-session
 
-fa() { "$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
-    json_get "forwards.$1"; }
-# A guest agent's leg: its first bytes make the forward dial B.
-"$BINDIR/vtraffic" run --connect vsock://2:2001 --vsock-dir "$T/A" \
-    --vsock-cid 5 --sessions 1 --bytes 100 --timeout 20 --json \
-    >"$T/agent.json" 2>>"$T/agent.log" &
-TP=$!
-dialed() { [ "$(fa agent_total)" -ge 1 ]; }
+# fw H KEY: a field of relay H's forwards.
+fw() { "$BINDIR/vrelay" status --status "$T/relay$1.sock" --json |
+    json_get "forwards.$2"; }
+# A guest agent's leg on host H, in the background ($TP): its first
+# bytes make the forward dial B.
+agent_leg() {
+	"$BINDIR/vtraffic" run --connect vsock://2:2001 --vsock-dir "$T/$1" \
+	    --vsock-cid 5 --sessions 1 --bytes 100 --timeout 20 --json \
+	    >"$T/agent$1.json" 2>>"$T/agent$1.log" &
+	TP=$!
+}
+# Relay H's forward dialled, gave up, and refused the leg.
+gave_up() { [ "$(fw "$1" agent_total)" -ge 1 ] &&
+    [ "$(fw "$1" agent_active)" = 0 ] && [ "$(fw "$1" refused)" -ge 1 ]; }
+
+agent_leg A
+dialed() { [ "$(fw A agent_total)" -ge 1 ]; }
 check "the forward dials B" wait_for 5 dialed
-ok() { [ "$(fa agent_active)" = 0 ] && [ "$(fa refused)" -ge 1 ]; }
-check "the forward gives up on a silent next hop" wait_for 8 ok
+check "the forward gives up on a silent next hop" wait_for 8 gave_up A
 grep -q "unreachable: connect timed out" "$T/relayA.log" ||
     fail "no reason logged: $(tail -5 "$T/relayA.log")"
 wait $TP
-log "agent leg: $(head -c 200 "$T/agent.json")"
+log "agent leg: $(head -c 200 "$T/agentA.json")"
 
 # The same through a shared link.
 start_relay C $((BASE + 3)) B $(tls C) --agent-listen vsock://any:2001 \
     --handshake-timeout 1s
-fc() { "$BINDIR/vrelay" status --status "$T/relayC.sock" --json |
-    json_get "forwards.$1"; }
-"$BINDIR/vtraffic" run --connect vsock://2:2001 --vsock-dir "$T/C" \
-    --vsock-cid 5 --sessions 1 --bytes 100 --timeout 20 --json \
-    >"$T/agentC.json" 2>>"$T/agentC.log" &
-TP=$!
-okc() { [ "$(fc agent_total)" -ge 1 ] && [ "$(fc agent_active)" = 0 ] &&
-    [ "$(fc refused)" -ge 1 ]; }
-check "C's forward gives up on a link that never comes up" wait_for 8 okc
+agent_leg C
+check "C's forward gives up on a link that never comes up" \
+    wait_for 8 gave_up C
 grep -q "refused: waiting for the mesh link to B's relay" "$T/relayC.log" &&
     grep -q "mesh-link=1 to=B(.*) failed: no answer in 1000 ms" \
     "$T/relayC.log" || fail "C: no reason logged: $(tail -5 "$T/relayC.log")"
