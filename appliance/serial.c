@@ -427,7 +427,6 @@ serial_backend_open(struct serial_vm *vm, const char *host)
 		    xaddr_str(sr->backend), xaddr_why(e));
 		return (-1);
 	}
-	xaddr_tune(fd);
 	vm->backend = bufferevent_socket_new(sr->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (vm->backend == NULL)

@@ -236,7 +236,7 @@ appliance_vmomi_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 	xaddr_peer_describe(sa, salen, &peer);
 	sg.port = peer.port;
-	if (daemon_client_in(&a->d, a->d.clients, fd, peer.str,
+	if (daemon_client_in(&a->d, a->d.clients, fd, &peer,
 	    a->conf.sess.max_sessions, &sg) != NULL)
 		a->vmomi_accepted++;
 }
@@ -312,7 +312,7 @@ appliance_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	size_t			 i;
 
 	xaddr_peer_describe(sa, salen, &peer);
-	xaddr_tune(fd);
+	xaddr_tune(fd, peer.type);
 	a->legs++;
 	for (i = 0; i < a->nlisten; i++)
 		if (a->listen_l[i] == l)

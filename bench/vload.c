@@ -452,7 +452,7 @@ serve_accept(struct ep *l)
 				log_warn("accept");
 			return;
 		}
-		xaddr_tune(fd);
+		xaddr_tune(fd, xaddr_type(srv.addr[l - srv.lis]));
 		c = xcalloc(1, sizeof(*c));
 		c->ep.kind = EP_SCONN;
 		c->ep.fd = fd;

@@ -322,13 +322,13 @@ daemon_refused(struct daemon *d, const char *fmt, ...)
 }
 
 /*
- * The client end of a session for the accepted connection FD (PEER in
- * logs) of guest G; refused, FD closed and NULL returned, once LIMIT
- * sessions exist.
+ * The client end of a session for the accepted connection FD from PEER
+ * (its name in logs, its type for the socket's options) of guest G;
+ * refused, FD closed and NULL returned, once LIMIT sessions exist.
  */
 struct sess *
-daemon_client(struct daemon *d, int fd, const char *peer, long long limit,
-    const struct sess_guest *g)
+daemon_client(struct daemon *d, int fd, const struct xaddr_peer *peer,
+    long long limit, const struct sess_guest *g)
 {
 	return (daemon_client_in(d, d->sessions, fd, peer, limit, g));
 }
@@ -336,23 +336,24 @@ daemon_client(struct daemon *d, int fd, const char *peer, long long limit,
 /* daemon_client() in the session context CTX. */
 struct sess *
 daemon_client_in(struct daemon *d, struct sess_ctx *ctx, int fd,
-    const char *peer, long long limit, const struct sess_guest *g)
+    const struct xaddr_peer *peer, long long limit,
+    const struct sess_guest *g)
 {
 	if (sess_ctx_count(ctx) >= (size_t)limit) {
 		daemon_refused(d, "guest=%s refused: session limit %lld "
-		    "reached", peer, limit);
+		    "reached", peer->str, limit);
 		close(fd);
 		return (NULL);
 	}
 	if (g->name != NULL && (strlen(g->name) > PROTO_NAME_MAX ||
 	    !text_utf8_ok(g->name, strlen(g->name)))) {
 		daemon_refused(d, "guest=%s refused: its name is not 1 to %d "
-		    "bytes of UTF-8 without control characters", peer,
+		    "bytes of UTF-8 without control characters", peer->str,
 		    PROTO_NAME_MAX);
 		close(fd);
 		return (NULL);
 	}
-	xaddr_tune(fd);
+	xaddr_tune(fd, peer->type);
 	return (sess_client_new(ctx, fd, g));
 }
 

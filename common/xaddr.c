@@ -993,7 +993,6 @@ xaddr_connect(const struct xaddr *xa, int *fdp, int *upp)
 			errno = EADDRNOTAVAIL;	/* cannot connect to "any" */
 			return (XADDR_E_SYSTEM);
 		}
-		/* A unix socket: xaddr_tune() has nothing to set. */
 		if (xaddr_emu_dir != NULL)
 			return (xaddr_connect_emu(xa, fdp, upp));
 		memset(&svm, 0, sizeof(svm));
@@ -1021,7 +1020,7 @@ xaddr_connect(const struct xaddr *xa, int *fdp, int *upp)
 		errno = saved;
 		return (XADDR_E_SYSTEM);
 	}
-	xaddr_tune(fd);
+	xaddr_tune(fd, xa->type);
 	*fdp = fd;
 	return (XADDR_OK);
 }
@@ -1195,15 +1194,16 @@ xaddr_peer_describe(const struct sockaddr *sa, socklen_t salen,
 
 /*
  * Data legs carry small interactive frames: do not let Nagle sit on
- * them.  Unix and vsock sockets refuse the option (EOPNOTSUPP), which
- * costs what asking their family first would: one system call.
+ * them.  Only TCP has the option: unix and vsock sockets refuse it
+ * (EOPNOTSUPP), a system call per connection for nothing, so the
+ * caller says what FD is.
  */
 void
-xaddr_tune(int fd)
+xaddr_tune(int fd, enum xaddr_type type)
 {
 	int	on = 1;
 
-	if (fd >= 0)
+	if (fd >= 0 && type == XADDR_TCP)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
 		    sizeof(on));
 }

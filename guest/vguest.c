@@ -461,7 +461,7 @@ guest_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		g->listen_error = 0;
 	}
 	xaddr_peer_describe(sa, salen, &peer);
-	if (daemon_client(&g->d, fd, peer.str, g->conf.sess.max_sessions,
+	if (daemon_client(&g->d, fd, &peer, g->conf.sess.max_sessions,
 	    &sg) != NULL)
 		g->accepted++;
 }

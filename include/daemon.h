@@ -18,6 +18,7 @@ struct bufferevent;
 struct ctl;
 struct ctl_cmd;
 struct xaddr;
+struct xaddr_peer;
 
 /* Session settings, embedded in each daemon's config struct. */
 struct daemon_sessconf {
@@ -162,11 +163,11 @@ void	daemon_wake(void *, int);
 int	daemon_leg(struct daemon *, int, int, const struct xaddr *,
 	    enum tls_role, const char *, struct sess_dial *, const char **);
 /* A client session for an accepted guest, unless at the limit. */
-struct sess *daemon_client(struct daemon *, int, const char *, long long,
-	    const struct sess_guest *);
+struct sess *daemon_client(struct daemon *, int, const struct xaddr_peer *,
+	    long long, const struct sess_guest *);
 /* The same in the context CTX (e.g. the daemon's clients). */
 struct sess *daemon_client_in(struct daemon *, struct sess_ctx *, int,
-	    const char *, long long, const struct sess_guest *);
+	    const struct xaddr_peer *, long long, const struct sess_guest *);
 /*
  * sess_ops.connect for a client whose legs all go to A: connect, then
  * daemon_leg(); -1 with *desc saying why (retried with backoff).

@@ -104,7 +104,7 @@ void		 xaddr_peer_describe(const struct sockaddr *, socklen_t,
 		    struct xaddr_peer *);
 
 /* Socket options for data legs: TCP_NODELAY where it applies. */
-void		 xaddr_tune(int);
+void		 xaddr_tune(int, enum xaddr_type);
 /* The next close() of FD resets the connection (SO_LINGER {1, 0}). */
 void		 xaddr_reset(int);
 /*

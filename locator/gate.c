@@ -321,7 +321,7 @@ gate_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
-	xaddr_tune(fd);
+	xaddr_tune(fd, peer.type);
 	xaddr_dead_after(fd, g->l->conf.keepalive_ms * 3);
 	gl = xcalloc(1, sizeof(*gl));
 	gl->g = g;

@@ -760,7 +760,7 @@ registry_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
-	xaddr_tune(fd);
+	xaddr_tune(fd, peer.type);
 	xaddr_dead_after(fd, reg->l->conf.keepalive_ms * 3);
 	c = xcalloc(1, sizeof(*c));
 	c->reg = reg;

@@ -1437,7 +1437,7 @@ fwd_start(struct fwd_ctx *ctx, enum fwd_kind kind, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	xaddr_tune(fd);
+	xaddr_tune(fd, peer.type);
 	if (ctx->r->conf.sess.keepalive_ms > 0)
 		xaddr_dead_after(fd, ctx->r->conf.sess.keepalive_ms * 3);
 	f = fwd_add(ctx, kind, peer.str, src);

@@ -141,7 +141,7 @@ ingress_start(struct relay *r, struct evconnlistener *l, evutil_socket_t fd,
 	sg.cid = peer.type == XADDR_VSOCK ? peer.cid : 0;
 	sg.port = peer.port;
 	sg.service = service;
-	if ((s = daemon_client(&r->d, fd, peer.str, r->conf.sess.max_sessions,
+	if ((s = daemon_client(&r->d, fd, &peer, r->conf.sess.max_sessions,
 	    &sg)) == NULL) {
 		admit_release(r->guests, src);
 		return;

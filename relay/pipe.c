@@ -308,12 +308,14 @@ pipe_session(struct pipe_port *p, int fd, const char **why)
 {
 	struct relay		*r = p->ctx->r;
 	struct sess_guest	 sg = { 0 };
+	struct xaddr_peer	 peer = { .type = XADDR_UNIX };
 	struct sess		*s;
 
+	strlcpy(peer.str, p->shown, sizeof(peer.str));
 	sg.host = r->conf.host;
 	sg.service = PROTO_SVC_SERIAL;
 	sg.name = p->name;
-	if ((s = daemon_client(&r->d, fd, p->shown, r->conf.sess.max_sessions,
+	if ((s = daemon_client(&r->d, fd, &peer, r->conf.sess.max_sessions,
 	    &sg)) == NULL) {
 		*why = "session limit reached";
 		return (-1);

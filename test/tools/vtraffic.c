@@ -1124,7 +1124,7 @@ serve_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	c->sha_in = sha_new();
 	xaddr_peer_describe(sa, salen, &peer);
 	strlcpy(c->peer, peer.str, sizeof(c->peer));
-	xaddr_tune(fd);
+	xaddr_tune(fd, peer.type);
 
 	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
@@ -1672,8 +1672,7 @@ session_event(struct bufferevent *bev, short what, void *arg)
 	const char	*op;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		s->flags |= SESSION_CONNECTED;
-		xaddr_tune(bufferevent_getfd(bev));
+		s->flags |= SESSION_CONNECTED;	/* xaddr_connect() tuned it */
 		session_send(s);
 		return;
 	}
