@@ -319,9 +319,13 @@ mux_stream_write(struct mux_stream *s)
 		evbuffer_free(s->out);
 		s->out = NULL;
 	}
-	if (s->written >= MUX_GIVE_BACK ||
-	    (s->written > 0 && s->written == s->held)) {
-		/* All of it in: give back now, a reply may wait on it. */
+	/*
+	 * Only in quarters, never "all of it in": the peer stops only
+	 * with a whole window unanswered, and by then the socket has
+	 * taken a quarter or is what holds it back.  A WINDOW per
+	 * message was a frame (a TLS record, a write) per reply.
+	 */
+	if (s->written >= MUX_GIVE_BACK) {
 		mux_send(s->m, MUX_WINDOW_UPDATE, s->id, s->written);
 		s->held -= s->written;
 		s->written = 0;
