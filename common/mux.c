@@ -21,6 +21,11 @@
  * closes every stream's socket at once and tells the owner from a
  * zero timer, outside the link's callbacks, so the owner may free the
  * mux there.
+ *
+ * A frame that finds the link's output empty is built on the side
+ * (the stage) and written at once (tls_bev_send): the bufferevent would
+ * arm its write event and write on the loop's next turn, two epoll_ctl
+ * and a wake-up per message.  Otherwise it queues, in order, behind.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -79,6 +84,7 @@ TAILQ_HEAD(mux_stall, mux_stream);
 
 struct mux {
 	struct bufferevent	*link;
+	struct evbuffer		*stage;		/* a frame sent at once */
 	struct event_base	*base;
 	int			 dialler;
 	enum mux_state		 state;
@@ -168,7 +174,8 @@ mux_send(struct mux *m, enum mux_type type, uint32_t id, uint32_t arg)
 	if (m->state == MUX_ST_DEAD)
 		return;
 	mux_hdr(h, type, id, arg);
-	if (bufferevent_write(m->link, h, sizeof(h)) != 0)
+	if (evbuffer_add(m->stage, h, sizeof(h)) != 0 ||
+	    tls_bev_send(m->link, m->stage, sizeof(h)) == -1)
 		mux_fail(m, "out of memory");	/* deferred: S stays */
 	m->frames_out++;
 }
@@ -344,6 +351,7 @@ mux_stream_read(struct mux_stream *s)
 {
 	struct mux		*m = s->m;
 	struct evbuffer		*out = bufferevent_get_output(m->link);
+	struct evbuffer		*to = out;
 	struct evbuffer_iovec	 v;
 	size_t			 want;
 	ssize_t			 n;
@@ -359,7 +367,10 @@ mux_stream_read(struct mux_stream *s)
 		return;
 	}
 	want = s->credit < MUX_DATA_MAX ? s->credit : MUX_DATA_MAX;
-	if (evbuffer_reserve_space(out, MUX_HDR_LEN + want, &v, 1) != 1) {
+	/* Into the output behind what waits there, else to go at once. */
+	if (evbuffer_get_length(out) == 0)
+		to = m->stage;
+	if (evbuffer_reserve_space(to, MUX_HDR_LEN + want, &v, 1) != 1) {
 		mux_fail(m, "out of memory");
 		return;
 	}
@@ -378,7 +389,8 @@ mux_stream_read(struct mux_stream *s)
 	}
 	mux_hdr(v.iov_base, MUX_DATA, s->id, (uint32_t)n);
 	v.iov_len = MUX_HDR_LEN + n;
-	if (evbuffer_commit_space(out, &v, 1) != 0) {
+	if (evbuffer_commit_space(to, &v, 1) != 0 || (to == m->stage &&
+	    tls_bev_send(m->link, to, v.iov_len) == -1)) {
 		mux_fail(m, "out of memory");
 		return;
 	}
@@ -742,7 +754,10 @@ mux_new(struct bufferevent *link, int dialler, const struct mux_cb *cb,
 	m->rx_ms = xtime_mono_ms();
 	RB_INIT(&m->streams);
 	TAILQ_INIT(&m->stalled);
-	if ((m->closed_ev = evtimer_new(m->base, mux_closed_cb, m)) == NULL) {
+	if ((m->closed_ev = evtimer_new(m->base, mux_closed_cb, m)) == NULL ||
+	    (m->stage = evbuffer_new()) == NULL) {
+		if (m->closed_ev != NULL)
+			event_free(m->closed_ev);
 		free(m);
 		return (NULL);
 	}
@@ -750,6 +765,7 @@ mux_new(struct bufferevent *link, int dialler, const struct mux_cb *cb,
 	mux_put32(p + 4, MUX_VERSION);
 	if (bufferevent_write(link, p, sizeof(p)) != 0) {
 		event_free(m->closed_ev);
+		evbuffer_free(m->stage);
 		free(m);
 		return (NULL);
 	}
@@ -777,6 +793,8 @@ mux_free(struct mux *m)
 	m->link = NULL;
 	event_free(m->closed_ev);
 	m->closed_ev = NULL;
+	evbuffer_free(m->stage);
+	m->stage = NULL;
 	if (m->ka_ev != NULL)
 		event_free(m->ka_ev);
 	m->ka_ev = NULL;

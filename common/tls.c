@@ -60,6 +60,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -74,6 +75,12 @@
 
 #define TLS_ROLE_PREFIX		"urn:vrelay:role:"
 #define TLS_WRITE_NOW_MAX	16384
+/*
+ * Most bytes per SSL_write of our own: one record.  A write the socket
+ * refused is retried by the bufferevent with at most 16 KiB from the
+ * front of its output, and OpenSSL wants the retry at least as long.
+ */
+#define TLS_SEND_RECORD		16384
 
 #define TLS_CACHE_MAX		256	/* peers whose ticket we keep */
 #define TLS_RESUME_MAX_S	(2 * 60 * 60)	/* since the full handshake */
@@ -1034,6 +1041,63 @@ tls_bev_peer(struct bufferevent *bev)
 		X509_NAME_oneline(X509_get_subject_name(peer), buf,
 		    sizeof(buf));
 	return (buf);
+}
+
+/*
+ * Move N bytes of SRC to BEV.  With nothing queued, they are written
+ * now, by this call: a bufferevent would arm its write event and write
+ * on the loop's next turn, two epoll_ctl and a wake-up per message.
+ * What the socket does not take is queued behind as bufferevent_write()
+ * would queue it, and an error is left for the bufferevent to meet.
+ * Returns the bytes written now; -1 if queuing failed (no memory).
+ */
+ssize_t
+tls_bev_send(struct bufferevent *bev, struct evbuffer *src, size_t n)
+{
+	struct evbuffer	*out = bufferevent_get_output(bev);
+	SSL		*ssl = NULL;
+	size_t		 done = 0, k;
+	ssize_t		 w;
+	int		 r;
+
+	if (n > evbuffer_get_length(src))
+		n = evbuffer_get_length(src);
+	if (n == 0)
+		return (0);
+	if (evbuffer_get_length(out) > 0 ||
+	    !(bufferevent_get_enabled(bev) & EV_WRITE))
+		goto queue;
+	if ((ssl = bufferevent_openssl_get_ssl(bev)) == NULL) {
+		w = evbuffer_write_atmost(src, bufferevent_getfd(bev),
+		    (ev_ssize_t)n);
+		if (w > 0)
+			done = (size_t)w;
+		goto queue;
+	}
+	if (!SSL_is_init_finished(ssl))
+		goto queue;
+	while (done < n) {
+		k = n - done < TLS_SEND_RECORD ? n - done : TLS_SEND_RECORD;
+		if ((r = SSL_write(ssl, evbuffer_pullup(src, (ev_ssize_t)k),
+		    (int)k)) <= 0)
+			break;
+		evbuffer_drain(src, (size_t)r);
+		done += (size_t)r;
+	}
+	ERR_clear_error();
+queue:
+	if (done == n)
+		return ((ssize_t)done);
+	k = n - done;
+	if (evbuffer_remove_buffer(src, out, k) != (int)k)
+		return (-1);
+	/* The bufferevent's retry of a refused record: in one piece. */
+	if (ssl != NULL && k > TLS_SEND_RECORD)
+		k = TLS_SEND_RECORD;
+	if (ssl != NULL && evbuffer_get_contiguous_space(out) < k &&
+	    evbuffer_pullup(out, (ev_ssize_t)k) == NULL)
+		return (-1);
+	return ((ssize_t)done);
 }
 
 /*

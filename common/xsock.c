@@ -33,7 +33,9 @@
  * A TLS stream is a bufferevent (bufferevent_openssl does the record
  * layer and handshake); xsock_new_bev() puts the same interface on one,
  * so a session's leg code has one path for both.  Its reads take from
- * the bufferevent's input, its writes queue on its output.
+ * the bufferevent's input; its writes are records written at once while
+ * nothing is queued (tls_bev_send), as a plain socket's, else queued on
+ * its output.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -491,8 +493,9 @@ xsock_write_flags(struct xsock *x, struct evbuffer *src, size_t n, int more)
 	if (n == 0)
 		return (0);
 	if (x->bev != NULL) {
-		evbuffer_remove_buffer(src, bufferevent_get_output(x->bev), n);
-		return (0);
+		/* At once if nothing waits (a record), else queued. */
+		w = tls_bev_send(x->bev, src, n);
+		return (w > 0 ? (size_t)w : 0);
 	}
 	errno = 0;
 	if (xsock_pending(x) == 0 && !x->connecting && !x->failed &&

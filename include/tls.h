@@ -15,11 +15,14 @@
 #ifndef VRELAY_TLS_H
 #define VRELAY_TLS_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 
 #include <jansson.h>
 
 struct bufferevent;
+struct evbuffer;
 struct event_base;
 struct tls;
 
@@ -87,6 +90,11 @@ const char	*tls_bev_error(struct bufferevent *);
 int		 tls_bev_check_host(struct bufferevent *, const char *);
 /* The peer certificate's subject for logs ("" if none or plaintext). */
 const char	*tls_bev_peer(struct bufferevent *);
+/*
+ * Move N bytes of SRC to BEV, written at once if nothing is queued (no
+ * wait for the loop), else queued; the bytes written now, -1 on ENOMEM.
+ */
+ssize_t		 tls_bev_send(struct bufferevent *, struct evbuffer *, size_t);
 /* At exit: one non-blocking try at writing what BEV has queued. */
 void		 tls_bev_write_now(struct bufferevent *);
 

@@ -1199,26 +1199,6 @@ fwd_splice_start(struct fwd *f)
 	fwd_splice_arm(f);
 }
 
-/*
- * Pass IN on to side DST: straight to its socket while nothing waits in
- * its output (a plain socket that may write), the rest queued behind.
- * A bufferevent arms its write event for every chunk it is given and
- * disarms it once drained: two epoll_ctl and a loop turn per message,
- * where most messages (a leg's handshake before splicing, a TLS leg's
- * records) go out whole.  A write error is left for the bufferevent to
- * meet, and report, on its own write.
- */
-static void
-fwd_pass(struct bufferevent *dst, struct evbuffer *in)
-{
-	struct evbuffer	*out = bufferevent_get_output(dst);
-
-	if (evbuffer_get_length(out) == 0 && !tls_bev_is_tls(dst) &&
-	    (bufferevent_get_enabled(dst) & EV_WRITE))
-		(void)evbuffer_write(in, bufferevent_getfd(dst));
-	evbuffer_add_buffer(out, in);
-}
-
 /* Copy what one side has to the other, pausing at the high mark. */
 static void
 fwd_readcb(struct bufferevent *bev, void *arg)
@@ -1259,7 +1239,18 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 		}
 	}
 	f->ctx->bytes += n;
-	fwd_pass(dst, in);
+	/*
+	 * Straight to the socket (or a TLS record) while nothing waits in
+	 * its output, the rest queued: a bufferevent given a chunk arms
+	 * its write event and disarms it once drained, two epoll_ctl and
+	 * a loop turn per message, where most messages (a leg's handshake
+	 * before splicing, a TLS leg's records) go out whole.  A write
+	 * error is left for the bufferevent to meet on its own write.
+	 */
+	if (tls_bev_send(dst, in, n) == -1) {
+		fwd_close(f, "out of memory");
+		return;
+	}
 	if (evbuffer_get_length(bufferevent_get_output(dst)) >= FWD_HIGH) {
 		bufferevent_disable(bev, EV_READ);
 		bufferevent_setwatermark(dst, EV_WRITE, FWD_HIGH / 2, FWD_HIGH);

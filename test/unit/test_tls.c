@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
@@ -570,6 +571,140 @@ test_probe(void **state)
 	event_base_free(base);
 }
 
+/* Byte I of the stream test_send sends. */
+static uint8_t
+send_byte(size_t i)
+{
+	return ((uint8_t)(i * 7 + i / 251));
+}
+
+/* Run BASE until *UP is set in both ENDS, or fail after 5 s. */
+static void
+send_until_up(struct event_base *base, struct end *e)
+{
+	struct timeval	tv = { 0, 10000 };
+	int		i;
+
+	for (i = 0; i < 500 && (e[0].what == 0 || e[1].what == 0); i++) {
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	assert_int_equal(e[0].what, BEV_EVENT_CONNECTED);
+	assert_int_equal(e[1].what, BEV_EVENT_CONNECTED);
+}
+
+/*
+ * tls_bev_send over TLS (USE_TLS) or a plain socket: with nothing
+ * queued a message goes at once, in one call, and the bufferevent's
+ * output stays empty; into a socket that is full it queues, behind what
+ * waits, and the bufferevent's own retry of a refused record (OpenSSL
+ * wants it as long as the refused one) delivers every byte in order.
+ */
+static void
+send_run(int use_tls)
+{
+	struct event_base	*base = event_base_new();
+	struct tls		*ts = identity("h2"), *tc = identity("h1");
+	struct bufferevent	*bs, *bc;
+	struct evbuffer		*src = evbuffer_new(), *in;
+	struct end		 e[2];
+	struct timeval		 tv = { 0, 10000 };
+	uint8_t			 buf[20000], got[4096];
+	size_t			 total = 2 * 1024 * 1024, off = 0, rx = 0;
+	size_t			 k, i, piece, direct = 0, queued = 0;
+	ssize_t			 w;
+	int			 sv[2], sz = 4096, round;
+
+	memset(e, 0, sizeof(e));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sv), 0);
+	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz)), 0);
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz,
+	    sizeof(sz)), 0);
+	if (use_tls) {
+		bs = tls_wrap(ts, base, sv[0], 1, TLS_ROLE_RELAY, NULL);
+		bc = tls_wrap(tc, base, sv[1], 0, TLS_ROLE_RELAY, "h2");
+		assert_non_null(bs);
+		assert_non_null(bc);
+		bufferevent_setcb(bs, NULL, NULL, end_eventcb, &e[0]);
+		bufferevent_setcb(bc, NULL, NULL, end_eventcb, &e[1]);
+		bufferevent_enable(bs, EV_READ | EV_WRITE);
+		bufferevent_enable(bc, EV_READ | EV_WRITE);
+		send_until_up(base, e);
+	} else {
+		bs = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+		bc = bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+		bufferevent_enable(bs, EV_READ | EV_WRITE);
+		bufferevent_enable(bc, EV_READ | EV_WRITE);
+	}
+	in = bufferevent_get_input(bs);
+	/* Nothing queued: at once, nothing left in the output. */
+	for (i = 0; i < 64; i++)
+		buf[i] = send_byte(off + i);
+	evbuffer_add(src, buf, 64);
+	assert_int_equal(tls_bev_send(bc, src, 64), 64);
+	off += 64;
+	assert_int_equal(evbuffer_get_length(src), 0);
+	assert_int_equal(evbuffer_get_length(bufferevent_get_output(bc)), 0);
+	/* The server reads nothing: the socket fills, sends queue. */
+	bufferevent_disable(bs, EV_READ);
+	for (round = 0; off < total; round++) {
+		piece = round % 3 == 2 ? sizeof(buf) : 1000 + (size_t)round % 17;
+		if (piece > total - off)
+			piece = total - off;
+		for (i = 0; i < piece; i++)
+			buf[i] = send_byte(off + i);
+		evbuffer_add(src, buf, piece);
+		w = tls_bev_send(bc, src, piece);
+		assert_true(w >= 0 && (size_t)w <= piece);
+		assert_int_equal(evbuffer_get_length(src), 0);
+		if ((size_t)w == piece)
+			direct++;
+		else
+			queued++;
+		off += piece;
+		if (round % 8 == 0) {
+			event_base_loopexit(base, &tv);
+			event_base_dispatch(base);
+		}
+	}
+	assert_true(direct > 0);
+	assert_true(queued > 0);
+	/* Now read it all: every byte, in order. */
+	bufferevent_enable(bs, EV_READ);
+	for (round = 0; rx < total && round < 2000; round++) {
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+		while ((k = evbuffer_remove(in, got, sizeof(got))) > 0 &&
+		    k != (size_t)-1) {
+			for (i = 0; i < k; i++)
+				if (got[i] != send_byte(rx + i))
+					fail_msg("byte %zu: %u, not %u", rx + i,
+					    got[i], send_byte(rx + i));
+			rx += k;
+		}
+	}
+	assert_int_equal(rx, total);
+	if (use_tls) {
+		assert_int_equal(e[0].what, BEV_EVENT_CONNECTED);
+		assert_int_equal(e[1].what, BEV_EVENT_CONNECTED);
+	}
+	evbuffer_free(src);
+	bufferevent_free(bs);
+	bufferevent_free(bc);
+	tls_free(ts);
+	tls_free(tc);
+	event_base_free(base);
+}
+
+static void
+test_send(void **state)
+{
+	send_run(1);
+	send_run(0);
+}
+
 int
 main(void)
 {
@@ -580,6 +715,7 @@ main(void)
 		cmocka_unit_test(test_handshake_host),
 		cmocka_unit_test(test_resume),
 		cmocka_unit_test(test_probe),
+		cmocka_unit_test(test_send),
 	};
 
 	return (cmocka_run_group_tests(tests, setup, teardown));
