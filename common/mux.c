@@ -22,10 +22,13 @@
  * zero timer, outside the link's callbacks, so the owner may free the
  * mux there.
  *
- * A frame that finds the link's output empty is built on the side
- * (the stage) and written at once (tls_bev_send): the bufferevent would
- * arm its write event and write on the loop's next turn, two epoll_ctl
- * and a wake-up per message.  Otherwise it queues, in order, behind.
+ * A frame that finds the link's output empty goes to the stage, which
+ * is written (tls_bev_send) once this turn of the loop has run every
+ * callback that was ready: a reply goes out in the turn that caused
+ * it, where the bufferevent would arm its write event and write on the
+ * next turn (two epoll_ctl and a wake-up per message), and a burst (a
+ * thousand resumes after a vMotion) still leaves in few records and
+ * writes, not one each.  Otherwise a frame queues, in order, behind.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -84,7 +87,8 @@ TAILQ_HEAD(mux_stall, mux_stream);
 
 struct mux {
 	struct bufferevent	*link;
-	struct evbuffer		*stage;		/* a frame sent at once */
+	struct evbuffer		*stage;		/* frames for this turn's end */
+	struct event		*flush_ev;	/* writes the stage */
 	struct event_base	*base;
 	int			 dialler;
 	enum mux_state		 state;
@@ -165,18 +169,55 @@ mux_hdr(uint8_t *h, enum mux_type type, uint32_t id, uint32_t arg)
 	mux_put32(h + 8, arg);
 }
 
+/* The end of the loop's turn: write what the stage holds. */
+static void
+mux_flush_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mux	*m = arg;
+
+	if (m->state != MUX_ST_DEAD && tls_bev_send(m->link, m->stage,
+	    evbuffer_get_length(m->stage)) == -1)
+		mux_fail(m, "out of memory");
+}
+
+/*
+ * Where the next frame goes: the stage while it holds frames or the
+ * link's output is empty (then written at the turn's end), else the
+ * output, behind what waits there.
+ */
+static struct evbuffer *
+mux_out(struct mux *m)
+{
+	struct evbuffer	*out = bufferevent_get_output(m->link);
+
+	if (evbuffer_get_length(m->stage) > 0 || evbuffer_get_length(out) == 0)
+		return (m->stage);
+	return (out);
+}
+
+/* A frame went to the stage: have it written at the turn's end. */
+static void
+mux_staged(struct mux *m)
+{
+	if (!event_pending(m->flush_ev, EV_TIMEOUT, NULL))
+		event_active(m->flush_ev, EV_TIMEOUT, 0);
+}
+
 /* Queue a frame without payload on the link. */
 static void
 mux_send(struct mux *m, enum mux_type type, uint32_t id, uint32_t arg)
 {
-	uint8_t	h[MUX_HDR_LEN];
+	struct evbuffer	*to;
+	uint8_t		 h[MUX_HDR_LEN];
 
 	if (m->state == MUX_ST_DEAD)
 		return;
 	mux_hdr(h, type, id, arg);
-	if (evbuffer_add(m->stage, h, sizeof(h)) != 0 ||
-	    tls_bev_send(m->link, m->stage, sizeof(h)) == -1)
+	to = mux_out(m);
+	if (evbuffer_add(to, h, sizeof(h)) != 0)
 		mux_fail(m, "out of memory");	/* deferred: S stays */
+	else if (to == m->stage)
+		mux_staged(m);
 	m->frames_out++;
 }
 
@@ -351,7 +392,7 @@ mux_stream_read(struct mux_stream *s)
 {
 	struct mux		*m = s->m;
 	struct evbuffer		*out = bufferevent_get_output(m->link);
-	struct evbuffer		*to = out;
+	struct evbuffer		*to;
 	struct evbuffer_iovec	 v;
 	size_t			 want;
 	ssize_t			 n;
@@ -367,9 +408,7 @@ mux_stream_read(struct mux_stream *s)
 		return;
 	}
 	want = s->credit < MUX_DATA_MAX ? s->credit : MUX_DATA_MAX;
-	/* Into the output behind what waits there, else to go at once. */
-	if (evbuffer_get_length(out) == 0)
-		to = m->stage;
+	to = mux_out(m);
 	if (evbuffer_reserve_space(to, MUX_HDR_LEN + want, &v, 1) != 1) {
 		mux_fail(m, "out of memory");
 		return;
@@ -389,11 +428,12 @@ mux_stream_read(struct mux_stream *s)
 	}
 	mux_hdr(v.iov_base, MUX_DATA, s->id, (uint32_t)n);
 	v.iov_len = MUX_HDR_LEN + n;
-	if (evbuffer_commit_space(to, &v, 1) != 0 || (to == m->stage &&
-	    tls_bev_send(m->link, to, v.iov_len) == -1)) {
+	if (evbuffer_commit_space(to, &v, 1) != 0) {
 		mux_fail(m, "out of memory");
 		return;
 	}
+	if (to == m->stage)
+		mux_staged(m);
 	m->frames_out++;
 	m->bytes_out += n;
 	s->credit -= n;
@@ -755,9 +795,12 @@ mux_new(struct bufferevent *link, int dialler, const struct mux_cb *cb,
 	RB_INIT(&m->streams);
 	TAILQ_INIT(&m->stalled);
 	if ((m->closed_ev = evtimer_new(m->base, mux_closed_cb, m)) == NULL ||
+	    (m->flush_ev = evtimer_new(m->base, mux_flush_cb, m)) == NULL ||
 	    (m->stage = evbuffer_new()) == NULL) {
 		if (m->closed_ev != NULL)
 			event_free(m->closed_ev);
+		if (m->flush_ev != NULL)
+			event_free(m->flush_ev);
 		free(m);
 		return (NULL);
 	}
@@ -765,6 +808,7 @@ mux_new(struct bufferevent *link, int dialler, const struct mux_cb *cb,
 	mux_put32(p + 4, MUX_VERSION);
 	if (bufferevent_write(link, p, sizeof(p)) != 0) {
 		event_free(m->closed_ev);
+		event_free(m->flush_ev);
 		evbuffer_free(m->stage);
 		free(m);
 		return (NULL);
@@ -793,6 +837,8 @@ mux_free(struct mux *m)
 	m->link = NULL;
 	event_free(m->closed_ev);
 	m->closed_ev = NULL;
+	event_free(m->flush_ev);
+	m->flush_ev = NULL;
 	evbuffer_free(m->stage);
 	m->stage = NULL;
 	if (m->ka_ev != NULL)
