@@ -1246,7 +1246,10 @@ sess_leg_up(struct sess *s, struct leg *leg, uint64_t peer_next)
 	if (s->ctx->role == SESS_CLIENT && s->opened && s->resume_tries > 1 &&
 	    xtime_mono_ms() - s->ctx->woke_ms >= RETRY_MIN_MS) {
 		s->ctx->woke_ms = xtime_mono_ms();
-		sess_ctx_wake(s->ctx);
+		if (s->ctx->ops.way_open != NULL)
+			s->ctx->ops.way_open(s, s->ctx->arg);
+		else
+			sess_ctx_wake(s->ctx);
 	}
 	s->resume_tries = 0;
 	sess_set_why(s, NULL);

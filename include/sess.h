@@ -120,6 +120,14 @@ struct sess_ops {
 	 */
 	int	(*admit)(struct sess *, const char *, int, void *,
 		    const char **);
+	/*
+	 * Client, optional: S resumed after failed tries, so the way to
+	 * its target is open again (a relay restarted, the appliance
+	 * arrived); at most once per 25 ms.  Without it the sessions of
+	 * S's context that back off try now (sess_ctx_wake); with it the
+	 * owner wakes what it holds that waited too (daemon_wake).
+	 */
+	void	(*way_open)(struct sess *, void *);
 };
 
 struct sess_ctx	*sess_ctx_new(struct event_base *, enum sess_role,

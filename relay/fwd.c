@@ -33,12 +33,15 @@
  * target moves within moments, and when it does the leg is sent on or
  * refused at once.  The session end then learns of the move when it
  * happens instead of at its next backoff retry.  A link to a relay
- * that comes up (one that was down is back) sends parked legs on too
- * (fwd_wake).  After FWD_PARK_MS a leg is refused with a transient
- * ERROR.  One whose session end closed it meanwhile (POLLRDHUP, the
- * bytes still unread) is dropped instead of sent on, as is one that
- * ended while its far side connected: a stale handshake would only
- * cost the appliance (fwd_abandoned).
+ * that comes up (one that was down is back), a session end of this
+ * relay back through one after failed tries, or a forward's connect to
+ * where a parked leg would go sends parked legs on too (fwd_wake,
+ * fwd_wake_for): on a plaintext mesh nothing else says a relay is back.
+ * After FWD_PARK_MS a leg is refused with a transient ERROR.  One whose
+ * session end closed it meanwhile (POLLRDHUP, the bytes still unread)
+ * is dropped instead of sent on, as is one that ended while its far
+ * side connected: a stale handshake would only cost the appliance
+ * (fwd_abandoned).
  *
  * Until the far side has answered anything, a forward keeps a copy of
  * what it sent there (a handshake's first frames, at most
@@ -110,6 +113,7 @@
 #define FWD_FLUSH_MS	5000
 #define FWD_IDLE_MS	60000		/* a leg that never speaks */
 #define FWD_PARK_MS	1000		/* a leg with nowhere to go */
+#define FWD_WAKE_MS	25		/* parked legs sent on, at most */
 #define FWD_FIRST_MAX	1024		/* kept until the far side answers */
 #define FWD_CHUNK	(256 * 1024)	/* per read()/write() */
 /*
@@ -195,6 +199,8 @@ struct fwd_ctx {
 	uint64_t		 refused;
 	uint64_t		 vmomi_not_vsock;	/* refused: peer */
 	uint64_t		 parked;
+	size_t			 nparked;	/* of them, parked now */
+	long long		 woke_ms;	/* fwd_wake_for() */
 	uint64_t		 abandoned;	/* its leg ended first */
 	uint64_t		 rerouted;
 	uint64_t		 hinted;	/* rerouted by the hint */
@@ -284,6 +290,10 @@ fwd_enter_state(struct fwd *f, enum fwd_state st)
 {
 	log_debug("forward=%llu %s -> %s", (unsigned long long)f->id,
 	    fwd_strstate(f->state), fwd_strstate(st));
+	if (f->state == FWD_PARKED)
+		f->ctx->nparked--;
+	if (st == FWD_PARKED)
+		f->ctx->nparked++;
 	f->state = st;
 }
 
@@ -1275,11 +1285,34 @@ fwd_writecb(struct bufferevent *bev, void *arg)
 	bufferevent_enable(src, EV_READ);
 }
 
+static void	fwd_wake_to(struct fwd_ctx *, const char *);
+
+/*
+ * F's far side connected: legs parked that would go to the same place
+ * (a relay that was down is back) go now, not at their park deadline.
+ * At most once per FWD_WAKE_MS: each try is a connect.
+ */
+static void
+fwd_wake_for(struct fwd *f)
+{
+	struct fwd_ctx	*ctx = f->ctx;
+	long long	 now;
+
+	if (ctx->nparked == 0 || f->dest == NULL)
+		return;
+	now = xtime_mono_ms();
+	if (now - ctx->woke_ms < FWD_WAKE_MS)
+		return;
+	ctx->woke_ms = now;
+	fwd_wake_to(ctx, f->dest);
+}
+
 /* The far side is connected: both sides read, and the first bytes go. */
 static void
 fwd_connected(struct fwd *f)
 {
 	f->connected = 1;
+	fwd_wake_for(f);
 	evtimer_del(f->deadline);	/* the connect's */
 	bufferevent_setwatermark(f->in, EV_READ, 0, 0);
 	/*
@@ -1677,11 +1710,26 @@ fwd_retarget(struct fwd_ctx *ctx)
 void
 fwd_wake(struct fwd_ctx *ctx)
 {
-	struct fwd	*f, *next;
+	fwd_wake_to(ctx, NULL);
+}
 
-	TAILQ_FOREACH_SAFE(f, &ctx->live, entry, next)
-		if (f->state == FWD_PARKED)
+/* Parked legs try again: all (DEST NULL), or those routed to DEST. */
+static void
+fwd_wake_to(struct fwd_ctx *ctx, const char *dest)
+{
+	struct fwd		*f, *next;
+	const struct xaddr	*a;
+	const char		*why, *host;
+
+	if (ctx->nparked == 0)
+		return;
+	TAILQ_FOREACH_SAFE(f, &ctx->live, entry, next) {
+		if (f->state != FWD_PARKED)
+			continue;
+		if (dest == NULL || ((a = fwd_route(ctx, f->kind, &why,
+		    &host)) != NULL && strcmp(xaddr_str(a), dest) == 0))
 			fwd_open(f);
+	}
 }
 
 /* Forwarding counters for the status socket. */

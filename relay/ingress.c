@@ -86,6 +86,20 @@ ingress_event(struct sess *s, enum sess_event ev, const char *reason,
 	}
 }
 
+/*
+ * A session got through after failed tries: whatever waited for the way
+ * goes now, not only this relay's sessions backing off but the legs it
+ * parked for guest agents (fwd_wake, through the daemon's wake).  On a
+ * plaintext mesh nothing else says a relay is back.
+ */
+static void
+ingress_way_open(struct sess *s, void *arg)
+{
+	struct relay	*r = arg;
+
+	daemon_wake(&r->d, 1);
+}
+
 /* The ingress end of every session on this relay. */
 void
 ingress_init(struct relay *r)
@@ -94,6 +108,7 @@ ingress_init(struct relay *r)
 		.connect = ingress_connect,
 		.route = ingress_route,
 		.event = ingress_event,
+		.way_open = ingress_way_open,
 	};
 	struct sess_conf		sc;
 

@@ -2,18 +2,32 @@
 # sessions are mid-transfer (a slow backend keeps them busy): every
 # session resumes through the restarted relay and completes byte-exact,
 # the ingress relay sits idle while it is down, and its sessions come
-# back together when it is up, not each at its own backoff.
+# back together when it is up, not each at its own backoff.  A guest
+# agent's 4 sessions come back with them: the legs relay A parked for
+# them go as soon as a session shows the way open (a plaintext mesh has
+# no link or probe to say that B is back), not at the park deadline
+# and the agent's backoff.
 . ./lib.sh
 
 start_backend $((BASE + 10)) --slow 256K
 start_appliance B $((BASE + 10))
 start_relay B $((BASE + 2)) B
-start_relay A $((BASE + 1)) B
+start_relay A $((BASE + 1)) B --agent-listen vsock://any:2002
 
 traffic A 5 --sessions 40 --bytes 1M:2M --seed 3 --timeout 120 \
     >"$T/result.json" &
 TP=$!
+"$BINDIR/vguest" run --name cvm7 --relay vsock://2:2002 --vsock-dir "$T/A" \
+    --vsock-cid 7 --listen "unix:$T/agent.in" --status "$T/agent.sock" \
+    2>>"$T/agent.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/agent.sock"
+"$BINDIR/vtraffic" run --connect "unix:$T/agent.in" --sessions 4 \
+    --bytes 1M:2M --seed 5 --timeout 120 >"$T/agent.json" \
+    2>>"$T/agent-traffic.log" &
+AP=$!
 wait_lines "$T/relayA.log" session-open 40 || fail "sessions did not open"
+wait_lines "$T/agent.log" session-open 4 || fail "agent sessions did not open"
 sleep 0.5
 kill -9 "$RELAY_B_PID"
 # While B is down A's sessions wait at their backoff: no spinning on
@@ -24,6 +38,10 @@ sleep 1
 c1=$(cpu_ticks "$RELAY_A_PID")
 [ $((c1 - c0)) -le 25 ] || fail "relay A used $((c1 - c0)) ticks of CPU \
 in 1 s with B down"
+# Half a park deadline more: the agent's legs parked at A when B comes
+# back were parked after its first ones were refused (FWD_PARK_MS).
+sleep 0.5
+t_up=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 start_relay B $((BASE + 2)) B
 # The first session back wakes the others (backing off by up to a
 # second after 1 s down, ~0.8 s apart from one another without it).
@@ -38,10 +56,26 @@ PY
 )
 log "40 sessions resumed within $spread ms of one another"
 [ "$spread" -le 250 ] || fail "resumes spread over $spread ms"
+wait_lines "$T/agent.log" session-resumed 4 ||
+    fail "the agent's sessions did not resume"
+late=$(python3 - "$T/agent.log" "$t_up" <<'PY'
+import datetime, sys
+f = "%Y-%m-%dT%H:%M:%S.%fZ"
+up = datetime.datetime.strptime(sys.argv[2], f)
+ts = [t for t in (datetime.datetime.strptime(l.split()[0], f)
+      for l in open(sys.argv[1]) if "session-resumed" in l) if t >= up]
+print(int((max(ts[:4]) - up).total_seconds() * 1000) if len(ts) >= 4 else
+      99999)
+PY
+)
+log "the agent's 4 sessions resumed within $late ms of B's restart"
+[ "$late" -le 450 ] || fail "agent sessions back $late ms after B"
 kill -9 "$RELAY_B_PID"
 sleep 0.2
 start_relay B $((BASE + 2)) B
 wait $TP || fail "transfer failed: $(cat "$T/result.json")"
+wait $AP || fail "agent transfer failed: $(cat "$T/agent.json")"
+[ "$(json_get bytes_lost <"$T/agent.json")" = 0 ] || fail "agent bytes lost"
 [ "$(json_get bytes_lost <"$T/result.json")" = 0 ] || fail "bytes lost"
 [ "$(json_get duplicates <"$T/result.json")" = 0 ] || fail "duplicates"
 r=$(grep -c 'session-resumed' "$T/relayA.log")
