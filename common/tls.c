@@ -1056,6 +1056,7 @@ tls_bev_send(struct bufferevent *bev, struct evbuffer *src, size_t n)
 {
 	struct evbuffer	*out = bufferevent_get_output(bev);
 	SSL		*ssl = NULL;
+	unsigned char	*p;
 	size_t		 done = 0, k;
 	ssize_t		 w;
 	int		 r;
@@ -1078,8 +1079,8 @@ tls_bev_send(struct bufferevent *bev, struct evbuffer *src, size_t n)
 		goto queue;
 	while (done < n) {
 		k = n - done < TLS_SEND_RECORD ? n - done : TLS_SEND_RECORD;
-		if ((r = SSL_write(ssl, evbuffer_pullup(src, (ev_ssize_t)k),
-		    (int)k)) <= 0)
+		if ((p = evbuffer_pullup(src, (ev_ssize_t)k)) == NULL ||
+		    (r = SSL_write(ssl, p, (int)k)) <= 0)
 			break;
 		evbuffer_drain(src, (size_t)r);
 		done += (size_t)r;
