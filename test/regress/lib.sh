@@ -157,6 +157,34 @@ traffic() {
 	    --vsock-cid "$cid" "$@"
 }
 
+# A guest agent cvm7 on host H (CID 7) whose legs go to the relay's
+# --agent-listen vsock://any:2002, and its programs' traffic in the
+# background (vtraffic ARGS, result in $T/agent.json; AGENT_TP its pid).
+agent_traffic() {
+	local h=$1; shift
+	"$BINDIR/vguest" run --name cvm7 --relay vsock://2:2002 \
+	    --vsock-dir "$T/$h" --vsock-cid 7 --listen "unix:$T/agent.in" \
+	    --status "$T/agent.sock" 2>>"$T/agent.log" &
+	PIDS="$PIDS $!"
+	wait_sock "$T/agent.sock"
+	"$BINDIR/vtraffic" run --connect "unix:$T/agent.in" "$@" \
+	    >"$T/agent.json" 2>>"$T/agent-traffic.log" &
+	AGENT_TP=$!
+}
+
+# "N MS": the session-resumed lines in LOG at or after T0 (a log
+# timestamp), and the ms from T0 to the last of them (-1 if none).
+resumed_since() {
+	python3 - "$1" "$2" <<'PY'
+import datetime, sys
+f = "%Y-%m-%dT%H:%M:%S.%fZ"
+t0 = datetime.datetime.strptime(sys.argv[2], f)
+ts = [t for t in (datetime.datetime.strptime(l.split()[0], f)
+      for l in open(sys.argv[1]) if "session-resumed" in l) if t >= t0]
+print(len(ts), int((max(ts) - t0).total_seconds() * 1000) if ts else -1)
+PY
+}
+
 # A JSON field from a one-line JSON document on stdin.
 json_get() {
 	python3 -c 'import json,sys

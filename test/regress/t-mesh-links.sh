@@ -49,15 +49,7 @@ $(st B forwards.total) legs for $(st A mesh.streams) streams"
 traffic A 6 --sessions 20 --bytes 2M:4M --seed 4 --timeout 120 \
     >"$T/kill.json" &
 tp=$!
-"$BINDIR/vguest" run --name cvm7 --relay vsock://2:2002 --vsock-dir "$T/A" \
-    --vsock-cid 7 --listen "unix:$T/agent.in" --status "$T/agent.sock" \
-    2>>"$T/agent.log" &
-PIDS="$PIDS $!"
-wait_sock "$T/agent.sock"
-"$BINDIR/vtraffic" run --connect "unix:$T/agent.in" --sessions 4 \
-    --bytes 2M:4M --seed 5 --timeout 120 >"$T/agent.json" \
-    2>>"$T/agent-traffic.log" &
-ap=$!
+agent_traffic A --sessions 4 --bytes 2M:4M --seed 5 --timeout 120
 wait_lines "$T/relayA.log" session-open 60 || fail "sessions did not open"
 wait_lines "$T/agent.log" session-open 4 || fail "agent sessions did not open"
 kill -9 "$RELAY_B_PID"
@@ -76,17 +68,10 @@ with B down"
 t_up=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 start_relay B $((BASE + 2)) B $(tls B) --mesh-links shared
 wait $tp || fail "sessions across B's restart: $(cat "$T/kill.json")"
-wait $ap || fail "agent sessions across B's restart: $(cat "$T/agent.json")"
+wait $AGENT_TP ||
+    fail "agent sessions across B's restart: $(cat "$T/agent.json")"
 [ "$(json_get bytes_lost <"$T/agent.json")" = 0 ] || fail "agent bytes lost"
-late=$(python3 - "$T/agent.log" "$t_up" <<'PY'
-import datetime, sys
-f = "%Y-%m-%dT%H:%M:%S.%fZ"
-up = datetime.datetime.strptime(sys.argv[2], f)
-ts = [datetime.datetime.strptime(l.split()[0], f)
-      for l in open(sys.argv[1]) if "session-resumed" in l]
-print(len(ts), int((max(ts) - up).total_seconds() * 1000) if ts else -1)
-PY
-)
+late=$(resumed_since "$T/agent.log" "$t_up")
 log "agent: $late (resumes, ms from B's restart to the last)"
 set -- $late
 [ "$1" -ge 4 ] && [ "$2" -le 450 ] ||
