@@ -1250,12 +1250,9 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 	}
 	f->ctx->bytes += n;
 	/*
-	 * Straight to the socket (or a TLS record) while nothing waits in
-	 * its output, the rest queued: a bufferevent given a chunk arms
-	 * its write event and disarms it once drained, two epoll_ctl and
-	 * a loop turn per message, where most messages (a leg's handshake
-	 * before splicing, a TLS leg's records) go out whole.  A write
-	 * error is left for the bufferevent to meet on its own write.
+	 * Straight to the socket (a TLS record) while nothing waits in its
+	 * output, not on the loop's next turn: most messages (a leg's
+	 * handshake before splicing, a TLS leg's records) go out whole.
 	 */
 	if (tls_bev_send(dst, in, n) == -1) {
 		fwd_close(f, "out of memory");
