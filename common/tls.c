@@ -74,13 +74,12 @@
 #include "tree.h"
 
 #define TLS_ROLE_PREFIX		"urn:vrelay:role:"
-#define TLS_WRITE_NOW_MAX	16384
 /*
  * Most bytes per SSL_write of our own: one record.  A write the socket
  * refused is retried by the bufferevent with at most 16 KiB from the
  * front of its output, and OpenSSL wants the retry at least as long.
  */
-#define TLS_SEND_RECORD		16384
+#define TLS_RECORD_MAX		16384
 
 #define TLS_CACHE_MAX		256	/* peers whose ticket we keep */
 #define TLS_RESUME_MAX_S	(2 * 60 * 60)	/* since the full handshake */
@@ -1078,7 +1077,7 @@ tls_bev_send(struct bufferevent *bev, struct evbuffer *src, size_t n)
 	if (!SSL_is_init_finished(ssl))
 		goto queue;
 	while (done < n) {
-		k = n - done < TLS_SEND_RECORD ? n - done : TLS_SEND_RECORD;
+		k = n - done < TLS_RECORD_MAX ? n - done : TLS_RECORD_MAX;
 		if ((p = evbuffer_pullup(src, (ev_ssize_t)k)) == NULL ||
 		    (r = SSL_write(ssl, p, (int)k)) <= 0)
 			break;
@@ -1093,8 +1092,8 @@ queue:
 	if (evbuffer_remove_buffer(src, out, k) != (int)k)
 		return (-1);
 	/* The bufferevent's retry of a refused record: in one piece. */
-	if (ssl != NULL && k > TLS_SEND_RECORD)
-		k = TLS_SEND_RECORD;
+	if (ssl != NULL && k > TLS_RECORD_MAX)
+		k = TLS_RECORD_MAX;
 	if (ssl != NULL && evbuffer_get_contiguous_space(out) < k &&
 	    evbuffer_pullup(out, (ev_ssize_t)k) == NULL)
 		return (-1);
@@ -1111,6 +1110,7 @@ tls_bev_write_now(struct bufferevent *bev)
 {
 	struct evbuffer	*out = bufferevent_get_output(bev);
 	SSL		*ssl;
+	unsigned char	*p;
 	size_t		 n;
 	int		 w;
 
@@ -1121,10 +1121,10 @@ tls_bev_write_now(struct bufferevent *bev)
 	if (!SSL_is_init_finished(ssl) ||
 	    (n = evbuffer_get_length(out)) == 0)
 		return;
-	if (n > TLS_WRITE_NOW_MAX)
-		n = TLS_WRITE_NOW_MAX;
-	if ((w = SSL_write(ssl, evbuffer_pullup(out, (ev_ssize_t)n),
-	    (int)n)) > 0)
+	if (n > TLS_RECORD_MAX)
+		n = TLS_RECORD_MAX;
+	if ((p = evbuffer_pullup(out, (ev_ssize_t)n)) != NULL &&
+	    (w = SSL_write(ssl, p, (int)n)) > 0)
 		evbuffer_drain(out, (size_t)w);
 	ERR_clear_error();
 }
