@@ -28,8 +28,10 @@ kill -9 "$RELAY_B_PID"
 c0=$(cpu_ticks "$RELAY_A_PID")
 sleep 1
 c1=$(cpu_ticks "$RELAY_A_PID")
-[ $((c1 - c0)) -le 25 ] || fail "relay A used $((c1 - c0)) ticks of CPU \
-in 1 s with B down"
+# Timings are not checked under valgrind (make valgrind), which runs
+# the daemons 20-50 times slower: its memcheck is what counts there.
+[ -n "${VALGRIND:-}" ] || [ $((c1 - c0)) -le 25 ] ||
+    fail "relay A used $((c1 - c0)) ticks of CPU in 1 s with B down"
 # Half a park deadline more: the agent's legs parked at A when B comes
 # back were parked after its first ones were refused (FWD_PARK_MS).
 sleep 0.5
@@ -47,12 +49,13 @@ print(int((max(ts) - min(ts)).total_seconds() * 1000))
 PY
 )
 log "40 sessions resumed within $spread ms of one another"
-[ "$spread" -le 250 ] || fail "resumes spread over $spread ms"
+[ -n "${VALGRIND:-}" ] || [ "$spread" -le 250 ] ||
+    fail "resumes spread over $spread ms"
 wait_lines "$T/agent.log" session-resumed 4 ||
     fail "the agent's sessions did not resume"
 set -- $(resumed_since "$T/agent.log" "$t_up")
 log "the agent's sessions: $1 resumes, the last $2 ms after B's restart"
-[ "$1" -ge 4 ] && [ "$2" -le 450 ] ||
+[ "$1" -ge 4 ] && { [ -n "${VALGRIND:-}" ] || [ "$2" -le 450 ]; } ||
     fail "agent sessions back late: $1 resumes, the last $2 ms after B"
 kill -9 "$RELAY_B_PID"
 sleep 0.2

@@ -63,8 +63,9 @@ sleep 1
 c1=$(cpu_ticks "$RELAY_A_PID")
 # Not every ~100 ms: a failed link (or TLS probe) wakes no session, or
 # each wake would dial again at once and spin against the refusals.
-[ $((c1 - c0)) -le 25 ] || fail "relay A used $((c1 - c0)) ticks of CPU \
-with B down"
+# Timings are not checked under valgrind (make valgrind): see t-kill-relay.
+[ -n "${VALGRIND:-}" ] || [ $((c1 - c0)) -le 25 ] ||
+    fail "relay A used $((c1 - c0)) ticks of CPU with B down"
 t_up=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 start_relay B $((BASE + 2)) B $(tls B) --mesh-links shared
 wait $tp || fail "sessions across B's restart: $(cat "$T/kill.json")"
@@ -74,7 +75,7 @@ wait $AGENT_TP ||
 late=$(resumed_since "$T/agent.log" "$t_up")
 log "agent: $late (resumes, ms from B's restart to the last)"
 set -- $late
-[ "$1" -ge 4 ] && [ "$2" -le 450 ] ||
+[ "$1" -ge 4 ] && { [ -n "${VALGRIND:-}" ] || [ "$2" -le 450 ]; } ||
     fail "agent sessions back late: $1 resumes, the last $2 ms after B"
 [ "$(json_get bytes_lost <"$T/kill.json")" = 0 ] || fail "bytes lost"
 [ "$(json_get duplicates <"$T/kill.json")" = 0 ] || fail "duplicates"
