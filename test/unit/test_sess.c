@@ -870,6 +870,20 @@ rogue_send_buf(struct rogue *r, struct evbuffer *b)
 	evbuffer_drain(b, len);
 }
 
+/* Open a leg named PEER on R and send the HELLO HI on it. */
+static void
+rogue_hello(struct world *w, struct rogue *r, const char *peer,
+    const struct proto_hello *hi)
+{
+	struct evbuffer	*b = evbuffer_new();
+
+	assert_non_null(b);
+	frame_hello_add(b, hi);
+	rogue_open(w, r, peer);
+	rogue_send_buf(r, b);
+	evbuffer_free(b);
+}
+
 /* Pull in what the server sent; note EOF. */
 static void
 rogue_read(struct rogue *r)
@@ -1667,9 +1681,7 @@ test_bad_hello(void **state)
 	hn.kind = PROTO_HELLO_NEW;
 	hn.sid = 0x1122334455667788ULL;
 	strlcpy(hn.host, "h", sizeof(hn.host));
-	frame_hello_add(b, &hn);
-	rogue_open(w, &r, "rogue-version");
-	rogue_send_buf(&r, b);
+	rogue_hello(w, &r, "rogue-version", &hn);
 	rogue_expect_error(w, &r, PROTO_E_VERSION, &er);
 	/* docs/protocol.md gives this text. */
 	assert_string_equal(er.reason,
@@ -2071,7 +2083,6 @@ test_resume_replay(void **state)
 {
 	struct world		*w = *state;
 	struct rogue		 c, r1, r2;
-	struct evbuffer		*b;
 	struct frame_hdr	 h;
 	struct proto_hello	 hi;
 	uint8_t			 p[PROTO_HANDSHAKE_MAX];
@@ -2080,13 +2091,9 @@ test_resume_replay(void **state)
 
 	/* The client's next leg comes to us: keep its HELLO. */
 	world_fake_resume(w, n, 71, &c, &hi);
-	b = evbuffer_new();
-	assert_non_null(b);
 
 	/* Played to the server: resumed in one trip... */
-	rogue_open(w, &r1, "replay-1");
-	frame_hello_add(b, &hi);
-	rogue_send_buf(&r1, b);
+	rogue_hello(w, &r1, "replay-1", &hi);
 	WAIT(w, rogue_frame(&r1, &h, p, sizeof(p)) || rogue_closed(&r1));
 	assert_int_equal(h.type, PROTO_RESUMED);
 	assert_int_equal(frame_u64_decode(p, h.len, &v), FRAME_OK);
@@ -2095,9 +2102,7 @@ test_resume_replay(void **state)
 	assert_int_equal(jstat(w->sv.ctx, "resumes_one_trip"), 1);
 
 	/* ...and again: only a challenge, and the first leg keeps it. */
-	rogue_open(w, &r2, "replay-2");
-	frame_hello_add(b, &hi);
-	rogue_send_buf(&r2, b);
+	rogue_hello(w, &r2, "replay-2", &hi);
 	WAIT(w, rogue_frame(&r2, &h, p, sizeof(p)) || rogue_closed(&r2));
 	assert_int_equal(h.type, PROTO_CHALLENGE);
 	world_idle(w, 20);
@@ -2121,7 +2126,6 @@ test_resume_replay(void **state)
 	flow_check(&w->down, "backend -> guest");
 	assert_int_equal(w->refusals, 0);
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
-	evbuffer_free(b);
 }
 
 /* A frame of TYPE with body P as it came, into B. */
@@ -2182,18 +2186,14 @@ test_resume_stale_proof(void **state)
 	assert_non_null(b);
 
 	/* A copy of its HELLO spends the ticket; that RESUMED is lost. */
-	rogue_open(w, &r1, "copy-1");
-	frame_hello_add(b, &hi);
-	rogue_send_buf(&r1, b);
+	rogue_hello(w, &r1, "copy-1", &hi);
 	WAIT(w, rogue_frame(&r1, &h, p, sizeof(p)) || rogue_closed(&r1));
 	assert_int_equal(h.type, PROTO_RESUMED);
 	assert_int_equal(shutdown(r1.fd, SHUT_RDWR), 0);
 	WAIT(w, w->sv.n_detached == 2);
 
 	/* The other copy is challenged, and the client answers... */
-	rogue_open(w, &r2, "copy-2");
-	frame_hello_add(b, &hi);
-	rogue_send_buf(&r2, b);
+	rogue_hello(w, &r2, "copy-2", &hi);
 	relay_frame(w, &r2, &c1, PROTO_CHALLENGE, p, sizeof(p), &h);
 	WAIT(w, rogue_frame(&c1, &h, stale, sizeof(stale)) ||
 	    rogue_closed(&c1));
@@ -2206,9 +2206,7 @@ test_resume_stale_proof(void **state)
 	fake_hello(w, &c2, &hi);
 
 	/* The next leg resumes through the previous secret... */
-	rogue_open(w, &r3, "next");
-	frame_hello_add(b, &hi);
-	rogue_send_buf(&r3, b);
+	rogue_hello(w, &r3, "next", &hi);
 	relay_frame(w, &r3, &c2, PROTO_CHALLENGE, p, sizeof(p), &h);
 	relay_frame(w, &c2, &r3, PROTO_PROOF, p, sizeof(p), &h);
 	WAIT(w, w->sv.n_resumed == 2);
@@ -2606,7 +2604,6 @@ rogue_hello_new(struct world *w, struct rogue *r, int version, uint64_t sid,
     const char *host, const char *desc)
 {
 	struct proto_hello	 hn;
-	struct evbuffer		*b;
 
 	memset(&hn, 0, sizeof(hn));
 	hn.version = version;
@@ -2617,12 +2614,7 @@ rogue_hello_new(struct world *w, struct rogue *r, int version, uint64_t sid,
 	strlcpy(hn.host, host, sizeof(hn.host));
 	if (version >= 5)
 		hn.window = 1U << 30;	/* the server's holds */
-	b = evbuffer_new();
-	assert_non_null(b);
-	frame_hello_add(b, &hn);
-	rogue_open(w, r, desc);
-	rogue_send_buf(r, b);
-	evbuffer_free(b);
+	rogue_hello(w, r, desc, &hn);
 }
 
 /*
