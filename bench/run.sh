@@ -73,6 +73,12 @@ for p in "$HAPROXY" "$SOCAT" taskset python3 timeout; do
 	command -v "$p" >/dev/null ||
 	    { echo "bench: $p not found" >&2; exit 1; }
 done
+# The interpreter itself rather than a version manager's shim (pyenv,
+# asdf): a shim is a chain of shell scripts that costs ~100 ms of CPU
+# per start, and the retarget and resume polls start Python while the
+# daemons they time share the machine's cores with them.
+PY=$(python3 -c 'import sys; print(sys.executable)')
+[ -x "$PY" ] || PY=python3
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/vrelay-bench.XXXXXX")
 RAW=$T/raw.jsonl
@@ -88,7 +94,7 @@ for n in $SESSIONS_LIST; do
 done
 
 # A block of 200 free loopback ports below the ephemeral range.
-BASE=$(python3 "$ROOT/test/tools/portblock.py" 200)
+BASE=$("$PY" "$ROOT/test/tools/portblock.py" 200)
 [ -n "$BASE" ] || { echo "bench: no free port block" >&2; exit 1; }
 BACK=$((BASE + 1))		# the backend
 HOP1=$((BASE + 11))		# socat/haproxy next to the backend
@@ -312,7 +318,7 @@ topo_pin() {
 
 # A JSON string of $1 (for error messages in the raw log).
 json_str() {
-	python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"
+	"$PY" -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"
 }
 
 # Run one vload client and log its result:
@@ -428,28 +434,31 @@ idle_one() {
 . "$ROOT/test/vcsim/vcsim.sh"	# vcsim_start, vcsim_cmd (VCSIM_ANSWER)
 
 # Wait until the locator says the appliance is on $1 and all $2 relays
-# have acknowledged it.
+# have acknowledged it (at most 30 s).  One interpreter polls: a start
+# per poll would take CPU from the locator and relays being timed.
 wait_converged() {
-	local i
-	for i in $(seq 1 300); do
-		if python3 - "$1" "$2" \
-		    "$("$BIN/vlocator" where --status "$D/loc.sock" --json \
-			2>/dev/null)" \
-		    "$("$BIN/vlocator" relays --status "$D/loc.sock" --json \
-			2>/dev/null)" <<'PY'
-import json, sys
-try:
-    w = json.loads(sys.argv[3]); r = json.loads(sys.argv[4])["relays"]
-    ok = (w["appliance_host"] == sys.argv[1] and len(r) == int(sys.argv[2])
-          and all(x["connected"] and x["converged"] for x in r))
-    sys.exit(0 if ok else 1)
-except Exception:
-    sys.exit(1)
+	"$PY" - "$1" "$2" "$BIN/vlocator" "$D/loc.sock" <<'PY'
+import json, subprocess, sys, time
+host, n, vlocator, sock = sys.argv[1], int(sys.argv[2]), sys.argv[3], \
+    sys.argv[4]
+def ask(what):
+    p = subprocess.run([vlocator, what, "--status", sock, "--json"],
+                       capture_output=True, text=True)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        w = ask("where")
+        r = ask("relays")
+        if (w and r and w["appliance_host"] == host and
+                len(r["relays"]) == n and
+                all(x["connected"] and x["converged"] for x in r["relays"])):
+            sys.exit(0)
+    except (ValueError, KeyError):
+        pass
+    time.sleep(0.1)
+sys.exit(1)
 PY
-		then return 0; fi
-		sleep 0.1
-	done
-	return 1
 }
 
 # N relays on the locator; RELOCATES moves between hosts h01 and h02;
@@ -509,7 +518,7 @@ retarget_one() {
 			FAILED=1
 			return 1
 		fi
-		python3 - "$D/watch.jsonl" "$t0" "$to" "$n" "$i" "$rp" "$sim" \
+		"$PY" - "$D/watch.jsonl" "$t0" "$to" "$n" "$i" "$rp" "$sim" \
 		    >>"$RAW" <<'PY'
 import json, sys
 path, t0, to, n, move = sys.argv[1], int(sys.argv[2]), sys.argv[3], \
@@ -578,15 +587,26 @@ resume_one() (
 	    "$(tail -n 2 "$T/idle.err")"; return 1; }
 	for i in $(seq 1 "$RESUME_MOVES"); do
 		to=$(cl_other_host "$CL_APP_HOST")
-		t0=$(now_ms)
-		cl_app_migrate "$to"
-		python3 - "$BIN/vrelay" "$T/relay-h2.sock" "$n" "$i" "$t0" \
-		    "$T/locwatch.jsonl" "h$to" "$CL_PRECOPY" "$TLS" >>"$RAW" <<'PY'
-import json, subprocess, sys, time
-vrelay, sock, n, move, t0, watch, to, precopy, tls = sys.argv[1:10]
-n, move, t0 = int(n), int(move), int(t0)
+		# The poller starts before the move and waits for a signal:
+		# an interpreter starting while the sessions resume would
+		# take its CPU from them.
+		rm -f "$T/poll.ready" "$T/poll.t0"
+		"$PY" - "$BIN/vrelay" "$T/relay-h2.sock" "$n" "$i" \
+		    "$T/poll.ready" "$T/poll.t0" "$T/locwatch.jsonl" "h$to" \
+		    "$CL_PRECOPY" "$TLS" >>"$RAW" <<'PY' &
+import json, signal, subprocess, sys, time
+vrelay, sock, n, move, ready, t0file, watch, to, precopy, tls = \
+    sys.argv[1:11]
+n, move = int(n), int(move)
 out = {"workload": "resume", "sessions": n, "move": move, "to": to,
        "precopy_s": float(precopy), "tls": tls == "1"}
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+open(ready, "w").close()
+if signal.sigtimedwait([signal.SIGUSR1], 120) is None:
+    out["error"] = "the move did not happen"
+    print(json.dumps(out))
+    sys.exit(0)
+t0 = int(open(t0file).read())
 deadline = time.time() + 30
 # Poll the relay's summary (cheap) until every session has resumed, and
 # only then fetch all sessions: a 1,000-session dump every 100 ms would
@@ -627,6 +647,19 @@ else:
                      "hint_to_publish_ms": push}
 print(json.dumps(out))
 PY
+		pp=$!
+		for k in $(seq 1 400); do
+			[ -e "$T/poll.ready" ] && break
+			kill -0 "$pp" 2>/dev/null || break
+			sleep 0.05
+		done
+		[ -e "$T/poll.ready" ] ||
+		    { say "resume: the poller did not start"; return 1; }
+		t0=$(now_ms)
+		cl_app_migrate "$to"
+		echo "$t0" >"$T/poll.t0"
+		kill -USR1 "$pp"
+		wait "$pp"
 	done
 )
 
@@ -704,7 +737,7 @@ done
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$(dirname "$OUT")"
-python3 "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" \
+"$PY" "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" \
     ${SMOKE:+--smoke} \
     --meta "ncpu=$NCPU" \
     --meta "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
