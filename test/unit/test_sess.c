@@ -782,6 +782,24 @@ world_idle(struct world *w, long long ms)
 		;
 }
 
+/* Both flows arrived whole and in order, the down one named DOWN. */
+static void
+flows_check(struct world *w, const char *down)
+{
+	flow_check(&w->up, "guest -> backend");
+	flow_check(&w->down, down);
+}
+
+/* Let both flows finish, run the loop IDLE_MS more (late frames), check. */
+static void
+flows_finish(struct world *w, long long idle_ms, const char *down)
+{
+	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
+	if (idle_ms > 0)
+		world_idle(w, idle_ms);
+	flows_check(w, down);
+}
+
 /* Guest G's connection and the backend both connected and open. */
 static void
 world_open_as(struct world *w, const struct sess_guest *g)
@@ -1053,10 +1071,7 @@ test_open_echo(void **state)
 	w->up.prelen = w->prelen;
 	flow_init(&w->down, strlen(bmsg), 2);
 	memcpy(w->down.src, bmsg, w->down.len);
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	world_idle(w, 30);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 30, "backend -> guest");
 
 	assert_int_equal(jint(w->cl.s, "bytes_out"), strlen(gmsg));
 	assert_int_equal(jint(w->cl.s, "bytes_in"), strlen(bmsg));
@@ -1150,9 +1165,7 @@ test_service_name(void **state)
 	/* And the session works as any other. */
 	flow_init(&w->up, 5000, 11);
 	flow_init(&w->down, 5000, 12);
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	assert_int_equal(w->refusals, 0);
 }
 
@@ -1220,9 +1233,7 @@ test_large_transfer(void **state)
 	world_open(w);
 	flow_init(&w->up, n, 0x1234);
 	flow_init(&w->down, n, 0x5678);
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	/* It ran up against the cap: backpressure held it there. */
 	if (w->max_unacked < (long long)w->conf.replay_max / 2)
 		fail_msg("unacked_out peaked at %lld only", w->max_unacked);
@@ -1263,9 +1274,7 @@ test_splice(void **state)
 		assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
 		WAIT(w, w->cl.n_resumed == k / 2 && w->sv.n_resumed == k / 2);
 	}
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	/* All acknowledged: neither end holds its pipes any more. */
 	WAIT(w, !jbool(w->cl.s, "splicing") && !jbool(w->sv.s, "splicing"));
 	sp[0] = jstat(w->cl.ctx, "spliced_bytes");
@@ -1348,9 +1357,7 @@ splice_lost(struct world *w)
 		w->up.rpause = 0;
 		WAIT(w, w->cl.n_resumed == k && w->sv.n_resumed == k);
 	}
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	if (jstat(w->cl.ctx, "replayed_bytes") == 0)
 		fail_msg("nothing was sent again");
 	if (jstat(w->cl.ctx, "spliced_sent_bytes") < (long long)n / 4)
@@ -1400,9 +1407,7 @@ test_splice_echo(void **state)
 	flow_init(&w->up, n, 0x53);
 	flow_echo(&w->down, &w->up);
 	w->up.echo = &w->down;
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest (echo)");
+	flows_finish(w, 0, "backend -> guest (echo)");
 	if (jstat(w->sv.ctx, "spliced_bytes") < (long long)n / 4)
 		fail_msg("server spliced %lld of %zu",
 		    jstat(w->sv.ctx, "spliced_bytes"), n);
@@ -1426,9 +1431,7 @@ echo_split(struct world *w, size_t cl_win, size_t sv_win, int seed)
 	flow_init(&w->up, n, seed);
 	flow_echo(&w->down, &w->up);
 	w->up.echo = &w->down;
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest (echo)");
+	flows_finish(w, 0, "backend -> guest (echo)");
 	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
 }
 
@@ -1524,9 +1527,7 @@ test_data_overlap(void **state)
 	evbuffer_free(b);
 	WAIT(w, w->up.rd == at - back + len);
 	w->up.stop = w->down.stop = n;
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
 	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
 }
@@ -1568,10 +1569,7 @@ test_resume(void **state)
 		assert_true(sess_resume_ms(w->sv.s) >= 0);
 		assert_int_equal(w->connects, 1 + k);
 	}
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	world_idle(w, 30);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 30, "backend -> guest");
 	assert_int_equal(w->connects, 4);
 	assert_true(w->calls >= 4);
 	assert_int_equal(w->cl.n_open + w->sv.n_open, 2);
@@ -1643,9 +1641,7 @@ test_bad_resume(void **state)
 
 	/* The real session never noticed. */
 	w->up.stop = w->down.stop = n;
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
 	assert_int_equal(w->cl.n_resumed + w->sv.n_resumed, 0);
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
@@ -1759,9 +1755,7 @@ test_bad_hello(void **state)
 	world_open(w);
 	flow_init(&w->up, 1000, 5);
 	flow_init(&w->down, 1000, 6);
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	assert_int_equal(w->refusals, 5);
 	assert_int_equal(sess_ctx_count(w->sv.ctx), 1);
 }
@@ -1809,8 +1803,7 @@ test_hold_time(void **state)
 	WAIT(w, w->down.eof && w->up.eof);
 	WAIT(w, sess_ctx_count(w->cl.ctx) == 0 &&
 	    sess_ctx_count(w->sv.ctx) == 0);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_check(w, "backend -> guest");
 }
 
 /* Both sides finish writing: the session ends by itself, "done". */
@@ -1833,8 +1826,7 @@ test_orderly_finish(void **state)
 	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
 	/* Everything was delivered before the end, and then EOF. */
 	WAIT(w, w->down.eof && w->up.eof);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest (echo)");
+	flows_check(w, "backend -> guest (echo)");
 	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
 	assert_int_equal(w->up.werr, 0);
 	assert_int_equal(w->down.werr, 0);
@@ -1873,8 +1865,7 @@ test_half_close(void **state)
 	assert_string_equal(w->cl.why_closed, "done");
 	assert_string_equal(w->sv.why_closed, "done");
 	WAIT(w, w->down.eof);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_check(w, "backend -> guest");
 	assert_int_equal(sess_ctx_count(w->cl.ctx), 0);
 	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
 }
@@ -1902,8 +1893,7 @@ test_close_one_end(void **state)
 	assert_int_equal(sess_ctx_count(w->sv.ctx), 0);
 	assert_int_equal(w->sv.n_detached, 0);
 	WAIT(w, w->down.eof && w->up.eof);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_check(w, "backend -> guest");
 
 	/* And the other way round, on a second session. */
 	close(w->backend);
@@ -2032,10 +2022,7 @@ test_resumed_lost(void **state)
 	assert_int_equal(w->cl.n_detached, 1);
 	assert_int_equal(jint(w->cl.s, "resumes"), 1);
 	assert_int_equal(jint(w->sv.s, "resumes"), 3);
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	world_idle(w, 20);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 20, "backend -> guest");
 	assert_int_equal(w->refusals, 0);
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
 
@@ -2120,10 +2107,7 @@ test_resume_replay(void **state)
 	assert_int_equal(jstat(w->cl.ctx, "resumes_one_trip"), 0);
 	assert_int_equal(jstat(w->sv.ctx, "resumes_one_trip"), 1);
 	w->up.stop = w->down.stop = n;
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	world_idle(w, 20);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 20, "backend -> guest");
 	assert_int_equal(w->refusals, 0);
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
 }
@@ -2236,10 +2220,7 @@ test_resume_stale_proof(void **state)
 	assert_int_equal(w->cl.n_closed, 0);
 	assert_int_equal(jstat(w->cl.ctx, "resumes_one_trip"), 1);
 	w->up.stop = w->down.stop = n;
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	world_idle(w, 20);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 20, "backend -> guest");
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
 	rogue_free(&r3);
 	rogue_free(&r2);
@@ -2273,9 +2254,7 @@ test_connect_retry(void **state)
 	w->no_target = 0;
 	WAIT(w, w->cl.n_open == 1 && w->sv.n_open == 1);
 	assert_int_equal(w->connects, 1);
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	assert_int_equal(w->cl.n_detached + w->cl.n_resumed, 0);
 
 	/* Retargeting retries at once instead of after the backoff. */
@@ -2348,9 +2327,7 @@ test_connect_wait(void **state)
 	w->no_target = 0;
 	WAIT(w, w->connects == 3);
 	WAIT(w, w->cl.n_resumed == 2 && w->sv.n_resumed == 2);
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	/* Nothing waits: a wake changes nothing. */
 	calls = w->calls;
 	sess_ctx_wake(w->cl.ctx);
@@ -2419,8 +2396,7 @@ test_resume_after_fin(void **state)
 	assert_string_equal(w->cl.why_closed, "done");
 	assert_string_equal(w->sv.why_closed, "done");
 	WAIT(w, w->down.eof);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_check(w, "backend -> guest");
 }
 
 /* Bad frames on an established leg cost the leg, not the session. */
@@ -2474,8 +2450,7 @@ test_stream_violation(void **state)
 		world_idle(w, 20);
 	}
 	evbuffer_free(b);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_check(w, "backend -> guest");
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
 	assert_int_equal(w->connects, 4);
 }
@@ -2977,9 +2952,7 @@ test_slow_backend(void **state)
 	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
 	assert_int_equal(sess_state(w->cl.s), SESS_ESTABLISHED);
 	w->up.rpause = 0;
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
 	assert_int_equal(w->connects, 1);
 }
@@ -3016,8 +2989,7 @@ test_resume_fin_undelivered(void **state)
 	WAIT(w, w->down.eof && w->cl.n_closed == 1 && w->sv.n_closed == 1);
 	assert_string_equal(w->cl.why_closed, "done");
 	assert_string_equal(w->sv.why_closed, "done");
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_check(w, "backend -> guest");
 }
 
 /*
@@ -3148,10 +3120,7 @@ test_retarget(void **state)
 	/* The new leg goes where the target is now: it stays. */
 	sess_ctx_retarget(w->cl.ctx, "test-target");
 	w->up.stop = w->down.stop = n;
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	world_idle(w, 30);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 30, "backend -> guest");
 	assert_int_equal(w->cl.n_detached, 1);
 	assert_int_equal(w->connects, 2);
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
@@ -3299,10 +3268,7 @@ test_reset_legs(void **state)
 	WAIT(w, w->cl.n_resumed == 3 && w->sv.n_resumed == 3);
 	assert_int_equal(w->refusals, 0);
 	w->up.stop = w->down.stop = n;
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	world_idle(w, 30);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 30, "backend -> guest");
 	assert_int_equal(w->cl.n_closed + w->sv.n_closed, 0);
 	assert_int_equal(w->connects, 4);
 }
@@ -3370,8 +3336,7 @@ test_resume_stats(void **state)
 	w->up.rpause = 0;
 	WAIT(w, flow_done(&w->up));
 	world_idle(w, 20);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_check(w, "backend -> guest");
 	assert_int_equal(jint(w->cl.s, "replayed"), w->cl.resume_replay);
 	assert_int_equal(jint(w->sv.s, "replayed"), 0);
 
@@ -3506,9 +3471,7 @@ test_resume_window_ack(void **state)
 
 	w->no_target = 0;
 	WAIT(w, w->cl.n_resumed == 1 && w->sv.n_resumed == 1);
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
 	assert_int_equal(w->connects, 2);
 }
@@ -3540,9 +3503,7 @@ test_accept_read_ahead(void **state)
 	WAIT(w, w->cl.n_open == 1 && w->sv.n_open == 1);
 	flow_init(&w->up, 100000, 71);
 	flow_init(&w->down, 100000, 72);
-	WAIT(w, flow_done(&w->up) && flow_done(&w->down));
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest");
+	flows_finish(w, 0, "backend -> guest");
 }
 
 /*
@@ -3569,8 +3530,7 @@ world_echo_session(struct world *w, size_t n, uint64_t seed)
 	assert_string_equal(w->cl.why_closed, "done");
 	assert_string_equal(w->sv.why_closed, "done");
 	WAIT(w, w->down.eof && w->up.eof);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest (echo)");
+	flows_check(w, "backend -> guest (echo)");
 }
 
 /*
@@ -3660,8 +3620,7 @@ test_leg_reuse_stale(void **state)
 	WAIT(w, w->cl.n_closed == 2 && w->sv.n_closed == 2);
 	assert_string_equal(w->cl.why_closed, "done");
 	WAIT(w, w->down.eof && w->up.eof);
-	flow_check(&w->up, "guest -> backend");
-	flow_check(&w->down, "backend -> guest (echo)");
+	flows_check(w, "backend -> guest (echo)");
 	assert_int_equal(w->connects, 2);
 	assert_int_equal(jstat(w->sv.ctx, "legs_reused"), 0);
 }
