@@ -366,24 +366,6 @@ fz_args_free(char **argv, int argc)
 }
 
 /*
- * Whether C holds LLONG_MIN in an integer: a JSON file may set it (an
- * option without limits), a flag may not ("LLONG_MIN itself is refused"
- * in conf_parse_int()).  The only way the two sources disagree; see
- * docs/fuzzing.md.
- */
-static int
-fz_llong_min(const struct fz_cfg *c, const struct conf_opt *opts, size_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		if (opts[i].type == CONF_INT && fz_isset(c, &opts[i]) &&
-		    *(long long *)fz_field(c, &opts[i]) == LLONG_MIN)
-			return (1);
-	return (0);
-}
-
-/*
  * Accepted: write it back both ways; each must read back the same.  As
  * flags only when the required options were checked (FULL).
  */
@@ -398,7 +380,7 @@ fz_roundtrip(const struct fz_cfg *c, const struct conf_opt *opts, size_t n,
 
 	obj = fz_write(c, opts, n, &argv, &argc);
 
-	if (full && !fz_llong_min(c, opts, n)) {
+	if (full) {
 		fz_cfg_init(&c2);
 		CHECK(conf_parse(opts, n, &c2, argc, argv, err, sizeof(err)) ==
 		    CONF_OK);

@@ -28,6 +28,20 @@ grep -q 'leg refused.*bad frame header' "$T/app.log" ||
     fail "appliance did not log the garbage"
 grep -q 'protocol version 9 not supported; this end speaks versions 2 to 5' \
     "$T/app.log" || fail "no clear version error"
+# A leg into a relay whose host does not run the appliance parks, its
+# first bytes unread, in case the target moves here: 4 KiB fill the
+# leg's read mark, where libevent would call a read callback that
+# leaves them every turn of the loop (docs/fuzzing.md): reading is off
+# while it waits.
+c0=$(cpu_ticks "$RELAY_A_PID")
+(head -c 4096 /dev/urandom; sleep 0.8) |
+    socat -u - "TCP:127.0.0.1:$((BASE + 1))" || true
+c1=$(cpu_ticks "$RELAY_A_PID")
+log "relay A: $((c1 - c0)) ticks of CPU while a leg waited with 4 KiB"
+[ -n "${VALGRIND:-}" ] || [ $((c1 - c0)) -le 20 ] ||
+    fail "relay A spun while a leg waited: $((c1 - c0)) ticks in 0.8 s"
+[ "$("$BINDIR/vrelay" status --status "$T/relayA.sock" --json |
+    json_get forwards.parked)" -ge 1 ] || fail "relay A parked no leg"
 check "status still answers" "$BINDIR/vappliance" status \
     --status "$T/app.sock" >/dev/null
 check "new sessions work" traffic A 6 --sessions 2 --bytes 100K
