@@ -43,7 +43,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,13 +60,12 @@
 #include "proto.h"
 #include "sess.h"
 #include "fuzz.h"
+#include "fzloop.h"
 #include "../refkdf.h"
 
 #define FZ_LEGS		6
 #define FZ_SIDS		4		/* ids the script can name */
 #define FZ_BACKENDS	8
-#define FZ_PASSES	1000		/* loop passes per step, at most */
-#define FZ_SPIN		64		/* busy passes with nothing moving */
 #define FZ_PRE		"PROXY fuzz\r\n"	/* odd sids' preamble */
 
 int	LLVMFuzzerInitialize(int *, char ***);
@@ -131,15 +129,12 @@ struct fz_world {
 	int			 refuse_open;
 	int			 raw;		/* raw bytes went out */
 	int			 spun;		/* abandoned: a busy loop */
-	const uint8_t		*in;		/* the rest of the script */
-	size_t			 inlen;
+	struct fz_script	 sc;		/* the rest of the script */
 };
 
 static struct event_base	*fz_base;
-static struct event		*fz_break;	/* ends a loop pass */
-static int			 fz_spin_ignore;	/* HS_FUZZ_SPIN */
-static unsigned long		 fz_spins;	/* runs abandoned so */
 static struct sess_ctx		*fz_keep;	/* keeps sess.c's crypto up */
+static int			 fz_fds0 = -1;	/* open between runs */
 static EVP_PKEY			*fz_key;	/* our X25519 key */
 static uint8_t			 fz_pub[PROTO_KEY_LEN];
 static struct fz_world		 w;
@@ -148,29 +143,17 @@ static const uint64_t fz_ids[FZ_SIDS] = {
 	1, 2, 0x8000000000000000ULL, 0xfedcba9876543210ULL
 };
 
-/* The script's next byte, 0 past its end. */
+/* The script's next byte (0 past its end), and next 8 as a number. */
 static uint8_t
 fz_byte(void)
 {
-	uint8_t	b;
-
-	if (w.inlen == 0)
-		return (0);
-	b = *w.in++;
-	w.inlen--;
-	return (b);
+	return (fz_script_byte(&w.sc));
 }
 
-/* The script's next 8 bytes as a big-endian number. */
 static uint64_t
 fz_u64(void)
 {
-	uint64_t	v = 0;
-	int		i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | fz_byte();
-	return (v);
+	return (fz_script_u64(&w.sc));
 }
 
 /* Upstream byte at offset I of sid index X; downstream: fz_g. */
@@ -218,14 +201,6 @@ fz_secret(struct fz_leg *leg, const struct proto_welcome *wl,
 	memcpy(pubs + PROTO_KEY_LEN, wl->pubkey, PROTO_KEY_LEN);
 	fz_kdf(shared, "vrelay-v1-secret", wl->sid, leg->nonce_c, wl->nonce,
 	    pubs, sizeof(pubs), out);
-}
-
-/* Printable ASCII, as every reason and message must be. */
-static void
-fz_text(const char *s)
-{
-	for (; *s != '\0'; s++)
-		CHECK((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e);
 }
 
 /* Which of our ids ID is, or -1. */
@@ -527,59 +502,14 @@ fz_read_ready(void)
 	return (moved);
 }
 
-/* Ends one pass of the loop: see fz_settle(). */
-static void
-fz_break_cb(evutil_socket_t fd, short what, void *arg)
-{
-	event_base_loopbreak(fz_base);
-}
-
-/*
- * Run the loop and read everything until nothing moves.  A NONBLOCK
- * pass of event_base_loop() only returns once no callback is active,
- * so a callback that keeps itself active (a busy loop, which in a
- * daemon is 100% CPU) would hang the run here: each pass is ended by
- * fz_break, queued behind whatever is active, and a loop still busy
- * after FZ_SPIN passes without a byte moving is reported.  With
- * HS_FUZZ_SPIN=ignore the input is abandoned instead and counted, so a
- * long run can go on past a known one.
- */
+/* Run the loop until nothing moves (fzloop_settle). */
 static int
 fz_settle(void)
 {
-	size_t	moved;
-	int	i, idle = 0, quiet = 0;
-
-	for (i = 0; i < FZ_PASSES; i++) {
-		event_active(fz_break, EV_TIMEOUT, 0);
-		event_base_loop(fz_base, EVLOOP_NONBLOCK);
-		moved = fz_read_ready();
-		if (moved > 0) {
-			idle = quiet = 0;
-			continue;
-		}
-		/*
-		 * Quiet twice: a write queued in one pass is only seen
-		 * ready (and flushed) by the next one's epoll_wait().
-		 */
-		if (event_base_get_num_events(fz_base,
-		    EVENT_BASE_COUNT_ACTIVE) == 0) {
-			if (++quiet == 2)
-				return (0);
-			continue;
-		}
-		quiet = 0;
-		if (++idle < FZ_SPIN)
-			continue;
-		if (fz_spin_ignore) {
-			w.spun = 1;
-			return (-1);
-		}
-		fprintf(stderr, "hs_fuzz: the event loop stays busy with "
-		    "nothing moving (a busy loop; see docs/fuzzing.md)\n");
-		abort();
-	}
-	return (0);
+	if (fzloop_settle(fz_read_ready) == 0)
+		return (0);
+	w.spun = 1;
+	return (-1);
 }
 
 /*
@@ -999,15 +929,6 @@ fz_step(struct evbuffer *out)
 	fz_send(out);
 }
 
-/* At exit: how many inputs a busy loop cost (HS_FUZZ_SPIN=ignore). */
-static void
-fz_report(void)
-{
-	if (fz_spin_ignore)
-		fprintf(stderr, "hs_fuzz: %lu executions abandoned on a busy "
-		    "loop\n", fz_spins);
-}
-
 /* The event base, our key, SIGPIPE off (the daemons ignore it too). */
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -1017,6 +938,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		.event = fz_event,
 		.refused = fz_refused,
 	};
+	static const uint8_t		 warm[] = { 0x00, 0x03 };
 	static const uint8_t		 priv[PROTO_KEY_LEN] = {
 		0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d,
 		0x3c, 0x16, 0xc1, 0x72, 0x51, 0xb2, 0x66, 0x45,
@@ -1026,14 +948,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct sess_conf		 conf;
 	size_t				 len = PROTO_KEY_LEN;
 
-	signal(SIGPIPE, SIG_IGN);
-	fz_base = event_base_new();
-	CHECK(fz_base != NULL);
-	fz_break = event_new(fz_base, -1, 0, fz_break_cb, NULL);
-	CHECK(fz_break != NULL);
-	fz_spin_ignore = getenv("HS_FUZZ_SPIN") != NULL &&
-	    strcmp(getenv("HS_FUZZ_SPIN"), "ignore") == 0;
-	atexit(fz_report);
+	fz_base = fzloop_init("hs_fuzz", "HS_FUZZ_SPIN");
 	fz_key = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv,
 	    sizeof(priv));
 	CHECK(fz_key != NULL);
@@ -1042,6 +957,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* sess.c sets its crypto up with the first context, not per run. */
 	memset(&conf, 0, sizeof(conf));
 	fz_keep = sess_ctx_new(fz_base, SESS_SERVER, &conf, &ops, NULL);
+	/* A session opened first: what OpenSSL opens on first use stays. */
+	(void)LLVMFuzzerTestOneInput(warm, sizeof(warm));
+	fz_fds0 = fzloop_fds();
 	return (0);
 }
 
@@ -1066,8 +984,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < FZ_LEGS; i++)
 		w.leg[i].fd = -1;
 	w.cur = -1;
-	w.in = data;
-	w.inlen = size;
+	w.sc.in = data;
+	w.sc.len = size;
 
 	/* Small limits, so the script reaches them; timers far out. */
 	memset(&conf, 0, sizeof(conf));
@@ -1082,7 +1000,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	out = evbuffer_new();
 	CHECK(out != NULL);
 
-	while (w.inlen > 0) {
+	while (w.sc.len > 0) {
 		fz_step(out);
 		if (fz_settle() != 0)
 			break;
@@ -1101,15 +1019,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	(void)fz_settle();
 	if (w.spun)
-		fz_spins++;
+		fzloop_abandoned();
 	sess_ctx_free(w.ctx);
 	w.ctx = NULL;
-	/* bufferevents are finalized from the loop. */
-	for (i = 0; i < 4; i++)
-		event_base_loop(fz_base, EVLOOP_NONBLOCK);
+	fzloop_finish();	/* bufferevents are finalized from the loop */
 	for (i = 0; i < FZ_LEGS; i++)
 		if (w.leg[i].rx != NULL)
 			evbuffer_free(w.leg[i].rx);
 	evbuffer_free(out);
+	/* Every leg and backend socket the server held is closed. */
+	if (fz_fds0 != -1 && fzloop_fds() != fz_fds0) {
+		fprintf(stderr, "hs_fuzz: %d descriptors open after the run, "
+		    "%d before\n", fzloop_fds(), fz_fds0);
+		fzloop_fds_show();
+		CHECK(0);
+	}
 	return (0);
 }

@@ -1,0 +1,208 @@
+/*
+ * fzloop.c -- the script and the event loop of the session harnesses
+ * (fzloop.h).
+ *
+ * A NONBLOCK pass of event_base_loop() only returns once no callback is
+ * active, so a callback that keeps itself active (a busy loop, which in
+ * a daemon is 100% CPU) would hang the run: each pass is ended by a
+ * break event queued behind whatever is active, and a loop still busy
+ * after FZ_SPIN passes without a byte moving is reported, or with
+ * SPIN_ENV=ignore the input abandoned and counted, so a long run can go
+ * on past a known one.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "fuzz.h"
+#include "fzloop.h"
+
+#define FZ_PASSES	1000		/* loop passes per settle, at most */
+#define FZ_SPIN		64		/* busy passes with nothing moving */
+
+static struct event_base	*fz_base;
+static struct event		*fz_break;	/* ends a loop pass */
+static const char		*fz_name;
+static int			 fz_spin_ignore;
+static unsigned long		 fz_spins;	/* inputs abandoned so */
+
+uint8_t
+fz_script_byte(struct fz_script *sc)
+{
+	uint8_t	b;
+
+	if (sc->len == 0)
+		return (0);
+	b = *sc->in++;
+	sc->len--;
+	return (b);
+}
+
+uint64_t
+fz_script_u64(struct fz_script *sc)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | fz_script_byte(sc);
+	return (v);
+}
+
+void
+fz_text(const char *s)
+{
+	for (; *s != '\0'; s++)
+		CHECK((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e);
+}
+
+/* Ends one pass of the loop. */
+static void
+fzloop_break_cb(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(fz_base);
+}
+
+/* At exit: how many inputs a busy loop cost (SPIN_ENV=ignore). */
+static void
+fzloop_report(void)
+{
+	if (fz_spin_ignore)
+		fprintf(stderr, "%s: %lu executions abandoned on a busy "
+		    "loop\n", fz_name, fz_spins);
+}
+
+struct event_base *
+fzloop_init(const char *name, const char *spin_env)
+{
+	const char	*v = getenv(spin_env);
+
+	signal(SIGPIPE, SIG_IGN);
+	fz_name = name;
+	fz_base = event_base_new();
+	CHECK(fz_base != NULL);
+	fz_break = event_new(fz_base, -1, 0, fzloop_break_cb, NULL);
+	CHECK(fz_break != NULL);
+	fz_spin_ignore = v != NULL && strcmp(v, "ignore") == 0;
+	atexit(fzloop_report);
+	return (fz_base);
+}
+
+int
+fzloop_settle(size_t (*read)(void))
+{
+	size_t	moved;
+	int	i, idle = 0, quiet = 0;
+
+	for (i = 0; i < FZ_PASSES; i++) {
+		event_active(fz_break, EV_TIMEOUT, 0);
+		event_base_loop(fz_base, EVLOOP_NONBLOCK);
+		moved = read();
+		if (moved > 0) {
+			idle = quiet = 0;
+			continue;
+		}
+		/*
+		 * Quiet twice: a write queued in one pass is only seen
+		 * ready (and flushed) by the next one's epoll_wait().
+		 */
+		if (event_base_get_num_events(fz_base,
+		    EVENT_BASE_COUNT_ACTIVE) == 0) {
+			if (++quiet == 2)
+				return (0);
+			continue;
+		}
+		quiet = 0;
+		if (++idle < FZ_SPIN)
+			continue;
+		if (fz_spin_ignore)
+			return (-1);
+		fprintf(stderr, "%s: the event loop stays busy with nothing "
+		    "moving (a busy loop; see docs/fuzzing.md)\n", fz_name);
+		abort();
+	}
+	return (0);
+}
+
+/*
+ * Whether descriptor NAME is close-on-exec: everything the code under
+ * test and the harness open is (SOCK_CLOEXEC, O_CLOEXEC), and what
+ * libFuzzer opens on its own while running (the symbolizer's pipes,
+ * kept for the process's life) is not.
+ */
+static int
+fzloop_cloexec(const char *name)
+{
+	char		 path[64], line[128];
+	FILE		*f;
+	unsigned long	 flags;
+	int		 yes = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%s", name);
+	if ((f = fopen(path, "re")) == NULL)
+		return (0);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "flags: %lo", &flags) == 1) {
+			yes = (flags & O_CLOEXEC) != 0;
+			break;
+		}
+	fclose(f);
+	return (yes);
+}
+
+int
+fzloop_fds(void)
+{
+	DIR		*d;
+	struct dirent	*e;
+	int		 n = 0;
+
+	CHECK((d = opendir("/proc/self/fd")) != NULL);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.' && fzloop_cloexec(e->d_name))
+			n++;
+	closedir(d);
+	return (n - 1);		/* not the DIR's own */
+}
+
+void
+fzloop_fds_show(void)
+{
+	DIR		*d;
+	struct dirent	*e;
+	char		 path[64], to[256];
+	ssize_t		 n;
+
+	CHECK((d = opendir("/proc/self/fd")) != NULL);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		if ((n = readlink(path, to, sizeof(to) - 1)) < 0)
+			continue;
+		to[n] = '\0';
+		fprintf(stderr, "%s: fd %s -> %s\n", fz_name, e->d_name, to);
+	}
+	closedir(d);
+}
+
+void
+fzloop_abandoned(void)
+{
+	fz_spins++;
+}
+
+void
+fzloop_finish(void)
+{
+	int	i;
+
+	for (i = 0; i < 4; i++)
+		event_base_loop(fz_base, EVLOOP_NONBLOCK);
+}
