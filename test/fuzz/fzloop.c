@@ -10,6 +10,9 @@
  * SPIN_ENV=ignore the input abandoned and counted, so a long run can go
  * on past a known one.
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,7 +21,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+
+#include "frame.h"
+#include "proto.h"
 
 #include "fuzz.h"
 #include "fzloop.h"
@@ -31,6 +38,7 @@ static struct event		*fz_break;	/* ends a loop pass */
 static const char		*fz_name;
 static int			 fz_spin_ignore;
 static unsigned long		 fz_spins;	/* inputs abandoned so */
+static int			 fz_fds0 = -1;	/* open between runs */
 
 uint8_t
 fz_script_byte(struct fz_script *sc)
@@ -53,6 +61,49 @@ fz_script_u64(struct fz_script *sc)
 	for (i = 0; i < 8; i++)
 		v = v << 8 | fz_script_byte(sc);
 	return (v);
+}
+
+uint8_t
+fz_up(int x, uint64_t i)
+{
+	return ((uint8_t)(i * 13 + (uint64_t)x * 17 + 5));
+}
+
+uint8_t
+fz_down(int x, uint64_t i)
+{
+	return ((uint8_t)(i * 7 + (uint64_t)x * 31 + 1));
+}
+
+size_t
+fz_frames(int fd, struct evbuffer *rx,
+    void (*fn)(void *, int, const uint8_t *, size_t), void *arg)
+{
+	struct frame_hdr	 h;
+	uint8_t			 buf[16384], *p;
+	size_t			 total = 0, have;
+	ssize_t			 n;
+
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		evbuffer_add(rx, buf, (size_t)n);
+		total += (size_t)n;
+	}
+	for (;;) {
+		have = evbuffer_get_length(rx);
+		if (have < PROTO_HDR_LEN)
+			break;
+		p = evbuffer_pullup(rx, PROTO_HDR_LEN);
+		CHECK(frame_hdr_decode(p, have, &h) == FRAME_OK);
+		if (have < PROTO_HDR_LEN + h.len)
+			break;
+		p = evbuffer_pullup(rx, PROTO_HDR_LEN + h.len);
+		fn(arg, h.type, p + PROTO_HDR_LEN, h.len);
+		evbuffer_drain(rx, PROTO_HDR_LEN + h.len);
+	}
+	return (total);
 }
 
 void
@@ -156,7 +207,7 @@ fzloop_cloexec(const char *name)
 	return (yes);
 }
 
-int
+static int
 fzloop_fds(void)
 {
 	DIR		*d;
@@ -171,7 +222,7 @@ fzloop_fds(void)
 	return (n - 1);		/* not the DIR's own */
 }
 
-void
+static void
 fzloop_fds_show(void)
 {
 	DIR		*d;
@@ -190,6 +241,25 @@ fzloop_fds_show(void)
 		fprintf(stderr, "%s: fd %s -> %s\n", fz_name, e->d_name, to);
 	}
 	closedir(d);
+}
+
+void
+fzloop_fds_baseline(void)
+{
+	fz_fds0 = fzloop_fds();
+}
+
+void
+fzloop_fds_check(void)
+{
+	int	n;
+
+	if (fz_fds0 == -1 || (n = fzloop_fds()) == fz_fds0)
+		return;
+	fprintf(stderr, "%s: %d descriptors open after the run, %d before\n",
+	    fz_name, n, fz_fds0);
+	fzloop_fds_show();
+	abort();
 }
 
 void

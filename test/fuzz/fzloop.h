@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct evbuffer;
 
 /* The rest of an input. */
 struct fz_script {
@@ -40,12 +41,31 @@ struct event_base *fzloop_init(const char *, const char *);
 int	 fzloop_settle(size_t (*)(void));
 void	 fzloop_abandoned(void);
 /*
- * How many close-on-exec descriptors the process has open: a run must
- * leave none of its own (libFuzzer's are not close-on-exec).
+ * The byte at offset I of stream X from the client end (fz_up) and
+ * from the server end's local side (fz_down): content that is a
+ * function of the offset, so a byte duplicated, lost or misplaced
+ * shows wherever it lands.
  */
-int	 fzloop_fds(void);
-/* Each open descriptor and what it is, to stderr. */
-void	 fzloop_fds_show(void);
+uint8_t	 fz_up(int, uint64_t);
+uint8_t	 fz_down(int, uint64_t);
+
+/*
+ * Read what the peer wrote on FD into RX, and hand each whole frame
+ * to FN (its type, payload and length) with ARG; a bad header is a
+ * CHECK.  The bytes read.
+ */
+size_t	 fz_frames(int, struct evbuffer *,
+	    void (*)(void *, int, const uint8_t *, size_t), void *);
+
+/*
+ * Descriptors: the close-on-exec ones open now are the baseline (call
+ * it once the libraries have opened what they keep), and
+ * fzloop_fds_check() aborts, listing them, if a run left more or fewer
+ * (everything the code under test and the harnesses open is
+ * close-on-exec; what libFuzzer opens for itself is not).
+ */
+void	 fzloop_fds_baseline(void);
+void	 fzloop_fds_check(void);
 /* A few passes with nothing to read: bufferevents finalized. */
 void	 fzloop_finish(void);
 

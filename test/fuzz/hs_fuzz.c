@@ -97,7 +97,7 @@ struct fz_backend {
 	size_t		 prelen;
 	size_t		 pre_rd;
 	uint64_t	 rd;		/* stream bytes read (after the pre) */
-	uint64_t	 written;	/* g() bytes written into it */
+	uint64_t	 written;	/* fz_down() bytes written into it */
 	int		 shut;		/* our write side shut cleanly */
 };
 
@@ -134,7 +134,6 @@ struct fz_world {
 
 static struct event_base	*fz_base;
 static struct sess_ctx		*fz_keep;	/* keeps sess.c's crypto up */
-static int			 fz_fds0 = -1;	/* open between runs */
 static EVP_PKEY			*fz_key;	/* our X25519 key */
 static uint8_t			 fz_pub[PROTO_KEY_LEN];
 static struct fz_world		 w;
@@ -154,19 +153,6 @@ static uint64_t
 fz_u64(void)
 {
 	return (fz_script_u64(&w.sc));
-}
-
-/* Upstream byte at offset I of sid index X; downstream: fz_g. */
-static uint8_t
-fz_f(int x, uint64_t i)
-{
-	return ((uint8_t)(i * 13 + (uint64_t)x * 17 + 5));
-}
-
-static uint8_t
-fz_g(int x, uint64_t i)
-{
-	return ((uint8_t)(i * 7 + (uint64_t)x * 31 + 1));
 }
 
 /* docs/protocol.md's kdf (refkdf.h); the harness cannot go on without. */
@@ -290,8 +276,9 @@ fz_be(int x)
 
 /* One frame the server sent on LEG. */
 static void
-fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
+fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 {
+	struct fz_leg		*leg = arg;
 	struct fz_sid		*sd = leg->sidx >= 0 ? &w.sid[leg->sidx] : NULL;
 	struct fz_backend	*b = leg->sidx >= 0 ? fz_be(leg->sidx) : NULL;
 	struct proto_welcome	 wl;
@@ -363,7 +350,7 @@ fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
 			return;
 		CHECK(leg->up);
 		for (i = 0; i < len - 8; i++)
-			CHECK(p[8 + i] == fz_g(leg->sidx, off + i));
+			CHECK(p[8 + i] == fz_down(leg->sidx, off + i));
 		if (leg->gen != sd->gen)
 			return;
 		if (b != NULL)
@@ -408,36 +395,12 @@ fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
 static size_t
 fz_leg_read(struct fz_leg *leg)
 {
-	struct frame_hdr	 h;
-	uint8_t			 buf[16384], *p;
-	size_t			 total = 0, have;
-	ssize_t			 n;
-
 	if (leg->fd == -1 || leg->paused)
 		return (0);
-	for (;;) {
-		n = recv(leg->fd, buf, sizeof(buf), 0);
-		if (n <= 0)
-			break;
-		evbuffer_add(leg->rx, buf, (size_t)n);
-		total += (size_t)n;
-	}
-	for (;;) {
-		have = evbuffer_get_length(leg->rx);
-		if (have < PROTO_HDR_LEN)
-			break;
-		p = evbuffer_pullup(leg->rx, PROTO_HDR_LEN);
-		CHECK(frame_hdr_decode(p, have, &h) == FRAME_OK);
-		if (have < PROTO_HDR_LEN + h.len)
-			break;
-		p = evbuffer_pullup(leg->rx, PROTO_HDR_LEN + h.len);
-		fz_frame(leg, h.type, p + PROTO_HDR_LEN, h.len);
-		evbuffer_drain(leg->rx, PROTO_HDR_LEN + h.len);
-	}
-	return (total);
+	return (fz_frames(leg->fd, leg->rx, fz_frame, leg));
 }
 
-/* Read what the server wrote to backend B: the preamble, then f(). */
+/* Read what the server wrote to backend B: the preamble, then fz_up(). */
 static size_t
 fz_be_read(struct fz_backend *b)
 {
@@ -457,7 +420,7 @@ fz_be_read(struct fz_backend *b)
 				continue;
 			}
 			if (b->sidx >= 0 && !w.raw) {
-				CHECK(buf[i] == fz_f(b->sidx, b->rd));
+				CHECK(buf[i] == fz_up(b->sidx, b->rd));
 				if (b->gen == w.sid[b->sidx].gen)
 					CHECK(b->rd < w.sid[b->sidx].up_max);
 			}
@@ -702,7 +665,7 @@ fz_proof(struct evbuffer *out, int arg)
 	frame_proof_add(out, &pr);
 }
 
-/* DATA from the current leg's id, f() bytes at the chosen offset. */
+/* DATA from the current leg's id, fz_up() bytes at the chosen offset. */
 static void
 fz_data(struct evbuffer *out, int arg)
 {
@@ -735,7 +698,7 @@ fz_data(struct evbuffer *out, int arg)
 	}
 	n = fz_byte();
 	for (i = 0; i < n; i++)
-		buf[i] = fz_f(x, off + i);
+		buf[i] = fz_up(x, off + i);
 	frame_data_hdr_add(out, off, n);
 	evbuffer_add(out, buf, n);
 	if ((arg & 3) <= 1 && n > 0 && off + n > sd->up_next)
@@ -767,7 +730,7 @@ fz_backend(int arg)
 	} else if (!b->shut) {
 		n = fz_byte();
 		for (i = 0; i < n; i++)
-			buf[i] = fz_g(arg & 3, b->written + i);
+			buf[i] = fz_down(arg & 3, b->written + i);
 		if ((r = send(b->fd, buf, n, MSG_NOSIGNAL)) > 0)
 			b->written += (size_t)r;
 	}
@@ -959,7 +922,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fz_keep = sess_ctx_new(fz_base, SESS_SERVER, &conf, &ops, NULL);
 	/* A session opened first: what OpenSSL opens on first use stays. */
 	(void)LLVMFuzzerTestOneInput(warm, sizeof(warm));
-	fz_fds0 = fzloop_fds();
+	fzloop_fds_baseline();
 	return (0);
 }
 
@@ -1028,11 +991,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			evbuffer_free(w.leg[i].rx);
 	evbuffer_free(out);
 	/* Every leg and backend socket the server held is closed. */
-	if (fz_fds0 != -1 && fzloop_fds() != fz_fds0) {
-		fprintf(stderr, "hs_fuzz: %d descriptors open after the run, "
-		    "%d before\n", fzloop_fds(), fz_fds0);
-		fzloop_fds_show();
-		CHECK(0);
-	}
+	fzloop_fds_check();
 	return (0);
 }

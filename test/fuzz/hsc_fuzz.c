@@ -66,10 +66,10 @@ struct fz_guest {
 	int		 fd;		/* -1: none (closed) */
 	int		 used;		/* a session was made for it */
 	uint64_t	 sid;		/* from its HELLO NEW, 0: none yet */
-	uint64_t	 up;		/* f() bytes written into it */
+	uint64_t	 up;		/* fz_up() bytes written into it */
 	int		 up_shut;	/* our write side shut */
-	uint64_t	 down;		/* g() bytes read from it */
-	uint64_t	 sent;		/* g() bytes sent in order on legs */
+	uint64_t	 down;		/* fz_down() bytes read from it */
+	uint64_t	 sent;		/* fz_down() bytes sent in order on legs */
 	uint64_t	 got;		/* DATA bytes from the client, in order */
 	int		 raw;		/* off the model: bytes unchecked */
 };
@@ -97,7 +97,6 @@ struct fz_world {
 static struct event_base	*fz_base;
 static uint8_t			 fz_pub[PROTO_KEY_LEN];	/* a real key */
 static struct sess_ctx		*fz_keep;	/* keeps sess.c's crypto up */
-static int			 fz_fds0 = -1;	/* open between runs */
 static struct fz_world		 w;
 
 static uint8_t
@@ -110,19 +109,6 @@ static uint64_t
 fz_u64(void)
 {
 	return (fz_script_u64(&w.sc));
-}
-
-/* Upstream byte at offset I of guest X (it writes it); downstream: g. */
-static uint8_t
-fz_f(int x, uint64_t i)
-{
-	return ((uint8_t)(i * 13 + (uint64_t)x * 17 + 5));
-}
-
-static uint8_t
-fz_g(int x, uint64_t i)
-{
-	return ((uint8_t)(i * 7 + (uint64_t)x * 31 + 1));
 }
 
 /* The guest index a session carries (set at its creation). */
@@ -186,10 +172,16 @@ fz_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 	CHECK(sess_strservice(sess_service(s)) != NULL);
 }
 
+static const struct sess_ops	fz_ops = {
+	.connect = fz_connect,
+	.event = fz_event,
+};
+
 /* One frame the client sent on LEG. */
 static void
-fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
+fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 {
+	struct fz_leg		*leg = arg;
 	struct fz_guest		*g = leg->gi >= 0 ? &w.g[leg->gi] : NULL;
 	struct proto_hello	 h;
 	struct proto_proof	 pr;
@@ -230,7 +222,7 @@ fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
 		/* The guest's bytes at their offsets, only what it wrote. */
 		CHECK(v + (len - 8) <= g->up);
 		for (i = 0; i < len - 8; i++)
-			CHECK(p[8 + i] == fz_f(leg->gi, v + i));
+			CHECK(p[8 + i] == fz_up(leg->gi, v + i));
 		if (v <= g->got && v + (len - 8) > g->got)
 			g->got = v + (len - 8);
 		break;
@@ -266,34 +258,10 @@ fz_frame(struct fz_leg *leg, int type, const uint8_t *p, size_t len)
 static size_t
 fz_leg_read(struct fz_leg *leg)
 {
-	struct frame_hdr	 h;
-	uint8_t			 buf[16384], *p;
-	size_t			 total = 0, have;
-	ssize_t			 n;
-
-	for (;;) {
-		n = recv(leg->fd, buf, sizeof(buf), 0);
-		if (n <= 0)
-			break;
-		evbuffer_add(leg->rx, buf, (size_t)n);
-		total += (size_t)n;
-	}
-	for (;;) {
-		have = evbuffer_get_length(leg->rx);
-		if (have < PROTO_HDR_LEN)
-			break;
-		p = evbuffer_pullup(leg->rx, PROTO_HDR_LEN);
-		CHECK(frame_hdr_decode(p, have, &h) == FRAME_OK);
-		if (have < PROTO_HDR_LEN + h.len)
-			break;
-		p = evbuffer_pullup(leg->rx, PROTO_HDR_LEN + h.len);
-		fz_frame(leg, h.type, p + PROTO_HDR_LEN, h.len);
-		evbuffer_drain(leg->rx, PROTO_HDR_LEN + h.len);
-	}
-	return (total);
+	return (fz_frames(leg->fd, leg->rx, fz_frame, leg));
 }
 
-/* Read what guest X was given: g() at its offsets, only what we sent. */
+/* Read what guest X was given: fz_down() at its offsets, no more. */
 static size_t
 fz_guest_read(int x)
 {
@@ -310,7 +278,7 @@ fz_guest_read(int x)
 		for (i = 0; i < (size_t)n; i++, g->down++)
 			if (!g->raw) {
 				CHECK(g->down < g->sent);
-				CHECK(buf[i] == fz_g(x, g->down));
+				CHECK(buf[i] == fz_down(x, g->down));
 			}
 	}
 	return (total);
@@ -396,7 +364,7 @@ fz_send(struct evbuffer *out)
 
 /* A new guest connection and its session. */
 static void
-fz_new_guest(int arg)
+fz_new_guest(struct evbuffer *out, int arg)
 {
 	struct sess_guest	 sg;
 	struct sess		*s;
@@ -428,7 +396,7 @@ fz_new_guest(int arg)
 
 /* A guest writes, shuts its write side, or closes. */
 static void
-fz_guest_do(int arg)
+fz_guest_do(struct evbuffer *out, int arg)
 {
 	struct fz_guest	*g = &w.g[arg & 3];
 	uint8_t		 buf[4096];
@@ -444,7 +412,7 @@ fz_guest_do(int arg)
 			return;
 		n = (size_t)fz_byte() * 16 + 1;
 		for (i = 0; i < n; i++)
-			buf[i] = fz_f(arg & 3, g->up + i);
+			buf[i] = fz_up(arg & 3, g->up + i);
 		k = send(g->fd, buf, n, MSG_NOSIGNAL);
 		if (k > 0)
 			g->up += (uint64_t)k;
@@ -503,7 +471,7 @@ fz_welcome(struct evbuffer *out, int arg)
 	fz_send(out);
 }
 
-/* The far end's DATA on the current leg: g() at the offset ARG picks. */
+/* The far end's DATA on the current leg: fz_down() at the offset ARG picks. */
 static void
 fz_data(struct evbuffer *out, int arg)
 {
@@ -520,7 +488,7 @@ fz_data(struct evbuffer *out, int arg)
 	if (arg & 4)
 		n += PROTO_DATA_MAX;	/* too long for a frame */
 	for (i = 0; i < n; i++)
-		buf[i] = fz_g(leg->gi >= 0 ? leg->gi : 0, off + i);
+		buf[i] = fz_down(leg->gi >= 0 ? leg->gi : 0, off + i);
 	frame_data_hdr_add(out, off, n);
 	evbuffer_add(out, buf, n);
 	if (g != NULL && off <= g->sent && off + n > g->sent)
@@ -590,7 +558,7 @@ fz_raw(struct evbuffer *out, int arg)
 
 /* The current leg ends: shut, closed, reset, or switched. */
 static void
-fz_leg_end(int arg)
+fz_leg_end(struct evbuffer *out, int arg)
 {
 	struct fz_leg	*leg = fz_cur();
 	struct linger	 l = { 1, 0 };
@@ -620,7 +588,7 @@ fz_leg_end(int arg)
 
 /* The context: woken, its legs reset, a session closed, time passes. */
 static void
-fz_ctx(int arg)
+fz_ctx(struct evbuffer *out, int arg)
 {
 	struct sess	*s;
 	struct fz_guest	*g;
@@ -657,71 +625,78 @@ fz_ctx(int arg)
 	}
 }
 
+/* The far end's CHALLENGE, its nonce from ARG. */
+static void
+fz_challenge(struct evbuffer *out, int arg)
+{
+	struct proto_challenge	 ch;
+	size_t			 i;
+
+	if (fz_cur() == NULL)
+		return;
+	for (i = 0; i < PROTO_NONCE_LEN; i++)
+		ch.nonce[i] = (uint8_t)(arg + i);
+	frame_challenge_add(out, &ch);
+	fz_send(out);
+}
+
+static void
+fz_resumed(struct evbuffer *out, int arg)
+{
+	fz_u64_frame(out, PROTO_RESUMED, arg);
+}
+
+static void
+fz_ack(struct evbuffer *out, int arg)
+{
+	fz_u64_frame(out, PROTO_ACK, arg);
+}
+
+static void
+fz_fin(struct evbuffer *out, int arg)
+{
+	fz_u64_frame(out, PROTO_FIN, arg);
+}
+
+static void
+fz_ping(struct evbuffer *out, int arg)
+{
+	fz_u64_frame(out, (arg & 4) ? PROTO_PONG : PROTO_PING, arg);
+}
+
+static void
+fz_release(struct evbuffer *out, int arg)
+{
+	fz_u64_frame(out, PROTO_RELEASE, arg);
+}
+
+static void
+fz_refuse(struct evbuffer *out, int arg)
+{
+	fz_error(out, PROTO_ERROR, arg);
+}
+
+static void
+fz_abort(struct evbuffer *out, int arg)
+{
+	fz_error(out, PROTO_CLOSE, arg);
+}
+
+/* The steps, by a script byte's low nibble (its high one: ARG). */
+static void (*const fz_steps[16])(struct evbuffer *, int) = {
+	fz_new_guest,	fz_guest_do,	fz_welcome,	fz_challenge,
+	fz_resumed,	fz_refuse,	fz_data,	fz_data,
+	fz_ack,		fz_fin,		fz_ping,	fz_release,
+	fz_abort,	fz_raw,		fz_leg_end,	fz_ctx,
+};
+
 /* One step of the script. */
 static void
 fz_step(struct evbuffer *out)
 {
 	uint8_t	b = fz_byte();
-	int	arg = b >> 4;
 
-	switch (b & 0x0f) {
-	case 0:
-		fz_new_guest(arg);
-		break;
-	case 1:
-		fz_guest_do(arg);
-		break;
-	case 2:
-		fz_welcome(out, arg);
-		break;
-	case 3:
-	{
-		struct proto_challenge	 ch;
-		size_t			 i;
-
-		if (fz_cur() == NULL)
-			break;
-		for (i = 0; i < PROTO_NONCE_LEN; i++)
-			ch.nonce[i] = (uint8_t)(arg + i);
-		frame_challenge_add(out, &ch);
-		fz_send(out);
-		break;
-	}
-	case 4:
-		fz_u64_frame(out, PROTO_RESUMED, arg);
-		break;
-	case 5:
-		fz_error(out, PROTO_ERROR, arg);
-		break;
-	case 6:
-	case 7:
-		fz_data(out, arg);
-		break;
-	case 8:
-		fz_u64_frame(out, PROTO_ACK, arg);
-		break;
-	case 9:
-		fz_u64_frame(out, PROTO_FIN, arg);
-		break;
-	case 10:
-		fz_u64_frame(out, (arg & 4) ? PROTO_PONG : PROTO_PING, arg);
-		break;
-	case 11:
-		fz_u64_frame(out, PROTO_RELEASE, arg);
-		break;
-	case 12:
-		fz_error(out, PROTO_CLOSE, arg);
-		break;
-	case 13:
-		fz_raw(out, arg);
-		break;
-	case 14:
-		fz_leg_end(arg);
-		break;
-	default:
-		fz_ctx(arg);
-		break;
-	}
+	fz_steps[b & 0x0f](out, b >> 4);
 }
 
 /* The event base, a real X25519 public key to answer with. */
@@ -735,10 +710,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		0x79, 0xe1, 0x7f, 0x8b, 0x83, 0x80, 0x0e, 0xe6,
 		0x6f, 0x3b, 0xb1, 0x29, 0x26, 0x18, 0xb6, 0xfd,
 		0x1c, 0x2f, 0x8b, 0x27, 0xff, 0x88, 0xe0, 0xeb,
-	};
-	static const struct sess_ops	 ops = {
-		.connect = fz_connect,
-		.event = fz_event,
 	};
 	struct sess_conf	 conf;
 	EVP_PKEY		*key;
@@ -757,14 +728,14 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	 * leaks after each (LeakSanitizer, most of the time).
 	 */
 	memset(&conf, 0, sizeof(conf));
-	fz_keep = sess_ctx_new(fz_base, SESS_CLIENT, &conf, &ops, NULL);
+	fz_keep = sess_ctx_new(fz_base, SESS_CLIENT, &conf, &fz_ops, NULL);
 	/*
 	 * One session opened, resumed and finished first: what the
 	 * libraries open on first use (OpenSSL's random source) stays
 	 * open, and is not a run's leak.
 	 */
 	(void)LLVMFuzzerTestOneInput(warm, sizeof(warm));
-	fz_fds0 = fzloop_fds();
+	fzloop_fds_baseline();
 	return (0);
 }
 
@@ -772,10 +743,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct sess_ops	 ops = {
-		.connect = fz_connect,
-		.event = fz_event,
-	};
 	struct sess_conf		 conf;
 	struct evbuffer			*out;
 	int				 i;
@@ -797,7 +764,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	conf.handshake_ms = 600000;
 	conf.keepalive_ms = 600000;
 	conf.idle_max = 2;
-	w.ctx = sess_ctx_new(fz_base, SESS_CLIENT, &conf, &ops, &w);
+	w.ctx = sess_ctx_new(fz_base, SESS_CLIENT, &conf, &fz_ops, &w);
 	CHECK(w.ctx != NULL);
 	out = evbuffer_new();
 	CHECK(out != NULL);
@@ -834,11 +801,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	evbuffer_free(out);
 	/* Every leg and guest socket the client held is closed. */
-	if (fz_fds0 != -1 && fzloop_fds() != fz_fds0) {
-		fprintf(stderr, "hsc_fuzz: %d descriptors open after the run, "
-		    "%d before\n", fzloop_fds(), fz_fds0);
-		fzloop_fds_show();
-		CHECK(0);
-	}
+	fzloop_fds_check();
 	return (0);
 }
