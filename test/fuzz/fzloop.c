@@ -1,6 +1,7 @@
 /*
- * fzloop.c -- the script and the event loop of the session harnesses
- * (fzloop.h).
+ * fzloop.c -- what the session harnesses (hs_fuzz, hsc_fuzz) share
+ * (fzloop.h): the script, the streams' content, the frame reader, the
+ * event loop run in passes, and the descriptor check.
  *
  * A NONBLOCK pass of event_base_loop() only returns once no callback is
  * active, so a callback that keeps itself active (a busy loop, which in
@@ -41,7 +42,7 @@ static unsigned long		 fz_spins;	/* inputs abandoned so */
 static int			 fz_fds0 = -1;	/* open between runs */
 
 uint8_t
-fz_script_byte(struct fz_script *sc)
+fzloop_byte(struct fzloop_script *sc)
 {
 	uint8_t	b;
 
@@ -52,31 +53,34 @@ fz_script_byte(struct fz_script *sc)
 	return (b);
 }
 
+/* The script's next 8 bytes, big-endian. */
 uint64_t
-fz_script_u64(struct fz_script *sc)
+fzloop_u64(struct fzloop_script *sc)
 {
 	uint64_t	v = 0;
 	int		i;
 
 	for (i = 0; i < 8; i++)
-		v = v << 8 | fz_script_byte(sc);
+		v = v << 8 | fzloop_byte(sc);
 	return (v);
 }
 
+/* Stream content by offset; see fzloop.h. */
 uint8_t
-fz_up(int x, uint64_t i)
+fzloop_up(int x, uint64_t i)
 {
 	return ((uint8_t)(i * 13 + (uint64_t)x * 17 + 5));
 }
 
 uint8_t
-fz_down(int x, uint64_t i)
+fzloop_down(int x, uint64_t i)
 {
 	return ((uint8_t)(i * 7 + (uint64_t)x * 31 + 1));
 }
 
+/* Read FD into RX and hand each whole frame to FN. */
 size_t
-fz_frames(int fd, struct evbuffer *rx,
+fzloop_frames(int fd, struct evbuffer *rx,
     void (*fn)(void *, int, const uint8_t *, size_t), void *arg)
 {
 	struct frame_hdr	 h;
@@ -106,8 +110,9 @@ fz_frames(int fd, struct evbuffer *rx,
 	return (total);
 }
 
+/* CHECK printable ASCII. */
 void
-fz_text(const char *s)
+fzloop_text(const char *s)
 {
 	for (; *s != '\0'; s++)
 		CHECK((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e);
@@ -129,6 +134,7 @@ fzloop_report(void)
 		    "loop\n", fz_name, fz_spins);
 }
 
+/* The event base and the break event; SIGPIPE ignored. */
 struct event_base *
 fzloop_init(const char *name, const char *spin_env)
 {
@@ -145,6 +151,7 @@ fzloop_init(const char *name, const char *spin_env)
 	return (fz_base);
 }
 
+/* Run the loop until nothing moves (see the top of this file). */
 int
 fzloop_settle(size_t (*read)(void))
 {
@@ -243,12 +250,14 @@ fzloop_fds_show(void)
 	closedir(d);
 }
 
+/* The descriptors open now are the baseline. */
 void
 fzloop_fds_baseline(void)
 {
 	fz_fds0 = fzloop_fds();
 }
 
+/* Abort if a run left a descriptor open (or closed one of ours). */
 void
 fzloop_fds_check(void)
 {
@@ -262,12 +271,14 @@ fzloop_fds_check(void)
 	abort();
 }
 
+/* An input abandoned on a busy loop: counted for the exit report. */
 void
 fzloop_abandoned(void)
 {
 	fz_spins++;
 }
 
+/* A few passes: what the loop finalizes goes. */
 void
 fzloop_finish(void)
 {

@@ -1,7 +1,8 @@
 /*
  * fzloop.h -- what the session harnesses (hs_fuzz, hsc_fuzz) share: a
- * script read a byte at a time, the text check, and the event loop run
- * in passes until nothing moves, with busy loops caught.
+ * script read a byte at a time, the streams' content, the frame reader,
+ * the text check, the event loop run in passes until nothing moves
+ * (busy loops caught), and the check that a run leaves no descriptor.
  */
 #ifndef VRELAY_FZLOOP_H
 #define VRELAY_FZLOOP_H
@@ -13,17 +14,17 @@ struct event_base;
 struct evbuffer;
 
 /* The rest of an input. */
-struct fz_script {
+struct fzloop_script {
 	const uint8_t	*in;
 	size_t		 len;
 };
 
 /* The script's next byte, 0 past its end. */
-uint8_t	 fz_script_byte(struct fz_script *);
+uint8_t	 fzloop_byte(struct fzloop_script *);
 /* The script's next 8 bytes as a big-endian number. */
-uint64_t fz_script_u64(struct fz_script *);
+uint64_t fzloop_u64(struct fzloop_script *);
 /* CHECK that S is printable ASCII, as every reason and message must be. */
-void	 fz_text(const char *);
+void	 fzloop_text(const char *);
 
 /*
  * The event base, with SIGPIPE ignored (as the daemons do).  NAME is
@@ -41,20 +42,20 @@ struct event_base *fzloop_init(const char *, const char *);
 int	 fzloop_settle(size_t (*)(void));
 void	 fzloop_abandoned(void);
 /*
- * The byte at offset I of stream X from the client end (fz_up) and
- * from the server end's local side (fz_down): content that is a
+ * The byte at offset I of stream X from the client end (fzloop_up) and
+ * from the server end's local side (fzloop_down): content that is a
  * function of the offset, so a byte duplicated, lost or misplaced
  * shows wherever it lands.
  */
-uint8_t	 fz_up(int, uint64_t);
-uint8_t	 fz_down(int, uint64_t);
+uint8_t	 fzloop_up(int, uint64_t);
+uint8_t	 fzloop_down(int, uint64_t);
 
 /*
  * Read what the peer wrote on FD into RX, and hand each whole frame
  * to FN (its type, payload and length) with ARG; a bad header is a
  * CHECK.  The bytes read.
  */
-size_t	 fz_frames(int, struct evbuffer *,
+size_t	 fzloop_frames(int, struct evbuffer *,
 	    void (*)(void *, int, const uint8_t *, size_t), void *);
 
 /*

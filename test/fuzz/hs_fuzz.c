@@ -97,7 +97,7 @@ struct fz_backend {
 	size_t		 prelen;
 	size_t		 pre_rd;
 	uint64_t	 rd;		/* stream bytes read (after the pre) */
-	uint64_t	 written;	/* fz_down() bytes written into it */
+	uint64_t	 written;	/* fzloop_down() bytes written into it */
 	int		 shut;		/* our write side shut cleanly */
 };
 
@@ -129,7 +129,7 @@ struct fz_world {
 	int			 refuse_open;
 	int			 raw;		/* raw bytes went out */
 	int			 spun;		/* abandoned: a busy loop */
-	struct fz_script	 sc;		/* the rest of the script */
+	struct fzloop_script	 sc;		/* the rest of the script */
 };
 
 static struct event_base	*fz_base;
@@ -146,13 +146,13 @@ static const uint64_t fz_ids[FZ_SIDS] = {
 static uint8_t
 fz_byte(void)
 {
-	return (fz_script_byte(&w.sc));
+	return (fzloop_byte(&w.sc));
 }
 
 static uint64_t
 fz_u64(void)
 {
-	return (fz_script_u64(&w.sc));
+	return (fzloop_u64(&w.sc));
 }
 
 /* docs/protocol.md's kdf (refkdf.h); the harness cannot go on without. */
@@ -242,10 +242,10 @@ fz_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 
 	CHECK((reason == NULL) == (ev == SESS_EV_OPEN));
 	if (reason != NULL)
-		fz_text(reason);
-	fz_text(sess_idstr(s));
+		fzloop_text(reason);
+	fzloop_text(sess_idstr(s));
 	CHECK(sess_host(s) != NULL);
-	fz_text(sess_host(s));
+	fzloop_text(sess_host(s));
 	/* A VM name may be UTF-8, but never has control bytes. */
 	CHECK(sess_name(s) != NULL && strlen(sess_name(s)) <= PROTO_NAME_MAX);
 	for (p = sess_name(s); *p != '\0'; p++)
@@ -257,8 +257,8 @@ fz_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 static void
 fz_refused(const char *peer, const char *reason, void *arg)
 {
-	fz_text(peer);
-	fz_text(reason);
+	fzloop_text(peer);
+	fzloop_text(reason);
 }
 
 /* The current backend of our id X, or NULL. */
@@ -337,7 +337,7 @@ fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 	case PROTO_CLOSE:
 		CHECK(frame_error_decode(p, len, &er) == FRAME_OK);
 		CHECK(er.code <= PROTO_CODE_MAX && er.code != PROTO_E_NONE);
-		fz_text(er.reason);
+		fzloop_text(er.reason);
 		if (type == PROTO_ERROR)
 			leg->refused = 1;
 		else if (model)
@@ -350,7 +350,7 @@ fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 			return;
 		CHECK(leg->up);
 		for (i = 0; i < len - 8; i++)
-			CHECK(p[8 + i] == fz_down(leg->sidx, off + i));
+			CHECK(p[8 + i] == fzloop_down(leg->sidx, off + i));
 		if (leg->gen != sd->gen)
 			return;
 		if (b != NULL)
@@ -397,10 +397,10 @@ fz_leg_read(struct fz_leg *leg)
 {
 	if (leg->fd == -1 || leg->paused)
 		return (0);
-	return (fz_frames(leg->fd, leg->rx, fz_frame, leg));
+	return (fzloop_frames(leg->fd, leg->rx, fz_frame, leg));
 }
 
-/* Read what the server wrote to backend B: the preamble, then fz_up(). */
+/* Read what the server wrote to backend B: the preamble, then fzloop_up(). */
 static size_t
 fz_be_read(struct fz_backend *b)
 {
@@ -420,7 +420,7 @@ fz_be_read(struct fz_backend *b)
 				continue;
 			}
 			if (b->sidx >= 0 && !w.raw) {
-				CHECK(buf[i] == fz_up(b->sidx, b->rd));
+				CHECK(buf[i] == fzloop_up(b->sidx, b->rd));
 				if (b->gen == w.sid[b->sidx].gen)
 					CHECK(b->rd < w.sid[b->sidx].up_max);
 			}
@@ -665,7 +665,7 @@ fz_proof(struct evbuffer *out, int arg)
 	frame_proof_add(out, &pr);
 }
 
-/* DATA from the current leg's id, fz_up() bytes at the chosen offset. */
+/* DATA from the current leg's id, fzloop_up() bytes at the chosen offset. */
 static void
 fz_data(struct evbuffer *out, int arg)
 {
@@ -698,7 +698,7 @@ fz_data(struct evbuffer *out, int arg)
 	}
 	n = fz_byte();
 	for (i = 0; i < n; i++)
-		buf[i] = fz_up(x, off + i);
+		buf[i] = fzloop_up(x, off + i);
 	frame_data_hdr_add(out, off, n);
 	evbuffer_add(out, buf, n);
 	if ((arg & 3) <= 1 && n > 0 && off + n > sd->up_next)
@@ -730,7 +730,7 @@ fz_backend(int arg)
 	} else if (!b->shut) {
 		n = fz_byte();
 		for (i = 0; i < n; i++)
-			buf[i] = fz_down(arg & 3, b->written + i);
+			buf[i] = fzloop_down(arg & 3, b->written + i);
 		if ((r = send(b->fd, buf, n, MSG_NOSIGNAL)) > 0)
 			b->written += (size_t)r;
 	}

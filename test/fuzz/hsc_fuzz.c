@@ -6,18 +6,20 @@
  * same for the server end.
  *
  * Guests are socketpairs given to sess_client_new(); every leg the
- * client opens (ops->connect) is a socketpair whose far end the
- * harness holds.  The input is a script, one byte per step (low nibble
- * the step, high nibble its argument, more bytes taken as the step
- * needs them): a guest connects, writes, shuts or closes, or is read;
- * on the current leg the harness sends WELCOME (the right id or not,
- * its own key or the script's bytes as one), CHALLENGE, RESUMED, ERROR,
- * DATA, ACK, FIN, PING, PONG, RELEASE or CLOSE with offsets that are
- * right, stale, ahead or arbitrary, or raw bytes; a leg is shut, closed
- * or reset; the context is woken, its legs reset (a vMotion), a session
- * closed; ops->connect refuses or says wait; time passes (the ACK
- * delay).  After each step the loop runs until nothing moves
- * (fzloop.c) and the harness reads everything the client wrote.
+ * client opens (ops->connect) is a socketpair whose far end the harness
+ * holds, and a leg the harness RELEASEs after a finished session is
+ * kept and carries the next one (ops->route).  The input is a script,
+ * one byte per step (low nibble the step, high nibble its argument,
+ * more bytes taken as the step needs them): a guest connects, writes,
+ * shuts or closes, or is read; on the current leg the harness sends
+ * WELCOME (the right id or not, its own key or the script's bytes as
+ * one), CHALLENGE, RESUMED, ERROR, DATA, ACK, FIN, PING, PONG, RELEASE
+ * or CLOSE with offsets that are right, stale, ahead or arbitrary, or
+ * raw bytes; a leg is shut, closed or reset; the context is woken, its
+ * legs reset (a vMotion), a session closed; ops->connect refuses or
+ * says wait; time passes (the ACK delay).  After each step the loop runs
+ * until nothing moves (fzloop.c) and the harness reads everything the
+ * client wrote.
  *
  * What must hold whatever the far end says: everything the client
  * writes on a leg is well-formed frames a client may send (HELLO,
@@ -66,10 +68,10 @@ struct fz_guest {
 	int		 fd;		/* -1: none (closed) */
 	int		 used;		/* a session was made for it */
 	uint64_t	 sid;		/* from its HELLO NEW, 0: none yet */
-	uint64_t	 up;		/* fz_up() bytes written into it */
+	uint64_t	 up;		/* fzloop_up() bytes written into it */
 	int		 up_shut;	/* our write side shut */
-	uint64_t	 down;		/* fz_down() bytes read from it */
-	uint64_t	 sent;		/* fz_down() bytes sent in order on legs */
+	uint64_t	 down;		/* fzloop_down() bytes read from it */
+	uint64_t	 sent;		/* fzloop_down() bytes sent in order on legs */
 	uint64_t	 got;		/* DATA bytes from the client, in order */
 	int		 raw;		/* off the model: bytes unchecked */
 };
@@ -78,8 +80,9 @@ struct fz_guest {
 struct fz_leg {
 	int		 fd;
 	int		 gi;		/* whose session's; -1: unknown */
-	int		 hello;		/* 0 or the HELLO's kind */
-	uint64_t	 sid;		/* the HELLO's */
+	int		 hello;		/* 0 or the last HELLO's kind */
+	uint64_t	 sid;		/* the last HELLO's */
+	int		 released;	/* we sent RELEASE for that sid */
 	struct evbuffer	*rx;
 };
 
@@ -91,7 +94,7 @@ struct fz_world {
 	int			 new_gi;	/* the guest being made */
 	int			 connect_mode;	/* 0 a leg, 1 none, 2 wait */
 	int			 spun;
-	struct fz_script	 sc;
+	struct fzloop_script	 sc;
 };
 
 static struct event_base	*fz_base;
@@ -102,13 +105,13 @@ static struct fz_world		 w;
 static uint8_t
 fz_byte(void)
 {
-	return (fz_script_byte(&w.sc));
+	return (fzloop_byte(&w.sc));
 }
 
 static uint64_t
 fz_u64(void)
 {
-	return (fz_script_u64(&w.sc));
+	return (fzloop_u64(&w.sc));
 }
 
 /* The guest index a session carries (set at its creation). */
@@ -161,21 +164,48 @@ fz_connect(struct sess *s, void *arg, struct sess_dial *dial,
 	return (0);
 }
 
+/* ops->route: where a released leg may carry the next session. */
+static const char *
+fz_route(struct sess *s, void *arg)
+{
+	return (FZ_TARGET);
+}
+
 /* ops->event: reasons are text; OPEN has none. */
 static void
 fz_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 {
 	CHECK((reason == NULL) == (ev == SESS_EV_OPEN));
 	if (reason != NULL)
-		fz_text(reason);
-	fz_text(sess_idstr(s));
+		fzloop_text(reason);
+	fzloop_text(sess_idstr(s));
 	CHECK(sess_strservice(sess_service(s)) != NULL);
 }
 
 static const struct sess_ops	fz_ops = {
 	.connect = fz_connect,
+	.route = fz_route,
 	.event = fz_event,
 };
+
+/*
+ * Whose session a HELLO is: a NEW says its guest's CID (3 + the
+ * guest's index, fz_new_guest), a RESUME the id of that guest's last
+ * NEW.  -1 if none.
+ */
+static int
+fz_hello_gi(const struct proto_hello *h)
+{
+	int	i;
+
+	if (h->kind == PROTO_HELLO_NEW)
+		return (h->guest_cid >= 3 && h->guest_cid < 3 + FZ_GUESTS ?
+		    (int)h->guest_cid - 3 : -1);
+	for (i = 0; i < FZ_GUESTS; i++)
+		if (w.g[i].used && w.g[i].sid == h->sid)
+			return (i);
+	return (-1);
+}
 
 /* One frame the client sent on LEG. */
 static void
@@ -187,26 +217,35 @@ fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 	struct proto_proof	 pr;
 	struct proto_error	 er;
 	uint64_t		 v, i;
+	int			 gi;
 
 	switch (type) {
 	case PROTO_HELLO:
 		CHECK(frame_hello_decode(p, len, &h) == FRAME_OK);
-		CHECK(leg->hello == 0);		/* one per leg */
+		/* One per leg, or per session the far end released it from. */
+		CHECK(leg->hello == 0 || leg->released);
 		CHECK(h.version >= PROTO_VERSION_MIN &&
 		    h.version <= PROTO_VERSION);
+		/*
+		 * A leg dialled for a session carries it; a kept one,
+		 * whichever session took it.
+		 */
+		gi = fz_hello_gi(&h);
+		if (leg->hello == 0 && leg->gi >= 0)
+			CHECK(gi == leg->gi);
 		leg->hello = h.kind;
 		leg->sid = h.sid;
-		if (g == NULL)
+		leg->released = 0;
+		leg->gi = gi;
+		if (gi < 0)
 			break;
-		if (h.kind == PROTO_HELLO_NEW) {
-			/*
-			 * Until a WELCOME, each new leg says NEW again, under
-			 * a fresh id (the last one may live on the far end).
-			 */
-			g->sid = h.sid;
-			fz_text(h.host);
-		} else
-			CHECK(g->sid != 0 && h.sid == g->sid);
+		/*
+		 * Until a WELCOME, each new leg says NEW again, under a
+		 * fresh id (the last one may live on the far end).
+		 */
+		if (h.kind == PROTO_HELLO_NEW)
+			w.g[gi].sid = h.sid;
+		fzloop_text(h.host);
 		break;
 	case PROTO_PROOF:
 		CHECK(frame_proof_decode(p, len, &pr) == FRAME_OK);
@@ -222,7 +261,7 @@ fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 		/* The guest's bytes at their offsets, only what it wrote. */
 		CHECK(v + (len - 8) <= g->up);
 		for (i = 0; i < len - 8; i++)
-			CHECK(p[8 + i] == fz_up(leg->gi, v + i));
+			CHECK(p[8 + i] == fzloop_up(leg->gi, v + i));
 		if (v <= g->got && v + (len - 8) > g->got)
 			g->got = v + (len - 8);
 		break;
@@ -244,7 +283,7 @@ fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 	case PROTO_CLOSE:
 	case PROTO_ERROR:
 		CHECK(frame_error_decode(p, len, &er) == FRAME_OK);
-		fz_text(er.reason);
+		fzloop_text(er.reason);
 		break;
 	default:
 		/* WELCOME, CHALLENGE, RESUMED, RELEASE are the server's. */
@@ -258,10 +297,10 @@ fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 static size_t
 fz_leg_read(struct fz_leg *leg)
 {
-	return (fz_frames(leg->fd, leg->rx, fz_frame, leg));
+	return (fzloop_frames(leg->fd, leg->rx, fz_frame, leg));
 }
 
-/* Read what guest X was given: fz_down() at its offsets, no more. */
+/* Read what guest X was given: fzloop_down() at its offsets, no more. */
 static size_t
 fz_guest_read(int x)
 {
@@ -278,7 +317,7 @@ fz_guest_read(int x)
 		for (i = 0; i < (size_t)n; i++, g->down++)
 			if (!g->raw) {
 				CHECK(g->down < g->sent);
-				CHECK(buf[i] == fz_down(x, g->down));
+				CHECK(buf[i] == fzloop_down(x, g->down));
 			}
 	}
 	return (total);
@@ -412,7 +451,7 @@ fz_guest_do(struct evbuffer *out, int arg)
 			return;
 		n = (size_t)fz_byte() * 16 + 1;
 		for (i = 0; i < n; i++)
-			buf[i] = fz_up(arg & 3, g->up + i);
+			buf[i] = fzloop_up(arg & 3, g->up + i);
 		k = send(g->fd, buf, n, MSG_NOSIGNAL);
 		if (k > 0)
 			g->up += (uint64_t)k;
@@ -471,7 +510,7 @@ fz_welcome(struct evbuffer *out, int arg)
 	fz_send(out);
 }
 
-/* The far end's DATA on the current leg: fz_down() at the offset ARG picks. */
+/* The far end's DATA on the current leg: fzloop_down() at the offset ARG picks. */
 static void
 fz_data(struct evbuffer *out, int arg)
 {
@@ -488,7 +527,7 @@ fz_data(struct evbuffer *out, int arg)
 	if (arg & 4)
 		n += PROTO_DATA_MAX;	/* too long for a frame */
 	for (i = 0; i < n; i++)
-		buf[i] = fz_down(leg->gi >= 0 ? leg->gi : 0, off + i);
+		buf[i] = fzloop_down(leg->gi >= 0 ? leg->gi : 0, off + i);
 	frame_data_hdr_add(out, off, n);
 	evbuffer_add(out, buf, n);
 	if (g != NULL && off <= g->sent && off + n > g->sent)
@@ -516,6 +555,8 @@ fz_u64_frame(struct evbuffer *out, int type, int arg)
 		break;
 	case PROTO_RELEASE:
 		v = (arg & 1) ? fz_u64() : leg->sid;
+		if (v == leg->sid)
+			leg->released = 1;
 		break;
 	default:
 		v = fz_u64();
