@@ -1,14 +1,19 @@
 /*
  * mux_fuzz.c -- libFuzzer harness for a mesh link's frames (mux.h,
  * mux_proto.h): what the accepting relay reads from whoever dialled
- * its mesh port.
+ * its mesh port, or (an input that starts with FZ_DIAL) what the
+ * dialling relay reads from the relay it dialled.
  *
  * The input is the peer's bytes, preamble included, written into one
- * end of a socketpair whose other end is an accepting mux's link, with
- * the event loop run until the mux has read them all or given up on
- * the link.  The streams it opens are read, and written to once, as a
- * forward would.  Whatever the bytes, the link either stays up or ends
- * with a reason of printable ASCII, and nothing leaks (ASan).
+ * end of a socketpair whose other end is a mux's link, with the event
+ * loop run until the mux has read them all or given up on the link.
+ * An accepting mux's streams (the peer's OPENs) are read, and written
+ * to once, as a forward would.  A dialling mux reads the preamble
+ * first, then opens FZ_DIAL_STREAMS streams and writes to each, as a
+ * session end would, before the rest of the input comes: DATA, WINDOW,
+ * FIN and RST then find streams it knows.  Whatever the bytes, the
+ * link either stays up or ends with a reason of printable ASCII, and
+ * nothing leaks (ASan).
  */
 #include <sys/socket.h>
 
@@ -25,9 +30,12 @@
 
 #include "log.h"
 #include "mux.h"
+#include "mux_proto.h"
 #include "fuzz.h"
 
 #define FZ_STREAMS	64
+#define FZ_DIAL		0xd1	/* first byte: the mux under test dialled */
+#define FZ_DIAL_STREAMS	3
 
 struct fz_end {
 	int	closed;
@@ -79,22 +87,40 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct bufferevent	*bev;
 	struct mux		*m;
 	uint8_t			 buf[4096];
-	size_t			 done = 0, i;
+	size_t			 done = 0, i, lim;
 	ssize_t			 r;
-	int			 sv[2], rounds;
+	int			 sv[2], rounds, dial, opened = 0, fd;
 	const char		*p;
 
 	memset(&e, 0, sizeof(e));
+	dial = size > 0 && data[0] == FZ_DIAL;
+	if (dial) {
+		data++;
+		size--;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == -1)
 		return (0);
 	bev = bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE);
 	CHECK(bev != NULL);
-	m = mux_new(bev, 0, &fz_cb, &e);
+	m = mux_new(bev, dial, &fz_cb, &e);
 	CHECK(m != NULL);
 	for (rounds = 0; rounds < 1000 && !e.closed; rounds++) {
-		if (done < size && (r = write(sv[0], data + done,
-		    size - done)) > 0)
+		/* A dialler's streams open once the preamble is in. */
+		lim = dial && !opened && size > MUX_PREAMBLE_LEN ?
+		    MUX_PREAMBLE_LEN : size;
+		if (done < lim && (r = write(sv[0], data + done,
+		    lim - done)) > 0)
 			done += r;
+		if (dial && !opened && mux_up(m)) {
+			opened = 1;
+			for (i = 0; i < FZ_DIAL_STREAMS; i++)
+				if (mux_open(m, &fd) == MUX_OK) {
+					(void)write(fd, "hello", 5);
+					e.fd[e.n++] = fd;
+				}
+		}
+		if (dial && !opened && rounds > 8)
+			opened = 1;	/* never up: the rest as it comes */
 		/* Keep the link's own answers from filling the socket. */
 		while (read(sv[0], buf, sizeof(buf)) > 0)
 			;
