@@ -19,4 +19,12 @@
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+/* CHECK that S is printable ASCII, as every reason and message must be. */
+static inline void
+fz_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		CHECK((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e);
+}
+
 #endif

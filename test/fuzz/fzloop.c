@@ -110,14 +110,6 @@ fzloop_frames(int fd, struct evbuffer *rx,
 	return (total);
 }
 
-/* CHECK printable ASCII. */
-void
-fzloop_text(const char *s)
-{
-	for (; *s != '\0'; s++)
-		CHECK((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e);
-}
-
 /* Ends one pass of the loop. */
 static void
 fzloop_break_cb(evutil_socket_t fd, short what, void *arg)

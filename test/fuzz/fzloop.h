@@ -1,8 +1,8 @@
 /*
  * fzloop.h -- what the session harnesses (hs_fuzz, hsc_fuzz) share: a
  * script read a byte at a time, the streams' content, the frame reader,
- * the text check, the event loop run in passes until nothing moves
- * (busy loops caught), and the check that a run leaves no descriptor.
+ * the event loop run in passes until nothing moves (busy loops caught),
+ * and the check that a run leaves no descriptor.
  */
 #ifndef VRELAY_FZLOOP_H
 #define VRELAY_FZLOOP_H
@@ -23,8 +23,6 @@ struct fzloop_script {
 uint8_t	 fzloop_byte(struct fzloop_script *);
 /* The script's next 8 bytes as a big-endian number. */
 uint64_t fzloop_u64(struct fzloop_script *);
-/* CHECK that S is printable ASCII, as every reason and message must be. */
-void	 fzloop_text(const char *);
 
 /*
  * The event base, with SIGPIPE ignored (as the daemons do).  NAME is

@@ -242,10 +242,10 @@ fz_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 
 	CHECK((reason == NULL) == (ev == SESS_EV_OPEN));
 	if (reason != NULL)
-		fzloop_text(reason);
-	fzloop_text(sess_idstr(s));
+		fz_ascii(reason);
+	fz_ascii(sess_idstr(s));
 	CHECK(sess_host(s) != NULL);
-	fzloop_text(sess_host(s));
+	fz_ascii(sess_host(s));
 	/* A VM name may be UTF-8, but never has control bytes. */
 	CHECK(sess_name(s) != NULL && strlen(sess_name(s)) <= PROTO_NAME_MAX);
 	for (p = sess_name(s); *p != '\0'; p++)
@@ -257,8 +257,8 @@ fz_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 static void
 fz_refused(const char *peer, const char *reason, void *arg)
 {
-	fzloop_text(peer);
-	fzloop_text(reason);
+	fz_ascii(peer);
+	fz_ascii(reason);
 }
 
 /* The current backend of our id X, or NULL. */
@@ -337,7 +337,7 @@ fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 	case PROTO_CLOSE:
 		CHECK(frame_error_decode(p, len, &er) == FRAME_OK);
 		CHECK(er.code <= PROTO_CODE_MAX && er.code != PROTO_E_NONE);
-		fzloop_text(er.reason);
+		fz_ascii(er.reason);
 		if (type == PROTO_ERROR)
 			leg->refused = 1;
 		else if (model)

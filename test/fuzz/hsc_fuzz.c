@@ -177,8 +177,8 @@ fz_event(struct sess *s, enum sess_event ev, const char *reason, void *arg)
 {
 	CHECK((reason == NULL) == (ev == SESS_EV_OPEN));
 	if (reason != NULL)
-		fzloop_text(reason);
-	fzloop_text(sess_idstr(s));
+		fz_ascii(reason);
+	fz_ascii(sess_idstr(s));
 	CHECK(sess_strservice(sess_service(s)) != NULL);
 }
 
@@ -245,7 +245,7 @@ fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 		 */
 		if (h.kind == PROTO_HELLO_NEW)
 			w.g[gi].sid = h.sid;
-		fzloop_text(h.host);
+		fz_ascii(h.host);
 		break;
 	case PROTO_PROOF:
 		CHECK(frame_proof_decode(p, len, &pr) == FRAME_OK);
@@ -283,7 +283,7 @@ fz_frame(void *arg, int type, const uint8_t *p, size_t len)
 	case PROTO_CLOSE:
 	case PROTO_ERROR:
 		CHECK(frame_error_decode(p, len, &er) == FRAME_OK);
-		fzloop_text(er.reason);
+		fz_ascii(er.reason);
 		break;
 	default:
 		/* WELCOME, CHALLENGE, RESUMED, RELEASE are the server's. */
