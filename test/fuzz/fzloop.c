@@ -40,6 +40,7 @@ static const char		*fz_name;
 static int			 fz_spin_ignore;
 static unsigned long		 fz_spins;	/* inputs abandoned so */
 static int			 fz_fds0 = -1;	/* open between runs */
+static int			 fz_spun;	/* this input: a busy loop */
 
 uint8_t
 fzloop_byte(struct fzloop_script *sc)
@@ -171,8 +172,10 @@ fzloop_settle(size_t (*read)(void))
 		quiet = 0;
 		if (++idle < FZ_SPIN)
 			continue;
-		if (fz_spin_ignore)
+		if (fz_spin_ignore) {
+			fz_spun = 1;
 			return (-1);
+		}
 		fprintf(stderr, "%s: the event loop stays busy with nothing "
 		    "moving (a busy loop; see docs/fuzzing.md)\n", fz_name);
 		abort();
@@ -263,18 +266,28 @@ fzloop_fds_check(void)
 	abort();
 }
 
-/* An input abandoned on a busy loop: counted for the exit report. */
-void
-fzloop_abandoned(void)
+/* STEP (with ARG) and settle until the script ends or the loop spins. */
+int
+fzloop_run(struct fzloop_script *sc, void (*step)(void *), void *arg,
+    size_t (*read)(void))
 {
-	fz_spins++;
+	while (sc->len > 0) {
+		step(arg);
+		if (fzloop_settle(read) != 0)
+			return (-1);
+	}
+	return (0);
 }
 
-/* A few passes: what the loop finalizes goes. */
+/* A few passes: what the loop finalizes goes; a spun input counted. */
 void
 fzloop_finish(void)
 {
 	int	i;
+
+	if (fz_spun)
+		fz_spins++;
+	fz_spun = 0;
 
 	for (i = 0; i < 4; i++)
 		event_base_loop(fz_base, EVLOOP_NONBLOCK);

@@ -34,11 +34,19 @@ struct event_base *fzloop_init(const char *, const char *);
  * Run the loop, calling READ (which reads whatever the harness's ends
  * have waiting and returns how many bytes) after each pass, until
  * nothing moves.  -1 if the loop stayed busy with nothing moving and
- * busy loops are ignored: the harness abandons the input and says so
- * once (fzloop_abandoned), for the count printed at exit.
+ * busy loops are ignored: the harness abandons the input (counted at
+ * its fzloop_finish, for the report at exit).
  */
 int	 fzloop_settle(size_t (*)(void));
-void	 fzloop_abandoned(void);
+/* STEP(ARG) and fzloop_settle(READ) until the script ends; -1: spun. */
+int	 fzloop_run(struct fzloop_script *, void (*)(void *), void *,
+	    size_t (*)(void));
+/*
+ * The end of an input: a few passes with nothing to read (bufferevents
+ * finalized), and a busy loop met during it counted.
+ */
+void	 fzloop_finish(void);
+
 /*
  * The byte at offset I of stream X from the client end (fzloop_up) and
  * from the server end's local side (fzloop_down): content that is a
@@ -65,7 +73,5 @@ size_t	 fzloop_frames(int, struct evbuffer *,
  */
 void	 fzloop_fds_baseline(void);
 void	 fzloop_fds_check(void);
-/* A few passes with nothing to read: bufferevents finalized. */
-void	 fzloop_finish(void);
 
 #endif

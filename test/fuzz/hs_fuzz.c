@@ -128,7 +128,6 @@ struct fz_world {
 	int			 cur;		/* current leg, -1: none */
 	int			 refuse_open;
 	int			 raw;		/* raw bytes went out */
-	int			 spun;		/* abandoned: a busy loop */
 	struct fzloop_script	 sc;		/* the rest of the script */
 };
 
@@ -465,16 +464,6 @@ fz_read_ready(void)
 	return (moved);
 }
 
-/* Run the loop until nothing moves (fzloop_settle). */
-static int
-fz_settle(void)
-{
-	if (fzloop_settle(fz_read_ready) == 0)
-		return (0);
-	w.spun = 1;
-	return (-1);
-}
-
 /*
  * Bytes off the model go out on LEG.  Its session's model goes too: a
  * cut or raw DATA frame's first bytes are real session data the server
@@ -787,8 +776,9 @@ fz_pipelined(struct fz_leg *leg)
 
 /* One step of the script. */
 static void
-fz_step(struct evbuffer *out)
+fz_step(void *arg_out)
 {
+	struct evbuffer	*out = arg_out;
 	struct fz_leg	*leg = w.cur >= 0 ? &w.leg[w.cur] : NULL;
 	struct fz_sid	*sd;
 	uint8_t		 b = fz_byte(), buf[256];
@@ -963,11 +953,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	out = evbuffer_new();
 	CHECK(out != NULL);
 
-	while (w.sc.len > 0) {
-		fz_step(out);
-		if (fz_settle() != 0)
-			break;
-	}
+	(void)fzloop_run(&w.sc, fz_step, out, fz_read_ready);
 
 	/* Every leg and backend goes; the server sees them go. */
 	for (i = 0; i < FZ_LEGS; i++)
@@ -980,9 +966,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			close(w.be[i].fd);
 			w.be[i].fd = -1;
 		}
-	(void)fz_settle();
-	if (w.spun)
-		fzloop_abandoned();
+	(void)fzloop_settle(fz_read_ready);
 	sess_ctx_free(w.ctx);
 	w.ctx = NULL;
 	fzloop_finish();	/* bufferevents are finalized from the loop */

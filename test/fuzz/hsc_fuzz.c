@@ -93,7 +93,6 @@ struct fz_world {
 	int			 cur;		/* current leg, -1: none */
 	int			 new_gi;	/* the guest being made */
 	int			 connect_mode;	/* 0 a leg, 1 none, 2 wait */
-	int			 spun;
 	struct fzloop_script	 sc;
 };
 
@@ -355,15 +354,6 @@ fz_read_ready(void)
 			moved += fz_guest_read(who[i] - FZ_LEGS);
 	}
 	return (moved);
-}
-
-static int
-fz_settle(void)
-{
-	if (fzloop_settle(fz_read_ready) == 0)
-		return (0);
-	w.spun = 1;
-	return (-1);
 }
 
 /* The current leg, or NULL. */
@@ -733,9 +723,10 @@ static void (*const fz_steps[16])(struct evbuffer *, int) = {
 
 /* One step of the script. */
 static void
-fz_step(struct evbuffer *out)
+fz_step(void *arg_out)
 {
-	uint8_t	b = fz_byte();
+	struct evbuffer	*out = arg_out;
+	uint8_t		 b = fz_byte();
 
 	fz_steps[b & 0x0f](out, b >> 4);
 }
@@ -810,11 +801,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	out = evbuffer_new();
 	CHECK(out != NULL);
 
-	while (w.sc.len > 0) {
-		fz_step(out);
-		if (fz_settle() != 0)
-			break;
-	}
+	(void)fzloop_run(&w.sc, fz_step, out, fz_read_ready);
 
 	/* Every leg and guest goes; the client sees them go. */
 	for (i = 0; i < FZ_LEGS; i++)
@@ -827,9 +814,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			close(w.g[i].fd);
 			w.g[i].fd = -1;
 		}
-	(void)fz_settle();
-	if (w.spun)
-		fzloop_abandoned();
+	(void)fzloop_settle(fz_read_ready);
 	sess_ctx_free(w.ctx);
 	w.ctx = NULL;
 	fzloop_finish();
