@@ -124,7 +124,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { echo "bench: $*" >&2; }
-now_ms() { date +%s%3N; }
+now_ms() { echo $(( ${EPOCHREALTIME/[.,]/} / 1000 )); }	# no fork+exec
 
 # Remember a process of the current topology: bg NAME PID
 bg_add() { TOPO_PIDS="$TOPO_PIDS $1=$2"; }
@@ -591,15 +591,24 @@ resume_one() (
 		# an interpreter starting while the sessions resume would
 		# take its CPU from them.
 		rm -f "$T/poll.ready" "$T/poll.t0"
-		"$PY" - "$BIN/vrelay" "$T/relay-h2.sock" "$n" "$i" \
+		"$PY" - "$T/relay-h2.sock" "$n" "$i" \
 		    "$T/poll.ready" "$T/poll.t0" "$T/locwatch.jsonl" "h$to" \
 		    "$CL_PRECOPY" "$TLS" >>"$RAW" <<'PY' &
-import json, signal, subprocess, sys, time
-vrelay, sock, n, move, ready, t0file, watch, to, precopy, tls = \
-    sys.argv[1:11]
+import json, signal, socket, sys, time
+sock, n, move, ready, t0file, watch, to, precopy, tls = sys.argv[1:10]
 n, move = int(n), int(move)
 out = {"workload": "resume", "sessions": n, "move": move, "to": to,
        "precopy_s": float(precopy), "tls": tls == "1"}
+# The relay's status socket, connected before the move: a vrelay
+# client started per poll would take CPU from the resumes.
+ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+ctl.connect(sock)
+ctlf = ctl.makefile("rwb")
+def ask(cmd):
+    ctlf.write(json.dumps({"cmd": cmd}).encode() + b"\n")
+    ctlf.flush()
+    a = json.loads(ctlf.readline() or b"{}")
+    return a.get("sessions", {}) if a.get("ok") else {}
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
 open(ready, "w").close()
 if signal.sigtimedwait([signal.SIGUSR1], 120) is None:
@@ -612,18 +621,14 @@ deadline = time.time() + 30
 # only then fetch all sessions: a 1,000-session dump every 100 ms would
 # take CPU from the resumes it measures.
 while time.time() < deadline:
-    p = subprocess.run([vrelay, "status", "--status", sock, "--json"],
-                       capture_output=True, text=True)
-    st = json.loads(p.stdout)["sessions"] if p.returncode == 0 else {}
+    st = ask("status")
     if st.get("established", 0) == n and st.get("resumes", 0) >= n * move:
         break
     time.sleep(0.1)
 # The total can run ahead of the slowest session (one resumed twice):
 # then check the list itself until each has resumed.
 while True:
-    p = subprocess.run([vrelay, "sessions", "--status", sock, "--json"],
-                       capture_output=True, text=True)
-    ss = json.loads(p.stdout)["sessions"] if p.returncode == 0 else []
+    ss = ask("sessions") or []
     up = [s for s in ss if s["state"] == "established" and
           s.get("resumes", 0) >= move]
     if len(up) == n or time.time() > deadline:
