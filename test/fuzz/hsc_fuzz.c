@@ -101,6 +101,7 @@ static uint8_t			 fz_pub[PROTO_KEY_LEN];	/* a real key */
 static struct sess_ctx		*fz_keep;	/* keeps sess.c's crypto up */
 static struct fz_world		 w;
 
+/* The script's next byte (0 past its end), and next 8 as a number. */
 static uint8_t
 fz_byte(void)
 {
@@ -671,6 +672,7 @@ fz_challenge(struct evbuffer *out, int arg)
 	fz_send(out);
 }
 
+/* Steps that send one frame of a type (fz_u64_frame, fz_error). */
 static void
 fz_resumed(struct evbuffer *out, int arg)
 {
