@@ -169,15 +169,28 @@ mux_hdr(uint8_t *h, enum mux_type type, uint32_t id, uint32_t arg)
 	mux_put32(h + 8, arg);
 }
 
-/* The end of the loop's turn: write what the stage holds. */
+static void	mux_unstall(struct mux *);
+
+/*
+ * The end of the loop's turn: write what the stage holds.  Streams the
+ * stage stalled read again if the link took it: a write made here at
+ * once never reaches the bufferevent, whose drain would wake them.
+ */
 static void
 mux_flush_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct mux	*m = arg;
 
-	if (m->state != MUX_ST_DEAD && tls_bev_send(m->link, m->stage,
-	    evbuffer_get_length(m->stage)) == -1)
+	if (m->state == MUX_ST_DEAD)
+		return;
+	if (tls_bev_send(m->link, m->stage,
+	    evbuffer_get_length(m->stage)) == -1) {
 		mux_fail(m, "out of memory");
+		return;
+	}
+	if (!TAILQ_EMPTY(&m->stalled) && evbuffer_get_length(
+	    bufferevent_get_output(m->link)) <= MUX_LINK_HIGH / 2)
+		mux_unstall(m);
 }
 
 /*
@@ -397,7 +410,9 @@ mux_stream_read(struct mux_stream *s)
 	size_t			 want;
 	ssize_t			 n;
 
-	if (evbuffer_get_length(out) >= MUX_LINK_HIGH) {
+	/* The stage counts: a turn's reads stay under the mark too. */
+	if (evbuffer_get_length(out) + evbuffer_get_length(m->stage) >=
+	    MUX_LINK_HIGH) {
 		if (!(s->flags & MUX_SF_STALLED)) {
 			s->flags |= MUX_SF_STALLED;
 			TAILQ_INSERT_TAIL(&m->stalled, s, stall);
@@ -463,11 +478,10 @@ mux_stream_cb(evutil_socket_t fd, short ev, void *arg)
 		mux_stream_read(s);
 }
 
-/* The link drained: streams that waited for it read again, in order. */
+/* Streams that waited for the link read again, in order. */
 static void
-mux_link_writecb(struct bufferevent *bev, void *arg)
+mux_unstall(struct mux *m)
 {
-	struct mux		*m = arg;
 	struct mux_stream	*s;
 
 	bufferevent_setwatermark(m->link, EV_WRITE, 0, 0);
@@ -476,6 +490,13 @@ mux_link_writecb(struct bufferevent *bev, void *arg)
 		s->flags &= ~MUX_SF_STALLED;
 		mux_rearm(s);
 	}
+}
+
+/* The link drained. */
+static void
+mux_link_writecb(struct bufferevent *bev, void *arg)
+{
+	mux_unstall(arg);
 }
 
 /* The stream ID names, or NULL (a stream reset or never opened). */
