@@ -1,9 +1,18 @@
 /*
  * mux.c -- a mesh link: many streams over one connection (mux_proto.h).
  *
- * Each stream is a socketpair: the user holds one end and uses it as
- * any socket; the mux holds the other and moves bytes between it and
- * the link.  Sending: a stream's socket is read only while the stream
+ * A stream the peer opens is a socketpair: the user holds one end and
+ * uses it as any socket; the mux holds the other and moves bytes
+ * between it and the link.  A stream this end opens is a channel (an
+ * xsock with no socket, xsock_new_chan): a DATA payload moves into the
+ * xsock's input, the user's writes come straight to mux_chan_send()
+ * (the same DATA frames, the same credit and mark as a socket's reads),
+ * and what the user reads is given back as a socket's writes are; no
+ * descriptor, no system call, no copy through a kernel buffer.  Its
+ * FIN and RST are the xsock's shutdown and reset, its close a socket's
+ * close (a FIN, or RST with bytes unread).
+ *
+ * Sending: a stream's socket is read only while the stream
  * has credit (the peer's window) and the link's output is under
  * MUX_LINK_HIGH; a read goes straight into the link's output, behind
  * its DATA header (evbuffer_reserve_space).  A stream that finds the
@@ -48,6 +57,7 @@
 #include "mux_proto.h"
 #include "tls.h"
 #include "xmalloc.h"
+#include "xsock.h"
 #include "xtime.h"
 #include "tree.h"
 
@@ -72,6 +82,9 @@ struct mux_stream {
 	struct mux		*m;
 	uint32_t		 id;
 	int			 fd;		/* our end of the socketpair */
+	struct xsock		*x;		/* or the user's channel; NULL
+						   once the user let go */
+	int			 chan;		/* a channel, not a socket */
 	struct event		*ev;
 	short			 armed;		/* EV_READ, EV_WRITE as added */
 	unsigned		 flags;
@@ -238,7 +251,7 @@ mux_send(struct mux *m, enum mux_type type, uint32_t id, uint32_t arg)
 static void
 mux_arm(struct mux_stream *s, short want)
 {
-	if (s->armed == want)
+	if (s->chan || s->armed == want)
 		return;
 	if (s->armed != 0)
 		event_del(s->ev);
@@ -267,9 +280,12 @@ mux_rearm(struct mux_stream *s)
 	mux_arm(s, want);
 }
 
-/* Free a stream: its socket closes (the user reads its end). */
+/*
+ * Free a stream: its socket closes (the user reads its end), or its
+ * channel's user hears ERR (0: it ended both ways).
+ */
 static void
-mux_stream_free(struct mux_stream *s)
+mux_stream_free(struct mux_stream *s, int err)
 {
 	struct mux	*m = s->m;
 
@@ -277,12 +293,17 @@ mux_stream_free(struct mux_stream *s)
 	m->nstreams--;
 	if (s->flags & MUX_SF_STALLED)
 		TAILQ_REMOVE(&m->stalled, s, stall);
-	event_free(s->ev);
+	if (s->x != NULL)
+		xsock_chan_detach(s->x, err);
+	s->x = NULL;
+	if (s->ev != NULL)
+		event_free(s->ev);
 	s->ev = NULL;
 	if (s->out != NULL)
 		evbuffer_free(s->out);
 	s->out = NULL;
-	close(s->fd);
+	if (s->fd != -1)
+		close(s->fd);
 	free(s);
 }
 
@@ -291,7 +312,7 @@ static void
 mux_stream_check(struct mux_stream *s)
 {
 	if ((s->flags & MUX_SF_EOF) && (s->flags & MUX_SF_SHUT))
-		mux_stream_free(s);
+		mux_stream_free(s, 0);
 	else
 		mux_rearm(s);
 }
@@ -301,10 +322,32 @@ static void
 mux_stream_reset(struct mux_stream *s)
 {
 	mux_send(s->m, MUX_RST, s->id, 0);
-	mux_stream_free(s);
+	mux_stream_free(s, ECONNRESET);
 }
 
-/* A new stream with id ID on our end FD of its socketpair. */
+/* A stream that finds the link full waits for it to drain, in order. */
+static void
+mux_stall(struct mux_stream *s)
+{
+	if (s->flags & MUX_SF_STALLED)
+		return;
+	s->flags |= MUX_SF_STALLED;
+	TAILQ_INSERT_TAIL(&s->m->stalled, s, stall);
+	bufferevent_setwatermark(s->m->link, EV_WRITE, MUX_LINK_HIGH / 2, 0);
+}
+
+/* Whether the link's output (the stage counted) is at its high mark. */
+static int
+mux_link_full(struct mux *m)
+{
+	return (evbuffer_get_length(bufferevent_get_output(m->link)) +
+	    evbuffer_get_length(m->stage) >= MUX_LINK_HIGH);
+}
+
+/*
+ * A new stream with id ID on our end FD of its socketpair, or a channel
+ * (FD -1).
+ */
 static struct mux_stream *
 mux_stream_new(struct mux *m, uint32_t id, int fd)
 {
@@ -314,8 +357,10 @@ mux_stream_new(struct mux *m, uint32_t id, int fd)
 	s->m = m;
 	s->id = id;
 	s->fd = fd;
+	s->chan = fd == -1;
 	s->credit = MUX_WINDOW;
-	if ((s->ev = event_new(m->base, -1, 0, mux_stream_cb, s)) == NULL) {
+	if (!s->chan && (s->ev = event_new(m->base, -1, 0, mux_stream_cb,
+	    s)) == NULL) {
 		free(s);
 		return (NULL);
 	}
@@ -355,9 +400,26 @@ mux_closed_cb(evutil_socket_t fd, short ev, void *arg)
 	struct mux_stream	*s;
 
 	while ((s = RB_ROOT(&m->streams)) != NULL)
-		mux_stream_free(s);
+		mux_stream_free(s, ECONNRESET);
 	if (m->cb.closed != NULL)
 		m->cb.closed(m, m->why, m->arg);
+}
+
+/*
+ * Give back what the user took (s->written) as WINDOW: only in
+ * quarters, never "all of it in": the peer stops only with a whole
+ * window unanswered, and by then the user has taken a quarter or is
+ * what holds it back.  A WINDOW per message was a frame (a TLS record,
+ * a write) per reply.
+ */
+static void
+mux_give_back(struct mux_stream *s)
+{
+	if (s->written >= MUX_GIVE_BACK) {
+		mux_send(s->m, MUX_WINDOW_UPDATE, s->id, s->written);
+		s->held -= s->written;
+		s->written = 0;
+	}
 }
 
 /* Write what the stream holds for its socket; give back what went. */
@@ -380,17 +442,7 @@ mux_stream_write(struct mux_stream *s)
 		evbuffer_free(s->out);
 		s->out = NULL;
 	}
-	/*
-	 * Only in quarters, never "all of it in": the peer stops only
-	 * with a whole window unanswered, and by then the socket has
-	 * taken a quarter or is what holds it back.  A WINDOW per
-	 * message was a frame (a TLS record, a write) per reply.
-	 */
-	if (s->written >= MUX_GIVE_BACK) {
-		mux_send(s->m, MUX_WINDOW_UPDATE, s->id, s->written);
-		s->held -= s->written;
-		s->written = 0;
-	}
+	mux_give_back(s);
 	if ((s->flags & MUX_SF_FIN) && !(s->flags & MUX_SF_SHUT) &&
 	    (s->out == NULL || evbuffer_get_length(s->out) == 0)) {
 		(void)shutdown(s->fd, SHUT_WR);
@@ -404,21 +456,14 @@ static void
 mux_stream_read(struct mux_stream *s)
 {
 	struct mux		*m = s->m;
-	struct evbuffer		*out = bufferevent_get_output(m->link);
 	struct evbuffer		*to;
 	struct evbuffer_iovec	 v;
 	size_t			 want;
 	ssize_t			 n;
 
 	/* The stage counts: a turn's reads stay under the mark too. */
-	if (evbuffer_get_length(out) + evbuffer_get_length(m->stage) >=
-	    MUX_LINK_HIGH) {
-		if (!(s->flags & MUX_SF_STALLED)) {
-			s->flags |= MUX_SF_STALLED;
-			TAILQ_INSERT_TAIL(&m->stalled, s, stall);
-			bufferevent_setwatermark(m->link, EV_WRITE,
-			    MUX_LINK_HIGH / 2, 0);
-		}
+	if (mux_link_full(m)) {
+		mux_stall(s);
 		mux_rearm(s);
 		return;
 	}
@@ -488,6 +533,8 @@ mux_unstall(struct mux *m)
 	while ((s = TAILQ_FIRST(&m->stalled)) != NULL) {
 		TAILQ_REMOVE(&m->stalled, s, stall);
 		s->flags &= ~MUX_SF_STALLED;
+		if (s->x != NULL)
+			xsock_chan_writable(s->x);
 		mux_rearm(s);
 	}
 }
@@ -583,6 +630,16 @@ mux_on_data(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t len,
 		return (-1);
 	}
 	s->held += len;
+	if (s->chan) {
+		if (s->x != NULL)
+			xsock_chan_input(s->x, in, len);
+		else {
+			/* Its user let go: a closed socket's reset. */
+			evbuffer_drain(in, len);
+			mux_stream_reset(s);
+		}
+		return (0);
+	}
 	/* Straight from the link's input while nothing waits before it. */
 	if (s->out == NULL) {
 		n = evbuffer_write_atmost(in, s->fd, len);
@@ -615,6 +672,8 @@ mux_on_window(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t n,
 		return (-1);
 	}
 	s->credit += n;
+	if (s->x != NULL)
+		xsock_chan_writable(s->x);
 	mux_rearm(s);
 	return (0);
 }
@@ -628,6 +687,14 @@ mux_on_fin(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t arg,
 		return (-1);
 	}
 	s->flags |= MUX_SF_FIN;
+	if (s->chan) {
+		/* Behind the bytes moved in before it: the user's EOF. */
+		s->flags |= MUX_SF_SHUT;
+		if (s->x != NULL)
+			xsock_chan_eof(s->x);
+		mux_stream_check(s);
+		return (0);
+	}
 	mux_stream_write(s);
 	return (0);
 }
@@ -636,7 +703,7 @@ static int
 mux_on_rst(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t arg,
     struct evbuffer *in)
 {
-	mux_stream_free(s);
+	mux_stream_free(s, ECONNRESET);
 	return (0);
 }
 
@@ -853,7 +920,7 @@ mux_free(struct mux *m)
 	if (m == NULL)
 		return;
 	while ((s = RB_ROOT(&m->streams)) != NULL)
-		mux_stream_free(s);
+		mux_stream_free(s, ECONNRESET);
 	bufferevent_free(m->link);
 	m->link = NULL;
 	event_free(m->closed_ev);
@@ -867,6 +934,90 @@ mux_free(struct mux *m)
 	m->ka_ev = NULL;
 	free(m);
 }
+
+/* A channel's user writes: as many DATA frames as credit and mark allow. */
+static size_t
+mux_chan_send(void *arg, struct evbuffer *src, size_t n)
+{
+	struct mux_stream	*s = arg;
+	struct mux		*m = s->m;
+	struct evbuffer		*to;
+	uint8_t			 h[MUX_HDR_LEN];
+	size_t			 taken = 0, len;
+
+	if (m->state != MUX_ST_UP || (s->flags & MUX_SF_EOF))
+		return (0);
+	while (taken < n && s->credit > 0) {
+		if (mux_link_full(m)) {
+			mux_stall(s);
+			break;
+		}
+		len = n - taken;
+		if (len > s->credit)
+			len = s->credit;
+		if (len > MUX_DATA_MAX)
+			len = MUX_DATA_MAX;
+		mux_hdr(h, MUX_DATA, s->id, (uint32_t)len);
+		to = mux_out(m);
+		if (evbuffer_add(to, h, sizeof(h)) != 0 ||
+		    evbuffer_remove_buffer(src, to, len) != (int)len) {
+			mux_fail(m, "out of memory");
+			break;
+		}
+		if (to == m->stage)
+			mux_staged(m);
+		m->frames_out++;
+		m->bytes_out += len;
+		s->credit -= (uint32_t)len;
+		taken += len;
+	}
+	return (taken);
+}
+
+/* A channel's user read N bytes: given back as a socket's writes are. */
+static void
+mux_chan_consumed(void *arg, size_t n)
+{
+	struct mux_stream	*s = arg;
+
+	s->written += (uint32_t)n;
+	mux_give_back(s);
+}
+
+/* A channel's user sent its last: FIN. */
+static void
+mux_chan_shutdown(void *arg)
+{
+	struct mux_stream	*s = arg;
+
+	if (s->flags & MUX_SF_EOF)
+		return;
+	s->flags |= MUX_SF_EOF;
+	mux_send(s->m, MUX_FIN, s->id, 0);
+	mux_stream_check(s);
+}
+
+/*
+ * A channel's user let go: as a socket closed, a FIN (the stream goes
+ * once the peer's comes; DATA meanwhile is reset), or RST at once when
+ * RESET or bytes were left unread.
+ */
+static void
+mux_chan_close(void *arg, int reset)
+{
+	struct mux_stream	*s = arg;
+
+	s->x = NULL;
+	if (reset || s->held > s->written) {
+		mux_stream_reset(s);
+		return;
+	}
+	mux_chan_shutdown(s);	/* may free S */
+}
+
+static const struct xsock_chan_ops	mux_chan_ops = {
+	mux_chan_send, mux_chan_consumed, mux_chan_shutdown, mux_chan_close
+};
 
 /* A new stream; see mux.h. */
 int
@@ -893,6 +1044,25 @@ mux_open(struct mux *m, int *fdp)
 	mux_send(m, MUX_OPEN, s->id, 0);
 	mux_rearm(s);
 	*fdp = fd[1];
+	return (MUX_OK);
+}
+
+/* A new stream on a channel; see mux.h. */
+int
+mux_open_chan(struct mux *m, struct xsock **xp)
+{
+	struct mux_stream	*s;
+
+	*xp = NULL;
+	if (m->state != MUX_ST_UP)
+		return (MUX_E_STATE);
+	if (m->next_id == UINT32_MAX)
+		return (MUX_E_IDS);
+	s = mux_stream_new(m, m->next_id, -1);	/* no event: no failure */
+	s->x = xsock_new_chan(m->base, &mux_chan_ops, s);
+	m->next_id++;
+	mux_send(m, MUX_OPEN, s->id, 0);
+	*xp = s->x;
 	return (MUX_OK);
 }
 

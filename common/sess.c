@@ -615,7 +615,7 @@ sess_ctx_reset_legs(struct sess_ctx *ctx, const char *prefix,
 	RB_FOREACH_SAFE(s, sess_tree, &ctx->tree, next) {
 		if (s->leg == NULL || strncmp(s->leg->peer, prefix, plen) != 0)
 			continue;
-		xaddr_reset(xsock_fd(s->leg->x));
+		xsock_reset(s->leg->x);
 		sess_detach(s, reason);
 		n++;
 	}
@@ -625,7 +625,7 @@ sess_ctx_reset_legs(struct sess_ctx *ctx, const char *prefix,
 		    entry, lnext) {
 			if (strncmp(leg->peer, prefix, plen) != 0)
 				continue;
-			xaddr_reset(xsock_fd(leg->x));
+			xsock_reset(leg->x);
 			leg_free_later(leg);
 			n++;
 		}
@@ -931,7 +931,7 @@ sess_end(struct sess *s, int code, const char *reason, int tell)
 	}
 	/* An abort must not look like a complete stream: reset. */
 	if (code != PROTO_E_NONE && s->local != NULL)
-		xaddr_reset(xsock_fd(s->local));
+		xsock_reset(s->local);
 	sess_local_free(s);
 	sess_timer_drop(&s->hold_ev);
 	sess_timer_drop(&s->retry_ev);
@@ -1031,6 +1031,7 @@ sess_retry_schedule(struct sess *s)
 static struct leg *leg_new(struct sess_ctx *, struct bufferevent *,
     const char *, int);
 static struct leg *leg_new_fd(struct sess_ctx *, int, const char *, int);
+static struct leg *leg_new_x(struct sess_ctx *, struct xsock *, const char *);
 static void	sess_hello(struct sess *, struct leg *);
 
 /*
@@ -1112,7 +1113,10 @@ sess_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		sess_retry_schedule(s);
 		return;
 	}
-	if (d.bev != NULL)
+	if (d.x != NULL) {
+		leg = leg_new_x(s->ctx, d.x, why);
+		d.up = 1;
+	} else if (d.bev != NULL)
 		leg = leg_new(s->ctx, d.bev, why, XSOCK_CONNECTING);
 	else
 		leg = leg_new_fd(s->ctx, d.fd, why,
@@ -1924,7 +1928,7 @@ sess_local_shut(struct sess *s)
 	    !s->local_connected || s->deliv_off != s->fin_in ||
 	    xsock_pending(s->local) != 0)
 		return;
-	shutdown(xsock_fd(s->local), SHUT_WR);
+	xsock_shutdown(s->local);
 	s->local_shut = 1;
 	/*
 	 * Soon, not now: a local peer that closes in turn (the usual end
@@ -2049,12 +2053,21 @@ leg_new(struct sess_ctx *ctx, struct bufferevent *bev, const char *peer,
 static struct leg *
 leg_new_fd(struct sess_ctx *ctx, int fd, const char *peer, int flags)
 {
+	return (leg_new_x(ctx, xsock_new(ctx->base, fd, flags, NULL, NULL),
+	    peer));
+}
+
+/* A leg on X, which it takes (its callback is the leg's from now on). */
+static struct leg *
+leg_new_x(struct sess_ctx *ctx, struct xsock *x, const char *peer)
+{
 	struct leg	*leg;
 
 	leg = xcalloc(1, sizeof(*leg));
 	leg->ctx = ctx;
 	leg->peer = xstrdup(peer);
-	leg->x = xsock_new(ctx->base, fd, flags, leg_io_cb, leg);
+	leg->x = x;
+	xsock_set_cb(x, leg_io_cb, leg);
 	return (leg);
 }
 
@@ -2379,7 +2392,7 @@ leg_written(struct leg *leg)
 	if (leg->state == LEG_CLOSING) {
 		/* All sent: half-close and wait for the peer's EOF. */
 		if (xsock_pending(leg->x) == 0)
-			shutdown(xsock_fd(leg->x), SHUT_WR);
+			xsock_shutdown(leg->x);
 		return;
 	}
 	if (leg->state == LEG_UP && leg->s != NULL &&
@@ -3077,7 +3090,7 @@ leg_splices(struct leg *leg, struct frame_hdr *h, struct evbuffer *in)
 	if (s == NULL || s->local == NULL || h->len < 8 ||
 	    have < PROTO_HDR_LEN + 8 || have >= PROTO_HDR_LEN + h->len ||
 	    PROTO_HDR_LEN + h->len - have < SPLICE_MIN ||
-	    xsock_bev(leg->x) != NULL || xsock_bev(s->local) != NULL)
+	    !xsock_splices(leg->x, s->local))
 		return (0);
 	return (leg_data_off(in) == s->recv_off);
 }

@@ -36,6 +36,17 @@
  * the bufferevent's input; its writes are records written at once while
  * nothing is queued (tls_bev_send), as a plain socket's, else queued on
  * its output.
+ *
+ * A channel (xsock_new_chan) is a stream that lives in this process: a
+ * mesh link's (mux.c), which would otherwise be a socketpair, two
+ * descriptors and two socket crossings per byte.  Its input is what the
+ * channel moved in (xsock_chan_input), read as a socket's would be; a
+ * write goes to the channel's send at once while nothing is queued, the
+ * rest waits until the channel says it takes more.  Its events are
+ * activated, not polled: the read event (also the timeout's timer) when
+ * input comes while reads are wanted, the write event when the channel
+ * takes more, as a socket's would fire, and never from inside a call of
+ * the owner's, which a callback could free.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -54,6 +65,7 @@
 #include "pipepool.h"
 #include "tls.h"
 #include "xbev.h"
+#include "xaddr.h"
 #include "xmalloc.h"
 #include "xsock.h"
 
@@ -88,8 +100,12 @@ struct xsock {
 	size_t			 piped;
 	struct pipepool		*pool;		/* the pipe's */
 	struct bufferevent	*bev;		/* TLS: the stream */
-	int			 eof;		/* bev: EOF after its input */
+	int			 eof;		/* bev, chan: EOF after input */
 	size_t			 written;	/* bev: sent, not yet told */
+	const struct xsock_chan_ops *cops;	/* a channel: its side */
+	void			*chan;		/* ...NULL once it is gone */
+	struct evbuffer		*in;		/* chan: only while bytes wait */
+	int			 shut;		/* chan: FIN once drained */
 	xsock_cb		 cb;
 	void			*arg;
 };
@@ -105,6 +121,11 @@ static void	xsock_bev_writecb(struct bufferevent *, void *);
 static void	xsock_bev_eventcb(struct bufferevent *, short, void *);
 static void	xsock_bev_outcb(struct evbuffer *,
 		    const struct evbuffer_cb_info *, void *);
+static void	xsock_chan_update(struct xsock *);
+static void	xsock_chan_kick_r(struct xsock *);
+static ssize_t	xsock_chan_read(struct xsock *, struct evbuffer *, size_t);
+static void	xsock_chan_rcb(evutil_socket_t, short, void *);
+static void	xsock_chan_wcb(evutil_socket_t, short, void *);
 
 /* Wrap FD; see xsock.h. */
 struct xsock *
@@ -158,6 +179,33 @@ xsock_new_bev(struct bufferevent *bev, xsock_cb cb, void *arg)
 	return (x);
 }
 
+/* An xsock on channel CHAN; see xsock.h. */
+struct xsock *
+xsock_new_chan(struct event_base *base, const struct xsock_chan_ops *ops,
+    void *chan)
+{
+	struct xsock	*x;
+
+	x = xcalloc(1, sizeof(*x));
+	x->fd = -1;
+	x->pipe[0] = x->pipe[1] = -1;
+	x->base = base;
+	x->cops = ops;
+	x->chan = chan;
+	x->nosplice = 1;
+	if ((x->rev = event_new(base, -1, 0, xsock_chan_rcb, x)) == NULL)
+		abort();
+	return (x);
+}
+
+/* The callback from now on. */
+void
+xsock_set_cb(struct xsock *x, xsock_cb cb, void *arg)
+{
+	x->cb = cb;
+	x->arg = arg;
+}
+
 /* The TLS bufferevent under X, or NULL for a plain socket. */
 struct bufferevent *
 xsock_bev(const struct xsock *x)
@@ -179,6 +227,41 @@ xsock_stop(struct xsock *x)
 	xsock_update(x);
 }
 
+/* Send a FIN; see xsock.h. */
+void
+xsock_shutdown(struct xsock *x)
+{
+	if (x->cops == NULL) {
+		(void)shutdown(xsock_fd(x), SHUT_WR);
+		return;
+	}
+	if (x->chan == NULL || x->shut)
+		return;
+	if (xsock_pending(x) > 0) {
+		x->shut = 1;		/* once the queue has gone */
+		xsock_update(x);
+		return;
+	}
+	x->cops->shutdown(x->chan);
+}
+
+/* End with a reset; see xsock.h. */
+void
+xsock_reset(struct xsock *x)
+{
+	void	*chan;
+
+	if (x->cops == NULL) {
+		xaddr_reset(xsock_fd(x));
+		return;
+	}
+	if ((chan = x->chan) == NULL)
+		return;
+	x->chan = NULL;
+	x->failed = x->rerr = ECONNRESET;
+	x->cops->close(chan, 1);
+}
+
 /* Close the socket and free X. */
 void
 xsock_free(struct xsock *x)
@@ -192,6 +275,10 @@ xsock_free(struct xsock *x)
 		free(x);
 		return;
 	}
+	if (x->chan != NULL)
+		x->cops->close(x->chan, 0);
+	if (x->in != NULL)
+		evbuffer_free(x->in);
 	event_free(x->rev);
 	if (x->wev != NULL)
 		event_free(x->wev);
@@ -280,6 +367,8 @@ xsock_set_timeout(struct xsock *x, const struct timeval *tv)
 		return;
 	}
 	x->r_tmo = -1;		/* re-add with the new timeout */
+	if (x->cops != NULL)
+		x->r_added = -1;
 	xsock_update(x);
 }
 
@@ -306,7 +395,8 @@ xsock_flush_now(struct xsock *x)
 {
 	if (x->bev != NULL)
 		tls_bev_write_now(x->bev);
-	else if (xsock_pending(x) > 0 && !x->connecting && x->failed == 0) {
+	else if (x->cops == NULL && xsock_pending(x) > 0 && !x->connecting &&
+	    x->failed == 0) {
 		if (x->piped > 0)
 			(void)xsock_pipe_out(x);
 		if (x->piped == 0 && x->out != NULL)
@@ -324,6 +414,10 @@ xsock_update(struct xsock *x)
 	int	w = !x->stopped && (x->connecting || xsock_pending(x) > 0 ||
 		    x->want_w);
 
+	if (x->cops != NULL) {
+		xsock_chan_update(x);
+		return;
+	}
 	if (r != x->r_added || tmo != x->r_tmo) {
 		if (!r)
 			event_del(x->rev);
@@ -380,6 +474,8 @@ xsock_read_enable(struct xsock *x, int on)
 		return;
 	}
 	xsock_update(x);
+	if (x->cops != NULL)
+		xsock_chan_kick_r(x);
 }
 
 /*
@@ -422,6 +518,8 @@ xsock_read(struct xsock *x, struct evbuffer *dst, size_t max)
 		errno = EAGAIN;
 		return (-1);
 	}
+	if (x->cops != NULL)
+		return (xsock_chan_read(x, dst, max));
 	if (xsock_read_ready(x) != 0)
 		return (-1);
 	n = xbev_readv(dst, x->fd, max, XBEV_LIBEVENT_READ, &dry, &err);
@@ -497,6 +595,19 @@ xsock_write_flags(struct xsock *x, struct evbuffer *src, size_t n, int more)
 		w = tls_bev_send(x->bev, src, n);
 		return (w > 0 ? (size_t)w : 0);
 	}
+	if (x->cops != NULL) {
+		/* The channel takes what its window allows, no more. */
+		if (xsock_pending(x) == 0 && x->chan != NULL && !x->shut)
+			w = (ev_ssize_t)x->cops->send(x->chan, src, n);
+		if ((size_t)w < n) {
+			evbuffer_remove_buffer(src, xsock_outbuf(x),
+			    n - (size_t)w);
+			xsock_update(x);
+			if (x->failed != 0)
+				xsock_chan_writable(x);	/* to say so */
+		}
+		return ((size_t)w);
+	}
 	errno = 0;
 	if (xsock_pending(x) == 0 && !x->connecting && !x->failed &&
 	    (w = more ? xsock_send_more(x, src, n) :
@@ -556,8 +667,9 @@ xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
 	hl = evbuffer_get_length(src);
 	if (hl > 0)
 		nh = evbuffer_peek(src, -1, NULL, v, XSOCK_REF_IOV / 2);
-	if (x->bev != NULL || (taken == NULL && (xsock_pending(x) > 0 ||
-	    x->connecting || x->failed != 0)) || nh > XSOCK_REF_IOV / 2 ||
+	if (x->bev != NULL || x->cops != NULL || (taken == NULL &&
+	    (xsock_pending(x) > 0 || x->connecting || x->failed != 0)) ||
+	    nh > XSOCK_REF_IOV / 2 ||
 	    (n > 0 && evbuffer_ptr_set(body, &p, off, EVBUFFER_PTR_SET) != 0) ||
 	    (nb = n == 0 ? 0 : evbuffer_peek(body, (ev_ssize_t)n, &p,
 	    v + nh, XSOCK_REF_IOV - nh)) > XSOCK_REF_IOV - nh) {
@@ -672,6 +784,8 @@ xsock_write_pipe(struct xsock *x, int pr, size_t n, size_t *taken)
 		xsock_unpipe_fd(x, pr, n);
 		if (x->bev == NULL)
 			xsock_update(x);
+		if (x->cops != NULL)
+			xsock_chan_writable(x);
 		return (0);
 	}
 	if (xsock_pending(x) == 0 && !x->connecting && x->failed == 0) {
@@ -924,4 +1038,178 @@ xsock_bev_eventcb(struct bufferevent *bev, short what, void *arg)
 		x->cb(x, XSOCK_READABLE, 0, x->arg);
 	} else
 		x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
+}
+
+/* --- channels ------------------------------------------------------ */
+
+/* Whether a read would say something: bytes, EOF or the error. */
+static int
+xsock_chan_readable(const struct xsock *x)
+{
+	return ((x->in != NULL && evbuffer_get_length(x->in) > 0) ||
+	    x->eof || x->rerr != 0);
+}
+
+/*
+ * Whether the write event has something to do when the channel takes
+ * more: queued bytes, an owner's (xsock_write_ref's TAKEN), a FIN.
+ */
+static int
+xsock_chan_waits(const struct xsock *x)
+{
+	return (!x->stopped && (xsock_pending(x) > 0 || x->want_w ||
+	    x->shut));
+}
+
+/*
+ * A channel's events for what X wants now: the read event's timer
+ * while reads are wanted (a fired event is no longer pending, and is
+ * added again), the write event while something waits.
+ */
+static void
+xsock_chan_update(struct xsock *x)
+{
+	int	r = x->reading && !x->stopped;
+	int	tmo = r && x->has_tmo;
+
+	if (r != x->r_added || tmo != x->r_tmo) {
+		event_del(x->rev);
+		if (tmo && event_add(x->rev, &x->tmo) == -1)
+			abort();
+		x->r_added = r;
+		x->r_tmo = tmo;
+	}
+	if (xsock_chan_waits(x) && x->wev == NULL) {
+		if ((x->wev = event_new(x->base, -1, 0, xsock_chan_wcb, x)) ==
+		    NULL)
+			abort();
+	} else if (!xsock_chan_waits(x) && x->wev != NULL) {
+		event_free(x->wev);
+		x->wev = NULL;
+	}
+}
+
+/* XSOCK_READABLE from the loop, if reads are wanted and one would say. */
+static void
+xsock_chan_kick_r(struct xsock *x)
+{
+	if (x->reading && !x->stopped && xsock_chan_readable(x))
+		event_active(x->rev, EV_READ, 0);
+}
+
+/* A channel's read; as xsock_read(). */
+static ssize_t
+xsock_chan_read(struct xsock *x, struct evbuffer *dst, size_t max)
+{
+	size_t	have = x->in != NULL ? evbuffer_get_length(x->in) : 0;
+
+	if (have == 0) {
+		errno = x->rerr != 0 ? x->rerr : EAGAIN;
+		return (x->eof && x->rerr == 0 ? 0 : -1);
+	}
+	if (have > max)
+		have = max;
+	evbuffer_remove_buffer(x->in, dst, have);
+	if (evbuffer_get_length(x->in) == 0) {
+		evbuffer_free(x->in);	/* an idle channel keeps none */
+		x->in = NULL;
+	} else
+		xsock_chan_kick_r(x);	/* as a socket's level would */
+	if (x->chan != NULL)
+		x->cops->consumed(x->chan, have);
+	return ((ssize_t)have);
+}
+
+/* Input, EOF or the channel's end; or the timeout. */
+static void
+xsock_chan_rcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xsock	*x = arg;
+	int		 tmo = !(what & EV_READ) && !xsock_chan_readable(x);
+
+	x->r_added = 0;		/* fired: neither active nor pending */
+	xsock_chan_update(x);
+	if (x->cb != NULL)
+		x->cb(x, tmo ? XSOCK_TIMEOUT : XSOCK_READABLE, 0, x->arg);
+}
+
+/* The channel takes more (or is gone): send what waits. */
+static void
+xsock_chan_wcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xsock	*x = arg;
+	size_t		 w = 0;
+	int		 err, told;
+
+	if (x->failed != 0) {
+		/* Nothing more will go: say so once. */
+		err = x->failed;
+		xsock_drop_queue(x);
+		x->reading = 0;
+		x->want_w = x->shut = 0;
+		xsock_chan_update(x);
+		if (x->cb != NULL)
+			x->cb(x, XSOCK_ERROR, (size_t)err, x->arg);
+		return;
+	}
+	if (x->out != NULL && evbuffer_get_length(x->out) > 0)
+		w = x->cops->send(x->chan, x->out, evbuffer_get_length(x->out));
+	if (x->out != NULL && evbuffer_get_length(x->out) == 0) {
+		evbuffer_free(x->out);
+		x->out = NULL;
+	}
+	told = xsock_pending(x) == 0 && x->want_w;
+	if (xsock_pending(x) == 0) {
+		x->want_w = 0;
+		if (x->shut) {
+			x->shut = 0;
+			x->cops->shutdown(x->chan);	/* may detach X */
+		}
+	}
+	xsock_chan_update(x);
+	if ((w > 0 || told) && x->cb != NULL)
+		x->cb(x, XSOCK_WRITTEN, w, x->arg);
+}
+
+/* The channel moved N bytes of SRC in. */
+void
+xsock_chan_input(struct xsock *x, struct evbuffer *src, size_t n)
+{
+	if (x->in == NULL && (x->in = evbuffer_new()) == NULL)
+		abort();
+	evbuffer_remove_buffer(src, x->in, n);
+	xsock_chan_kick_r(x);
+}
+
+/* The far end sent its last byte. */
+void
+xsock_chan_eof(struct xsock *x)
+{
+	x->eof = 1;
+	xsock_chan_kick_r(x);
+}
+
+/* The channel takes more: what waits goes from the loop. */
+void
+xsock_chan_writable(struct xsock *x)
+{
+	if (!xsock_chan_waits(x))
+		return;
+	xsock_chan_update(x);
+	event_active(x->wev, EV_WRITE, 0);
+}
+
+/* The channel is gone, with ERR (0: it ended both ways). */
+void
+xsock_chan_detach(struct xsock *x, int err)
+{
+	x->chan = NULL;
+	if (err != 0)
+		x->rerr = err;
+	else
+		x->eof = 1;
+	if (x->failed == 0)
+		x->failed = err != 0 ? err : EPIPE;
+	xsock_chan_kick_r(x);
+	xsock_chan_writable(x);
 }

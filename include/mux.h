@@ -1,9 +1,11 @@
 /*
  * mux.h -- a mesh link: many streams over one connection between two
- * relays (wire format: mux_proto.h).  Each stream is handed to its user
- * as one end of a socketpair, so a session end or a forward uses it as
- * it would any socket (splice included); the mux moves bytes between
- * the other end and the link.
+ * relays (wire format: mux_proto.h).  A stream is handed to its user as
+ * one end of a socketpair, so a forward uses it as it would any socket
+ * (splice included), and the mux moves bytes between the other end and
+ * the link; or, opened by a session end for its leg, as an xsock on a
+ * channel (xsock.h): no descriptor, its bytes moved by the mux between
+ * the xsock's buffers and the link.
  */
 #ifndef VRELAY_MUX_H
 #define VRELAY_MUX_H
@@ -15,6 +17,7 @@
 
 struct bufferevent;
 struct mux;
+struct xsock;
 
 #define MUX_OK			0
 #define MUX_E_STATE		(-1)	/* the link is not up (yet or now) */
@@ -53,6 +56,13 @@ void		 mux_free(struct mux *);
  * close-on-exec), connected.  -1 in *FD on error.
  */
 int		 mux_open(struct mux *, int *);
+/*
+ * Dialler: a new stream as *XP, an xsock on a channel (connected; the
+ * caller sets its callback and frees it), or NULL in *XP on error.
+ * Freeing the xsock closes the stream as a socket's close would; the
+ * link's end or the peer's RST reach it as ECONNRESET.
+ */
+int		 mux_open_chan(struct mux *, struct xsock **);
 /* Whether the peer's preamble has come and the link is not gone. */
 int		 mux_up(const struct mux *);
 /* Streams open now. */

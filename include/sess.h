@@ -29,6 +29,7 @@ struct event_base;
 
 struct sess;
 struct sess_ctx;
+struct xsock;
 
 enum sess_role {
 	SESS_CLIENT = 1,	/* ingress end: sends HELLO */
@@ -73,9 +74,11 @@ struct sess_conf {
  * own event watches FD, so FD stays in epoll (sess_dial_retire()).
  */
 struct sess_dial {
-	int			 fd;		/* -1 with BEV */
+	int			 fd;		/* -1 with BEV or X */
 	int			 up;		/* FD is connected already */
 	struct bufferevent	*bev;		/* NULL with FD */
+	struct xsock		*x;		/* a stream in process (a mesh
+						   link's), connected */
 	int			 tuned;		/* keepalive options set */
 	struct bufferevent	*retire;	/* on FD: free once watched */
 };

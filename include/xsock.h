@@ -7,7 +7,9 @@
  * exists only while bytes wait for the socket.  Reads go straight into
  * the caller's buffer, writes straight to the socket while nothing
  * waits.  A TLS stream is a bufferevent under the same interface
- * (xsock_new_bev), at a bufferevent's cost.
+ * (xsock_new_bev), at a bufferevent's cost; a stream that lives in this
+ * process (a mesh link's, mux.c) is a channel under it (xsock_new_chan):
+ * no descriptor, no system call, its bytes moved between buffers.
  */
 #ifndef VRELAY_XSOCK_H
 #define VRELAY_XSOCK_H
@@ -41,6 +43,25 @@ typedef void (*xsock_cb)(struct xsock *, enum xsock_event, size_t, void *);
 struct bufferevent;
 struct timeval;
 
+/*
+ * A channel: the far side of an xsock that is no socket.  Each is
+ * called with the channel's CHAN, never from inside an xsock callback
+ * that it could reach again.
+ */
+struct xsock_chan_ops {
+	/* Move up to N bytes from the front of SRC: the bytes taken. */
+	size_t	(*send)(void *, struct evbuffer *, size_t);
+	/* The owner read N bytes of what the channel gave it. */
+	void	(*consumed)(void *, size_t);
+	/* Nothing more will be sent (a socket's shutdown(SHUT_WR)). */
+	void	(*shutdown)(void *);
+	/*
+	 * The owner let go: RESET as a socket closed with SO_LINGER 0,
+	 * else as one closed.  The channel hears nothing more of it.
+	 */
+	void	(*close)(void *, int);
+};
+
 /* Take FD (nonblocking; closed by xsock_free). */
 struct xsock	*xsock_new(struct event_base *, int, int, xsock_cb, void *);
 /*
@@ -49,9 +70,35 @@ struct xsock	*xsock_new(struct event_base *, int, int, xsock_cb, void *);
  * as for a socket once its input is read.
  */
 struct xsock	*xsock_new_bev(struct bufferevent *, xsock_cb, void *);
+/*
+ * An xsock on channel CHAN (connected): its callback is set with
+ * xsock_set_cb() before the loop runs again.
+ */
+struct xsock	*xsock_new_chan(struct event_base *,
+		    const struct xsock_chan_ops *, void *);
+/* The callback from now on. */
+void		 xsock_set_cb(struct xsock *, xsock_cb, void *);
+/*
+ * The channel's side: N bytes of SRC are X's to read (moved), the far
+ * end sent its last, the channel takes bytes again, and the channel is
+ * gone (ERR: the errno its reads and writes now give; 0 for one that
+ * ended both ways: reads give EOF after the input, writes EPIPE).
+ */
+void		 xsock_chan_input(struct xsock *, struct evbuffer *, size_t);
+void		 xsock_chan_eof(struct xsock *);
+void		 xsock_chan_writable(struct xsock *);
+void		 xsock_chan_detach(struct xsock *, int);
+/*
+ * Send a FIN: shutdown(SHUT_WR) on a socket (the caller waits for its
+ * queue to drain first); a channel sends it once its queue has.
+ */
+void		 xsock_shutdown(struct xsock *);
+/* End with a reset when freed (SO_LINGER 0): a channel's RST now. */
+void		 xsock_reset(struct xsock *);
 void		 xsock_free(struct xsock *);
 /* No more callbacks; the socket stays open until xsock_free. */
 void		 xsock_stop(struct xsock *);
+/* The socket, or -1 for a channel. */
 int		 xsock_fd(const struct xsock *);
 /* The TLS bufferevent, or NULL for a plain socket. */
 struct bufferevent *xsock_bev(const struct xsock *);

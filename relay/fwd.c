@@ -515,7 +515,7 @@ fwd_dial(struct fwd_ctx *ctx, const struct xaddr *a, const char *host,
 	int			 e;
 
 	*up = *wait = 0;
-	if ((e = warm_leg(ctx->r->warm, a, host, &d, why)) != 0) {
+	if ((e = warm_leg(ctx->r->warm, a, host, 0, &d, why)) != 0) {
 		*wait = e == 1;
 		return (NULL);
 	}

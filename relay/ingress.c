@@ -63,7 +63,7 @@ ingress_connect(struct sess *s, void *arg, struct sess_dial *dial,
 
 	if ((a = ingress_route_addr(s, r, desc, &host)) == NULL)
 		return (-1);
-	return (warm_leg(r->warm, a, host, dial, desc));
+	return (warm_leg(r->warm, a, host, 1, dial, desc));
 }
 
 static void

@@ -6,8 +6,9 @@
  * With TLS on the mesh, a leg of its own per session costs a TLS
  * handshake when it opens (every session's, at once, after a vMotion)
  * and ~17 KiB of OpenSSL state for as long as it lives.  A stream on a
- * link that is up opens in no round trip and costs the socketpair the
- * session end uses as its leg.  The link is dialled when a leg first
+ * link that is up opens in no round trip and costs no descriptor: a
+ * session end's leg is an xsock on the stream's channel (mux_open_chan);
+ * a forward's (a guest agent's leg, fwd.c) is a socketpair's end.  The link is dialled when a leg first
  * needs it, or when a vMotion hint names the host (warm.c): legs wait
  * for it (sess_ops.connect returns 1) and are woken when it is up
  * (daemon_wake), or try at their backoff if it fails.  A link that
@@ -426,17 +427,19 @@ mesh_prepare(struct mesh *ms, const struct xaddr *a, const char *host)
 }
 
 /*
- * A new leg to HOST's relay at A as a stream: 0 with *DIAL its socket;
+ * A new leg to HOST's relay at A as a stream: 0 with *DIAL its socket,
+ * or its xsock if CHAN (a session end's leg: a channel, no descriptor);
  * 1 while the link comes up (the daemon's wake says when it is); -1
  * with *WHY while it is down; 2 if legs to HOST go one per connection.
  */
 int
-mesh_leg(struct mesh *ms, const struct xaddr *a, const char *host,
+mesh_leg(struct mesh *ms, const struct xaddr *a, const char *host, int chan,
     struct sess_dial *dial, const char **why)
 {
 	static char		 msg[400];
 	struct mesh_link	*l;
-	int			 fd, e;
+	struct xsock		*x = NULL;
+	int			 e, fd = -1;
 
 	if ((l = mesh_want(ms, a, host)) == NULL)
 		return (2);
@@ -454,7 +457,8 @@ mesh_leg(struct mesh *ms, const struct xaddr *a, const char *host,
 		*why = msg;
 		return (-1);
 	}
-	if ((e = mux_open(l->mux, &fd)) != MUX_OK) {
+	if ((e = chan ? mux_open_chan(l->mux, &x) : mux_open(l->mux, &fd)) !=
+	    MUX_OK) {
 		snprintf(msg, sizeof(msg), "mesh link to %s (%s): %s%s%s",
 		    host, l->dest, mux_strerror(e), e == MUX_E_SYSTEM ?
 		    ": " : "", e == MUX_E_SYSTEM ? strerror(errno) : "");
@@ -466,9 +470,10 @@ mesh_leg(struct mesh *ms, const struct xaddr *a, const char *host,
 	ms->streams++;
 	l->idle_ms = xtime_mono_ms();
 	dial->fd = fd;
+	dial->x = x;
 	dial->up = 1;
 	dial->bev = NULL;
-	dial->tuned = 1;	/* a socketpair: no TCP options */
+	dial->tuned = 1;	/* no TCP options */
 	*why = l->dest;
 	return (0);
 }

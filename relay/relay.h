@@ -160,7 +160,7 @@ void		 mesh_free(struct mesh *);
 const char	*mesh_prepare(struct mesh *, const struct xaddr *,
 		    const char *);
 int		 mesh_leg(struct mesh *, const struct xaddr *, const char *,
-		    struct sess_dial *, const char **);
+		    int, struct sess_dial *, const char **);
 void		 mesh_accept(struct mesh *, struct bufferevent *,
 		    const char *);
 json_t		*mesh_json(const struct mesh *);
@@ -202,13 +202,14 @@ void		 warm_cancel(struct warm *);
 void		 warm_wake(struct warm *);
 /*
  * A leg to A, HOST's relay (NULL: the appliance), pooled if possible,
- * in *DIAL (a plain socket, up if pooled, or a TLS bufferevent): 0 with
+ * in *DIAL (a plain socket, up if pooled, a TLS bufferevent, or with
+ * CHAN a mesh link's stream as an xsock): 0 with
  * *why naming A, or -1 with *why; 1 with *why when it should wait for
  * another link's TLS handshake to HOST, or for the mesh link to it (the
  * daemon's wake says when).
  */
 int		 warm_leg(struct warm *, const struct xaddr *, const char *,
-		    struct sess_dial *, const char **);
+		    int, struct sess_dial *, const char **);
 json_t		*warm_json(const struct warm *);
 
 /* pipe.c */

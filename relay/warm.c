@@ -350,10 +350,11 @@ warm_ready_cb(evutil_socket_t fd, short ev, void *arg)
  * BEV_EVENT_CONNECTED to whoever sets its callbacks next.  -1 with
  * *why saying why; 1 if a fresh one should wait for another link's TLS
  * handshake to HOST (daemon_link_wait).  Where legs to HOST share a
- * link (mesh.c), a stream on it instead, or 1 while the link comes up.
+ * link (mesh.c), a stream on it instead (an xsock on a channel if CHAN,
+ * for a session end), or 1 while the link comes up.
  */
 int
-warm_leg(struct warm *w, const struct xaddr *a, const char *host,
+warm_leg(struct warm *w, const struct xaddr *a, const char *host, int chan,
     struct sess_dial *dial, const char **why)
 {
 	static char		 msg[200];
@@ -365,7 +366,7 @@ warm_leg(struct warm *w, const struct xaddr *a, const char *host,
 
 	*dial = (struct sess_dial){ .fd = -1 };
 	/* A stream on the shared link to HOST's relay, if legs go so. */
-	if ((e = mesh_leg(w->r->mesh, a, host, dial, why)) != 2)
+	if ((e = mesh_leg(w->r->mesh, a, host, chan, dial, why)) != 2)
 		return (e);
 	TAILQ_FOREACH(c, &w->pool, entry) {
 		if (c->expires_ms == 0 || host == NULL ||

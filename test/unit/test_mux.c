@@ -3,7 +3,8 @@
  * and an acceptor (two muxes on a socketpair), their bytes, half-closes,
  * windows, resets and the link's end; and a raw peer writing what a
  * broken or hostile relay might, each fault ending the link with its
- * reason.
+ * reason.  The dialler's streams both as sockets (a forward's) and as
+ * channels (an xsock with no socket, a session end's leg).
  */
 #include <sys/socket.h>
 
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
@@ -26,6 +28,7 @@
 #include "mux.h"
 #include "mux_proto.h"
 #include "utest.h"
+#include "xsock.h"
 #include "xtime.h"
 
 #define NACC	16
@@ -394,6 +397,369 @@ test_ends(void **state)
 	unpair(&d, &a);
 }
 
+/* A dialled channel under test: what it read, and how it ended. */
+struct chn {
+	struct xsock	*x;
+	struct evbuffer	*in;
+	int		 eof;
+	int		 err;		/* a read's or XSOCK_ERROR's errno */
+	int		 timeouts;
+	size_t		 written;	/* XSOCK_WRITTEN's counts */
+	int		 told;		/* XSOCK_WRITTEN's */
+};
+
+static void
+chn_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
+{
+	struct chn	*c = arg;
+	ssize_t		 r;
+
+	switch (ev) {
+	case XSOCK_READABLE:
+		while ((r = xsock_read(x, c->in, 1 << 20)) > 0)
+			;
+		if (r == 0)
+			c->eof = 1;
+		else if (errno != EAGAIN)
+			c->err = errno;
+		if (r == 0 || errno != EAGAIN)
+			xsock_read_enable(x, 0);
+		break;
+	case XSOCK_WRITTEN:
+		c->written += n;
+		c->told++;
+		break;
+	case XSOCK_TIMEOUT:
+		c->timeouts++;
+		break;
+	case XSOCK_ERROR:
+		c->err = (int)n;
+		break;
+	case XSOCK_CONNECTED:
+		fail_msg("a channel is connected from the start");
+	}
+}
+
+/* Open C on D's link, reading. */
+static void
+chn_open(struct end *d, struct chn *c)
+{
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(mux_open_chan(d->m, &c->x), MUX_OK);
+	assert_non_null(c->x);
+	assert_int_equal(xsock_fd(c->x), -1);
+	assert_non_null(c->in = evbuffer_new());
+	xsock_set_cb(c->x, chn_cb, c);
+	xsock_read_enable(c->x, 1);
+}
+
+static void
+chn_close(struct chn *c)
+{
+	xsock_free(c->x);
+	c->x = NULL;
+	evbuffer_free(c->in);
+	c->in = NULL;
+}
+
+/* Write N bytes of BUF to C: what it took at once. */
+static size_t
+chn_write(struct chn *c, const void *buf, size_t n)
+{
+	struct evbuffer	*b = evbuffer_new();
+	size_t		 w;
+
+	evbuffer_add(b, buf, n);
+	w = xsock_write(c->x, b, n);
+	assert_int_equal(evbuffer_get_length(b), 0);
+	evbuffer_free(b);
+	return (w);
+}
+
+/* Run the loop until C has read N bytes, and take them into BUF. */
+static void
+chn_read_n(struct chn *c, void *buf, size_t n)
+{
+	long long	t0 = xtime_mono_ms();
+
+	while (evbuffer_get_length(c->in) < n) {
+		if (xtime_mono_ms() - t0 > 5000)
+			fail_msg("read %zu of %zu bytes in 5 s",
+			    evbuffer_get_length(c->in), n);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(200);
+	}
+	evbuffer_remove(c->in, buf, n);
+}
+
+/*
+ * Channels carry bytes both ways, half-close either way, and go from
+ * both muxes once both ends are done; no descriptor.
+ */
+static void
+test_chan_streams(void **state)
+{
+	struct end	 d, a;
+	struct chn	 c[2];
+	char		 buf[32], want[32];
+	int		 i;
+
+	pair(&d, &a);
+	for (i = 0; i < 2; i++)
+		chn_open(&d, &c[i]);
+	for (i = 1; i >= 0; i--) {
+		snprintf(want, sizeof(want), "channel %d says hello", i);
+		assert_int_equal(chn_write(&c[i], want, strlen(want)),
+		    strlen(want));
+	}
+	while (a.nacc < 2)
+		spin_for(1);
+	for (i = 0; i < 2; i++) {
+		snprintf(want, sizeof(want), "channel %d says hello", i);
+		read_n(a.acc[i], buf, strlen(want));
+		assert_memory_equal(buf, want, strlen(want));
+		write_n(a.acc[i], "ok", 2);
+		chn_read_n(&c[i], buf, 2);
+		assert_memory_equal(buf, "ok", 2);
+	}
+
+	/* Our FIN: the acceptor reads its end, and still writes. */
+	xsock_shutdown(c[0].x);
+	assert_true(read_end(a.acc[0]));
+	write_n(a.acc[0], "late", 4);
+	chn_read_n(&c[0], buf, 4);
+	assert_memory_equal(buf, "late", 4);
+	assert_int_equal(c[0].eof, 0);
+	/* Its FIN: EOF after the bytes; the stream goes from both. */
+	close(a.acc[0]);
+	a.acc[0] = -1;
+	spin_until(&c[0].eof);
+	spin_for(20);
+	assert_int_equal(mux_streams(d.m), 1);
+	assert_int_equal(mux_streams(a.m), 1);
+	/* The channel, done both ways, refuses a write, once, from the loop. */
+	assert_int_equal(chn_write(&c[0], "x", 1), 0);
+	spin_until(&c[0].err);
+	assert_int_equal(c[0].err, EPIPE);
+	chn_close(&c[0]);
+
+	/* The acceptor's FIN first: the channel writes after it. */
+	shutdown(a.acc[1], SHUT_WR);
+	spin_until(&c[1].eof);
+	assert_int_equal(chn_write(&c[1], "after", 5), 5);
+	read_n(a.acc[1], buf, 5);
+	assert_memory_equal(buf, "after", 5);
+	/* Freed: a socket's close, a FIN; both muxes let the stream go. */
+	chn_close(&c[1]);
+	assert_true(read_end(a.acc[1]));
+	spin_for(20);
+	assert_int_equal(mux_streams(d.m), 0);
+	assert_int_equal(mux_streams(a.m), 0);
+	unpair(&d, &a);
+}
+
+/*
+ * A channel let go: with nothing unread a FIN (the peer's stream stays
+ * until it closes), with bytes unread or by xsock_reset an RST (it goes
+ * at once); a link that ends resets its channels.
+ */
+static void
+test_chan_close(void **state)
+{
+	struct end	 d, a;
+	struct chn	 c;
+	char		 buf[8];
+
+	pair(&d, &a);
+	chn_open(&d, &c);
+	chn_write(&c, "a", 1);
+	spin_until(&a.nacc);
+	read_n(a.acc[0], buf, 1);
+	chn_close(&c);
+	assert_true(read_end(a.acc[0]));
+	spin_for(20);
+	assert_int_equal(mux_streams(a.m), 1);	/* half-closed */
+	/* A write to the closed channel resets the stream. */
+	write_n(a.acc[0], "to nobody", 9);
+	spin_for(50);
+	assert_int_equal(mux_streams(a.m), 0);
+	assert_int_equal(mux_streams(d.m), 0);
+
+	chn_open(&d, &c);
+	chn_write(&c, "b", 1);
+	spin_until(&a.acc[1]);
+	write_n(a.acc[1], "unread", 6);
+	while (evbuffer_get_length(c.in) < 6)
+		spin_for(1);
+	xsock_read_enable(c.x, 0);
+	write_n(a.acc[1], "more", 4);
+	spin_for(20);
+	chn_close(&c);
+	spin_for(20);
+	assert_int_equal(mux_streams(a.m), 0);
+	assert_int_equal(mux_streams(d.m), 0);
+
+	chn_open(&d, &c);
+	chn_write(&c, "c", 1);
+	while (a.nacc < 3)
+		spin_for(1);
+	xsock_reset(c.x);
+	spin_for(20);
+	assert_int_equal(mux_streams(a.m), 0);
+	assert_int_equal(mux_streams(d.m), 0);
+	chn_close(&c);
+
+	/* The peer resets (a refused OPEN): ECONNRESET. */
+	a.refuse = 1;
+	chn_open(&d, &c);
+	spin_until(&c.err);
+	assert_int_equal(c.err, ECONNRESET);
+	assert_int_equal(mux_streams(d.m), 0);
+	chn_close(&c);
+	a.refuse = 0;
+
+	/* The link ends: reads say ECONNRESET, a write says so too. */
+	chn_open(&d, &c);
+	mux_free(a.m);
+	a.m = NULL;
+	spin_until(&d.closed);
+	spin_until(&c.err);
+	assert_int_equal(c.err, ECONNRESET);
+	c.err = 0;
+	chn_write(&c, "x", 1);
+	spin_until(&c.err);
+	assert_int_equal(c.err, ECONNRESET);
+	chn_close(&c);
+	unpair(&d, &a);
+}
+
+/*
+ * A channel's ping-pong is one DATA frame a message each way (credit
+ * back in quarters, as a socket's), and a read timeout runs only while
+ * nothing comes.
+ */
+static void
+test_chan_ping_pong(void **state)
+{
+	struct end	 d, a;
+	struct chn	 c;
+	struct timeval	 tv = { 0, 60 * 1000 };
+	json_int_t	 d0, a0;
+	char		 buf[64], want[64];
+	int		 i;
+
+	pair(&d, &a);
+	chn_open(&d, &c);
+	chn_write(&c, "x", 1);
+	spin_until(&a.nacc);
+	read_n(a.acc[0], buf, 1);
+	xsock_set_timeout(c.x, &tv);
+	d0 = frames_out(d.m);
+	a0 = frames_out(a.m);
+	for (i = 0; i < 100; i++) {
+		memset(want, 'a' + i % 26, sizeof(want));
+		assert_int_equal(chn_write(&c, want, sizeof(want)),
+		    sizeof(want));
+		read_n(a.acc[0], buf, sizeof(buf));
+		assert_memory_equal(buf, want, sizeof(want));
+		write_n(a.acc[0], buf, sizeof(buf));
+		chn_read_n(&c, buf, sizeof(buf));
+		assert_memory_equal(buf, want, sizeof(want));
+		if (i % 10 == 0)
+			spin_for(20);	/* bytes every 20 ms: no timeout */
+	}
+	spin_for(20);
+	assert_int_equal(frames_out(d.m) - d0, 100);
+	assert_int_equal(frames_out(a.m) - a0, 100);
+	assert_int_equal(c.timeouts, 0);
+	spin_until(&c.timeouts);
+	xsock_set_timeout(c.x, NULL);
+	i = c.timeouts;
+	spin_for(150);
+	assert_int_equal(c.timeouts, i);
+	chn_close(&c);
+	close(a.acc[0]);
+	unpair(&d, &a);
+}
+
+/*
+ * 16 MiB each way through a reader that stops: the window holds the
+ * writer back (a channel queues what its credit does not cover and says
+ * XSOCK_WRITTEN as it goes), and every byte arrives once, in order.
+ */
+static void
+test_chan_bulk(void **state)
+{
+	struct end	 d, a;
+	struct chn	 c;
+	uint8_t		*src, *dst;
+	size_t		 n = 16 * 1024 * 1024, done = 0, got = 0, i;
+	ssize_t		 r;
+	int		 stuck = 0;
+	long long	 t0;
+	json_t		*j;
+
+	src = malloc(n);
+	dst = malloc(n);
+	for (i = 0; i < n; i++)
+		src[i] = (uint8_t)(i * 7 + i / 65536);
+	pair(&d, &a);
+	chn_open(&d, &c);
+	/* Up: the channel takes its window at once, queues the rest. */
+	assert_int_equal(chn_write(&c, src, n), MUX_WINDOW);
+	assert_int_equal(xsock_pending(c.x), n - MUX_WINDOW);
+	spin_for(50);
+	assert_int_equal(a.nacc, 1);
+	j = mux_json(a.m);
+	assert_true(json_integer_value(json_object_get(j, "bytes_in")) <
+	    4 * 1024 * 1024);
+	json_decref(j);
+	t0 = xtime_mono_ms();
+	while (got < n) {
+		if (xtime_mono_ms() - t0 > 20000)
+			fail_msg("%zu of %zu bytes in 20 s", got, n);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if ((r = read(a.acc[0], dst + got, n - got)) > 0)
+			got += r;
+	}
+	assert_memory_equal(src, dst, n);
+	assert_int_equal(xsock_pending(c.x), 0);
+	assert_int_equal(c.written, n - MUX_WINDOW);
+
+	/* The other way, the channel not reading. */
+	xsock_read_enable(c.x, 0);
+	t0 = xtime_mono_ms();
+	while (stuck < 200 && xtime_mono_ms() - t0 < 5000) {
+		r = write(a.acc[0], src + done, n - done);
+		if (r > 0) {
+			done += r;
+			stuck = 0;
+		} else
+			stuck++;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	assert_true(done < 4 * 1024 * 1024);
+	assert_int_equal(evbuffer_get_length(c.in), 0);
+	xsock_read_enable(c.x, 1);
+	t0 = xtime_mono_ms();
+	while (evbuffer_get_length(c.in) < n) {
+		if (xtime_mono_ms() - t0 > 20000)
+			fail_msg("%zu of %zu bytes in 20 s",
+			    evbuffer_get_length(c.in), n);
+		if (done < n && (r = write(a.acc[0], src + done, n - done)) > 0)
+			done += r;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	evbuffer_remove(c.in, dst, n);
+	assert_memory_equal(src, dst, n);
+	close(a.acc[0]);
+	spin_until(&c.eof);
+	chn_close(&c);
+	unpair(&d, &a);
+	free(src);
+	free(dst);
+}
+
 /* An acceptor facing raw bytes from the test: the link's reason. */
 static const char *
 raw(const void *bytes, size_t n, int open_first, long long ka_ms)
@@ -517,6 +883,10 @@ main(void)
 		cmocka_unit_test(test_ping_pong),
 		cmocka_unit_test(test_bulk),
 		cmocka_unit_test(test_ends),
+		cmocka_unit_test(test_chan_streams),
+		cmocka_unit_test(test_chan_close),
+		cmocka_unit_test(test_chan_ping_pong),
+		cmocka_unit_test(test_chan_bulk),
 		cmocka_unit_test(test_malformed),
 	};
 	int	r;
