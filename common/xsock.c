@@ -104,7 +104,7 @@ struct xsock {
 	size_t			 written;	/* bev: sent, not yet told */
 	const struct xsock_chan_ops *cops;	/* a channel: its side */
 	void			*chan;		/* ...NULL once it is gone */
-	struct evbuffer		*in;		/* chan: only while bytes wait */
+	struct evbuffer		*in;		/* chan: while bytes wait */
 	int			 shut;		/* chan: FIN once drained */
 	xsock_cb		 cb;
 	void			*arg;

@@ -8,10 +8,11 @@
  * and ~17 KiB of OpenSSL state for as long as it lives.  A stream on a
  * link that is up opens in no round trip and costs no descriptor: a
  * session end's leg is an xsock on the stream's channel (mux_open_chan);
- * a forward's (a guest agent's leg, fwd.c) is a socketpair's end.  The link is dialled when a leg first
- * needs it, or when a vMotion hint names the host (warm.c): legs wait
- * for it (sess_ops.connect returns 1) and are woken when it is up
- * (daemon_wake), or try at their backoff if it fails.  A link that
+ * a forward's (a guest agent's leg, fwd.c) is a socketpair's end.  The
+ * link is dialled when a leg first needs it, or when a vMotion hint
+ * names the host (warm.c): legs wait for it (sess_ops.connect returns
+ * 1) and are woken when it is up (daemon_wake), or try at their backoff
+ * if it fails.  A link that
  * fails, or is lost while up (its streams close, and their sessions
  * resume), is dialled again by itself after a backoff (MESH_BACKOFF_MS,
  * doubling to MESH_BACKOFF_MAX) for as long as legs asked for it in the
