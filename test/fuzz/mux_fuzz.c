@@ -9,11 +9,16 @@
  * loop run until the mux has read them all or given up on the link.
  * An accepting mux's streams (the peer's OPENs) are read, and written
  * to once, as a forward would.  A dialling mux reads the preamble
- * first, then opens FZ_DIAL_STREAMS streams and writes to each, as a
- * session end would, before the rest of the input comes: DATA, WINDOW,
- * FIN and RST then find streams it knows.  Whatever the bytes, the
- * link either stays up or ends with a reason of printable ASCII, and
- * nothing leaks (ASan).
+ * first, then opens FZ_DIAL_STREAMS streams on sockets (a forward's)
+ * and FZ_DIAL_CHANS on channels (a session end's leg: xsock.h), ids
+ * after them, and writes to each before the rest of the input comes:
+ * DATA, WINDOW, FIN and RST then find streams it knows.  One channel
+ * reads all it is given, one reads nothing (its window fills), one
+ * sends its FIN after its hello.  An odd-sized input frees the channels
+ * before the mux, an even one after (closed, or detached by the mux).
+ * Whatever the bytes, the link either stays up or ends with a reason
+ * of printable ASCII, a channel's reads and errors say only what a
+ * socket's would, and nothing leaks (ASan).
  */
 #include <sys/socket.h>
 
@@ -31,11 +36,13 @@
 #include "log.h"
 #include "mux.h"
 #include "mux_proto.h"
+#include "xsock.h"
 #include "fuzz.h"
 
 #define FZ_STREAMS	64
 #define FZ_DIAL		0xd1	/* first byte: the mux under test dialled */
 #define FZ_DIAL_STREAMS	3
+#define FZ_DIAL_CHANS	3
 
 struct fz_end {
 	int	closed;
@@ -45,6 +52,56 @@ struct fz_end {
 };
 
 static struct event_base	*base;
+
+/* A channel's callback: reads and drops what comes (ARG: whether). */
+static void
+fz_chan_cb(struct xsock *x, enum xsock_event ev, size_t n, void *arg)
+{
+	struct evbuffer	*in;
+	ssize_t		 r;
+
+	switch (ev) {
+	case XSOCK_READABLE:
+		CHECK(arg != NULL);
+		CHECK((in = evbuffer_new()) != NULL);
+		while ((r = xsock_read(x, in, 1 << 20)) > 0)
+			evbuffer_drain(in, (size_t)r);
+		evbuffer_free(in);
+		CHECK(r == 0 || errno == EAGAIN || errno == ECONNRESET);
+		if (r <= 0 && errno != EAGAIN)
+			xsock_read_enable(x, 0);
+		break;
+	case XSOCK_ERROR:
+		CHECK(n == EPIPE || n == ECONNRESET);
+		break;
+	case XSOCK_WRITTEN:
+		break;
+	case XSOCK_CONNECTED:
+	case XSOCK_TIMEOUT:
+		CHECK(!"a channel connects or times out");
+	}
+}
+
+/* A dialler's channels: one reads, one does not, one sends its FIN. */
+static void
+fz_open_chans(struct mux *m, struct xsock **x)
+{
+	struct evbuffer	*b;
+	int		 i;
+
+	CHECK((b = evbuffer_new()) != NULL);
+	for (i = 0; i < FZ_DIAL_CHANS; i++) {
+		if (mux_open_chan(m, &x[i]) != MUX_OK)
+			continue;
+		xsock_set_cb(x[i], fz_chan_cb, i == 1 ? NULL : x[i]);
+		xsock_read_enable(x[i], i != 1);
+		evbuffer_add(b, "hello", 5);
+		(void)xsock_write(x[i], b, 5);
+		if (i == 2)
+			xsock_shutdown(x[i]);
+	}
+	evbuffer_free(b);
+}
 
 int	LLVMFuzzerInitialize(int *, char ***);
 
@@ -86,6 +143,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_end		 e;
 	struct bufferevent	*bev;
 	struct mux		*m;
+	struct xsock		*x[FZ_DIAL_CHANS] = { NULL };
 	uint8_t			 buf[4096];
 	size_t			 done = 0, i, lim;
 	ssize_t			 r;
@@ -117,6 +175,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					(void)write(fd, "hello", 5);
 					e.fd[e.n++] = fd;
 				}
+			fz_open_chans(m, x);
 		}
 		if (dial && !opened && rounds > 8)
 			opened = 1;	/* never up: the rest as it comes */
@@ -135,7 +194,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(e.why[0] != '\0');
 		fz_ascii(e.why);
 	}
+	for (i = 0; size % 2 == 1 && i < FZ_DIAL_CHANS; i++) {
+		xsock_free(x[i]);
+		x[i] = NULL;
+	}
 	mux_free(m);
+	for (i = 0; i < FZ_DIAL_CHANS; i++)
+		xsock_free(x[i]);
 	for (i = 0; i < (size_t)e.n; i++)
 		close(e.fd[i]);
 	close(sv[0]);
