@@ -935,32 +935,51 @@ mux_free(struct mux *m)
 	free(m);
 }
 
-/* A channel's user writes: as many DATA frames as credit and mark allow. */
+/*
+ * A channel's user writes N bytes of SRC, then BN of BODY from OFF:
+ * as many DATA frames as credit and mark allow, each made whole in the
+ * link's buffer (a frame in pieces would be a TLS record per piece).
+ */
 static size_t
-mux_chan_send(void *arg, struct evbuffer *src, size_t n)
+mux_chan_send(void *arg, struct evbuffer *src, size_t n, struct evbuffer *body,
+    size_t off, size_t bn)
 {
 	struct mux_stream	*s = arg;
 	struct mux		*m = s->m;
 	struct evbuffer		*to;
-	uint8_t			 h[MUX_HDR_LEN];
-	size_t			 taken = 0, len;
+	struct evbuffer_iovec	 v;
+	struct evbuffer_ptr	 p;
+	uint8_t			*d;
+	size_t			 taken = 0, len, a;
 
 	if (m->state != MUX_ST_UP || (s->flags & MUX_SF_EOF))
 		return (0);
-	while (taken < n && s->credit > 0) {
+	while (taken < n + bn && s->credit > 0) {
 		if (mux_link_full(m)) {
 			mux_stall(s);
 			break;
 		}
-		len = n - taken;
+		len = n + bn - taken;
 		if (len > s->credit)
 			len = s->credit;
 		if (len > MUX_DATA_MAX)
 			len = MUX_DATA_MAX;
-		mux_hdr(h, MUX_DATA, s->id, (uint32_t)len);
 		to = mux_out(m);
-		if (evbuffer_add(to, h, sizeof(h)) != 0 ||
-		    evbuffer_remove_buffer(src, to, len) != (int)len) {
+		if (evbuffer_reserve_space(to, MUX_HDR_LEN + len, &v, 1) != 1) {
+			mux_fail(m, "out of memory");
+			break;
+		}
+		d = (uint8_t *)v.iov_base + MUX_HDR_LEN;
+		a = taken < n ? (n - taken < len ? n - taken : len) : 0;
+		if (a > 0 && evbuffer_remove(src, d, a) != (int)a)
+			abort();	/* N is within SRC */
+		if (len > a && (evbuffer_ptr_set(body, &p, off + taken + a - n,
+		    EVBUFFER_PTR_SET) != 0 || evbuffer_copyout_from(body, &p,
+		    d + a, len - a) != (ev_ssize_t)(len - a)))
+			abort();	/* so are BODY's */
+		mux_hdr(v.iov_base, MUX_DATA, s->id, (uint32_t)len);
+		v.iov_len = MUX_HDR_LEN + len;
+		if (evbuffer_commit_space(to, &v, 1) != 0) {
 			mux_fail(m, "out of memory");
 			break;
 		}

@@ -124,6 +124,8 @@ static void	xsock_bev_outcb(struct evbuffer *,
 static void	xsock_chan_update(struct xsock *);
 static void	xsock_chan_kick_r(struct xsock *);
 static ssize_t	xsock_chan_read(struct xsock *, struct evbuffer *, size_t);
+static size_t	xsock_chan_write_ref(struct xsock *, struct evbuffer *,
+		    size_t, struct evbuffer *, size_t, size_t, size_t *);
 static void	xsock_chan_rcb(evutil_socket_t, short, void *);
 static void	xsock_chan_wcb(evutil_socket_t, short, void *);
 
@@ -598,7 +600,8 @@ xsock_write_flags(struct xsock *x, struct evbuffer *src, size_t n, int more)
 	if (x->cops != NULL) {
 		/* The channel takes what its window allows, no more. */
 		if (xsock_pending(x) == 0 && x->chan != NULL && !x->shut)
-			w = (ev_ssize_t)x->cops->send(x->chan, src, n);
+			w = (ev_ssize_t)x->cops->send(x->chan, src, n, NULL, 0,
+			    0);
 		if ((size_t)w < n) {
 			evbuffer_remove_buffer(src, xsock_outbuf(x),
 			    n - (size_t)w);
@@ -665,11 +668,12 @@ xsock_write_ref(struct xsock *x, struct evbuffer *src, struct evbuffer *body,
 	if (taken != NULL)
 		*taken = 0;
 	hl = evbuffer_get_length(src);
+	if (x->cops != NULL)
+		return (xsock_chan_write_ref(x, src, hl, body, off, n, taken));
 	if (hl > 0)
 		nh = evbuffer_peek(src, -1, NULL, v, XSOCK_REF_IOV / 2);
-	if (x->bev != NULL || x->cops != NULL || (taken == NULL &&
-	    (xsock_pending(x) > 0 || x->connecting || x->failed != 0)) ||
-	    nh > XSOCK_REF_IOV / 2 ||
+	if (x->bev != NULL || (taken == NULL && (xsock_pending(x) > 0 ||
+	    x->connecting || x->failed != 0)) || nh > XSOCK_REF_IOV / 2 ||
 	    (n > 0 && evbuffer_ptr_set(body, &p, off, EVBUFFER_PTR_SET) != 0) ||
 	    (nb = n == 0 ? 0 : evbuffer_peek(body, (ev_ssize_t)n, &p,
 	    v + nh, XSOCK_REF_IOV - nh)) > XSOCK_REF_IOV - nh) {
@@ -1120,6 +1124,34 @@ xsock_chan_read(struct xsock *x, struct evbuffer *dst, size_t max)
 	return ((ssize_t)have);
 }
 
+/*
+ * A channel's xsock_write_ref(): HL bytes of SRC and N of BODY from OFF
+ * go to the channel in one call (its frames copy them, BODY stays as
+ * it is) as far as its window allows; then as a plain socket's.
+ */
+static size_t
+xsock_chan_write_ref(struct xsock *x, struct evbuffer *src, size_t hl,
+    struct evbuffer *body, size_t off, size_t n, size_t *taken)
+{
+	size_t	w = 0, bw;
+
+	if (xsock_pending(x) == 0 && x->chan != NULL && !x->shut)
+		w = x->cops->send(x->chan, src, hl, body, off, n);
+	if (w < hl)
+		evbuffer_remove_buffer(src, xsock_outbuf(x), hl - w);
+	bw = w > hl ? w - hl : 0;
+	if (taken != NULL) {
+		*taken = bw;
+		if (bw < n && xsock_pending(x) == 0)
+			x->want_w = 1;	/* XSOCK_WRITTEN once it takes more */
+	} else if (bw < n)
+		xsock_copy_from(xsock_outbuf(x), body, off + bw, n - bw);
+	xsock_update(x);
+	if (x->failed != 0)
+		xsock_chan_writable(x);		/* to say so */
+	return (w);
+}
+
 /* Input, EOF or the channel's end; or the timeout. */
 static void
 xsock_chan_rcb(evutil_socket_t fd, short what, void *arg)
@@ -1153,7 +1185,8 @@ xsock_chan_wcb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (x->out != NULL && evbuffer_get_length(x->out) > 0)
-		w = x->cops->send(x->chan, x->out, evbuffer_get_length(x->out));
+		w = x->cops->send(x->chan, x->out, evbuffer_get_length(x->out),
+		    NULL, 0, 0);
 	if (x->out != NULL && evbuffer_get_length(x->out) == 0) {
 		evbuffer_free(x->out);
 		x->out = NULL;

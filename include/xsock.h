@@ -49,8 +49,13 @@ struct timeval;
  * that it could reach again.
  */
 struct xsock_chan_ops {
-	/* Move up to N bytes from the front of SRC: the bytes taken. */
-	size_t	(*send)(void *, struct evbuffer *, size_t);
+	/*
+	 * Take up to N bytes from the front of SRC (drained), then up to
+	 * BN bytes of BODY from offset OFF (left in place; BODY may be
+	 * NULL with BN 0): the bytes taken, of SRC's first.
+	 */
+	size_t	(*send)(void *, struct evbuffer *, size_t, struct evbuffer *,
+		    size_t, size_t);
 	/* The owner read N bytes of what the channel gave it. */
 	void	(*consumed)(void *, size_t);
 	/* Nothing more will be sent (a socket's shutdown(SHUT_WR)). */
