@@ -7,7 +7,10 @@
  * socketpairs whose far ends the test reads and writes itself.  A leg
  * is broken with shutdown() on the server's end of it, and hostile
  * peers are played by writing frames by hand (frame.h), so every
- * refusal can be decoded and its code checked.
+ * refusal can be decoded and its code checked.  With chan_legs, the
+ * client's legs are channels on a mesh link (mux.h) instead, as a
+ * relay's session ends hold them on a shared link, whose accepted
+ * streams go to the server.
  */
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -36,9 +39,11 @@
 #include <jansson.h>
 
 #include "frame.h"
+#include "mux.h"
 #include "proto.h"
 #include "sess.h"
 #include "xmalloc.h"
+#include "xsock.h"
 
 #define WAIT_MS		5000		/* longest any one wait may take */
 #define CHUNK		(64 * 1024)	/* test-side read and write size */
@@ -134,6 +139,10 @@ struct world {
 	long long		 deadline;
 	int			 rogue[16];	/* test ends, hand-made legs */
 	int			 nrogue;
+	int			 chan_legs;	/* legs are channels on link */
+	struct mux		*link[2];	/* ...its dialler, acceptor */
+	int			 link_up;	/* the acceptor's preamble */
+	int			 link_closed;	/* the dialler saw it end */
 };
 
 /* Milliseconds on the monotonic clock, as sess.c counts them. */
@@ -393,6 +402,62 @@ tcp_pair(int fd[2])
 		abort();
 }
 
+/* The mesh link's acceptor: a stream is a leg for the server. */
+static int
+t_link_accept(struct mux *m, int fd, void *arg)
+{
+	struct world		*w = arg;
+	struct bufferevent	*sb;
+
+	if ((sb = bufferevent_socket_new(w->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		abort();
+	w->sleg = fd;
+	sess_accept(w->sv.ctx, sb, "test-leg");
+	return (0);
+}
+
+static void
+t_link_up(struct mux *m, void *arg)
+{
+	((struct world *)arg)->link_up = 1;
+}
+
+static void
+t_link_closed(struct mux *m, const char *why, void *arg)
+{
+	struct world	*w = arg;
+
+	if (m == w->link[0])
+		w->link_closed = 1;
+}
+
+static const struct mux_cb	t_link_cb = {
+	t_link_up, t_link_accept, t_link_closed
+};
+
+/* A mesh link between the contexts (again): the client's legs' way. */
+static void
+world_link(struct world *w)
+{
+	struct bufferevent	*b[2];
+	int			 fd[2], i;
+
+	for (i = 0; i < 2; i++)
+		mux_free(w->link[i]);
+	w->link_up = w->link_closed = 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd) == -1)
+		abort();
+	for (i = 0; i < 2; i++) {
+		if ((b[i] = bufferevent_socket_new(w->base, fd[i],
+		    BEV_OPT_CLOSE_ON_FREE)) == NULL ||
+		    (w->link[i] = mux_new(b[i], i == 0, &t_link_cb, w)) ==
+		    NULL)
+			abort();
+	}
+	w->chan_legs = 1;
+}
+
 /*
  * Client: a new leg is a socketpair whose far end the server accepts.
  * Each leg comes in turn in each form ops->connect may give it: a
@@ -416,6 +481,20 @@ t_connect(struct sess *s, void *arg, struct sess_dial *d, const char **desc)
 	if (w->wait_target) {
 		*desc = "waiting (test)";
 		return (1);
+	}
+	if (w->chan_legs) {
+		/* A stream on the link: the server accepts its far end. */
+		if (!mux_up(w->link[0])) {
+			*desc = "the test's mesh link is not up";
+			return (-1);
+		}
+		*d = (struct sess_dial){ .fd = -1, .up = 1, .tuned = 1 };
+		if (mux_open_chan(w->link[0], &d->x) != MUX_OK)
+			abort();
+		w->connects++;
+		w->cleg = -1;
+		*desc = "test-target";
+		return (0);
 	}
 	if (w->tcp_legs)
 		tcp_pair(fd);
@@ -642,6 +721,8 @@ teardown(void **state)
 
 	sess_ctx_free(w->cl.ctx);
 	sess_ctx_free(w->sv.ctx);
+	mux_free(w->link[0]);
+	mux_free(w->link[1]);
 	if (w->guest != -1)
 		close(w->guest);
 	if (w->backend != -1)
@@ -3560,6 +3641,107 @@ test_leg_reuse(void **state)
 	assert_int_equal(w->refusals, 0);
 }
 
+/* The contexts, and a mesh link up between them for the client's legs. */
+static void
+world_start_chan(struct world *w)
+{
+	world_start(w);
+	world_link(w);
+	WAIT(w, w->link_up && mux_up(w->link[0]));
+}
+
+/*
+ * Legs as channels on a mesh link (a relay's session ends on a shared
+ * link): bytes both ways while the server's leg is broken twice (its
+ * stream's socket shut: the channel's EOF), the client's leg is reset
+ * (an RST on its stream) and the link is lost under the session (every
+ * channel's ECONNRESET): each time it resumes over a new channel, and
+ * every byte arrives once, in order.
+ */
+static void
+test_chan_legs(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 6 * MIB;
+	int		 k;
+
+	w->conf.replay_max = 256 * 1024;
+	world_start_chan(w);
+	w->check_cap = 1;
+	world_open(w);
+	flow_init(&w->up, n, 0x51);
+	flow_init(&w->down, n, 0x52);
+	for (k = 1; k <= 4; k++) {
+		WAIT(w, w->up.rd >= k * MIB && w->down.rd >= k * MIB);
+		w->no_target = 1;
+		if (k <= 2)
+			assert_int_equal(shutdown(w->sleg, SHUT_RDWR), 0);
+		else if (k == 3)
+			assert_int_equal(sess_ctx_reset_legs(w->cl.ctx,
+			    "test-", "vMotion reset (test)"), 1);
+		else {
+			mux_free(w->link[1]);
+			w->link[1] = NULL;
+		}
+		WAIT(w, w->cl.n_detached == k && w->sv.n_detached == k);
+		if (k == 4) {
+			assert_non_null(strstr(w->cl.why_detached, "reset"));
+			WAIT(w, w->link_closed);
+			world_link(w);
+			WAIT(w, w->link_up && mux_up(w->link[0]));
+		}
+		w->no_target = 0;
+		sess_ctx_wake(w->cl.ctx);
+		WAIT(w, w->cl.n_resumed == k && w->sv.n_resumed == k);
+		assert_int_equal(w->connects, 1 + k);
+	}
+	flows_finish(w, 30, "backend -> guest");
+	assert_int_equal(jint(w->cl.s, "bytes_out"), n);
+	assert_int_equal(jint(w->cl.s, "bytes_in"), n);
+	assert_int_equal(jint(w->sv.s, "bytes_out"), n);
+	assert_int_equal(jint(w->sv.s, "bytes_in"), n);
+	assert_int_equal(jstat(w->cl.ctx, "resumes_one_trip"), 4);
+	assert_int_equal(w->refusals, 0);
+}
+
+/*
+ * Over channels, a replay cap the bulk runs into holds the writers back
+ * both ways (the channel's queue and the link's window in between), and
+ * sessions one after another reuse the leg the server released.
+ */
+static void
+test_chan_backpressure_reuse(void **state)
+{
+	struct world	*w = *state;
+	size_t		 n = 8 * MIB;
+	int		 i;
+
+	w->conf.replay_max = 64 * 1024;
+	w->conf.idle_max = 4;
+	world_start_chan(w);
+	w->check_cap = 1;
+	world_open(w);
+	flow_init(&w->up, n, 0x61);
+	flow_init(&w->down, n, 0x62);
+	w->up.shut = w->down.shut = 1;
+	flows_finish(w, 0, "backend -> guest");
+	if (w->max_unacked < (long long)w->conf.replay_max / 2)
+		fail_msg("unacked_out peaked at %lld only", w->max_unacked);
+	assert_int_equal(w->cl.n_detached + w->sv.n_detached, 0);
+	WAIT(w, w->cl.n_closed == 1 && w->sv.n_closed == 1);
+	assert_string_equal(w->cl.why_closed, "done");
+	WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
+	    jstat(w->sv.ctx, "legs_idle") == 1);
+	for (i = 0; i < 2; i++) {
+		world_echo_session(w, 100000 + i, 91 + i);
+		WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
+		    jstat(w->sv.ctx, "legs_idle") == 1);
+	}
+	assert_int_equal(w->connects, 1);
+	assert_int_equal(jstat(w->cl.ctx, "legs_reused"), 2);
+	assert_int_equal(w->refusals, 0);
+}
+
 /*
  * A server that keeps no idle legs sends no RELEASE: the client closes
  * the leg after the session, and the next one connects anew.
@@ -3795,6 +3977,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_leg_idle_retarget, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_chan_legs, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_chan_backpressure_reuse,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leg_idle_garbage, setup,
 		    teardown),
 	};
