@@ -774,112 +774,197 @@ fz_pipelined(struct fz_leg *leg)
 		fz_off_model(leg);
 }
 
+/* The leg the script is on, or NULL. */
+static struct fz_leg *
+fz_cur_leg(void)
+{
+	return (w.cur >= 0 ? &w.leg[w.cur] : NULL);
+}
+
+/* Steps that only change the harness's state, or a leg's socket. */
+static void
+fz_step_newleg(struct evbuffer *out, int arg)
+{
+	fz_newleg();
+}
+
+static void
+fz_step_pick(struct evbuffer *out, int arg)
+{
+	if (w.leg[arg % FZ_LEGS].fd != -1)
+		w.cur = arg % FZ_LEGS;
+}
+
+static void
+fz_step_leg_end(struct evbuffer *out, int arg)
+{
+	struct fz_leg	*leg = fz_cur_leg();
+
+	if (leg == NULL || leg->fd == -1)
+		return;
+	if (arg & 1) {
+		close(leg->fd);
+		leg->fd = -1;
+	} else
+		shutdown(leg->fd, SHUT_WR);
+}
+
+static void
+fz_step_backend(struct evbuffer *out, int arg)
+{
+	fz_backend(arg);
+}
+
+static void
+fz_step_misc(struct evbuffer *out, int arg)
+{
+	fz_misc(arg);
+}
+
+/* Steps that send what they build on the current leg (fz_send). */
+static void
+fz_step_raw(struct evbuffer *out, int arg)
+{
+	struct fz_leg	*leg = fz_cur_leg();
+	uint8_t		 buf[256];
+	size_t		 n, i;
+
+	n = fz_byte();
+	for (i = 0; i < n; i++)
+		buf[i] = fz_byte();
+	evbuffer_add(out, buf, n);
+	if (leg != NULL)
+		fz_off_model(leg);
+	fz_send(out);
+}
+
+static void
+fz_step_hello_new(struct evbuffer *out, int arg)
+{
+	fz_hello(out, PROTO_HELLO_NEW, arg);
+	fz_send(out);
+}
+
+static void
+fz_step_hello_resume(struct evbuffer *out, int arg)
+{
+	fz_hello(out, arg & 4 ? PROTO_HELLO_RESUME_PROOF : PROTO_HELLO_RESUME,
+	    arg);
+	fz_send(out);
+}
+
+static void
+fz_step_proof(struct evbuffer *out, int arg)
+{
+	fz_proof(out, arg);
+	fz_send(out);
+}
+
+/*
+ * Stream steps: a leg whose HELLO is not answered yet has its offsets
+ * modelled no more (they are pipelined behind it).
+ */
+static void
+fz_step_data(struct evbuffer *out, int arg)
+{
+	fz_pipelined(fz_cur_leg());
+	fz_data(out, arg);
+	fz_send(out);
+}
+
+static void
+fz_step_ack(struct evbuffer *out, int arg)
+{
+	struct fz_leg	*leg = fz_cur_leg();
+	struct fz_sid	*sd;
+
+	fz_pipelined(leg);
+	if (leg == NULL || leg->sidx < 0) {
+		frame_u64_add(out, PROTO_ACK, fz_u64());
+		fz_send(out);
+		return;
+	}
+	sd = &w.sid[leg->sidx];
+	switch (arg & 3) {
+	case 0:
+		frame_u64_add(out, PROTO_ACK, sd->down);
+		break;
+	case 1:
+		frame_u64_add(out, PROTO_ACK, sd->down + 1);
+		sd->lied = 1;
+		break;
+	case 2:
+		frame_u64_add(out, PROTO_ACK, fz_u64());
+		sd->lied = 1;
+		break;
+	default:
+		frame_u64_add(out, PROTO_ACK, 0);
+		break;
+	}
+	fz_send(out);
+}
+
+static void
+fz_step_fin(struct evbuffer *out, int arg)
+{
+	struct fz_leg	*leg = fz_cur_leg();
+
+	fz_pipelined(leg);
+	if (leg == NULL || leg->sidx < 0 || (arg & 1)) {
+		frame_u64_add(out, PROTO_FIN, fz_u64());
+		if (leg != NULL && leg->sidx >= 0)
+			w.sid[leg->sidx].fin_sent = 1;
+	} else {
+		frame_u64_add(out, PROTO_FIN, w.sid[leg->sidx].up_next);
+		w.sid[leg->sidx].fin_sent = 1;
+	}
+	fz_send(out);
+}
+
+static void
+fz_step_ping(struct evbuffer *out, int arg)
+{
+	fz_pipelined(fz_cur_leg());
+	frame_u64_add(out, arg & 1 ? PROTO_PONG : PROTO_PING, fz_byte());
+	fz_send(out);
+}
+
+static void
+fz_step_error(struct evbuffer *out, int arg)
+{
+	char	reason[64];
+	size_t	n, i;
+	int	code;
+
+	fz_pipelined(fz_cur_leg());
+	code = fz_byte();
+	n = fz_byte() % sizeof(reason);
+	for (i = 0; i + 1 < n; i++)
+		reason[i] = (char)fz_byte();
+	reason[i] = '\0';
+	frame_error_add(out, arg & 1 ? PROTO_CLOSE : PROTO_ERROR, code,
+	    reason);
+	fz_send(out);
+}
+
+/*
+ * The steps, by a script byte's low nibble (its high one: ARG); the
+ * last two repeat the first two, as the nibble modulo 14 did.
+ */
+static void (*const fz_steps[16])(struct evbuffer *, int) = {
+	fz_step_newleg,	fz_step_pick,	fz_step_raw,	fz_step_hello_new,
+	fz_step_hello_resume, fz_step_proof, fz_step_data, fz_step_ack,
+	fz_step_fin,	fz_step_ping,	fz_step_error,	fz_step_leg_end,
+	fz_step_backend, fz_step_misc,	fz_step_newleg,	fz_step_pick,
+};
+
 /* One step of the script. */
 static void
 fz_step(void *arg_out)
 {
-	struct evbuffer	*out = arg_out;
-	struct fz_leg	*leg = w.cur >= 0 ? &w.leg[w.cur] : NULL;
-	struct fz_sid	*sd;
-	uint8_t		 b = fz_byte(), buf[256];
-	size_t		 n, i;
-	int		 op = b & 15, arg = b >> 4, code;
-	char		 reason[64];
+	uint8_t	b = fz_byte();
 
-	if (op % 14 >= 6 && op % 14 <= 10)
-		fz_pipelined(leg);
-	switch (op % 14) {
-	case 0:
-		fz_newleg();
-		return;
-	case 1:
-		if (w.leg[arg % FZ_LEGS].fd != -1)
-			w.cur = arg % FZ_LEGS;
-		return;
-	case 2:
-		n = fz_byte();
-		for (i = 0; i < n; i++)
-			buf[i] = fz_byte();
-		evbuffer_add(out, buf, n);
-		if (leg != NULL)
-			fz_off_model(leg);
-		break;
-	case 3:
-		fz_hello(out, PROTO_HELLO_NEW, arg);
-		break;
-	case 4:
-		fz_hello(out, arg & 4 ? PROTO_HELLO_RESUME_PROOF :
-		    PROTO_HELLO_RESUME, arg);
-		break;
-	case 5:
-		fz_proof(out, arg);
-		break;
-	case 6:
-		fz_data(out, arg);
-		break;
-	case 7:
-		if (leg == NULL || leg->sidx < 0) {
-			frame_u64_add(out, PROTO_ACK, fz_u64());
-			break;
-		}
-		sd = &w.sid[leg->sidx];
-		switch (arg & 3) {
-		case 0:
-			frame_u64_add(out, PROTO_ACK, sd->down);
-			break;
-		case 1:
-			frame_u64_add(out, PROTO_ACK, sd->down + 1);
-			sd->lied = 1;
-			break;
-		case 2:
-			frame_u64_add(out, PROTO_ACK, fz_u64());
-			sd->lied = 1;
-			break;
-		default:
-			frame_u64_add(out, PROTO_ACK, 0);
-			break;
-		}
-		break;
-	case 8:
-		if (leg == NULL || leg->sidx < 0 || (arg & 1)) {
-			frame_u64_add(out, PROTO_FIN, fz_u64());
-			if (leg != NULL && leg->sidx >= 0)
-				w.sid[leg->sidx].fin_sent = 1;
-			break;
-		}
-		frame_u64_add(out, PROTO_FIN, w.sid[leg->sidx].up_next);
-		w.sid[leg->sidx].fin_sent = 1;
-		break;
-	case 9:
-		frame_u64_add(out, arg & 1 ? PROTO_PONG : PROTO_PING,
-		    fz_byte());
-		break;
-	case 10:
-		code = fz_byte();
-		n = fz_byte() % sizeof(reason);
-		for (i = 0; i + 1 < n; i++)
-			reason[i] = (char)fz_byte();
-		reason[i] = '\0';
-		frame_error_add(out, arg & 1 ? PROTO_CLOSE : PROTO_ERROR, code,
-		    reason);
-		break;
-	case 11:
-		if (leg == NULL || leg->fd == -1)
-			return;
-		if (arg & 1) {
-			close(leg->fd);
-			leg->fd = -1;
-		} else
-			shutdown(leg->fd, SHUT_WR);
-		return;
-	case 12:
-		fz_backend(arg);
-		return;
-	default:
-		fz_misc(arg);
-		return;
-	}
-	fz_send(out);
+	fz_steps[b & 0x0f](arg_out, b >> 4);
 }
 
 /* The event base, our key, SIGPIPE off (the daemons ignore it too). */
