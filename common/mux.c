@@ -451,6 +451,31 @@ mux_stream_write(struct mux_stream *s)
 	mux_stream_check(s);
 }
 
+/*
+ * A DATA frame of S's whose LEN payload bytes are in V, reserved in TO
+ * behind room for its header: the header, and the frame is sent (the
+ * stage's at the turn's end).  -1: the link failed.
+ */
+static int
+mux_data_commit(struct mux_stream *s, struct evbuffer *to,
+    struct evbuffer_iovec *v, size_t len)
+{
+	struct mux	*m = s->m;
+
+	mux_hdr(v->iov_base, MUX_DATA, s->id, (uint32_t)len);
+	v->iov_len = MUX_HDR_LEN + len;
+	if (evbuffer_commit_space(to, v, 1) != 0) {
+		mux_fail(m, "out of memory");
+		return (-1);
+	}
+	if (to == m->stage)
+		mux_staged(m);
+	m->frames_out++;
+	m->bytes_out += len;
+	s->credit -= (uint32_t)len;
+	return (0);
+}
+
 /* Read the stream's socket into one DATA frame on the link. */
 static void
 mux_stream_read(struct mux_stream *s)
@@ -486,18 +511,8 @@ mux_stream_read(struct mux_stream *s)
 		mux_stream_check(s);
 		return;
 	}
-	mux_hdr(v.iov_base, MUX_DATA, s->id, (uint32_t)n);
-	v.iov_len = MUX_HDR_LEN + n;
-	if (evbuffer_commit_space(to, &v, 1) != 0) {
-		mux_fail(m, "out of memory");
-		return;
-	}
-	if (to == m->stage)
-		mux_staged(m);
-	m->frames_out++;
-	m->bytes_out += n;
-	s->credit -= n;
-	mux_rearm(s);
+	if (mux_data_commit(s, to, &v, (size_t)n) == 0)
+		mux_rearm(s);
 }
 
 static void
@@ -977,17 +992,8 @@ mux_chan_send(void *arg, struct evbuffer *src, size_t n, struct evbuffer *body,
 		    EVBUFFER_PTR_SET) != 0 || evbuffer_copyout_from(body, &p,
 		    d + a, len - a) != (ev_ssize_t)(len - a)))
 			abort();	/* so are BODY's */
-		mux_hdr(v.iov_base, MUX_DATA, s->id, (uint32_t)len);
-		v.iov_len = MUX_HDR_LEN + len;
-		if (evbuffer_commit_space(to, &v, 1) != 0) {
-			mux_fail(m, "out of memory");
+		if (mux_data_commit(s, to, &v, len) != 0)
 			break;
-		}
-		if (to == m->stage)
-			mux_staged(m);
-		m->frames_out++;
-		m->bytes_out += len;
-		s->credit -= (uint32_t)len;
 		taken += len;
 	}
 	return (taken);
