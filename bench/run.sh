@@ -701,14 +701,6 @@ for r in $(seq 1 "$IDLE_ROUNDS"); do
 		fi
 		for topo in $IDLE_TOPOLOGIES; do
 			mt=$m
-			# A stream of a shared link is a socketpair: three
-			# descriptors per session on each relay, not two.
-			if [ "$topo" = vrelay-2hop-tls-shared ] &&
-			    [ "$mt" -gt $(((NOFILE - 100) / 3)) ]; then
-				mt=$(((NOFILE - 100) / 3))
-				say "idle: $topo takes 3 descriptors per" \
-				    "session on each relay: measuring $mt"
-			fi
 			say "idle $r/$IDLE_ROUNDS: $topo, $mt sessions"
 			if topo_start "$topo"; then
 				idle_one "$topo" "$r" "$mt" "$n"

@@ -39,6 +39,7 @@
  * thousand resumes after a vMotion) still leaves in few records and
  * writes, not one each.  Otherwise a frame queues, in order, behind.
  */
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -85,6 +86,7 @@ struct mux_stream {
 	struct xsock		*x;		/* or the user's channel; NULL
 						   once the user let go */
 	int			 chan;		/* a channel, not a socket */
+	int			 adopted;	/* FD is the user's far side */
 	struct event		*ev;
 	short			 armed;		/* EV_READ, EV_WRITE as added */
 	unsigned		 flags;
@@ -118,7 +120,8 @@ struct mux {
 	long long		 rx_ms;		/* last frame read */
 	int			 pinged;
 	char			 why[256];
-	uint64_t		 opened, refused, frames_in, frames_out;
+	uint64_t		 opened, refused, adopted;
+	uint64_t		 frames_in, frames_out;
 	uint64_t		 bytes_in, bytes_out;
 };
 
@@ -141,6 +144,7 @@ mux_strerror(int e)
 		"the mesh link is not up",
 		"system error",
 		"the mesh link's stream ids are used up",
+		"the stream has bytes waiting",
 	};
 
 	if (e > 0 || -e >= (int)(sizeof(msgs) / sizeof(msgs[0])))
@@ -617,7 +621,7 @@ mux_on_open(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t arg,
 		mux_send(m, MUX_RST, id, 0);
 		return (0);
 	}
-	if (m->cb.accept == NULL || m->cb.accept(m, fd[1], m->arg) != 0) {
+	if (m->cb.accept == NULL || m->cb.accept(m, id, fd[1], m->arg) != 0) {
 		m->refused++;
 		close(fd[1]);
 		mux_stream_reset(s);
@@ -1091,6 +1095,60 @@ mux_open_chan(struct mux *m, struct xsock **xp)
 	return (MUX_OK);
 }
 
+/*
+ * Hand stream ID's socket over to FD; see mux.h.  What the user wrote
+ * into the socketpair goes to the link first (a stream waiting for
+ * credit is busy: the user keeps forwarding), then what it read and
+ * did not pass on (PENDING) leads what the mux holds for the socket.
+ */
+int
+mux_adopt(struct mux *m, uint32_t id, int fd, struct evbuffer *pending)
+{
+	struct mux_stream	*s;
+	int			 n;
+
+	if ((s = mux_find(m, id)) == NULL || s->chan || s->adopted ||
+	    m->state != MUX_ST_UP ||
+	    (s->flags & (MUX_SF_EOF | MUX_SF_FIN | MUX_SF_SHUT)))
+		return (MUX_E_STATE);
+	while (ioctl(s->fd, FIONREAD, &n) == 0 && n > 0) {
+		if (s->credit == 0 || mux_link_full(m))
+			return (MUX_E_BUSY);
+		mux_stream_read(s);
+		if (mux_find(m, id) != s || (s->flags & MUX_SF_EOF))
+			return (MUX_E_STATE);	/* reset, or the user shut */
+	}
+	if (evbuffer_get_length(pending) > 0) {
+		if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
+			return (MUX_E_BUSY);
+		if (evbuffer_prepend_buffer(s->out, pending) != 0)
+			return (MUX_E_BUSY);
+	}
+	mux_arm(s, 0);
+	close(s->fd);
+	s->fd = fd;
+	s->adopted = 1;
+	m->adopted++;
+	mux_rearm(s);
+	return (MUX_OK);
+}
+
+/* Reset every adopted stream; how many. */
+size_t
+mux_reset_adopted(struct mux *m)
+{
+	struct mux_stream	*s, *next;
+	size_t			 n = 0;
+
+	RB_FOREACH_SAFE(s, mux_tree, &m->streams, next) {
+		if (!s->adopted)
+			continue;
+		mux_stream_reset(s);
+		n++;
+	}
+	return (n);
+}
+
 /* Whether the peer's preamble came and the link is not gone. */
 int
 mux_up(const struct mux *m)
@@ -1128,10 +1186,11 @@ mux_set_keepalive(struct mux *m, long long ms)
 json_t *
 mux_json(const struct mux *m)
 {
-	return (json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return (json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "state", mux_strstate(m->state),
 	    "streams", (json_int_t)m->nstreams,
 	    "opened", (json_int_t)m->opened,
+	    "adopted", (json_int_t)m->adopted,
 	    "refused", (json_int_t)m->refused,
 	    "frames_in", (json_int_t)m->frames_in,
 	    "frames_out", (json_int_t)m->frames_out,

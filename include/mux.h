@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 struct bufferevent;
+struct evbuffer;
 struct mux;
 struct xsock;
 
@@ -23,16 +24,17 @@ struct xsock;
 #define MUX_E_STATE		(-1)	/* the link is not up (yet or now) */
 #define MUX_E_SYSTEM		(-2)	/* socketpair failed, see errno */
 #define MUX_E_IDS		(-3)	/* stream ids used up: a new link */
+#define MUX_E_BUSY		(-4)	/* adopt: not now, bytes wait */
 
 struct mux_cb {
 	/* The peer's preamble arrived: streams may open. */
 	void	(*up)(struct mux *, void *);
 	/*
-	 * Acceptor: the peer opened a stream; FD is the caller's end
+	 * Acceptor: the peer opened stream ID; FD is the caller's end
 	 * from now on.  Nonzero refuses it (FD is closed by the mux,
 	 * the peer gets RST).
 	 */
-	int	(*accept)(struct mux *, int, void *);
+	int	(*accept)(struct mux *, uint32_t, int, void *);
 	/*
 	 * The link is gone, WHY (from the loop, not inside a link
 	 * callback); every stream's socket has seen its end.  The owner
@@ -63,6 +65,20 @@ int		 mux_open(struct mux *, int *);
  * link's end or the peer's RST reach it as ECONNRESET.
  */
 int		 mux_open_chan(struct mux *, struct xsock **);
+/*
+ * Acceptor: stream ID's user hands over FD, the socket its bytes go to
+ * and come from (an appliance's leg, which the mux owns from now on),
+ * with PENDING, bytes it read from the stream and did not write to FD
+ * yet (taken).  The mux moves the stream's bytes between the link and
+ * FD itself, and closes the socketpair; the user drops its end unread.
+ * The user must have read its end dry and written all it read from FD
+ * to it.  MUX_E_BUSY, with nothing taken or changed but bytes sent on,
+ * while what the user wrote waits for credit; MUX_E_STATE for a stream
+ * that is gone, half-closed or a channel.
+ */
+int		 mux_adopt(struct mux *, uint32_t, int, struct evbuffer *);
+/* Reset every adopted stream (its socket's far side went away). */
+size_t		 mux_reset_adopted(struct mux *);
 /* Whether the peer's preamble has come and the link is not gone. */
 int		 mux_up(const struct mux *);
 /* Streams open now. */

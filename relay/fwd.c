@@ -101,6 +101,7 @@
 #include "caller.h"
 #include "frame.h"
 #include "log.h"
+#include "mux.h"
 #include "mux_proto.h"
 #include "pipepool.h"
 #include "relay.h"
@@ -172,6 +173,8 @@ struct fwd {
 	int			 splicing;
 	int			 nosplice;	/* refused: copy for good */
 	long long		 splice_retry_ms; /* no pipe: copy until */
+	uint64_t		 link;		/* a mesh link's stream: its */
+	uint32_t		 sid;		/* ...link and id (0: none) */
 	TAILQ_ENTRY(fwd)	 entry;
 };
 TAILQ_HEAD(fwd_list, fwd);
@@ -207,6 +210,7 @@ struct fwd_ctx {
 	uint64_t		 moved;		/* closed: target moved */
 	uint64_t		 bytes;
 	uint64_t		 spliced;	/* forwards that spliced */
+	uint64_t		 adopted;	/* ...handed to their link */
 	size_t			 splicing;	/* of them, spliced now */
 	uint64_t		 splice_bytes;
 	uint64_t		 splice_refused;
@@ -1209,6 +1213,65 @@ fwd_splice_start(struct fwd *f)
 	fwd_splice_arm(f);
 }
 
+/*
+ * A mesh link's stream whose far side has answered: the link takes the
+ * appliance's socket and moves the stream's bytes itself (mux_adopt),
+ * with no socketpair, splice or forward between; this forward goes.
+ * Only with nothing queued for either socket (a bufferevent's output
+ * cannot be taken from; the stream's is the socketpair); what the
+ * stream sent that the forward has not passed on (read dry now) goes
+ * first.  0 if handed over; else the forward goes on, those bytes
+ * queued for the appliance.
+ */
+static int
+fwd_adopt(struct fwd *f)
+{
+	struct evbuffer	*in, *out, *pending;
+	int		 fd, n, rv, dry;
+
+	if (f->sid == 0 || f->state != FWD_OPEN || !f->connected ||
+	    f->first != NULL || f->to_in == 0 || f->in_gone || f->out_gone ||
+	    f->splicing || f->sp != NULL || tls_bev_is_tls(f->out) ||
+	    evbuffer_get_length(bufferevent_get_input(f->out)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(f->in)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(f->out)) > 0)
+		return (-1);
+	in = bufferevent_get_input(f->in);
+	out = bufferevent_get_output(f->out);
+	if ((pending = evbuffer_new()) == NULL)
+		return (-1);
+	/* The input's front may go; its end is the bufferevent's alone. */
+	evbuffer_add_buffer(pending, in);
+	while ((n = evbuffer_read(pending, bufferevent_getfd(f->in),
+	    FWD_CHUNK)) > 0)
+		;
+	dry = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	f->to_out += evbuffer_get_length(pending);
+	f->ctx->bytes += evbuffer_get_length(pending);
+	fd = bufferevent_getfd(f->out);
+	/* Its EOF or error came: the forward sees it, as before. */
+	rv = !dry ? MUX_E_STATE : mesh_adopt(f->ctx->r->mesh, f->link, f->sid,
+	    fd, pending);
+	if (rv != MUX_OK) {
+		/* Not now (or its EOF came): forwarded as before. */
+		log_debug("forward=%llu %s peer=%s not handed to its link: %s",
+		    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer,
+		    mux_strerror(rv));
+		evbuffer_add_buffer(out, pending);
+		evbuffer_free(pending);
+		return (-1);
+	}
+	evbuffer_free(pending);
+	/* The socket is the link's: the bufferevent lets it go, unclosed. */
+	fwd_side_stop(f->out);
+	bufferevent_setfd(f->out, -1);
+	f->ctx->adopted++;
+	log_debug("forward=%llu %s peer=%s handed to its link (stream %u)",
+	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, f->sid);
+	fwd_drop(f, "handed to the mesh link");
+	return (0);
+}
+
 /* Copy what one side has to the other, pausing at the high mark. */
 static void
 fwd_readcb(struct bufferevent *bev, void *arg)
@@ -1262,6 +1325,8 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 		bufferevent_disable(bev, EV_READ);
 		bufferevent_setwatermark(dst, EV_WRITE, FWD_HIGH / 2, FWD_HIGH);
 	}
+	if (fwd_adopt(f) == 0)
+		return;
 	fwd_splice_start(f);
 }
 
@@ -1516,16 +1581,20 @@ fwd_wait(struct fwd *f, long long ms)
 
 /*
  * A stream of a mesh link from relay PEER (mesh.c) on FD: a mesh leg,
- * authenticated with its link.  0, or -1 (FD left to the caller).
+ * authenticated with its link (LINK, the stream SID: fwd_adopt).  0,
+ * or -1 (FD left to the caller).
  */
 int
-fwd_stream(struct fwd_ctx *ctx, int fd, const char *peer)
+fwd_stream(struct fwd_ctx *ctx, int fd, const char *peer, uint64_t link,
+    uint32_t sid)
 {
 	struct fwd	*f;
 	char		 src[ADMIT_SOURCE_MAX];
 
 	snprintf(src, sizeof(src), "mesh-link %s", peer);
 	f = fwd_add(ctx, FWD_MESH, peer, src);
+	f->link = link;
+	f->sid = sid;
 	if ((f->in = bufferevent_socket_new(ctx->r->d.base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		fwd_drop(f, "out of memory");
@@ -1695,6 +1764,9 @@ fwd_retarget(struct fwd_ctx *ctx)
 		}
 		fwd_close(f, "target moved");
 	}
+	/* Mesh streams handed to their links go as their forwards do. */
+	if (target_local_appliance(ctx->r->target) == NULL)
+		ctx->moved += mesh_reset_adopted(ctx->r->mesh);
 }
 
 /*
@@ -1757,6 +1829,7 @@ fwd_json(const struct fwd_ctx *ctx)
 	    "moved", (json_int_t)ctx->moved,
 	    "bytes", (json_int_t)ctx->bytes,
 	    "spliced", (json_int_t)ctx->spliced,
+	    "adopted", (json_int_t)ctx->adopted,
 	    "splicing", (json_int_t)ctx->splicing,
 	    "spliced_bytes", (json_int_t)ctx->splice_bytes,
 	    "splice_refused", (json_int_t)ctx->splice_refused));

@@ -253,12 +253,51 @@ mesh_up_cb(struct mux *m, void *arg)
 
 /* An accepted link's stream: a forward into the appliance. */
 static int
-mesh_accept_cb(struct mux *m, int fd, void *arg)
+mesh_accept_cb(struct mux *m, uint32_t sid, int fd, void *arg)
 {
 	struct mesh_link	*l = arg;
 
 	l->ms->streams++;
-	return (fwd_stream(l->ms->r->fwd, fd, l->peer));
+	return (fwd_stream(l->ms->r->fwd, fd, l->peer, l->id, sid));
+}
+
+/*
+ * A forward of stream SID on link LINK (fwd_stream's) hands over FD,
+ * its appliance leg, and PENDING (mux_adopt): MUX_OK if the link took
+ * them, else why not (a MUX_E_* code).
+ */
+int
+mesh_adopt(struct mesh *ms, uint64_t link, uint32_t sid, int fd,
+    struct evbuffer *pending)
+{
+	struct mesh_link	*l;
+
+	if (ms == NULL)
+		return (MUX_E_STATE);
+	TAILQ_FOREACH(l, &ms->links, entry)
+		if (l->id == link)
+			break;
+	if (l == NULL || l->mux == NULL)
+		return (MUX_E_STATE);
+	return (mux_adopt(l->mux, sid, fd, pending));
+}
+
+/*
+ * The appliance left this host: streams handed over to their links go
+ * as their forwards would (fwd_retarget).  How many.
+ */
+size_t
+mesh_reset_adopted(struct mesh *ms)
+{
+	struct mesh_link	*l;
+	size_t			 n = 0;
+
+	if (ms == NULL)
+		return (0);
+	TAILQ_FOREACH(l, &ms->links, entry)
+		if (!l->dialled && l->mux != NULL)
+			n += mux_reset_adopted(l->mux);
+	return (n);
 }
 
 static void	mesh_dial(struct mesh_link *);

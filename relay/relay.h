@@ -30,6 +30,7 @@ struct pipe_ctx;
 struct mesh;
 struct sess_dial;
 struct bufferevent;
+struct evbuffer;
 
 /* How legs to other relays go (--mesh-links). */
 enum mesh_mode {
@@ -163,12 +164,16 @@ int		 mesh_leg(struct mesh *, const struct xaddr *, const char *,
 		    int, struct sess_dial *, const char **);
 void		 mesh_accept(struct mesh *, struct bufferevent *,
 		    const char *);
+int		 mesh_adopt(struct mesh *, uint64_t, uint32_t, int,
+		    struct evbuffer *);
+size_t		 mesh_reset_adopted(struct mesh *);
 json_t		*mesh_json(const struct mesh *);
 
 /* fwd.c */
 struct fwd_ctx	*fwd_new(struct relay *);
 void		 fwd_free(struct fwd_ctx *);
-int		 fwd_stream(struct fwd_ctx *, int, const char *);
+int		 fwd_stream(struct fwd_ctx *, int, const char *, uint64_t,
+		    uint32_t);
 void		 fwd_accept_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 void		 fwd_agent_cb(struct evconnlistener *, evutil_socket_t,

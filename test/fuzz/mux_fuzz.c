@@ -106,7 +106,7 @@ fz_open_chans(struct mux *m, struct xsock **x)
 int	LLVMFuzzerInitialize(int *, char ***);
 
 static int
-fz_accept(struct mux *m, int fd, void *arg)
+fz_accept(struct mux *m, uint32_t id, int fd, void *arg)
 {
 	struct fz_end	*e = arg;
 

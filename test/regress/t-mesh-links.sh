@@ -2,7 +2,7 @@
 # --mesh-links shared): every leg from relay A to relay B is a stream on
 # one TLS link, not a connection of its own.
 #   - 40 sessions byte-exact over one link: one TLS handshake in all,
-#     and B splices each stream into the appliance;
+#     and B hands each stream the appliance's socket (no forward left);
 #   - relay B killed (-9) under 20 busy sessions and a guest agent's 4:
 #     the link's streams end, A dials it again by itself while B is
 #     down, and when B is back every session resumes byte-exact, the
@@ -39,8 +39,11 @@ $(st A mesh)"
     fail "more than one link: A $(st A mesh), B $(st B mesh)"
 [ "$(st B tls.handshakes.full)" = 1 ] && [ "$(st B tls.handshakes.resumed)" = 0 ] ||
     fail "B's handshakes: $(st B tls.handshakes)"
-[ "$(st B forwards.spliced)" -ge 1 ] || fail "B spliced no stream: \
-$(st B forwards)"
+# Each stream's forward hands the appliance's socket to the link once
+# the appliance has answered: no socketpair, no forward between.
+[ "$(st B forwards.adopted)" -ge 1 ] &&
+    [ "$(st B mesh.links.0.adopted)" = "$(st B forwards.adopted)" ] ||
+    fail "B handed no stream to its link: $(st B forwards) $(st B mesh)"
 # Each stream is a leg B forwarded; the link itself is not.
 [ "$(st B forwards.total)" = "$(st A mesh.streams)" ] || fail "B counts \
 $(st B forwards.total) legs for $(st A mesh.streams) streams"

@@ -40,6 +40,7 @@ struct end {
 	int		 closed;
 	char		 why[256];
 	int		 acc[NACC];	/* accepted streams' fds */
+	uint32_t	 ids[NACC];	/* ...and ids */
 	int		 nacc;
 	int		 refuse;	/* refuse the streams opened */
 };
@@ -53,12 +54,13 @@ end_up(struct mux *m, void *arg)
 }
 
 static int
-end_accept(struct mux *m, int fd, void *arg)
+end_accept(struct mux *m, uint32_t id, int fd, void *arg)
 {
 	struct end	*e = arg;
 
 	if (e->refuse || e->nacc == NACC)
 		return (-1);
+	e->ids[e->nacc] = id;
 	e->acc[e->nacc++] = fd;
 	return (0);
 }
@@ -844,6 +846,91 @@ test_chan_write_ref(void **state)
 	free(dst);
 }
 
+/*
+ * An accepted stream's user hands over the socket it forwards to (as
+ * relay B's forward hands over the appliance's): what it wrote into the
+ * pair still goes to the link, what it read and did not pass on
+ * (PENDING) reaches the new socket first, and from then on the mux
+ * moves bytes between the link and that socket, ends included; a reset
+ * of adopted streams resets the stream.
+ */
+static void
+test_adopt(void **state)
+{
+	struct end	 d, a;
+	struct chn	 c;
+	struct evbuffer	*pending;
+	char		 buf[16];
+	int		 app[2], app2[2];
+	json_t		*j;
+
+	pair(&d, &a);
+	chn_open(&d, &c);
+	chn_write(&c, "hello", 5);
+	spin_until(&a.nacc);
+	read_n(a.acc[0], buf, 5);
+	assert_memory_equal(buf, "hello", 5);
+	chn_write(&c, "pend", 4);
+	read_n(a.acc[0], buf, 4);	/* read, not passed on yet */
+	write_n(a.acc[0], "answer", 6);	/* in the pair, not read yet */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    app), 0);
+	pending = evbuffer_new();
+	evbuffer_add(pending, "pend", 4);
+	/* Not a stream it accepted, or a channel: refused, nothing taken. */
+	assert_int_equal(mux_adopt(a.m, 99, app[0], pending), MUX_E_STATE);
+	assert_int_equal(mux_adopt(d.m, 1, app[0], pending), MUX_E_STATE);
+	assert_int_equal(evbuffer_get_length(pending), 4);
+	assert_int_equal(mux_adopt(a.m, a.ids[0], app[0], pending), MUX_OK);
+	assert_int_equal(evbuffer_get_length(pending), 0);
+	evbuffer_free(pending);
+	chn_read_n(&c, buf, 6);
+	assert_memory_equal(buf, "answer", 6);
+	read_n(app[1], buf, 4);
+	assert_memory_equal(buf, "pend", 4);
+	assert_true(read_end(a.acc[0]));	/* the pair is closed */
+	close(a.acc[0]);
+	a.nacc = 0;
+	chn_write(&c, "more", 4);
+	read_n(app[1], buf, 4);
+	assert_memory_equal(buf, "more", 4);
+	write_n(app[1], "back", 4);
+	chn_read_n(&c, buf, 4);
+	assert_memory_equal(buf, "back", 4);
+	j = mux_json(a.m);
+	assert_int_equal(json_integer_value(json_object_get(j, "adopted")), 1);
+	json_decref(j);
+	/* The socket's EOF is the stream's FIN; the channel's FIN its. */
+	shutdown(app[1], SHUT_WR);
+	spin_until(&c.eof);
+	xsock_shutdown(c.x);
+	assert_true(read_end(app[1]));
+	spin_for(20);
+	assert_int_equal(mux_streams(a.m), 0);
+	chn_close(&c);
+	close(app[1]);
+
+	/* Adopted streams reset: the channel hears ECONNRESET. */
+	chn_open(&d, &c);
+	chn_write(&c, "x", 1);
+	spin_until(&a.nacc);
+	read_n(a.acc[0], buf, 1);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    app2), 0);
+	pending = evbuffer_new();
+	assert_int_equal(mux_adopt(a.m, a.ids[0], app2[0], pending), MUX_OK);
+	evbuffer_free(pending);
+	close(a.acc[0]);
+	a.nacc = 0;
+	assert_int_equal(mux_reset_adopted(a.m), 1);
+	spin_until(&c.err);
+	assert_int_equal(c.err, ECONNRESET);
+	assert_true(read_end(app2[1]));
+	close(app2[1]);
+	chn_close(&c);
+	unpair(&d, &a);
+}
+
 /* An acceptor facing raw bytes from the test: the link's reason. */
 static const char *
 raw(const void *bytes, size_t n, int open_first, long long ka_ms)
@@ -972,6 +1059,7 @@ main(void)
 		cmocka_unit_test(test_chan_ping_pong),
 		cmocka_unit_test(test_chan_bulk),
 		cmocka_unit_test(test_chan_write_ref),
+		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_malformed),
 	};
 	int	r;

@@ -404,7 +404,7 @@ tcp_pair(int fd[2])
 
 /* The mesh link's acceptor: a stream is a leg for the server. */
 static int
-t_link_accept(struct mux *m, int fd, void *arg)
+t_link_accept(struct mux *m, uint32_t id, int fd, void *arg)
 {
 	struct world		*w = arg;
 	struct bufferevent	*sb;
