@@ -8,7 +8,9 @@
  * end of a socketpair whose other end is a mux's link, with the event
  * loop run until the mux has read them all or given up on the link.
  * An accepting mux's streams (the peer's OPENs) are read, and written
- * to once, as a forward would.  A dialling mux reads the preamble
+ * to once, as a forward would; an odd one's forward then hands the mux
+ * a socket of the harness's to move its bytes to (mux_adopt), as relay
+ * B's forward hands over the appliance's.  A dialling mux reads the preamble
  * first, then opens FZ_DIAL_STREAMS streams on sockets (a forward's)
  * and FZ_DIAL_CHANS on channels (a session end's leg: xsock.h), ids
  * after them, and writes to each before the rest of the input comes:
@@ -109,12 +111,30 @@ static int
 fz_accept(struct mux *m, uint32_t id, int fd, void *arg)
 {
 	struct fz_end	*e = arg;
+	struct evbuffer	*pending;
+	int		 app[2], rv;
 
-	if (e->n == FZ_STREAMS)
+	if (e->n + 2 > FZ_STREAMS)
 		return (-1);
 	e->fd[e->n++] = fd;
 	/* A forward answers: a byte the other way. */
 	(void)write(fd, "x", 1);
+	/*
+	 * An odd stream's forward hands its far socket to the link, as
+	 * relay B's does, with a byte it read and did not pass on.
+	 */
+	if (id % 2 == 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK,
+	    0, app) == -1)
+		return (0);
+	CHECK((pending = evbuffer_new()) != NULL);
+	evbuffer_add(pending, "p", 1);
+	rv = mux_adopt(m, id, app[0], pending);
+	CHECK(rv == MUX_OK || rv == MUX_E_BUSY);
+	CHECK(rv != MUX_OK || evbuffer_get_length(pending) == 0);
+	evbuffer_free(pending);
+	if (rv != MUX_OK)
+		close(app[0]);
+	e->fd[e->n++] = app[1];
 	return (0);
 }
 
