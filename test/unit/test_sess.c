@@ -3732,6 +3732,10 @@ test_chan_backpressure_reuse(void **state)
 	assert_string_equal(w->cl.why_closed, "done");
 	WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
 	    jstat(w->sv.ctx, "legs_idle") == 1);
+	/* The echo sessions' downstream is their upstream's bytes. */
+	free(w->down.src);
+	w->down.src = NULL;
+	w->down.own = 0;
 	for (i = 0; i < 2; i++) {
 		world_echo_session(w, 100000 + i, 91 + i);
 		WAIT(w, jstat(w->cl.ctx, "legs_idle") == 1 &&
