@@ -145,6 +145,7 @@ mux_strerror(int e)
 		"system error",
 		"the mesh link's stream ids are used up",
 		"the stream has bytes waiting",
+		"no such open stream",
 	};
 
 	if (e > 0 || -e >= (int)(sizeof(msgs) / sizeof(msgs[0])))
@@ -1107,16 +1108,17 @@ mux_adopt(struct mux *m, uint32_t id, int fd, struct evbuffer *pending)
 	struct mux_stream	*s;
 	int			 n;
 
-	if ((s = mux_find(m, id)) == NULL || s->chan || s->adopted ||
-	    m->state != MUX_ST_UP ||
-	    (s->flags & (MUX_SF_EOF | MUX_SF_FIN | MUX_SF_SHUT)))
+	if (m->state != MUX_ST_UP)
 		return (MUX_E_STATE);
+	if ((s = mux_find(m, id)) == NULL || s->chan || s->adopted ||
+	    (s->flags & (MUX_SF_EOF | MUX_SF_FIN | MUX_SF_SHUT)))
+		return (MUX_E_STREAM);
 	while (ioctl(s->fd, FIONREAD, &n) == 0 && n > 0) {
 		if (s->credit == 0 || mux_link_full(m))
 			return (MUX_E_BUSY);
 		mux_stream_read(s);
 		if (mux_find(m, id) != s || (s->flags & MUX_SF_EOF))
-			return (MUX_E_STATE);	/* reset, or the user shut */
+			return (MUX_E_STREAM);	/* reset, or the user shut */
 	}
 	if (evbuffer_get_length(pending) > 0) {
 		if (s->out == NULL && (s->out = evbuffer_new()) == NULL)

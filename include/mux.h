@@ -25,6 +25,7 @@ struct xsock;
 #define MUX_E_SYSTEM		(-2)	/* socketpair failed, see errno */
 #define MUX_E_IDS		(-3)	/* stream ids used up: a new link */
 #define MUX_E_BUSY		(-4)	/* adopt: not now, bytes wait */
+#define MUX_E_STREAM		(-5)	/* adopt: no such open stream */
 
 struct mux_cb {
 	/* The peer's preamble arrived: streams may open. */
@@ -73,8 +74,8 @@ int		 mux_open_chan(struct mux *, struct xsock **);
  * FD itself, and closes the socketpair; the user drops its end unread.
  * The user must have read its end dry and written all it read from FD
  * to it.  MUX_E_BUSY, with nothing taken or changed but bytes sent on,
- * while what the user wrote waits for credit; MUX_E_STATE for a stream
- * that is gone, half-closed or a channel.
+ * while what the user wrote waits for credit; MUX_E_STREAM for a stream
+ * that is gone, half-closed or a channel, MUX_E_STATE on a link down.
  */
 int		 mux_adopt(struct mux *, uint32_t, int, struct evbuffer *);
 /* Reset every adopted stream (its socket's far side went away). */

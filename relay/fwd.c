@@ -1250,7 +1250,7 @@ fwd_adopt(struct fwd *f)
 	f->ctx->bytes += evbuffer_get_length(pending);
 	fd = bufferevent_getfd(f->out);
 	/* Its EOF or error came: the forward sees it, as before. */
-	rv = !dry ? MUX_E_STATE : mesh_adopt(f->ctx->r->mesh, f->link, f->sid,
+	rv = !dry ? MUX_E_STREAM : mesh_adopt(f->ctx->r->mesh, f->link, f->sid,
 	    fd, pending);
 	if (rv != MUX_OK) {
 		/* Not now (or its EOF came): forwarded as before. */

@@ -878,8 +878,8 @@ test_adopt(void **state)
 	pending = evbuffer_new();
 	evbuffer_add(pending, "pend", 4);
 	/* Not a stream it accepted, or a channel: refused, nothing taken. */
-	assert_int_equal(mux_adopt(a.m, 99, app[0], pending), MUX_E_STATE);
-	assert_int_equal(mux_adopt(d.m, 1, app[0], pending), MUX_E_STATE);
+	assert_int_equal(mux_adopt(a.m, 99, app[0], pending), MUX_E_STREAM);
+	assert_int_equal(mux_adopt(d.m, 1, app[0], pending), MUX_E_STREAM);
 	assert_int_equal(evbuffer_get_length(pending), 4);
 	assert_int_equal(mux_adopt(a.m, a.ids[0], app[0], pending), MUX_OK);
 	assert_int_equal(evbuffer_get_length(pending), 0);
