@@ -322,6 +322,19 @@ test_ping_pong(void **state)
 	unpair(&d, &a);
 }
 
+/* N bytes of a pattern that shows an offset's misplacement (malloc'd). */
+static uint8_t *
+bulk_bytes(size_t n)
+{
+	uint8_t	*b = malloc(n);
+	size_t	 i;
+
+	assert_non_null(b);
+	for (i = 0; i < n; i++)
+		b[i] = (uint8_t)(i * 7 + i / 65536);
+	return (b);
+}
+
 /*
  * 16 MiB one way through a reader that stops: the window holds the
  * writer back, and every byte arrives once, in order.
@@ -331,16 +344,14 @@ test_bulk(void **state)
 {
 	struct end	 d, a;
 	uint8_t		*src, *dst;
-	size_t		 n = 16 * 1024 * 1024, done = 0, got = 0, i;
+	size_t		 n = 16 * 1024 * 1024, done = 0, got = 0;
 	ssize_t		 r;
 	int		 fd, stuck = 0;
 	long long	 t0;
 	json_t		*j;
 
-	src = malloc(n);
+	src = bulk_bytes(n);
 	dst = malloc(n);
-	for (i = 0; i < n; i++)
-		src[i] = (uint8_t)(i * 7 + i / 65536);
 	pair(&d, &a);
 	assert_int_equal(mux_open(d.m, &fd), MUX_OK);
 	/* Write until the writer is held back: nothing read yet. */
@@ -711,16 +722,14 @@ test_chan_bulk(void **state)
 	struct end	 d, a;
 	struct chn	 c;
 	uint8_t		*src, *dst;
-	size_t		 n = 16 * 1024 * 1024, done = 0, got = 0, i;
+	size_t		 n = 16 * 1024 * 1024, done = 0, got = 0;
 	ssize_t		 r;
 	int		 stuck = 0;
 	long long	 t0;
 	json_t		*j;
 
-	src = malloc(n);
+	src = bulk_bytes(n);
 	dst = malloc(n);
-	for (i = 0; i < n; i++)
-		src[i] = (uint8_t)(i * 7 + i / 65536);
 	pair(&d, &a);
 	chn_open(&d, &c);
 	/* Up: the channel takes its window at once, queues the rest. */
