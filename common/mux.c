@@ -93,6 +93,8 @@ struct mux_stream {
 	uint32_t		 credit;	/* we may send this much more */
 	uint32_t		 held;		/* received, not given back */
 	uint32_t		 written;	/* of that, in the socket */
+	uint32_t		 counted;	/* adopted: bytes at out's
+						   head given back already */
 	struct evbuffer		*out;		/* for the socket; NULL: none */
 	RB_ENTRY(mux_stream)	 entry;
 	TAILQ_ENTRY(mux_stream)	 stall;
@@ -431,7 +433,8 @@ mux_give_back(struct mux_stream *s)
 static void
 mux_stream_write(struct mux_stream *s)
 {
-	int	n;
+	uint32_t	k;
+	int		n;
 
 	if (s->out != NULL && evbuffer_get_length(s->out) > 0) {
 		n = evbuffer_write(s->out, s->fd);
@@ -439,8 +442,12 @@ mux_stream_write(struct mux_stream *s)
 			mux_stream_reset(s);	/* the user closed it */
 			return;
 		}
+		/* Bytes handed over by mux_adopt() went back once. */
+		k = n > 0 && s->counted > 0 ? ((uint32_t)n < s->counted ?
+		    (uint32_t)n : s->counted) : 0;
+		s->counted -= k;
 		if (n > 0)
-			s->written += n;
+			s->written += (uint32_t)n - k;
 	}
 	/* An idle stream keeps no buffer. */
 	if (s->out != NULL && evbuffer_get_length(s->out) == 0) {
@@ -1120,11 +1127,16 @@ mux_adopt(struct mux *m, uint32_t id, int fd, struct evbuffer *pending)
 		if (mux_find(m, id) != s || (s->flags & MUX_SF_EOF))
 			return (MUX_E_STREAM);	/* reset, or the user shut */
 	}
-	if (evbuffer_get_length(pending) > 0) {
+	/*
+	 * PENDING went into the pair and was given back as WINDOW then:
+	 * not again when it reaches FD.
+	 */
+	if ((n = (int)evbuffer_get_length(pending)) > 0) {
 		if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
 			return (MUX_E_BUSY);
 		if (evbuffer_prepend_buffer(s->out, pending) != 0)
 			return (MUX_E_BUSY);
+		s->counted = (uint32_t)n;
 	}
 	mux_arm(s, 0);
 	close(s->fd);

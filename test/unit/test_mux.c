@@ -870,6 +870,7 @@ test_adopt(void **state)
 	struct chn	 c;
 	struct evbuffer	*pending;
 	char		 buf[16];
+	uint8_t		*big, *got;
 	int		 app[2], app2[2];
 	json_t		*j;
 
@@ -909,6 +910,7 @@ test_adopt(void **state)
 	j = mux_json(a.m);
 	assert_int_equal(json_integer_value(json_object_get(j, "adopted")), 1);
 	json_decref(j);
+
 	/* The socket's EOF is the stream's FIN; the channel's FIN its. */
 	shutdown(app[1], SHUT_WR);
 	spin_until(&c.eof);
@@ -937,6 +939,41 @@ test_adopt(void **state)
 	assert_true(read_end(app2[1]));
 	close(app2[1]);
 	chn_close(&c);
+
+	/*
+	 * A whole window read from the pair and handed over as PENDING:
+	 * given back when it went into the pair, not again when it goes
+	 * to the new socket (the dialler would end the link on a WINDOW
+	 * past its credit), and the stream carries on.
+	 */
+	big = bulk_bytes(2 * MUX_WINDOW);
+	got = malloc(2 * MUX_WINDOW);
+	chn_open(&d, &c);
+	assert_int_equal(chn_write(&c, big, MUX_WINDOW), MUX_WINDOW);
+	spin_until(&a.nacc);
+	read_n(a.acc[0], got, MUX_WINDOW);
+	assert_memory_equal(big, got, MUX_WINDOW);
+	spin_for(20);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    app2), 0);
+	pending = evbuffer_new();
+	evbuffer_add(pending, got, MUX_WINDOW);
+	assert_int_equal(mux_adopt(a.m, a.ids[0], app2[0], pending), MUX_OK);
+	evbuffer_free(pending);
+	close(a.acc[0]);
+	a.nacc = 0;
+	read_n(app2[1], got, MUX_WINDOW);
+	assert_memory_equal(big, got, MUX_WINDOW);
+	chn_write(&c, big + MUX_WINDOW, MUX_WINDOW);
+	read_n(app2[1], got, MUX_WINDOW);
+	assert_memory_equal(big + MUX_WINDOW, got, MUX_WINDOW);
+	spin_for(20);
+	assert_int_equal(d.closed, 0);
+	assert_true(mux_up(d.m));
+	close(app2[1]);
+	chn_close(&c);
+	free(big);
+	free(got);
 	unpair(&d, &a);
 }
 
