@@ -82,10 +82,10 @@ enum mux_state {
 struct mux_stream {
 	struct mux		*m;
 	uint32_t		 id;
-	int			 fd;		/* our end of the socketpair */
-	struct xsock		*x;		/* or the user's channel; NULL
+	int			 fd;		/* our end of the socketpair;
+						   -1: a channel */
+	struct xsock		*x;		/* the user's channel; NULL
 						   once the user let go */
-	int			 chan;		/* a channel, not a socket */
 	int			 adopted;	/* FD is the user's far side */
 	struct event		*ev;
 	short			 armed;		/* EV_READ, EV_WRITE as added */
@@ -254,11 +254,18 @@ mux_send(struct mux *m, enum mux_type type, uint32_t id, uint32_t arg)
 	m->frames_out++;
 }
 
+/* Whether S is a channel (mux_open_chan), not a socket's stream. */
+static int
+mux_is_chan(const struct mux_stream *s)
+{
+	return (s->fd == -1);
+}
+
 /* Arm the stream's event for WANT (EV_READ | EV_WRITE, or 0). */
 static void
 mux_arm(struct mux_stream *s, short want)
 {
-	if (s->chan || s->armed == want)
+	if (mux_is_chan(s) || s->armed == want)
 		return;
 	if (s->armed != 0)
 		event_del(s->ev);
@@ -364,9 +371,8 @@ mux_stream_new(struct mux *m, uint32_t id, int fd)
 	s->m = m;
 	s->id = id;
 	s->fd = fd;
-	s->chan = fd == -1;
 	s->credit = MUX_WINDOW;
-	if (!s->chan && (s->ev = event_new(m->base, -1, 0, mux_stream_cb,
+	if (fd != -1 && (s->ev = event_new(m->base, -1, 0, mux_stream_cb,
 	    s)) == NULL) {
 		free(s);
 		return (NULL);
@@ -442,12 +448,12 @@ mux_stream_write(struct mux_stream *s)
 			mux_stream_reset(s);	/* the user closed it */
 			return;
 		}
-		/* Bytes handed over by mux_adopt() went back once. */
-		k = n > 0 && s->counted > 0 ? ((uint32_t)n < s->counted ?
-		    (uint32_t)n : s->counted) : 0;
-		s->counted -= k;
-		if (n > 0)
+		if (n > 0) {
+			/* Bytes handed over by mux_adopt() went back once. */
+			k = (uint32_t)n < s->counted ? (uint32_t)n : s->counted;
+			s->counted -= k;
 			s->written += (uint32_t)n - k;
+		}
 	}
 	/* An idle stream keeps no buffer. */
 	if (s->out != NULL && evbuffer_get_length(s->out) == 0) {
@@ -657,7 +663,7 @@ mux_on_data(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t len,
 		return (-1);
 	}
 	s->held += len;
-	if (s->chan) {
+	if (mux_is_chan(s)) {
 		if (s->x != NULL)
 			xsock_chan_input(s->x, in, len);
 		else {
@@ -714,7 +720,7 @@ mux_on_fin(struct mux *m, struct mux_stream *s, uint32_t id, uint32_t arg,
 		return (-1);
 	}
 	s->flags |= MUX_SF_FIN;
-	if (s->chan) {
+	if (mux_is_chan(s)) {
 		/* Behind the bytes moved in before it: the user's EOF. */
 		s->flags |= MUX_SF_SHUT;
 		if (s->x != NULL)
@@ -1056,29 +1062,45 @@ static const struct xsock_chan_ops	mux_chan_ops = {
 	mux_chan_send, mux_chan_consumed, mux_chan_shutdown, mux_chan_close
 };
 
+/*
+ * Dialler: stream S on FD (-1: a channel) under the next id, its OPEN
+ * sent; or an error, with nothing made.
+ */
+static int
+mux_dial(struct mux *m, int fd, struct mux_stream **sp)
+{
+	*sp = NULL;
+	if (m->state != MUX_ST_UP)
+		return (MUX_E_STATE);
+	if (m->next_id == UINT32_MAX)
+		return (MUX_E_IDS);
+	if ((*sp = mux_stream_new(m, m->next_id, fd)) == NULL) {
+		errno = ENOMEM;
+		return (MUX_E_SYSTEM);
+	}
+	m->next_id++;
+	mux_send(m, MUX_OPEN, (*sp)->id, 0);
+	return (MUX_OK);
+}
+
 /* A new stream; see mux.h. */
 int
 mux_open(struct mux *m, int *fdp)
 {
 	struct mux_stream	*s;
-	int			 fd[2];
+	int			 fd[2], e;
 
 	*fdp = -1;
-	if (m->state != MUX_ST_UP)
-		return (MUX_E_STATE);
-	if (m->next_id == UINT32_MAX)
-		return (MUX_E_IDS);
+	if (!mux_up(m))
+		return (MUX_E_STATE);	/* no socketpair for nothing */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0, fd) == -1)
 		return (MUX_E_SYSTEM);
-	if ((s = mux_stream_new(m, m->next_id, fd[0])) == NULL) {
+	if ((e = mux_dial(m, fd[0], &s)) != MUX_OK) {
 		close(fd[0]);
 		close(fd[1]);
-		errno = ENOMEM;
-		return (MUX_E_SYSTEM);
+		return (e);
 	}
-	m->next_id++;
-	mux_send(m, MUX_OPEN, s->id, 0);
 	mux_rearm(s);
 	*fdp = fd[1];
 	return (MUX_OK);
@@ -1089,16 +1111,12 @@ int
 mux_open_chan(struct mux *m, struct xsock **xp)
 {
 	struct mux_stream	*s;
+	int			 e;
 
 	*xp = NULL;
-	if (m->state != MUX_ST_UP)
-		return (MUX_E_STATE);
-	if (m->next_id == UINT32_MAX)
-		return (MUX_E_IDS);
-	s = mux_stream_new(m, m->next_id, -1);	/* no event: no failure */
+	if ((e = mux_dial(m, -1, &s)) != MUX_OK)
+		return (e);
 	s->x = xsock_new_chan(m->base, &mux_chan_ops, s);
-	m->next_id++;
-	mux_send(m, MUX_OPEN, s->id, 0);
 	*xp = s->x;
 	return (MUX_OK);
 }
@@ -1117,7 +1135,7 @@ mux_adopt(struct mux *m, uint32_t id, int fd, struct evbuffer *pending)
 
 	if (m->state != MUX_ST_UP)
 		return (MUX_E_STATE);
-	if ((s = mux_find(m, id)) == NULL || s->chan || s->adopted ||
+	if ((s = mux_find(m, id)) == NULL || mux_is_chan(s) || s->adopted ||
 	    (s->flags & (MUX_SF_EOF | MUX_SF_FIN | MUX_SF_SHUT)))
 		return (MUX_E_STREAM);
 	while (ioctl(s->fd, FIONREAD, &n) == 0 && n > 0) {

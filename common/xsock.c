@@ -597,20 +597,8 @@ xsock_write_flags(struct xsock *x, struct evbuffer *src, size_t n, int more)
 		w = tls_bev_send(x->bev, src, n);
 		return (w > 0 ? (size_t)w : 0);
 	}
-	if (x->cops != NULL) {
-		/* The channel takes what its window allows, no more. */
-		if (xsock_pending(x) == 0 && x->chan != NULL && !x->shut)
-			w = (ev_ssize_t)x->cops->send(x->chan, src, n, NULL, 0,
-			    0);
-		if ((size_t)w < n) {
-			evbuffer_remove_buffer(src, xsock_outbuf(x),
-			    n - (size_t)w);
-			xsock_update(x);
-			if (x->failed != 0)
-				xsock_chan_writable(x);	/* to say so */
-		}
-		return ((size_t)w);
-	}
+	if (x->cops != NULL)
+		return (xsock_chan_write_ref(x, src, n, NULL, 0, 0, NULL));
 	errno = 0;
 	if (xsock_pending(x) == 0 && !x->connecting && !x->failed &&
 	    (w = more ? xsock_send_more(x, src, n) :
@@ -1125,9 +1113,10 @@ xsock_chan_read(struct xsock *x, struct evbuffer *dst, size_t max)
 }
 
 /*
- * A channel's xsock_write_ref(): HL bytes of SRC and N of BODY from OFF
- * go to the channel in one call (its frames copy them, BODY stays as
- * it is) as far as its window allows; then as a plain socket's.
+ * A channel's xsock_write_ref() (and xsock_write(), BODY NULL): HL
+ * bytes of SRC and N of BODY from OFF go to the channel in one call
+ * (its frames copy them, BODY stays as it is) as far as its window
+ * allows; then as a plain socket's.
  */
 static size_t
 xsock_chan_write_ref(struct xsock *x, struct evbuffer *src, size_t hl,
