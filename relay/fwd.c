@@ -130,6 +130,8 @@
 #define FWD_PIPES_IDLE	32		/* empty pipes kept for reuse */
 #define FWD_SPLICE_ROUNDS 4		/* pipe loads per wakeup, at most */
 #define FWD_SPLICE_RETRY_MS 1000	/* no pipe to be had: copy so long */
+#define FWD_ADOPT_MS	100		/* a stream not handed over: again in */
+#define FWD_ADOPT_MAX_MS 5000		/* ...doubling up to */
 
 enum fwd_kind {
 	FWD_MESH = 0,		/* from a relay: into the local appliance */
@@ -175,6 +177,7 @@ struct fwd {
 	long long		 splice_retry_ms; /* no pipe: copy until */
 	uint64_t		 link;		/* a mesh link's stream: its */
 	uint32_t		 sid;		/* ...link and id (0: none) */
+	int			 adopt_ms;	/* next hand-over try in */
 	TAILQ_ENTRY(fwd)	 entry;
 };
 TAILQ_HEAD(fwd_list, fwd);
@@ -211,6 +214,7 @@ struct fwd_ctx {
 	uint64_t		 bytes;
 	uint64_t		 spliced;	/* forwards that spliced */
 	uint64_t		 adopted;	/* ...handed to their link */
+	uint64_t		 adopted_later;	/* ...of them, on a later try */
 	size_t			 splicing;	/* of them, spliced now */
 	uint64_t		 splice_bytes;
 	uint64_t		 splice_refused;
@@ -370,11 +374,12 @@ fwd_drop(struct fwd *f, const char *why)
 static void	fwd_refuse(struct fwd *, const char *);
 
 static void	fwd_connect_failed(struct fwd *, const char *);
+static void	fwd_adopt_retry(struct fwd *);
 
 /*
  * The one timer: parked too long, idle too long, a far side that does
- * not connect (or finish its TLS handshake) in time, or flushed too
- * long.
+ * not connect (or finish its TLS handshake) in time, flushed too long;
+ * open, a mesh link's stream to try handing over again.
  */
 static void
 fwd_deadline_cb(evutil_socket_t fd, short ev, void *arg)
@@ -383,6 +388,8 @@ fwd_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (f->state == FWD_PARKED)
 		fwd_refuse(f, f->why);
+	else if (f->state == FWD_OPEN && f->connected)
+		fwd_adopt_retry(f);
 	else if (f->state == FWD_OPEN && !f->connected)
 		fwd_connect_failed(f, "connect timed out");
 	else
@@ -1217,59 +1224,108 @@ fwd_splice_start(struct fwd *f)
  * A mesh link's stream whose far side has answered: the link takes the
  * appliance's socket and moves the stream's bytes itself (mux_adopt),
  * with no socketpair, splice or forward between; this forward goes.
- * Only with nothing queued for either socket (a bufferevent's output
- * cannot be taken from; the stream's is the socketpair); what the
- * stream sent that the forward has not passed on (read dry now) goes
- * first.  0 if handed over; else the forward goes on, those bytes
- * queued for the appliance.
+ * Only with nothing queued for either socket or held in a pipe (a
+ * bufferevent's output cannot be taken from; the stream's is the
+ * socketpair); what the stream sent that the forward has not passed on
+ * (read dry now) goes first.  Copying or spliced alike, so a stream busy
+ * at its answer is handed over once it is not (fwd_adopt_later).
+ * MUX_OK if handed over.  Else the forward goes on, those bytes queued
+ * for the appliance: MUX_E_BUSY if it may be tried again, another code
+ * if its stream or link is gone (or its EOF came: the forward sees it).
  */
 static int
 fwd_adopt(struct fwd *f)
 {
-	struct evbuffer	*in, *out, *pending;
-	int		 fd, n, rv, dry;
+	struct fwd_splice	*sp = f->sp;
+	struct evbuffer		*pending;
+	int			 spliced = f->splicing, fd, n, rv, dry;
 
 	if (f->sid == 0 || f->state != FWD_OPEN || !f->connected ||
 	    f->first != NULL || f->to_in == 0 || f->in_gone || f->out_gone ||
-	    f->splicing || f->sp != NULL || tls_bev_is_tls(f->out) ||
-	    evbuffer_get_length(bufferevent_get_input(f->out)) > 0 ||
-	    evbuffer_get_length(bufferevent_get_output(f->in)) > 0 ||
-	    evbuffer_get_length(bufferevent_get_output(f->out)) > 0)
-		return (-1);
-	in = bufferevent_get_input(f->in);
-	out = bufferevent_get_output(f->out);
+	    fwd_queued(f, 0) > 0 || fwd_queued(f, 1) > 0 ||
+	    (spliced && (sp->held[0] > 0 || sp->held[1] > 0)) ||
+	    (f->out != NULL && (tls_bev_is_tls(f->out) ||
+	    evbuffer_get_length(bufferevent_get_input(f->out)) > 0)))
+		return (MUX_E_BUSY);
 	if ((pending = evbuffer_new()) == NULL)
-		return (-1);
+		return (MUX_E_BUSY);
 	/* The input's front may go; its end is the bufferevent's alone. */
-	evbuffer_add_buffer(pending, in);
-	while ((n = evbuffer_read(pending, bufferevent_getfd(f->in),
-	    FWD_CHUNK)) > 0)
+	if (f->in != NULL)
+		evbuffer_add_buffer(pending, bufferevent_get_input(f->in));
+	fd = spliced ? sp->fd[0] : bufferevent_getfd(f->in);
+	while ((n = evbuffer_read(pending, fd, FWD_CHUNK)) > 0)
 		;
 	dry = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 	f->to_out += evbuffer_get_length(pending);
 	f->ctx->bytes += evbuffer_get_length(pending);
-	fd = bufferevent_getfd(f->out);
-	/* Its EOF or error came: the forward sees it, as before. */
+	fd = spliced ? sp->fd[1] : bufferevent_getfd(f->out);
 	rv = !dry ? MUX_E_STREAM : mesh_adopt(f->ctx->r->mesh, f->link, f->sid,
 	    fd, pending);
 	if (rv != MUX_OK) {
-		/* Not now (or its EOF came): forwarded as before. */
 		log_debug("forward=%llu %s peer=%s not handed to its link: %s",
 		    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer,
 		    mux_strerror(rv));
-		evbuffer_add_buffer(out, pending);
+		if (evbuffer_get_length(pending) > 0 && spliced) {
+			/* Ahead of the pipes' next bytes: by the copy path. */
+			fwd_unsplice(f);
+			evbuffer_add_buffer(bufferevent_get_output(f->out),
+			    pending);
+			fwd_splice_start(f);
+			if (!f->splicing) {
+				fwd_side_resume(f, f->in);
+				fwd_side_resume(f, f->out);
+			}
+		} else if (evbuffer_get_length(pending) > 0)
+			evbuffer_add_buffer(bufferevent_get_output(f->out),
+			    pending);
 		evbuffer_free(pending);
-		return (-1);
+		return (rv);
 	}
 	evbuffer_free(pending);
+	/* The pipes are empty: they go back, the sockets into bufferevents. */
+	fwd_unsplice(f);
 	/* The socket is the link's: the bufferevent lets it go, unclosed. */
 	fwd_side_stop(f->out);
 	bufferevent_setfd(f->out, -1);
 	f->ctx->adopted++;
-	log_debug("forward=%llu %s peer=%s handed to its link (stream %u)",
-	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, f->sid);
+	if (f->adopt_ms != 0)
+		f->ctx->adopted_later++;
+	log_debug("forward=%llu %s peer=%s handed to its link (stream %u)%s",
+	    (unsigned long long)f->id, fwd_kinds[f->kind], f->peer, f->sid,
+	    f->adopt_ms != 0 ? " on a later try" : "");
 	fwd_drop(f, "handed to the mesh link");
-	return (0);
+	return (MUX_OK);
+}
+
+/*
+ * A stream the appliance has answered but not handed over (bytes were
+ * queued either way, or held for credit): try again in a while, the
+ * wait doubling while it stays busy.  The forward's one timer is free
+ * once it is open and connected.
+ */
+static void
+fwd_adopt_later(struct fwd *f)
+{
+	struct timeval	tv;
+
+	if (f->sid == 0 || f->first != NULL || f->to_in == 0 ||
+	    evtimer_pending(f->deadline, NULL))
+		return;
+	if (f->adopt_ms == 0)
+		f->adopt_ms = FWD_ADOPT_MS;
+	xtime_tv(f->adopt_ms, &tv);
+	evtimer_add(f->deadline, &tv);
+}
+
+/* The hand-over's timer: once more, unless its stream or link is gone. */
+static void
+fwd_adopt_retry(struct fwd *f)
+{
+	if (fwd_adopt(f) != MUX_E_BUSY)
+		return;
+	f->adopt_ms = f->adopt_ms >= FWD_ADOPT_MAX_MS / 2 ? FWD_ADOPT_MAX_MS :
+	    f->adopt_ms * 2;
+	fwd_adopt_later(f);
 }
 
 /* Copy what one side has to the other, pausing at the high mark. */
@@ -1280,6 +1336,7 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 	struct bufferevent	*dst = bev == f->in ? f->out : f->in;
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	size_t			 n = evbuffer_get_length(in);
+	int			 rv;
 
 	if (f->state == FWD_WAITING) {
 		fwd_authed(f);
@@ -1325,8 +1382,10 @@ fwd_readcb(struct bufferevent *bev, void *arg)
 		bufferevent_disable(bev, EV_READ);
 		bufferevent_setwatermark(dst, EV_WRITE, FWD_HIGH / 2, FWD_HIGH);
 	}
-	if (fwd_adopt(f) == 0)
+	if ((rv = fwd_adopt(f)) == MUX_OK)
 		return;
+	if (rv == MUX_E_BUSY)
+		fwd_adopt_later(f);
 	fwd_splice_start(f);
 }
 
@@ -1810,7 +1869,7 @@ fwd_json(const struct fwd_ctx *ctx)
 
 	a = fwd_vmomi_agent(ctx, &source);
 	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
-	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "active", (json_int_t)ctx->nlive[FWD_MESH],
 	    "total", (json_int_t)ctx->total[FWD_MESH],
 	    "agent_active", (json_int_t)ctx->nlive[FWD_AGENT],
@@ -1830,6 +1889,7 @@ fwd_json(const struct fwd_ctx *ctx)
 	    "bytes", (json_int_t)ctx->bytes,
 	    "spliced", (json_int_t)ctx->spliced,
 	    "adopted", (json_int_t)ctx->adopted,
+	    "adopted_later", (json_int_t)ctx->adopted_later,
 	    "splicing", (json_int_t)ctx->splicing,
 	    "spliced_bytes", (json_int_t)ctx->splice_bytes,
 	    "splice_refused", (json_int_t)ctx->splice_refused));

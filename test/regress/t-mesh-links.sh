@@ -13,7 +13,9 @@
 #   - a peer that does not speak mesh links (an appliance endpoint
 #     taking legs itself): legs go a connection each, and flow;
 #   - a peer that sends a broken link: only that link ends, with the
-#     reason, and the relay serves on.
+#     reason, and the relay serves on;
+#   - a stream busy when its appliance first answers is spliced, and
+#     handed over to the link once nothing waits either way.
 . ./lib.sh
 
 mint_certs
@@ -148,4 +150,114 @@ check "C says why" wait_for 5 grep -q \
 # Without TLS a relay sends a connection per leg unless told otherwise.
 [ "$(st C mesh.mode)" = per-session ] || fail "C's mode: $(st C mesh)"
 check "sessions still flow" traffic A 8 --sessions 4 --bytes 64K >/dev/null
+
+# 5. A stream busy when the appliance first answers (the stream's bytes
+# queued at D for an appliance that has not read them) is not
+# handed over then: it is spliced, and handed over on a later try, once
+# nothing waits either way.  Its bytes arrive whole and in order, and it
+# carries bytes both ways after.  The peer relay and the appliance are
+# this script: it decides when each speaks.
+"$BINDIR/vrelay" run --host D --mesh-listen "tcp://127.0.0.1:$((BASE + 5))" \
+    --appliance-host D --appliance "tcp://127.0.0.1:$((BASE + 6))" \
+    --status "$T/relayD.sock" 2>>"$T/relayD.log" &
+PIDS="$PIDS $!"
+wait_sock "$T/relayD.sock"
+python3 - "$((BASE + 5))" "$((BASE + 6))" "$T/relayD.sock" \
+    <<'PY' || fail "a busy stream through D: see above"
+import json, os, socket, struct, subprocess, sys, time
+mesh, app, stsock = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+W = 512 * 1024				# MUX_WINDOW: sent without credit back
+MAX = 16 << 20
+blob = (bytes(range(251)) * (MAX // 251 + 1))[:MAX]
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+# A small receive buffer (the accepted socket's): D's writes queue.
+l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+l.bind(("127.0.0.1", app))
+l.listen(1)
+l.settimeout(20)
+def hdr(t, sid, arg):
+    return struct.pack(">BBHII", t, 0, 0, sid, arg)
+def exact(c, n):
+    b = b""
+    while len(b) < n:
+        x = c.recv(n - len(b))
+        if not x:
+            sys.exit("closed after %d of %d bytes" % (len(b), n))
+        b += x
+    return b
+def status():
+    return json.loads(subprocess.check_output([os.environ["BINDIR"] +
+        "/vrelay", "status", "--status", stsock, "--json"]))["forwards"]
+credit = 0
+def frame(want):
+    global credit
+    while True:
+        t, fl, rs, sid, arg = struct.unpack(">BBHII", exact(s, 12))
+        if t == 6:
+            s.sendall(hdr(7, 0, arg))	# PING: PONG
+        elif t == 3 and sid == 1:
+            credit += arg
+            if want == 3:
+                return arg
+        elif t == want and sid == 1:
+            return arg
+        else:
+            sys.exit("frame %d on stream %d, waiting for %d" % (t, sid,
+                want))
+s = socket.create_connection(("127.0.0.1", mesh), timeout=20)
+s.sendall(b"VRMX" + struct.pack(">I", 1) + hdr(1, 1, 0))
+if exact(s, 8) != b"VRMX" + struct.pack(">I", 1):
+    sys.exit("no preamble")
+# Send while D gives credit back, until it stops: the appliance, which
+# reads nothing yet, has as much as D queues for it.
+sent, credit = 0, W
+s.settimeout(0.5)
+while sent < MAX:
+    if credit == 0:
+        try:
+            frame(3)
+        except socket.timeout:
+            break
+        continue
+    n = min(credit, 65536)
+    s.sendall(hdr(2, 1, n) + blob[sent:sent + n])
+    sent += n
+    credit -= n
+s.settimeout(20)
+if sent == MAX:
+    sys.exit("D took %d bytes for an appliance that reads none" % sent)
+a, _ = l.accept()
+a.settimeout(20)
+a.sendall(b"!")				# the answer
+if exact(a, sent) != blob[:sent]:
+    sys.exit("the appliance got other bytes than the stream's")
+if frame(2) != 1 or exact(s, 1) != b"!":
+    sys.exit("no answer")
+# Tries at 100, 200, 400 ms...: handed over within a second or two.
+for i in range(50):
+    f = status()
+    if f["adopted"] == 1:
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("never handed over: %s" % f)
+# Spliced first: not handed over at the answer.
+if (f["spliced"] != 1 or f["adopted_later"] != 1 or f["splicing"] != 0 or
+    f["active"] != 0):
+    sys.exit("not handed over on a later try: %s" % f)
+# Through the link's own reads and writes now, both ways, then FINs.
+s.sendall(hdr(2, 1, 4) + b"ping")
+if exact(a, 4) != b"ping":
+    sys.exit("the appliance did not get ping")
+a.sendall(b"pong")
+n = frame(2)
+if exact(s, n) != b"pong":
+    sys.exit("no pong")
+s.sendall(hdr(4, 1, 0))
+if a.recv(1) != b"":
+    sys.exit("the appliance did not see the stream's FIN")
+a.close()
+frame(4)
+PY
 exit 0
