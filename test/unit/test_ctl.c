@@ -34,6 +34,25 @@
 #include "ctl.h"
 #include "xmalloc.h"
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND	0
+#endif
+
+/* Waits of N (s or ms) that are not measured: under valgrind, 20 N. */
+#define SLOW(n)		(RUNNING_ON_VALGRIND ? (n) * 20 : (n))
+
+/* A hung test (a watch that never ends) fails the run, not hang it. */
+static void
+deadline(unsigned int secs)
+{
+	alarm(SLOW(secs));
+}
+
 #define TICK_MS		20
 #define FLOOD_EVENTS	400
 #define FLOOD_PAD	8192
@@ -221,7 +240,7 @@ daemon_main(const char *path, int ready)
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGALRM, SIG_DFL);
-	alarm(60);
+	deadline(60);
 	signal(SIGPIPE, SIG_IGN);
 	umask(0);	/* ctl_open must not depend on the caller's umask */
 
@@ -340,7 +359,7 @@ setup_dir(void **state)
 		return (-1);
 	snprintf(s->path, sizeof(s->path), "%s/status.sock", s->dir);
 	*state = live = s;
-	alarm(30);	/* a hung watch fails the run instead of hanging it */
+	deadline(30);
 	return (0);
 }
 
@@ -487,7 +506,7 @@ request(const char *path, const char *name)
 	json_t	*req, *resp = NULL;
 
 	req = json_pack("{s:s}", "cmd", name);
-	assert_int_equal(ctl_request(path, req, 5000, &resp), CTL_OK);
+	assert_int_equal(ctl_request(path, req, SLOW(5000), &resp), CTL_OK);
 	json_decref(req);
 	assert_non_null(resp);
 	return (resp);
@@ -1088,7 +1107,7 @@ fake_start(struct srv *s, int lfd, const char *reply, size_t len,
 		return;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGALRM, SIG_DFL);
-	alarm(30);
+	deadline(30);
 	if ((fd = accept(lfd, NULL, NULL)) == -1)
 		_exit(1);
 	if (read(fd, buf, sizeof(buf)) <= 0)
@@ -1234,7 +1253,7 @@ test_peercred(void **state)
 		struct timeval		tv = { 5, 0 };
 
 		signal(SIGALRM, SIG_DFL);
-		alarm(10);
+		deadline(10);
 		if (setgid(65534) == -1 || setuid(65534) == -1)
 			_exit(2);
 		memset(&sun, 0, sizeof(sun));
