@@ -85,7 +85,12 @@ cl_net_ns() {
 	[ "${VRELAY_NETNS:-1}" != 0 ] && [ "$(id -u)" = 0 ] &&
 	    command -v ip >/dev/null || return 1
 	CL_BR="vrb$$"
-	ip link add "$CL_BR" type bridge 2>/dev/null || { CL_BR=; return 1; }
+	# Our hosts' traffic is none of the machine's firewall's business:
+	# with br_netfilter loaded, every bridged packet would also walk
+	# iptables (~5 % of a relay's CPU in a move).
+	ip link add "$CL_BR" type bridge nf_call_iptables 0 \
+	    nf_call_ip6tables 0 nf_call_arptables 0 2>/dev/null ||
+	    ip link add "$CL_BR" type bridge 2>/dev/null || { CL_BR=; return 1; }
 	ip addr add "10.213.$id.1/24" dev "$CL_BR" &&
 	    ip link set "$CL_BR" up || return 1
 	for i in $(seq 1 "$HOSTS"); do
