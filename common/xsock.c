@@ -1062,14 +1062,21 @@ static void
 xsock_chan_update(struct xsock *x)
 {
 	int	r = x->reading && !x->stopped;
-	int	tmo = r && x->has_tmo;
+	int	tmo = r && x->has_tmo, was;
 
 	if (r != x->r_added || tmo != x->r_tmo) {
+		/*
+		 * An activation pending (added, or not known: a new timeout)
+		 * goes with the event: made again, as a socket's level would.
+		 */
+		was = x->r_added != 0;
 		event_del(x->rev);
 		if (tmo && event_add(x->rev, &x->tmo) == -1)
 			abort();
 		x->r_added = r;
 		x->r_tmo = tmo;
+		if (was)
+			xsock_chan_kick_r(x);
 	}
 	if (xsock_chan_waits(x) && x->wev == NULL) {
 		if ((x->wev = event_new(x->base, -1, 0, xsock_chan_wcb, x)) ==

@@ -1271,7 +1271,8 @@ fwd_adopt(struct fwd *f)
 			evbuffer_add_buffer(bufferevent_get_output(f->out),
 			    pending);
 			fwd_splice_start(f);
-			if (!f->splicing) {
+			/* Not if that write ended it (then it is closing). */
+			if (f->state == FWD_OPEN && !f->splicing) {
 				fwd_side_resume(f, f->in);
 				fwd_side_resume(f, f->out);
 			}

@@ -712,6 +712,43 @@ test_chan_ping_pong(void **state)
 }
 
 /*
+ * A read timeout set while a READABLE is on its way (the bytes came with
+ * reads off, then reads went on) does not lose it, with no timeout or
+ * one far off: a socket would stay readable.
+ */
+static void
+test_chan_timeout_set(void **state)
+{
+	struct end		 d, a;
+	struct chn		 c;
+	struct timeval		 tv = { 2, 0 };
+	const struct timeval	*tvs[2] = { NULL, &tv };
+	char			 buf[8];
+	int			 i;
+
+	pair(&d, &a);
+	chn_open(&d, &c);
+	chn_write(&c, "x", 1);
+	spin_until(&a.nacc);
+	read_n(a.acc[0], buf, 1);
+	for (i = 0; i < 2; i++) {
+		xsock_read_enable(c.x, 0);
+		write_n(a.acc[0], "hello", 5);
+		spin_for(50);
+		assert_int_equal(evbuffer_get_length(c.in), 0);
+		xsock_read_enable(c.x, 1);
+		xsock_set_timeout(c.x, tvs[i]);
+		spin_for(300);		/* long before the timer */
+		assert_int_equal(evbuffer_get_length(c.in), 5);
+		evbuffer_drain(c.in, 5);
+	}
+	assert_int_equal(c.timeouts, 0);
+	chn_close(&c);
+	close(a.acc[0]);
+	unpair(&d, &a);
+}
+
+/*
  * 16 MiB each way through a reader that stops: the window holds the
  * writer back (a channel queues what its credit does not cover and says
  * XSOCK_WRITTEN as it goes), and every byte arrives once, in order.
@@ -1103,6 +1140,7 @@ main(void)
 		cmocka_unit_test(test_chan_streams),
 		cmocka_unit_test(test_chan_close),
 		cmocka_unit_test(test_chan_ping_pong),
+		cmocka_unit_test(test_chan_timeout_set),
 		cmocka_unit_test(test_chan_bulk),
 		cmocka_unit_test(test_chan_write_ref),
 		cmocka_unit_test(test_adopt),
