@@ -101,10 +101,11 @@ appliance_status(json_t *req, void *arg, const char **err)
 	    "accepted", (json_int_t)a->vmomi_accepted,
 	    "refused", (json_int_t)a->d.refused,
 	    "sessions", daemon_ctx_summary(a->d.clients));
-	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:b, s:o, s:{s:I, "
-	    "s:I, s:I}, s:o, s:o, s:o}",
+	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:s, s:b, s:o, "
+	    "s:{s:I, s:I, s:I}, s:o, s:o, s:o}",
 	    "daemon", "vappliance", "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - a->d.started_ms),
+	    "process", daemon_process_json(),
 	    "listen", l, "vsock", daemon_vsock_json(),
 	    "backend", xaddr_str(a->backend),
 	    "proxy_v2", a->conf.proxy_v2,

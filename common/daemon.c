@@ -1,6 +1,7 @@
 /*
  * daemon.c -- the loop-side plumbing vrelay and vappliance share.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -421,6 +422,35 @@ daemon_vsock_json(void)
 		return (json_null());
 	return (json_pack("{s:s, s:I}", "dir", xaddr_vsock_dir(), "cid",
 	    (json_int_t)xaddr_vsock_cid()));
+}
+
+/*
+ * This process's CPU time (user, system, ms) and resident memory (KiB,
+ * from /proc: null where there is none), to read a daemon's cost per
+ * byte or per session while it runs.
+ */
+json_t *
+daemon_process_json(void)
+{
+	struct rusage	 ru;
+	json_t		*rss = json_null();
+	FILE		*fp;
+	unsigned long	 size, res;
+
+	if (getrusage(RUSAGE_SELF, &ru) == -1)
+		memset(&ru, 0, sizeof(ru));
+	if ((fp = fopen("/proc/self/statm", "r")) != NULL) {
+		if (fscanf(fp, "%lu %lu", &size, &res) == 2)
+			rss = json_integer((json_int_t)res *
+			    (sysconf(_SC_PAGESIZE) / 1024));
+		fclose(fp);
+	}
+	return (json_pack("{s:I, s:I, s:o}",
+	    "cpu_user_ms", (json_int_t)ru.ru_utime.tv_sec * 1000 +
+	    ru.ru_utime.tv_usec / 1000,
+	    "cpu_sys_ms", (json_int_t)ru.ru_stime.tv_sec * 1000 +
+	    ru.ru_stime.tv_usec / 1000,
+	    "rss_kib", rss));
 }
 
 /*

@@ -150,11 +150,12 @@ guest_status(json_t *req, void *arg, const char **err)
 	for (i = 0; i < g->nlisten; i++)
 		json_array_append_new(l,
 		    json_string(xaddr_str(g->listen_a[i])));
-	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:s, s:o, s:o, s:I, "
+	return (json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:o, s:o, s:I, "
 	    "s:I, s:I, s:s, s:o}",
 	    "daemon", "vguest", "name", g->conf.name,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - g->d.started_ms),
+	    "process", daemon_process_json(),
 	    "listen", l, "relay", xaddr_str(g->relay),
 	    "vsock", daemon_vsock_json(),
 	    "sessions", daemon_sess_summary(&g->d),

@@ -45,9 +45,10 @@ control_status(json_t *req, void *arg, const char **err)
 {
 	struct locator	*l = arg;
 
-	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return (json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "daemon", "vlocator", "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - l->d.started_ms),
+	    "process", daemon_process_json(),
 	    "vsphere", watch_json(l->watch),
 	    "target", publish_json(l),
 	    "relays", registry_summary(l->reg),

@@ -59,11 +59,12 @@ control_status(json_t *req, void *arg, const char **err)
 	    (json_int_t)r->accepted));
 	json_object_set_new(sess, "refused", json_integer(
 	    (json_int_t)r->d.refused));
-	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
+	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
 	    "s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
 	    "daemon", "vrelay", "host", r->conf.host,
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(xtime_mono_ms() - r->d.started_ms),
+	    "process", daemon_process_json(),
 	    "guest_listen", control_addrs(r->guest_a, r->nguest),
 	    "agent_listen", control_addrs(r->agent_a, r->nagent),
 	    "vspc_listen", control_addrs(r->vspc_a, r->nvspc),

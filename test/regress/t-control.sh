@@ -14,6 +14,14 @@ WP=$!
 PIDS="$PIDS $WP"
 sleep 0.2
 check "traffic" traffic A 5 --sessions 3 --bytes 10K
+# The process's own cost: CPU spent moving those bytes, memory resident.
+for d in relayA relayB app; do
+	p=$("$BINDIR/vrelay" status --status "$T/$d.sock" --json)
+	[ "$(echo "$p" | json_get process.rss_kib)" -gt 1000 ] &&
+	    [ $(($(echo "$p" | json_get process.cpu_user_ms) +
+	    $(echo "$p" | json_get process.cpu_sys_ms))) -gt 0 ] ||
+	    fail "$d: process $(echo "$p" | json_get process)"
+done
 out=$("$BINDIR/vrelay" set-target $S --arg epoch:=7 --arg appliance_host=C)
 echo "$out" | grep -q 'epoch' || fail "set-target: $out"
 "$BINDIR/vrelay" set-target $S --arg epoch:=5 --arg appliance_host=B \
