@@ -439,8 +439,12 @@ fwd_close(struct fwd *f, const char *reason)
 	/* The pipes' bytes go to the output buffers flushed below. */
 	fwd_unsplice(f);
 	fwd_closing(f, reason);
-	if (!f->connected)
+	if (!f->connected) {
+		/* A far side still connecting is given up: nothing went. */
+		fwd_release(f->ctx, f->out);
+		f->out = NULL;
 		f->out_gone = 1;
+	}
 	if (!f->in_gone) {
 		bufferevent_setwatermark(f->in, EV_WRITE, 0, 0);
 		bufferevent_enable(f->in, EV_READ | EV_WRITE);
@@ -1484,7 +1488,7 @@ fwd_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_CONNECTED) {
-		if (!fwd_abandoned(f))
+		if (f->state == FWD_OPEN && !fwd_abandoned(f))
 			fwd_connected(f);
 		return;
 	}
@@ -1787,6 +1791,54 @@ fwd_try_hint(struct fwd *f, const char *failed)
 }
 
 /*
+ * A walk of the live forwards goes on at NEXT, or from the start if a
+ * forward opened meanwhile dropped NEXT (a far side that connected at
+ * once wakes the legs parked for it, and one of them may have gone):
+ * NEXT is then on the dead list.  Each start again follows a drop, so
+ * the walk ends; the forwards seen already are in a state it skips.
+ */
+static struct fwd *
+fwd_walk_on(struct fwd_ctx *ctx, struct fwd *next)
+{
+	if (next != NULL && next->state == FWD_DEAD)
+		return (TAILQ_FIRST(&ctx->live));
+	return (next);
+}
+
+/* The target moved: what forward F does (fwd_retarget). */
+static void
+fwd_retarget_one(struct fwd_ctx *ctx, struct fwd *f)
+{
+	const struct xaddr	*a;
+	const char		*why, *host;
+
+	/*
+	 * Still nowhere to go: stay parked until the deadline, so a relay
+	 * in front (moved by the same push) can reroute the leg before an
+	 * ERROR from here reaches the session end.
+	 */
+	if (f->state == FWD_PARKED) {
+		fwd_open(f);
+		return;
+	}
+	if (f->state != FWD_OPEN)
+		return;
+	a = fwd_route(ctx, f->kind, &why, &host);
+	if (a != NULL && strcmp(xaddr_str(a), f->dest) == 0)
+		return;
+	/* Sent where a live hint says: still right until it is not. */
+	if (f->hinted && (a = target_route_hint(ctx->r->target, &why,
+	    &host)) != NULL && strcmp(xaddr_str(a), f->dest) == 0)
+		return;
+	ctx->moved++;
+	if (f->first != NULL && f->to_in == 0) {
+		fwd_reroute(f);
+		return;
+	}
+	fwd_close(f, "target moved");
+}
+
+/*
  * The target moved: a forward whose far side is no longer where its
  * kind should go is closed, so its session end resumes at the new
  * place at once instead of waiting for the move's reset to reach it.
@@ -1794,35 +1846,12 @@ fwd_try_hint(struct fwd *f, const char *failed)
 void
 fwd_retarget(struct fwd_ctx *ctx)
 {
-	struct fwd		*f, *next;
-	const struct xaddr	*a;
-	const char		*why, *host;
+	struct fwd	*f, *next;
 
-	TAILQ_FOREACH_SAFE(f, &ctx->live, entry, next) {
-		/*
-		 * Still nowhere to go: stay parked until the deadline, so a
-		 * relay in front (moved by the same push) can reroute the leg
-		 * before an ERROR from here reaches the session end.
-		 */
-		if (f->state == FWD_PARKED) {
-			fwd_open(f);
-			continue;
-		}
-		if (f->state != FWD_OPEN)
-			continue;
-		a = fwd_route(ctx, f->kind, &why, &host);
-		if (a != NULL && strcmp(xaddr_str(a), f->dest) == 0)
-			continue;
-		/* Sent where a live hint says: still right until it is not. */
-		if (f->hinted && (a = target_route_hint(ctx->r->target, &why,
-		    &host)) != NULL && strcmp(xaddr_str(a), f->dest) == 0)
-			continue;
-		ctx->moved++;
-		if (f->first != NULL && f->to_in == 0) {
-			fwd_reroute(f);
-			continue;
-		}
-		fwd_close(f, "target moved");
+	for (f = TAILQ_FIRST(&ctx->live); f != NULL; f = next) {
+		next = TAILQ_NEXT(f, entry);
+		fwd_retarget_one(ctx, f);
+		next = fwd_walk_on(ctx, next);
 	}
 	/* Mesh streams handed to their links go as their forwards do. */
 	if (target_local_appliance(ctx->r->target) == NULL)
@@ -1852,12 +1881,13 @@ fwd_wake_to(struct fwd_ctx *ctx, const char *dest)
 
 	if (ctx->nparked == 0)
 		return;
-	TAILQ_FOREACH_SAFE(f, &ctx->live, entry, next) {
-		if (f->state != FWD_PARKED)
-			continue;
-		if (dest == NULL || ((a = fwd_route(ctx, f->kind, &why,
-		    &host)) != NULL && strcmp(xaddr_str(a), dest) == 0))
+	for (f = TAILQ_FIRST(&ctx->live); f != NULL; f = next) {
+		next = TAILQ_NEXT(f, entry);
+		if (f->state == FWD_PARKED && (dest == NULL ||
+		    ((a = fwd_route(ctx, f->kind, &why, &host)) != NULL &&
+		    strcmp(xaddr_str(a), dest) == 0)))
 			fwd_open(f);
+		next = fwd_walk_on(ctx, next);
 	}
 }
 

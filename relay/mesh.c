@@ -318,7 +318,7 @@ mesh_redial_cb(evutil_socket_t fd, short ev, void *arg)
 		snprintf(why, sizeof(why), "no answer in %lld ms",
 		    l->ms->r->conf.sess.handshake_ms);
 		mesh_closed_cb(l->mux, why, l);
-	} else if (l->state == MESH_DOWN &&
+	} else if (l->state == MESH_DOWN && xtime_mono_ms() >= l->nomux_until &&
 	    xtime_mono_ms() - l->asked_ms < MESH_WANTED_MS) {
 		l->ms->redials++;
 		mesh_dial(l);
@@ -342,6 +342,10 @@ mesh_closed_cb(struct mux *m, const char *why, void *arg)
 		mesh_close(l, why);
 		return;
 	}
+	if (l->state == MESH_GONE)
+		return;		/* closed idle: the reaper's now */
+	/* The handshake's deadline, if dialling: the backoff's below. */
+	evtimer_del(l->redial_ev);
 	lost = l->state == MESH_UP;
 	if (lost) {
 		l->ms->lost++;

@@ -118,6 +118,7 @@ wait_sock "$T/appP.sock"
 "$BINDIR/vrelay" run --host A2 --guest-listen vsock://any:2001 \
     --vsock-dir "$T/A" --appliance-host C --appliance vsock://3:1024 \
     --peer "C=tcp://127.0.0.1:$((BASE + 3))" --mesh-links shared \
+    --handshake-timeout 300ms \
     --status "$T/relayA2.sock" 2>>"$T/relayA2.log" &
 PIDS="$PIDS $!"
 wait_sock "$T/relayA2.sock"
@@ -126,6 +127,15 @@ wait_sock "$T/relayA2.sock"
     2>&1 || fail "sessions to a peer without mesh links: $(cat "$T/old.json")"
 grep -q "does not speak mesh links" "$T/relayA2.log" ||
     fail "A2 did not fall back: $(tail -5 "$T/relayA2.log")"
+# ...for good: no dial again when the first dial's handshake deadline
+# (300 ms) comes, while sessions still want legs to C.
+sleep 0.5
+"$BINDIR/vtraffic" run --connect vsock://2:2001 --vsock-dir "$T/A" \
+    --vsock-cid 7 --sessions 4 --bytes 64K --timeout 30 >"$T/old.json" \
+    2>&1 || fail "more sessions to a peer without mesh links"
+[ "$("$BINDIR/vrelay" status --status "$T/relayA2.sock" --json |
+    json_get mesh.dialled)" = 1 ] || fail "A2 dialled its link again: \
+$("$BINDIR/vrelay" status --status "$T/relayA2.sock" --json | json_get mesh)"
 
 # 4. A broken link into a plaintext relay: that link ends, with why.
 "$BINDIR/vrelay" run --host C --mesh-listen "tcp://127.0.0.1:$((BASE + 4))" \
