@@ -27,6 +27,7 @@
  * to its session by id only (the session may be gone first).
  */
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -476,14 +477,31 @@ serial_vm_motion_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
-/* The retiring conn's last bytes had their time: the new conn goes on. */
+/*
+ * The retiring conn's last bytes had their time: the new conn goes on.
+ * Not while the backend holds them back (its output at the mark, or
+ * bytes on the conn not yet passed on): they have reached us, and their
+ * session has acknowledged them; its time starts again.
+ */
 static void
 serial_vm_retire_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct serial_vm	*vm = arg;
+	struct serial_conn	*c = vm->retiring;
+	int			 unread = 0;
 
-	if (vm->retiring != NULL)
-		serial_conn_close(vm->retiring, "replaced after vMotion");
+	if (c == NULL)
+		return;
+	if (ioctl(bufferevent_getfd(c->bev), FIONREAD, &unread) == -1)
+		unread = 0;
+	if ((vm->backend != NULL && evbuffer_get_length(
+	    bufferevent_get_output(vm->backend)) >= SERIAL_HIGH) ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+	    unread > 0) {
+		serial_vm_timer(vm->retire_ev, SERIAL_RETIRE_MS);
+		return;
+	}
+	serial_conn_close(c, "replaced after vMotion");
 }
 
 /* No VM side came back within the hold time. */

@@ -14,7 +14,9 @@
 #  - a VM that reconnects and then moves within the 2 s its first
 #    connection retires: that one is closed at COMPLETE, nothing lost;
 #    one whose two connections both end: held for --serial-hold, then
-#    its backend connection closed.
+#    its backend connection closed; one replaced while its backend reads
+#    nothing for longer than those 2 s: the first one's bytes still
+#    arrive, first.
 . ./lib.sh
 
 BP=$((BASE + 10))
@@ -45,6 +47,8 @@ grep -q "vMotion complete: now session=" "$T/app.log" ||
 check "a VM replaced, then moved at once" esx replaced-vmotion --bytes 256K
 check "a VM replaced, then both ended: held, then closed" \
     esx replaced-ends --bytes 128K --hold 2
+check "a VM replaced while its backend reads nothing: nothing lost" \
+    esx replaced-slow --bytes 16M --rate 64M
 check "aborted vMotion" esx abort --bytes 512K
 [ "$(app aborted)" -ge 1 ] || fail "the vSPC counted no aborted vMotion"
 check "wrong cookie refused" esx wrong-cookie --bytes 512K

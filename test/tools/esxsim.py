@@ -710,6 +710,8 @@ class BackendConn:
         self.rx = bytearray()
         self.tx_off = 0
         self.eof = False
+        self.reading = asyncio.Event()  # cleared: the backend reads none
+        self.reading.set()
 
     async def run(self):
         try:
@@ -751,6 +753,7 @@ class BackendConn:
             sender = asyncio.ensure_future(self._send(vm))
         try:
             while True:
+                await self.reading.wait()
                 b = await self.reader.read(65536)
                 if not b:
                     break
@@ -1238,11 +1241,40 @@ async def sc_replaced_ends(sim, res):
                    % (len(brx), len(vm.tx), first_diff(brx, vm.tx)))
 
 
+async def sc_replaced_slow(sim, res):
+    """A VM reconnects while its backend reads nothing: the first
+    connection's last bytes (acknowledged to the VM side: they reached
+    the vSPC) wait behind the backend past the 2 s a retiring connection
+    gets.  They are its bytes still, not dropped: when the backend reads
+    again they arrive, then the second connection's, once, in order (a
+    vSPC that closed the first at 2 s lost them)."""
+    o = sim.opts
+    vm = sim.new_vm("slowbe")
+    first = sim.conn(vm, "first")
+    second = sim.conn(vm, "second")
+    vm.rx_conns = [first, second]
+    await first.establish()
+    try:
+        await asyncio.wait_for(vm.backend_ready.wait(), 5.0)
+    except asyncio.TimeoutError:
+        raise Fail("no backend connection")
+    vm.backend.reading.clear()
+    await vm.send_until(first, vm.n // 2, o)
+    await second.establish()
+    await asyncio.sleep(3.0)        # the first retires for 2 s
+    vm.backend.reading.set()
+    await vm.send_until(second, vm.n, o)
+    await sim.finish([vm], sim.remaining())
+    await first.close()
+    await second.close()
+
+
 SCENARIOS = {"normal": sc_normal, "vmotion": sc_vmotion, "abort": sc_abort,
              "wrong-cookie": sc_wrong_cookie, "late-peer": sc_late_peer,
              "malformed": sc_malformed,
              "replaced-vmotion": sc_replaced_vmotion,
-             "replaced-ends": sc_replaced_ends}
+             "replaced-ends": sc_replaced_ends,
+             "replaced-slow": sc_replaced_slow}
 
 
 async def run_scenario(name, opts):
