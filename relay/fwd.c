@@ -1795,7 +1795,8 @@ fwd_try_hint(struct fwd *f, const char *failed)
  * forward opened meanwhile dropped NEXT (a far side that connected at
  * once wakes the legs parked for it, and one of them may have gone):
  * NEXT is then on the dead list.  Each start again follows a drop, so
- * the walk ends; the forwards seen already are in a state it skips.
+ * the walk ends; a forward seen again passes (open where it should go,
+ * closing) or, parked, tries once more.
  */
 static struct fwd *
 fwd_walk_on(struct fwd_ctx *ctx, struct fwd *next)
