@@ -522,6 +522,22 @@ chn_read_n(struct chn *c, void *buf, size_t n)
 }
 
 /*
+ * A link between D and A, and C on it, its stream accepted by A (its
+ * socket A's acc[0]) with a first byte read there.
+ */
+static void
+chn_linked(struct end *d, struct end *a, struct chn *c)
+{
+	char	b;
+
+	pair(d, a);
+	chn_open(d, c);
+	chn_write(c, "x", 1);
+	spin_until(&a->nacc);
+	read_n(a->acc[0], &b, 1);
+}
+
+/*
  * Channels carry bytes both ways, half-close either way, and go from
  * both muxes once both ends are done; no descriptor.
  */
@@ -677,11 +693,7 @@ test_chan_ping_pong(void **state)
 	char		 buf[64], want[64];
 	int		 i;
 
-	pair(&d, &a);
-	chn_open(&d, &c);
-	chn_write(&c, "x", 1);
-	spin_until(&a.nacc);
-	read_n(a.acc[0], buf, 1);
+	chn_linked(&d, &a, &c);
 	xsock_set_timeout(c.x, &tv);
 	d0 = frames_out(d.m);
 	a0 = frames_out(a.m);
@@ -723,14 +735,9 @@ test_chan_timeout_set(void **state)
 	struct chn		 c;
 	struct timeval		 tv = { 2, 0 };
 	const struct timeval	*tvs[2] = { NULL, &tv };
-	char			 buf[8];
 	int			 i;
 
-	pair(&d, &a);
-	chn_open(&d, &c);
-	chn_write(&c, "x", 1);
-	spin_until(&a.nacc);
-	read_n(a.acc[0], buf, 1);
+	chn_linked(&d, &a, &c);
 	for (i = 0; i < 2; i++) {
 		xsock_read_enable(c.x, 0);
 		write_n(a.acc[0], "hello", 5);
