@@ -435,12 +435,12 @@ daemon_process_json(void)
 	struct rusage	 ru;
 	json_t		*rss = json_null();
 	FILE		*fp;
-	unsigned long	 size, res;
+	unsigned long	 res;
 
 	if (getrusage(RUSAGE_SELF, &ru) == -1)
 		memset(&ru, 0, sizeof(ru));
 	if ((fp = fopen("/proc/self/statm", "r")) != NULL) {
-		if (fscanf(fp, "%lu %lu", &size, &res) == 2)
+		if (fscanf(fp, "%*u %lu", &res) == 1)
 			rss = json_integer((json_int_t)res *
 			    (sysconf(_SC_PAGESIZE) / 1024));
 		fclose(fp);

@@ -179,6 +179,7 @@ struct bufferevent *daemon_dial_bev(struct daemon *, const struct xaddr *,
 	    enum tls_role, const char *, const char **);
 /* Emulated vSocket {dir, cid} for status, or JSON null (new ref). */
 json_t	*daemon_vsock_json(void);
+/* This process's {cpu_user_ms, cpu_sys_ms, rss_kib} for status. */
 json_t	*daemon_process_json(void);
 /* Listen on an address; an xaddr code, errno set on XADDR_E_SYSTEM. */
 int	daemon_listen_on(struct daemon *, const struct xaddr *,

@@ -312,14 +312,15 @@ static void
 mesh_redial_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct mesh_link	*l = arg;
+	long long		 now = xtime_mono_ms();
 	char			 why[64];
 
 	if (l->state == MESH_CONNECTING) {
 		snprintf(why, sizeof(why), "no answer in %lld ms",
 		    l->ms->r->conf.sess.handshake_ms);
 		mesh_closed_cb(l->mux, why, l);
-	} else if (l->state == MESH_DOWN && xtime_mono_ms() >= l->nomux_until &&
-	    xtime_mono_ms() - l->asked_ms < MESH_WANTED_MS) {
+	} else if (l->state == MESH_DOWN && now >= l->nomux_until &&
+	    now - l->asked_ms < MESH_WANTED_MS) {
 		l->ms->redials++;
 		mesh_dial(l);
 	}
